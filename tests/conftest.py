@@ -1,0 +1,23 @@
+"""Shared pytest configuration.
+
+`--nb-flags "slow gpu"` forwards flags to `nbdev_test`, so flagged notebook cells run too.
+Real-data tests read `UPDATES_LEAK_DATA`; when it is unset, the suite uses the project's shared data folder
+`../shared/data` beside the repository (where CI and the project's machines keep it). A missing file then
+fails the test with the loader's message naming the paths it tried: it is never skipped silently.
+"""
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+def pytest_addoption(parser):
+    parser.addoption('--nb-flags', default='', help='flags passed to nbdev_test --flags, e.g. "slow gpu"')
+
+def pytest_configure(config):
+    if not os.environ.get('UPDATES_LEAK_DATA'):
+        os.environ['UPDATES_LEAK_DATA'] = str(REPO.parent/'shared'/'data')
+
+@pytest.fixture
+def nb_flags(request): return request.config.getoption('--nb-flags')
