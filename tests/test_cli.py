@@ -12,18 +12,14 @@ def test_unknown_command_fails_clearly():
     r = run('nonsense')
     assert r.returncode == 2 and "unknown command 'nonsense'" in r.stderr
 
-def test_demo_writes_results(tmp_path):
+def test_demo_runs_a_real_attack(tmp_path):
     r = run('demo', '--out', str(tmp_path))
-    assert r.returncode == 0, r.stderr
-    assert 'target test accuracy' in r.stdout
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert 'A_LI' in r.stdout and 'heuristic' in r.stdout
     res = json.loads((tmp_path/'demo.json').read_text())
-    rows = {row['quantity']: row['value'] for row in res['rows']}
-    assert rows['target test accuracy'] > 0.8 and rows['oracle queries'] == 200 and rows['max |δ|'] > 0
-    assert (tmp_path/'demo_delta.png').stat().st_size > 1000
+    assert res['accuracy'] >= 0.8 and res['accuracy'] > res['heuristic'] > res['random_guess']
+    assert (tmp_path/'demo.png').stat().st_size > 1000
 
-def test_demo_is_reproducible(tmp_path):
-    a = run('demo', '--out', str(tmp_path/'a'), '--n_train', '500', '--epochs', '1', '--seed', '3')
-    b = run('demo', '--out', str(tmp_path/'b'), '--n_train', '500', '--epochs', '1', '--seed', '3')
-    assert a.returncode == b.returncode == 0
-    strip = lambda p: [r for r in json.loads(p.read_text())['rows'] if r['quantity'] != 'seconds']
-    assert strip(tmp_path/'a'/'demo.json') == strip(tmp_path/'b'/'demo.json')
+def test_subcommand_help():
+    r = run('updates', '--help')
+    assert r.returncode == 0 and '--attack' in r.stdout and '--quick' in r.stdout

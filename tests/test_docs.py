@@ -9,10 +9,12 @@ def test_site_builds_with_pages_and_api(tmp_path):
     assert r.returncode == 0, r.stderr[-3000:]
     site = tmp_path/'site'
     pages = {p.name for p in site.glob('*.html')}
-    for page in ['index.html', 'core.html', 'data.html', 'models.html', 'oracle.html', 'cli.html']: assert page in pages
+    for page in ['index.html', 'core.html', 'data.html', 'models.html', 'oracle.html', 'updates.html', 'updates_li.html', 'updates_lde.html', 'cli.html']:
+        assert page in pages
     oracle = (site/'oracle.html').read_text()
     for api in ['Oracle.query', 'Oracle.update', 'QueryBudgetExceeded']: assert api in oracle
     assert 'load_dataset' in (site/'data.html').read_text()
+    assert 'generate_updates' in (site/'updates.html').read_text() and 'LabelInferenceAttack' in (site/'updates_li.html').read_text()
     assert any((site/'assets').glob('*.png')), 'figures from the notebooks are missing'
 
 def test_readme_is_generated_from_index():

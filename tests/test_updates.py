@@ -1,0 +1,89 @@
+"""Updates-Leak machinery: exact batched updates, the resumable cache, the CLI and its errors."""
+import json, subprocess
+
+import pytest
+import torch
+
+from updates_leak.core import set_seed
+from updates_leak.data import Data
+from updates_leak.models import CifarCNN, MnistCNN, MLP
+from updates_leak.updates import (UpdateConfig, Updates, check_compatible, generate_updates, loop_updates, make_setting,
+                                  sample_updating_sets, stacked_updates, update_seeds)
+
+@pytest.fixture(scope='module')
+def setting(): return make_setting('mnist-embedded', 'quick')
+
+@pytest.mark.parametrize('config', [UpdateConfig(), UpdateConfig(epochs=2, batch_size=16, lr=0.01)])
+@pytest.mark.parametrize('n', [1, 37])
+def test_stacked_equals_loop_mnist_cnn(setting, config, n):
+    set_seed(0); model = MnistCNN()
+    sets, seeds = sample_updating_sets(len(setting.shadow_pool), 6, n, seed=n), update_seeds(6, seed=n)
+    a = stacked_updates(model, setting.shadow_pool, sets, seeds, setting.probe.x, config, device='cpu')
+    b = loop_updates(model, setting.shadow_pool, sets, seeds, setting.probe.x, config, device='cpu')
+    assert (a - b).abs().max() <= 1e-5
+
+def test_stacked_equals_loop_cifar_cnn_and_vmap_fallback():
+    set_seed(0)
+    pool = Data(torch.rand(50, 3, 32, 32), torch.randint(0, 10, (50,)), [str(i) for i in range(10)])
+    probe = torch.rand(7, 3, 32, 32)
+    sets, seeds = sample_updating_sets(50, 4, 20, seed=1), update_seeds(4, seed=1)
+    for model in (CifarCNN(), MLP([3 * 32 * 32, 16, 10])):  # the MLP has no stacked_forward: vmap fallback
+        a = stacked_updates(model, pool, sets, seeds, probe, device='cpu')
+        b = loop_updates(model, pool, sets, seeds, probe, device='cpu')
+        assert (a - b).abs().max() <= 1e-5
+
+def test_implicit_dropout_is_refused():
+    pool = Data(torch.rand(10, 4), torch.randint(0, 2, (10,)), ['a', 'b'])
+    with pytest.raises(ValueError, match='explicit `dropout_masks`'):
+        stacked_updates(MLP([4, 8, 2], dropout=0.5), pool, sample_updating_sets(10, 2, 3), update_seeds(2), torch.rand(3, 4), device='cpu')
+
+def test_parallel_generator_equals_in_process_and_cache_resumes(setting, tmp_path):
+    set_seed(0); model = MnistCNN()
+    sets = sample_updating_sets(len(setting.shadow_pool), 60, 5, seed=2)
+    kw = dict(probe=setting.probe.x, seed=3, chunk=20, device='cpu', progress=False)
+    ref = generate_updates(model, setting.shadow_pool, sets, workers=0, **kw)
+    par = generate_updates(model, setting.shadow_pool, sets, workers=2, cache_dir=tmp_path, **kw)
+    assert torch.equal(ref.after, par.after)
+    chunks = sorted(tmp_path.glob('updates-*/chunk_*.safetensors'))
+    assert len(chunks) == 3
+    chunks[1].unlink()  # an interrupted run: one chunk missing
+    mtimes = {c: c.stat().st_mtime_ns for c in (chunks[0], chunks[2])}
+    resumed = generate_updates(model, setting.shadow_pool, sets, workers=2, cache_dir=tmp_path, **kw)
+    assert torch.equal(resumed.after, ref.after) and chunks[1].exists()
+    assert all(c.stat().st_mtime_ns == t for c, t in mtimes.items()), 'finished chunks must not be recomputed'
+    other = generate_updates(model, setting.shadow_pool, sets, workers=0, cache_dir=tmp_path, **{**kw, 'seed': 4})
+    assert not torch.equal(other.after, ref.after) and len(list(tmp_path.glob('updates-*'))) == 2
+
+def test_bad_updating_sets_and_probes(setting):
+    with pytest.raises(ValueError, match='at least one sample'): sample_updating_sets(100, 3, 0)
+    with pytest.raises(ValueError, match='exceeds the pool'): sample_updating_sets(10, 3, 11)
+    with pytest.raises(ValueError, match='n ≥ 1'):
+        generate_updates(MnistCNN(), setting.shadow_pool, torch.empty(2, 0, dtype=torch.long), setting.probe.x, progress=False)
+    u = Updates(torch.rand(100, 10), torch.rand(4, 100, 10), torch.zeros(4, 1, dtype=torch.long), torch.zeros(4, 1, dtype=torch.long))
+    v = Updates(torch.rand(50, 10), torch.rand(4, 50, 10), u.sets, u.labels)
+    with pytest.raises(ValueError, match='different probing sets'): check_compatible(u, v)
+
+def test_experiments_are_reproducible():
+    from updates_leak.updates import Scale, prepare_experiment
+    from updates_leak.updates_lde import evaluate_label_distribution
+    tiny = Scale(n_train=300, target_pool=300, epochs=1, lr=0.01, n_shadow_updates=40, n_target_updates=10)
+    runs = [prepare_experiment('mnist-embedded', tiny, set_size=5, n_shadow_models=2, seed=7, device='cpu', progress=False) for _ in range(2)]
+    assert torch.equal(runs[0].target_updates.after, runs[1].target_updates.after)
+    assert all(torch.equal(a.after, b.after) for a, b in zip(runs[0].shadow_updates, runs[1].shadow_updates))
+    res = [evaluate_label_distribution(e, n_attack_models=1, device='cpu').to_dict() for e in runs]
+    assert res[0] == res[1]
+
+def test_cli_lde_quick_and_bench(tmp_path):
+    r = subprocess.run(['updates-leak', 'updates', '--attack', 'lde', '--dataset', 'mnist-embedded', '--quick', '--n_attack_models', '1',
+                        '--out', str(tmp_path), '--cache', str(tmp_path/'cache')], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-3000:]
+    res = json.loads((tmp_path/'lde100_mnist-embedded_quick.json').read_text())
+    assert res['kl'][0] < res['kl_random'] and res['command'].startswith('updates-leak updates')
+    assert (tmp_path/'lde100_mnist-embedded_quick.png').exists() and 'KL, authors' in r.stdout
+    b = subprocess.run(['updates-leak', 'bench', 'shadow-updates', '--n_updates', '20', '--set_size', '1'], capture_output=True, text=True)
+    assert b.returncode == 0, b.stderr[-3000:]
+    assert 'ratio' in b.stdout and 'max |δ difference|' in b.stdout
+    diff = float(b.stdout.split('max |δ difference| ')[1].split()[0])
+    assert diff <= 1e-5
+    bad = subprocess.run(['updates-leak', 'updates', '--attack', 'xyz', '--quick', '--dataset', 'mnist-embedded'], capture_output=True, text=True)
+    assert bad.returncode != 0 and 'unknown attack' in bad.stderr
