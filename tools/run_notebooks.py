@@ -9,6 +9,7 @@ import argparse, os, sys, time
 from pathlib import Path
 
 from execnb.shell import CaptureShell
+from fastcore.xtras import working_directory
 
 TST_FLAGS = {'notest', 'slow', 'gpu'}
 
@@ -38,5 +39,6 @@ if __name__ == '__main__':
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     for nb in map(Path, args.notebooks):
         t = time.time()
-        CaptureShell(nb).execute(nb, nb, exc_stop=True, preproc=skipper(set(args.flags.split())))
+        with working_directory(nb.parent.resolve()):  # as nbdev_test runs them: relative paths start at the notebook
+            CaptureShell(nb.name).execute(nb.name, nb.name, exc_stop=True, preproc=skipper(set(args.flags.split())))
         print(f"{nb}: {time.time()-t:.0f} s")
