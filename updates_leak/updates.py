@@ -24,7 +24,7 @@ from .models import CifarCNN, MnistCNN, accuracy, batch_order, fit, load_weights
 __all__ = ['SCALES', 'ARCHITECTURES', 'TRAINER_VERSION', 'UpdateConfig', 'Scale', 'UpdatesSetting', 'make_setting', 'train_model',
            'sample_updating_sets', 'update_seeds', 'loop_updates', 'stacked_updates', 'Updates', 'updates_fingerprint',
            'default_workers', 'generate_updates', 'UpdatesExperiment', 'check_compatible', 'prepare_experiment',
-           'UnitNorm', 'AttackMLP', 'check_delta', 'train_attack', 'bench_shadow_updates']
+           'UnitNorm', 'AttackMLP', 'check_delta', 'DeltaAttack', 'train_attack', 'bench_shadow_updates']
 
 # %% ../nbs/10_updates.ipynb #1b4f15ed
 @dataclass
@@ -369,6 +369,23 @@ def check_delta(model:nn.Module, delta:torch.Tensor):
     if delta.dim() != 2 or delta.shape[1] != model.in_features:
         raise ValueError(f"this attack model reads δ of {model.in_features} values (|probe| × classes); got shape {tuple(delta.shape)}")
     if not torch.isfinite(delta).all(): raise ValueError("δ holds NaN or infinite values")
+
+class DeltaAttack:
+    "Base of the attacks that read δ with an `AttackMLP`; subclasses set `hidden`, `dropouts` and how they train."
+    hidden, dropouts = (), ()
+    def __init__(self, n_features:int, # |probe| × classes
+                 n_classes:int, # classes of the target model
+                 normalize:bool=True, # scale each δ to unit length (see `AttackMLP`)
+                 sign:str='before-after', # δ convention
+                 seed:int=0, # seeds the attack model
+                ):
+        torch.manual_seed(seed)
+        self.model = AttackMLP([n_features, *self.hidden, n_classes], list(self.dropouts), normalize=normalize)
+        self.n_classes, self.sign, self.seed = n_classes, sign, seed
+
+    def infer(self, updates:Updates) -> torch.Tensor:
+        "The attack's answer for each of the observed `updates`."
+        return self.predict(updates.delta(self.sign))
 
 def train_attack(model:nn.Module, # an `AttackMLP`
                  delta:torch.Tensor, # K × features

@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from .core import format_table, seeded_generator
-from .updates import (AttackMLP, Updates, UpdatesExperiment, check_compatible, check_delta,
+from .updates import (DeltaAttack, UpdatesExperiment, check_compatible, check_delta,
                                   prepare_experiment, train_attack)
 
 # %% auto #0
@@ -36,17 +36,9 @@ def random_label_distribution(n_classes:int, set_size:int, seed:int=0) -> torch.
     return counts / counts.sum()
 
 # %% ../nbs/12_updates_lde.ipynb #39894d87
-class LabelDistributionAttack:
+class LabelDistributionAttack(DeltaAttack):
     "A_LDE: an MLP from the posterior difference δ of an update to the label distribution of its updating set."
-    def __init__(self, n_features:int, # |probe| × classes
-                 n_classes:int, # classes of the target model
-                 normalize:bool=True, # scale each δ to unit length (see `AttackMLP`)
-                 sign:str='before-after', # δ convention
-                 seed:int=0, # seeds the attack model
-                ):
-        torch.manual_seed(seed)
-        self.model = AttackMLP([n_features, 256, 128, n_classes], [0.5, 0.5], normalize=normalize)
-        self.sign, self.seed = sign, seed
+    hidden, dropouts = (256, 128), (0.5, 0.5)  # the authors' attack model
 
     def fit(self, shadow_updates:list, # `Updates` of shadow models
             epochs:int=50, device=None) -> LabelDistributionAttack:
@@ -61,10 +53,6 @@ class LabelDistributionAttack:
         "The estimated label distribution of each update's set: K × classes."
         check_delta(self.model, delta)
         with torch.no_grad(): return F.softmax(self.model(delta), 1)
-
-    def infer(self, updates:Updates) -> torch.Tensor:
-        "The estimated label distributions of observed `updates`."
-        return self.predict(updates.delta(self.sign))
 
 # %% ../nbs/12_updates_lde.ipynb #b2fa3bbe
 PAPER_LDE = {('cifar10', 100): {'kl_authors': 0.00376, 'mfl_accuracy': 0.32}}  # Salem et al. 2020, CIFAR-10

@@ -12,7 +12,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .core import format_table
-from .updates import (AttackMLP, Updates, UpdatesExperiment, check_compatible, check_delta,
+from .updates import (DeltaAttack, Updates, UpdatesExperiment, check_compatible, check_delta,
                                   prepare_experiment, train_attack)
 from .models import classification_loss, predict_proba
 
@@ -29,17 +29,9 @@ def heuristic_labels(delta:torch.Tensor, # K × (|probe|·classes) posterior dif
     rise = delta.view(len(delta), -1, n_classes).sum(1)
     return (-rise if sign == 'before-after' else rise).argmax(1)
 
-class LabelInferenceAttack:
+class LabelInferenceAttack(DeltaAttack):
     "A_LI: an MLP from the posterior difference δ of a single-sample update to that sample's label."
-    def __init__(self, n_features:int, # |probe| × classes
-                 n_classes:int, # classes of the target model
-                 normalize:bool=True, # scale each δ to unit length (see `AttackMLP`)
-                 sign:str='before-after', # δ convention
-                 seed:int=0, # seeds the attack model
-                ):
-        torch.manual_seed(seed)
-        self.model = AttackMLP([n_features, 128, 64, n_classes], [0.2, 0.4], normalize=normalize)
-        self.n_classes, self.sign, self.seed = n_classes, sign, seed
+    hidden, dropouts = (128, 64), (0.2, 0.4)  # the authors' MNIST attack model
 
     def fit(self, shadow_updates:list, # `Updates` of single-sample updates of shadow models
             epochs:int=50, device=None) -> LabelInferenceAttack:
@@ -55,10 +47,6 @@ class LabelInferenceAttack:
         "The inferred label of each update's sample."
         check_delta(self.model, delta)
         return predict_proba(self.model, delta).argmax(1)
-
-    def infer(self, updates:Updates) -> torch.Tensor:
-        "The inferred labels of observed `updates`."
-        return self.predict(updates.delta(self.sign))
 
 # %% ../nbs/11_updates_li.ipynb #c056435d
 PAPER_LI_ACCURACY = {'cifar10': 0.96}  # Salem et al. 2020, A_LI on CIFAR-10
