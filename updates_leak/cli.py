@@ -5,18 +5,21 @@
 # %% ../nbs/90_cli.ipynb #4730804b
 from __future__ import annotations
 import sys, time
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 
 from fastcore.script import call_parse
 
 from .core import format_table, write_results
+from .extraction import run_extraction
+from .extraction_retraining import run_retraining
+from .extraction_trees import run_tree_extraction
 from .updates import SCALES, bench_shadow_updates
 from .updates_lde import run_label_distribution
 from .updates_li import run_label_inference
 
 # %% auto #0
-__all__ = ['COMMANDS', 'demo', 'updates', 'bench', 'main']
+__all__ = ['COMMANDS', 'demo', 'updates', 'extract', 'bench', 'main']
 
 # %% ../nbs/90_cli.ipynb #f133b5de
 @call_parse
@@ -66,6 +69,39 @@ def updates(attack:str='li', # 'li' (single-sample label inference) or 'lde' (la
     print(f"wrote {path} and {Path(out)/f'{name}.png'}")
     return res
 
+# %% ../nbs/90_cli.ipynb #b31fa9c2
+@call_parse
+def extract(model:str='softmax', # 'lr', 'softmax', 'ovr', 'mlp' (equation solving) or 'tree' (path-finding)
+            dataset:str='adult', # a task of `extraction.TASKS` (for trees: 'steak', 'adult-income', 'gss')
+            budget:float=1.0, # queries as a multiple of the model's unknowns
+            queries:int=None, # an absolute number of queries instead of `budget`
+            rounding:int=None, # the API rounds confidences to this many decimals (a countermeasure)
+            method:str='cross-entropy', # 'cross-entropy' or 'logits' (exact, for 'lr' and 'softmax')
+            restarts:int=1, # random restarts of the MLP fit
+            labels_only:str=None, # the API answers labels only; steal a softmax model by retraining: 'uniform', 'line-search' or 'adaptive'
+            variant:str='path-finding', # trees: 'path-finding' (bottom-up) or 'top-down' (incomplete queries)
+            min_samples_leaf:int=20, # trees: the provider's minimum samples per leaf
+            seed:int=0, # seeds the target, the queries and the evaluation inputs
+            out:str='updates-leak-results', # folder for the JSON results
+            root:str=None, # data root (default: $UPDATES_LEAK_DATA or the user data folder)
+           ):
+    "Model extraction: steal a model from a prediction API and print agreement, queries and time."
+    amount = budget if queries is None else queries
+    if model == 'tree':
+        res = run_tree_extraction(dataset, variant, min_samples_leaf=min_samples_leaf, seed=seed, root=root)
+        name = f'extract_tree_{dataset}_{variant}'
+    elif labels_only:
+        if model != 'softmax': raise SystemExit("updates-leak extract: --labels_only retrains a softmax model; use --model softmax")
+        res = run_retraining(dataset, labels_only, amount, seed=seed, root=root)
+        name = f'extract_retrain_{labels_only}_{dataset}_{res.queries}'
+    else:
+        res = run_extraction(model, dataset, amount, decimals=rounding, method=method, restarts=restarts, seed=seed, root=root)
+        name = f'extract_{model}_{dataset}_{res.queries}' + ('' if rounding is None else f'_r{rounding}')
+    print(format_table([res.row()]))
+    path = write_results(out, name, {'command': ' '.join(['updates-leak extract'] + sys.argv[1:]), **asdict(res)})
+    print(f"wrote {path}")
+    return res
+
 # %% ../nbs/90_cli.ipynb #7ca62061
 @call_parse
 def bench(name:str, # the benchmark: 'shadow-updates'
@@ -83,7 +119,7 @@ def bench(name:str, # the benchmark: 'shadow-updates'
     return r
 
 # %% ../nbs/90_cli.ipynb #2e29a3fa
-COMMANDS = {'demo': demo, 'updates': updates, 'bench': bench}
+COMMANDS = {'demo': demo, 'updates': updates, 'extract': extract, 'bench': bench}
 
 def main():
     "Console entry point: `updates-leak <command> [options]`."

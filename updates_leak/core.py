@@ -66,8 +66,9 @@ def data_root(root:str|Path|None=None, # explicit data folder; wins over the env
 def as_float_tensor(x, # array-like: a tensor, NumPy array or nested list
                     name:str='input', # name used in error messages
                     device:str|torch.device|None=None, # where to put the result (`None`: leave a tensor where it is)
+                    dtype:torch.dtype=torch.float32, # floating-point precision of the result
                    ) -> torch.Tensor:
-    "`x` as a float32 tensor; raises `TypeError` for non-numeric input."
+    "`x` as a floating-point tensor (float32 unless `dtype` says otherwise); raises `TypeError` for non-numeric input."
     if isinstance(x, torch.Tensor): t = x
     else:
         arr = np.asarray(x)
@@ -76,7 +77,7 @@ def as_float_tensor(x, # array-like: a tensor, NumPy array or nested list
         t = torch.from_numpy(np.ascontiguousarray(arr))
     if t.is_complex() or not (t.is_floating_point() or t.dtype in (torch.bool, torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64)):
         raise TypeError(f"{name} must be real-valued, got {t.dtype}")
-    t = t.float()
+    t = t.to(dtype)
     return t if device is None else t.to(device)
 
 def check_finite(x:torch.Tensor, # tensor to check

@@ -48,6 +48,7 @@ class Oracle:
         self.input_shape, self.output, self.decimals, self.top_k = tuple(input_shape), output, decimals, top_k
         self.noise_std, self.budget, self.value_range = noise_std, budget, value_range
         self._versions = [model.to(self.device).eval()]
+        self.dtype = next(model.parameters()).dtype # queries are answered in the model's precision
         self._noise = seeded_generator(seed)
         self.queries = 0
 
@@ -70,7 +71,7 @@ class Oracle:
 def validate(self:Oracle, x, # a batch of queries
             ) -> torch.Tensor:
     "`x` as a float tensor if it is a valid batch of queries, else `OracleInputError`."
-    try: x = as_float_tensor(x, 'query')
+    try: x = as_float_tensor(x, 'query', dtype=self.dtype)
     except TypeError as e: raise OracleInputError(str(e)) from None
     try:
         check_shape(x, (None, *self.input_shape), 'query')
