@@ -192,8 +192,6 @@ def _confidences(oracle:Oracle, x:torch.Tensor, n_unknown:int, n_classes:int) ->
     equations = len(x) * (n_classes - 1)
     if equations < n_unknown:
         raise ValueError(f"{len(x)} queries give {equations} equations for {n_unknown} unknowns: the budget must be at least {-(-n_unknown // (n_classes - 1))} queries")
-    if oracle.remaining is not None and oracle.remaining < len(x):
-        raise QueryBudgetExceeded(f"the attack needs {len(x)} queries but only {oracle.remaining} of the oracle's budget remain")
     return oracle(x).to(torch.float64)
 
 def solve_logits(x:torch.Tensor, # N×d queries

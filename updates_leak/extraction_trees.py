@@ -332,8 +332,9 @@ def run_tree_extraction(dataset:str='steak', # one of `TREE_TABLES`
     else: raise ValueError(f"variant must be 'path-finding' or 'top-down', got {variant!r}")
     seconds, queries = time.perf_counter() - start, api.queries
     u = random_input(task.features, np.random.default_rng(seed + 1), n_uniform)
-    true_u, _ = api(u); _, true_test = api(task.x_test)
+    true_ids, true_labels = api(u)
+    _, true_test = api(task.x_test)
     target_acc = float((tree.predict(encode(task.features, task.x_test)) == task.y_test).mean())
     return TreeExtractionResult(task.name, variant, api.n_leaves, len({l.id for l in stolen.leaves} & api.leaf_ids), queries,
-                                float((stolen.predict(task.x_test) == true_test).mean()), float((stolen.predict(u) == api(u)[1]).mean()),
-                                float((stolen.predict_ids(u) == true_u).mean()), seconds, target_acc)
+                                float((stolen.predict(task.x_test) == true_test).mean()), float((stolen.predict(u) == true_labels).mean()),
+                                float((stolen.predict_ids(u) == true_ids).mean()), seconds, target_acc)
