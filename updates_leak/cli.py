@@ -14,12 +14,15 @@ from .core import format_table, write_results
 from .extraction import run_extraction
 from .extraction_retraining import run_retraining
 from .extraction_trees import run_tree_extraction
+from .inversion_faces import bench_face_inversion, load_face_split, run_face_inversion, show_inversions, train_face_model
+from .inversion_map import run_map_inversion
+from .steal_invert import show_steal_invert, steal_and_invert
 from .updates import SCALES, bench_shadow_updates
 from .updates_lde import run_label_distribution
 from .updates_li import run_label_inference
 
 # %% auto #0
-__all__ = ['COMMANDS', 'demo', 'updates', 'extract', 'bench', 'main']
+__all__ = ['COMMANDS', 'demo', 'updates', 'extract', 'invert', 'bench', 'main']
 
 # %% ../nbs/90_cli.ipynb #f133b5de
 @call_parse
@@ -69,9 +72,23 @@ def updates(attack:str='li', # 'li' (single-sample label inference) or 'lde' (la
     print(f"wrote {path} and {Path(out)/f'{name}.png'}")
     return res
 
+# %% ../nbs/90_cli.ipynb #d247aca8
+def _steal_invert_faces(budget:float, rounding:int|None, labels_only:str|None, scale:int, seed:int, out:str, root:str|None):
+    "The `extract --model face` chain."
+    if labels_only not in (None, 'uniform'): raise SystemExit("updates-leak extract --model face: --labels_only supports 'uniform' only")
+    split = load_face_split(scale=scale, root=root)
+    target = train_face_model('softmax', split, seed=seed, progress=False)
+    res = steal_and_invert(split, target, budget, rounding, labels_only is not None, seed=seed)
+    print(format_table([res.row()]))
+    name = f"extract_face_{res.image_size}_{res.countermeasure.replace(' ', '-')}_{res.queries}"
+    path = write_results(out, name, {'command': ' '.join(['updates-leak extract'] + sys.argv[1:]), **res.to_dict()})
+    show_steal_invert(split, res, range(split.n_people)).savefig(Path(out)/f'{name}.png', dpi=80)
+    print(f"wrote {path} and {Path(out)/f'{name}.png'}")
+    return res
+
 # %% ../nbs/90_cli.ipynb #b31fa9c2
 @call_parse
-def extract(model:str='softmax', # 'lr', 'softmax', 'ovr', 'mlp' (equation solving) or 'tree' (path-finding)
+def extract(model:str='softmax', # 'lr', 'softmax', 'ovr', 'mlp' (equation solving), 'tree' (path-finding) or 'face' (steal a face recogniser, then invert it)
             dataset:str='adult', # a task of `extraction.TASKS` (for trees: 'steak', 'adult-income', 'gss')
             budget:float=1.0, # queries as a multiple of the model's unknowns
             queries:int=None, # an absolute number of queries instead of `budget`
@@ -81,12 +98,14 @@ def extract(model:str='softmax', # 'lr', 'softmax', 'ovr', 'mlp' (equation solvi
             labels_only:str=None, # the API answers labels only; steal a softmax model by retraining: 'uniform', 'line-search' or 'adaptive'
             variant:str='path-finding', # trees: 'path-finding' (bottom-up) or 'top-down' (incomplete queries)
             min_samples_leaf:int=20, # trees: the provider's minimum samples per leaf
+            scale:int=1, # face: downsampling per side (1 = 112×92, 2 = 56×46)
             seed:int=0, # seeds the target, the queries and the evaluation inputs
             out:str='updates-leak-results', # folder for the JSON results
             root:str=None, # data root (default: $UPDATES_LEAK_DATA or the user data folder)
            ):
     "Model extraction: steal a model from a prediction API and print agreement, queries and time."
     amount = budget if queries is None else queries
+    if model == 'face': return _steal_invert_faces(budget, rounding, labels_only, scale, seed, out, root)
     if model == 'tree':
         res = run_tree_extraction(dataset, variant, min_samples_leaf=min_samples_leaf, seed=seed, root=root)
         name = f'extract_tree_{dataset}_{variant}'
@@ -102,16 +121,53 @@ def extract(model:str='softmax', # 'lr', 'softmax', 'ovr', 'mlp' (equation solvi
     print(f"wrote {path}")
     return res
 
+# %% ../nbs/90_cli.ipynb #5b5a7b2d
+@call_parse
+def invert(kind:str, # 'map' (survey attribute inference) or 'face' (MI-FACE)
+           dataset:str='steak', # map: 'steak' or 'gss'
+           whitebox:bool=False, # map: add the white-box estimators (leaf counts)
+           seeds:int=5, # map: member / non-member splits to average
+           model:str='softmax', # face: 'softmax', 'mlp' or 'dae'
+           scale:int=1, # face: downsampling per side (1 = 112×92, 2 = 56×46)
+           lr:float=10., # face: MI-FACE step size
+           seed:int=0, # face: seeds the model
+           out:str='updates-leak-results', # folder for JSON (and images)
+           root:str=None, # data root (default: $UPDATES_LEAK_DATA or the user data folder)
+           device:str=None, # face: 'cpu', 'cuda', ... (default: CUDA if available)
+          ):
+    "Model inversion: MAP attribute inference on survey trees, or MI-FACE face reconstruction."
+    command = ' '.join(['updates-leak invert'] + sys.argv[1:])
+    if kind == 'map':
+        res = run_map_inversion([dataset], range(seeds), root=root)
+        rows = [r for r in res.table() if whitebox or not r['method'].startswith('white-box')]
+        print(format_table(rows))
+        path = write_results(out, f'invert_map_{dataset}', {'command': command, **res.to_dict(), 'table': rows})
+    elif kind == 'face':
+        res = run_face_inversion(model, scale, lr, seed=seed, root=root, device=device)
+        print(format_table([res.row()]))
+        name = f'invert_face_{model}_{res.image_size}'
+        path = write_results(out, name, {'command': command, **res.to_dict()})
+        split = load_face_split(scale=scale, root=root)
+        show_inversions(split, [res], range(split.n_people)).savefig(Path(out)/f'{name}.png', dpi=80)
+        print(f"wrote {Path(out)/f'{name}.png'}")
+    else: raise SystemExit(f"updates-leak invert: unknown kind {kind!r}; choose 'map' or 'face'")
+    print(f"wrote {path}")
+    return res
+
 # %% ../nbs/90_cli.ipynb #7ca62061
 @call_parse
-def bench(name:str, # the benchmark: 'shadow-updates'
+def bench(name:str, # the benchmark: 'shadow-updates' or 'face-inversion'
           n_updates:int=400, # updates per method
           set_size:int=100, # |D_update|
           workers:int=None, # worker processes of the fast generator (default: one per core)
           device:str=None, # where to compute
          ):
-    "Benchmarks: `shadow-updates` (batched, parallel online updates vs the authors' one-at-a-time loop)."
-    if name != 'shadow-updates': raise SystemExit(f"updates-leak bench: unknown benchmark {name!r}; choose 'shadow-updates'")
+    "Benchmarks: `shadow-updates` (batched, parallel online updates vs the authors' loop), `face-inversion` (MI-FACE per face)."
+    if name == 'face-inversion':
+        rows = bench_face_inversion(device=device)
+        print(format_table(rows))
+        return rows
+    if name != 'shadow-updates': raise SystemExit(f"updates-leak bench: unknown benchmark {name!r}; choose 'shadow-updates' or 'face-inversion'")
     r = bench_shadow_updates(n_updates=n_updates, set_size=set_size, workers=workers, device=device)
     print(format_table([{'method': f"one at a time (authors' loop, {r['threads']} threads)", 'updates/s': r['loop_updates_per_s']},
                         {'method': f"stacked, {r['workers']} worker processes", 'updates/s': r['fast_updates_per_s']}]))
@@ -119,7 +175,7 @@ def bench(name:str, # the benchmark: 'shadow-updates'
     return r
 
 # %% ../nbs/90_cli.ipynb #2e29a3fa
-COMMANDS = {'demo': demo, 'updates': updates, 'extract': extract, 'bench': bench}
+COMMANDS = {'demo': demo, 'updates': updates, 'extract': extract, 'invert': invert, 'bench': bench}
 
 def main():
     "Console entry point: `updates-leak <command> [options]`."

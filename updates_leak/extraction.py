@@ -248,6 +248,7 @@ def extract(oracle:Oracle, # the black-box API; must return confidences
             hidden:int=20, # hidden units when kind='mlp'
             restarts:int=1, # random restarts of the non-convex MLP fit
             max_iter:int=5000, # L-BFGS iterations per fit
+            value_range:tuple=(-1., 1.), # the API's input range, where the uniform queries are drawn
             seed:int=0, # seeds the queries and the restarts
            ) -> Extraction:
     "Steal a model from `oracle` by equation solving on `n_queries` uniform queries."
@@ -255,7 +256,7 @@ def extract(oracle:Oracle, # the black-box API; must return confidences
     if method == 'logits' and kind not in ('lr', 'softmax'): raise ValueError(f"method='logits' solves linear models ('lr', 'softmax'), not {kind!r}")
     start = time.perf_counter()
     stolen = make_model(kind, n_features, n_classes, hidden)
-    x = uniform_queries(n_queries, n_features, seed)
+    x = uniform_queries(n_queries, n_features, seed, *value_range)
     p = _confidences(oracle, x, n_identifiable(stolen), n_classes)
     if method == 'logits':
         w, b = solve_logits(x, p)
