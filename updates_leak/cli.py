@@ -16,13 +16,14 @@ from .extraction_retraining import run_retraining
 from .extraction_trees import run_tree_extraction
 from .inversion_faces import bench_face_inversion, load_face_split, run_face_inversion, show_inversions, train_face_model
 from .inversion_map import run_map_inversion
+from .exfiltration import run_exfiltration, show_exfiltration
 from .steal_invert import show_steal_invert, steal_and_invert
 from .updates import SCALES, bench_shadow_updates
 from .updates_lde import run_label_distribution
 from .updates_li import run_label_inference
 
 # %% auto #0
-__all__ = ['COMMANDS', 'demo', 'updates', 'extract', 'invert', 'bench', 'main']
+__all__ = ['COMMANDS', 'demo', 'updates', 'extract', 'invert', 'exfiltrate', 'bench', 'main']
 
 # %% ../nbs/90_cli.ipynb #f133b5de
 @call_parse
@@ -154,6 +155,30 @@ def invert(kind:str, # 'map' (survey attribute inference) or 'face' (MI-FACE)
     print(f"wrote {path}")
     return res
 
+# %% ../nbs/90_cli.ipynb #f60d9c6f
+@call_parse
+def exfiltrate(attack:str='lsb', # 'lsb', 'cor', 'sgn' or 'cap'
+               dataset:str='fashion-mnist', # a grey image dataset: 'fashion-mnist' or 'mnist'
+               secrets:int=100, # training images to hide
+               b:int=8, # lsb: low bits per parameter
+               lam:float=None, # cor/sgn: weight of the malicious term (default 1 for cor, 10 for sgn)
+               epochs:int=5, # training epochs (benign and malicious alike)
+               hidden:int=512, # width of the owner's two hidden layers
+               seed:int=0, # seeds both trainings
+               out:str='updates-leak-results', # folder for JSON and the recovered images
+               root:str=None, # data root (default: $UPDATES_LEAK_DATA or the user data folder)
+               device:str=None, # 'cpu', 'cuda', ... (default: CUDA if available)
+              ):
+    "Exfiltration through a malicious training algorithm: hide training images in a model, then recover them."
+    try: res = run_exfiltration(attack, dataset, secrets, b, lam, epochs, hidden, seed, root, device)
+    except ValueError as e: raise SystemExit(f"updates-leak exfiltrate: {e}")
+    print(format_table([res.row()]))
+    name = f'exfiltrate_{attack}_{dataset}_{secrets}'
+    path = write_results(out, name, {'command': ' '.join(['updates-leak exfiltrate'] + sys.argv[1:]), **res.to_dict()})
+    show_exfiltration([res], n=min(secrets, 10)).savefig(Path(out)/f'{name}.png', dpi=80)
+    print(f"wrote {path} and {Path(out)/f'{name}.png'}")
+    return res
+
 # %% ../nbs/90_cli.ipynb #7ca62061
 @call_parse
 def bench(name:str, # the benchmark: 'shadow-updates' or 'face-inversion'
@@ -175,7 +200,7 @@ def bench(name:str, # the benchmark: 'shadow-updates' or 'face-inversion'
     return r
 
 # %% ../nbs/90_cli.ipynb #2e29a3fa
-COMMANDS = {'demo': demo, 'updates': updates, 'extract': extract, 'invert': invert, 'bench': bench}
+COMMANDS = {'demo': demo, 'updates': updates, 'extract': extract, 'invert': invert, 'exfiltrate': exfiltrate, 'bench': bench}
 
 def main():
     "Console entry point: `updates-leak <command> [options]`."

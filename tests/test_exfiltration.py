@@ -1,0 +1,83 @@
+"""Exfiltration: encodings round-trip, the countermeasure destroys LSB, capacity abuse works through the API, bad input."""
+import copy, json, subprocess
+
+import numpy as np
+import pytest
+import torch
+
+from updates_leak.data import load_dataset
+from updates_leak.exfiltration import (capacity_abuse_data, capacity_abuse_decode, correlated_decode, correlation_penalty, from_bits,
+                                       lsb_capacity, lsb_decode, lsb_encode, owner_model, randomize_low_bits, run_exfiltration,
+                                       secret_images, sign_decode, sign_penalty, to_bits, train_owner_model)
+from updates_leak.models import MLP
+from updates_leak.oracle import Oracle
+
+@pytest.fixture(scope='module')
+def owner(): return load_dataset('fashion-mnist', 'train')
+
+@pytest.fixture(scope='module')
+def small_owner(owner): return owner.subset(torch.arange(3000))
+
+def test_lsb_round_trips_exactly_and_keeps_the_model(owner):
+    model = owner_model(owner)
+    secret = secret_images(owner, 50)
+    for b in (1, 8, 16):
+        encoded = lsb_encode(copy.deepcopy(model), to_bits(secret), b)
+        assert torch.equal(from_bits(lsb_decode(encoded, secret.numel() * 8, b), secret.shape), secret)
+        change = max((p - q).abs().max().item() / (q.abs().max().item() + 1e-12) for p, q in zip(encoded.parameters(), model.parameters()))
+        assert change < 2 ** (b - 23 + 1)
+
+def test_randomising_low_bits_destroys_lsb(owner):
+    secret = secret_images(owner, 50)
+    model = lsb_encode(owner_model(owner), to_bits(secret), 8)
+    randomize_low_bits(model, 8, seed=1)
+    right = (lsb_decode(model, secret.numel() * 8, 8) == to_bits(secret)).float().mean().item()
+    assert abs(right - 0.5) < 0.01
+
+def test_lsb_bad_input(owner):
+    model = owner_model(owner)
+    with pytest.raises(ValueError, match='between 1 and 23'): lsb_encode(model, torch.zeros(8, dtype=torch.uint8), 0)
+    with pytest.raises(ValueError, match='exceeds the capacity'):
+        lsb_encode(model, torch.zeros(lsb_capacity(model, 2) + 1, dtype=torch.uint8), 2)
+    with pytest.raises(ValueError, match='float32'): lsb_encode(copy.deepcopy(model).double(), torch.zeros(8, dtype=torch.uint8), 8)
+
+def test_secret_larger_than_the_model_is_refused(owner):
+    with pytest.raises(ValueError, match='exceeds'):
+        sign_penalty(MLP([784, 4, 10]), torch.zeros(10_000, dtype=torch.uint8))
+    with pytest.raises(ValueError, match='between 1 and'): secret_images(owner, 10 ** 9)
+
+def test_correlated_parameters_correlate_with_the_secret(small_owner):
+    secret = secret_images(small_owner, 20)
+    values = secret.reshape(-1).float()
+    model = train_owner_model(small_owner, lambda m, x, y: torch.nn.functional.cross_entropy(m(x), y) + correlation_penalty(m, values), epochs=2)
+    assert -correlation_penalty(model, values).item() > 0.9
+    assert (correlated_decode(model, tuple(secret.shape)).float() - secret.float()).abs().mean() < 30
+
+def test_sign_encoding_recovers_most_bits(small_owner):
+    secret = secret_images(small_owner, 5)
+    bits = to_bits(secret)
+    model = train_owner_model(small_owner, lambda m, x, y: torch.nn.functional.cross_entropy(m(x), y) + 10 * sign_penalty(m, bits), epochs=10)
+    assert (sign_decode(model, len(bits)) == bits).float().mean() > 0.9
+
+def test_capacity_abuse_recovers_a_small_secret_through_the_api(small_owner):
+    secret = secret_images(small_owner, 2)
+    model = train_owner_model(capacity_abuse_data(small_owner, secret), epochs=15, hidden=1024)
+    api = Oracle(model, (1, 28, 28), output='label')
+    recovered = capacity_abuse_decode(api, tuple(secret.shape), 10, (1, 28, 28))
+    assert api.queries == secret.numel()
+    levels_right = ((recovered.long() * 10 // 256) == (secret.long() * 10 // 256)).float().mean().item()
+    background = ((secret.long() * 10 // 256) == 0).float().mean().item()  # always answering the darkest level
+    assert levels_right > background + 0.1
+
+def test_cli_exfiltrate_lsb(tmp_path):
+    r = subprocess.run(['updates-leak', 'exfiltrate', '--attack', 'lsb', '--secrets', '20', '--epochs', '1', '--out', str(tmp_path)],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-3000:]
+    res = json.loads((tmp_path/'exfiltrate_lsb_fashion-mnist_20.json').read_text())
+    assert res['bits_correct'] == 1.0 and res['mape'] == 0 and res['malicious_accuracy'] > 0.8
+    assert (tmp_path/'exfiltrate_lsb_fashion-mnist_20.png').stat().st_size > 1000
+
+def test_cli_exfiltrate_refuses_an_oversized_secret(tmp_path):
+    r = subprocess.run(['updates-leak', 'exfiltrate', '--attack', 'sgn', '--secrets', '200', '--epochs', '1', '--out', str(tmp_path)],
+                       capture_output=True, text=True)
+    assert r.returncode != 0 and "exceed what 'sgn' can hide" in r.stderr
