@@ -121,8 +121,7 @@ def mi_face(model:nn.Module, # the recogniser, returning logits
     "Fredrikson et al. (2015), Algorithm 1: gradient descent on 1 − f̃_label(x) from x₀ = 0, batched over labels."
     device = default_device(device)
     labels = torch.as_tensor(labels, dtype=torch.long, device=device).flatten()
-    model = model.to(device).eval()
-    for p in model.parameters(): p.requires_grad_(False)
+    model = model.to(device).eval()  # gradients are taken with respect to the images only; the model's own are left alone
     rows = torch.arange(len(labels), device=device)
     def cost(x):
         c = 1 - F.softmax(model(x), 1)[rows, labels]
@@ -148,7 +147,6 @@ def mi_face(model:nn.Module, # the recogniser, returning logits
             history.append(c)
             active &= c > target_cost
         if not active.any(): break
-    for p in model.parameters(): p.requires_grad_(True)
     return Inversion(best.cpu(), best_cost.cpu(), steps.cpu(), time.perf_counter() - start)
 
 # %% ../nbs/31_inversion_faces.ipynb #14bd882a
