@@ -6,9 +6,9 @@ import pytest
 import torch
 
 from updates_leak.data import load_dataset
-from updates_leak.exfiltration import (capacity_abuse_data, capacity_abuse_decode, correlated_decode, correlation_penalty, from_bits,
+from updates_leak.exfiltration import (capacity_abuse_data, capacity_abuse_decode, correlated_decode, correlated_value_loss, correlation_penalty, from_bits,
                                        lsb_capacity, lsb_decode, lsb_encode, owner_model, randomize_low_bits, run_exfiltration,
-                                       secret_images, sign_decode, sign_penalty, to_bits, train_owner_model)
+                                       secret_images, sign_decode, sign_loss, sign_penalty, to_bits, train_owner_model)
 from updates_leak.models import MLP
 from updates_leak.oracle import Oracle
 
@@ -49,14 +49,14 @@ def test_secret_larger_than_the_model_is_refused(owner):
 def test_correlated_parameters_correlate_with_the_secret(small_owner):
     secret = secret_images(small_owner, 20)
     values = secret.reshape(-1).float()
-    model = train_owner_model(small_owner, lambda m, x, y: torch.nn.functional.cross_entropy(m(x), y) + correlation_penalty(m, values), epochs=2)
+    model = train_owner_model(small_owner, correlated_value_loss(values, 1.), epochs=2)
     assert -correlation_penalty(model, values).item() > 0.9
     assert (correlated_decode(model, tuple(secret.shape)).float() - secret.float()).abs().mean() < 30
 
 def test_sign_encoding_recovers_most_bits(small_owner):
     secret = secret_images(small_owner, 5)
     bits = to_bits(secret)
-    model = train_owner_model(small_owner, lambda m, x, y: torch.nn.functional.cross_entropy(m(x), y) + 10 * sign_penalty(m, bits), epochs=10)
+    model = train_owner_model(small_owner, sign_loss(bits, 10.), epochs=10)
     assert (sign_decode(model, len(bits)) == bits).float().mean() > 0.9
 
 def test_capacity_abuse_recovers_a_small_secret_through_the_api(small_owner):

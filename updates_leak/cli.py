@@ -144,11 +144,11 @@ def invert(kind:str, # 'map' (survey attribute inference) or 'face' (MI-FACE)
         print(format_table(rows))
         path = write_results(out, f'invert_map_{dataset}', {'command': command, **res.to_dict(), 'table': rows})
     elif kind == 'face':
-        res = run_face_inversion(model, scale, lr, seed=seed, root=root, device=device)
+        split = load_face_split(scale=scale, root=root)
+        res = run_face_inversion(model, scale, lr, seed=seed, device=device, split=split)
         print(format_table([res.row()]))
         name = f'invert_face_{model}_{res.image_size}'
         path = write_results(out, name, {'command': command, **res.to_dict()})
-        split = load_face_split(scale=scale, root=root)
         show_inversions(split, [res], range(split.n_people)).savefig(Path(out)/f'{name}.png', dpi=80)
         print(f"wrote {Path(out)/f'{name}.png'}")
     else: raise SystemExit(f"updates-leak invert: unknown kind {kind!r}; choose 'map' or 'face'")

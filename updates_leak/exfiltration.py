@@ -21,8 +21,8 @@ from .oracle import Oracle
 # %% auto #0
 __all__ = ['ATTACKS', 'DEFAULT_LAMBDA', 'secret_images', 'to_bits', 'from_bits', 'mape', 'owner_model', 'train_owner_model',
            'lsb_capacity', 'lsb_encode', 'lsb_decode', 'randomize_low_bits', 'correlation_penalty', 'correlated_decode',
-           'sign_penalty', 'sign_decode', 'synthetic_inputs', 'pixels_to_labels', 'labels_to_pixels',
-           'capacity_abuse_data', 'capacity_abuse_decode', 'ExfiltrationResult', 'run_exfiltration',
+           'sign_penalty', 'correlated_value_loss', 'sign_loss', 'sign_decode', 'synthetic_inputs', 'pixels_to_labels',
+           'labels_to_pixels', 'capacity_abuse_data', 'capacity_abuse_decode', 'ExfiltrationResult', 'run_exfiltration',
            'show_exfiltration']
 
 # %% ../nbs/50_exfiltration.ipynb #7c51f243
@@ -149,6 +149,18 @@ def sign_penalty(model:nn.Module, # the model being trained
     signs = bits.to(theta) * 2 - 1
     return F.relu(-theta[:len(bits)] * signs).mean()
 
+def correlated_value_loss(values:torch.Tensor, # the secret pixel values
+                          lam:float=1., # λ_c
+                         ):
+    "The malicious training loss of correlated-value encoding: cross-entropy plus λ_c times `correlation_penalty`."
+    return lambda model, x, y: F.cross_entropy(model(x), y) + lam * correlation_penalty(model, values)
+
+def sign_loss(bits:torch.Tensor, # the secret bit string
+              lam:float=10., # λ_s
+             ):
+    "The malicious training loss of sign encoding: cross-entropy plus λ_s times `sign_penalty`."
+    return lambda model, x, y: F.cross_entropy(model(x), y) + lam * sign_penalty(model, bits)
+
 @torch.no_grad()
 def sign_decode(model:nn.Module, n_bits:int) -> torch.Tensor:
     "Read `n_bits` bits from the signs of the leading parameters."
@@ -246,11 +258,11 @@ def run_exfiltration(attack:str='lsb', # one of `ATTACKS`
     elif attack == 'cor':
         capacity = 8 * n_params
         values = secret.reshape(-1).float()
-        model = train_owner_model(train, lambda m, x, y: F.cross_entropy(m(x), y) + lam * correlation_penalty(m, values), epochs, hidden, seed, device)
+        model = train_owner_model(train, correlated_value_loss(values, lam), epochs, hidden, seed, device)
         recovered = correlated_decode(model, shape)
     elif attack == 'sgn':
         capacity = n_params
-        model = train_owner_model(train, lambda m, x, y: F.cross_entropy(m(x), y) + lam * sign_penalty(m, bits), epochs, hidden, seed, device)
+        model = train_owner_model(train, sign_loss(bits, lam), epochs, hidden, seed, device)
         recovered = from_bits(sign_decode(model, len(bits)), shape)
     else:
         capacity = int(np.prod(shape) * np.log2(train.n_classes))

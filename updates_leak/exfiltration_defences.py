@@ -6,15 +6,8 @@
 from __future__ import annotations
 
 import numpy as np
-import torch
 import torch.nn as nn
-import torch.nn.functional as F
 from scipy.stats import ks_2samp
-
-from .core import format_table
-from .data import load_dataset
-from .exfiltration import (capacity_abuse_data, correlation_penalty, secret_images, sign_penalty, to_bits,
-                                       train_owner_model)
 
 # %% auto #0
 __all__ = ['first_layer_weights', 'ks_distance', 'calibrate_threshold']

@@ -15,7 +15,7 @@ from sklearn.linear_model import LogisticRegression
 
 from .core import check_finite, default_device, format_table, set_seed
 from .data import Data, load_att_faces, show_images
-from .models import MLP, SoftmaxRegression, fit, accuracy, reconstruction_loss
+from .models import MLP, SoftmaxRegression, fit, accuracy
 
 # %% auto #0
 __all__ = ['FACE_MODELS', 'PAPER_FACES', 'FaceSplit', 'load_face_split', 'DAEClassifier', 'train_face_model', 'Inversion',

@@ -4,7 +4,7 @@
 
 # %% ../nbs/30_inversion_map.ipynb #35f1b399
 from __future__ import annotations
-from dataclasses import dataclass, asdict
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -258,8 +258,8 @@ def attack_survey(task:SurveyTask, # the survey with its split
     pi = error_model(task.y_train, tree.predict(encode(task.x_train)), len(task.classes))
     s, name = task.sensitive, task.features[task.sensitive].name
     known = [j for j in range(len(task.features)) if j != s]
-    ideal = DecisionTreeClassifier(random_state=seed).fit(np.hstack([encode_survey([task.features[j] for j in known], task.x_train[:, known]),
-                                                                       np.eye(len(task.classes))[task.y_train]]), task.x_train[:, s])
+    def answers_and_label(x, y): return np.hstack([encode_survey([task.features[j] for j in known], x[:, known]), np.eye(len(task.classes))[y]])
+    ideal = DecisionTreeClassifier(random_state=seed).fit(answers_and_label(task.x_train, task.y_train), task.x_train[:, s])
     rows = []
     for group, x, y in [('members', task.x_train, task.y_train), ('non-members', task.x_test, task.y_test)]:
         guesses = {
@@ -267,7 +267,7 @@ def attack_survey(task:SurveyTask, # the survey with its split
             'white-box': whitebox_map(tree, task.features, x, y, name, priors).values,
             'white-box, cell-corrected': whitebox_map(tree, task.features, x, y, name, priors, cell_correction=True).values,
             'prior mode': np.full(len(x), priors[s].argmax()),
-            'ideal': ideal.predict(np.hstack([encode_survey([task.features[j] for j in known], x[:, known]), np.eye(len(task.classes))[y]])),
+            'ideal': ideal.predict(answers_and_label(x, y)),
         }
         for method, guess in guesses.items():
             rows.append(dict(survey=task.name, method=method, group=group, **inversion_scores(x[:, s], guess, task.positive),

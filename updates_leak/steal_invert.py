@@ -16,7 +16,6 @@ from .extraction import agreement, extract, make_model, solve_logits, uniform_qu
 from .extraction_retraining import fit_on_labels
 from .inversion_faces import FaceIdentifier, FaceSplit, identification, load_face_split, mi_face, train_face_model
 from .data import show_images
-from .models import accuracy
 from .oracle import Oracle
 
 # %% auto #0
