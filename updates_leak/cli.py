@@ -17,13 +17,17 @@ from .extraction_trees import run_tree_extraction
 from .inversion_faces import bench_face_inversion, load_face_split, run_face_inversion, show_inversions, train_face_model
 from .inversion_map import run_map_inversion
 from .exfiltration import run_exfiltration, show_exfiltration
+from .membership_federated import FederatedSetting, run_federated
+from .membership_features import bench_per_sample_gradients, plot_roc_curves
+from .membership_standalone import plot_roc, run_standalone
 from .steal_invert import show_steal_invert, steal_and_invert
 from .updates import SCALES, bench_shadow_updates
 from .updates_lde import run_label_distribution
 from .updates_li import run_label_inference
+from .updates_ssr import run_reconstruction, sample_images, show_reconstructions
 
 # %% auto #0
-__all__ = ['COMMANDS', 'demo', 'updates', 'extract', 'invert', 'exfiltrate', 'bench', 'main']
+__all__ = ['COMMANDS', 'demo', 'updates', 'extract', 'invert', 'exfiltrate', 'membership', 'bench', 'main']
 
 # %% ../nbs/90_cli.ipynb #f133b5de
 @call_parse
@@ -44,7 +48,7 @@ def demo(out:str='updates-leak-demo', # folder for the JSON results and the figu
 
 # %% ../nbs/90_cli.ipynb #851f072f
 @call_parse
-def updates(attack:str='li', # 'li' (single-sample label inference) or 'lde' (label-distribution estimation)
+def updates(attack:str='li', # 'li' (single-sample label inference), 'lde' (label-distribution estimation) or 'ssr' (single-sample reconstruction)
             dataset:str='mnist', # 'mnist', 'fashion-mnist', 'cifar10' or 'mnist-embedded'
             quick:bool=False, # the quick scale instead of the paper's
             set_size:int=100, # |D_update| for 'lde'
@@ -59,17 +63,22 @@ def updates(attack:str='li', # 'li' (single-sample label inference) or 'lde' (la
             root:str=None, # data root (default: $UPDATES_LEAK_DATA or the user data folder)
             device:str=None, # 'cpu', 'cuda', ... (default: CUDA if available)
            ):
-    "Updates-Leak label attacks (A_LI, A_LDE): print the results table, write JSON and a figure."
+    "Updates-Leak attacks (A_LI, A_LDE, A_SSR): print the results table, write JSON and a figure."
     scale = 'quick' if quick else 'full'
     kw = dict(scale=replace(SCALES[scale], probe_size=probe_size), sign=sign, n_shadow_models=n_shadow_models, n_attack_models=n_attack_models or (3 if quick else 10),
               normalize=not raw_delta, seed=seed, cache_dir=cache or None, root=root, device=device)
     tag = f'{dataset}_{scale}' + ('' if probe_size == 100 else f'_probe{probe_size}')
     if attack == 'li': res, name = run_label_inference(dataset, **kw), f'li_{tag}'
     elif attack == 'lde': res, name = run_label_distribution(dataset, set_size=set_size, **kw), f'lde{set_size}_{tag}'
-    else: raise SystemExit(f"updates-leak updates: unknown attack {attack!r}; choose 'li' or 'lde'")
+    elif attack == 'ssr':
+        exp, res, _, recon = run_reconstruction(dataset, kw['scale'], n_shadow_models, seed=seed, cache_dir=cache or None,
+                                                root=root, device=device, progress=False)
+        name = f'ssr_{tag}'
+    else: raise SystemExit(f"updates-leak updates: unknown attack {attack!r}; choose 'li', 'lde' or 'ssr'")
     print(format_table(res.rows()))
     path = write_results(out, name, {'command': ' '.join(['updates-leak updates'] + sys.argv[1:]), **res.to_dict()})
-    res.plot().savefig(Path(out)/f'{name}.png', dpi=100)
+    fig = show_reconstructions(sample_images(exp.target_updates, exp.setting.target_pool), recon) if attack == 'ssr' else res.plot()
+    fig.savefig(Path(out)/f'{name}.png', dpi=100)
     print(f"wrote {path} and {Path(out)/f'{name}.png'}")
     return res
 
@@ -179,20 +188,68 @@ def exfiltrate(attack:str='lsb', # 'lsb', 'cor', 'sgn' or 'cap'
     print(f"wrote {path} and {Path(out)/f'{name}.png'}")
     return res
 
+# %% ../nbs/90_cli.ipynb #b7e8ee1c
+@call_parse
+def membership(setting:str='standalone', # 'standalone' or 'federated'
+               attacker:str='passive', # 'passive'; federated also 'active' (gradient ascent) or 'isolating'
+               observer:str='global', # federated: 'global' (the server) or 'local' (a participant)
+               dataset:str='location', # standalone: 'location' or 'cifar10' (the federated run uses Location)
+               layers:str=None, # comma-separated gradient layers (default: the last weight layer)
+               kernels:int=None, # kernels per gradient component (default: 1000 stand-alone, as the paper; 100 federated)
+               epochs:int=40, # attack-network training epochs
+               shadow:int=4, # standalone: shadow models of Shokri et al.'s baseline (0 skips it)
+               art:bool=False, # standalone: add IBM ART's black-box attack (needs the `compare` extra)
+               participants:int=4, # federated: participants, the attacker included
+               records:int=400, # federated: records per participant
+               rounds:int=30, # federated: FedAvg rounds
+               observed:str='26,27,28,29,30', # federated: comma-separated rounds the attacker uses
+               ascent:float=0.3, # federated, active: the gradient-ascent step
+               seed:int=0, # seeds the split, the models and the attack
+               out:str='updates-leak-results', # folder for JSON and the ROC figure
+               root:str=None, # data root (default: $UPDATES_LEAK_DATA or the user data folder)
+              ):
+    "Membership inference from gradients (white-box) and outputs (black-box), stand-alone or federated."
+    layer_list = layers.split(',') if layers else None
+    command = ' '.join(['updates-leak membership'] + sys.argv[1:])
+    try:
+        if setting == 'standalone':
+            if attacker != 'passive': raise ValueError("a stand-alone model has no training to meddle with: use --attacker passive")
+            res = run_standalone(dataset, layer_list, kernels or 1000, epochs, shadow, seed, art, root, progress=False)
+            print(res.summary())
+            name = f'membership_standalone_{dataset}'
+            ax = plot_roc(res)
+        elif setting == 'federated':
+            rounds_seen = tuple(int(r) for r in observed.split(','))
+            fed = FederatedSetting(participants=participants, records=records, rounds=rounds)
+            res = run_federated(fed, observer, attacker, rounds_seen, layer_list, kernels or 100, epochs, ascent, seed, root)
+            print(format_table([res.row()]))
+            name = f'membership_federated_{observer}_{attacker}_{participants}'
+            ax = plot_roc_curves({f'{observer} {attacker}': (*res.roc, res.metrics['auc'])}, f'federated, rounds {observed}')
+        else: raise ValueError(f"setting must be 'standalone' or 'federated', got {setting!r}")
+    except ValueError as e: raise SystemExit(f"updates-leak membership: {e}")
+    path = write_results(out, name, {'command': command, **res.to_dict()})
+    ax.figure.savefig(Path(out)/f'{name}.png', dpi=100)
+    print(f"wrote {path} and {Path(out)/f'{name}.png'}")
+    return res
+
 # %% ../nbs/90_cli.ipynb #7ca62061
 @call_parse
-def bench(name:str, # the benchmark: 'shadow-updates' or 'face-inversion'
+def bench(name:str, # the benchmark: 'shadow-updates', 'face-inversion' or 'per-sample-gradients'
           n_updates:int=400, # updates per method
           set_size:int=100, # |D_update|
           workers:int=None, # worker processes of the fast generator (default: one per core)
           device:str=None, # where to compute
          ):
-    "Benchmarks: `shadow-updates` (batched, parallel online updates vs the authors' loop), `face-inversion` (MI-FACE per face)."
+    "Benchmarks: `shadow-updates` (batched, parallel online updates vs the authors' loop), `face-inversion` (MI-FACE per face), `per-sample-gradients` (vmap vs one backward pass per record)."
+    if name == 'per-sample-gradients':
+        rows = bench_per_sample_gradients()
+        print(format_table(rows))
+        return rows
     if name == 'face-inversion':
         rows = bench_face_inversion(device=device)
         print(format_table(rows))
         return rows
-    if name != 'shadow-updates': raise SystemExit(f"updates-leak bench: unknown benchmark {name!r}; choose 'shadow-updates' or 'face-inversion'")
+    if name != 'shadow-updates': raise SystemExit(f"updates-leak bench: unknown benchmark {name!r}; choose 'shadow-updates', 'face-inversion' or 'per-sample-gradients'")
     r = bench_shadow_updates(n_updates=n_updates, set_size=set_size, workers=workers, device=device)
     print(format_table([{'method': f"one at a time (authors' loop, {r['threads']} threads)", 'updates/s': r['loop_updates_per_s']},
                         {'method': f"stacked, {r['workers']} worker processes", 'updates/s': r['fast_updates_per_s']}]))
@@ -200,7 +257,7 @@ def bench(name:str, # the benchmark: 'shadow-updates' or 'face-inversion'
     return r
 
 # %% ../nbs/90_cli.ipynb #2e29a3fa
-COMMANDS = {'demo': demo, 'updates': updates, 'extract': extract, 'invert': invert, 'exfiltrate': exfiltrate, 'bench': bench}
+COMMANDS = {'demo': demo, 'updates': updates, 'extract': extract, 'invert': invert, 'exfiltrate': exfiltrate, 'membership': membership, 'bench': bench}
 
 def main():
     "Console entry point: `updates-leak <command> [options]`."

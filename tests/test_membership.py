@@ -1,0 +1,89 @@
+"""Membership inference: vectorised gradients equal the loop, the white-box attack works on an overfitted model,
+the federated simulation behaves, bad input is refused, the CLI writes its results."""
+import json, subprocess
+
+import pytest
+import torch
+import torch.nn as nn
+
+from updates_leak.data import Data
+from updates_leak.membership_features import (bench_per_sample_gradients, check_layers, loop_gradients, membership_features,
+                                              membership_scores, per_sample_gradients, train_attack, weight_layers)
+from updates_leak.membership_federated import FederatedSetting, run_federated
+from updates_leak.membership_standalone import MembershipAttack, location_model, run_standalone
+from updates_leak.models import CifarCNN, MnistCNN
+
+@pytest.mark.parametrize('make, shape, classes', [(location_model, (446,), 30), (CifarCNN, (3, 32, 32), 10), (MnistCNN, (1, 28, 28), 10)])
+def test_per_sample_gradients_equal_the_loop(make, shape, classes):
+    torch.manual_seed(0)
+    model, x, y = make(), torch.rand(24, *shape), torch.randint(0, classes, (24,))
+    layers = weight_layers(model)
+    fast, slow = per_sample_gradients(model, x, y, layers, batch_size=10), loop_gradients(model, x, y, layers)
+    for l in layers: assert torch.allclose(fast[l], slow[l], atol=1e-6), l
+
+def test_benchmark_reports_equal_gradients():
+    rows = bench_per_sample_gradients(n=16, repeats=1)
+    assert [r['case'] for r in rows] == ['location, last layer', 'location, all layers', 'cifar10 CNN, all layers']
+    assert all(r['max abs diff'] < 1e-5 and r['speed-up'] > 0 for r in rows)
+
+@pytest.fixture(scope='module')
+def location_result(): return run_standalone('location', kernels=100, n_shadow=0, seed=1, progress=False)
+
+def test_white_box_attack_on_an_overfitted_model(location_result):
+    m = location_result.metrics
+    assert location_result.train_accuracy == 1. and location_result.test_accuracy < 0.6  # the target is overfitted
+    wb, loss = m['white-box (Nasr)'], m['loss threshold']
+    assert wb['accuracy'] > 0.85  # far above the 0.5 of guessing
+    assert wb['auc'] > loss['auc'] + 0.01  # the ranking is better than the loss threshold's...
+    assert wb['tpr@1%fpr'] > 3 * loss['tpr@1%fpr']  # ...and so is the low-FPR region
+
+def test_federated_run_is_reproducible():
+    tiny = FederatedSetting(participants=2, records=100, rounds=3)
+    a, b = (run_federated(tiny, 'local', 'active', observed=(2, 3), kernels=8, attack_epochs=3, seed=4) for _ in range(2))
+    assert a.metrics == b.metrics and a.global_test_accuracy == b.global_test_accuracy
+
+def test_attack_training_is_seeded():
+    torch.manual_seed(0)
+    feats = {'log_loss': torch.randn(40, 1), 'grad:fc': torch.randn(40, 3, 5)}
+    member = torch.arange(40) < 20
+    runs = [train_attack(feats, member, kernels=4, epochs=2, seed=3, progress=False) for _ in range(2)]
+    scores = [membership_scores(a, s(feats)) for a, s in runs]
+    assert torch.equal(scores[0], scores[1])
+
+def test_bad_input_is_refused():
+    model = location_model()
+    records = Data(torch.rand(6, 446).round(), torch.randint(0, 30, (6,)))
+    with pytest.raises(ValueError, match='no weight layer named'): check_layers(model, ['fc9'])
+    with pytest.raises(ValueError, match='no weight layer named'): membership_features(model, records, ['conv1'])
+    with pytest.raises(ValueError, match='both known members and known non-members'):
+        MembershipAttack(model, records.subset([0, 1, 2]), records.subset([2, 3]), progress=False)
+    with pytest.raises(ValueError, match='both members and non-members'):
+        train_attack({'log_loss': torch.randn(4, 1)}, torch.ones(4, dtype=torch.bool), progress=False)
+    with pytest.raises(ValueError, match='NaN'):
+        train_attack({'log_loss': torch.tensor([[0.], [float('nan')]])}, torch.tensor([True, False]), progress=False)
+    with pytest.raises(ValueError, match="unknown membership target"): run_standalone('purchase100')
+    with pytest.raises(ValueError, match='only the server'): run_federated(attacker='local', mode='isolating')
+    with pytest.raises(ValueError, match='attacker must be one of'): run_federated(attacker='server')
+
+def test_isolating_server_beats_the_passive_one():
+    setting = FederatedSetting(participants=3, records=200, rounds=8)
+    passive, isolating = (run_federated(setting, 'global', mode, observed=(7, 8), seed=2) for mode in ('passive', 'isolating'))
+    assert passive.metrics['accuracy'] > 0.55
+    assert isolating.metrics['accuracy'] > passive.metrics['accuracy'] + 0.1
+
+def run_cli(*args, cwd):
+    return subprocess.run(['updates-leak', 'membership', *args], capture_output=True, text=True, cwd=cwd)
+
+def test_cli_federated_writes_json_and_figure(tmp_path):
+    res = run_cli('--setting', 'federated', '--participants', '2', '--records', '100', '--rounds', '3', '--observed', '2,3',
+                  '--kernels', '10', '--epochs', '5', '--out', str(tmp_path), cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    out = json.loads((tmp_path/'membership_federated_global_passive_2.json').read_text())
+    assert out['observed'] == [2, 3] and 0 <= out['metrics']['accuracy'] <= 1 and out['command'].startswith('updates-leak membership')
+    assert (tmp_path/'membership_federated_global_passive_2.png').stat().st_size > 0
+
+def test_cli_refuses_bad_settings(tmp_path):
+    res = run_cli('--setting', 'standalone', '--attacker', 'active', cwd=tmp_path)
+    assert res.returncode != 0 and 'use --attacker passive' in res.stderr
+    res = run_cli('--setting', 'federated', '--observed', '0,40', cwd=tmp_path)
+    assert res.returncode != 0 and 'subset of 1..30' in res.stderr

@@ -1,0 +1,37 @@
+"""A_SSR: the decoder is transferred (copied, then trained), the baselines are what they claim, bad input is refused."""
+import subprocess
+
+import pytest
+import torch
+
+from updates_leak.data import Data
+from updates_leak.updates import Updates
+from updates_leak.updates_ssr import SampleReconstructor, class_means, per_sample_mse, pretrain_autoencoder, sample_images
+
+@pytest.fixture(scope='module')
+def digits():
+    g = torch.Generator().manual_seed(0)
+    return Data(torch.rand(64, 1, 28, 28, generator=g), torch.arange(64) % 4, ['a', 'b', 'c', 'd'])
+
+def test_decoder_is_transferred_not_shared(digits):
+    ae = pretrain_autoencoder(digits, latent=8, epochs=1)
+    model = SampleReconstructor(30, ae.decoder, 8)
+    for p, q in zip(model.decoder.parameters(), ae.decoder.parameters()):
+        assert torch.equal(p, q) and p.data_ptr() != q.data_ptr()
+    assert model(torch.randn(5, 30)).shape == (5, 1, 28, 28)
+
+def test_class_mean_baseline(digits):
+    means = class_means(digits)
+    assert means.shape == (4, 1, 28, 28)
+    assert torch.allclose(means[1], digits.x[digits.y == 1].mean(0))
+    assert torch.allclose(per_sample_mse(digits.x[:3], digits.x[:3]), torch.zeros(3))
+
+def test_only_single_sample_updates(digits):
+    multi = Updates(torch.zeros(5, 4), torch.zeros(2, 5, 4), torch.zeros(2, 3, dtype=torch.long), torch.zeros(2, 3, dtype=torch.long))
+    with pytest.raises(ValueError, match='single-sample'): sample_images(multi, digits)
+    single = Updates(torch.zeros(5, 4), torch.zeros(2, 5, 4), torch.tensor([[3], [7]]), torch.tensor([[3], [3]]))
+    assert torch.equal(sample_images(single, digits), digits.x[[3, 7]])
+
+def test_cli_names_the_attacks(tmp_path):
+    res = subprocess.run(['updates-leak', 'updates', '--attack', 'xyz'], capture_output=True, text=True, cwd=tmp_path)
+    assert res.returncode != 0 and "'ssr'" in res.stderr
