@@ -16,9 +16,9 @@ import torch.nn.functional as F
 from sklearn.metrics import roc_auc_score, roc_curve
 from torch.func import functional_call, grad, vmap
 
-from .core import check_finite, chunks, default_device, format_table, seeded_generator, torch_threads
+from .core import check_finite, chunks, default_device, seeded_generator, torch_threads
 from .data import Data
-from .models import CifarCNN, MLP
+from .models import CifarCNN
 
 # %% auto #0
 __all__ = ['BLACK_BOX', 'weight_layers', 'check_layers', 'evaluating', 'per_sample_gradients', 'loop_gradients',

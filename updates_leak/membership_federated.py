@@ -13,9 +13,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 from sklearn.metrics import roc_curve
 
-from .core import format_table
 from .data import Data, assert_disjoint, disjoint_split
-from .membership_features import (attack_metrics, best_threshold, check_layers, membership_features,
+from .membership_features import (attack_metrics, best_threshold, check_layers, epoch_range, membership_features,
                                               membership_scores, train_attack, weight_layers)
 from .membership_standalone import load_pool, location_model
 from .models import accuracy, fit
@@ -81,11 +80,7 @@ def simulate_federated(setting:FederatedSetting, # the FedAvg run
     observed = check_federated(setting, attacker, mode, observed)
     torch.manual_seed(seed)
     global_model, victim_model, seen = location_model().eval(), None, {}
-    rounds = range(1, setting.rounds + 1)
-    if progress:
-        from fastprogress.fastprogress import progress_bar
-        rounds = progress_bar(rounds, leave=False)
-    for r in rounds:
+    for r in (i + 1 for i in epoch_range(setting.rounds, progress)):
         watch = r in observed
         if attacker == 'local' and watch: seen[f'r{r}-before'] = copy.deepcopy(global_model)
         uploads = []

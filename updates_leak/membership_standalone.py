@@ -5,7 +5,6 @@
 # %% ../nbs/61_membership_standalone.ipynb #b8e28e5c
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -14,7 +13,7 @@ import torch.nn as nn
 from sklearn.metrics import roc_curve
 
 from .core import format_table, seeded_generator, set_seed
-from .data import Data, assert_disjoint, disjoint_split, load_dataset
+from .data import WHOLE_DATASETS, Data, assert_disjoint, disjoint_split, load_dataset
 from .membership_features import (BLACK_BOX, attack_metrics, best_threshold, check_layers, concat_rows,
                                               entropy_scores, loss_scores, membership_features, membership_scores,
                                               cluster_threshold, plot_roc_curves, select, train_attack, train_unsupervised_attack,
@@ -52,10 +51,7 @@ def load_pool(dataset:str, # a `load_dataset` name
               root=None, # data root
              ) -> Data:
     "Every record a membership experiment may draw from (the training split of datasets that have one)."
-    try: return load_dataset(dataset, 'all', root)
-    except ValueError as e:
-        if 'no fixed train/test split' in str(e) or "use split='all'" in str(e): raise
-        return load_dataset(dataset, 'train', root)
+    return load_dataset(dataset, 'all' if dataset in WHOLE_DATASETS else 'train', root)
 
 def membership_split(n:int, # records in the pool
                      target:MembershipTarget, # the roles' sizes

@@ -12,7 +12,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .core import format_table, seeded_generator
+from .core import seeded_generator
 from .data import Data
 from .models import AutoEncoder, fit, reconstruction_loss
 from .updates import AttackMLP, Updates, UpdatesExperiment, check_compatible, check_delta, prepare_experiment
