@@ -24,7 +24,7 @@ def test_per_sample_gradients_equal_the_loop(make, shape, classes):
 def test_benchmark_reports_equal_gradients():
     rows = bench_per_sample_gradients(n=16, repeats=1)
     assert [r['case'] for r in rows] == ['location, last layer', 'location, all layers', 'cifar10 CNN, all layers']
-    assert all(r['max abs diff'] < 1e-5 and r['speed-up'] > 0 for r in rows)
+    assert all(r['max abs diff'] < 1e-5 for r in rows)  # speed is measured by the benchmark, never asserted
 
 @pytest.fixture(scope='module')
 def location_result(): return run_standalone('location', kernels=100, n_shadow=0, seed=1, progress=False)
