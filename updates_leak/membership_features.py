@@ -18,7 +18,7 @@ from torch.func import functional_call, grad, vmap
 
 from .core import check_finite, chunks, default_device, seeded_generator, torch_threads
 from .data import Data
-from .models import CifarCNN
+from .models import CifarCNN, predict_logits
 
 # %% auto #0
 __all__ = ['BLACK_BOX', 'weight_layers', 'check_layers', 'evaluating', 'per_sample_gradients', 'loop_gradients',
@@ -124,19 +124,13 @@ def bench_per_sample_gradients(n:int=512, # records per measurement
     return rows
 
 # %% ../nbs/60_membership_features.ipynb #6533d35d
-@torch.no_grad()
-def _logits(model:nn.Module, x:torch.Tensor, batch_size:int=1024) -> torch.Tensor:
-    "The model's logits in eval mode, on the CPU."
-    with evaluating(model) as device:
-        return torch.cat([model(x[s].to(device)).cpu() for s in chunks(len(x), batch_size)])
-
 def membership_features(model:nn.Module, # the target classifier
                         data:Data, # the records to describe
                         layers:list=(), # weight layers whose per-example gradients to include
                         batch_size:int=512, # examples per chunk
                        ) -> dict:
     "One-hot label, posteriors, log-loss and per-layer gradients of every record, as named N-row tensors."
-    logits = _logits(model, data.x).double()
+    logits = predict_logits(model, data.x).double()
     log_probs = logits.log_softmax(1)
     loss = F.nll_loss(log_probs, data.y, reduction='none')
     feats = {'label': F.one_hot(data.y, logits.shape[1]).float(), 'output': log_probs.exp().float(),

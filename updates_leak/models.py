@@ -19,8 +19,8 @@ from .data import Data
 # %% auto #0
 __all__ = ['MNIST_MEAN', 'MNIST_STD', 'Normalize', 'LogisticRegression', 'SoftmaxRegression', 'MLP', 'MnistCNN', 'stacked_conv2d',
            'stacked_linear', 'to_channel_groups', 'from_channel_groups', 'CifarCNN', 'AutoEncoder', 'batch_order',
-           'take', 'classification_loss', 'reconstruction_loss', 'make_optimizer', 'fit', 'predict_proba', 'accuracy',
-           'online_update', 'UnsafeFileError', 'save_weights', 'load_weights']
+           'take', 'classification_loss', 'reconstruction_loss', 'make_optimizer', 'fit', 'predict_logits',
+           'predict_proba', 'accuracy', 'online_update', 'UnsafeFileError', 'save_weights', 'load_weights']
 
 # %% ../nbs/02_models.ipynb #f133b5de
 class Normalize(nn.Module):
@@ -255,17 +255,25 @@ def fit(model:nn.Module, # the model, trained in place
 
 # %% ../nbs/02_models.ipynb #da1f334a
 @torch.no_grad()
+def predict_logits(model:nn.Module, # a classifier returning logits
+                   x:torch.Tensor, # inputs
+                   batch_size:int=1024, # inputs per forward pass
+                   device:str|torch.device|None=None, # where to compute (`None`: the model's device)
+                  ) -> torch.Tensor:
+    "The logits `model(x)`, computed in eval mode in batches; returned on the CPU."
+    device = next(model.parameters()).device if device is None else default_device(device)
+    was_training = model.training
+    model.eval()
+    try: return torch.cat([model(x[s].to(device)).cpu() for s in chunks(len(x), batch_size)])
+    finally: model.train(was_training)
+
 def predict_proba(model:nn.Module, # a classifier returning logits
                   x:torch.Tensor, # inputs
                   batch_size:int=1024, # inputs per forward pass
                   device:str|torch.device|None=None, # where to compute (`None`: the model's device)
                  ) -> torch.Tensor:
     "Posterior probabilities `softmax(model(x))`, computed in eval mode; returned on the CPU."
-    device = next(model.parameters()).device if device is None else default_device(device)
-    was_training = model.training
-    model.eval()
-    try: return torch.cat([F.softmax(model(x[s].to(device)), 1).cpu() for s in chunks(len(x), batch_size)])
-    finally: model.train(was_training)
+    return F.softmax(predict_logits(model, x, batch_size, device), 1)
 
 def accuracy(model:nn.Module, # a classifier returning logits
              data:Data, # labelled data
