@@ -104,6 +104,7 @@ def test_cli_extract_writes_the_table_and_json(tmp_path):
     assert 'R_test' in r.stdout
     res = json.loads((tmp_path/'extract_lr_breast-cancer_31.json').read_text())
     assert res['queries'] == 31 and res['r_test'] == 1.0
+    assert 'paper_r_test' in res  # the JSON carries the paper's anchor, as the notebook's table does
 
 def test_cli_extract_tree(tmp_path):
     r = subprocess.run(['updates-leak', 'extract', '--model', 'tree', '--dataset', 'steak', '--variant', 'top-down',

@@ -5,7 +5,7 @@
 # %% ../nbs/90_cli.ipynb #4730804b
 from __future__ import annotations
 import sys, time
-from dataclasses import asdict, replace
+from dataclasses import replace
 from pathlib import Path
 
 from fastcore.script import call_parse
@@ -127,7 +127,7 @@ def extract(model:str='softmax', # 'lr', 'softmax', 'ovr', 'mlp' (equation solvi
         res = run_extraction(model, dataset, amount, decimals=rounding, method=method, restarts=restarts, seed=seed, root=root)
         name = f'extract_{model}_{dataset}_{res.queries}' + ('' if rounding is None else f'_r{rounding}')
     print(format_table([res.row()]))
-    path = write_results(out, name, {'command': ' '.join(['updates-leak extract'] + sys.argv[1:]), **asdict(res)})
+    path = write_results(out, name, {'command': ' '.join(['updates-leak extract'] + sys.argv[1:]), **res.to_dict()})
     print(f"wrote {path}")
     return res
 

@@ -310,6 +310,8 @@ class TreeExtractionResult:
                 'R_test': f'{self.r_test:.2%}', 'R_unif': f'{self.r_unif:.2%}', 'leaf ids (unif)': f'{self.leaf_agreement_unif:.2%}',
                 'time (s)': f'{self.seconds:.2f}', 'target acc.': f'{self.target_accuracy:.3f}'}
 
+    def to_dict(self) -> dict: return asdict(self)
+
 def train_tree(task:TreeTask, min_samples_leaf:int=5, seed:int=0) -> DecisionTreeClassifier:
     "The provider's tree on the one-hot encoded training data."
     return DecisionTreeClassifier(min_samples_leaf=min_samples_leaf, random_state=seed).fit(encode(task.features, task.x_train), task.y_train)
