@@ -6,12 +6,12 @@ import pytest
 import torch
 import torch.nn as nn
 
-from updates_leak.data import Data
+from updates_leak.data import Data, MissingDataError
 from updates_leak.membership_features import (bench_per_sample_gradients, check_layers, loop_gradients, membership_features,
                                               membership_scores, per_sample_gradients, train_attack, weight_layers)
 from updates_leak.membership_federated import FederatedSetting, run_federated
-from updates_leak.membership_standalone import MembershipAttack, location_model, run_standalone
-from updates_leak.models import CifarCNN, MnistCNN
+from updates_leak.membership_standalone import MembershipAttack, run_standalone
+from updates_leak.models import CifarCNN, MnistCNN, location_model
 
 @pytest.mark.parametrize('make, shape, classes', [(location_model, (446,), 30), (CifarCNN, (3, 32, 32), 10), (MnistCNN, (1, 28, 28), 10)])
 def test_per_sample_gradients_equal_the_loop(make, shape, classes):
@@ -27,7 +27,7 @@ def test_benchmark_reports_equal_gradients():
     assert all(r['max abs diff'] < 1e-5 for r in rows)  # speed is measured by the benchmark, never asserted
 
 @pytest.fixture(scope='module')
-def location_result(): return run_standalone('location', kernels=100, n_shadow=0, seed=1, progress=False)
+def location_result(): return run_standalone('location', kernels=100, n_shadow=0, variants=('white-box',), seed=1, progress=False)
 
 def test_white_box_attack_on_an_overfitted_model(location_result):
     m = location_result.metrics
@@ -41,6 +41,7 @@ def test_federated_run_is_reproducible():
     tiny = FederatedSetting(participants=2, records=100, rounds=3)
     a, b = (run_federated(tiny, 'local', 'active', observed=(2, 3), kernels=8, attack_epochs=3, seed=4) for _ in range(2))
     assert a.metrics == b.metrics and a.global_test_accuracy == b.global_test_accuracy
+    assert a.row()['mode'] == 'active (step 0.3)' and a.to_dict()['ascent'] == 0.3  # the table names the step it used
 
 def test_attack_training_is_seeded():
     torch.manual_seed(0)
@@ -61,9 +62,14 @@ def test_bad_input_is_refused():
         train_attack({'log_loss': torch.randn(4, 1)}, torch.ones(4, dtype=torch.bool), progress=False)
     with pytest.raises(ValueError, match='NaN'):
         train_attack({'log_loss': torch.tensor([[0.], [float('nan')]])}, torch.tensor([True, False]), progress=False)
-    with pytest.raises(ValueError, match="unknown membership target"): run_standalone('purchase100')
+    with pytest.raises(ValueError, match="unknown membership target"): run_standalone('imagenet')
+    with pytest.raises(ValueError, match="unknown attack variants"): run_standalone('location', variants=('grey-box',))
     with pytest.raises(ValueError, match='only the server'): run_federated(attacker='local', mode='isolating')
     with pytest.raises(ValueError, match='attacker must be one of'): run_federated(attacker='server')
+
+@pytest.mark.parametrize('dataset, files', [('purchase100', 'dataset_purchase'), ('texas100', 'feats')])
+def test_missing_tabular_data_names_its_source(tmp_path, dataset, files):
+    with pytest.raises(MissingDataError, match=f'privacytrustlab/datasets(.|\n)*{files}'): run_standalone(dataset, root=tmp_path)
 
 def test_isolating_server_beats_the_passive_one():
     setting = FederatedSetting(participants=3, records=200, rounds=8)

@@ -24,6 +24,7 @@ from .steal_invert import show_steal_invert, steal_and_invert
 from .updates import SCALES, bench_shadow_updates
 from .updates_lde import run_label_distribution
 from .updates_li import run_label_inference
+from .updates_msr import run_multi_reconstruction
 from .updates_ssr import run_reconstruction, sample_images, show_reconstructions
 
 # %% auto #0
@@ -48,22 +49,26 @@ def demo(out:str='updates-leak-demo', # folder for the JSON results and the figu
 
 # %% ../nbs/90_cli.ipynb #851f072f
 @call_parse
-def updates(attack:str='li', # 'li' (single-sample label inference), 'lde' (label-distribution estimation) or 'ssr' (single-sample reconstruction)
+def updates(attack:str='li', # 'li' (single-sample label inference), 'lde' (label-distribution estimation), 'ssr' (single-sample reconstruction) or 'msr' (multi-sample reconstruction)
             dataset:str='mnist', # 'mnist', 'fashion-mnist', 'cifar10' or 'mnist-embedded'
             quick:bool=False, # the quick scale instead of the paper's
-            set_size:int=100, # |D_update| for 'lde'
+            set_size:int=100, # |D_update| for 'lde' and 'msr'
             n_shadow_models:int=5, # shadow models whose updates train the attack (the paper: 1)
             n_attack_models:int=0, # attack models to average (0: 10 at full scale, 3 quick)
             raw_delta:bool=False, # feed the attack raw δ as the paper does (default: unit-norm δ)
             sign:str='before-after', # δ convention: 'before-after' (the authors' code) or 'after-before'
             probe_size:int=100, # |D_probe|, the first test images
+            gan_epochs:int=0, # 'msr': GAN training epochs (0: 20 at full scale, 1 quick)
+            gan_width:int=0, # 'msr': width of the generator's three hidden layers (0: 2048 at full scale, 512 quick)
+            generated:int=0, # 'msr': images generated per target update before clustering (0: 20,000 at full scale, 2,000 quick)
+            evaluated:int=10, # 'msr': target updates to reconstruct
             seed:int=0, # seeds everything
             out:str='updates-leak-results', # folder for JSON and figures
             cache:str='.cache/updates_leak', # cache of finished update chunks ('' for none)
             root:str=None, # data root (default: $UPDATES_LEAK_DATA or the user data folder)
             device:str=None, # 'cpu', 'cuda', ... (default: CUDA if available)
            ):
-    "Updates-Leak attacks (A_LI, A_LDE, A_SSR): print the results table, write JSON and a figure."
+    "Updates-Leak attacks (A_LI, A_LDE, A_SSR, A_MSR): print the results table, write JSON and a figure."
     scale = 'quick' if quick else 'full'
     kw = dict(scale=replace(SCALES[scale], probe_size=probe_size), sign=sign, n_shadow_models=n_shadow_models, n_attack_models=n_attack_models or (3 if quick else 10),
               normalize=not raw_delta, seed=seed, cache_dir=cache or None, root=root, device=device)
@@ -74,10 +79,18 @@ def updates(attack:str='li', # 'li' (single-sample label inference), 'lde' (labe
         exp, res, _, recon = run_reconstruction(dataset, kw['scale'], n_shadow_models, seed=seed, cache_dir=cache or None,
                                                 root=root, device=device, progress=False)
         name = f'ssr_{tag}'
-    else: raise SystemExit(f"updates-leak updates: unknown attack {attack!r}; choose 'li', 'lde' or 'ssr'")
+    elif attack == 'msr':
+        exp, res, _, _, examples = run_multi_reconstruction(
+            dataset, kw['scale'], set_size, n_shadow_models, seed=seed, cache_dir=cache or None, root=root, device=device, progress=False,
+            epochs=gan_epochs or (1 if quick else 20), hidden=(gan_width or (512 if quick else 2048),) * 3,
+            n_generated=generated or (2000 if quick else 20_000), n_evaluated=evaluated)
+        name = f'msr{set_size}_{tag}'
+    else: raise SystemExit(f"updates-leak updates: unknown attack {attack!r}; choose 'li', 'lde', 'ssr' or 'msr'")
     print(format_table(res.rows()))
     path = write_results(out, name, {'command': ' '.join(['updates-leak updates'] + sys.argv[1:]), **res.to_dict()})
-    fig = show_reconstructions(sample_images(exp.target_updates, exp.setting.target_pool), recon) if attack == 'ssr' else res.plot()
+    if attack == 'ssr': fig = show_reconstructions(sample_images(exp.target_updates, exp.setting.target_pool), recon)
+    elif attack == 'msr': fig = show_reconstructions(*examples[0], n=20, label='A_MSR')
+    else: fig = res.plot()
     fig.savefig(Path(out)/f'{name}.png', dpi=100)
     print(f"wrote {path} and {Path(out)/f'{name}.png'}")
     return res
@@ -193,7 +206,7 @@ def exfiltrate(attack:str='lsb', # 'lsb', 'cor', 'sgn' or 'cap'
 def membership(setting:str='standalone', # 'standalone' or 'federated'
                attacker:str='passive', # 'passive'; federated also 'active' (gradient ascent) or 'isolating'
                observer:str='global', # federated: 'global' (the server) or 'local' (a participant)
-               dataset:str='location', # standalone: 'location' or 'cifar10' (the federated run uses Location)
+               dataset:str='location', # standalone: 'location', 'cifar10', or 'purchase100' / 'texas100' from local files (the federated run uses Location)
                layers:str=None, # comma-separated gradient layers (default: the last weight layer)
                kernels:int=None, # kernels per gradient component (default: 1000 stand-alone, as the paper; 100 federated)
                epochs:int=40, # attack-network training epochs

@@ -16,11 +16,12 @@ from torch.utils.data import Dataset
 from .core import data_root, seeded_generator
 
 # %% auto #0
-__all__ = ['MNIST_CLASSES', 'FASHION_CLASSES', 'DEBIAN_FASHION', 'EMBEDDED_SIZES', 'CIFAR10_CLASSES', 'TABLES', 'DATASETS',
-           'WHOLE_DATASETS', 'Data', 'from_uint8', 'MissingDataError', 'read_idx', 'load_mnist', 'load_fashion_mnist',
-           'make_embedded_mnist', 'load_embedded_mnist', 'RestrictedUnpickler', 'safe_unpickle', 'load_cifar10',
-           'load_cifar100', 'load_att_faces', 'load_location', 'minmax_scale', 'load_sklearn', 'load_table',
-           'load_dataset', 'disjoint_split', 'assert_disjoint', 'split_data', 'show_images']
+__all__ = ['MNIST_CLASSES', 'FASHION_CLASSES', 'DEBIAN_FASHION', 'EMBEDDED_SIZES', 'CIFAR10_CLASSES', 'PRIVACYTRUSTLAB', 'TABLES',
+           'DATASETS', 'WHOLE_DATASETS', 'Data', 'from_uint8', 'MissingDataError', 'read_idx', 'load_mnist',
+           'load_fashion_mnist', 'make_embedded_mnist', 'load_embedded_mnist', 'RestrictedUnpickler', 'safe_unpickle',
+           'load_cifar10', 'load_cifar100', 'load_att_faces', 'load_location', 'load_purchase100', 'load_texas100',
+           'minmax_scale', 'load_sklearn', 'load_table', 'load_dataset', 'disjoint_split', 'assert_disjoint',
+           'split_data', 'show_images']
 
 # %% ../nbs/01_data.ipynb #f95ba2e4
 @dataclass
@@ -253,6 +254,28 @@ def load_location(root:str|Path|None=None, # data root (see `data_root`)
     with np.load(path) as d: x, y = d['features'].astype(np.float32), d['labels']
     return Data(torch.from_numpy(x), torch.as_tensor(y, dtype=torch.long), [str(i) for i in range(30)], 'location')
 
+PRIVACYTRUSTLAB = 'https://github.com/privacytrustlab/datasets'
+
+def load_purchase100(root:str|Path|None=None, # data root (see `data_root`)
+                    ) -> Data:
+    "Purchase100 (Shokri et al.): 197,324 shoppers × 600 binary features, 100 classes; read from `purchase100/dataset_purchase`."
+    path = _first_existing('Purchase100', [data_root(root)/'purchase100'/'dataset_purchase'],
+                           f'{PRIVACYTRUSTLAB} (dataset_purchase.tgz), extracted to purchase100/dataset_purchase under the data root')
+    table = pd.read_csv(path, header=None, dtype=np.int64).to_numpy()
+    return Data(torch.from_numpy(table[:, 1:].astype(np.float32)), torch.as_tensor(table[:, 0] - 1),
+                [str(i) for i in range(100)], 'purchase100')
+
+def load_texas100(root:str|Path|None=None, # data root (see `data_root`)
+                 ) -> Data:
+    "Texas100 (Shokri et al.): 67,330 hospital stays × 6,169 binary features, 100 procedures; read from `texas100/feats` and `texas100/labels`."
+    source = f'{PRIVACYTRUSTLAB} (dataset_texas.tgz), with its texas/100/feats and texas/100/labels copied to texas100/ under the data root'
+    folder = data_root(root)/'texas100'
+    feats, labels = _first_existing('Texas100', [(folder/'feats', folder/'labels')], source)
+    x = pd.read_csv(feats, header=None, dtype=np.float32).to_numpy()
+    y = pd.read_csv(labels, header=None, dtype=np.int64).to_numpy()[:, 0]
+    if len(x) != len(y): raise ValueError(f"Texas100: {len(x)} feature rows but {len(y)} labels in {feats.parent}")
+    return Data(torch.from_numpy(x), torch.as_tensor(y - 1), [str(i) for i in range(100)], 'texas100')
+
 def minmax_scale(x:np.ndarray, # N×D features
                 ) -> torch.Tensor:
     "Scale each feature to [0, 1] (constant features become 0)."
@@ -290,7 +313,7 @@ DATASETS = {
     'mnist': load_mnist, 'mnist-embedded': lambda split='train', root=None: load_embedded_mnist(split),
     'fashion-mnist': load_fashion_mnist, 'cifar10': load_cifar10, 'cifar100': load_cifar100,
 }
-WHOLE_DATASETS = {'att-faces': load_att_faces, 'location': load_location,
+WHOLE_DATASETS = {'att-faces': load_att_faces, 'location': load_location, 'purchase100': load_purchase100, 'texas100': load_texas100,
                   **{n: (lambda root=None, n=n: load_sklearn(n)) for n in ('digits', 'iris', 'breast-cancer', 'wine')}}
 
 def load_dataset(name:str, # a key of `DATASETS` or `WHOLE_DATASETS`

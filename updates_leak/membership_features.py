@@ -18,7 +18,7 @@ from torch.func import functional_call, grad, vmap
 
 from .core import check_finite, chunks, default_device, seeded_generator, torch_threads
 from .data import Data
-from .models import CifarCNN, predict_logits
+from .models import CifarCNN, location_model, predict_logits
 
 # %% auto #0
 __all__ = ['BLACK_BOX', 'weight_layers', 'check_layers', 'evaluating', 'per_sample_gradients', 'loop_gradients',
@@ -106,7 +106,6 @@ def bench_per_sample_gradients(n:int=512, # records per measurement
                                seed:int=0,
                               ) -> list:
     "Time `per_sample_gradients` against `loop_gradients` on the membership targets; one row per case."
-    from updates_leak.membership_standalone import location_model
     torch.manual_seed(seed)
     cases = [('location, last layer', location_model(), torch.rand(n, 446).round(), 30, -1),
              ('location, all layers', location_model(), torch.rand(n, 446).round(), 30, None),

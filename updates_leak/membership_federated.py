@@ -16,8 +16,8 @@ from sklearn.metrics import roc_curve
 from .data import Data, assert_disjoint, disjoint_split
 from .membership_features import (attack_metrics, best_threshold, check_layers, epoch_range, membership_features,
                                               membership_scores, train_attack, weight_layers)
-from .membership_standalone import load_pool, location_model
-from .models import accuracy, fit
+from .membership_standalone import load_pool
+from .models import accuracy, fit, location_model
 
 # %% auto #0
 __all__ = ['ATTACKERS', 'MODES', 'average_states', 'ascent_step', 'FederatedSetting', 'check_federated', 'simulate_federated',
@@ -130,10 +130,12 @@ class FederatedResult:
     global_test_accuracy: float # the final global model's accuracy on held-out records
     seed: int = 0 # the experiment's seed
     roc: tuple = field(default=(), repr=False) # (fpr, tpr) of the attack on the evaluation records
+    ascent: float|None = None # the active attacker's gradient-ascent step (active mode only)
 
     def row(self) -> dict:
         "A table row, in percent."
-        return {'attacker': self.attacker, 'mode': self.mode, 'participants': self.participants,
+        mode = self.mode if self.ascent is None else f'{self.mode} (step {self.ascent:g})'
+        return {'attacker': self.attacker, 'mode': mode, 'participants': self.participants,
                 'observed rounds': f'{self.observed[0]}–{self.observed[-1]}' if len(self.observed) > 1 else str(self.observed[0]),
                 **{k: round(100 * v, 2) for k, v in self.metrics.items()},
                 'global test acc': round(100 * self.global_test_accuracy, 2)}
@@ -141,7 +143,7 @@ class FederatedResult:
     def to_dict(self) -> dict:
         "JSON-ready results."
         return {'attacker': self.attacker, 'mode': self.mode, 'participants': self.participants, 'observed': self.observed,
-                'metrics': self.metrics, 'global_test_accuracy': self.global_test_accuracy, 'seed': self.seed}
+                'metrics': self.metrics, 'global_test_accuracy': self.global_test_accuracy, 'seed': self.seed, 'ascent': self.ascent}
 
 def run_federated(setting:FederatedSetting=FederatedSetting(), # the FedAvg run
                   attacker:str='global', # 'global' (the server) or 'local' (a participant)
@@ -179,4 +181,4 @@ def run_federated(setting:FederatedSetting=FederatedSetting(), # the FedAvg run
     metrics = attack_metrics(s_eval, is_member[evals], best_threshold(s_known, is_member[known]))
     fpr, tpr, _ = roc_curve(is_member[evals].numpy(), s_eval.numpy())
     return FederatedResult(attacker, mode, setting.participants, observed, metrics,
-                           accuracy(global_model, pool.subset(idx['test'])), seed, (fpr, tpr))
+                           accuracy(global_model, pool.subset(idx['test'])), seed, (fpr, tpr), ascent if mode == 'active' else None)

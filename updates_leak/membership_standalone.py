@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import partial
 
 import numpy as np
 import torch
@@ -18,18 +19,14 @@ from .membership_features import (BLACK_BOX, attack_metrics, best_threshold, che
                                               entropy_scores, loss_scores, membership_features, membership_scores,
                                               cluster_threshold, plot_roc_curves, select, train_attack, train_unsupervised_attack,
                                               weight_layers)
-from .models import MLP, CifarCNN, accuracy, fit, predict_proba
+from .models import CifarCNN, accuracy, fit, location_model, predict_proba, tabular_target
 
 # %% auto #0
-__all__ = ['TARGETS', 'location_model', 'MembershipTarget', 'load_pool', 'membership_split', 'train_target', 'ShadowModelAttack',
+__all__ = ['TARGETS', 'NASR_VARIANTS', 'MembershipTarget', 'load_pool', 'membership_split', 'train_target', 'ShadowModelAttack',
            'check_no_shared_records', 'MembershipAttack', 'art_blackbox_scores', 'StandaloneResult', 'evaluate_scores',
            'run_standalone', 'plot_roc']
 
 # %% ../nbs/61_membership_standalone.ipynb #ad2a60a4
-def location_model() -> nn.Module:
-    "The Location target of Shokri et al. and Nasr et al.: FC 446 → 1024 → 512 → 256 → 128 → 30 with tanh."
-    return MLP([446, 1024, 512, 256, 128, 30], act=nn.Tanh)
-
 @dataclass
 class MembershipTarget:
     "How a stand-alone target is built and trained, and how many records each role gets."
@@ -45,6 +42,8 @@ class MembershipTarget:
 TARGETS = {
     'location': MembershipTarget('location', location_model, members=1000, shadow=2000, test=1010, epochs=40),
     'cifar10': MembershipTarget('cifar10', CifarCNN, members=5000, shadow=10000, test=2000, epochs=40),
+    'purchase100': MembershipTarget('purchase100', partial(tabular_target, 600, 100), members=20000, shadow=40000, test=10000, epochs=40),
+    'texas100': MembershipTarget('texas100', partial(tabular_target, 6169, 100), members=10000, shadow=20000, test=10000, epochs=40),
 }
 
 def load_pool(dataset:str, # a `load_dataset` name
@@ -211,11 +210,14 @@ def evaluate_scores(result:StandaloneResult, # where to record the attack
     fpr, tpr, _ = roc_curve(np.asarray(eval_member, dtype=bool), np.asarray(eval_scores, dtype=np.float64))
     result.roc[name] = (fpr, tpr)
 
+NASR_VARIANTS = ('white-box', 'black-box', 'unsupervised')  # the supervised attack on all features, on black-box features only, and the unsupervised one
+
 def run_standalone(dataset:str='location', # a key of `TARGETS`
                    layers:list|None=None, # gradient layers of the white-box attack (`None`: the last layer)
                    kernels:int=1000, # kernels of each gradient component (the paper: 1,000)
                    attack_epochs:int=40, # attack-network training epochs
                    n_shadow:int=4, # shadow models for Shokri et al.'s baseline (0 skips it)
+                   variants:tuple=NASR_VARIANTS, # which of Nasr et al.'s attack networks to train
                    seed:int=0, # seeds the split, the target and the attacks
                    art:bool=False, # add IBM ART's black-box attack (needs the `compare` extra)
                    root=None, # data root
@@ -223,6 +225,7 @@ def run_standalone(dataset:str='location', # a key of `TARGETS`
                   ) -> StandaloneResult:
     "Train a target; run the white-box attack, the same network on black-box features, shadow models and thresholds."
     if dataset not in TARGETS: raise ValueError(f"unknown membership target {dataset!r}; choose from {sorted(TARGETS)}")
+    if set(variants) - set(NASR_VARIANTS): raise ValueError(f"unknown attack variants {sorted(set(variants) - set(NASR_VARIANTS))}; choose from {NASR_VARIANTS}")
     target = TARGETS[dataset]
     pool = load_pool(target.dataset, root)
     idx = membership_split(len(pool), target, seed)
@@ -237,15 +240,17 @@ def run_standalone(dataset:str='location', # a key of `TARGETS`
     known_m = torch.arange(len(known_data)) < len(idx['members_known'])
     eval_m = torch.arange(len(eval_data)) < len(idx['members_eval'])
     result = StandaloneResult(dataset, accuracy(model, members), accuracy(model, data['test']), {}, seed=seed, layers=layers)
-    for name, black_box in [('white-box (Nasr)', False), ('black-box (Nasr network)', True)]:
+    for variant, name, black_box in [('white-box', 'white-box (Nasr)', False), ('black-box', 'black-box (Nasr network)', True)]:
+        if variant not in variants: continue
         attack = MembershipAttack(model, data['members_known'], data['nonmembers_known'], layers, black_box, kernels,
                                   attack_epochs, seed, progress)
         evaluate_scores(result, name, attack.scores(known_data), attack.scores(eval_data), known_m, eval_m)
-    grads = BLACK_BOX + tuple(f'grad:{l}' for l in layers)
-    targets = concat_rows(*(select(membership_features(model, d, layers), grads) for d in (known_data, eval_data)))
-    unsupervised = train_unsupervised_attack(targets, kernels, attack_epochs, seed=seed, progress=progress)
-    evaluate_scores(result, 'white-box unsupervised (Nasr)', unsupervised[:len(known_data)], unsupervised[len(known_data):],
-                    known_m, eval_m, cluster_threshold(unsupervised, seed))
+    if 'unsupervised' in variants:
+        grads = BLACK_BOX + tuple(f'grad:{l}' for l in layers)
+        targets = concat_rows(*(select(membership_features(model, d, layers), grads) for d in (known_data, eval_data)))
+        unsupervised = train_unsupervised_attack(targets, kernels, attack_epochs, seed=seed, progress=progress)
+        evaluate_scores(result, 'white-box unsupervised (Nasr)', unsupervised[:len(known_data)], unsupervised[len(known_data):],
+                        known_m, eval_m, cluster_threshold(unsupervised, seed))
     known, evals = membership_features(model, known_data), membership_features(model, eval_data)
     if n_shadow:
         shadow = ShadowModelAttack(pool.subset(idx['shadow']), target, n_shadow, seed)

@@ -17,10 +17,11 @@ from .core import chunks, default_device, seeded_generator
 from .data import Data
 
 # %% auto #0
-__all__ = ['MNIST_MEAN', 'MNIST_STD', 'Normalize', 'LogisticRegression', 'SoftmaxRegression', 'MLP', 'MnistCNN', 'stacked_conv2d',
-           'stacked_linear', 'to_channel_groups', 'from_channel_groups', 'CifarCNN', 'AutoEncoder', 'batch_order',
-           'take', 'classification_loss', 'reconstruction_loss', 'make_optimizer', 'fit', 'predict_logits',
-           'predict_proba', 'accuracy', 'online_update', 'UnsafeFileError', 'save_weights', 'load_weights']
+__all__ = ['MNIST_MEAN', 'MNIST_STD', 'Normalize', 'LogisticRegression', 'SoftmaxRegression', 'MLP', 'tabular_target',
+           'location_model', 'MnistCNN', 'stacked_conv2d', 'stacked_linear', 'to_channel_groups', 'from_channel_groups',
+           'CifarCNN', 'AutoEncoder', 'batch_order', 'take', 'classification_loss', 'reconstruction_loss',
+           'make_optimizer', 'fit', 'predict_logits', 'predict_proba', 'accuracy', 'online_update', 'UnsafeFileError',
+           'save_weights', 'load_weights']
 
 # %% ../nbs/02_models.ipynb #f133b5de
 class Normalize(nn.Module):
@@ -63,6 +64,17 @@ class MLP(nn.Sequential):
                 layers.append(act())
                 if dropout: layers.append(nn.Dropout(dropout))
         super().__init__(*layers)
+
+# %% ../nbs/02_models.ipynb #2f0ed594
+def tabular_target(n_features:int, # record length
+                   n_classes:int, # classes
+                  ) -> MLP:
+    "Shokri et al.'s and Nasr et al.'s tabular target: FC n_features → 1024 → 512 → 256 → 128 → n_classes with tanh."
+    return MLP([n_features, 1024, 512, 256, 128, n_classes], act=nn.Tanh)
+
+def location_model() -> MLP:
+    "The Location target (446 binary features, 30 classes)."
+    return tabular_target(446, 30)
 
 # %% ../nbs/02_models.ipynb #7ca62061
 MNIST_MEAN, MNIST_STD = 0.1307, 0.3081

@@ -15,11 +15,11 @@ import torch.nn.functional as F
 from .core import seeded_generator
 from .data import Data
 from .models import AutoEncoder, fit, reconstruction_loss
-from .updates import AttackMLP, Updates, UpdatesExperiment, check_compatible, check_delta, prepare_experiment
+from .updates import AttackMLP, Updates, UpdatesExperiment, UpdatesSetting, check_compatible, check_delta, prepare_experiment
 
 # %% auto #0
 __all__ = ['PAPER_SSR_MSE', 'pretrain_autoencoder', 'SampleReconstructor', 'sample_images', 'mse_loss_images', 'per_sample_mse',
-           'class_means', 'ReconstructionResult', 'evaluate_reconstruction', 'run_reconstruction',
+           'attacker_images', 'class_means', 'ReconstructionResult', 'evaluate_reconstruction', 'run_reconstruction',
            'show_reconstructions']
 
 # %% ../nbs/13_updates_ssr.ipynb #0047c8af
@@ -64,6 +64,11 @@ def per_sample_mse(a:torch.Tensor, b:torch.Tensor) -> torch.Tensor:
     "Mean squared error of each pair of images: N."
     return (a - b).pow(2).flatten(1).mean(1)
 
+def attacker_images(setting:UpdatesSetting) -> Data:
+    "Every image the attacker owns: its shadow model's training data and the pool of its simulated updating sets."
+    return Data(torch.cat([setting.shadow_train.x, setting.shadow_pool.x]),
+                torch.cat([setting.shadow_train.y, setting.shadow_pool.y]), setting.shadow_pool.classes)
+
 def class_means(data:Data) -> torch.Tensor:
     "The mean image of each class: classes × image shape."
     return torch.stack([data.x[data.y == c].mean(0) for c in range(data.n_classes)])
@@ -100,9 +105,8 @@ def evaluate_reconstruction(exp:UpdatesExperiment, # from `prepare_experiment` w
     "Train A_SSR on the shadow updates and evaluate it on the target updates; returns `(result, reconstructor, reconstructions)`."
     for s in exp.shadow_updates: check_compatible(s, exp.target_updates)
     setting, t = exp.setting, exp.target_updates
-    attacker_images = Data(torch.cat([setting.shadow_train.x, setting.shadow_pool.x]),
-                           torch.cat([setting.shadow_train.y, setting.shadow_pool.y]), setting.shadow_pool.classes)
-    ae = pretrain_autoencoder(attacker_images, latent, ae_epochs, seed, device)
+    own = attacker_images(setting)
+    ae = pretrain_autoencoder(own, latent, ae_epochs, seed, device)
     delta = torch.cat([u.delta() for u in exp.shadow_updates])
     x = torch.cat([sample_images(u, setting.shadow_pool) for u in exp.shadow_updates])
     torch.manual_seed(seed)
@@ -113,11 +117,11 @@ def evaluate_reconstruction(exp:UpdatesExperiment, # from `prepare_experiment` w
     model.cpu().eval()
     truth = sample_images(t, setting.target_pool)
     with torch.no_grad(): recon = model(t.delta())
-    random_idx = torch.randint(len(attacker_images), (len(truth),), generator=seeded_generator(seed))
-    means = class_means(attacker_images)[t.labels[:, 0]]
+    random_idx = torch.randint(len(own), (len(truth),), generator=seeded_generator(seed))
+    means = class_means(own)[t.labels[:, 0]]
     attack_err, mean_err = per_sample_mse(recon, truth), per_sample_mse(means, truth)
     result = ReconstructionResult(setting.dataset, len(delta), len(t), float(attack_err.mean()),
-                                  float(per_sample_mse(attacker_images.x[random_idx], truth).mean()), float(mean_err.mean()),
+                                  float(per_sample_mse(own.x[random_idx], truth).mean()), float(mean_err.mean()),
                                   float((attack_err < mean_err).float().mean()),
                                   PAPER_SSR_MSE.get(setting.dataset.replace('-embedded', '')))
     return result, model, recon
@@ -133,6 +137,7 @@ def run_reconstruction(dataset:str='mnist-embedded', scale='quick', n_shadow_mod
 def show_reconstructions(truth:torch.Tensor, # true updating samples, N × C × H × W
                          recon:torch.Tensor, # their reconstructions
                          n:int=10, # pairs to show
+                         label:str='A_SSR', # name of the second row
                         ):
     "Two rows of images: true samples, then reconstructions."
     import matplotlib.pyplot as plt
@@ -142,6 +147,6 @@ def show_reconstructions(truth:torch.Tensor, # true updating samples, N × C × 
             ax = axes[row, i]
             ax.imshow(img.permute(1, 2, 0).squeeze(-1).clamp(0, 1).numpy(), cmap='gray', vmin=0, vmax=1)
             ax.set_xticks([]); ax.set_yticks([])
-    axes[0, 0].set_ylabel('true', fontsize=8); axes[1, 0].set_ylabel('A_SSR', fontsize=8)
+    axes[0, 0].set_ylabel('true', fontsize=8); axes[1, 0].set_ylabel(label, fontsize=8)
     fig.tight_layout()
     return fig

@@ -1,0 +1,84 @@
+"""A_MSR: the Best-Match loss and the Hungarian matching are what they claim, GAN training is seeded, bad input is refused."""
+import itertools, subprocess
+
+import pytest
+import torch
+
+from updates_leak.data import Data
+from updates_leak.updates import Updates, UpdatesExperiment
+from updates_leak.updates_msr import (CBMGenerator, ImageDiscriminator, best_match_loss, cluster_representatives,
+                                      evaluate_multi_reconstruction, hungarian_match, label_oracle_representatives, matched_mse,
+                                      pairwise_mse, train_cbm_gan)
+
+def test_best_match_loss_matches_each_real_sample_to_its_nearest_fake():
+    g = torch.Generator().manual_seed(0)
+    real, fake = torch.rand(7, 1, 3, 3, generator=g), torch.rand(11, 1, 3, 3, generator=g).requires_grad_()
+    expected = torch.stack([min(((r - f) ** 2).mean() for f in fake) for r in real]).mean()
+    loss = best_match_loss(real, fake)
+    assert torch.allclose(loss, expected)
+    loss.backward()
+    nearest = {min(range(11), key=lambda j: ((r - fake[j]) ** 2).sum().item()) for r in real}
+    touched = {j for j in range(11) if fake.grad[j].abs().sum() > 0}
+    assert touched == nearest  # only the chosen fakes receive gradient
+
+def test_hungarian_matching_is_optimal_against_brute_force():
+    g = torch.Generator().manual_seed(1)
+    truth, cand = torch.rand(7, 1, 5, 5, generator=g), torch.rand(7, 1, 5, 5, generator=g)
+    cost = pairwise_mse(truth, cand)
+    best = min(sum(cost[i, j].item() for i, j in enumerate(p)) for p in itertools.permutations(range(7)))
+    match = hungarian_match(truth, cand)
+    assert sorted(match.tolist()) == list(range(7))  # one-to-one
+    assert abs(sum(cost[i, j].item() for i, j in enumerate(match.tolist())) - best) < 1e-12
+    assert matched_mse(truth, cand).sum().item() == pytest.approx(best, rel=1e-6)
+
+def test_cluster_representatives_are_members_or_centres():
+    x = torch.cat([torch.zeros(4, 1, 2, 2), torch.ones(3, 1, 2, 2), 0.9 * torch.ones(1, 1, 2, 2)])
+    medoids = cluster_representatives(x, 2)
+    assert all(any(torch.equal(m, s) for s in x) for m in medoids)
+    centres = cluster_representatives(x, 2, representative='centre')
+    assert sorted(c.mean().item() for c in centres) == pytest.approx([0., 0.975])
+
+def tiny_gan_data():
+    g = torch.Generator().manual_seed(2)
+    pool = Data(torch.rand(30, 1, 4, 4, generator=g), torch.arange(30) % 3, ['a', 'b', 'c'])
+    sets = torch.stack([torch.randperm(30, generator=g)[:5] for _ in range(6)])
+    return pool, sets, torch.randn(6, 12, generator=g)
+
+def test_gan_training_is_seeded():
+    pool, sets, delta = tiny_gan_data()
+    def train(seed):
+        torch.manual_seed(0)
+        gen = CBMGenerator((1, 4, 4), 12, noise=4, code=3, hidden=(16,))
+        log = train_cbm_gan(gen, ImageDiscriminator((1, 4, 4), hidden=(8, 4)), pool, sets, delta, epochs=2, sets_per_step=2,
+                            seed=seed, device='cpu', progress=False)
+        return log, torch.cat([p.flatten() for p in gen.parameters()])
+    (log_a, a), (log_b, b), (_, c) = train(3), train(3), train(4)
+    assert log_a == log_b and torch.equal(a, b) and not torch.equal(a, c)
+    assert set(log_a[0]) == {'discriminator', 'adversarial', 'best_match'}
+
+def test_bad_input_is_refused():
+    pool, sets, delta = tiny_gan_data()
+    gen, disc = CBMGenerator((1, 4, 4), 12, hidden=(8,)), ImageDiscriminator((1, 4, 4), hidden=(8, 4))
+    with pytest.raises(ValueError, match='5 δ for 6 updating sets'): train_cbm_gan(gen, disc, pool, sets, delta[:5], progress=False)
+    with pytest.raises(ValueError, match='reads δ of 12 values'): train_cbm_gan(gen, disc, pool, sets, delta[:, :10], progress=False)
+    with pytest.raises(ValueError, match='NaN'): train_cbm_gan(gen, disc, pool, sets, delta.clone().fill_(float('nan')), progress=False)
+    with pytest.raises(ValueError, match='at least k=3'): cluster_representatives(pool.x[:2], 3)
+    with pytest.raises(ValueError, match="'medoid' or 'centre'"): cluster_representatives(pool.x, 3, representative='mean')
+    single = Updates(torch.zeros(5, 4), torch.zeros(2, 5, 4), torch.tensor([[3], [7]]), torch.tensor([[0], [1]]))
+    exp = UpdatesExperiment(None, None, [], [single], single, 0.9, 1)
+    with pytest.raises(ValueError, match='use A_SSR'): evaluate_multi_reconstruction(exp)
+    multi = Updates(torch.zeros(5, 4), torch.zeros(2, 5, 4), torch.tensor([[3, 4], [7, 8]]), torch.tensor([[0, 1], [1, 2]]))
+    with pytest.raises(ValueError, match=r'n_evaluated must lie in \[2, 2\]'):
+        evaluate_multi_reconstruction(UpdatesExperiment(None, None, [], [multi], multi, 0.9, 2), n_evaluated=10)
+
+def test_cli_offers_msr(tmp_path):
+    res = subprocess.run(['updates-leak', 'updates', '--attack', 'xyz'], capture_output=True, text=True, cwd=tmp_path)
+    assert res.returncode != 0 and "'msr'" in res.stderr
+
+def test_label_oracle_draws_each_class_as_often_as_the_set_holds_it():
+    pool, _, _ = tiny_gan_data()
+    labels = torch.tensor([0, 0, 2, 2, 2])
+    reps = label_oracle_representatives(pool, labels, n_generated=15)
+    assert len(reps) == 5
+    classes = [int(pool.y[[torch.equal(r, x) for x in pool.x].index(True)]) for r in reps]
+    assert sorted(classes) == [0, 0, 2, 2, 2]
