@@ -80,6 +80,11 @@ def test_cli_lde_quick_and_bench(tmp_path):
     res = json.loads((tmp_path/'lde100_mnist-embedded_quick.json').read_text())
     assert res['kl'][0] < res['kl_random'] and res['command'].startswith('updates-leak updates')
     assert (tmp_path/'lde100_mnist-embedded_quick.png').exists() and 'KL, authors' in r.stdout
+    d = subprocess.run(['updates-leak', 'updates', '--attack', 'lde', '--dataset', 'mnist-embedded', '--quick', '--n_attack_models', '1',
+                        '--defence', 'top1', '--out', str(tmp_path), '--cache', str(tmp_path/'cache')], capture_output=True, text=True)
+    assert d.returncode == 0, d.stderr[-3000:]  # the cached updates are reused; only the attack is retrained behind the defence
+    defended = json.loads((tmp_path/'lde100_mnist-embedded_quick_top1.json').read_text())
+    assert defended['defence'] == 'top1' and 'top-1 label only' in d.stdout and defended['kl'] != res['kl']
     b = subprocess.run(['updates-leak', 'bench', 'shadow-updates', '--n_updates', '20', '--set_size', '1'], capture_output=True, text=True)
     assert b.returncode == 0, b.stderr[-3000:]
     assert 'ratio' in b.stdout and 'max |δ difference|' in b.stdout
@@ -87,3 +92,5 @@ def test_cli_lde_quick_and_bench(tmp_path):
     assert diff <= 1e-5
     bad = subprocess.run(['updates-leak', 'updates', '--attack', 'xyz', '--quick', '--dataset', 'mnist-embedded'], capture_output=True, text=True)
     assert bad.returncode != 0 and 'unknown attack' in bad.stderr
+    bad = subprocess.run(['updates-leak', 'updates', '--defence', 'encryption', '--quick', '--dataset', 'mnist-embedded'], capture_output=True, text=True)
+    assert bad.returncode != 0 and 'unknown defence' in bad.stderr and 'round2' in bad.stderr

@@ -15,7 +15,7 @@ from .core import as_float_tensor, check_finite, check_shape, default_device, se
 from .models import online_update, predict_proba
 
 # %% auto #0
-__all__ = ['OUTPUT_MODES', 'QueryBudgetExceeded', 'OracleInputError', 'Oracle']
+__all__ = ['OUTPUT_MODES', 'QueryBudgetExceeded', 'OracleInputError', 'Oracle', 'disclose']
 
 # %% ../nbs/03_oracle.ipynb #84dfc894
 class QueryBudgetExceeded(RuntimeError):
@@ -83,18 +83,28 @@ def validate(self:Oracle, x, # a batch of queries
     return x
 
 # %% ../nbs/03_oracle.ipynb #47fee11e
+def disclose(probs:torch.Tensor, # N × classes true posteriors
+             output:str='posteriors', # 'posteriors', 'top-k' (others zeroed) or 'label'
+             decimals:int|None=None, # round confidences to this many decimals
+             top_k:int|None=None, # classes revealed when `output='top-k'`
+             noise_std:float|None=None, # std of Gaussian noise added to the posteriors (then clipped at 0 and renormalised)
+             generator:torch.Generator|None=None, # the noise's random stream
+            ) -> torch.Tensor:
+    "What an API with this disclosure policy answers for true posteriors `probs` (labels for `output='label'`)."
+    if output == 'label': return probs.argmax(1)
+    if noise_std:
+        probs = (probs + noise_std * torch.randn(probs.shape, generator=generator)).clamp_min(0)
+        probs = probs / probs.sum(1, keepdim=True).clamp_min(1e-12)
+    if output == 'top-k':
+        keep = probs.topk(min(top_k, probs.shape[1]), dim=1).indices
+        probs = torch.zeros_like(probs).scatter_(1, keep, probs.gather(1, keep))
+    if decimals is not None: probs = probs.round(decimals=decimals)
+    return probs
+
 @patch
 def _respond(self:Oracle, probs:torch.Tensor) -> torch.Tensor:
     "Apply the disclosure policy to true posteriors."
-    if self.output == 'label': return probs.argmax(1)
-    if self.noise_std:
-        probs = (probs + self.noise_std * torch.randn(probs.shape, generator=self._noise)).clamp_min(0)
-        probs = probs / probs.sum(1, keepdim=True).clamp_min(1e-12)
-    if self.output == 'top-k':
-        keep = probs.topk(min(self.top_k, probs.shape[1]), dim=1).indices
-        probs = torch.zeros_like(probs).scatter_(1, keep, probs.gather(1, keep))
-    if self.decimals is not None: probs = probs.round(decimals=self.decimals)
-    return probs
+    return disclose(probs, self.output, self.decimals, self.top_k, self.noise_std, self._noise)
 
 @patch
 def query(self:Oracle, x, # inputs, N × input_shape, values in `value_range`

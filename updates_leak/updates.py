@@ -309,6 +309,7 @@ class UpdatesExperiment:
     target_updates: Updates  # the attack's test data
     target_accuracy: float  # accuracy of M on held-out test data
     set_size: int  # |D_update|
+    held_out: Data|None = None  # the held-out test data behind `target_accuracy`
 
 def check_compatible(shadow:Updates, target:Updates):
     "Raise `ValueError` unless shadow and target updates share the probing-set size, classes and |D_update|."
@@ -342,7 +343,8 @@ def prepare_experiment(dataset:str='mnist-embedded', # see `make_setting`
                                       probe, seed=seed + 40, **gen)
     test = load_dataset(dataset, 'test', root)
     held_out = test.subset(range(sc.probe_size, min(len(test), sc.probe_size + 5000)))
-    return UpdatesExperiment(setting, target, shadows, shadow_updates, target_updates, accuracy(target, held_out, device=device), set_size)
+    return UpdatesExperiment(setting, target, shadows, shadow_updates, target_updates, accuracy(target, held_out, device=device), set_size,
+                             held_out)
 
 # %% ../nbs/10_updates.ipynb #a22f82fb
 class UnitNorm(nn.Module):

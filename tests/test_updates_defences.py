@@ -1,0 +1,45 @@
+"""Updates-Leak defences: each policy changes what the attacker sees as it claims, and nothing else."""
+import pytest
+import torch
+
+from updates_leak.data import Data
+from updates_leak.models import MnistCNN
+from updates_leak.oracle import Oracle
+from updates_leak.updates import Updates, UpdatesExperiment
+from updates_leak.updates_defences import DEFENCES, Defence, defend_experiment, defended_accuracy, evaluate_defences
+
+def updates(seed=0, k=4, probes=3, classes=5):
+    g = torch.Generator().manual_seed(seed)
+    before, after = torch.softmax(torch.randn(probes, classes, generator=g), 1), torch.softmax(torch.randn(k, probes, classes, generator=g), 1)
+    return Updates(before, after, torch.arange(k)[:, None], torch.arange(k)[:, None] % classes)
+
+def test_defences_agree_with_the_oracle():
+    torch.manual_seed(0)
+    model, x = MnistCNN(), torch.rand(6, 1, 28, 28)
+    for d in (DEFENCES['round2'], DEFENCES['noise0.1'], Defence('top-2', output='top-k', top_k=2)):
+        api = Oracle(model, (1, 28, 28), output=d.output, decimals=d.decimals, top_k=d.top_k, noise_std=d.noise_std, seed=5)
+        assert torch.equal(api.query(x), d.apply(torch.softmax(model.eval()(x), 1).detach(), seed=5))
+    labels = Oracle(model, (1, 28, 28), output='label').query(x)
+    assert torch.equal(DEFENCES['top1'].apply(torch.softmax(model(x), 1).detach()).argmax(1), labels)
+
+def test_defended_experiment_keeps_the_sets_and_hides_the_posteriors():
+    exp = UpdatesExperiment(None, None, [], [updates(0), updates(1)], updates(2), 0.9, 1)
+    top1 = defend_experiment(exp, DEFENCES['top1'])
+    assert set(top1.target_updates.delta().unique().tolist()) <= {-1., 0., 1.}
+    assert torch.equal(top1.target_updates.sets, exp.target_updates.sets) and torch.equal(top1.shadow_updates[1].labels, exp.shadow_updates[1].labels)
+    rounded = defend_experiment(exp, DEFENCES['round1'])
+    assert torch.equal(rounded.shadow_updates[0].after, exp.shadow_updates[0].after.round(decimals=1))
+    noisy_a, noisy_b = (defend_experiment(exp, DEFENCES['noise0.01'], seed=s).target_updates.after for s in (0, 0))
+    assert torch.equal(noisy_a, noisy_b) and not torch.equal(noisy_a, exp.target_updates.after)
+
+def test_api_accuracy_only_changes_when_the_top_class_can():
+    torch.manual_seed(1)
+    model = MnistCNN().eval()
+    data = Data(torch.rand(50, 1, 28, 28), torch.randint(0, 10, (50,)), [str(i) for i in range(10)])
+    plain = defended_accuracy(model, data, DEFENCES['none'])
+    assert defended_accuracy(model, data, DEFENCES['top1']) == plain and defended_accuracy(model, data, DEFENCES['round3']) == plain
+
+def test_bad_input_is_refused():
+    with pytest.raises(ValueError, match='output must be one of'): Defence('x', output='logits')
+    exp = UpdatesExperiment(None, None, [], [updates()], updates(), 0.9, 1)
+    with pytest.raises(ValueError, match='single-sample and multi-sample'): evaluate_defences(exp, exp)
