@@ -1,6 +1,7 @@
 """Shared pytest configuration.
 
 `--nb-flags "slow gpu"` forwards flags to `nbdev_test`, so flagged notebook cells run too.
+Tests run in parallel workers (pytest-xdist, see pytest.ini), each with one PyTorch thread.
 Real-data tests read `UPDATES_LEAK_DATA`; when it is unset, the suite uses the project's shared data folder
 `../shared/data` beside the repository (where CI and the project's machines keep it). A missing file then
 fails the test with the loader's message naming the paths it tried: it is never skipped silently.
@@ -9,6 +10,12 @@ import os
 from pathlib import Path
 
 import pytest
+
+if os.environ.get('PYTEST_XDIST_WORKER'):
+    # Parallel workers share the cores: one intra-op thread each (notebooks and CLIs run as subprocesses inherit it).
+    os.environ['OMP_NUM_THREADS'] = os.environ['MKL_NUM_THREADS'] = '1'
+    import torch
+    torch.set_num_threads(1)
 
 REPO = Path(__file__).resolve().parents[1]
 
