@@ -85,9 +85,9 @@ class LabelDistributionResult:
         kl = self._mean(self.kl)
         p = self.paper or {}
         return [
-            {'attack': f'A_LDE |D|={self.set_size}', 'metric': 'KL, summed', 'this library': kl, 'random distribution': self.kl_random, 'prior': self.kl_prior, 'paper': None},
-            {'attack': f'A_LDE |D|={self.set_size}', 'metric': 'KL, authors (÷classes)', 'this library': kl / C, 'random distribution': self.kl_random / C, 'prior': self.kl_prior / C, 'paper': p.get('kl_authors')},
-            {'attack': f'A_LDE |D|={self.set_size}', 'metric': 'most-frequent-label acc.', 'this library': self._mean(self.mfl_accuracy), 'random distribution': self.mfl_random, 'prior': self.mfl_prior, 'paper': p.get('mfl_accuracy')}]
+            {'attack': f'A_LDE |D|={self.set_size}', 'dataset': self.dataset, 'metric': 'KL, summed', 'this library': kl, 'random distribution': self.kl_random, 'prior': self.kl_prior, 'paper': None},
+            {'attack': f'A_LDE |D|={self.set_size}', 'dataset': self.dataset, 'metric': 'KL, authors (÷classes)', 'this library': kl / C, 'random distribution': self.kl_random / C, 'prior': self.kl_prior / C, 'paper': p.get('kl_authors')},
+            {'attack': f'A_LDE |D|={self.set_size}', 'dataset': self.dataset, 'metric': 'most-frequent-label acc.', 'this library': self._mean(self.mfl_accuracy), 'random distribution': self.mfl_random, 'prior': self.mfl_prior, 'paper': p.get('mfl_accuracy')}]
 
     def to_dict(self) -> dict: return asdict(self)
 
