@@ -4,7 +4,6 @@ import json, subprocess
 
 import pytest
 import torch
-import torch.nn as nn
 
 from updates_leak.data import Data, MissingDataError
 from updates_leak.membership_features import (bench_per_sample_gradients, check_layers, loop_gradients, membership_features,

@@ -10,11 +10,11 @@ from dataclasses import asdict, dataclass, replace
 import torch
 import torch.nn.functional as F
 
-from .core import format_table, seeded_generator
+from .core import seeded_generator
 from .data import Data
 from .models import predict_proba
 from .oracle import OUTPUT_MODES, disclose
-from .updates import Updates, UpdatesExperiment, prepare_experiment
+from .updates import Updates, UpdatesExperiment
 from .updates_lde import evaluate_label_distribution
 from .updates_li import evaluate_label_inference
 from .updates_ssr import evaluate_reconstruction

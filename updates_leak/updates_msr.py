@@ -5,7 +5,6 @@
 # %% ../nbs/14_updates_msr.ipynb #2f5432f7
 from __future__ import annotations
 
-import itertools
 import math
 from dataclasses import asdict, dataclass
 
@@ -16,7 +15,7 @@ import torch.nn.functional as F
 from scipy.optimize import linear_sum_assignment
 from sklearn.cluster import KMeans
 
-from .core import default_device, format_table, seeded_generator
+from .core import default_device, seeded_generator
 from .data import Data
 from .updates import AttackMLP, UpdatesExperiment, check_compatible, check_delta, prepare_experiment
 from .updates_ssr import attacker_images
