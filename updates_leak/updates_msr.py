@@ -18,7 +18,7 @@ from sklearn.cluster import KMeans
 from .core import default_device, seeded_generator
 from .data import Data
 from .updates import AttackMLP, UpdatesExperiment, check_compatible, check_delta, prepare_experiment
-from .updates_ssr import attacker_images
+from .updates_ssr import attacker_images, per_sample_mse
 
 # %% auto #0
 __all__ = ['to_tanh_range', 'to_pixel_range', 'nearest_indices', 'best_match_loss', 'CBMGenerator', 'ImageDiscriminator',
@@ -189,7 +189,7 @@ def matched_mse(truth:torch.Tensor, # n true images
                 candidates:torch.Tensor, # m ≥ n reconstructions
                ) -> torch.Tensor:
     "Per true image, the MSE to its Hungarian-matched candidate: n."
-    return pairwise_mse(truth, candidates[hungarian_match(truth, candidates)]).diagonal().float()
+    return per_sample_mse(candidates[hungarian_match(truth, candidates)], truth)
 
 # %% ../nbs/14_updates_msr.ipynb #c485fa8c
 def label_oracle_representatives(own:Data, # the attacker's images
