@@ -48,3 +48,37 @@ def test_pickle_payload_is_refused(tmp_path):
 
 def test_save_requires_safetensors_suffix(tmp_path):
     with pytest.raises(ValueError, match='safetensors'): save_weights(MnistCNN(), tmp_path/'m.pt')
+
+def test_dp_sgd_update_matches_opacus():
+    "Clipping, averaging and momentum as opacus's DPOptimizer does them (noise off, so both are deterministic)."
+    import copy
+    import torch.nn.functional as F
+    from opacus import GradSampleModule
+    from opacus.optimizers import DPOptimizer
+    from updates_leak.core import seeded_generator
+    model, data = _train(0), load_embedded_mnist('test').subset(range(8))
+    ours = online_update(model, data, lr=0.05, batch_size=4, shuffle=False, seed=3, device='cpu', clip_norm=0.5)
+    reference = GradSampleModule(copy.deepcopy(model).train())
+    opt = DPOptimizer(torch.optim.SGD(reference.parameters(), lr=0.05, momentum=0.9), noise_multiplier=0., max_grad_norm=0.5, expected_batch_size=4)
+    gen = seeded_generator(3)
+    for idx in torch.arange(8).split(4):
+        masks = model.dropout_masks(4, gen)
+        opt.zero_grad()
+        F.cross_entropy(reference(data.x[idx], masks=masks), data.y[idx]).backward()
+        opt.step()
+    plain = online_update(model, data, lr=0.05, batch_size=4, shuffle=False, seed=3, device='cpu')
+    for p, q, r in zip(ours.parameters(), reference._module.parameters(), plain.parameters()):
+        assert torch.allclose(p, q, atol=1e-6)
+    assert max((p - r).abs().max() for p, r in zip(ours.parameters(), plain.parameters())) > 1e-3  # clipping did bite
+
+def test_dp_sgd_noise_has_the_promised_scale():
+    from updates_leak.core import seeded_generator
+    from updates_leak.models import dp_sgd_gradient
+    zero = [torch.zeros(5, 200_000)]  # five samples with zero gradients: only noise is left
+    g = dp_sgd_gradient(zero, clip_norm=2., noise_multiplier=0.5, generator=seeded_generator(0))[0]
+    assert abs(g.std().item() - 0.5 * 2. / 5) < 0.002 and abs(g.mean().item()) < 0.002
+
+def test_dp_sgd_settings_are_checked():
+    data = load_embedded_mnist('test').subset(range(4))
+    with pytest.raises(ValueError, match='clip_norm'): online_update(MnistCNN(), data, noise_multiplier=1.)
+    with pytest.raises(ValueError, match='positive'): online_update(MnistCNN(), data, clip_norm=-1.)

@@ -5,8 +5,8 @@ import torch
 from updates_leak.data import Data
 from updates_leak.models import MnistCNN
 from updates_leak.oracle import Oracle
-from updates_leak.updates import Updates, UpdatesExperiment
-from updates_leak.updates_defences import DEFENCES, Defence, defend_experiment, defended_accuracy, evaluate_defences
+from updates_leak.updates import Scale, UpdateConfig, Updates, UpdatesExperiment, prepare_experiment, rerun_updates
+from updates_leak.updates_defences import DEFENCES, Defence, defend_experiment, defended_accuracy, evaluate_defences, update_utility
 
 def updates(seed=0, k=4, probes=3, classes=5):
     g = torch.Generator().manual_seed(seed)
@@ -43,3 +43,19 @@ def test_bad_input_is_refused():
     with pytest.raises(ValueError, match='output must be one of'): Defence('x', output='logits')
     exp = UpdatesExperiment(None, None, [], [updates()], updates(), 0.9, 1)
     with pytest.raises(ValueError, match='single-sample and multi-sample'): evaluate_defences(exp, exp)
+
+TINY = Scale(n_train=200, target_pool=200, epochs=1, lr=1e-2, n_shadow_updates=20, n_target_updates=10)
+
+def test_dp_sgd_defence_redoes_the_updates_on_the_same_sets():
+    exp = prepare_experiment('mnist-embedded', TINY, set_size=5, seed=0, device='cpu', progress=False)
+    again = rerun_updates(exp, UpdateConfig(), seed=0, device='cpu', progress=False)
+    assert torch.equal(again.target_updates.after, exp.target_updates.after)  # same seed, same procedure: the same updates
+    private = defend_experiment(exp, DEFENCES['dp1'], seed=0, device='cpu')
+    assert private.update == DEFENCES['dp1'].update and exp.update == UpdateConfig()
+    assert torch.equal(private.target_updates.sets, exp.target_updates.sets) and torch.equal(private.shadow_updates[0].labels, exp.shadow_updates[0].labels)
+    assert torch.equal(private.target_updates.before, exp.target_updates.before)
+    assert (private.target_updates.after - exp.target_updates.after).abs().max() > 1e-4
+    assert torch.equal(defend_experiment(private, DEFENCES['dp1'], seed=0).target_updates.after, private.target_updates.after)  # not redone twice
+    accuracy, private_drop = update_utility(private, n=3, device='cpu')
+    plain_drop = update_utility(exp, n=3, device='cpu')[1]
+    assert 0 < accuracy <= 1 and plain_drop > 0 and plain_drop != private_drop

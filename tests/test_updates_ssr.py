@@ -5,8 +5,9 @@ import pytest
 import torch
 
 from updates_leak.data import Data
-from updates_leak.updates import Updates
-from updates_leak.updates_ssr import SampleReconstructor, class_means, per_sample_mse, pretrain_autoencoder, sample_images
+from updates_leak.updates import Scale, Updates, prepare_experiment
+from updates_leak.updates_ssr import (ReconstructorEnsemble, SampleReconstructor, class_means, evaluate_reconstruction, per_sample_mse,
+                                     pretrain_autoencoder, sample_images)
 
 @pytest.fixture(scope='module')
 def digits():
@@ -35,3 +36,17 @@ def test_only_single_sample_updates(digits):
 def test_cli_names_the_attacks(tmp_path):
     res = subprocess.run(['updates-leak', 'updates', '--attack', 'xyz'], capture_output=True, text=True, cwd=tmp_path)
     assert res.returncode != 0 and "'ssr'" in res.stderr
+
+def test_ensemble_answers_the_mean_of_its_members():
+    exp = prepare_experiment('mnist-embedded', Scale(n_train=200, target_pool=200, epochs=1, lr=1e-2, n_shadow_updates=40, n_target_updates=10),
+                             set_size=1, seed=0, device='cpu', progress=False)
+    res, model, recon = evaluate_reconstruction(exp, latent=8, ae_epochs=1, epochs=1, seed=3, device='cpu', ensemble=2)
+    assert isinstance(model, ReconstructorEnsemble) and len(model.members) == 2 and res.ensemble == 2
+    with torch.no_grad(): members = [m(exp.target_updates.delta()) for m in model.members]
+    assert torch.allclose(recon, (members[0] + members[1]) / 2)
+    truth = sample_images(exp.target_updates, exp.setting.target_pool)
+    assert res.single_model_mse == pytest.approx(sum(per_sample_mse(m, truth).mean().item() for m in members) / 2, rel=1e-5)
+    assert res.mse <= res.single_model_mse  # the mean of two reconstructions is never worse than their average error (convexity)
+    one, _, first = evaluate_reconstruction(exp, latent=8, ae_epochs=1, epochs=1, seed=3, device='cpu')
+    assert torch.equal(first, members[0]) and one.single_model_mse is None  # member i is the model `seed + i` trains alone
+    with pytest.raises(ValueError, match='at least one attack model'): evaluate_reconstruction(exp, ensemble=0)

@@ -21,7 +21,7 @@ from .membership_federated import FederatedSetting, run_federated
 from .membership_features import bench_per_sample_gradients, plot_roc_curves
 from .membership_standalone import plot_roc, run_standalone
 from .steal_invert import show_steal_invert, steal_and_invert
-from .updates import SCALES, bench_shadow_updates, prepare_experiment
+from .updates import SCALES, UpdateConfig, bench_shadow_updates, prepare_experiment
 from .updates_defences import DEFENCES, defend_experiment
 from .updates_lde import evaluate_label_distribution
 from .updates_li import evaluate_label_inference, run_label_inference
@@ -63,6 +63,7 @@ def updates(attack:str='li', # 'li' (single-sample label inference), 'lde' (labe
             gan_width:int=0, # 'msr': width of the generator's three hidden layers (0: 2048 at full scale, 512 quick)
             generated:int=0, # 'msr': images generated per target update before clustering (0: 20,000 at full scale, 2,000 quick)
             evaluated:int=10, # 'msr': target updates to reconstruct
+            ensemble:int=1, # 'ssr': attack models whose reconstructions are averaged into the answer
             defence:str='none', # the API's disclosure policy, known to the attacker: a key of `updates_defences.DEFENCES`
             seed:int=0, # seeds everything
             out:str='updates-leak-results', # folder for JSON and figures
@@ -77,19 +78,21 @@ def updates(attack:str='li', # 'li' (single-sample label inference), 'lde' (labe
     n_attack_models = n_attack_models or (3 if quick else 10)
     tag = f'{dataset}_{scale}' + ('' if probe_size == 100 else f'_probe{probe_size}') + ('' if defence == 'none' else f'_{defence}')
     exp = prepare_experiment(dataset, replace(SCALES[scale], probe_size=probe_size), set_size=1 if attack in ('li', 'ssr') else set_size,
-                             n_shadow_models=n_shadow_models, seed=seed, cache_dir=cache or None, root=root, device=device)
+                             n_shadow_models=n_shadow_models, seed=seed, cache_dir=cache or None, root=root, device=device,
+                             update=DEFENCES[defence].update or UpdateConfig())
     exp = defend_experiment(exp, DEFENCES[defence], seed)
     if attack == 'li': res, name = evaluate_label_inference(exp, n_attack_models, not raw_delta, sign, seed, device), f'li_{tag}'
     elif attack == 'lde': res, name = evaluate_label_distribution(exp, n_attack_models, not raw_delta, sign, seed, device), f'lde{set_size}_{tag}'
-    elif attack == 'ssr': (res, _, recon), name = evaluate_reconstruction(exp, seed=seed, device=device), f'ssr_{tag}'
+    elif attack == 'ssr': (res, _, recon), name = evaluate_reconstruction(exp, seed=seed, device=device, ensemble=ensemble), f'ssr_{tag}'
     else:
         res, _, _, examples = evaluate_multi_reconstruction(
             exp, epochs=gan_epochs or (1 if quick else 20), hidden=(gan_width or (512 if quick else 2048),) * 3,
             n_generated=generated or (2000 if quick else 20_000), n_evaluated=evaluated, seed=seed, device=device, progress=False)
         name = f'msr{set_size}_{tag}'
-    print(f"defence: {DEFENCES[defence].name}")
+    eps = DEFENCES[defence].epsilon(exp.set_size)
+    print(f"defence: {DEFENCES[defence].name}" + ('' if eps is None else f" (ε = {eps:.3g} per updating sample, δ = 1e-5)"))
     print(format_table(res.rows()))
-    path = write_results(out, name, {'command': ' '.join(['updates-leak updates'] + sys.argv[1:]), 'defence': defence, **res.to_dict()})
+    path = write_results(out, name, {'command': ' '.join(['updates-leak updates'] + sys.argv[1:]), 'defence': defence, 'epsilon': eps, **res.to_dict()})
     if attack == 'ssr': fig = show_reconstructions(sample_images(exp.target_updates, exp.setting.target_pool), recon)
     elif attack == 'msr': fig = show_reconstructions(*examples[0], n=20, label='A_MSR')
     else: fig = res.plot()

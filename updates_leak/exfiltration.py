@@ -13,7 +13,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.nn.utils import parameters_to_vector
 
-from .core import format_table, set_seed
+from .core import set_seed
 from .data import Data, load_dataset, show_images
 from .models import MLP, accuracy, fit
 from .oracle import Oracle

@@ -5,7 +5,7 @@
 # %% ../nbs/20_extraction.ipynb #a5ca327b
 from __future__ import annotations
 import time
-from dataclasses import dataclass, asdict, field
+from dataclasses import dataclass, asdict
 
 import numpy as np
 import pandas as pd
@@ -19,10 +19,10 @@ from sklearn.multiclass import OneVsRestClassifier
 from sklearn.preprocessing import MinMaxScaler
 from torch.func import functional_call
 
-from .core import format_table, seeded_generator, torch_threads
+from .core import seeded_generator, torch_threads
 from .data import load_sklearn, load_table
 from .models import MLP, LogisticRegression, SoftmaxRegression, predict_proba
-from .oracle import Oracle, QueryBudgetExceeded
+from .oracle import Oracle
 
 # %% auto #0
 __all__ = ['STEALML_TABLES', 'SYNTHETIC', 'SKLEARN_SETS', 'TASKS', 'TARGET_KINDS', 'METHODS', 'PAPER_R_TEST', 'Task', 'load_task',

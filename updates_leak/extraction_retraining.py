@@ -11,7 +11,7 @@ import torch
 import torch.nn as nn
 from sklearn.linear_model import LogisticRegression as SklearnLogisticRegression
 
-from .core import format_table, seeded_generator
+from .core import seeded_generator
 from .extraction import (ExtractionResult, Task, agreement, load_task, make_model, n_unknowns, n_queries_for,
                                      task_accuracy, train_target, uniform_queries)
 from .models import predict_proba

@@ -13,7 +13,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from sklearn.linear_model import LogisticRegression
 
-from .core import check_finite, default_device, format_table, set_seed
+from .core import check_finite, default_device, set_seed
 from .data import Data, load_att_faces, show_images
 from .models import MLP, SoftmaxRegression, fit, accuracy
 

@@ -10,7 +10,6 @@ import numpy as np
 import pandas as pd
 from sklearn.tree import DecisionTreeClassifier
 
-from .core import format_table
 from .data import load_table
 from .extraction_trees import Feature
 

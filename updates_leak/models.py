@@ -20,8 +20,9 @@ from .data import Data
 __all__ = ['MNIST_MEAN', 'MNIST_STD', 'Normalize', 'LogisticRegression', 'SoftmaxRegression', 'MLP', 'tabular_target',
            'location_model', 'MnistCNN', 'stacked_conv2d', 'stacked_linear', 'to_channel_groups', 'from_channel_groups',
            'CifarCNN', 'AutoEncoder', 'batch_order', 'take', 'classification_loss', 'reconstruction_loss',
-           'make_optimizer', 'fit', 'predict_logits', 'predict_proba', 'accuracy', 'online_update', 'UnsafeFileError',
-           'save_weights', 'load_weights']
+           'make_optimizer', 'fit', 'predict_logits', 'predict_proba', 'accuracy', 'check_dp_sgd',
+           'loop_sample_gradients', 'dp_sgd_gradient', 'online_update', 'UnsafeFileError', 'save_weights',
+           'load_weights']
 
 # %% ../nbs/02_models.ipynb #f133b5de
 class Normalize(nn.Module):
@@ -294,6 +295,43 @@ def accuracy(model:nn.Module, # a classifier returning logits
     "Fraction of `data` that `model` labels correctly."
     return float((predict_proba(model, data.x, device=device).argmax(1) == data.y).float().mean())
 
+# %% ../nbs/02_models.ipynb #db2039d8
+def check_dp_sgd(clip_norm:float|None, # DP-SGD clipping norm C, or None
+                 noise_multiplier:float|None, # DP-SGD noise multiplier σ, or None
+                ):
+    "Raise `ValueError` for DP-SGD settings that mean nothing (noise without clipping, C ≤ 0, σ < 0)."
+    if clip_norm is None and noise_multiplier is not None: raise ValueError("DP-SGD noise needs a clip_norm: the noise is scaled by it")
+    if clip_norm is not None and not clip_norm > 0: raise ValueError(f"clip_norm must be positive, got {clip_norm}")
+    if noise_multiplier is not None and not noise_multiplier >= 0: raise ValueError(f"noise_multiplier must be ≥ 0, got {noise_multiplier}")
+
+def loop_sample_gradients(model:nn.Module, # a classifier that returns logits
+                         x:torch.Tensor, # B inputs
+                         y:torch.Tensor, # B labels
+                         masks:list|None=None, # explicit dropout masks for the batch (each B × …), if the model takes them
+                        ) -> list:
+    "The gradient of each sample's cross-entropy with respect to every parameter, one backward pass per sample: per parameter, B × parameter shape."
+    params = list(model.parameters())
+    def one(i):
+        kw = {} if masks is None else {'masks': [m[i:i+1] for m in masks]}
+        return torch.autograd.grad(F.cross_entropy(model(x[i:i+1], **kw), y[i:i+1]), params)
+    return [torch.stack(gs) for gs in zip(*map(one, range(len(x))))]
+
+def dp_sgd_gradient(per_sample:list, # per parameter, B × parameter shape: each sample's gradient
+                    clip_norm:float, # C: each sample's gradient (all parameters together) is scaled to norm ≤ C
+                    noise_multiplier:float, # σ: the noise's standard deviation is σ·C (0: clipping only)
+                    generator:torch.Generator|None=None, # the noise's random stream (CPU, so results agree across devices)
+                   ) -> list:
+    "DP-SGD's gradient: clip each sample's gradient, sum, add N(0, σ²C²) to each coordinate, divide by B."
+    B = per_sample[0].shape[0]
+    norms = torch.sqrt(sum(g.reshape(B, -1).pow(2).sum(1) for g in per_sample))
+    factor = (clip_norm / (norms + 1e-6)).clamp(max=1.)  # opacus's clipping factor
+    out = []
+    for g in per_sample:
+        total = torch.einsum('b,b...->...', factor, g)
+        if noise_multiplier: total = total + (noise_multiplier * clip_norm * torch.randn(g.shape[1:], generator=generator)).to(g.device)
+        out.append(total / B)
+    return out
+
 # %% ../nbs/02_models.ipynb #71249ab3
 def online_update(model:nn.Module, # the deployed model M (left unchanged)
                   data:Dataset, # the updating set D_update
@@ -302,11 +340,14 @@ def online_update(model:nn.Module, # the deployed model M (left unchanged)
                   momentum:float=0.9, # SGD momentum
                   batch_size:int=64, # minibatch size
                   shuffle:bool=True, # shuffle D_update each epoch
-                  seed:int=0, # seeds the shuffling and the dropout masks
+                  seed:int=0, # seeds the shuffling, the dropout masks and the DP-SGD noise
                   device:str|torch.device|None=None, # where to compute
+                  clip_norm:float|None=None, # DP-SGD: clip each sample's gradient to this L2 norm (None: plain SGD)
+                  noise_multiplier:float|None=None, # DP-SGD: noise std as a multiple of `clip_norm` (None: no noise)
                  ) -> nn.Module:
     "A copy of `model` fine-tuned on `data` (M → M′) with a fresh SGD optimiser, in training mode."
     if len(data) == 0: raise ValueError("the updating set is empty")
+    check_dp_sgd(clip_norm, noise_multiplier)
     device = default_device(device)
     gen = seeded_generator(seed)
     updated = copy.deepcopy(model).to(device).train()
@@ -317,9 +358,14 @@ def online_update(model:nn.Module, # the deployed model M (left unchanged)
         for _ in range(epochs):
             for idx in batch_order(len(data), batch_size, shuffle, gen):
                 x, y = take(data, idx)
-                kw = {'masks': [m.to(device) for m in updated.dropout_masks(len(idx), gen)]} if explicit_masks else {}
-                loss = F.cross_entropy(updated(x.to(device), **kw), y.to(device))
-                opt.zero_grad(); loss.backward(); opt.step()
+                masks = [m.to(device) for m in updated.dropout_masks(len(idx), gen)] if explicit_masks else None
+                x, y = x.to(device), y.to(device)
+                opt.zero_grad()
+                if clip_norm is None: F.cross_entropy(updated(x, **({} if masks is None else {'masks': masks})), y).backward()
+                else:
+                    private = dp_sgd_gradient(loop_sample_gradients(updated, x, y, masks), clip_norm, noise_multiplier or 0., gen)
+                    for p, g in zip(updated.parameters(), private): p.grad = g
+                opt.step()
     return updated.eval()
 
 # %% ../nbs/02_models.ipynb #681d5152

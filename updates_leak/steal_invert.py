@@ -11,10 +11,9 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from .core import format_table
 from .extraction import agreement, extract, make_model, solve_logits, uniform_queries
 from .extraction_retraining import fit_on_labels
-from .inversion_faces import FaceIdentifier, FaceSplit, identification, load_face_split, mi_face, train_face_model
+from .inversion_faces import FaceIdentifier, FaceSplit, identification, mi_face
 from .data import show_images
 from .oracle import Oracle
 

@@ -6,7 +6,7 @@
 from __future__ import annotations
 import contextlib, copy, hashlib, json, os
 import multiprocessing as mp
-from dataclasses import dataclass, asdict
+from dataclasses import dataclass, asdict, field, replace
 from pathlib import Path
 
 import torch
@@ -18,13 +18,15 @@ from torch.func import functional_call, vmap
 
 from .core import chunks, default_device, seeded_generator, set_seed
 from .data import Data, assert_disjoint, disjoint_split, load_dataset
-from .models import CifarCNN, MnistCNN, accuracy, batch_order, fit, load_weights, online_update, predict_proba, save_weights
+from .models import (CifarCNN, MnistCNN, accuracy, batch_order, check_dp_sgd, dp_sgd_gradient, fit, load_weights, online_update,
+                                 predict_proba, save_weights)
 
 # %% auto #0
 __all__ = ['SCALES', 'ARCHITECTURES', 'TRAINER_VERSION', 'UpdateConfig', 'Scale', 'UpdatesSetting', 'make_setting', 'train_model',
            'sample_updating_sets', 'update_seeds', 'loop_updates', 'stacked_updates', 'Updates', 'updates_fingerprint',
            'default_workers', 'generate_updates', 'UpdatesExperiment', 'check_compatible', 'prepare_experiment',
-           'UnitNorm', 'AttackMLP', 'check_delta', 'DeltaAttack', 'train_attack', 'bench_shadow_updates']
+           'rerun_updates', 'UnitNorm', 'AttackMLP', 'check_delta', 'DeltaAttack', 'train_attack',
+           'bench_shadow_updates']
 
 # %% ../nbs/10_updates.ipynb #1b4f15ed
 @dataclass
@@ -34,6 +36,10 @@ class UpdateConfig:
     lr: float = 1e-3  # learning rate of a fresh SGD optimiser
     momentum: float = 0.9  # its momentum
     batch_size: int = 64  # minibatch size
+    clip_norm: float|None = None  # DP-SGD's per-sample clipping norm C (None: plain SGD)
+    noise_multiplier: float|None = None  # DP-SGD's noise multiplier σ (None: no noise)
+
+    def __post_init__(self): check_dp_sgd(self.clip_norm, self.noise_multiplier)
 
 @dataclass
 class Scale:
@@ -153,6 +159,17 @@ def _stacked_masks(model:nn.Module, generators:list, n:int, device) -> list|None
     per_copy = [model.dropout_masks(n, g) for g in generators]
     return [torch.stack(ms).to(device) for ms in zip(*per_copy)]
 
+def _stacked_dp_gradients(forward, params:dict, x:torch.Tensor, y:torch.Tensor, masks:list|None, config:UpdateConfig, generators:list) -> list:
+    "DP-SGD gradients of K copies on their K × B batches: every (copy, sample) pair runs as a copy of its own, so one backward pass gives all per-sample gradients."
+    K, B = y.shape
+    pairs = {k: v.detach().repeat_interleave(B, 0).requires_grad_() for k, v in params.items()}
+    pair_masks = None if masks is None else [m.reshape(K * B, 1, *m.shape[2:]) for m in masks]
+    logits = forward(pairs, x.reshape(K * B, 1, *x.shape[2:]), pair_masks)
+    per_sample = torch.autograd.grad(F.cross_entropy(logits.flatten(0, 1), y.flatten(), reduction='sum'), list(pairs.values()))
+    per_sample = [g.view(K, B, *g.shape[1:]) for g in per_sample]
+    per_copy = [dp_sgd_gradient([g[k] for g in per_sample], config.clip_norm, config.noise_multiplier or 0., generators[k]) for k in range(K)]
+    return [torch.stack(gs) for gs in zip(*per_copy)]
+
 def stacked_updates(model:nn.Module, # the model before the updates
                     pool:Data, # data the updating sets index into
                     sets:torch.Tensor, # K × n pool indices
@@ -176,9 +193,10 @@ def stacked_updates(model:nn.Module, # the model before the updates
             idx = torch.stack([s[o[step]] for s, o in zip(sets, orders)])
             masks = _stacked_masks(base, generators, idx.shape[1], device)
             x, y = pool.x[idx].to(device), pool.y[idx].to(device)
-            logits = forward(params, x, masks)
-            loss = F.cross_entropy(logits.flatten(0, 1), y.flatten(), reduction='none').view(K, -1).mean(1).sum()
-            grads = torch.autograd.grad(loss, list(params.values()))
+            if config.clip_norm is None:
+                loss = F.cross_entropy(forward(params, x, masks).flatten(0, 1), y.flatten(), reduction='none').view(K, -1).mean(1).sum()
+                grads = torch.autograd.grad(loss, list(params.values()))
+            else: grads = _stacked_dp_gradients(forward, params, x, y, masks, config, generators)
             with torch.no_grad():
                 velocity = [g.clone() for g in grads] if velocity is None else [v.mul_(config.momentum).add_(g) for v, g in zip(velocity, grads)]
                 for p, v in zip(params.values(), velocity): p.sub_(config.lr * v)
@@ -236,7 +254,8 @@ def _tensor_digest(h, *tensors):
 
 def updates_fingerprint(model:nn.Module, pool:Data, sets:torch.Tensor, seeds:torch.Tensor, probe:torch.Tensor, config:UpdateConfig) -> str:
     "A digest of everything that determines the updates' results (the cache key)."
-    h = hashlib.sha256(json.dumps({'cls': type(model).__name__, **asdict(config)}, sort_keys=True).encode())
+    procedure = {k: v for k, v in asdict(config).items() if v is not None}  # DP-SGD off leaves the keys of earlier caches as they were
+    h = hashlib.sha256(json.dumps({'cls': type(model).__name__, **procedure}, sort_keys=True).encode())
     _tensor_digest(h, *model.state_dict().values(), pool.x, pool.y, sets, seeds, probe)
     return h.hexdigest()[:20]
 
@@ -260,7 +279,7 @@ def generate_updates(model:nn.Module, # the model before the updates (target or 
                      seed:int=0, # derives the per-update seeds
                      config:UpdateConfig=UpdateConfig(), # the update procedure
                      chunk:int=200, # updates per chunk (the unit of caching and of work per worker)
-                     group:int|None=None, # copies updated together (default 10 on a CPU, 500 on a GPU)
+                     group:int|None=None, # copies updated together (default 10 on a CPU, 500 on a GPU; fewer for large models under DP-SGD)
                      workers:int|None=None, # worker processes (default: one per core on a CPU; 0 = in-process)
                      cache_dir:str|Path|None=None, # where finished chunks are kept (None: no cache)
                      device=None, # where to compute
@@ -270,6 +289,9 @@ def generate_updates(model:nn.Module, # the model before the updates (target or 
     if sets.dim() != 2 or sets.shape[1] < 1: raise ValueError(f"sets must be K × n with n ≥ 1, got shape {tuple(sets.shape)}")
     device = default_device(device)
     group = group or (10 if device.type == 'cpu' else 500)
+    if config.clip_norm is not None:  # DP-SGD keeps one gradient per (copy, sample) pair: hold those to about 1 GB
+        n_params = sum(p.numel() for p in model.parameters())
+        group = max(1, min(group, 2**28 // (n_params * min(config.batch_size, sets.shape[1]))))
     workers = default_workers(device) if workers is None else workers
     seeds = update_seeds(len(sets), seed)
     model = copy.deepcopy(model).cpu().eval()
@@ -310,6 +332,7 @@ class UpdatesExperiment:
     target_accuracy: float  # accuracy of M on held-out test data
     set_size: int  # |D_update|
     held_out: Data|None = None  # the held-out test data behind `target_accuracy`
+    update: UpdateConfig = field(default_factory=UpdateConfig)  # how the provider updates (and the attacker simulates it)
 
 def check_compatible(shadow:Updates, target:Updates):
     "Raise `ValueError` unless shadow and target updates share the probing-set size, classes and |D_update|."
@@ -327,6 +350,7 @@ def prepare_experiment(dataset:str='mnist-embedded', # see `make_setting`
                        root:str|Path|None=None, # data root
                        device=None, # where to compute
                        progress:bool=True, # progress bars
+                       update:UpdateConfig=UpdateConfig(), # the provider's update procedure, which the attacker knows and simulates
                       ) -> UpdatesExperiment:
     "Train target and shadow models and generate their updates for one Updates-Leak experiment."
     if set_size < 1: raise ValueError(f"|D_update| must be at least 1, got {set_size}")
@@ -335,16 +359,34 @@ def prepare_experiment(dataset:str='mnist-embedded', # see `make_setting`
     target = train_model(setting, 'target', seed=seed, device=device, progress=progress, cache_dir=cache_dir)
     shadows = [train_model(setting, 'shadow', seed=seed + 1 + i, device=device, progress=progress, cache_dir=cache_dir) for i in range(n_shadow_models)]
     per_model = -(-sc.n_shadow_updates // n_shadow_models)
-    probe = setting.probe.x
-    gen = dict(cache_dir=cache_dir, device=device, progress=progress)
-    shadow_updates = [generate_updates(m, setting.shadow_pool, sample_updating_sets(len(setting.shadow_pool), per_model, set_size, seed=seed + 10 + i),
-                                       probe, seed=seed + 20 + i, **gen) for i, m in enumerate(shadows)]
-    target_updates = generate_updates(target, setting.target_pool, sample_updating_sets(len(setting.target_pool), sc.n_target_updates, set_size, seed=seed + 30),
-                                      probe, seed=seed + 40, **gen)
+    shadow_sets = [sample_updating_sets(len(setting.shadow_pool), per_model, set_size, seed=seed + 10 + i) for i in range(n_shadow_models)]
+    target_sets = sample_updating_sets(len(setting.target_pool), sc.n_target_updates, set_size, seed=seed + 30)
+    shadow_updates, target_updates = _experiment_updates(setting, target, shadows, shadow_sets, target_sets, update, seed,
+                                                         cache_dir=cache_dir, device=device, progress=progress)
     test = load_dataset(dataset, 'test', root)
     held_out = test.subset(range(sc.probe_size, min(len(test), sc.probe_size + 5000)))
     return UpdatesExperiment(setting, target, shadows, shadow_updates, target_updates, accuracy(target, held_out, device=device), set_size,
-                             held_out)
+                             held_out, update)
+
+def _experiment_updates(setting:UpdatesSetting, target:nn.Module, shadows:list, shadow_sets:list, target_sets:torch.Tensor,
+                        update:UpdateConfig, seed:int, **gen) -> tuple:
+    "The shadow models' and the target's updates on the given updating sets (one seed offset per model)."
+    probe = setting.probe.x
+    shadow_updates = [generate_updates(m, setting.shadow_pool, s, probe, seed=seed + 20 + i, config=update, **gen)
+                      for i, (m, s) in enumerate(zip(shadows, shadow_sets))]
+    return shadow_updates, generate_updates(target, setting.target_pool, target_sets, probe, seed=seed + 40, config=update, **gen)
+
+def rerun_updates(exp:UpdatesExperiment, # from `prepare_experiment`
+                  update:UpdateConfig, # the new update procedure (e.g. DP-SGD)
+                  seed:int=0, # the `seed` `exp` was prepared with (the same seed and procedure reproduce `exp`)
+                  cache_dir:str|Path|None=None, # cache of finished update chunks
+                  device=None, # where to compute
+                  progress:bool=True, # progress bars
+                 ) -> UpdatesExperiment:
+    "`exp` with every update redone under `update`: the same models and the same updating sets."
+    shadow_updates, target_updates = _experiment_updates(exp.setting, exp.target, exp.shadows, [u.sets for u in exp.shadow_updates],
+                                                         exp.target_updates.sets, update, seed, cache_dir=cache_dir, device=device, progress=progress)
+    return replace(exp, shadow_updates=shadow_updates, target_updates=target_updates, update=update)
 
 # %% ../nbs/10_updates.ipynb #a22f82fb
 class UnitNorm(nn.Module):

@@ -9,7 +9,7 @@ from dataclasses import dataclass, asdict
 import torch
 import torch.nn.functional as F
 
-from .core import format_table, seeded_generator
+from .core import seeded_generator
 from .updates import (DeltaAttack, UpdatesExperiment, check_compatible, check_delta,
                                   prepare_experiment, train_attack)
 

@@ -4,16 +4,11 @@
 
 # %% ../nbs/11_updates_li.ipynb #49169aaa
 from __future__ import annotations
-from dataclasses import dataclass, asdict, field
-from pathlib import Path
+from dataclasses import dataclass, asdict
 
 import torch
-import torch.nn as nn
-import torch.nn.functional as F
 
-from .core import format_table
-from .updates import (DeltaAttack, Updates, UpdatesExperiment, check_compatible, check_delta,
-                                  prepare_experiment, train_attack)
+from .updates import DeltaAttack, UpdatesExperiment, check_compatible, check_delta, prepare_experiment, train_attack
 from .models import classification_loss, predict_proba
 
 # %% auto #0

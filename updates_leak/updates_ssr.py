@@ -19,8 +19,8 @@ from .updates import AttackMLP, Updates, UpdatesExperiment, UpdatesSetting, chec
 
 # %% auto #0
 __all__ = ['PAPER_SSR_MSE', 'pretrain_autoencoder', 'SampleReconstructor', 'sample_images', 'mse_loss_images', 'per_sample_mse',
-           'attacker_images', 'class_means', 'ReconstructionResult', 'evaluate_reconstruction', 'run_reconstruction',
-           'show_reconstructions']
+           'attacker_images', 'class_means', 'ReconstructionResult', 'train_reconstructor', 'ReconstructorEnsemble',
+           'evaluate_reconstruction', 'run_reconstruction', 'show_reconstructions']
 
 # %% ../nbs/13_updates_ssr.ipynb #0047c8af
 def pretrain_autoencoder(data:Data, # the attacker's own images
@@ -84,10 +84,13 @@ class ReconstructionResult:
     class_mean_mse: float # baseline: the mean image of the true class
     beats_class_mean: float # fraction of samples reconstructed closer than their class mean
     paper: float|None = None # the paper's MSE
+    ensemble: int = 1 # attack models whose reconstructions `mse` averages
+    single_model_mse: float|None = None # mean MSE of those models one by one (when there are several)
 
     def rows(self) -> list:
         "One table row."
-        return [{'attack': 'A_SSR', 'dataset': self.dataset, 'metric': 'MSE', 'this library': self.mse,
+        return [{'attack': 'A_SSR' if self.ensemble == 1 else f'A_SSR, mean of {self.ensemble} models', 'dataset': self.dataset,
+                 'metric': 'MSE', 'this library': self.mse, **({} if self.single_model_mse is None else {'one model': self.single_model_mse}),
                  'class-mean baseline': self.class_mean_mse, 'random-image baseline': self.random_image_mse,
                  'closer than class mean': self.beats_class_mean, 'paper': self.paper}]
 
@@ -95,43 +98,66 @@ class ReconstructionResult:
 
 PAPER_SSR_MSE = {'mnist': 0.06355, 'cifar10': 0.01352}  # Salem et al. 2020, A_SSR
 
-def evaluate_reconstruction(exp:UpdatesExperiment, # from `prepare_experiment` with set_size=1
-                            latent:int=64, # autoencoder code size
-                            ae_epochs:int=20, # autoencoder training epochs
-                            epochs:int=10, # attack training epochs (more overfit the shadow updates)
-                            seed:int=0, # seeds the autoencoder, the attack and the random baseline
-                            device=None, # where to train
-                           ) -> tuple:
-    "Train A_SSR on the shadow updates and evaluate it on the target updates; returns `(result, reconstructor, reconstructions)`."
-    for s in exp.shadow_updates: check_compatible(s, exp.target_updates)
-    setting, t = exp.setting, exp.target_updates
-    own = attacker_images(setting)
+def train_reconstructor(exp:UpdatesExperiment, # from `prepare_experiment` with set_size=1
+                        latent:int=64, # autoencoder code size
+                        ae_epochs:int=20, # autoencoder training epochs
+                        epochs:int=10, # attack training epochs (more overfit the shadow updates)
+                        seed:int=0, # seeds the autoencoder and the attack
+                        device=None, # where to train
+                       ) -> SampleReconstructor:
+    "One A_SSR attack model: an autoencoder pretrained on the attacker's images, its decoder transferred and fine-tuned on the shadow updates."
+    own = attacker_images(exp.setting)
     ae = pretrain_autoencoder(own, latent, ae_epochs, seed, device)
     delta = torch.cat([u.delta() for u in exp.shadow_updates])
-    x = torch.cat([sample_images(u, setting.shadow_pool) for u in exp.shadow_updates])
+    x = torch.cat([sample_images(u, exp.setting.shadow_pool) for u in exp.shadow_updates])
     torch.manual_seed(seed)
     model = SampleReconstructor(delta.shape[1], ae.decoder, latent)
     check_delta(model, delta)
     fit(model, torch.utils.data.TensorDataset(delta, x), epochs=epochs, lr=1e-3, batch_size=128, optimizer='adam',
         loss_fn=mse_loss_images, seed=seed, device=device, progress=False)
-    model.cpu().eval()
+    return model.cpu().eval()
+
+class ReconstructorEnsemble(nn.Module):
+    "The mean reconstruction of several A_SSR models: each model's own error partly cancels in the mean."
+    def __init__(self, members:list): super().__init__(); self.members = nn.ModuleList(members)
+    def forward(self, delta): return torch.stack([m(delta) for m in self.members]).mean(0)
+
+def evaluate_reconstruction(exp:UpdatesExperiment, # from `prepare_experiment` with set_size=1
+                            latent:int=64, # autoencoder code size
+                            ae_epochs:int=20, # autoencoder training epochs
+                            epochs:int=10, # attack training epochs (more overfit the shadow updates)
+                            seed:int=0, # seeds the autoencoders, the attacks (`seed`, `seed` + 1, …) and the random baseline
+                            device=None, # where to train
+                            ensemble:int=1, # attack models to train; the attack's answer is their mean reconstruction
+                           ) -> tuple:
+    "Train A_SSR on the shadow updates and evaluate it on the target updates; returns `(result, reconstructor, reconstructions)`."
+    if ensemble < 1: raise ValueError(f"need at least one attack model, got ensemble={ensemble}")
+    for s in exp.shadow_updates: check_compatible(s, exp.target_updates)
+    setting, t = exp.setting, exp.target_updates
+    own = attacker_images(setting)
+    members = [train_reconstructor(exp, latent, ae_epochs, epochs, seed + i, device) for i in range(ensemble)]
+    model = members[0] if ensemble == 1 else ReconstructorEnsemble(members)
     truth = sample_images(t, setting.target_pool)
-    with torch.no_grad(): recon = model(t.delta())
+    with torch.no_grad():
+        recon = model(t.delta())
+        single = None if ensemble == 1 else sum(float(per_sample_mse(m(t.delta()), truth).mean()) for m in members) / ensemble
     random_idx = torch.randint(len(own), (len(truth),), generator=seeded_generator(seed))
     means = class_means(own)[t.labels[:, 0]]
     attack_err, mean_err = per_sample_mse(recon, truth), per_sample_mse(means, truth)
-    result = ReconstructionResult(setting.dataset, len(delta), len(t), float(attack_err.mean()),
+    result = ReconstructionResult(setting.dataset, sum(len(u) for u in exp.shadow_updates), len(t), float(attack_err.mean()),
                                   float(per_sample_mse(own.x[random_idx], truth).mean()), float(mean_err.mean()),
                                   float((attack_err < mean_err).float().mean()),
-                                  PAPER_SSR_MSE.get(setting.dataset.replace('-embedded', '')))
+                                  PAPER_SSR_MSE.get(setting.dataset.replace('-embedded', '')), ensemble, single)
     return result, model, recon
 
 def run_reconstruction(dataset:str='mnist-embedded', scale='quick', n_shadow_models:int=5, latent:int=64, epochs:int=10,
-                       seed:int=0, cache_dir=None, root=None, device=None, progress:bool=True) -> tuple:
+                       seed:int=0, cache_dir=None, root=None, device=None, progress:bool=True,
+                       ensemble:int=1, # attack models whose reconstructions are averaged
+                      ) -> tuple:
     "The whole A_SSR protocol: setting, target and shadow models, single-sample updates, attack, evaluation."
     exp = prepare_experiment(dataset, scale, set_size=1, n_shadow_models=n_shadow_models, seed=seed, cache_dir=cache_dir,
                              root=root, device=device, progress=progress)
-    return exp, *evaluate_reconstruction(exp, latent, epochs=epochs, seed=seed, device=device)
+    return exp, *evaluate_reconstruction(exp, latent, epochs=epochs, seed=seed, device=device, ensemble=ensemble)
 
 # %% ../nbs/13_updates_ssr.ipynb #83e86544
 def show_reconstructions(truth:torch.Tensor, # true updating samples, N × C × H × W
