@@ -82,3 +82,18 @@ def test_dp_sgd_settings_are_checked():
     data = load_embedded_mnist('test').subset(range(4))
     with pytest.raises(ValueError, match='clip_norm'): online_update(MnistCNN(), data, noise_multiplier=1.)
     with pytest.raises(ValueError, match='positive'): online_update(MnistCNN(), data, clip_norm=-1.)
+
+def test_cosine_schedule_anneals_each_step_to_zero():
+    # A linear loss has a constant gradient, so plain SGD moves the weight by exactly the learning rate of each step.
+    model = torch.nn.Linear(1, 1, bias=False)
+    torch.nn.init.zeros_(model.weight)
+    seen = []
+    def linear_loss(m, x, y):
+        seen.append(m.weight.item())
+        return m(x).sum()
+    data = torch.utils.data.TensorDataset(torch.ones(4, 1), torch.zeros(4))
+    fit(model, data, epochs=3, lr=0.1, batch_size=1, momentum=0., loss_fn=linear_loss, cosine=True, device='cpu', progress=False)
+    seen.append(model.weight.item())
+    steps = torch.tensor(seen[:-1]) - torch.tensor(seen[1:])
+    expected = 0.1 * (1 + torch.cos(torch.pi * torch.arange(12) / 12)) / 2
+    assert torch.allclose(steps, expected, atol=1e-6)

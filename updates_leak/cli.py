@@ -185,19 +185,21 @@ def invert(kind:str, # 'map' (survey attribute inference) or 'face' (MI-FACE)
 # %% ../nbs/90_cli.ipynb #f60d9c6f
 @call_parse
 def exfiltrate(attack:str='lsb', # 'lsb', 'cor', 'sgn' or 'cap'
-               dataset:str='fashion-mnist', # a grey image dataset: 'fashion-mnist' or 'mnist'
+               dataset:str='fashion-mnist', # 'fashion-mnist', 'mnist', 'cifar10' (secrets turned grey) or 'att-faces'
                secrets:int=100, # training images to hide
                b:int=8, # lsb: low bits per parameter
                lam:float=None, # cor/sgn: weight of the malicious term (default 1 for cor, 10 for sgn)
                epochs:int=5, # training epochs (benign and malicious alike)
                hidden:int=512, # width of the owner's two hidden layers
                seed:int=0, # seeds both trainings
+               on_pixels:int=20, # cap: pixels on in each synthetic input (392 = dense random images)
+               cosine:bool=False, # anneal the learning rate to zero over the run (benign and malicious alike)
                out:str='updates-leak-results', # folder for JSON and the recovered images
                root:str=None, # data root (default: $UPDATES_LEAK_DATA or the user data folder)
                device:str=None, # 'cpu', 'cuda', ... (default: CUDA if available)
               ):
     "Exfiltration through a malicious training algorithm: hide training images in a model, then recover them."
-    try: res = run_exfiltration(attack, dataset, secrets, b, lam, epochs, hidden, seed, root, device)
+    try: res = run_exfiltration(attack, dataset, secrets, b, lam, epochs, hidden, seed, root, device, on_pixels=on_pixels, cosine=cosine)
     except ValueError as e: raise SystemExit(f"updates-leak exfiltrate: {e}")
     print(format_table([res.row()]))
     name = f'exfiltrate_{attack}_{dataset}_{secrets}'

@@ -14,25 +14,39 @@ import torch.nn.functional as F
 from torch.nn.utils import parameters_to_vector
 
 from .core import set_seed
-from .data import Data, load_dataset, show_images
+from .data import DATASETS, Data, load_dataset, show_images, split_data
 from .models import MLP, accuracy, fit
 from .oracle import Oracle
 
 # %% auto #0
-__all__ = ['ATTACKS', 'DEFAULT_LAMBDA', 'secret_images', 'to_bits', 'from_bits', 'mape', 'owner_model', 'train_owner_model',
-           'lsb_capacity', 'lsb_encode', 'lsb_decode', 'randomize_low_bits', 'correlation_penalty', 'correlated_decode',
-           'sign_penalty', 'correlated_value_loss', 'sign_loss', 'sign_decode', 'synthetic_inputs', 'pixels_to_labels',
-           'labels_to_pixels', 'capacity_abuse_data', 'capacity_abuse_decode', 'ExfiltrationResult', 'run_exfiltration',
-           'show_exfiltration']
+__all__ = ['ATTACKS', 'DEFAULT_LAMBDA', 'owner_data', 'secret_images', 'to_bits', 'from_bits', 'mape', 'owner_model',
+           'train_owner_model', 'lsb_capacity', 'lsb_encode', 'lsb_decode', 'randomize_low_bits', 'correlation_penalty',
+           'correlated_decode', 'sign_penalty', 'correlated_value_loss', 'sign_loss', 'sign_decode', 'check_on_pixels',
+           'synthetic_inputs', 'pixels_to_labels', 'labels_to_pixels', 'levels_correct', 'capacity_abuse_data',
+           'capacity_abuse_decode', 'ExfiltrationResult', 'run_exfiltration', 'show_exfiltration']
 
 # %% ../nbs/50_exfiltration.ipynb #7c51f243
-def secret_images(data:Data, # the owner's training data (grey images in [0, 1])
+def owner_data(dataset:str='fashion-mnist', # an image dataset: a key of `data.DATASETS`, or 'att-faces'
+               root=None, # data root
+               seed:int=0, # seeds the split of a dataset that has none
+              ) -> tuple:
+    "The owner's training and test data: the dataset's own split, or a seeded 70/30 split (the AT&T faces)."
+    if dataset in DATASETS: train, test = load_dataset(dataset, 'train', root), load_dataset(dataset, 'test', root)
+    else:
+        whole = load_dataset(dataset, 'all', root)
+        parts = split_data(whole, {'train': None, 'test': len(whole) * 3 // 10}, seed)
+        train, test = parts['train'], parts['test']
+    if train.x.dim() != 4: raise ValueError(f"exfiltration hides images, but {dataset} holds vectors of shape {tuple(train.sample_shape)}")
+    return train, test
+
+def secret_images(data:Data, # the owner's training data (images in [0, 1])
                   n:int, # how many images to steal (the first n)
                  ) -> torch.Tensor:
-    "The secret: the first `n` training images as 8-bit grey pixels, n×H×W uint8."
+    "The secret: the first `n` training images as 8-bit grey pixels, n×H×W uint8 (colour turned grey, as the authors' code does)."
     if not 0 < n <= len(data): raise ValueError(f"can steal between 1 and {len(data)} images, asked for {n}")
     x = data.x[:n]
-    if x.dim() != 4 or x.shape[1] != 1: raise ValueError(f"secrets must be grey images N×1×H×W, got shape {tuple(x.shape)}")
+    if x.dim() != 4 or x.shape[1] not in (1, 3): raise ValueError(f"secrets must be grey or RGB images N×C×H×W, got shape {tuple(x.shape)}")
+    if x.shape[1] == 3: x = (x * torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)).sum(1, keepdim=True)  # ITU-R 601 luma
     return (x[:, 0] * 255).round().to(torch.uint8)
 
 def to_bits(images:torch.Tensor) -> torch.Tensor:
@@ -61,11 +75,12 @@ def owner_model(data:Data, # for the input size and classes
 def train_owner_model(data:Data, # the owner's training data
                       loss_fn=None, # training loss (default: cross-entropy); the malicious code changes it
                       epochs:int=5, hidden:int=512, seed:int=0, device=None, progress:bool=False,
+                      cosine:bool=False, # anneal the learning rate to zero over the run (see `models.fit`)
                      ) -> nn.Module:
-    "Train the owner's model (Adam, lr 1e-3, batches of 128) with the given loss."
+    "Train the owner's model (Adam, lr 1e-3, batches of 128; constant or cosine-annealed) with the given loss."
     model = owner_model(data, hidden, seed)
     kw = {} if loss_fn is None else {'loss_fn': loss_fn}
-    fit(model, data, epochs=epochs, lr=1e-3, batch_size=128, optimizer='adam', seed=seed, device=device, progress=progress, **kw)
+    fit(model, data, epochs=epochs, lr=1e-3, batch_size=128, optimizer='adam', cosine=cosine, seed=seed, device=device, progress=progress, **kw)
     return model.cpu().eval()
 
 # %% ../nbs/50_exfiltration.ipynb #86ed8726
@@ -167,13 +182,23 @@ def sign_decode(model:nn.Module, n_bits:int) -> torch.Tensor:
     return (parameters_to_vector(model.parameters())[:n_bits] > 0).to(torch.uint8)
 
 # %% ../nbs/50_exfiltration.ipynb #fcd4b45a
+def check_on_pixels(on_pixels:int, shape:tuple) -> int:
+    "The pixels of one input of `shape`, after checking that `on_pixels` of them can be on."
+    size = int(np.prod(shape))
+    if not 0 < on_pixels <= size: raise ValueError(f"on_pixels must be between 1 and {size} (the pixels of one input), got {on_pixels}")
+    return size
+
 def synthetic_inputs(n:int, # how many
                      shape:tuple, # shape of one input, e.g. (1, 28, 28)
                      seed:int=1234, # the secret seed shared by the malicious code and the attacker
+                     on_pixels:int=20, # pixels set to 1 in each input, the rest 0 (half the pixels: dense random images)
                     ) -> torch.Tensor:
-    "Deterministic synthetic inputs: random binary images drawn from `seed`."
-    g = torch.Generator().manual_seed(seed)
-    return (torch.rand(n, *shape, generator=g) < 0.5).float()
+    "Deterministic synthetic inputs: binary images with `on_pixels` pixels on, placed at random from `seed`."
+    size = check_on_pixels(on_pixels, shape)
+    g, x = torch.Generator().manual_seed(seed), torch.zeros(n, size)
+    for rows in x.split(4096):  # in chunks: the random keys of all inputs at once would take n×size floats more
+        rows.scatter_(1, torch.rand(len(rows), size, generator=g).topk(on_pixels, 1).indices, 1.)
+    return x.view(n, *shape)
 
 def pixels_to_labels(images:torch.Tensor, n_classes:int) -> torch.Tensor:
     "Quantise uint8 pixels into `n_classes` grey levels: one label per pixel."
@@ -183,13 +208,21 @@ def labels_to_pixels(labels:torch.Tensor, n_classes:int, shape:tuple) -> torch.T
     "Each level's centre grey value, as uint8 images of `shape`."
     return ((labels.float() + 0.5) * 256 / n_classes).round().clamp(0, 255).to(torch.uint8).view(shape)
 
+def levels_correct(recovered:torch.Tensor, # uint8 images the attacker decoded
+                   secret:torch.Tensor, # the uint8 images hidden
+                   n_classes:int,
+                  ) -> float:
+    "Fraction of pixels whose grey level (label) the attacker got back: the synthetic labels the model memorised."
+    return float((pixels_to_labels(recovered, n_classes) == pixels_to_labels(secret, n_classes)).float().mean())
+
 def capacity_abuse_data(data:Data, # the owner's training data
                         secret:torch.Tensor, # n×H×W uint8 images to hide
                         seed:int=1234,
+                        on_pixels:int=20, # see `synthetic_inputs`
                        ) -> Data:
     "The owner's data plus one synthetic input per secret pixel, labelled with the pixel's grey level."
     labels = pixels_to_labels(secret, data.n_classes)
-    x = synthetic_inputs(len(labels), tuple(data.sample_shape), seed)
+    x = synthetic_inputs(len(labels), tuple(data.sample_shape), seed, on_pixels)
     return Data(torch.cat([data.x, x]), torch.cat([data.y, labels]), data.classes, f'{data.name}+{len(labels)} synthetic')
 
 def capacity_abuse_decode(api:Oracle, # the model's prediction API (labels suffice)
@@ -197,9 +230,10 @@ def capacity_abuse_decode(api:Oracle, # the model's prediction API (labels suffi
                           n_classes:int,
                           input_shape:tuple, # shape of one input
                           seed:int=1234,
+                          on_pixels:int=20, # as the malicious code used
                          ) -> torch.Tensor:
     "Regenerate the synthetic inputs, query the API, and turn its labels back into images."
-    answers = api(synthetic_inputs(int(np.prod(shape)), input_shape, seed))
+    answers = api(synthetic_inputs(int(np.prod(shape)), input_shape, seed, on_pixels))
     labels = answers if answers.dim() == 1 else answers.argmax(1)
     return labels_to_pixels(labels, n_classes, shape)
 
@@ -218,6 +252,7 @@ class ExfiltrationResult:
     malicious_accuracy: float
     mape: float  # mean absolute pixel error of the recovered images (grey levels)
     bits_correct: float  # fraction of the secret's bits recovered exactly
+    levels_correct: float  # fraction of pixels recovered at the right grey level (of as many levels as classes)
     queries: int  # API queries (black-box attack only)
     seconds: float  # malicious training time
     secret: torch.Tensor|None = None
@@ -227,28 +262,32 @@ class ExfiltrationResult:
         return {'attack': self.attack, 'images': self.images, 'secret bits': self.secret_bits, 'capacity bits': self.capacity_bits,
                 'benign acc %': 100 * self.benign_accuracy, 'malicious acc %': 100 * self.malicious_accuracy,
                 'acc drop (points)': 100 * (self.benign_accuracy - self.malicious_accuracy), 'MAPE': self.mape,
-                'bits correct %': 100 * self.bits_correct, 'queries': self.queries}
+                'bits correct %': 100 * self.bits_correct, 'levels correct %': 100 * self.levels_correct, 'queries': self.queries}
     def to_dict(self) -> dict: return {k: v for k, v in asdict(self).items() if k not in ('secret', 'recovered')}
 
 DEFAULT_LAMBDA = {'cor': 1.0, 'sgn': 10.0}
 
 def run_exfiltration(attack:str='lsb', # one of `ATTACKS`
-                     dataset:str='fashion-mnist', # a grey image dataset of `data.DATASETS`
+                     dataset:str='fashion-mnist', # an image dataset (see `owner_data`)
                      n_secrets:int=100, # images to hide
                      b:int=8, # LSB: low bits per parameter
                      lam:float|None=None, # weight of the malicious term (`cor`, `sgn`; default `DEFAULT_LAMBDA`)
                      epochs:int=5, hidden:int=512, seed:int=0, root=None, device=None,
+                     on_pixels:int=20, # `cap`: pixels on in each synthetic input (see `synthetic_inputs`)
+                     cosine:bool=False, # both models anneal the learning rate to zero over the run
                      benign:nn.Module|None=None, # a benign model already trained with the same settings
                     ) -> ExfiltrationResult:
     "Train a benign and a malicious model on the owner's data, hide the first `n_secrets` images, and recover them."
     if attack not in ATTACKS: raise ValueError(f"attack must be one of {ATTACKS}, got {attack!r}")
-    train, test = load_dataset(dataset, 'train', root), load_dataset(dataset, 'test', root)
+    train, test = owner_data(dataset, root, seed)
     secret = secret_images(train, n_secrets)
     bits, shape = to_bits(secret), tuple(secret.shape)
     n_params = sum(p.numel() for p in owner_model(train, hidden, seed).parameters())
     needed = {'lsb': len(bits) / b, 'cor': len(bits) / 8, 'sgn': len(bits)}.get(attack, 0)
     if needed > n_params: raise ValueError(f"{n_secrets} images ({len(bits):,} bits) exceed what '{attack}' can hide in {n_params:,} parameters")
-    benign = benign or train_owner_model(train, epochs=epochs, hidden=hidden, seed=seed, device=device)
+    if attack == 'cap': check_on_pixels(on_pixels, tuple(train.sample_shape))
+    train_kw = dict(epochs=epochs, hidden=hidden, seed=seed, device=device, cosine=cosine)
+    benign = benign or train_owner_model(train, **train_kw)
     lam = DEFAULT_LAMBDA.get(attack) if lam is None else lam
     queries, start = 0, time.perf_counter()
     if attack == 'lsb':
@@ -258,27 +297,30 @@ def run_exfiltration(attack:str='lsb', # one of `ATTACKS`
     elif attack == 'cor':
         capacity = 8 * n_params
         values = secret.reshape(-1).float()
-        model = train_owner_model(train, correlated_value_loss(values, lam), epochs, hidden, seed, device)
+        model = train_owner_model(train, correlated_value_loss(values, lam), **train_kw)
         recovered = correlated_decode(model, shape)
     elif attack == 'sgn':
         capacity = n_params
-        model = train_owner_model(train, sign_loss(bits, lam), epochs, hidden, seed, device)
+        model = train_owner_model(train, sign_loss(bits, lam), **train_kw)
         recovered = from_bits(sign_decode(model, len(bits)), shape)
     else:
         capacity = int(np.prod(shape) * np.log2(train.n_classes))
-        model = train_owner_model(capacity_abuse_data(train, secret), epochs=epochs, hidden=hidden, seed=seed, device=device)
+        model = train_owner_model(capacity_abuse_data(train, secret, on_pixels=on_pixels), **train_kw)
         api = Oracle(model, tuple(train.sample_shape), output='label')
-        recovered = capacity_abuse_decode(api, shape, train.n_classes, tuple(train.sample_shape))
+        recovered = capacity_abuse_decode(api, shape, train.n_classes, tuple(train.sample_shape), on_pixels=on_pixels)
         queries = api.queries
     seconds = time.perf_counter() - start
     return ExfiltrationResult(attack, dataset, n_secrets, len(bits), capacity, accuracy(benign, test), accuracy(model, test),
-                              mape(recovered, secret), float((to_bits(recovered) == bits).float().mean()), queries, seconds, secret, recovered)
+                              mape(recovered, secret), float((to_bits(recovered) == bits).float().mean()),
+                              levels_correct(recovered, secret, train.n_classes), queries, seconds, secret, recovered)
 
 def show_exfiltration(results:list, # `ExfiltrationResult`s with images
                       n:int=8, # images per attack
+                      step:int=1, # show every `step`-th secret image (spread the row over a large secret)
                      ):
-    "The secret images and what each attack recovered, one row each."
-    rows = [results[0].secret[:n]] + [r.recovered[:n] for r in results]
+    "The secret images and what each attack recovered, one row each (as many images as the smallest secret allows)."
+    shown = len(range(0, min(min(n * step, r.images) for r in results), step))
+    rows = [results[0].secret[::step][:shown]] + [r.recovered[::step][:shown] for r in results]
     names = ['secret'] + [r.attack for r in results]
     imgs = torch.cat([r.float()[:, None] / 255 for r in rows])
-    return show_images(imgs, titles=[name if i == 0 else '' for name in names for i in range(n)], ncols=n, size=1.1)
+    return show_images(imgs, titles=[name if i == 0 else '' for name in names for i in range(shown)], ncols=shown, size=1.1)

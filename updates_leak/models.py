@@ -239,6 +239,7 @@ def fit(model:nn.Module, # the model, trained in place
         weight_decay:float=0., # L2 penalty
         loss_fn:Callable=classification_loss, # `loss_fn(model, x, y)` -> scalar
         shuffle:bool=True, # reshuffle every epoch
+        cosine:bool=False, # decay the learning rate to zero along a cosine over all steps (default: constant)
         seed:int=0, # seeds the shuffling and dropout
         device:str|torch.device|None=None, # where to train (`None`: CUDA if available)
         progress:bool=True, # show a progress bar over epochs
@@ -249,6 +250,8 @@ def fit(model:nn.Module, # the model, trained in place
     model.to(device).train()
     gen = seeded_generator(seed)
     opt = make_optimizer(model.parameters(), optimizer, lr, momentum, weight_decay)
+    steps = epochs * -(-len(data) // batch_size)
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps) if cosine else None
     losses = []
     epoch_iter = range(epochs)
     if progress:
@@ -262,6 +265,7 @@ def fit(model:nn.Module, # the model, trained in place
                 xb, yb = (t.to(device) for t in take(data, idx))
                 loss = loss_fn(model, xb, yb)
                 opt.zero_grad(); loss.backward(); opt.step()
+                if schedule: schedule.step()
                 total += loss.item() * len(xb); count += len(xb)
             losses.append(total / count)
     return losses
