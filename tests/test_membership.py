@@ -42,6 +42,12 @@ def test_federated_run_is_reproducible():
     assert a.metrics == b.metrics and a.global_test_accuracy == b.global_test_accuracy
     assert a.row()['mode'] == 'active (step 0.3)' and a.to_dict()['ascent'] == 0.3  # the table names the step it used
 
+def test_federated_run_on_cifar10():
+    tiny = FederatedSetting('cifar10', participants=2, records=60, rounds=2)
+    res = run_federated(tiny, 'global', 'active', observed=(2,), kernels=8, attack_epochs=3, ascent=0.01)
+    assert res.to_dict()['setting']['dataset'] == 'cifar10' and 0 <= res.metrics['accuracy'] <= 1
+    assert 0 < res.global_test_accuracy < 1 and 0 < res.global_victim_accuracy <= 1  # the CNN was trained on CIFAR-10's images
+
 def test_attack_training_is_seeded():
     torch.manual_seed(0)
     feats = {'log_loss': torch.randn(40, 1), 'grad:fc': torch.randn(40, 3, 5)}
@@ -65,6 +71,7 @@ def test_bad_input_is_refused():
     with pytest.raises(ValueError, match="unknown attack variants"): run_standalone('location', variants=('grey-box',))
     with pytest.raises(ValueError, match='only the server'): run_federated(attacker='local', mode='isolating')
     with pytest.raises(ValueError, match='attacker must be one of'): run_federated(attacker='server')
+    with pytest.raises(ValueError, match='unknown federated dataset'): run_federated(FederatedSetting('imagenet'))
 
 @pytest.mark.parametrize('dataset, files', [('purchase100', 'dataset_purchase'), ('texas100', 'feats')])
 def test_missing_tabular_data_names_its_source(tmp_path, dataset, files):
@@ -83,9 +90,11 @@ def test_cli_federated_writes_json_and_figure(tmp_path):
     res = run_cli('--setting', 'federated', '--participants', '2', '--records', '100', '--rounds', '3', '--observed', '2,3',
                   '--kernels', '10', '--epochs', '5', '--out', str(tmp_path), cwd=tmp_path)
     assert res.returncode == 0, res.stderr
-    out = json.loads((tmp_path/'membership_federated_global_passive_2.json').read_text())
+    out = json.loads((tmp_path/'membership_federated_location_global_passive_2.json').read_text())
     assert out['observed'] == [2, 3] and 0 <= out['metrics']['accuracy'] <= 1 and out['command'].startswith('updates-leak membership')
-    assert (tmp_path/'membership_federated_global_passive_2.png').stat().st_size > 0
+    assert out['setting'] == {'dataset': 'location', 'participants': 2, 'records': 100, 'rounds': 3, 'local_epochs': 1,
+                              'lr': 1e-3, 'batch_size': 64}  # the JSON says which FedAvg run it measured
+    assert (tmp_path/'membership_federated_location_global_passive_2.png').stat().st_size > 0
 
 def test_cli_refuses_bad_settings(tmp_path):
     res = run_cli('--setting', 'standalone', '--attacker', 'active', cwd=tmp_path)

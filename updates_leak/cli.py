@@ -213,7 +213,7 @@ def exfiltrate(attack:str='lsb', # 'lsb', 'cor', 'sgn' or 'cap'
 def membership(setting:str='standalone', # 'standalone' or 'federated'
                attacker:str='passive', # 'passive'; federated also 'active' (gradient ascent) or 'isolating'
                observer:str='global', # federated: 'global' (the server) or 'local' (a participant)
-               dataset:str='location', # standalone: 'location', 'cifar10', or 'purchase100' / 'texas100' from local files (the federated run uses Location)
+               dataset:str='location', # 'location', 'cifar10', or 'purchase100' / 'texas100' from local files
                layers:str=None, # comma-separated gradient layers (default: the last weight layer)
                kernels:int=None, # kernels per gradient component (default: 1000 stand-alone, as the paper; 100 federated)
                epochs:int=40, # attack-network training epochs
@@ -222,6 +222,7 @@ def membership(setting:str='standalone', # 'standalone' or 'federated'
                participants:int=4, # federated: participants, the attacker included
                records:int=400, # federated: records per participant
                rounds:int=30, # federated: FedAvg rounds
+               local_epochs:int=1, # federated: each participant's local epochs per round
                observed:str='26,27,28,29,30', # federated: comma-separated rounds the attacker uses
                ascent:float=0.3, # federated, active: the gradient-ascent step
                seed:int=0, # seeds the split, the models and the attack
@@ -240,11 +241,11 @@ def membership(setting:str='standalone', # 'standalone' or 'federated'
             ax = plot_roc(res)
         elif setting == 'federated':
             rounds_seen = tuple(int(r) for r in observed.split(','))
-            fed = FederatedSetting(participants=participants, records=records, rounds=rounds)
+            fed = FederatedSetting(dataset, participants, records, rounds, local_epochs)
             res = run_federated(fed, observer, attacker, rounds_seen, layer_list, kernels or 100, epochs, ascent, seed, root)
             print(format_table([res.row()]))
-            name = f'membership_federated_{observer}_{attacker}_{participants}'
-            ax = plot_roc_curves({f'{observer} {attacker}': (*res.roc, res.metrics['auc'])}, f'federated, rounds {observed}')
+            name = f'membership_federated_{dataset}_{observer}_{attacker}_{participants}'
+            ax = plot_roc_curves({f'{observer} {attacker}': (*res.roc, res.metrics['auc'])}, f'{dataset}, federated, rounds {observed}')
         else: raise ValueError(f"setting must be 'standalone' or 'federated', got {setting!r}")
     except ValueError as e: raise SystemExit(f"updates-leak membership: {e}")
     path = write_results(out, name, {'command': command, **res.to_dict()})

@@ -6,7 +6,7 @@
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 
 import torch
 import torch.nn as nn
@@ -16,12 +16,14 @@ from sklearn.metrics import roc_curve
 from .data import Data, assert_disjoint, disjoint_split
 from .membership_features import (attack_metrics, best_threshold, check_layers, epoch_range, membership_features,
                                               membership_scores, train_attack, weight_layers)
-from .membership_standalone import load_pool
-from .models import accuracy, fit, location_model
+from .membership_standalone import TARGETS, load_pool
+from .core import seeded_generator
+from .models import accuracy, fit
 
 # %% auto #0
 __all__ = ['ATTACKERS', 'MODES', 'average_states', 'ascent_step', 'FederatedSetting', 'check_federated', 'simulate_federated',
-           'snapshot_features', 'FederatedResult', 'run_federated']
+           'snapshot_features', 'federated_split', 'FederatedResult', 'run_federated', 'plot_federated_trends',
+           'target_losses', 'ascent_response']
 
 # %% ../nbs/62_membership_federated.ipynb #51f94aef
 def average_states(states:list, # state dicts of the participants' models
@@ -34,8 +36,9 @@ def ascent_step(model:nn.Module, # the model to push (changed in place)
                 step:float, # gradient-ascent step size
                ) -> nn.Module:
     "The active attacker's move: one gradient step *up* the target records' mean loss."
+    device = next(model.parameters()).device
     model.zero_grad()
-    F.cross_entropy(model(data.x), data.y).backward()
+    F.cross_entropy(model(data.x.to(device)), data.y.to(device)).backward()
     with torch.no_grad():
         for p in model.parameters(): p += step * p.grad
     model.zero_grad()
@@ -47,7 +50,8 @@ MODES = ('passive', 'active', 'isolating')
 
 @dataclass
 class FederatedSetting:
-    "A FedAvg run on Location: participant 0 is the victim; the local attacker is the last participant."
+    "A FedAvg run: participant 0 is the victim; the local attacker is the last participant."
+    dataset: str = 'location' # a key of `membership_standalone.TARGETS`: its data and model
     participants: int = 4 # number of participants, attacker included
     records: int = 400 # records per participant
     rounds: int = 30 # FedAvg rounds
@@ -59,6 +63,7 @@ def check_federated(setting:FederatedSetting, attacker:str, mode:str, observed) 
     "Validate an attack's configuration; returns the observed rounds as a sorted list."
     if attacker not in ATTACKERS: raise ValueError(f"attacker must be one of {ATTACKERS}, got {attacker!r}")
     if mode not in MODES: raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+    if setting.dataset not in TARGETS: raise ValueError(f"unknown federated dataset {setting.dataset!r}; choose from {sorted(TARGETS)}")
     if mode == 'isolating' and attacker != 'global': raise ValueError("only the server (global attacker) can isolate a participant")
     if setting.participants < 2: raise ValueError(f"federated learning needs at least 2 participants, got {setting.participants}")
     observed = sorted(set(observed))
@@ -79,7 +84,8 @@ def simulate_federated(setting:FederatedSetting, # the FedAvg run
     "Run FedAvg; returns the snapshots the attacker keeps (name -> model, in eval mode) and the final global model."
     observed = check_federated(setting, attacker, mode, observed)
     torch.manual_seed(seed)
-    global_model, victim_model, seen = location_model().eval(), None, {}
+    make_model = TARGETS[setting.dataset].make_model
+    global_model, victim_model, seen = make_model().eval(), None, {}
     for r in (i + 1 for i in epoch_range(setting.rounds, progress)):
         watch = r in observed
         if attacker == 'local' and watch: seen[f'r{r}-before'] = copy.deepcopy(global_model)
@@ -88,7 +94,9 @@ def simulate_federated(setting:FederatedSetting, # the FedAvg run
             isolated = i == 0 and mode == 'isolating'
             local = copy.deepcopy(victim_model if isolated and victim_model is not None else global_model)
             if i == 0 and attacker == 'global':
-                if mode == 'active' and watch: ascent_step(local, targets, ascent)
+                if mode == 'active' and watch:
+                    seen[f'r{r}-honest'] = copy.deepcopy(local).eval()  # the server knows what it would have sent
+                    ascent_step(local, targets, ascent)
                 if watch: seen[f'r{r}-sent'] = copy.deepcopy(local).eval()
             fit(local, data, epochs=setting.local_epochs, lr=setting.lr, batch_size=setting.batch_size, optimizer='adam',
                 seed=seed * 100_000 + r * 100 + i, progress=False)
@@ -99,7 +107,7 @@ def simulate_federated(setting:FederatedSetting, # the FedAvg run
                 victim_model = local
                 if attacker == 'global' and watch: seen[f'r{r}-returned'] = copy.deepcopy(local)
             if not isolated: uploads.append(local.state_dict())
-        global_model = location_model()
+        global_model = make_model()
         global_model.load_state_dict(average_states(uploads))
         global_model.eval()
         if attacker == 'local' and watch: seen[f'r{r}-after'] = copy.deepcopy(global_model)
@@ -118,6 +126,21 @@ def snapshot_features(models:dict, # snapshot name -> model the attacker saw
         out.update({f'{name}/{k}': v for k, v in f.items()})
     return out
 
+# %% ../nbs/62_membership_federated.ipynb #d04a95a1
+def federated_split(setting:FederatedSetting, # the FedAvg run (participants, records per participant)
+                    pool:Data, # every record the run may draw from
+                    seed:int=0, # seeds the split
+                   ) -> tuple:
+    "Disjoint records: each participant's (the victim's first), the targets (the victim's records, then as many non-members) and 1,000 test records."
+    sizes = {f'p{i}': setting.records for i in range(setting.participants)}
+    sizes.update(nonmembers=setting.records, test=1000)
+    idx = disjoint_split(len(pool), sizes, seed)
+    assert_disjoint(**idx)
+    parts = [pool.subset(idx[f'p{i}']) for i in range(setting.participants)]
+    nonmembers = pool.subset(idx['nonmembers'])
+    targets = Data(torch.cat([parts[0].x, nonmembers.x]), torch.cat([parts[0].y, nonmembers.y]), pool.classes, 'targets')
+    return parts, targets, pool.subset(idx['test'])
+
 # %% ../nbs/62_membership_federated.ipynb #a31a404e
 @dataclass
 class FederatedResult:
@@ -128,9 +151,11 @@ class FederatedResult:
     observed: list # rounds the attacker used
     metrics: dict # `attack_metrics` on the evaluation records
     global_test_accuracy: float # the final global model's accuracy on held-out records
+    global_victim_accuracy: float # ... and on the victim's records (the gap to the above: how much it memorised them)
     seed: int = 0 # the experiment's seed
     roc: tuple = field(default=(), repr=False) # (fpr, tpr) of the attack on the evaluation records
     ascent: float|None = None # the active attacker's gradient-ascent step (active mode only)
+    setting: FederatedSetting = field(default_factory=FederatedSetting) # the FedAvg run (dataset, records, rounds...)
 
     def row(self) -> dict:
         "A table row, in percent."
@@ -138,12 +163,14 @@ class FederatedResult:
         return {'attacker': self.attacker, 'mode': mode, 'participants': self.participants,
                 'observed rounds': f'{self.observed[0]}–{self.observed[-1]}' if len(self.observed) > 1 else str(self.observed[0]),
                 **{k: round(100 * v, 2) for k, v in self.metrics.items()},
-                'global test acc': round(100 * self.global_test_accuracy, 2)}
+                'global acc on victim': round(100 * self.global_victim_accuracy, 2), 'global test acc': round(100 * self.global_test_accuracy, 2)}
 
     def to_dict(self) -> dict:
         "JSON-ready results."
         return {'attacker': self.attacker, 'mode': self.mode, 'participants': self.participants, 'observed': self.observed,
-                'metrics': self.metrics, 'global_test_accuracy': self.global_test_accuracy, 'seed': self.seed, 'ascent': self.ascent}
+                'metrics': self.metrics, 'global_test_accuracy': self.global_test_accuracy,
+                'global_victim_accuracy': self.global_victim_accuracy, 'seed': self.seed, 'ascent': self.ascent,
+                'setting': asdict(self.setting)}
 
 def run_federated(setting:FederatedSetting=FederatedSetting(), # the FedAvg run
                   attacker:str='global', # 'global' (the server) or 'local' (a participant)
@@ -157,16 +184,9 @@ def run_federated(setting:FederatedSetting=FederatedSetting(), # the FedAvg run
                   root=None, # data root
                   progress:bool=False, # progress bars
                  ) -> FederatedResult:
-    "Simulate FedAvg on Location, let the attacker watch (and perhaps meddle), then attack the victim's records."
+    "Simulate FedAvg on the setting's dataset, let the attacker watch (and perhaps meddle), then attack the victim's records."
     observed = check_federated(setting, attacker, mode, observed)
-    pool = load_pool('location', root)
-    sizes = {f'p{i}': setting.records for i in range(setting.participants)}
-    sizes.update(nonmembers=setting.records, test=1000)
-    idx = disjoint_split(len(pool), sizes, seed)
-    assert_disjoint(**idx)
-    parts = [pool.subset(idx[f'p{i}']) for i in range(setting.participants)]
-    members, nonmembers = parts[0], pool.subset(idx['nonmembers'])
-    targets = Data(torch.cat([members.x, nonmembers.x]), torch.cat([members.y, nonmembers.y]), pool.classes, 'targets')
+    parts, targets, test = federated_split(setting, load_pool(setting.dataset, root), seed)
     seen, global_model = simulate_federated(setting, parts, targets, attacker, mode, observed, ascent, seed, progress)
     layers = check_layers(global_model, weight_layers(global_model)[-1:] if layers is None else layers)
     feats = snapshot_features(seen, targets, layers)
@@ -181,4 +201,49 @@ def run_federated(setting:FederatedSetting=FederatedSetting(), # the FedAvg run
     metrics = attack_metrics(s_eval, is_member[evals], best_threshold(s_known, is_member[known]))
     fpr, tpr, _ = roc_curve(is_member[evals].numpy(), s_eval.numpy())
     return FederatedResult(attacker, mode, setting.participants, observed, metrics,
-                           accuracy(global_model, pool.subset(idx['test'])), seed, (fpr, tpr), ascent if mode == 'active' else None)
+                           accuracy(global_model, test), accuracy(global_model, parts[0]), seed, (fpr, tpr),
+                           ascent if mode == 'active' else None, setting)
+
+# %% ../nbs/62_membership_federated.ipynb #95301a9d
+def plot_federated_trends(by_rounds:list, # `FederatedResult.row()`s of the passive server, one per window of rounds
+                          by_participants:list, # rows of the passive local attacker, one per number of participants
+                          label:str, # the dataset, for the legend
+                          axes=None, # two matplotlib axes (`None`: a new figure)
+                         ):
+    "Attack accuracy against the rounds observed (left) and against the participants (right)."
+    import matplotlib.pyplot as plt
+    if axes is None: _, axes = plt.subplots(1, 2, figsize=(9, 3.5))
+    axes[0].plot([r['observed rounds'] for r in by_rounds], [r['accuracy'] for r in by_rounds], 'o-', label=label)
+    axes[0].set(xlabel='rounds observed', ylabel='attack accuracy (%)', title='passive global attacker')
+    axes[1].plot([r['participants'] for r in by_participants], [r['accuracy'] for r in by_participants], 'o-', label=label)
+    axes[1].set(xlabel='participants', ylabel='attack accuracy (%)', title='passive local attacker')
+    for ax in axes: ax.legend()
+    return axes
+
+# %% ../nbs/62_membership_federated.ipynb #d73e1917
+def target_losses(model:nn.Module, # a snapshot
+                  data:Data, # the records
+                 ) -> torch.Tensor:
+    "Each record's cross-entropy loss on `model`."
+    device = next(model.parameters()).device
+    with torch.no_grad(): return F.cross_entropy(model(data.x.to(device)), data.y.to(device), reduction='none').cpu()
+
+def ascent_response(honest:nn.Module, # the global model an honest server would send the victim
+                    setting:FederatedSetting, # the victim's local training (epochs, learning rate, batch size)
+                    victim_data:Data, # the victim's records
+                    targets:Data, # the records under attack
+                    group_size:int, # targets ascended together in one sent model
+                    step:float, # ascent step on the group's *summed* loss (0: the passive server)
+                    seed:int=0, # seeds the groups (a random partition: the server cannot sort by membership) and the victim's training
+                   ) -> dict:
+    "Each target's loss on the honest, the sent and the returned model, when the server sends the victim one model per group of targets."
+    if group_size < 1: raise ValueError(f"group_size must be at least 1, got {group_size}")
+    out = {'honest': target_losses(honest, targets), 'sent': torch.empty(len(targets)), 'returned': torch.empty(len(targets))}
+    for group in torch.randperm(len(targets), generator=seeded_generator(seed)).split(group_size):
+        sent = ascent_step(copy.deepcopy(honest), targets.subset(group), step * len(group))
+        returned = copy.deepcopy(sent)
+        fit(returned, victim_data, epochs=setting.local_epochs, lr=setting.lr, batch_size=setting.batch_size, optimizer='adam',
+            seed=seed, progress=False)
+        out['sent'][group] = target_losses(sent, targets.subset(group))
+        out['returned'][group] = target_losses(returned.eval(), targets.subset(group))
+    return out
