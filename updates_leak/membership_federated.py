@@ -13,11 +13,11 @@ import torch.nn as nn
 import torch.nn.functional as F
 from sklearn.metrics import roc_curve
 
+from .core import seeded_generator
 from .data import Data, assert_disjoint, disjoint_split
 from .membership_features import (attack_metrics, best_threshold, check_layers, epoch_range, membership_features,
                                               membership_scores, train_attack, weight_layers)
 from .membership_standalone import TARGETS, load_pool
-from .core import seeded_generator
 from .models import accuracy, fit
 
 # %% auto #0
@@ -147,7 +147,7 @@ class FederatedResult:
     "One federated attack: who attacked, how, which rounds it saw, and how well it did."
     attacker: str # 'global' or 'local'
     mode: str # 'passive', 'active' or 'isolating'
-    participants: int # number of participants
+    setting: FederatedSetting # the FedAvg run (dataset, participants, records, rounds...)
     observed: list # rounds the attacker used
     metrics: dict # `attack_metrics` on the evaluation records
     global_test_accuracy: float # the final global model's accuracy on held-out records
@@ -155,19 +155,18 @@ class FederatedResult:
     seed: int = 0 # the experiment's seed
     roc: tuple = field(default=(), repr=False) # (fpr, tpr) of the attack on the evaluation records
     ascent: float|None = None # the active attacker's gradient-ascent step (active mode only)
-    setting: FederatedSetting = field(default_factory=FederatedSetting) # the FedAvg run (dataset, records, rounds...)
 
     def row(self) -> dict:
         "A table row, in percent."
         mode = self.mode if self.ascent is None else f'{self.mode} (step {self.ascent:g})'
-        return {'attacker': self.attacker, 'mode': mode, 'participants': self.participants,
+        return {'attacker': self.attacker, 'mode': mode, 'participants': self.setting.participants,
                 'observed rounds': f'{self.observed[0]}–{self.observed[-1]}' if len(self.observed) > 1 else str(self.observed[0]),
                 **{k: round(100 * v, 2) for k, v in self.metrics.items()},
                 'global acc on victim': round(100 * self.global_victim_accuracy, 2), 'global test acc': round(100 * self.global_test_accuracy, 2)}
 
     def to_dict(self) -> dict:
         "JSON-ready results."
-        return {'attacker': self.attacker, 'mode': self.mode, 'participants': self.participants, 'observed': self.observed,
+        return {'attacker': self.attacker, 'mode': self.mode, 'observed': self.observed,
                 'metrics': self.metrics, 'global_test_accuracy': self.global_test_accuracy,
                 'global_victim_accuracy': self.global_victim_accuracy, 'seed': self.seed, 'ascent': self.ascent,
                 'setting': asdict(self.setting)}
@@ -200,9 +199,9 @@ def run_federated(setting:FederatedSetting=FederatedSetting(), # the FedAvg run
     s_eval = membership_scores(attack, scaler({k: v[evals] for k, v in feats.items()}))
     metrics = attack_metrics(s_eval, is_member[evals], best_threshold(s_known, is_member[known]))
     fpr, tpr, _ = roc_curve(is_member[evals].numpy(), s_eval.numpy())
-    return FederatedResult(attacker, mode, setting.participants, observed, metrics,
+    return FederatedResult(attacker, mode, setting, observed, metrics,
                            accuracy(global_model, test), accuracy(global_model, parts[0]), seed, (fpr, tpr),
-                           ascent if mode == 'active' else None, setting)
+                           ascent if mode == 'active' else None)
 
 # %% ../nbs/62_membership_federated.ipynb #95301a9d
 def plot_federated_trends(by_rounds:list, # `FederatedResult.row()`s of the passive server, one per window of rounds
