@@ -18,12 +18,12 @@ from .data import Data, assert_disjoint, disjoint_split
 from .membership_features import (attack_metrics, best_threshold, check_layers, epoch_range, membership_features,
                                               membership_scores, train_attack, weight_layers)
 from .membership_standalone import TARGETS, load_pool
-from .models import accuracy, fit
+from .models import accuracy, fit, predict_logits
 
 # %% auto #0
-__all__ = ['ATTACKERS', 'MODES', 'average_states', 'ascent_step', 'FederatedSetting', 'check_federated', 'simulate_federated',
-           'snapshot_features', 'federated_split', 'FederatedResult', 'run_federated', 'plot_federated_trends',
-           'target_losses', 'ascent_response']
+__all__ = ['ATTACKERS', 'MODES', 'average_states', 'ascent_step', 'FederatedSetting', 'local_update', 'check_federated',
+           'simulate_federated', 'snapshot_features', 'federated_split', 'FederatedResult', 'run_federated',
+           'plot_federated_trends', 'target_losses', 'ascent_response']
 
 # %% ../nbs/62_membership_federated.ipynb #51f94aef
 def average_states(states:list, # state dicts of the participants' models
@@ -58,6 +58,15 @@ class FederatedSetting:
     local_epochs: int = 1 # local epochs per round
     lr: float = 1e-3 # participants' Adam learning rate (a fresh optimiser every round)
     batch_size: int = 64 # local minibatch size
+
+def local_update(model:nn.Module, # a participant's copy of the model (trained in place)
+                 data:Data, # the participant's records
+                 setting:FederatedSetting, # the local recipe: epochs, learning rate, batch size
+                 seed:int, # seeds the shuffling
+                ) -> nn.Module:
+    "A participant's round: `setting.local_epochs` of Adam (a fresh optimiser) on its records; returns the model in eval mode."
+    fit(model, data, epochs=setting.local_epochs, lr=setting.lr, batch_size=setting.batch_size, optimizer='adam', seed=seed, progress=False)
+    return model.eval()
 
 def check_federated(setting:FederatedSetting, attacker:str, mode:str, observed) -> list:
     "Validate an attack's configuration; returns the observed rounds as a sorted list."
@@ -98,9 +107,7 @@ def simulate_federated(setting:FederatedSetting, # the FedAvg run
                     seen[f'r{r}-honest'] = copy.deepcopy(local).eval()  # the server knows what it would have sent
                     ascent_step(local, targets, ascent)
                 if watch: seen[f'r{r}-sent'] = copy.deepcopy(local).eval()
-            fit(local, data, epochs=setting.local_epochs, lr=setting.lr, batch_size=setting.batch_size, optimizer='adam',
-                seed=seed * 100_000 + r * 100 + i, progress=False)
-            local.eval()
+            local_update(local, data, setting, seed * 100_000 + r * 100 + i)
             if i == len(parts) - 1 and attacker == 'local' and mode == 'active' and r + 1 in observed:
                 ascent_step(local, targets, ascent)  # the upload that makes the next round's global model
             if i == 0:
@@ -224,8 +231,7 @@ def target_losses(model:nn.Module, # a snapshot
                   data:Data, # the records
                  ) -> torch.Tensor:
     "Each record's cross-entropy loss on `model`."
-    device = next(model.parameters()).device
-    with torch.no_grad(): return F.cross_entropy(model(data.x.to(device)), data.y.to(device), reduction='none').cpu()
+    return F.cross_entropy(predict_logits(model, data.x), data.y, reduction='none')
 
 def ascent_response(honest:nn.Module, # the global model an honest server would send the victim
                     setting:FederatedSetting, # the victim's local training (epochs, learning rate, batch size)
@@ -240,9 +246,7 @@ def ascent_response(honest:nn.Module, # the global model an honest server would 
     out = {'honest': target_losses(honest, targets), 'sent': torch.empty(len(targets)), 'returned': torch.empty(len(targets))}
     for group in torch.randperm(len(targets), generator=seeded_generator(seed)).split(group_size):
         sent = ascent_step(copy.deepcopy(honest), targets.subset(group), step * len(group))
-        returned = copy.deepcopy(sent)
-        fit(returned, victim_data, epochs=setting.local_epochs, lr=setting.lr, batch_size=setting.batch_size, optimizer='adam',
-            seed=seed, progress=False)
+        returned = local_update(copy.deepcopy(sent), victim_data, setting, seed)
         out['sent'][group] = target_losses(sent, targets.subset(group))
-        out['returned'][group] = target_losses(returned.eval(), targets.subset(group))
+        out['returned'][group] = target_losses(returned, targets.subset(group))
     return out
