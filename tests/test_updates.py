@@ -85,6 +85,11 @@ def test_cli_lde_quick_and_bench(tmp_path):
     assert d.returncode == 0, d.stderr[-3000:]  # the cached updates are reused; only the attack is retrained behind the defence
     defended = json.loads((tmp_path/'lde100_mnist-embedded_quick_top1.json').read_text())
     assert defended['defence'] == 'top1' and 'top-1 label only' in d.stdout and defended['kl'] != res['kl']
+    lr = subprocess.run(['updates-leak', 'updates', '--attack', 'lde', '--dataset', 'mnist-embedded', '--quick', '--n_attack_models', '1',
+                         '--inputs', 'log-ratio', '--out', str(tmp_path), '--cache', str(tmp_path/'cache')], capture_output=True, text=True)
+    assert lr.returncode == 0, lr.stderr[-3000:]
+    ratio = json.loads((tmp_path/'lde100_mnist-embedded_quick_log-ratio.json').read_text())
+    assert ratio['inputs'] == 'log-ratio' and 'A_LDE |D|=100 log-ratio' in lr.stdout and ratio['kl'][0] < ratio['kl_prior']
     b = subprocess.run(['updates-leak', 'bench', 'shadow-updates', '--n_updates', '20', '--set_size', '1'], capture_output=True, text=True)
     assert b.returncode == 0, b.stderr[-3000:]
     assert 'ratio' in b.stdout and 'max |δ difference|' in b.stdout
@@ -94,3 +99,7 @@ def test_cli_lde_quick_and_bench(tmp_path):
     assert bad.returncode != 0 and 'unknown attack' in bad.stderr
     bad = subprocess.run(['updates-leak', 'updates', '--defence', 'encryption', '--quick', '--dataset', 'mnist-embedded'], capture_output=True, text=True)
     assert bad.returncode != 0 and 'unknown defence' in bad.stderr and 'round2' in bad.stderr
+    bad = subprocess.run(['updates-leak', 'updates', '--attack', 'lde', '--inputs', 'logits', '--quick', '--dataset', 'mnist-embedded'], capture_output=True, text=True)
+    assert bad.returncode != 0 and 'unknown inputs' in bad.stderr and 'log-ratio' in bad.stderr
+    bad = subprocess.run(['updates-leak', 'updates', '--attack', 'li', '--inputs', 'log-ratio', '--quick', '--dataset', 'mnist-embedded'], capture_output=True, text=True)
+    assert bad.returncode != 0 and 'lde only' in bad.stderr

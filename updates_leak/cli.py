@@ -21,7 +21,7 @@ from .membership_federated import FederatedSetting, run_federated
 from .membership_features import bench_per_sample_gradients, plot_roc_curves
 from .membership_standalone import plot_roc, run_standalone
 from .steal_invert import show_steal_invert, steal_and_invert
-from .updates import SCALES, UpdateConfig, bench_shadow_updates, prepare_experiment
+from .updates import ATTACK_INPUTS, SCALES, UpdateConfig, bench_shadow_updates, prepare_experiment
 from .updates_defences import DEFENCES, defend_experiment
 from .updates_lde import evaluate_label_distribution
 from .updates_li import evaluate_label_inference, run_label_inference
@@ -57,6 +57,7 @@ def updates(attack:str='li', # 'li' (single-sample label inference), 'lde' (labe
             n_shadow_models:int=5, # shadow models whose updates train the attack (the paper: 1)
             n_attack_models:int=0, # attack models to average (0: 10 at full scale, 3 quick)
             raw_delta:bool=False, # feed the attack raw δ as the paper does (default: unit-norm δ)
+            inputs:str='delta', # 'lde': what the attack reads, 'delta' (the paper's δ) or 'log-ratio' (the change in centred log-posteriors)
             sign:str='before-after', # δ convention: 'before-after' (the authors' code) or 'after-before'
             probe_size:int=100, # |D_probe|, the first test images
             gan_epochs:int=0, # 'msr': GAN training epochs (0: 20 at full scale, 1 quick)
@@ -73,6 +74,8 @@ def updates(attack:str='li', # 'li' (single-sample label inference), 'lde' (labe
            ):
     "Updates-Leak attacks (A_LI, A_LDE, A_SSR, A_MSR): print the results table, write JSON and a figure."
     if attack not in ('li', 'lde', 'ssr', 'msr'): raise SystemExit(f"updates-leak updates: unknown attack {attack!r}; choose 'li', 'lde', 'ssr' or 'msr'")
+    if inputs not in ATTACK_INPUTS: raise SystemExit(f"updates-leak updates: unknown inputs {inputs!r}; choose from {', '.join(ATTACK_INPUTS)}")
+    if inputs != 'delta' and attack != 'lde': raise SystemExit(f"updates-leak updates: --inputs {inputs} is implemented for --attack lde only")
     if defence not in DEFENCES: raise SystemExit(f"updates-leak updates: unknown defence {defence!r}; choose from {', '.join(DEFENCES)}")
     scale = 'quick' if quick else 'full'
     n_attack_models = n_attack_models or (3 if quick else 10)
@@ -82,7 +85,9 @@ def updates(attack:str='li', # 'li' (single-sample label inference), 'lde' (labe
                              update=DEFENCES[defence].update or UpdateConfig())
     exp = defend_experiment(exp, DEFENCES[defence], seed)
     if attack == 'li': res, name = evaluate_label_inference(exp, n_attack_models, not raw_delta, sign, seed, device), f'li_{tag}'
-    elif attack == 'lde': res, name = evaluate_label_distribution(exp, n_attack_models, not raw_delta, sign, seed, device), f'lde{set_size}_{tag}'
+    elif attack == 'lde':
+        res = evaluate_label_distribution(exp, n_attack_models, False if raw_delta else None, sign, seed, device, inputs)
+        name = f'lde{set_size}_{tag}' + ('' if inputs == 'delta' else f'_{inputs}')
     elif attack == 'ssr': (res, _, recon), name = evaluate_reconstruction(exp, seed=seed, device=device, ensemble=ensemble), f'ssr_{tag}'
     else:
         res, _, _, examples = evaluate_multi_reconstruction(

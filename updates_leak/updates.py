@@ -22,11 +22,11 @@ from .models import (CifarCNN, MnistCNN, accuracy, batch_order, check_dp_sgd, dp
                                  predict_proba, save_weights)
 
 # %% auto #0
-__all__ = ['SCALES', 'ARCHITECTURES', 'TRAINER_VERSION', 'UpdateConfig', 'Scale', 'UpdatesSetting', 'make_setting', 'train_model',
-           'sample_updating_sets', 'update_seeds', 'loop_updates', 'stacked_updates', 'Updates', 'updates_fingerprint',
-           'default_workers', 'generate_updates', 'UpdatesExperiment', 'check_compatible', 'prepare_experiment',
-           'rerun_updates', 'UnitNorm', 'AttackMLP', 'check_delta', 'DeltaAttack', 'train_attack',
-           'bench_shadow_updates']
+__all__ = ['SCALES', 'ARCHITECTURES', 'TRAINER_VERSION', 'ATTACK_INPUTS', 'UpdateConfig', 'Scale', 'UpdatesSetting',
+           'make_setting', 'train_model', 'sample_updating_sets', 'update_seeds', 'loop_updates', 'stacked_updates',
+           'Updates', 'updates_fingerprint', 'default_workers', 'generate_updates', 'UpdatesExperiment',
+           'check_compatible', 'prepare_experiment', 'rerun_updates', 'UnitNorm', 'Standardize', 'input_scaling',
+           'AttackMLP', 'check_delta', 'DeltaAttack', 'train_attack', 'bench_shadow_updates']
 
 # %% ../nbs/10_updates.ipynb #1b4f15ed
 @dataclass
@@ -226,6 +226,12 @@ class Updates:
         d = (self.before.unsqueeze(0) - self.after).flatten(1)
         return d if sign == 'before-after' else -d
 
+    def log_ratio(self, eps:float=1e-6, # floor under the posteriors before the logarithm (rounded APIs return zeros)
+                 ) -> torch.Tensor:
+        "Per probe, the change of its log-posteriors centred over classes (the change of its logits, up to softmax's shift): K × (|probe|·classes)."
+        d = self.after.clamp_min(eps).log() - self.before.clamp_min(eps).log().unsqueeze(0)
+        return (d - d.mean(2, keepdim=True)).flatten(1)
+
     def label_counts(self) -> torch.Tensor:
         "Per update, how many samples of each class D_update holds: K × classes."
         return F.one_hot(self.labels, self.n_classes).sum(1)
@@ -394,14 +400,32 @@ class UnitNorm(nn.Module):
     def __init__(self, scale:float=1.): super().__init__(); self.scale = scale
     def forward(self, x): return x / x.norm(dim=1, keepdim=True).clamp_min(1e-20) * self.scale
 
+class Standardize(nn.Module):
+    "Shift and scale each input feature by the mean and standard deviation of the data it was `fit` to."
+    def __init__(self, n_features:int):
+        super().__init__()
+        self.register_buffer('mean', torch.zeros(n_features)); self.register_buffer('std', torch.ones(n_features))
+    def fit(self, x:torch.Tensor) -> Standardize:
+        "Take the statistics of `x` (K × features)."
+        self.mean.copy_(x.mean(0)); self.std.copy_(x.std(0).clamp_min(1e-12)); return self
+    def forward(self, x): return (x - self.mean) / self.std
+
+def input_scaling(normalize:bool|str, # True or 'unit': rows to unit length; 'standardize': per-feature statistics; False: none
+                  n_features:int) -> list:
+    "The attack model's first layer, if any, for a `normalize` choice."
+    if normalize is True or normalize == 'unit': return [UnitNorm(float(n_features) ** 0.5)]
+    if normalize == 'standardize': return [Standardize(n_features)]
+    if normalize is False: return []
+    raise ValueError(f"normalize must be True/'unit', 'standardize' or False, got {normalize!r}")
+
 class AttackMLP(nn.Sequential):
-    "The Updates-Leak attack MLP: (optional unit-norm input) → Linear → LeakyReLU → Dropout → … → Linear."
+    "The Updates-Leak attack MLP: (optional input scaling) → Linear → LeakyReLU → Dropout → … → Linear."
     def __init__(self, sizes:list, # layer widths, input (|probe|·classes) first, output last
                  dropouts:list, # dropout after each hidden layer
-                 normalize:bool=True, # scale each δ to unit length first
+                 normalize:bool|str=True, # see `input_scaling`
                 ):
         if len(dropouts) != len(sizes) - 2: raise ValueError(f"need one dropout per hidden layer ({len(sizes) - 2}), got {len(dropouts)}")
-        layers = [UnitNorm(float(sizes[0]) ** 0.5)] if normalize else []
+        layers = input_scaling(normalize, sizes[0])
         for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
             layers.append(nn.Linear(a, b))
             if i < len(dropouts): layers += [nn.LeakyReLU(), nn.Dropout(dropouts[i])]
@@ -414,22 +438,30 @@ def check_delta(model:nn.Module, delta:torch.Tensor):
         raise ValueError(f"this attack model reads δ of {model.in_features} values (|probe| × classes); got shape {tuple(delta.shape)}")
     if not torch.isfinite(delta).all(): raise ValueError("δ holds NaN or infinite values")
 
+ATTACK_INPUTS = ('delta', 'log-ratio')
+
 class DeltaAttack:
     "Base of the attacks that read δ with an `AttackMLP`; subclasses set `hidden`, `dropouts` and how they train."
     hidden, dropouts = (), ()
     def __init__(self, n_features:int, # |probe| × classes
                  n_classes:int, # classes of the target model
-                 normalize:bool=True, # scale each δ to unit length (see `AttackMLP`)
+                 normalize:bool|str=True, # input scaling (see `input_scaling`)
                  sign:str='before-after', # δ convention
                  seed:int=0, # seeds the attack model
+                 inputs:str='delta', # what the attack reads: 'delta' (the paper's δ) or 'log-ratio' (`Updates.log_ratio`)
                 ):
+        if inputs not in ATTACK_INPUTS: raise ValueError(f"inputs must be one of {ATTACK_INPUTS}, got {inputs!r}")
         torch.manual_seed(seed)
         self.model = AttackMLP([n_features, *self.hidden, n_classes], list(self.dropouts), normalize=normalize)
-        self.n_classes, self.sign, self.seed = n_classes, sign, seed
+        self.n_classes, self.sign, self.seed, self.inputs = n_classes, sign, seed, inputs
+
+    def features(self, updates:Updates) -> torch.Tensor:
+        "What the attack model reads of `updates`: δ, or the change in centred log-posteriors."
+        return updates.delta(self.sign) if self.inputs == 'delta' else updates.log_ratio()
 
     def infer(self, updates:Updates) -> torch.Tensor:
         "The attack's answer for each of the observed `updates`."
-        return self.predict(updates.delta(self.sign))
+        return self.predict(self.features(updates))
 
 def train_attack(model:nn.Module, # an `AttackMLP`
                  delta:torch.Tensor, # K × features
@@ -441,6 +473,8 @@ def train_attack(model:nn.Module, # an `AttackMLP`
                 ) -> nn.Module:
     "Train an attack model on shadow δ with the authors' settings (Adam, lr 1e-3, weight decay 1e-5, batch 128)."
     check_delta(model, delta)
+    for layer in model.modules():
+        if isinstance(layer, Standardize): layer.fit(delta)
     fit(model, torch.utils.data.TensorDataset(delta, target), epochs=epochs, lr=1e-3, batch_size=128, optimizer='adam',
         weight_decay=1e-5, loss_fn=loss_fn, seed=seed, device=device, progress=False)
     return model.cpu().eval()

@@ -7,15 +7,18 @@ from __future__ import annotations
 from dataclasses import dataclass, asdict
 
 import torch
+import torch.nn as nn
 import torch.nn.functional as F
 
-from .core import seeded_generator
-from .updates import (DeltaAttack, UpdatesExperiment, check_compatible, check_delta,
-                                  prepare_experiment, train_attack)
+from .core import chunks, seeded_generator
+from .data import Data
+from .updates import (AttackMLP, DeltaAttack, UpdatesExperiment, check_compatible, check_delta,
+                                  prepare_experiment, sample_updating_sets, train_attack)
 
 # %% auto #0
-__all__ = ['PAPER_LDE', 'kl_divergence', 'most_frequent_label_hit', 'random_label_distribution', 'LabelDistributionAttack',
-           'LabelDistributionResult', 'evaluate_label_distribution', 'run_label_distribution']
+__all__ = ['PAPER_LDE', 'kl_divergence', 'most_frequent_label_hit', 'random_label_distribution', 'label_distribution_loss',
+           'LabelDistributionAttack', 'LabelDistributionResult', 'evaluate_label_distribution',
+           'run_label_distribution', 'residual_ceiling']
 
 # %% ../nbs/12_updates_lde.ipynb #7202ebab
 def kl_divergence(p:torch.Tensor, # K × classes true distributions
@@ -36,6 +39,10 @@ def random_label_distribution(n_classes:int, set_size:int, seed:int=0) -> torch.
     return counts / counts.sum()
 
 # %% ../nbs/12_updates_lde.ipynb #39894d87
+def label_distribution_loss(model:nn.Module, x:torch.Tensor, p:torch.Tensor) -> torch.Tensor:
+    "The authors' A_LDE loss: `KLDivLoss()`'s element-wise mean of KL(p ‖ softmax(model(x)))."
+    return F.kl_div(F.log_softmax(model(x), 1), p, reduction='sum') / p.numel()
+
 class LabelDistributionAttack(DeltaAttack):
     "A_LDE: an MLP from the posterior difference δ of an update to the label distribution of its updating set."
     hidden, dropouts = (256, 128), (0.5, 0.5)  # the authors' attack model
@@ -43,10 +50,9 @@ class LabelDistributionAttack(DeltaAttack):
     def fit(self, shadow_updates:list, # `Updates` of shadow models
             epochs:int=50, device=None) -> LabelDistributionAttack:
         "Train on shadow updates with the authors' loss, `KLDivLoss()`'s element-wise mean (summed KL ÷ classes ÷ batch)."
-        delta = torch.cat([u.delta(self.sign) for u in shadow_updates])
+        delta = torch.cat([self.features(u) for u in shadow_updates])
         target = torch.cat([u.label_distribution() for u in shadow_updates])
-        loss = lambda m, x, p: F.kl_div(F.log_softmax(m(x), 1), p, reduction='sum') / p.numel()
-        train_attack(self.model, delta, target, loss, epochs=epochs, seed=self.seed, device=device)
+        train_attack(self.model, delta, target, label_distribution_loss, epochs=epochs, seed=self.seed, device=device)
         return self
 
     def predict(self, delta:torch.Tensor) -> torch.Tensor:
@@ -75,6 +81,7 @@ class LabelDistributionResult:
     mfl_prior: float
     examples: list  # (true, estimated) distributions of a few target updates, for the figure
     paper: dict|None = None
+    inputs: str = 'delta'  # what the attack read: 'delta' or 'log-ratio'
 
     @staticmethod
     def _mean(v): return sum(v) / len(v)
@@ -84,10 +91,11 @@ class LabelDistributionResult:
         C = len(self.examples[0][0])
         kl = self._mean(self.kl)
         p = self.paper or {}
+        name = f'A_LDE |D|={self.set_size}' + ('' if self.inputs == 'delta' else f' {self.inputs}')
         return [
-            {'attack': f'A_LDE |D|={self.set_size}', 'dataset': self.dataset, 'metric': 'KL, summed', 'this library': kl, 'random distribution': self.kl_random, 'prior': self.kl_prior, 'paper': None},
-            {'attack': f'A_LDE |D|={self.set_size}', 'dataset': self.dataset, 'metric': 'KL, authors (÷classes)', 'this library': kl / C, 'random distribution': self.kl_random / C, 'prior': self.kl_prior / C, 'paper': p.get('kl_authors')},
-            {'attack': f'A_LDE |D|={self.set_size}', 'dataset': self.dataset, 'metric': 'most-frequent-label acc.', 'this library': self._mean(self.mfl_accuracy), 'random distribution': self.mfl_random, 'prior': self.mfl_prior, 'paper': p.get('mfl_accuracy')}]
+            {'attack': name, 'dataset': self.dataset, 'metric': 'KL, summed', 'this library': kl, 'random distribution': self.kl_random, 'prior': self.kl_prior, 'paper': None},
+            {'attack': name, 'dataset': self.dataset, 'metric': 'KL, authors (÷classes)', 'this library': kl / C, 'random distribution': self.kl_random / C, 'prior': self.kl_prior / C, 'paper': p.get('kl_authors')},
+            {'attack': name, 'dataset': self.dataset, 'metric': 'most-frequent-label acc.', 'this library': self._mean(self.mfl_accuracy), 'random distribution': self.mfl_random, 'prior': self.mfl_prior, 'paper': p.get('mfl_accuracy')}]
 
     def to_dict(self) -> dict: return asdict(self)
 
@@ -100,23 +108,26 @@ class LabelDistributionResult:
             ax.bar(c - 0.2, true, 0.4, label='true'); ax.bar(c + 0.2, est, 0.4, label='A_LDE')
             ax.set_xticks(c.tolist()); ax.set_xlabel('class')
         axes[0].set_ylabel('share of D_update'); axes[0].legend(fontsize=8)
-        fig.suptitle(f'A_LDE on {self.dataset}, |D_update| = {self.set_size}', fontsize=10); fig.tight_layout()
+        fig.suptitle(f'A_LDE ({self.inputs}) on {self.dataset}, |D_update| = {self.set_size}', fontsize=10); fig.tight_layout()
         return fig
 
 def evaluate_label_distribution(exp:UpdatesExperiment, # from `prepare_experiment`
                                 n_attack_models:int=3, # independently trained attack models to average
-                                normalize:bool=True, # unit-norm δ input (False: the paper's raw δ)
+                                normalize:bool|str|None=None, # input scaling (`input_scaling`; None: unit norm for δ, 'standardize' for log-ratios; False: the paper's raw δ)
                                 sign:str='before-after', # δ convention
                                 seed:int=0, # seeds the attack models and the random baseline
-                                device=None) -> LabelDistributionResult:
+                                device=None, # where to train
+                                inputs:str='delta', # what the attack reads: 'delta' (the paper's) or 'log-ratio' (`Updates.log_ratio`)
+                               ) -> LabelDistributionResult:
     "Train A_LDE on the experiment's shadow updates and evaluate it against both baselines."
+    if normalize is None: normalize = 'standardize' if inputs == 'log-ratio' else True
     for s in exp.shadow_updates: check_compatible(s, exp.target_updates)
     t = exp.target_updates
     C, n = t.n_classes, exp.set_size
     truth = t.label_distribution()
     kls, mfls = [], []
     for i in range(n_attack_models):
-        est = LabelDistributionAttack(t.delta().shape[1], C, normalize, sign, seed + i).fit(exp.shadow_updates, device=device).infer(t)
+        est = LabelDistributionAttack(t.delta().shape[1], C, normalize, sign, seed + i, inputs).fit(exp.shadow_updates, device=device).infer(t)
         kls.append(float(kl_divergence(truth, est).mean())); mfls.append(float(most_frequent_label_hit(truth, est).float().mean()))
         if i == 0: examples = [(truth[j].tolist(), est[j].tolist()) for j in range(8)]
     rand = random_label_distribution(C, n, seed).expand_as(truth)
@@ -126,12 +137,42 @@ def evaluate_label_distribution(exp:UpdatesExperiment, # from `prepare_experimen
                                    exp.target_accuracy, kls, mfls,
                                    float(kl_divergence(truth, rand).mean()), float(most_frequent_label_hit(truth, rand).float().mean()),
                                    float(kl_divergence(truth, prior).mean()), float(most_frequent_label_hit(truth, prior).float().mean()),
-                                   examples, PAPER_LDE.get((exp.setting.dataset, n)))
+                                   examples, PAPER_LDE.get((exp.setting.dataset, n)), inputs)
 
 def run_label_distribution(dataset:str='mnist-embedded', scale='quick', set_size:int=100, n_shadow_models:int=5,
-                           n_attack_models:int=3, normalize:bool=True, sign:str='before-after', seed:int=0,
-                           cache_dir=None, root=None, device=None, progress:bool=True) -> LabelDistributionResult:
+                           n_attack_models:int=3, normalize:bool|str|None=None, sign:str='before-after', seed:int=0,
+                           cache_dir=None, root=None, device=None, progress:bool=True, inputs:str='delta') -> LabelDistributionResult:
     "The whole A_LDE protocol: setting, target and shadow models, multi-sample updates, attack, evaluation."
     exp = prepare_experiment(dataset, scale, set_size=set_size, n_shadow_models=n_shadow_models, seed=seed,
                              cache_dir=cache_dir, root=root, device=device, progress=progress)
-    return evaluate_label_distribution(exp, n_attack_models, normalize, sign, seed, device)
+    return evaluate_label_distribution(exp, n_attack_models, normalize, sign, seed, device, inputs)
+
+# %% ../nbs/12_updates_lde.ipynb #6c9aab3e
+def residual_ceiling(model:nn.Module, # the model being updated (a classifier returning logits)
+                     pool:Data, # the data its updating sets are drawn from
+                     set_size:int, # |D_update|
+                     n_sets:int=22_000, # random updating sets; all but `n_test` train the estimator
+                     n_test:int=2_000, # held-out sets the ceiling is measured on
+                     epochs:int=30, # passes of the estimator over its training sets
+                     seed:int=0, # seeds the sets, the dropout draw and the estimator
+                     device=None, # where to train the estimator
+                    ) -> dict:
+    "Mean summed KL, on held-out sets, of a linear label-distribution estimator that reads each set's exact residual sum Σ(onehot(y) − p), and of the prior."
+    if not 0 < n_test < n_sets: raise ValueError(f"need 0 < n_test < n_sets, got n_test={n_test}, n_sets={n_sets}")
+    C = int(pool.y.max()) + 1
+    was_training, dev = model.training, next(model.parameters()).device
+    with torch.no_grad(), torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model.train()  # the residuals the update sees: dropout on
+        p = torch.cat([F.softmax(model(pool.x[s].to(dev)), 1).cpu() for s in chunks(len(pool), 1000)])
+    model.train(was_training)
+    residual = F.one_hot(pool.y, C).float() - p
+    sets = sample_updating_sets(len(pool), n_sets, set_size, seed=seed)
+    signal = torch.cat([residual[sets[s]].sum(1) for s in chunks(n_sets, 1000)])
+    truth = F.one_hot(pool.y[sets], C).float().mean(1)
+    n_train = n_sets - n_test
+    estimator = train_attack(AttackMLP([C, C], [], normalize='standardize'), signal[:n_train], truth[:n_train],
+                             label_distribution_loss, epochs=epochs, seed=seed, device=device)
+    with torch.no_grad(): est = F.softmax(estimator(signal[n_train:]), 1)
+    prior = truth[:n_train].mean(0).expand(n_test, C)
+    return {'residual ceiling': float(kl_divergence(truth[n_train:], est).mean()), 'prior': float(kl_divergence(truth[n_train:], prior).mean())}

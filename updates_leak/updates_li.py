@@ -32,7 +32,7 @@ class LabelInferenceAttack(DeltaAttack):
             epochs:int=50, device=None) -> LabelInferenceAttack:
         "Train on shadow updates (δ → label of the one updating sample)."
         if any(u.labels.shape[1] != 1 for u in shadow_updates): raise ValueError("A_LI trains on single-sample updates (|D_update| = 1)")
-        delta = torch.cat([u.delta(self.sign) for u in shadow_updates])
+        delta = torch.cat([self.features(u) for u in shadow_updates])
         labels = torch.cat([u.labels[:, 0] for u in shadow_updates])
         train_attack(self.model, delta, labels, classification_loss, epochs=epochs, seed=self.seed, device=device)
         return self
