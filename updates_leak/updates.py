@@ -473,8 +473,7 @@ def train_attack(model:nn.Module, # an `AttackMLP`
                 ) -> nn.Module:
     "Train an attack model on shadow δ with the authors' settings (Adam, lr 1e-3, weight decay 1e-5, batch 128)."
     check_delta(model, delta)
-    for layer in model.modules():
-        if isinstance(layer, Standardize): layer.fit(delta)
+    if isinstance(model, nn.Sequential) and isinstance(model[0], Standardize): model[0].fit(delta)  # the input layer learns the shadow δ's statistics
     fit(model, torch.utils.data.TensorDataset(delta, target), epochs=epochs, lr=1e-3, batch_size=128, optimizer='adam',
         weight_decay=1e-5, loss_fn=loss_fn, seed=seed, device=device, progress=False)
     return model.cpu().eval()

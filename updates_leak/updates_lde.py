@@ -159,7 +159,7 @@ def residual_ceiling(model:nn.Module, # the model being updated (a classifier re
                     ) -> dict:
     "Mean summed KL, on held-out sets, of a linear label-distribution estimator that reads each set's exact residual sum Σ(onehot(y) − p), and of the prior."
     if not 0 < n_test < n_sets: raise ValueError(f"need 0 < n_test < n_sets, got n_test={n_test}, n_sets={n_sets}")
-    C = int(pool.y.max()) + 1
+    C = pool.n_classes
     was_training, dev = model.training, next(model.parameters()).device
     with torch.no_grad(), torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
