@@ -154,10 +154,11 @@ def residual_ceiling(model:nn.Module, # the model being updated (a classifier re
                      n_sets:int=22_000, # random updating sets; all but `n_test` train the estimator
                      n_test:int=2_000, # held-out sets the ceiling is measured on
                      epochs:int=30, # passes of the estimator over its training sets
+                     hidden:tuple=(), # hidden widths of the estimator (`()`: linear)
                      seed:int=0, # seeds the sets, the dropout draw and the estimator
                      device=None, # where to train the estimator
                     ) -> dict:
-    "Mean summed KL, on held-out sets, of a linear label-distribution estimator that reads each set's exact residual sum Σ(onehot(y) − p), and of the prior."
+    "Mean summed KL, on held-out sets, of a label-distribution estimator (linear by default) that reads each set's exact residual sum Σ(onehot(y) − p), and of the prior."
     if not 0 < n_test < n_sets: raise ValueError(f"need 0 < n_test < n_sets, got n_test={n_test}, n_sets={n_sets}")
     C = pool.n_classes
     was_training, dev = model.training, next(model.parameters()).device
@@ -171,7 +172,7 @@ def residual_ceiling(model:nn.Module, # the model being updated (a classifier re
     signal = torch.cat([residual[sets[s]].sum(1) for s in chunks(n_sets, 1000)])
     truth = F.one_hot(pool.y[sets], C).float().mean(1)
     n_train = n_sets - n_test
-    estimator = train_attack(AttackMLP([C, C], [], normalize='standardize'), signal[:n_train], truth[:n_train],
+    estimator = train_attack(AttackMLP([C, *hidden, C], [0.] * len(hidden), normalize='standardize'), signal[:n_train], truth[:n_train],
                              label_distribution_loss, epochs=epochs, seed=seed, device=device)
     with torch.no_grad(): est = F.softmax(estimator(signal[n_train:]), 1)
     prior = truth[:n_train].mean(0).expand(n_test, C)
