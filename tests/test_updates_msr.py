@@ -56,6 +56,21 @@ def test_gan_training_is_seeded():
     assert log_a == log_b and torch.equal(a, b) and not torch.equal(a, c)
     assert set(log_a[0]) == {'discriminator', 'adversarial', 'best_match'}
 
+def test_best_match_gradient_is_reproducible():
+    # A fake chosen by several real samples gets their gradients summed; the sum must not depend on thread
+    # scheduling (indexing's backward made full-size GAN training irreproducible across runs).
+    g = torch.Generator().manual_seed(0)
+    real, base = torch.rand(100, 1, 28, 28, generator=g) * 2 - 1, torch.rand(100, 1, 28, 28, generator=g) * 2 - 1
+    grads, threads = set(), torch.get_num_threads()
+    torch.set_num_threads(2)  # the suite's workers run one thread each; the race needs two
+    try:
+        for _ in range(10):
+            fake = base.clone().requires_grad_()
+            best_match_loss(real, fake).backward()
+            grads.add(fake.grad.numpy().tobytes())
+    finally: torch.set_num_threads(threads)
+    assert len(grads) == 1
+
 def test_bad_input_is_refused():
     pool, sets, delta = tiny_gan_data()
     gen, disc = CBMGenerator((1, 4, 4), 12, hidden=(8,)), ImageDiscriminator((1, 4, 4), hidden=(8, 4))

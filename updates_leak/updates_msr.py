@@ -48,7 +48,8 @@ def best_match_loss(real:torch.Tensor, # the updating set, n samples
                     fake:torch.Tensor, # the generated samples, m ≥ 1
                    ) -> torch.Tensor:
     "CBM-GAN's Best-Match loss: the mean squared error between each real sample and its nearest generated one."
-    return F.mse_loss(fake[nearest_indices(real, fake)], real)
+    pick = F.one_hot(nearest_indices(real, fake), len(fake)).to(fake.dtype)  # n × m: row i selects real i's nearest fake
+    return F.mse_loss((pick @ fake.flatten(1)).view_as(real), real)
 
 # %% ../nbs/14_updates_msr.ipynb #34771a60
 class CBMGenerator(nn.Module):
