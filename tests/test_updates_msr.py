@@ -1,4 +1,4 @@
-"""A_MSR: the Best-Match loss and the Hungarian matching are what they claim, GAN training is seeded, bad input is refused."""
+"""A_MSR: the Best-Match loss and the Hungarian matching are what they claim, GAN training is seeded and resumes from its checkpoints, bad input is refused."""
 import itertools, subprocess
 
 import pytest
@@ -55,6 +55,22 @@ def test_gan_training_is_seeded():
     (log_a, a), (log_b, b), (_, c) = train(3), train(3), train(4)
     assert log_a == log_b and torch.equal(a, b) and not torch.equal(a, c)
     assert set(log_a[0]) == {'discriminator', 'adversarial', 'best_match'}
+
+def test_checkpoints_belong_to_their_run(tmp_path):
+    pool, sets, delta = tiny_gan_data()
+    def train(delta, epochs, seed=0):
+        torch.manual_seed(0)
+        gen = CBMGenerator((1, 4, 4), 12, noise=4, code=3, hidden=(16,))
+        return train_cbm_gan(gen, ImageDiscriminator((1, 4, 4), hidden=(8, 4)), pool, sets, delta, epochs=epochs, sets_per_step=2,
+                             seed=seed, device='cpu', progress=False, checkpoint_dir=tmp_path)
+    train(delta, 2)
+    (run,) = tmp_path.iterdir()
+    assert sorted(f.name for f in run.iterdir()) == ['epoch-001.safetensors', 'epoch-002.safetensors', 'state.pt']
+    train(delta + 1, 1); train(delta, 1, seed=1)  # other δ, another seed: runs of their own, not resumed from the first
+    assert len(list(tmp_path.iterdir())) == 3
+    before = {f: f.stat().st_mtime_ns for f in run.iterdir()}
+    assert len(train(delta, 1)) == 1  # a shorter rerun loads epoch 1 and writes nothing
+    assert {f: f.stat().st_mtime_ns for f in run.iterdir()} == before
 
 def test_best_match_gradient_is_reproducible():
     # A fake chosen by several real samples gets their gradients summed; the sum must not depend on thread

@@ -68,7 +68,7 @@ def updates(attack:str='li', # 'li' (single-sample label inference), 'lde' (labe
             defence:str='none', # the API's disclosure policy, known to the attacker: a key of `updates_defences.DEFENCES`
             seed:int=0, # seeds everything
             out:str='updates-leak-results', # folder for JSON and figures
-            cache:str='.cache/updates_leak', # cache of finished update chunks ('' for none)
+            cache:str='.cache/updates_leak', # cache of finished update chunks and GAN epochs, so that a rerun resumes ('' for none)
             root:str=None, # data root (default: $UPDATES_LEAK_DATA or the user data folder)
             device:str=None, # 'cpu', 'cuda', ... (default: CUDA if available)
            ):
@@ -92,7 +92,8 @@ def updates(attack:str='li', # 'li' (single-sample label inference), 'lde' (labe
     else:
         res, _, _, examples = evaluate_multi_reconstruction(
             exp, epochs=gan_epochs or (1 if quick else 20), hidden=(gan_width or (512 if quick else 2048),) * 3,
-            n_generated=generated or (2000 if quick else 20_000), n_evaluated=evaluated, seed=seed, device=device, progress=False)
+            n_generated=generated or (2000 if quick else 20_000), n_evaluated=evaluated, seed=seed, device=device, progress=False,
+            checkpoint_dir=cache or None)
         name = f'msr{set_size}_{tag}'
     eps = DEFENCES[defence].epsilon(exp.set_size)
     print(f"defence: {DEFENCES[defence].name}" + ('' if eps is None else f" (ε = {eps:.3g} per updating sample, δ = 1e-5)"))

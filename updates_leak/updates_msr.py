@@ -5,13 +5,15 @@
 # %% ../nbs/14_updates_msr.ipynb #2f5432f7
 from __future__ import annotations
 
-import math
+import hashlib, json, math, os
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from safetensors.torch import load_file, save_file
 from scipy.optimize import linear_sum_assignment
 from sklearn.cluster import KMeans
 
@@ -22,10 +24,10 @@ from .updates_ssr import attacker_images, per_sample_mse
 
 # %% auto #0
 __all__ = ['to_tanh_range', 'to_pixel_range', 'nearest_indices', 'best_match_loss', 'CBMGenerator', 'ImageDiscriminator',
-           'generate', 'train_cbm_gan', 'cluster_representatives', 'pairwise_mse', 'hungarian_match', 'matched_mse',
-           'label_oracle_representatives', 'MultiReconstructionResult', 'check_reconstruction_request',
-           'train_reconstruction_gans', 'score_reconstructions', 'evaluate_multi_reconstruction',
-           'run_multi_reconstruction']
+           'generate', 'train_cbm_gan', 'gan_run_key', 'save_gan_epoch', 'load_gan_epoch', 'cluster_representatives',
+           'pairwise_mse', 'hungarian_match', 'matched_mse', 'label_oracle_representatives',
+           'MultiReconstructionResult', 'check_reconstruction_request', 'train_reconstruction_gans',
+           'score_reconstructions', 'evaluate_multi_reconstruction', 'run_multi_reconstruction']
 
 # %% ../nbs/14_updates_msr.ipynb #4ff4bd47
 def to_tanh_range(x:torch.Tensor) -> torch.Tensor:
@@ -120,6 +122,7 @@ def train_cbm_gan(generator:CBMGenerator, # conditional (CBM-GAN) or plain gener
                   seed:int=0, # seeds the order of the sets and the noise
                   device=None, # where to train
                   progress:bool=True, # progress bar over epochs
+                  checkpoint_dir:str|Path|None=None, # keep every epoch's networks and the resumable state in a subfolder named by the run's digest
                  ) -> list:
     "Train a GAN on updating sets: each set gets as many fakes as it has images, drawn from its own δ; returns per-epoch mean losses."
     if sets.dim() != 2 or len(sets) == 0: raise ValueError(f"need a K × n matrix of updating sets, got shape {tuple(sets.shape)}")
@@ -127,17 +130,28 @@ def train_cbm_gan(generator:CBMGenerator, # conditional (CBM-GAN) or plain gener
         check_delta(generator, delta)
         if len(delta) != len(sets): raise ValueError(f"{len(delta)} δ for {len(sets)} updating sets")
     device, n = default_device(device), sets.shape[1]
+    nets = {'generator': generator, 'discriminator': discriminator}
+    folder = None if checkpoint_dir is None else Path(checkpoint_dir)/('gan-' + gan_run_key(
+        generator, discriminator, sets, delta, sets_per_step=sets_per_step, lr=lr, beta1=beta1, best_match=best_match, seed=seed))
+    saved = None if folder is None else load_gan_epoch(folder, epochs, nets)
     generator.to(device).train(); discriminator.to(device).train()
     opt_g = torch.optim.Adam(generator.parameters(), lr=lr, betas=(beta1, 0.999))
     opt_d = torch.optim.Adam(discriminator.parameters(), lr=lr, betas=(beta1, 0.999))
-    order_gen, log = seeded_generator(seed), []
-    epoch_iter = range(epochs)
+    order_gen, log, start = seeded_generator(seed), [], 0
+    if saved is not None:
+        log, start = saved['log'][:saved['epoch']], saved['epoch']
+        if start < epochs:
+            opt_g.load_state_dict(saved['opt_g']); opt_d.load_state_dict(saved['opt_d']); order_gen.set_state(saved['order_rng'])
+    epoch_iter = range(start, epochs)
     if progress:
         from fastprogress.fastprogress import progress_bar
         epoch_iter = progress_bar(epoch_iter, leave=False)
     with torch.random.fork_rng(devices=[]):  # noise and dropout draw from a private, seeded stream
         torch.manual_seed(seed)
-        for _ in epoch_iter:
+        if saved is not None and start < epochs:
+            torch.set_rng_state(saved['rng'])
+            if device.type == 'cuda' and saved['cuda_rng'] is not None: torch.cuda.set_rng_state(saved['cuda_rng'], device)
+        for epoch in epoch_iter:
             steps = torch.randperm(len(sets), generator=order_gen).split(sets_per_step)
             sums = torch.zeros(3)
             for batch in steps:
@@ -154,8 +168,50 @@ def train_cbm_gan(generator:CBMGenerator, # conditional (CBM-GAN) or plain gener
                 opt_g.zero_grad(); loss_g.backward(); opt_g.step()
                 sums += torch.tensor([loss_d.item(), adversarial.item(), matching.item()])
             log.append(dict(zip(('discriminator', 'adversarial', 'best_match'), (sums / len(steps)).tolist())))
+            if folder is not None:
+                save_gan_epoch(folder, epoch + 1, nets, {'log': log, 'opt_g': opt_g.state_dict(), 'opt_d': opt_d.state_dict(),
+                               'rng': torch.get_rng_state(), 'order_rng': order_gen.get_state(),
+                               'cuda_rng': torch.cuda.get_rng_state(device) if device.type == 'cuda' else None})
     generator.cpu().eval(); discriminator.cpu().eval()
     return log
+
+# %% ../nbs/14_updates_msr.ipynb #b423fc44
+def gan_run_key(generator:nn.Module, # the generator, before training
+                discriminator:nn.Module, # the discriminator, before training
+                sets:torch.Tensor, # K × n pool indices of the updating sets
+                delta:torch.Tensor|None, # K × features δ (conditional generators)
+                **settings, # the training settings that change the run (not the number of epochs)
+               ) -> str:
+    "A digest of everything that determines a GAN training run except its length."
+    h = hashlib.sha256(json.dumps({'generator': repr(generator), 'discriminator': repr(discriminator), **settings}, sort_keys=True).encode())
+    tensors = [*generator.state_dict().values(), *discriminator.state_dict().values(), sets, *([] if delta is None else [delta])]
+    for t in tensors: h.update(t.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()[:20]
+
+def save_gan_epoch(folder:Path, # the run's checkpoint folder
+                   epoch:int, # epochs finished
+                   nets:dict, # {'generator': ..., 'discriminator': ...}
+                   state:dict, # what resuming needs: optimisers, random streams, the loss log
+                  ):
+    "Write the networks after `epoch` as safetensors, then atomically replace the run's resumable state."
+    folder.mkdir(parents=True, exist_ok=True)
+    save_file({f'{name}.{k}': v.detach().cpu().contiguous() for name, net in nets.items() for k, v in net.state_dict().items()},
+              folder/f'epoch-{epoch:03d}.safetensors')
+    torch.save({'epoch': epoch, **state}, folder/'state.tmp')
+    os.replace(folder/'state.tmp', folder/'state.pt')
+
+def load_gan_epoch(folder:Path, # the run's checkpoint folder
+                   epochs:int, # epochs the caller asked for
+                   nets:dict, # {'generator': ..., 'discriminator': ...}, loaded in place
+                  ) -> dict|None:
+    "Load the latest finished epoch, but not past `epochs`, into `nets`; return the saved state (`None` if nothing is saved)."
+    if not (folder/'state.pt').exists(): return None
+    state = torch.load(folder/'state.pt', map_location='cpu', weights_only=True)
+    state['epoch'] = done = min(state['epoch'], epochs)
+    weights = load_file(folder/f'epoch-{done:03d}.safetensors')
+    for name, net in nets.items():
+        net.load_state_dict({k.removeprefix(f'{name}.'): v for k, v in weights.items() if k.startswith(f'{name}.')})
+    return state
 
 # %% ../nbs/14_updates_msr.ipynb #c93111a5
 def cluster_representatives(samples:torch.Tensor, # N generated (or real) images
@@ -251,13 +307,14 @@ def train_reconstruction_gans(exp:UpdatesExperiment, # from `prepare_experiment`
                               seed:int=0, # seeds both GANs
                               device=None, # where to train
                               progress:bool=True, # progress bars
+                              checkpoint_dir:str|Path|None=None, # keep both GANs' epochs here; a rerun resumes (see `train_cbm_gan`)
                              ) -> tuple:
     "The CBM-GAN (δ-conditioned, Best-Match loss) and the plain GAN, both trained on the shadow updates: `(cbm_gan, plain_gan)`."
     for s in exp.shadow_updates: check_compatible(s, exp.target_updates)
     check_reconstruction_request(exp, 2)
     sets, delta = torch.cat([u.sets for u in exp.shadow_updates]), torch.cat([u.delta() for u in exp.shadow_updates])
     shape, pool = tuple(exp.setting.shadow_pool.sample_shape), exp.setting.shadow_pool
-    train = dict(epochs=epochs, sets_per_step=sets_per_step, device=device, progress=progress)
+    train = dict(epochs=epochs, sets_per_step=sets_per_step, device=device, progress=progress, checkpoint_dir=checkpoint_dir)
     torch.manual_seed(seed)
     cbm = CBMGenerator(shape, delta.shape[1], hidden=hidden)
     train_cbm_gan(cbm, ImageDiscriminator(shape), pool, sets, delta, seed=seed, **train)
@@ -308,10 +365,11 @@ def evaluate_multi_reconstruction(exp:UpdatesExperiment, # from `prepare_experim
                                   seed:int=0, # seeds the GANs, the noise, k-means and the random baselines
                                   device=None, # where to train
                                   progress:bool=True, # progress bars while training
+                                  checkpoint_dir:str|Path|None=None, # keep both GANs' epochs here; a rerun resumes (see `train_cbm_gan`)
                                  ) -> tuple:
     "Train both GANs on the shadow updates and score them on the target updates; returns `(result, cbm_gan, plain_gan, examples)`."
     check_reconstruction_request(exp, n_evaluated)  # before hours of training, not after
-    cbm, plain = train_reconstruction_gans(exp, epochs, hidden, sets_per_step, seed, device, progress)
+    cbm, plain = train_reconstruction_gans(exp, epochs, hidden, sets_per_step, seed, device, progress, checkpoint_dir)
     result, examples = score_reconstructions(exp, cbm, plain, n_generated, n_evaluated, representative, seed, device)
     return result, cbm, plain, examples
 
