@@ -175,7 +175,7 @@ def train_cbm_gan(generator:CBMGenerator, # conditional (CBM-GAN) or plain gener
     generator.cpu().eval(); discriminator.cpu().eval()
     return log
 
-# %% ../nbs/14_updates_msr.ipynb #b423fc44
+# %% ../nbs/14_updates_msr.ipynb #18cf1372
 def gan_run_key(generator:nn.Module, # the generator, before training
                 discriminator:nn.Module, # the discriminator, before training
                 sets:torch.Tensor, # K × n pool indices of the updating sets
