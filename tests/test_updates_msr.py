@@ -54,7 +54,16 @@ def test_gan_training_is_seeded():
         return log, torch.cat([p.flatten() for p in gen.parameters()])
     (log_a, a), (log_b, b), (_, c) = train(3), train(3), train(4)
     assert log_a == log_b and torch.equal(a, b) and not torch.equal(a, c)
-    assert set(log_a[0]) == {'discriminator', 'adversarial', 'best_match'}
+    assert set(log_a[0]) == {'discriminator', 'adversarial', 'best_match', 'fake_spread', 'real_spread'}
+
+def test_a_collapsed_generator_is_reported():
+    pool, sets, delta = tiny_gan_data()
+    gen = CBMGenerator((1, 4, 4), 12, noise=4, code=3, hidden=(16,))
+    torch.nn.init.zeros_(gen.net[-2].weight)  # every fake is tanh(bias): one image, whatever the noise and δ
+    with pytest.warns(UserWarning, match='epoch 1: the generator has collapsed'):
+        log = train_cbm_gan(gen, ImageDiscriminator((1, 4, 4), hidden=(8, 4)), pool, sets, delta, epochs=1, sets_per_step=2, lr=0.,
+                            device='cpu', progress=False)
+    assert log[0]['fake_spread'] == 0 and log[0]['real_spread'] > 0.3
 
 def test_checkpoints_belong_to_their_run(tmp_path):
     pool, sets, delta = tiny_gan_data()

@@ -5,7 +5,7 @@
 # %% ../nbs/14_updates_msr.ipynb #2f5432f7
 from __future__ import annotations
 
-import hashlib, json, math, os
+import hashlib, json, math, os, warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -24,8 +24,8 @@ from .updates_ssr import attacker_images, per_sample_mse
 
 # %% auto #0
 __all__ = ['to_tanh_range', 'to_pixel_range', 'nearest_indices', 'best_match_loss', 'CBMGenerator', 'ImageDiscriminator',
-           'generate', 'train_cbm_gan', 'gan_run_key', 'save_gan_epoch', 'load_gan_epoch', 'cluster_representatives',
-           'pairwise_mse', 'hungarian_match', 'matched_mse', 'label_oracle_representatives',
+           'generate', 'image_spread', 'train_cbm_gan', 'gan_run_key', 'save_gan_epoch', 'load_gan_epoch',
+           'cluster_representatives', 'pairwise_mse', 'hungarian_match', 'matched_mse', 'label_oracle_representatives',
            'MultiReconstructionResult', 'check_reconstruction_request', 'train_reconstruction_gans',
            'score_reconstructions', 'evaluate_multi_reconstruction', 'run_multi_reconstruction']
 
@@ -109,6 +109,11 @@ def generate(generator:CBMGenerator, # trained generator
     return torch.cat(out)
 
 # %% ../nbs/14_updates_msr.ipynb #c049083c
+@torch.no_grad()
+def image_spread(images:torch.Tensor) -> float:
+    "How much a batch of images varies: each pixel's standard deviation across the batch, averaged over pixels (0 for a collapsed generator)."
+    return images.flatten(1).std(0).mean().item()
+
 def train_cbm_gan(generator:CBMGenerator, # conditional (CBM-GAN) or plain generator, trained in place
                   discriminator:nn.Module, # image → logit, trained in place
                   pool:Data, # the images the updating sets index into
@@ -124,7 +129,7 @@ def train_cbm_gan(generator:CBMGenerator, # conditional (CBM-GAN) or plain gener
                   progress:bool=True, # progress bar over epochs
                   checkpoint_dir:str|Path|None=None, # keep every epoch's networks and the resumable state in a subfolder named by the run's digest
                  ) -> list:
-    "Train a GAN on updating sets: each set gets as many fakes as it has images, drawn from its own δ; returns per-epoch mean losses."
+    "Train a GAN on updating sets: each set gets as many fakes as it has images, drawn from its own δ; returns per-epoch means of the losses and spreads."
     if sets.dim() != 2 or len(sets) == 0: raise ValueError(f"need a K × n matrix of updating sets, got shape {tuple(sets.shape)}")
     if delta is not None:
         check_delta(generator, delta)
@@ -153,7 +158,7 @@ def train_cbm_gan(generator:CBMGenerator, # conditional (CBM-GAN) or plain gener
             if device.type == 'cuda' and saved['cuda_rng'] is not None: torch.cuda.set_rng_state(saved['cuda_rng'], device)
         for epoch in epoch_iter:
             steps = torch.randperm(len(sets), generator=order_gen).split(sets_per_step)
-            sums = torch.zeros(3)
+            sums = torch.zeros(5)
             for batch in steps:
                 real = to_tanh_range(pool.x[sets[batch].flatten()]).to(device)
                 ones, zeros = torch.ones(len(real), device=device), torch.zeros(len(real), device=device)
@@ -166,8 +171,11 @@ def train_cbm_gan(generator:CBMGenerator, # conditional (CBM-GAN) or plain gener
                 matching = torch.stack([best_match_loss(r, f) for r, f in zip(real.split(n), fake.split(n))]).mean()
                 loss_g = adversarial + best_match * matching if best_match else adversarial
                 opt_g.zero_grad(); loss_g.backward(); opt_g.step()
-                sums += torch.tensor([loss_d.item(), adversarial.item(), matching.item()])
-            log.append(dict(zip(('discriminator', 'adversarial', 'best_match'), (sums / len(steps)).tolist())))
+                sums += torch.tensor([loss_d.item(), adversarial.item(), matching.item(), image_spread(fake), image_spread(real)])
+            log.append(dict(zip(('discriminator', 'adversarial', 'best_match', 'fake_spread', 'real_spread'), (sums / len(steps)).tolist())))
+            if log[-1]['fake_spread'] < 0.1 * log[-1]['real_spread']:
+                warnings.warn(f"epoch {epoch + 1}: the generator has collapsed (its fakes spread {log[-1]['fake_spread']:.3g} "
+                              f"against {log[-1]['real_spread']:.3g} for real images)" + ('' if folder is None else f"; earlier epochs are in {folder}"))
             if folder is not None:
                 save_gan_epoch(folder, epoch + 1, nets, {'log': log, 'opt_g': opt_g.state_dict(), 'opt_d': opt_d.state_dict(),
                                'rng': torch.get_rng_state(), 'order_rng': order_gen.get_state(),
@@ -276,7 +284,7 @@ class MultiReconstructionResult:
     representative: str  # 'medoid' or 'centre' of each cluster
     mse: float  # CBM-GAN on the target's own δ
     mismatched_delta_mse: float  # the same CBM-GAN given another target update's δ
-    plain_gan_mse: float  # a GAN trained without δ and without the Best-Match loss
+    plain_gan_mse: float|None  # a GAN trained without δ and without the Best-Match loss (`None`: not trained)
     random_image_mse: float  # random images of the attacker's data
     label_oracle_mse: float  # the attacker's images, clustered class by class with the set's true label counts
     nearest_attacker_image_mse: float  # each true image's nearest attacker image (an oracle, not an attack)
@@ -289,7 +297,7 @@ class MultiReconstructionResult:
                 ('attacker images, true label counts (oracle)', self.label_oracle_mse),
                 ('nearest attacker image (oracle)', self.nearest_attacker_image_mse)]
         return [{'dataset': self.dataset, '|D_update|': self.set_size, 'cluster image': self.representative, 'method': m,
-                 'matched MSE': v} for m, v in rows]
+                 'matched MSE': v} for m, v in rows if v is not None]
 
     def to_dict(self) -> dict: return asdict(self)
 
@@ -308,6 +316,7 @@ def train_reconstruction_gans(exp:UpdatesExperiment, # from `prepare_experiment`
                               device=None, # where to train
                               progress:bool=True, # progress bars
                               checkpoint_dir:str|Path|None=None, # keep both GANs' epochs here; a rerun resumes (see `train_cbm_gan`)
+                              plain_gan:bool=True, # also train the plain GAN baseline (`False`: `None` in its place)
                              ) -> tuple:
     "The CBM-GAN (δ-conditioned, Best-Match loss) and the plain GAN, both trained on the shadow updates: `(cbm_gan, plain_gan)`."
     for s in exp.shadow_updates: check_compatible(s, exp.target_updates)
@@ -318,6 +327,7 @@ def train_reconstruction_gans(exp:UpdatesExperiment, # from `prepare_experiment`
     torch.manual_seed(seed)
     cbm = CBMGenerator(shape, delta.shape[1], hidden=hidden)
     train_cbm_gan(cbm, ImageDiscriminator(shape), pool, sets, delta, seed=seed, **train)
+    if not plain_gan: return cbm, None
     torch.manual_seed(seed + 1)
     plain = CBMGenerator(shape, None, hidden=hidden)
     train_cbm_gan(plain, ImageDiscriminator(shape), pool, sets, None, best_match=0., seed=seed + 1, **train)
@@ -325,7 +335,7 @@ def train_reconstruction_gans(exp:UpdatesExperiment, # from `prepare_experiment`
 
 def score_reconstructions(exp:UpdatesExperiment, # the experiment the GANs were trained on
                           cbm:CBMGenerator, # the trained CBM-GAN generator
-                          plain:CBMGenerator, # the trained plain generator
+                          plain:CBMGenerator|None, # the trained plain generator (`None`: no plain-GAN row)
                           n_generated:int=20_000, # images generated per target update before clustering
                           n_evaluated:int=10, # target updates to reconstruct (the authors: 10)
                           representative:str='medoid', # each cluster's image: 'medoid' (the authors) or 'centre'
@@ -342,16 +352,16 @@ def score_reconstructions(exp:UpdatesExperiment, # the experiment the GANs were 
         draw = torch.randperm(len(own), generator=seeded_generator(seed + i))[:n_generated]
         candidates = {'cbm': generate(cbm, n_generated, target_delta[i], seed + i, device=device),
                       'mismatched': generate(cbm, n_generated, target_delta[(i + 1) % n_evaluated], seed + i, device=device),
-                      'plain': generate(plain, n_generated, seed=seed + i, device=device),
                       'random': own.x[draw]}
+        if plain is not None: candidates['plain'] = generate(plain, n_generated, seed=seed + i, device=device)
         reps = {m: cluster_representatives(c, k, representative, seed) for m, c in candidates.items()}
         reps['labels'] = label_oracle_representatives(own, t.labels[i], n_generated, representative, seed + i)
         for m, r in reps.items(): errors[m].append(matched_mse(truth, r))
         errors['nearest'].append(pairwise_mse(truth, own.x).min(1).values.float())
         examples.append((truth, reps['cbm'][hungarian_match(truth, reps['cbm'])]))
-    err = {m: torch.cat(v) for m, v in errors.items()}
+    err = {m: torch.cat(v) for m, v in errors.items() if v}
     result = MultiReconstructionResult(setting.dataset, k, sum(len(u) for u in exp.shadow_updates), n_evaluated, n_generated, representative,
-                                       *(float(err[m].mean()) for m in ('cbm', 'mismatched', 'plain', 'random', 'labels', 'nearest')),
+                                       *(float(err[m].mean()) if m in err else None for m in ('cbm', 'mismatched', 'plain', 'random', 'labels', 'nearest')),
                                        float((err['cbm'] < err['nearest']).float().mean()))
     return result, examples
 
