@@ -18,7 +18,7 @@ from .updates import (AttackMLP, DeltaAttack, UpdatesExperiment, check_compatibl
 # %% auto #0
 __all__ = ['PAPER_LDE', 'kl_divergence', 'most_frequent_label_hit', 'random_label_distribution', 'label_distribution_loss',
            'LabelDistributionAttack', 'LabelDistributionResult', 'evaluate_label_distribution',
-           'run_label_distribution', 'residual_ceiling']
+           'run_label_distribution', 'residual_ceiling', 'transfer_gap']
 
 # %% ../nbs/12_updates_lde.ipynb #7202ebab
 def kl_divergence(p:torch.Tensor, # K × classes true distributions
@@ -177,3 +177,35 @@ def residual_ceiling(model:nn.Module, # the model being updated (a classifier re
     with torch.no_grad(): est = F.softmax(estimator(signal[n_train:]), 1)
     prior = truth[:n_train].mean(0).expand(n_test, C)
     return {'residual ceiling': float(kl_divergence(truth[n_train:], est).mean()), 'prior': float(kl_divergence(truth[n_train:], prior).mean())}
+
+# %% ../nbs/12_updates_lde.ipynb #888556dd
+def transfer_gap(exp:UpdatesExperiment, # from `prepare_experiment`
+                 n_attack_models:int=5, # attack models, scored one by one and averaged
+                 held_out:float=0.2, # share of each shadow model's updates kept out of training
+                 inputs:str='log-ratio', # what the attacks read: 'delta' or 'log-ratio'
+                 seed:int=0, # seeds the attack models and the random baseline
+                 device=None, # where to train
+                ) -> dict:
+    "Mean summed KL of A_LDE on held-out updates of the shadow models it learned from and on the target's updates, for single attack models and for their averaged estimate."
+    if not 0 < held_out < 1: raise ValueError(f"held_out must lie strictly between 0 and 1, got {held_out}")
+    if n_attack_models < 1: raise ValueError(f"need at least one attack model, got {n_attack_models}")
+    cuts = [int(len(u) * (1 - held_out)) for u in exp.shadow_updates]
+    if min(cuts) < 1 or any(c == len(u) for c, u in zip(cuts, exp.shadow_updates)):
+        raise ValueError(f"held_out={held_out} leaves a shadow model with no updates to train on or to score")
+    train = [u.subset(slice(0, c)) for u, c in zip(exp.shadow_updates, cuts)]
+    test = [u.subset(slice(c, len(u))) for u, c in zip(exp.shadow_updates, cuts)]
+    t, C = exp.target_updates, exp.target_updates.n_classes
+    truth = {'shadow': torch.cat([u.label_distribution() for u in test]), 'target': t.label_distribution()}
+    estimates = {'shadow': [], 'target': []}
+    for i in range(n_attack_models):
+        attack = LabelDistributionAttack(t.delta().shape[1], C, 'standardize' if inputs == 'log-ratio' else True, seed=seed + i, inputs=inputs)
+        attack.fit(train, device=device)
+        estimates['shadow'].append(torch.cat([attack.infer(u) for u in test]))
+        estimates['target'].append(attack.infer(t))
+    def single(k): return sum(float(kl_divergence(truth[k], e).mean()) for e in estimates[k]) / n_attack_models
+    def averaged(k): return float(kl_divergence(truth[k], torch.stack(estimates[k]).mean(0)).mean())
+    prior = torch.bincount(exp.setting.shadow_pool.y, minlength=C).float()
+    return {'held-out shadow updates': single('shadow'), 'held-out shadow, averaged': averaged('shadow'),
+            'target updates': single('target'), 'target, averaged': averaged('target'),
+            'prior': float(kl_divergence(truth['target'], (prior / prior.sum()).expand_as(truth['target'])).mean()),
+            'random distribution': float(kl_divergence(truth['target'], random_label_distribution(C, exp.set_size, seed).expand_as(truth['target'])).mean())}
