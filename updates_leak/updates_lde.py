@@ -16,9 +16,9 @@ from .updates import (AttackMLP, DeltaAttack, UpdatesExperiment, check_compatibl
                                   prepare_experiment, sample_updating_sets, train_attack)
 
 # %% auto #0
-__all__ = ['PAPER_LDE', 'kl_divergence', 'most_frequent_label_hit', 'random_label_distribution', 'label_distribution_loss',
-           'LabelDistributionAttack', 'LabelDistributionResult', 'evaluate_label_distribution',
-           'run_label_distribution', 'residual_ceiling', 'transfer_gap']
+__all__ = ['PAPER_LDE', 'kl_divergence', 'most_frequent_label_hit', 'label_prior', 'random_label_distribution',
+           'label_distribution_loss', 'LabelDistributionAttack', 'LabelDistributionResult',
+           'evaluate_label_distribution', 'run_label_distribution', 'residual_ceiling', 'transfer_gap']
 
 # %% ../nbs/12_updates_lde.ipynb #7202ebab
 def kl_divergence(p:torch.Tensor, # K × classes true distributions
@@ -32,6 +32,11 @@ def most_frequent_label_hit(p:torch.Tensor, # K × classes true distributions
                            ) -> torch.Tensor:
     "Per row, whether the estimate's most likely class is one of the true most frequent classes."
     return p.gather(1, q.argmax(1, keepdim=True))[:, 0] == p.max(1).values
+
+def label_prior(exp:UpdatesExperiment) -> torch.Tensor:
+    "The honest baseline: the label frequencies of the attacker's own (shadow) data, one distribution over classes."
+    counts = torch.bincount(exp.setting.shadow_pool.y, minlength=exp.target_updates.n_classes).float()
+    return counts / counts.sum()
 
 def random_label_distribution(n_classes:int, set_size:int, seed:int=0) -> torch.Tensor:
     "The authors' baseline: counts of `set_size` uniformly random labels plus 0.1 per class, normalised."
@@ -131,8 +136,7 @@ def evaluate_label_distribution(exp:UpdatesExperiment, # from `prepare_experimen
         kls.append(float(kl_divergence(truth, est).mean())); mfls.append(float(most_frequent_label_hit(truth, est).float().mean()))
         if i == 0: examples = [(truth[j].tolist(), est[j].tolist()) for j in range(8)]
     rand = random_label_distribution(C, n, seed).expand_as(truth)
-    prior = torch.bincount(exp.setting.shadow_pool.y, minlength=C).float()
-    prior = (prior / prior.sum()).expand_as(truth)
+    prior = label_prior(exp).expand_as(truth)
     return LabelDistributionResult(exp.setting.dataset, asdict(exp.setting.scale), n, len(exp.shadows), sum(len(u) for u in exp.shadow_updates), len(t),
                                    exp.target_accuracy, kls, mfls,
                                    float(kl_divergence(truth, rand).mean()), float(most_frequent_label_hit(truth, rand).float().mean()),
@@ -204,8 +208,7 @@ def transfer_gap(exp:UpdatesExperiment, # from `prepare_experiment`
         estimates['target'].append(attack.infer(t))
     def single(k): return sum(float(kl_divergence(truth[k], e).mean()) for e in estimates[k]) / n_attack_models
     def averaged(k): return float(kl_divergence(truth[k], torch.stack(estimates[k]).mean(0)).mean())
-    prior = torch.bincount(exp.setting.shadow_pool.y, minlength=C).float()
     return {'held-out shadow updates': single('shadow'), 'held-out shadow, averaged': averaged('shadow'),
             'target updates': single('target'), 'target, averaged': averaged('target'),
-            'prior': float(kl_divergence(truth['target'], (prior / prior.sum()).expand_as(truth['target'])).mean()),
+            'prior': float(kl_divergence(truth['target'], label_prior(exp).expand_as(truth['target'])).mean()),
             'random distribution': float(kl_divergence(truth['target'], random_label_distribution(C, exp.set_size, seed).expand_as(truth['target'])).mean())}
