@@ -16,7 +16,7 @@ from .updates import (AttackMLP, DeltaAttack, UpdatesExperiment, check_compatibl
                                   prepare_experiment, sample_updating_sets, train_attack)
 
 # %% auto #0
-__all__ = ['PAPER_LDE', 'kl_divergence', 'most_frequent_label_hit', 'label_prior', 'random_label_distribution',
+__all__ = ['PAPER_LDE', 'kl_divergence', 'most_frequent_label_hit', 'label_prior', 'default_scaling', 'random_label_distribution',
            'label_distribution_loss', 'LabelDistributionAttack', 'LabelDistributionResult',
            'evaluate_label_distribution', 'run_label_distribution', 'residual_ceiling', 'transfer_gap']
 
@@ -37,6 +37,10 @@ def label_prior(exp:UpdatesExperiment) -> torch.Tensor:
     "The honest baseline: the label frequencies of the attacker's own (shadow) data, one distribution over classes."
     counts = torch.bincount(exp.setting.shadow_pool.y, minlength=exp.target_updates.n_classes).float()
     return counts / counts.sum()
+
+def default_scaling(inputs:str) -> bool|str:
+    "A_LDE's input scaling unless told otherwise: standardised log-ratios, or δ scaled to unit length (see `input_scaling`)."
+    return 'standardize' if inputs == 'log-ratio' else True
 
 def random_label_distribution(n_classes:int, set_size:int, seed:int=0) -> torch.Tensor:
     "The authors' baseline: counts of `set_size` uniformly random labels plus 0.1 per class, normalised."
@@ -125,7 +129,7 @@ def evaluate_label_distribution(exp:UpdatesExperiment, # from `prepare_experimen
                                 inputs:str='delta', # what the attack reads: 'delta' (the paper's) or 'log-ratio' (`Updates.log_ratio`)
                                ) -> LabelDistributionResult:
     "Train A_LDE on the experiment's shadow updates and evaluate it against both baselines."
-    if normalize is None: normalize = 'standardize' if inputs == 'log-ratio' else True
+    if normalize is None: normalize = default_scaling(inputs)
     for s in exp.shadow_updates: check_compatible(s, exp.target_updates)
     t = exp.target_updates
     C, n = t.n_classes, exp.set_size
@@ -193,6 +197,7 @@ def transfer_gap(exp:UpdatesExperiment, # from `prepare_experiment`
     "Mean summed KL of A_LDE on held-out updates of the shadow models it learned from and on the target's updates, for single attack models and for their averaged estimate."
     if not 0 < held_out < 1: raise ValueError(f"held_out must lie strictly between 0 and 1, got {held_out}")
     if n_attack_models < 1: raise ValueError(f"need at least one attack model, got {n_attack_models}")
+    for s in exp.shadow_updates: check_compatible(s, exp.target_updates)
     cuts = [int(len(u) * (1 - held_out)) for u in exp.shadow_updates]
     if min(cuts) < 1 or any(c == len(u) for c, u in zip(cuts, exp.shadow_updates)):
         raise ValueError(f"held_out={held_out} leaves a shadow model with no updates to train on or to score")
@@ -202,7 +207,7 @@ def transfer_gap(exp:UpdatesExperiment, # from `prepare_experiment`
     truth = {'shadow': torch.cat([u.label_distribution() for u in test]), 'target': t.label_distribution()}
     estimates = {'shadow': [], 'target': []}
     for i in range(n_attack_models):
-        attack = LabelDistributionAttack(t.delta().shape[1], C, 'standardize' if inputs == 'log-ratio' else True, seed=seed + i, inputs=inputs)
+        attack = LabelDistributionAttack(t.delta().shape[1], C, default_scaling(inputs), seed=seed + i, inputs=inputs)
         attack.fit(train, device=device)
         estimates['shadow'].append(torch.cat([attack.infer(u) for u in test]))
         estimates['target'].append(attack.infer(t))
