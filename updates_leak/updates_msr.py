@@ -6,7 +6,7 @@
 from __future__ import annotations
 
 import hashlib, json, math, os, warnings
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -27,7 +27,7 @@ __all__ = ['to_tanh_range', 'to_pixel_range', 'nearest_indices', 'best_match_los
            'generate', 'image_spread', 'train_cbm_gan', 'gan_run_key', 'save_gan_epoch', 'load_gan_epoch',
            'cluster_representatives', 'pairwise_mse', 'hungarian_match', 'matched_mse', 'label_oracle_representatives',
            'MultiReconstructionResult', 'check_reconstruction_request', 'train_reconstruction_gans',
-           'score_reconstructions', 'evaluate_multi_reconstruction', 'run_multi_reconstruction']
+           'score_reconstructions', 'evaluate_multi_reconstruction', 'run_multi_reconstruction', 'shadow_as_target']
 
 # %% ../nbs/14_updates_msr.ipynb #4ff4bd47
 def to_tanh_range(x:torch.Tensor) -> torch.Tensor:
@@ -235,7 +235,9 @@ def cluster_representatives(samples:torch.Tensor, # N generated (or real) images
     if representative == 'centre': return torch.as_tensor(km.cluster_centers_, dtype=samples.dtype).view(k, *samples.shape[1:])
     dist = ((flat - km.cluster_centers_[km.labels_]) ** 2).sum(1)
     members = [np.flatnonzero(km.labels_ == c) for c in range(k)]
-    return samples[torch.as_tensor([m[dist[m].argmin()] for m in members])]
+    # a collapsed generator draws fewer distinct images than k, and k-means then leaves clusters empty: those take the sample nearest their centre
+    picks = [m[dist[m].argmin()] if len(m) else ((flat - km.cluster_centers_[c]) ** 2).sum(1).argmin() for c, m in enumerate(members)]
+    return samples[torch.as_tensor(picks)]
 
 # %% ../nbs/14_updates_msr.ipynb #277eaa26
 def pairwise_mse(a:torch.Tensor, b:torch.Tensor) -> torch.Tensor:
@@ -390,3 +392,14 @@ def run_multi_reconstruction(dataset:str='mnist-embedded', scale='quick', set_si
     exp = prepare_experiment(dataset, scale, set_size=set_size, n_shadow_models=n_shadow_models, seed=seed, cache_dir=cache_dir,
                              root=root, device=device, progress=progress)
     return exp, *evaluate_multi_reconstruction(exp, seed=seed, device=device, progress=progress, **kwargs)
+
+# %% ../nbs/14_updates_msr.ipynb #136bab66
+def shadow_as_target(exp:UpdatesExperiment, # from `prepare_experiment`
+                     shadow:int=-1, # the shadow model whose updates stand in for the target's
+                    ) -> UpdatesExperiment:
+    "A copy of `exp` with a shadow model, its updates and the attacker's pools in the target's place, for choices made without the target."
+    if not -len(exp.shadows) <= shadow < len(exp.shadows):
+        raise IndexError(f"shadow must index one of the {len(exp.shadows)} shadow models, got {shadow}")
+    s = exp.setting
+    return replace(exp, setting=replace(s, target_train=s.shadow_train, target_pool=s.shadow_pool),
+                   target=exp.shadows[shadow], target_updates=exp.shadow_updates[shadow])
