@@ -7,8 +7,8 @@ import torch
 
 from updates_leak.data import Data, MissingDataError
 from updates_leak.membership_features import (bench_per_sample_gradients, check_layers, loop_gradients, membership_features,
-                                              membership_scores, per_sample_gradients, train_attack, weight_layers)
-from updates_leak.membership_federated import FederatedSetting, run_federated
+                                              membership_scores, per_sample_gradients, train_nasr_attack, weight_layers)
+from updates_leak.membership_federated import FederatedSetting, federated_row, run_federated
 from updates_leak.membership_standalone import MembershipAttack, run_standalone
 from updates_leak.models import CifarCNN, MnistCNN, location_model
 
@@ -40,7 +40,7 @@ def test_federated_run_is_reproducible():
     tiny = FederatedSetting(participants=2, records=100, rounds=3)
     a, b = (run_federated(tiny, 'local', 'active', observed=(2, 3), kernels=8, attack_epochs=3, seed=4) for _ in range(2))
     assert a.metrics == b.metrics and a.global_test_accuracy == b.global_test_accuracy
-    assert a.row()['mode'] == 'active (step 0.3)' and a.to_dict()['ascent'] == 0.3  # the table names the step it used
+    assert federated_row(a)['mode'] == 'active (step 0.3)' and a.to_dict()['ascent'] == 0.3  # the table names the step it used
 
 def test_federated_run_on_cifar10():
     tiny = FederatedSetting('cifar10', participants=2, records=60, rounds=2)
@@ -52,7 +52,7 @@ def test_attack_training_is_seeded():
     torch.manual_seed(0)
     feats = {'log_loss': torch.randn(40, 1), 'grad:fc': torch.randn(40, 3, 5)}
     member = torch.arange(40) < 20
-    runs = [train_attack(feats, member, kernels=4, epochs=2, seed=3, progress=False) for _ in range(2)]
+    runs = [train_nasr_attack(feats, member, kernels=4, epochs=2, seed=3, progress=False) for _ in range(2)]
     scores = [membership_scores(a, s(feats)) for a, s in runs]
     assert torch.equal(scores[0], scores[1])
 
@@ -64,9 +64,9 @@ def test_bad_input_is_refused():
     with pytest.raises(ValueError, match='both known members and known non-members'):
         MembershipAttack(model, records.subset([0, 1, 2]), records.subset([2, 3]), progress=False)
     with pytest.raises(ValueError, match='both members and non-members'):
-        train_attack({'log_loss': torch.randn(4, 1)}, torch.ones(4, dtype=torch.bool), progress=False)
+        train_nasr_attack({'log_loss': torch.randn(4, 1)}, torch.ones(4, dtype=torch.bool), progress=False)
     with pytest.raises(ValueError, match='NaN'):
-        train_attack({'log_loss': torch.tensor([[0.], [float('nan')]])}, torch.tensor([True, False]), progress=False)
+        train_nasr_attack({'log_loss': torch.tensor([[0.], [float('nan')]])}, torch.tensor([True, False]), progress=False)
     with pytest.raises(ValueError, match="unknown membership target"): run_standalone('imagenet')
     with pytest.raises(ValueError, match="unknown attack variants"): run_standalone('location', variants=('grey-box',))
     with pytest.raises(ValueError, match='only the server'): run_federated(attacker='local', mode='isolating')

@@ -34,7 +34,7 @@ def test_stacked_equals_loop_cifar_cnn_and_vmap_fallback():
 
 def test_implicit_dropout_is_refused():
     pool = Data(torch.rand(10, 4), torch.randint(0, 2, (10,)), ['a', 'b'])
-    with pytest.raises(ValueError, match='explicit `dropout_masks`'):
+    with pytest.raises(ValueError, match=r'`dropout_masks\(n, generator\)` method'):
         stacked_updates(MLP([4, 8, 2], dropout=0.5), pool, sample_updating_sets(10, 2, 3), update_seeds(2), torch.rand(3, 4), device='cpu')
 
 def test_parallel_generator_equals_in_process_and_cache_resumes(setting, tmp_path):
@@ -80,26 +80,29 @@ def test_cli_lde_quick_and_bench(tmp_path):
     res = json.loads((tmp_path/'lde100_mnist-embedded_quick.json').read_text())
     assert res['kl'][0] < res['kl_random'] and res['command'].startswith('updates-leak updates')
     assert (tmp_path/'lde100_mnist-embedded_quick.png').exists() and 'KL, authors' in r.stdout
+    assert res['rows'][0] == {'attack': 'A_LDE', 'target': 'mnist-embedded', 'setting': '|D|=100', 'metric': 'KL, summed',
+                              'method': 'this library', 'value': res['kl'][0]}
     d = subprocess.run(['updates-leak', 'updates', '--attack', 'lde', '--dataset', 'mnist-embedded', '--quick', '--n_attack_models', '1',
                         '--defence', 'top1', '--out', str(tmp_path), '--cache', str(tmp_path/'cache')], capture_output=True, text=True)
     assert d.returncode == 0, d.stderr[-3000:]  # the cached updates are reused; only the attack is retrained behind the defence
     defended = json.loads((tmp_path/'lde100_mnist-embedded_quick_top1.json').read_text())
-    assert defended['defence'] == 'top1' and 'top-1 label only' in d.stdout and defended['kl'] != res['kl']
+    assert defended['defence'] == 'top1' and defended['epsilon'] is None and defended['kl'] != res['kl']
     lr = subprocess.run(['updates-leak', 'updates', '--attack', 'lde', '--dataset', 'mnist-embedded', '--quick', '--n_attack_models', '1',
                          '--inputs', 'log-ratio', '--out', str(tmp_path), '--cache', str(tmp_path/'cache')], capture_output=True, text=True)
     assert lr.returncode == 0, lr.stderr[-3000:]
     ratio = json.loads((tmp_path/'lde100_mnist-embedded_quick_log-ratio.json').read_text())
-    assert ratio['inputs'] == 'log-ratio' and 'A_LDE |D|=100 log-ratio' in lr.stdout and ratio['kl'][0] < ratio['kl_prior']
-    b = subprocess.run(['updates-leak', 'bench', 'shadow-updates', '--n_updates', '20', '--set_size', '1'], capture_output=True, text=True)
+    assert ratio['inputs'] == 'log-ratio' and 'A_LDE (log-ratio)' in lr.stdout and ratio['kl'][0] < ratio['kl_prior']
+    b = subprocess.run(['updates-leak', 'bench', 'shadow-updates', '--n_updates', '20', '--set_size', '1', '--out', str(tmp_path)], capture_output=True, text=True)
     assert b.returncode == 0, b.stderr[-3000:]
     assert 'ratio' in b.stdout and 'max |δ difference|' in b.stdout
-    diff = float(b.stdout.split('max |δ difference| ')[1].split()[0])
-    assert diff <= 1e-5
+    bench = json.loads((tmp_path/'bench_shadow_updates.json').read_text())['rows']
+    assert bench[1]['max |δ difference|'] <= 1e-5 and bench[1]['ratio'] > 0
     bad = subprocess.run(['updates-leak', 'updates', '--attack', 'xyz', '--quick', '--dataset', 'mnist-embedded'], capture_output=True, text=True)
-    assert bad.returncode != 0 and 'unknown attack' in bad.stderr
+    assert bad.returncode == 2 and "invalid choice: 'xyz'" in bad.stderr
     bad = subprocess.run(['updates-leak', 'updates', '--defence', 'encryption', '--quick', '--dataset', 'mnist-embedded'], capture_output=True, text=True)
-    assert bad.returncode != 0 and 'unknown defence' in bad.stderr and 'round2' in bad.stderr
+    assert bad.returncode == 2 and "invalid choice: 'encryption'" in bad.stderr and 'round2' in bad.stderr
     bad = subprocess.run(['updates-leak', 'updates', '--attack', 'lde', '--inputs', 'logits', '--quick', '--dataset', 'mnist-embedded'], capture_output=True, text=True)
-    assert bad.returncode != 0 and 'unknown inputs' in bad.stderr and 'log-ratio' in bad.stderr
-    bad = subprocess.run(['updates-leak', 'updates', '--attack', 'li', '--inputs', 'log-ratio', '--quick', '--dataset', 'mnist-embedded'], capture_output=True, text=True)
-    assert bad.returncode != 0 and 'lde only' in bad.stderr
+    assert bad.returncode == 2 and "invalid choice: 'logits'" in bad.stderr and 'log-ratio' in bad.stderr
+    bad = subprocess.run(['updates-leak', 'updates', '--attack', 'li', '--inputs', 'log-ratio', '--quick', '--dataset', 'mnist-embedded',
+                          '--out', str(tmp_path)], capture_output=True, text=True)
+    assert bad.returncode == 2 and 'lde only' in bad.stderr and 'Traceback' not in bad.stderr

@@ -4,7 +4,7 @@ import torch
 
 from updates_leak.data import Data
 from updates_leak.models import MnistCNN
-from updates_leak.oracle import Oracle
+from updates_leak.oracle import Disclosure, Oracle
 from updates_leak.updates import Scale, UpdateConfig, Updates, UpdatesExperiment, prepare_experiment, rerun_updates
 from updates_leak.updates_defences import DEFENCES, Defence, defend_experiment, defended_accuracy, evaluate_defences, update_utility
 
@@ -16,8 +16,8 @@ def updates(seed=0, k=4, probes=3, classes=5):
 def test_defences_agree_with_the_oracle():
     torch.manual_seed(0)
     model, x = MnistCNN(), torch.rand(6, 1, 28, 28)
-    for d in (DEFENCES['round2'], DEFENCES['noise0.1'], Defence('top-2', output='top-k', top_k=2)):
-        api = Oracle(model, (1, 28, 28), output=d.output, decimals=d.decimals, top_k=d.top_k, noise_std=d.noise_std, seed=5)
+    for d in (DEFENCES['round2'], DEFENCES['noise0.1'], Defence('top-2', Disclosure('top-k', top_k=2))):
+        api = Oracle(model, (1, 28, 28), policy=d.policy, seed=5)
         assert torch.equal(api.query(x), d.apply(torch.softmax(model.eval()(x), 1).detach(), seed=5))
     labels = Oracle(model, (1, 28, 28), output='label').query(x)
     assert torch.equal(DEFENCES['top1'].apply(torch.softmax(model(x), 1).detach()).argmax(1), labels)
@@ -40,7 +40,7 @@ def test_api_accuracy_only_changes_when_the_top_class_can():
     assert defended_accuracy(model, data, DEFENCES['top1']) == plain and defended_accuracy(model, data, DEFENCES['round3']) == plain
 
 def test_bad_input_is_refused():
-    with pytest.raises(ValueError, match='output must be one of'): Defence('x', output='logits')
+    with pytest.raises(ValueError, match='output must be one of'): Defence('x', Disclosure('logits'))
     exp = UpdatesExperiment(None, None, [], [updates()], updates(), 0.9, 1)
     with pytest.raises(ValueError, match='single-sample and multi-sample'): evaluate_defences(exp, exp)
 

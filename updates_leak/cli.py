@@ -4,79 +4,168 @@
 
 # %% ../nbs/90_cli.ipynb #4730804b
 from __future__ import annotations
-import sys, time
-from dataclasses import replace
+import argparse, inspect, sys, tempfile
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Callable
 
-from fastcore.script import call_parse
+from fastcore.docments import docments
 
-from .core import format_table, write_results
+from .core import Result, format_rows, format_table, write_results
+from .data import MissingDataError
 from .extraction import run_extraction
 from .extraction_retraining import run_retraining
 from .extraction_trees import run_tree_extraction
-from .inversion_faces import bench_face_inversion, load_face_split, run_face_inversion, show_inversions, train_face_model
+from .inversion_faces import bench_face_inversion, load_face_split, run_face_inversion, train_face_model
 from .inversion_map import run_map_inversion
-from .exfiltration import run_exfiltration, show_exfiltration
-from .membership_federated import FederatedSetting, run_federated
-from .membership_features import bench_per_sample_gradients, plot_roc_curves
-from .membership_standalone import plot_roc, run_standalone
-from .steal_invert import show_steal_invert, steal_and_invert
-from .updates import ATTACK_INPUTS, SCALES, UpdateConfig, bench_shadow_updates, prepare_experiment
+from .exfiltration import ATTACKS as EXFILTRATION_ATTACKS, run_exfiltration
+from .membership_federated import ATTACKERS, MODES, FederatedSetting, run_federated
+from .membership_features import bench_per_sample_gradients
+from .membership_standalone import TARGETS, run_standalone
+from .oracle import QueryBudgetExceeded, WhiteBoxRequired
+from .steal_invert import steal_and_invert
+from .updates import ARCHITECTURES, ATTACK_INPUTS, SCALES, UpdateConfig, bench_shadow_updates, prepare_experiment
 from .updates_defences import DEFENCES, defend_experiment
 from .updates_lde import evaluate_label_distribution
 from .updates_li import evaluate_label_inference, run_label_inference
 from .updates_msr import evaluate_multi_reconstruction
-from .updates_ssr import evaluate_reconstruction, sample_images, show_reconstructions
+from .updates_ssr import evaluate_reconstruction
 
 # %% auto #0
-__all__ = ['COMMANDS', 'demo', 'updates', 'extract', 'invert', 'exfiltrate', 'membership', 'bench', 'main']
+__all__ = ['COMMANDS', 'USER_ERRORS', 'Command', 'command', 'at_least', 'Outcome', 'build_parser', 'report', 'demo_command',
+           'updates_command', 'extract_command', 'invert_command', 'exfiltrate_command', 'membership_command',
+           'bench_command', 'main']
+
+# %% ../nbs/90_cli.ipynb #b39926af
+@dataclass
+class Command:
+    "A subcommand: the function that runs it, the values its options may take and the bounds they must meet."
+    name: str
+    run: Callable  # keyword arguments from the command line -> `Outcome`
+    choices: dict = field(default_factory=dict)  # option -> allowed values
+    checks: dict = field(default_factory=dict)  # option -> (predicate, what it must be)
+
+    @property
+    def summary(self) -> str: return (self.run.__doc__ or '').splitlines()[0]
+
+COMMANDS = {}
+
+def command(choices:dict|None=None, # option -> allowed values
+            checks:dict|None=None, # option -> (predicate, description), e.g. `at_least(1)`
+           ):
+    "Register the decorated function `<name>_command` as the subcommand `<name>` (underscores become dashes)."
+    def register(f):
+        name = f.__name__.removesuffix('_command').replace('_', '-')
+        COMMANDS[name] = Command(name, f, choices or {}, checks or {})
+        return f
+    return register
+
+def at_least(low:float) -> tuple:
+    "A check that an option is a number ≥ `low`."
+    return (lambda v: v >= low, f'at least {low:g}')
+
+@dataclass
+class Outcome:
+    "What a subcommand computed: its results and the name of the files they are written to."
+    name: str  # base name of the JSON file and figures
+    results: list  # `Result`s, or plain rows (dicts) for benchmarks
+    extra: dict = field(default_factory=dict)  # more JSON fields, e.g. the defence's ε
+
+# %% ../nbs/90_cli.ipynb #2fca54ec
+_TYPES = {'int': int, 'float': float, 'str': str, 'bool': bool}
+
+def _option_type(cmd:Command, name:str, annotation) -> Callable:
+    "The converter argparse applies to an option's text: its type, then its bounds."
+    base = _TYPES[str(annotation).split('|')[0].strip()] if not isinstance(annotation, type) else annotation
+    if name not in cmd.checks: return base
+    ok, what = cmd.checks[name]
+    def convert(text):
+        value = base(text)
+        if not ok(value): raise argparse.ArgumentTypeError(f"must be {what}, got {text}")
+        return value
+    convert.__name__ = base.__name__
+    return convert
+
+def build_parser(cmd:Command) -> argparse.ArgumentParser:
+    "An argparse parser for `cmd`, built from its function's signature and docments."
+    docs = docments(cmd.run)
+    p = argparse.ArgumentParser(prog=f'updates-leak {cmd.name}', description=cmd.run.__doc__,
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    for name, par in inspect.signature(cmd.run).parameters.items():
+        help, choices = docs.get(name) or '', cmd.choices.get(name)
+        if str(par.annotation) in ('bool', "<class 'bool'>") or par.annotation is bool:
+            p.add_argument(f'--{name}', *([f'--{name.replace("_", "-")}'] if '_' in name else []), dest=name, action='store_true', help=help)
+        elif par.default is inspect.Parameter.empty:
+            p.add_argument(name, type=_option_type(cmd, name, par.annotation), choices=choices, help=help)
+        else:
+            p.add_argument(f'--{name}', *([f'--{name.replace("_", "-")}'] if '_' in name else []), dest=name, default=par.default,
+                           type=_option_type(cmd, name, par.annotation), choices=choices, help=help)
+    return p
+
+# %% ../nbs/90_cli.ipynb #2e4c41c4
+def report(outcome:Outcome, # what the subcommand computed
+           out:str|Path|None, # folder for the JSON and figures (`None`: print only)
+           command_line:str, # the command, recorded in the JSON
+          ) -> list:
+    "Print the results as one table, write them as JSON and save each result's figure; returns the paths written."
+    results = outcome.results
+    attack_results = all(isinstance(r, Result) for r in results)
+    print(format_rows([row for r in results for row in r.rows()]) if attack_results else format_table(results))
+    if out is None: return []
+    if attack_results: payload = {'command': command_line, **outcome.extra, **(results[0].to_dict() if len(results) == 1 else {'results': [r.to_dict() for r in results]})}
+    else: payload = {'command': command_line, **outcome.extra, 'rows': results}
+    paths = [write_results(out, outcome.name, payload)]
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    for i, r in enumerate(results if attack_results else []):
+        try: fig = r.plot()
+        except NotImplementedError: continue
+        paths.append(Path(out)/(f'{outcome.name}.png' if len(results) == 1 else f'{outcome.name}_{i}.png'))
+        fig.savefig(paths[-1], dpi=100, bbox_inches='tight'); plt.close(fig)
+    print('wrote ' + ', '.join(map(str, paths)))
+    return paths
 
 # %% ../nbs/90_cli.ipynb #f133b5de
-@call_parse
-def demo(out:str='updates-leak-demo', # folder for the JSON results and the figure
-         seed:int=0, # seeds the data split, the models, the updates and the attack
-         n_attack_models:int=1, # attack models to train and average
-         device:str=None, # 'cpu', 'cuda', ... (default: CUDA if available)
-        ):
+@command(checks={'n_attack_models': at_least(1)})
+def demo_command(out:str='updates-leak-demo', # folder for the JSON results and the figure
+                 seed:int=0, # seeds the data split, the models, the updates and the attack
+                 n_attack_models:int=1, # attack models to train and average
+                 device:str=None, # 'cpu', 'cuda', ... (default: CUDA if available)
+                ) -> Outcome:
     "Demo on the embedded MNIST subset: Updates-Leak label inference (A_LI) at the quick scale."
-    t0 = time.time()
-    res = run_label_inference('mnist-embedded', 'quick', n_attack_models=n_attack_models, seed=seed, device=device, progress=False)
-    print(format_table(res.rows()))
-    print(f"target model accuracy {res.target_accuracy:.3f}; {res.n_shadow_updates} shadow and {res.n_target_updates} target updates; {time.time() - t0:.0f} s")
-    path = write_results(out, 'demo', {'seed': seed, **res.to_dict()})
-    res.plot().savefig(Path(out)/'demo.png', dpi=100)
-    print(f"wrote {path} and {Path(out)/'demo.png'}")
-    return res
+    return Outcome('demo', [run_label_inference('mnist-embedded', 'quick', n_attack_models=n_attack_models, seed=seed, device=device, progress=False)],
+                   {'seed': seed})
 
 # %% ../nbs/90_cli.ipynb #851f072f
-@call_parse
-def updates(attack:str='li', # 'li' (single-sample label inference), 'lde' (label-distribution estimation), 'ssr' (single-sample reconstruction) or 'msr' (multi-sample reconstruction)
-            dataset:str='mnist', # 'mnist', 'fashion-mnist', 'cifar10' or 'mnist-embedded'
-            quick:bool=False, # the quick scale instead of the paper's
-            set_size:int=100, # |D_update| for 'lde' and 'msr'
-            n_shadow_models:int=5, # shadow models whose updates train the attack (the paper: 1)
-            n_attack_models:int=0, # attack models to average (0: 10 at full scale, 3 quick)
-            raw_delta:bool=False, # feed the attack raw δ as the paper does (default: unit-norm δ)
-            inputs:str='delta', # 'lde': what the attack reads, 'delta' (the paper's δ) or 'log-ratio' (the change in centred log-posteriors)
-            sign:str='before-after', # δ convention: 'before-after' (the authors' code) or 'after-before'
-            probe_size:int=100, # |D_probe|, the first test images
-            gan_epochs:int=0, # 'msr': GAN training epochs (0: 20 at full scale, 1 quick)
-            gan_width:int=0, # 'msr': width of the generator's three hidden layers (0: 2048 at full scale, 512 quick)
-            generated:int=0, # 'msr': images generated per target update before clustering (0: 20,000 at full scale, 2,000 quick)
-            evaluated:int=10, # 'msr': target updates to reconstruct
-            ensemble:int=1, # 'ssr': attack models whose reconstructions are averaged into the answer
-            defence:str='none', # the API's disclosure policy, known to the attacker: a key of `updates_defences.DEFENCES`
-            seed:int=0, # seeds everything
-            out:str='updates-leak-results', # folder for JSON and figures
-            cache:str='.cache/updates_leak', # cache of finished update chunks and GAN epochs, so that a rerun resumes ('' for none)
-            root:str=None, # data root (default: $UPDATES_LEAK_DATA or the user data folder)
-            device:str=None, # 'cpu', 'cuda', ... (default: CUDA if available)
-           ):
-    "Updates-Leak attacks (A_LI, A_LDE, A_SSR, A_MSR): print the results table, write JSON and a figure."
-    if attack not in ('li', 'lde', 'ssr', 'msr'): raise SystemExit(f"updates-leak updates: unknown attack {attack!r}; choose 'li', 'lde', 'ssr' or 'msr'")
-    if inputs not in ATTACK_INPUTS: raise SystemExit(f"updates-leak updates: unknown inputs {inputs!r}; choose from {', '.join(ATTACK_INPUTS)}")
-    if inputs != 'delta' and attack != 'lde': raise SystemExit(f"updates-leak updates: --inputs {inputs} is implemented for --attack lde only")
-    if defence not in DEFENCES: raise SystemExit(f"updates-leak updates: unknown defence {defence!r}; choose from {', '.join(DEFENCES)}")
+@command(choices={'attack': ('li', 'lde', 'ssr', 'msr'), 'dataset': tuple(ARCHITECTURES), 'inputs': ATTACK_INPUTS,
+                  'sign': ('before-after', 'after-before'), 'defence': tuple(DEFENCES)},
+         checks={'set_size': at_least(1), 'n_shadow_models': at_least(1), 'n_attack_models': at_least(0), 'probe_size': at_least(1),
+                 'gan_epochs': at_least(0), 'gan_width': at_least(0), 'generated': at_least(0), 'evaluated': at_least(2), 'ensemble': at_least(1)})
+def updates_command(attack:str='li', # 'li' (single-sample label inference), 'lde' (label-distribution estimation), 'ssr' (single-sample reconstruction) or 'msr' (multi-sample reconstruction)
+                    dataset:str='mnist', # 'mnist', 'fashion-mnist', 'cifar10' or 'mnist-embedded'
+                    quick:bool=False, # the quick scale instead of the paper's
+                    set_size:int=100, # |D_update| for 'lde' and 'msr'
+                    n_shadow_models:int=5, # shadow models whose updates train the attack (the paper: 1)
+                    n_attack_models:int=0, # attack models to average (0: 10 at full scale, 3 quick)
+                    raw_delta:bool=False, # feed the attack raw δ as the paper does (default: unit-norm δ)
+                    inputs:str='delta', # 'lde': what the attack reads, 'delta' (the paper's δ) or 'log-ratio' (the change in centred log-posteriors)
+                    sign:str='before-after', # δ convention: 'before-after' (the authors' code) or 'after-before'
+                    probe_size:int=100, # |D_probe|, the first test images
+                    gan_epochs:int=0, # 'msr': GAN training epochs (0: 20 at full scale, 1 quick)
+                    gan_width:int=0, # 'msr': width of the generator's three hidden layers (0: 2048 at full scale, 512 quick)
+                    generated:int=0, # 'msr': images generated per target update before clustering (0: 20,000 at full scale, 2,000 quick)
+                    evaluated:int=10, # 'msr': target updates to reconstruct
+                    ensemble:int=1, # 'ssr': attack models whose reconstructions are averaged into the answer
+                    defence:str='none', # the API's disclosure policy, known to the attacker: a key of `updates_defences.DEFENCES`
+                    seed:int=0, # seeds everything
+                    out:str='updates-leak-results', # folder for JSON and figures
+                    cache:str='.cache/updates_leak', # cache of trained models, finished update chunks and GAN epochs, so that a rerun resumes ('' for none)
+                    root:str=None, # data root (default: $UPDATES_LEAK_DATA or the user data folder)
+                    device:str=None, # 'cpu', 'cuda', ... (default: CUDA if available)
+                   ) -> Outcome:
+    "Updates-Leak attacks (A_LI, A_LDE, A_SSR, A_MSR) on a dataset's target model, behind a defence if asked."
+    if inputs != 'delta' and attack != 'lde': raise ValueError(f"--inputs {inputs} is implemented for --attack lde only")
     scale = 'quick' if quick else 'full'
     n_attack_models = n_attack_models or (3 if quick else 10)
     tag = f'{dataset}_{scale}' + ('' if probe_size == 100 else f'_probe{probe_size}') + ('' if defence == 'none' else f'_{defence}')
@@ -88,212 +177,181 @@ def updates(attack:str='li', # 'li' (single-sample label inference), 'lde' (labe
     elif attack == 'lde':
         res = evaluate_label_distribution(exp, n_attack_models, False if raw_delta else None, sign, seed, device, inputs)
         name = f'lde{set_size}_{tag}' + ('' if inputs == 'delta' else f'_{inputs}')
-    elif attack == 'ssr': (res, _, recon), name = evaluate_reconstruction(exp, seed=seed, device=device, ensemble=ensemble), f'ssr_{tag}'
+    elif attack == 'ssr': res, name = evaluate_reconstruction(exp, seed=seed, device=device, ensemble=ensemble), f'ssr_{tag}'
     else:
-        res, _, _, examples = evaluate_multi_reconstruction(
-            exp, epochs=gan_epochs or (1 if quick else 20), hidden=(gan_width or (512 if quick else 2048),) * 3,
-            n_generated=generated or (2000 if quick else 20_000), n_evaluated=evaluated, seed=seed, device=device, progress=False,
-            checkpoint_dir=cache or None)
+        res = evaluate_multi_reconstruction(exp, epochs=gan_epochs or (1 if quick else 20), hidden=(gan_width or (512 if quick else 2048),) * 3,
+                                            n_generated=generated or (2000 if quick else 20_000), n_evaluated=evaluated, seed=seed, device=device,
+                                            progress=False, checkpoint_dir=cache or None)
         name = f'msr{set_size}_{tag}'
-    eps = DEFENCES[defence].epsilon(exp.set_size)
-    print(f"defence: {DEFENCES[defence].name}" + ('' if eps is None else f" (ε = {eps:.3g} per updating sample, δ = 1e-5)"))
-    print(format_table(res.rows()))
-    path = write_results(out, name, {'command': ' '.join(['updates-leak updates'] + sys.argv[1:]), 'defence': defence, 'epsilon': eps, **res.to_dict()})
-    if attack == 'ssr': fig = show_reconstructions(sample_images(exp.target_updates, exp.setting.target_pool), recon)
-    elif attack == 'msr': fig = show_reconstructions(*examples[0], n=20, label='A_MSR')
-    else: fig = res.plot()
-    fig.savefig(Path(out)/f'{name}.png', dpi=100)
-    print(f"wrote {path} and {Path(out)/f'{name}.png'}")
-    return res
-
-# %% ../nbs/90_cli.ipynb #d247aca8
-def _steal_invert_faces(budget:float, rounding:int|None, labels_only:str|None, scale:int, seed:int, out:str, root:str|None):
-    "The `extract --model face` chain."
-    if labels_only not in (None, 'uniform'): raise SystemExit("updates-leak extract --model face: --labels_only supports 'uniform' only")
-    split = load_face_split(scale=scale, root=root)
-    target = train_face_model('softmax', split, seed=seed, progress=False)
-    res = steal_and_invert(split, target, budget, rounding, labels_only is not None, seed=seed)
-    print(format_table([res.row()]))
-    name = f"extract_face_{res.image_size}_{res.countermeasure.replace(' ', '-')}_{res.queries}"
-    path = write_results(out, name, {'command': ' '.join(['updates-leak extract'] + sys.argv[1:]), **res.to_dict()})
-    show_steal_invert(split, res, range(split.n_people)).savefig(Path(out)/f'{name}.png', dpi=80)
-    print(f"wrote {path} and {Path(out)/f'{name}.png'}")
-    return res
+    return Outcome(name, [res], {'defence': defence, 'epsilon': DEFENCES[defence].epsilon(exp.set_size)})
 
 # %% ../nbs/90_cli.ipynb #b31fa9c2
-@call_parse
-def extract(model:str='softmax', # 'lr', 'softmax', 'ovr', 'mlp' (equation solving), 'tree' (path-finding) or 'face' (steal a face recogniser, then invert it)
-            dataset:str='adult', # a task of `extraction.TASKS` (for trees: 'steak', 'adult-income', 'gss')
-            budget:float=1.0, # queries as a multiple of the model's unknowns
-            queries:int=None, # an absolute number of queries instead of `budget`
-            rounding:int=None, # the API rounds confidences to this many decimals (a countermeasure)
-            method:str='cross-entropy', # 'cross-entropy' or 'logits' (exact, for 'lr' and 'softmax')
-            restarts:int=1, # random restarts of the MLP fit
-            labels_only:str=None, # the API answers labels only; steal a softmax model by retraining: 'uniform', 'line-search' or 'adaptive'
-            variant:str='path-finding', # trees: 'path-finding' (bottom-up) or 'top-down' (incomplete queries)
-            min_samples_leaf:int=20, # trees: the provider's minimum samples per leaf
-            scale:int=1, # face: downsampling per side (1 = 112×92, 2 = 56×46)
-            seed:int=0, # seeds the target, the queries and the evaluation inputs
-            out:str='updates-leak-results', # folder for the JSON results
-            root:str=None, # data root (default: $UPDATES_LEAK_DATA or the user data folder)
-           ):
-    "Model extraction: steal a model from a prediction API and print agreement, queries and time."
+@command(choices={'model': ('lr', 'softmax', 'ovr', 'mlp', 'tree', 'face'), 'method': ('cross-entropy', 'logits'),
+                  'labels_only': ('uniform', 'line-search', 'adaptive'), 'variant': ('path-finding', 'top-down')},
+         checks={'budget': (lambda v: v > 0, 'positive'), 'queries': at_least(1), 'rounding': at_least(0), 'restarts': at_least(1),
+                 'min_samples_leaf': at_least(1), 'scale': at_least(1)})
+def extract_command(model:str='softmax', # 'lr', 'softmax', 'ovr', 'mlp' (equation solving), 'tree' (path-finding) or 'face' (steal a face recogniser, then invert it)
+                    dataset:str='adult', # a task of `extraction.TASKS` (for trees: 'steak', 'adult-income', 'gss')
+                    budget:float=1.0, # queries as a multiple of the stolen model's unknowns
+                    queries:int=None, # an absolute number of queries instead of `budget`
+                    rounding:int=None, # the API rounds confidences to this many decimals (a countermeasure)
+                    method:str='cross-entropy', # 'cross-entropy' or 'logits' (exact, for 'lr' and 'softmax')
+                    restarts:int=1, # random restarts of the MLP fit
+                    labels_only:str=None, # the API answers labels only; steal a softmax model by retraining: 'uniform', 'line-search' or 'adaptive'
+                    variant:str='path-finding', # trees: 'path-finding' (bottom-up) or 'top-down' (incomplete queries)
+                    min_samples_leaf:int=20, # trees: the provider's minimum samples per leaf
+                    scale:int=1, # face: downsampling per side (1 = 112×92, 2 = 56×46)
+                    seed:int=0, # seeds the target, the queries and the evaluation inputs
+                    out:str='updates-leak-results', # folder for the JSON results
+                    root:str=None, # data root (default: $UPDATES_LEAK_DATA or the user data folder)
+                    device:str=None, # face: where the recogniser trains and MI-FACE runs (default: CUDA if available); equation solving runs on the CPU
+                   ) -> Outcome:
+    "Model extraction: steal a model from a prediction API and report agreement, queries and time."
     amount = budget if queries is None else queries
-    if model == 'face': return _steal_invert_faces(budget, rounding, labels_only, scale, seed, out, root)
+    if model == 'face':
+        if labels_only not in (None, 'uniform'): raise ValueError("--model face: --labels_only supports 'uniform' only")
+        split = load_face_split(scale=scale, root=root)
+        res = steal_and_invert(split, train_face_model('softmax', split, seed=seed, device=device, progress=False), budget, rounding,
+                               labels_only is not None, seed=seed)
+        return Outcome(f"extract_face_{res.image_size}_{res.countermeasure.replace(' ', '-')}_{res.queries}", [res])
     if model == 'tree':
-        res = run_tree_extraction(dataset, variant, min_samples_leaf=min_samples_leaf, seed=seed, root=root)
-        name = f'extract_tree_{dataset}_{variant}'
-    elif labels_only:
-        if model != 'softmax': raise SystemExit("updates-leak extract: --labels_only retrains a softmax model; use --model softmax")
+        return Outcome(f'extract_tree_{dataset}_{variant}', [run_tree_extraction(dataset, variant, min_samples_leaf=min_samples_leaf, seed=seed, root=root)])
+    if labels_only:
+        if model != 'softmax': raise ValueError("--labels_only retrains a softmax model; use --model softmax")
         res = run_retraining(dataset, labels_only, amount, seed=seed, root=root)
-        name = f'extract_retrain_{labels_only}_{dataset}_{res.queries}'
-    else:
-        res = run_extraction(model, dataset, amount, decimals=rounding, method=method, restarts=restarts, seed=seed, root=root)
-        name = f'extract_{model}_{dataset}_{res.queries}' + ('' if rounding is None else f'_r{rounding}')
-    print(format_table([res.row()]))
-    path = write_results(out, name, {'command': ' '.join(['updates-leak extract'] + sys.argv[1:]), **res.to_dict()})
-    print(f"wrote {path}")
-    return res
+        return Outcome(f'extract_retrain_{labels_only}_{dataset}_{res.queries}', [res])
+    res = run_extraction(model, dataset, amount, decimals=rounding, method=method, restarts=restarts, seed=seed, root=root)
+    return Outcome(f'extract_{model}_{dataset}_{res.queries}' + ('' if rounding is None else f'_r{rounding}'), [res])
 
 # %% ../nbs/90_cli.ipynb #5b5a7b2d
-@call_parse
-def invert(kind:str, # 'map' (survey attribute inference) or 'face' (MI-FACE)
-           dataset:str='steak', # map: 'steak' or 'gss'
-           whitebox:bool=False, # map: add the white-box estimators (leaf counts)
-           seeds:int=5, # map: member / non-member splits to average
-           model:str='softmax', # face: 'softmax', 'mlp' or 'dae'
-           scale:int=1, # face: downsampling per side (1 = 112×92, 2 = 56×46)
-           lr:float=10., # face: MI-FACE step size
-           seed:int=0, # face: seeds the model
-           out:str='updates-leak-results', # folder for JSON (and images)
-           root:str=None, # data root (default: $UPDATES_LEAK_DATA or the user data folder)
-           device:str=None, # face: 'cpu', 'cuda', ... (default: CUDA if available)
-          ):
-    "Model inversion: MAP attribute inference on survey trees, or MI-FACE face reconstruction."
-    command = ' '.join(['updates-leak invert'] + sys.argv[1:])
-    if kind == 'map':
-        res = run_map_inversion([dataset], range(seeds), root=root)
-        rows = [r for r in res.table() if whitebox or not r['method'].startswith('white-box')]
-        print(format_table(rows))
-        path = write_results(out, f'invert_map_{dataset}', {'command': command, **res.to_dict(), 'table': rows})
-    elif kind == 'face':
-        split = load_face_split(scale=scale, root=root)
-        res = run_face_inversion(model, scale, lr, seed=seed, device=device, split=split)
-        print(format_table([res.row()]))
-        name = f'invert_face_{model}_{res.image_size}'
-        path = write_results(out, name, {'command': command, **res.to_dict()})
-        show_inversions(split, [res], range(split.n_people)).savefig(Path(out)/f'{name}.png', dpi=80)
-        print(f"wrote {Path(out)/f'{name}.png'}")
-    else: raise SystemExit(f"updates-leak invert: unknown kind {kind!r}; choose 'map' or 'face'")
-    print(f"wrote {path}")
-    return res
+@command(choices={'kind': ('map', 'face'), 'dataset': ('steak', 'gss'), 'model': ('softmax', 'mlp', 'dae')},
+         checks={'seeds': at_least(1), 'scale': at_least(1), 'lr': (lambda v: v > 0, 'positive')})
+def invert_command(kind:str, # 'map' (survey attribute inference) or 'face' (MI-FACE)
+                   dataset:str='steak', # map: 'steak' or 'gss'
+                   seeds:int=5, # map: member / non-member splits to average
+                   model:str='softmax', # face: 'softmax', 'mlp' or 'dae'
+                   scale:int=1, # face: downsampling per side (1 = 112×92, 2 = 56×46)
+                   lr:float=10., # face: MI-FACE step size
+                   seed:int=0, # face: seeds the model
+                   out:str='updates-leak-results', # folder for JSON and figures
+                   root:str=None, # data root (default: $UPDATES_LEAK_DATA or the user data folder)
+                   device:str=None, # face: 'cpu', 'cuda', ... (default: CUDA if available)
+                  ) -> Outcome:
+    "Model inversion: MAP attribute inference on survey trees (black- and white-box), or MI-FACE face reconstruction."
+    if kind == 'map': return Outcome(f'invert_map_{dataset}', [run_map_inversion([dataset], range(seeds), root=root)])
+    res = run_face_inversion(model, scale, lr, seed=seed, device=device, split=load_face_split(scale=scale, root=root), progress=False)
+    return Outcome(f'invert_face_{model}_{res.image_size}', [res])
 
 # %% ../nbs/90_cli.ipynb #f60d9c6f
-@call_parse
-def exfiltrate(attack:str='lsb', # 'lsb', 'cor', 'sgn' or 'cap'
-               dataset:str='fashion-mnist', # 'fashion-mnist', 'mnist', 'cifar10' (secrets turned grey) or 'att-faces'
-               secrets:int=100, # training images to hide
-               b:int=8, # lsb: low bits per parameter
-               lam:float=None, # cor/sgn: weight of the malicious term (default 1 for cor, 10 for sgn)
-               epochs:int=5, # training epochs (benign and malicious alike)
-               hidden:int=512, # width of the owner's two hidden layers
-               seed:int=0, # seeds both trainings
-               on_pixels:int=20, # cap: pixels on in each synthetic input (392 = dense random images)
-               cosine:bool=False, # anneal the learning rate to zero over the run (benign and malicious alike)
-               out:str='updates-leak-results', # folder for JSON and the recovered images
-               root:str=None, # data root (default: $UPDATES_LEAK_DATA or the user data folder)
-               device:str=None, # 'cpu', 'cuda', ... (default: CUDA if available)
-              ):
+@command(choices={'attack': EXFILTRATION_ATTACKS, 'dataset': ('fashion-mnist', 'mnist', 'mnist-embedded', 'cifar10', 'att-faces')},
+         checks={'secrets': at_least(1), 'b': at_least(1), 'lam': at_least(0), 'epochs': at_least(1), 'hidden': at_least(1), 'on_pixels': at_least(1)})
+def exfiltrate_command(attack:str='lsb', # 'lsb', 'cor', 'sgn' or 'cap'
+                       dataset:str='fashion-mnist', # 'fashion-mnist', 'mnist', 'mnist-embedded', 'cifar10' (secrets turned grey) or 'att-faces'
+                       secrets:int=100, # training images to hide
+                       b:int=8, # lsb: low bits per parameter
+                       lam:float=None, # cor/sgn: weight of the malicious term (default 1 for cor, 10 for sgn)
+                       epochs:int=5, # training epochs (benign and malicious alike)
+                       hidden:int=512, # width of the owner's two hidden layers
+                       seed:int=0, # seeds both trainings
+                       on_pixels:int=20, # cap: pixels on in each synthetic input (392 = dense random images)
+                       cosine:bool=False, # anneal the learning rate to zero over the run (benign and malicious alike)
+                       out:str='updates-leak-results', # folder for JSON and the recovered images
+                       root:str=None, # data root (default: $UPDATES_LEAK_DATA or the user data folder)
+                       device:str=None, # 'cpu', 'cuda', ... (default: CUDA if available)
+                      ) -> Outcome:
     "Exfiltration through a malicious training algorithm: hide training images in a model, then recover them."
-    try: res = run_exfiltration(attack, dataset, secrets, b, lam, epochs, hidden, seed, root, device, on_pixels=on_pixels, cosine=cosine)
-    except ValueError as e: raise SystemExit(f"updates-leak exfiltrate: {e}")
-    print(format_table([res.row()]))
-    name = f'exfiltrate_{attack}_{dataset}_{secrets}'
-    path = write_results(out, name, {'command': ' '.join(['updates-leak exfiltrate'] + sys.argv[1:]), **res.to_dict()})
-    show_exfiltration([res], n=min(secrets, 10)).savefig(Path(out)/f'{name}.png', dpi=80)
-    print(f"wrote {path} and {Path(out)/f'{name}.png'}")
-    return res
+    res = run_exfiltration(attack, dataset, secrets, b, lam, epochs, hidden, seed, root, device, on_pixels=on_pixels, cosine=cosine)
+    return Outcome(f'exfiltrate_{attack}_{dataset}_{secrets}', [res])
 
 # %% ../nbs/90_cli.ipynb #b7e8ee1c
-@call_parse
-def membership(setting:str='standalone', # 'standalone' or 'federated'
-               attacker:str='passive', # 'passive'; federated also 'active' (gradient ascent) or 'isolating'
-               observer:str='global', # federated: 'global' (the server) or 'local' (a participant)
-               dataset:str='location', # 'location', 'cifar10', or 'purchase100' / 'texas100' from local files
-               layers:str=None, # comma-separated gradient layers (default: the last weight layer)
-               kernels:int=None, # kernels per gradient component (default: 1000 stand-alone, as the paper; 100 federated)
-               epochs:int=40, # attack-network training epochs
-               shadow:int=4, # standalone: shadow models of Shokri et al.'s baseline (0 skips it)
-               art:bool=False, # standalone: add IBM ART's black-box attack (needs the `compare` extra)
-               participants:int=4, # federated: participants, the attacker included
-               records:int=400, # federated: records per participant
-               rounds:int=30, # federated: FedAvg rounds
-               local_epochs:int=1, # federated: each participant's local epochs per round
-               observed:str='26,27,28,29,30', # federated: comma-separated rounds the attacker uses
-               ascent:float=0.3, # federated, active: the gradient-ascent step
-               seed:int=0, # seeds the split, the models and the attack
-               out:str='updates-leak-results', # folder for JSON and the ROC figure
-               root:str=None, # data root (default: $UPDATES_LEAK_DATA or the user data folder)
-              ):
+@command(choices={'setting': ('standalone', 'federated'), 'attacker': MODES, 'observer': ATTACKERS, 'dataset': tuple(TARGETS)},
+         checks={'kernels': at_least(1), 'epochs': at_least(1), 'shadow': at_least(0), 'participants': at_least(2), 'records': at_least(2),
+                 'rounds': at_least(1), 'local_epochs': at_least(1)})
+def membership_command(setting:str='standalone', # 'standalone' or 'federated'
+                       attacker:str='passive', # 'passive'; federated also 'active' (gradient ascent) or 'isolating'
+                       observer:str='global', # federated: 'global' (the server) or 'local' (a participant)
+                       dataset:str='location', # 'location', 'cifar10', or 'purchase100' / 'texas100' from local files
+                       layers:str=None, # comma-separated gradient layers (default: the last weight layer)
+                       kernels:int=None, # kernels per gradient component (default: 1,000 stand-alone as the paper, fewer for wide layers; 100 federated)
+                       epochs:int=40, # attack-network training epochs
+                       shadow:int=4, # standalone: shadow models of Shokri et al.'s baseline (0 skips it)
+                       art:bool=False, # standalone: add IBM ART's black-box attack (needs the `compare` extra)
+                       participants:int=4, # federated: participants, the attacker included
+                       records:int=400, # federated: records per participant
+                       rounds:int=30, # federated: FedAvg rounds
+                       local_epochs:int=1, # federated: each participant's local epochs per round
+                       observed:str='26,27,28,29,30', # federated: comma-separated rounds the attacker uses
+                       ascent:float=0.3, # federated, active: the gradient-ascent step
+                       seed:int=0, # seeds the split, the models and the attack
+                       out:str='updates-leak-results', # folder for JSON and the ROC figure
+                       root:str=None, # data root (default: $UPDATES_LEAK_DATA or the user data folder)
+                       device:str=None, # where the models and attack networks train (default: CUDA if available)
+                      ) -> Outcome:
     "Membership inference from gradients (white-box) and outputs (black-box), stand-alone or federated."
     layer_list = layers.split(',') if layers else None
-    command = ' '.join(['updates-leak membership'] + sys.argv[1:])
-    try:
-        if setting == 'standalone':
-            if attacker != 'passive': raise ValueError("a stand-alone model has no training to meddle with: use --attacker passive")
-            res = run_standalone(dataset, layer_list, kernels or 1000, epochs, shadow, seed, art, root, progress=False)
-            print(res.summary())
-            name = f'membership_standalone_{dataset}'
-            ax = plot_roc(res)
-        elif setting == 'federated':
-            rounds_seen = tuple(int(r) for r in observed.split(','))
-            fed = FederatedSetting(dataset, participants, records, rounds, local_epochs)
-            res = run_federated(fed, observer, attacker, rounds_seen, layer_list, kernels or 100, epochs, ascent, seed, root)
-            print(format_table([res.row()]))
-            name = f'membership_federated_{dataset}_{observer}_{attacker}_{participants}'
-            ax = plot_roc_curves({f'{observer} {attacker}': (*res.roc, res.metrics['auc'])}, f'{dataset}, federated, rounds {observed}')
-        else: raise ValueError(f"setting must be 'standalone' or 'federated', got {setting!r}")
-    except ValueError as e: raise SystemExit(f"updates-leak membership: {e}")
-    path = write_results(out, name, {'command': command, **res.to_dict()})
-    ax.figure.savefig(Path(out)/f'{name}.png', dpi=100)
-    print(f"wrote {path} and {Path(out)/f'{name}.png'}")
-    return res
+    if setting == 'standalone':
+        if attacker != 'passive': raise ValueError("a stand-alone model has no training to meddle with: use --attacker passive")
+        res = run_standalone(dataset, layers=layer_list, kernels=kernels, attack_epochs=epochs, n_shadow=shadow, seed=seed, art=art, root=root,
+                             progress=False, device=device)
+        return Outcome(f'membership_standalone_{dataset}', [res])
+    try: rounds_seen = tuple(int(r) for r in observed.split(','))
+    except ValueError: raise ValueError(f"--observed must list rounds separated by commas, got {observed!r}") from None
+    res = run_federated(FederatedSetting(dataset, participants, records, rounds, local_epochs), observer, attacker, rounds_seen, layer_list,
+                        kernels or 100, epochs, ascent, seed, root, device=device)
+    return Outcome(f'membership_federated_{dataset}_{observer}_{attacker}_{participants}', [res])
 
 # %% ../nbs/90_cli.ipynb #7ca62061
-@call_parse
-def bench(name:str, # the benchmark: 'shadow-updates', 'face-inversion' or 'per-sample-gradients'
-          n_updates:int=400, # updates per method
-          set_size:int=100, # |D_update|
-          workers:int=None, # worker processes of the fast generator (default: one per core)
-          device:str=None, # where to compute
-         ):
+@command(choices={'name': ('shadow-updates', 'face-inversion', 'per-sample-gradients')},
+         checks={'n_updates': at_least(1), 'set_size': at_least(1), 'workers': at_least(0)})
+def bench_command(name:str, # the benchmark: 'shadow-updates', 'face-inversion' or 'per-sample-gradients'
+                  n_updates:int=400, # shadow-updates: updates per method
+                  set_size:int=100, # shadow-updates: |D_update|
+                  workers:int=None, # shadow-updates: worker processes of the fast generator (default: one per core)
+                  device:str=None, # where to compute
+                  out:str=None, # folder for the JSON of the measurements (default: print only)
+                 ) -> Outcome:
     "Benchmarks: `shadow-updates` (batched, parallel online updates vs the authors' loop), `face-inversion` (MI-FACE per face), `per-sample-gradients` (vmap vs one backward pass per record)."
-    if name == 'per-sample-gradients':
-        rows = bench_per_sample_gradients()
-        print(format_table(rows))
-        return rows
-    if name == 'face-inversion':
-        rows = bench_face_inversion(device=device)
-        print(format_table(rows))
-        return rows
-    if name != 'shadow-updates': raise SystemExit(f"updates-leak bench: unknown benchmark {name!r}; choose 'shadow-updates', 'face-inversion' or 'per-sample-gradients'")
+    if name == 'per-sample-gradients': return Outcome('bench_per_sample_gradients', bench_per_sample_gradients())
+    if name == 'face-inversion': return Outcome('bench_face_inversion', bench_face_inversion(device=device))
     r = bench_shadow_updates(n_updates=n_updates, set_size=set_size, workers=workers, device=device)
-    print(format_table([{'method': f"one at a time (authors' loop, {r['threads']} threads)", 'updates/s': r['loop_updates_per_s']},
-                        {'method': f"stacked, {r['workers']} worker processes", 'updates/s': r['fast_updates_per_s']}]))
-    print(f"ratio {r['ratio']:.2f}x, max |δ difference| {r['max_abs_diff']:.1e} ({r['updates']} updates of |D_update| = {r['set_size']} on {r['device']})")
-    return r
+    return Outcome('bench_shadow_updates', [{'method': f"one at a time (authors' loop, {r['threads']} threads)", 'updates/s': r['loop_updates_per_s'], 'ratio': 1.},
+                                            {'method': f"stacked, {r['workers']} worker processes", 'updates/s': r['fast_updates_per_s'], 'ratio': r['ratio'],
+                                             'max |δ difference|': r['max_abs_diff'], 'updates': r['updates'], '|D_update|': r['set_size'], 'device': r['device']}])
 
 # %% ../nbs/90_cli.ipynb #2e29a3fa
-COMMANDS = {'demo': demo, 'updates': updates, 'extract': extract, 'invert': invert, 'exfiltrate': exfiltrate, 'membership': membership, 'bench': bench}
+USER_ERRORS = (ValueError, MissingDataError, QueryBudgetExceeded, WhiteBoxRequired)  # mistakes a user can act on: one line, no traceback
 
-def main():
+def _usage() -> str:
+    return "usage: updates-leak <command> [options]\n\ncommands:\n" + '\n'.join(f"  {k:<12} {c.summary}" for k, c in COMMANDS.items()) + \
+           "\n\n`updates-leak <command> --help` lists a command's options."
+
+def _writable(out:str) -> Path:
+    "`out` as a folder that exists and can be written to, or `ValueError`."
+    path = Path(out)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=path): pass
+    except OSError as e: raise ValueError(f"cannot write results to {out}: {e.strerror or e}") from None
+    return path
+
+def _one_line(e:Exception) -> str:
+    "The error as one line (a missing dataset names the paths tried and where to get the data)."
+    if isinstance(e, MissingDataError):
+        return f"{e.dataset}: no data found (looked for {', '.join(e.tried)}); get it from {e.source}; set the data root with --root or UPDATES_LEAK_DATA"
+    return ' '.join(str(e).split())
+
+def main(argv:list|None=None, # the arguments after `updates-leak` (default: `sys.argv[1:]`)
+        ):
     "Console entry point: `updates-leak <command> [options]`."
-    usage = "usage: updates-leak <command> [options]\n\ncommands:\n" + '\n'.join(
-        f"  {k:<12} {(f.__doc__ or '').splitlines()[0]}" for k, f in COMMANDS.items())
-    if len(sys.argv) < 2 or sys.argv[1] in ('-h', '--help'):
-        print(usage); return
-    name = sys.argv.pop(1)
-    if name not in COMMANDS:
-        print(f"updates-leak: unknown command {name!r}\n\n{usage}", file=sys.stderr); sys.exit(2)
-    sys.argv[0] = f'updates-leak {name}'
-    COMMANDS[name]()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if not argv or argv[0] in ('-h', '--help'): print(_usage()); return
+    if argv[0] not in COMMANDS:
+        print(f"updates-leak: unknown command {argv[0]!r}\n\n{_usage()}", file=sys.stderr); sys.exit(2)
+    cmd = COMMANDS[argv[0]]
+    args = vars(build_parser(cmd).parse_args(argv[1:]))  # --help, an unknown flag or a bad value exit here (0 or 2)
+    try:
+        out = _writable(args['out']) if args.get('out') else None
+        outcome = cmd.run(**args)
+    except USER_ERRORS as e:
+        print(f"updates-leak {cmd.name}: error: {_one_line(e)}", file=sys.stderr); sys.exit(2 if isinstance(e, ValueError) else 1)
+    report(outcome, out, ' '.join(['updates-leak', *argv]))

@@ -11,34 +11,39 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-from torch.utils.data import Dataset
+from torch.utils.data import Dataset, TensorDataset
 
-from .core import data_root, seeded_generator
+from .core import as_float_tensor, check_count, check_finite, data_root, seeded_generator
 
 # %% auto #0
 __all__ = ['MNIST_CLASSES', 'FASHION_CLASSES', 'DEBIAN_FASHION', 'EMBEDDED_SIZES', 'CIFAR10_CLASSES', 'PRIVACYTRUSTLAB', 'TABLES',
-           'DATASETS', 'WHOLE_DATASETS', 'Data', 'from_uint8', 'MissingDataError', 'read_idx', 'load_mnist',
-           'load_fashion_mnist', 'make_embedded_mnist', 'load_embedded_mnist', 'RestrictedUnpickler', 'safe_unpickle',
-           'load_cifar10', 'load_cifar100', 'load_att_faces', 'load_location', 'load_purchase100', 'load_texas100',
-           'minmax_scale', 'load_sklearn', 'load_table', 'load_dataset', 'disjoint_split', 'assert_disjoint',
-           'split_data', 'show_images']
+           'DATASETS', 'WHOLE_DATASETS', 'Data', 'from_uint8', 'as_data', 'check_range', 'MissingDataError', 'read_npz',
+           'read_idx', 'load_mnist', 'load_fashion_mnist', 'make_embedded_mnist', 'load_embedded_mnist',
+           'RestrictedUnpickler', 'safe_unpickle', 'load_cifar10', 'load_cifar100', 'load_att_faces', 'load_location',
+           'load_purchase100', 'load_texas100', 'minmax_scale', 'load_sklearn', 'load_table', 'load_dataset',
+           'disjoint_split', 'assert_disjoint', 'split_data', 'show_images']
 
 # %% ../nbs/01_data.ipynb #f95ba2e4
 @dataclass
 class Data(Dataset):
-    "A labelled dataset in the library's common form: `x` float in [0, 1], `y` int64 class indices."
-    x: torch.Tensor  # inputs, N×C×H×W (images) or N×D (vectors), float32 in [0, 1]
+    "A labelled dataset in the library's common form: `x` float (N×C×H×W images or N×D vectors), `y` int64 class indices."
+    x: torch.Tensor  # inputs, N×C×H×W (images) or N×D (vectors), floating point and finite
     y: torch.Tensor  # labels, N, int64 in [0, len(classes))
-    classes: list = field(default_factory=list)  # class names, index = label
+    classes: list = field(default_factory=list)  # class names, index = label (empty: '0' … str(max(y)))
     name: str = ''  # where the data came from
 
     def __post_init__(self):
-        if self.x.shape[0] != self.y.shape[0]:
-            raise ValueError(f"{self.name or 'Data'}: {self.x.shape[0]} inputs but {self.y.shape[0]} labels")
-        if not self.x.is_floating_point(): raise TypeError(f"{self.name or 'Data'}: x must be float, got {self.x.dtype}")
-        if self.y.dtype != torch.int64: raise TypeError(f"{self.name or 'Data'}: y must be int64, got {self.y.dtype}")
-        if len(self.x) and (self.x.min() < 0 or self.x.max() > 1):
-            raise ValueError(f"{self.name or 'Data'}: x must lie in [0, 1], got [{float(self.x.min()):.3g}, {float(self.x.max()):.3g}]")
+        what = self.name or 'Data'
+        if self.x.dim() < 2: raise ValueError(f"{what}: x must be N × features (or N×C×H×W images), got shape {tuple(self.x.shape)}")
+        if self.y.dim() != 1: raise ValueError(f"{what}: y must hold one label per input, got shape {tuple(self.y.shape)}")
+        if self.x.shape[0] != self.y.shape[0]: raise ValueError(f"{what}: {self.x.shape[0]} inputs but {self.y.shape[0]} labels")
+        if not self.x.is_floating_point(): raise TypeError(f"{what}: x must be float, got {self.x.dtype}")
+        if self.y.dtype != torch.int64: raise TypeError(f"{what}: y must be int64, got {self.y.dtype}")
+        check_finite(self.x, f'{what}: x')
+        if len(self.y) and int(self.y.min()) < 0: raise ValueError(f"{what}: labels must be class indices ≥ 0, got {int(self.y.min())}")
+        if not self.classes and len(self.y): self.classes = [str(c) for c in range(int(self.y.max()) + 1)]
+        if len(self.y) and int(self.y.max()) >= len(self.classes):
+            raise ValueError(f"{what}: label {int(self.y.max())} has no class name ({len(self.classes)} classes)")
 
     def __len__(self): return len(self.y)
     def __getitem__(self, i): return self.x[i], self.y[i]
@@ -74,6 +79,35 @@ def from_uint8(x:np.ndarray, # uint8 images, N×H×W (grey) or N×H×W×C (colou
     x = x.unsqueeze(1) if x.dim() == 3 else x.permute(0, 3, 1, 2).contiguous()
     return Data(x, torch.as_tensor(np.asarray(y), dtype=torch.long), list(classes), name)
 
+# %% ../nbs/01_data.ipynb #2a0e29fb
+def as_data(data, # a `Data`, an `(x, y)` pair of arrays or tensors, or a `TensorDataset` of (x, y)
+            classes:list|None=None, # class names (default: those of `data`, else 0 … max(y))
+            name:str='', # what the data is called in messages
+           ) -> Data:
+    "`data` in the library's common form."
+    if isinstance(data, Data): return data if classes is None else Data(data.x, data.y, list(classes), data.name)
+    if isinstance(data, TensorDataset): data = data.tensors
+    if not (isinstance(data, (tuple, list)) and len(data) == 2):
+        raise TypeError(f"expected a Data, an (x, y) pair or a TensorDataset of two tensors, got {type(data).__name__}"
+                        + (f" of length {len(data)}" if isinstance(data, (tuple, list)) else ''))
+    x = as_float_tensor(data[0], f'{name or "data"}: x')
+    y = torch.as_tensor(np.asarray(data[1]) if not isinstance(data[1], torch.Tensor) else data[1])
+    if y.is_floating_point():
+        if not torch.equal(y, y.round()): raise ValueError(f"{name or 'data'}: labels must be whole numbers (class indices), got {y[y != y.round()][0].item()}")
+    elif y.dtype == torch.bool or not (y.dtype.is_floating_point or y.dtype in (torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64)):
+        raise TypeError(f"{name or 'data'}: labels must be integer class indices, got {y.dtype}")
+    return Data(x, y.long(), list(classes or []), name)
+
+def check_range(x:torch.Tensor, # inputs
+                low:float, high:float, # the range the attack needs
+                needs:str, # who needs it, e.g. 'A_SSR (its decoder draws pixels)'
+               ) -> torch.Tensor:
+    "Raise `ValueError` unless every value of `x` lies in [low, high]; return `x`."
+    if len(x) and (float(x.min()) < low or float(x.max()) > high):
+        raise ValueError(f"{needs} needs inputs in [{low:g}, {high:g}], got [{float(x.min()):.4g}, {float(x.max()):.4g}]: "
+                         f"scale them first (e.g. `minmax_scale`)")
+    return x
+
 # %% ../nbs/01_data.ipynb #2430e7bb
 class MissingDataError(FileNotFoundError):
     "A dataset's files are not where the loader looked; the message lists the paths tried and a source."
@@ -82,6 +116,23 @@ class MissingDataError(FileNotFoundError):
         lines = '\n'.join(f"  - {p}" for p in self.tried)
         super().__init__(f"{dataset}: no data found. Looked for:\n{lines}\nGet it from: {source}\n"
                          f"Set the data root with the `root` argument or the UPDATES_LEAK_DATA environment variable.")
+
+def read_npz(path:str|Path, # a NumPy `.npz` archive of arrays
+             keys:tuple, # the arrays to read
+            ) -> tuple:
+    "The named arrays of an `.npz` archive; pickled objects are never loaded, and a damaged or foreign file is refused with the library's own message."
+    with open(path, 'rb') as f:
+        if f.read(4) != b'PK\x03\x04': raise ValueError(f"{path}: not a readable .npz archive (it is not a zip file)")
+    try:
+        with np.load(path, allow_pickle=False) as d:
+            missing = [k for k in keys if k not in d.files]
+            if missing: raise ValueError(f"{path}: the archive has no {missing} (it holds {d.files})")
+            return tuple(np.asarray(d[k]) for k in keys)
+    except ValueError as e:
+        if str(path) in str(e): raise
+        if 'pickle' in str(e): raise ValueError(f"{path}: holds Python objects, not plain arrays; the library does not load pickled data") from None
+        raise ValueError(f"{path}: not a readable .npz archive ({e})") from None
+    except Exception as e: raise ValueError(f"{path}: not a readable .npz archive ({type(e).__name__}: {e})") from None
 
 def _first_existing(dataset:str, candidates:list, source:str):
     "The first candidate (a path or a tuple of paths that must all exist) present on disk."
@@ -129,7 +180,7 @@ def load_mnist(split:str='train', # 'train' (60,000) or 'test' (10,000)
                             'http://yann.lecun.com/exdb/mnist/ (IDX files into ROOT/MNIST/raw/) or the shared data folder (mnist/mnist.npz)')
     if isinstance(found, tuple): x, y = map(read_idx, found)
     else:
-        with np.load(found) as d: x, y = d[f'x_{split}'], d[f'y_{split}']
+        x, y = read_npz(found, (f'x_{split}', f'y_{split}'))
     return from_uint8(x, y, MNIST_CLASSES, f'mnist-{split}')
 
 def load_fashion_mnist(split:str='train', # 'train' (60,000) or 'test' (10,000)
@@ -169,7 +220,8 @@ def load_embedded_mnist(split:str='train', # 'train' (10,000 images) or 'test' (
                        ) -> Data:
     "The real MNIST subset shipped inside the package: no files or data root needed."
     _check_split(split)
-    with np.load(_embedded_path()) as d: return from_uint8(d[f'x_{split}'], d[f'y_{split}'], MNIST_CLASSES, f'mnist-embedded-{split}')
+    x, y = read_npz(_embedded_path(), (f'x_{split}', f'y_{split}'))
+    return from_uint8(x, y, MNIST_CLASSES, f'mnist-embedded-{split}')
 
 # %% ../nbs/01_data.ipynb #49810f68
 class RestrictedUnpickler(pickle.Unpickler):
@@ -219,7 +271,8 @@ def load_cifar10(split:str='train', # 'train' (50,000) or 'test' (10,000)
     if found == binary: x, y = _cifar_binary(list(binary), 1, 0)
     elif found == python: x, y = _cifar_python(list(python), b'labels')
     else:
-        with np.load(jpeg) as d: x, y = _decode_jpegs(d['jpeg_bytes'], d['offsets']), d['labels']
+        jpeg_bytes, offsets, y = read_npz(jpeg, ('jpeg_bytes', 'offsets', 'labels'))
+        x = _decode_jpegs(jpeg_bytes, offsets)
     return from_uint8(x, y, CIFAR10_CLASSES, f'cifar10-{split}')
 
 def load_cifar100(split:str='train', # 'train' (50,000) or 'test' (10,000)
@@ -244,14 +297,16 @@ def load_att_faces(root:str|Path|None=None, # data root (see `data_root`)
     "The AT&T / ORL faces: 400 images (40 people × 10), 1×112×92, labels 0..39."
     path = _first_existing('AT&T faces', [data_root(root)/'att_faces'/'att_faces.npz'],
                            'the shared data folder (att_faces/att_faces.npz, see its PROVENANCE.md) or https://cam-orl.co.uk/facedatabase.html')
-    with np.load(path) as d: return from_uint8(d['images'], d['labels'], [f's{i+1}' for i in range(40)], 'att-faces')
+    images, labels = read_npz(path, ('images', 'labels'))
+    return from_uint8(images, labels, [f's{i+1}' for i in range(40)], 'att-faces')
 
 def load_location(root:str|Path|None=None, # data root (see `data_root`)
                  ) -> Data:
     "Location (Bangkok Foursquare check-ins, Shokri et al.): 5,010 × 446 binary features, 30 classes."
     path = _first_existing('Location', [data_root(root)/'location'/'location.npz'],
                            'https://github.com/privacytrustlab/datasets (dataset_location.tgz), converted to location/location.npz with keys features, labels')
-    with np.load(path) as d: x, y = d['features'].astype(np.float32), d['labels']
+    x, y = read_npz(path, ('features', 'labels'))
+    x = x.astype(np.float32)
     return Data(torch.from_numpy(x), torch.as_tensor(y, dtype=torch.long), [str(i) for i in range(30)], 'location')
 
 PRIVACYTRUSTLAB = 'https://github.com/privacytrustlab/datasets'
@@ -333,6 +388,8 @@ def disjoint_split(n:int, # number of samples to split
                    seed:int=0, # seed of the permutation
                   ) -> dict:
     "Disjoint random index sets (LongTensors) of the given sizes, drawn from one seeded permutation of `range(n)`."
+    for k, v in sizes.items():
+        if v is not None: check_count(v, f'the size of {k!r}', 0)
     rest = [k for k, v in sizes.items() if v is None]
     if len(rest) > 1: raise ValueError(f"only one split may take the rest, got {rest}")
     fixed = sum(v for v in sizes.values() if v is not None)
@@ -355,11 +412,12 @@ def assert_disjoint(**index_sets):
             common = sets[a] & sets[b]
             if common: raise ValueError(f"{a} and {b} share {len(common)} sample(s), e.g. index {min(common)}")
 
-def split_data(data:Data, # the dataset to split
+def split_data(data, # the dataset to split: a `Data`, `(x, y)` or `TensorDataset`
                sizes:dict, # name -> size, as in `disjoint_split`
                seed:int=0, # seed of the permutation
               ) -> dict:
     "Disjoint seeded subsets of `data`, by name."
+    data = as_data(data)
     idx = disjoint_split(len(data), sizes, seed)
     return {k: data.subset(v) for k, v in idx.items()}
 

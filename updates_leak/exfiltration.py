@@ -13,9 +13,9 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.nn.utils import parameters_to_vector
 
-from .core import set_seed
-from .data import DATASETS, Data, load_dataset, show_images, split_data
-from .models import MLP, accuracy, fit
+from .core import ATTACK_METHOD, Result, artefact, check_count, check_positive, metric_rows, set_seed
+from .data import DATASETS, Data, as_data, check_range, load_dataset, show_images, split_data
+from .models import MLP, accuracy, fit, reinitialized
 from .oracle import Oracle
 
 # %% auto #0
@@ -29,22 +29,28 @@ __all__ = ['ATTACKS', 'DEFAULT_LAMBDA', 'owner_data', 'secret_images', 'to_bits'
 def owner_data(dataset:str='fashion-mnist', # an image dataset: a key of `data.DATASETS`, or 'att-faces'
                root=None, # data root
                seed:int=0, # seeds the split of a dataset that has none
+               data=None, # your own `(train, test)`, each a `Data`, `(x, y)` or `TensorDataset`, instead of a dataset
               ) -> tuple:
-    "The owner's training and test data: the dataset's own split, or a seeded 70/30 split (the AT&T faces)."
+    "The owner's training and test data: yours, the dataset's own split, or a seeded 70/30 split (the AT&T faces)."
+    if data is not None:
+        train, test = (as_data(d, name=n) for d, n in zip(data, ('training data', 'test data')))
+        check_range(train.x, 0, 1, "Exfiltration (it hides the training records as 8-bit values)")
+        return train, test
     if dataset in DATASETS: train, test = load_dataset(dataset, 'train', root), load_dataset(dataset, 'test', root)
     else:
         whole = load_dataset(dataset, 'all', root)
         parts = split_data(whole, {'train': None, 'test': len(whole) * 3 // 10}, seed)
         train, test = parts['train'], parts['test']
-    if train.x.dim() != 4: raise ValueError(f"exfiltration hides images, but {dataset} holds vectors of shape {tuple(train.sample_shape)}")
     return train, test
 
-def secret_images(data:Data, # the owner's training data (images in [0, 1])
+def secret_images(data, # the owner's training data (images in [0, 1]): a `Data`, `(x, y)` or `TensorDataset`
                   n:int, # how many images to steal (the first n)
                  ) -> torch.Tensor:
-    "The secret: the first `n` training images as 8-bit grey pixels, n×H×W uint8 (colour turned grey, as the authors' code does)."
+    "The secret: the first `n` training images as 8-bit grey pixels, n×H×W uint8 (colour turned grey, as the authors' code does; a record of D values is a 1×D image)."
+    data = as_data(data)
     if not 0 < n <= len(data): raise ValueError(f"can steal between 1 and {len(data)} images, asked for {n}")
-    x = data.x[:n]
+    x = check_range(data.x[:n], 0, 1, "Exfiltration (it hides the training records as 8-bit values)")
+    if x.dim() == 2: x = x[:, None, None, :]
     if x.dim() != 4 or x.shape[1] not in (1, 3): raise ValueError(f"secrets must be grey or RGB images N×C×H×W, got shape {tuple(x.shape)}")
     if x.shape[1] == 3: x = (x * torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)).sum(1, keepdim=True)  # ITU-R 601 luma
     return (x[:, 0] * 255).round().to(torch.uint8)
@@ -67,18 +73,22 @@ def mape(recovered:torch.Tensor, secret:torch.Tensor) -> float:
 def owner_model(data:Data, # for the input size and classes
                 hidden:int=512, # width of the two hidden layers
                 seed:int=0,
+                architecture:nn.Module|None=None, # your own architecture instead (a fresh copy is initialised from `seed`)
                ) -> nn.Module:
-    "The owner's architecture: an MLP with two hidden ReLU layers."
+    "The owner's architecture, untrained: yours, or an MLP with two hidden ReLU layers."
     set_seed(seed)
+    if architecture is not None: return reinitialized(architecture, seed)
     return MLP([int(np.prod(data.sample_shape)), hidden, hidden, data.n_classes])
 
-def train_owner_model(data:Data, # the owner's training data
+def train_owner_model(data, # the owner's training data: a `Data`, `(x, y)` or `TensorDataset`
                       loss_fn=None, # training loss (default: cross-entropy); the malicious code changes it
                       epochs:int=5, hidden:int=512, seed:int=0, device=None, progress:bool=False,
                       cosine:bool=False, # anneal the learning rate to zero over the run (see `models.fit`)
+                      architecture:nn.Module|None=None, # your own architecture instead of the MLP
                      ) -> nn.Module:
     "Train the owner's model (Adam, lr 1e-3, batches of 128; constant or cosine-annealed) with the given loss."
-    model = owner_model(data, hidden, seed)
+    data = as_data(data)
+    model = owner_model(data, hidden, seed, architecture)
     kw = {} if loss_fn is None else {'loss_fn': loss_fn}
     fit(model, data, epochs=epochs, lr=1e-3, batch_size=128, optimizer='adam', cosine=cosine, seed=seed, device=device, progress=progress, **kw)
     return model.cpu().eval()
@@ -215,12 +225,13 @@ def levels_correct(recovered:torch.Tensor, # uint8 images the attacker decoded
     "Fraction of pixels whose grey level (label) the attacker got back: the synthetic labels the model memorised."
     return float((pixels_to_labels(recovered, n_classes) == pixels_to_labels(secret, n_classes)).float().mean())
 
-def capacity_abuse_data(data:Data, # the owner's training data
+def capacity_abuse_data(data, # the owner's training data: a `Data`, `(x, y)` or `TensorDataset`
                         secret:torch.Tensor, # n×H×W uint8 images to hide
                         seed:int=1234,
                         on_pixels:int=20, # see `synthetic_inputs`
                        ) -> Data:
     "The owner's data plus one synthetic input per secret pixel, labelled with the pixel's grey level."
+    data = as_data(data)
     labels = pixels_to_labels(secret, data.n_classes)
     x = synthetic_inputs(len(labels), tuple(data.sample_shape), seed, on_pixels)
     return Data(torch.cat([data.x, x]), torch.cat([data.y, labels]), data.classes, f'{data.name}+{len(labels)} synthetic')
@@ -241,7 +252,7 @@ def capacity_abuse_decode(api:Oracle, # the model's prediction API (labels suffi
 ATTACKS = ('lsb', 'cor', 'sgn', 'cap')
 
 @dataclass
-class ExfiltrationResult:
+class ExfiltrationResult(Result):
     "One attack's cost to the owner and what the attacker gets back."
     attack: str
     dataset: str
@@ -255,15 +266,21 @@ class ExfiltrationResult:
     levels_correct: float  # fraction of pixels recovered at the right grey level (of as many levels as classes)
     queries: int  # API queries (black-box attack only)
     seconds: float  # malicious training time
-    secret: torch.Tensor|None = None
-    recovered: torch.Tensor|None = None
+    secret: torch.Tensor|None = artefact()  # the hidden images, uint8
+    recovered: torch.Tensor|None = artefact()  # what the attacker read back
+    model: nn.Module|None = artefact()  # the malicious model
 
-    def row(self) -> dict:
-        return {'attack': self.attack, 'images': self.images, 'secret bits': self.secret_bits, 'capacity bits': self.capacity_bits,
-                'benign acc %': 100 * self.benign_accuracy, 'malicious acc %': 100 * self.malicious_accuracy,
-                'acc drop (points)': 100 * (self.benign_accuracy - self.malicious_accuracy), 'MAPE': self.mape,
-                'bits correct %': 100 * self.bits_correct, 'levels correct %': 100 * self.levels_correct, 'queries': self.queries}
-    def to_dict(self) -> dict: return {k: v for k, v in asdict(self).items() if k not in ('secret', 'recovered')}
+    def rows(self) -> list:
+        "What the attacker gets back (pixel error, bits and grey levels right), what it cost the owner (accuracy beside the honest model's), and the capacity used."
+        a, t, st = f'exfiltration: {self.attack}', self.dataset, f'{self.images} images'
+        return ([r for m, v in (('MAPE (grey levels)', self.mape), ('bits correct', self.bits_correct), ('levels correct', self.levels_correct),
+                                ('secret bits / capacity', self.secret_bits / self.capacity_bits), ('queries', self.queries))
+                 for r in metric_rows(a, t, m, {ATTACK_METHOD: v}, st)]
+                + metric_rows(a, t, 'model accuracy', {ATTACK_METHOD: self.malicious_accuracy, 'honest model': self.benign_accuracy}, st))
+
+    def plot(self, n:int=10):
+        "The secret images above, what the attacker recovered below."
+        return show_exfiltration([self], n=min(n, self.images))
 
 DEFAULT_LAMBDA = {'cor': 1.0, 'sgn': 10.0}
 
@@ -276,17 +293,24 @@ def run_exfiltration(attack:str='lsb', # one of `ATTACKS`
                      on_pixels:int=20, # `cap`: pixels on in each synthetic input (see `synthetic_inputs`)
                      cosine:bool=False, # both models anneal the learning rate to zero over the run
                      benign:nn.Module|None=None, # a benign model already trained with the same settings
+                     data=None, # your own `(train, test)` data (values in [0, 1]) instead of `dataset`
+                     architecture:nn.Module|None=None, # your own architecture instead of the owner's MLP
                     ) -> ExfiltrationResult:
     "Train a benign and a malicious model on the owner's data, hide the first `n_secrets` images, and recover them."
     if attack not in ATTACKS: raise ValueError(f"attack must be one of {ATTACKS}, got {attack!r}")
-    train, test = owner_data(dataset, root, seed)
+    check_count(epochs, 'epochs')
+    if lam is not None: check_positive(lam, 'lam', zero=True)
+    train, test = owner_data(dataset, root, seed, data)
+    if data is not None: dataset = 'own data'
+    if attack == 'lsb' and architecture is not None and any(p.dtype != torch.float32 for p in architecture.parameters()):
+        raise ValueError("LSB encoding needs float32 parameters")
     secret = secret_images(train, n_secrets)
     bits, shape = to_bits(secret), tuple(secret.shape)
-    n_params = sum(p.numel() for p in owner_model(train, hidden, seed).parameters())
+    n_params = sum(p.numel() for p in owner_model(train, hidden, seed, architecture).parameters())
     needed = {'lsb': len(bits) / b, 'cor': len(bits) / 8, 'sgn': len(bits)}.get(attack, 0)
     if needed > n_params: raise ValueError(f"{n_secrets} images ({len(bits):,} bits) exceed what '{attack}' can hide in {n_params:,} parameters")
     if attack == 'cap': check_on_pixels(on_pixels, tuple(train.sample_shape))
-    train_kw = dict(epochs=epochs, hidden=hidden, seed=seed, device=device, cosine=cosine)
+    train_kw = dict(epochs=epochs, hidden=hidden, seed=seed, device=device, cosine=cosine, architecture=architecture)
     benign = benign or train_owner_model(train, **train_kw)
     lam = DEFAULT_LAMBDA.get(attack) if lam is None else lam
     queries, start = 0, time.perf_counter()
@@ -312,7 +336,7 @@ def run_exfiltration(attack:str='lsb', # one of `ATTACKS`
     seconds = time.perf_counter() - start
     return ExfiltrationResult(attack, dataset, n_secrets, len(bits), capacity, accuracy(benign, test), accuracy(model, test),
                               mape(recovered, secret), float((to_bits(recovered) == bits).float().mean()),
-                              levels_correct(recovered, secret, train.n_classes), queries, seconds, secret, recovered)
+                              levels_correct(recovered, secret, train.n_classes), queries, seconds, secret, recovered, model)
 
 def show_exfiltration(results:list, # `ExfiltrationResult`s with images
                       n:int=8, # images per attack

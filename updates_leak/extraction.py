@@ -19,16 +19,16 @@ from sklearn.multiclass import OneVsRestClassifier
 from sklearn.preprocessing import MinMaxScaler
 from torch.func import functional_call
 
-from .core import seeded_generator, torch_threads
-from .data import load_sklearn, load_table
+from .core import ATTACK_METHOD, Anchor, Result, check_allocation, check_count, check_finite, check_fraction, check_positive, metric_rows, paper_value, seeded_generator, torch_threads
+from .data import as_data, load_sklearn, load_table
 from .models import MLP, LogisticRegression, SoftmaxRegression, predict_proba
-from .oracle import Oracle
+from .oracle import Oracle, model_accuracy, posteriors
 
 # %% auto #0
-__all__ = ['STEALML_TABLES', 'SYNTHETIC', 'SKLEARN_SETS', 'TASKS', 'TARGET_KINDS', 'METHODS', 'PAPER_R_TEST', 'Task', 'load_task',
-           'OvRRegression', 'make_model', 'n_unknowns', 'n_identifiable', 'train_target', 'task_accuracy',
+__all__ = ['STEALML_TABLES', 'SYNTHETIC', 'SKLEARN_SETS', 'TASKS', 'TARGET_KINDS', 'METHODS', 'PAPER_EXTRACTION', 'Task',
+           'load_task', 'OvRRegression', 'make_model', 'n_unknowns', 'n_identifiable', 'train_target', 'task_accuracy',
            'uniform_queries', 'Agreement', 'agreement', 'solve_logits', 'solve_cross_entropy', 'Extraction', 'extract',
-           'ExtractionResult', 'n_queries_for', 'run_extraction']
+           'ExtractionResult', 'n_queries_for', 'ExtractionSetup', 'extraction_setup', 'run_extraction']
 
 # %% ../nbs/20_extraction.ipynb #505da0a6
 STEALML_TABLES = {'adult': ('adult', 'race'), 'adult-income': ('adult', 'income'),
@@ -74,6 +74,7 @@ def load_task(name:str, # one of `TASKS`
               seed:int=0, # seeds the split (and the synthetic data)
              ) -> Task:
     "A classification task prepared as Steal-ML prepares it: one-hot, scaled to [−1, 1], random 70/30 split."
+    check_fraction(train_fraction, 'train_fraction')
     if name in STEALML_TABLES: x, y, features, classes = _table_features(name, root)
     elif name in SYNTHETIC:
         x, y = SYNTHETIC[name](seed)
@@ -157,9 +158,10 @@ def train_target(kind:str, # one of `TARGET_KINDS`
     else: _fit_linear(model, task, kind)
     return model.eval()
 
-def task_accuracy(model:nn.Module, task:Task) -> float:
+def task_accuracy(model, # any kind of model (see `oracle.model_kind`)
+                  task:Task) -> float:
     "Accuracy of `model` on the task's test split."
-    return float((predict_proba(model, task.x_test).argmax(1) == task.y_test).double().mean())
+    return model_accuracy(model, (task.x_test, task.y_test))
 
 # %% ../nbs/20_extraction.ipynb #ac92667a
 def uniform_queries(n:int, # number of queries
@@ -168,6 +170,8 @@ def uniform_queries(n:int, # number of queries
                     low:float=-1., high:float=1., # the feature range
                    ) -> torch.Tensor:
     "`n` float64 inputs drawn uniformly from [low, high]^d."
+    n = check_count(n, 'the number of queries', 0)
+    check_allocation(8. * n * n_features, f"{n:,} queries of {n_features} features")
     return low + (high - low) * torch.rand(n, n_features, generator=seeded_generator(seed), dtype=torch.float64)
 
 @dataclass
@@ -176,12 +180,12 @@ class Agreement:
     label: float  # fraction of inputs with the same predicted label
     tv: float  # mean total-variation distance between the posteriors
 
-def agreement(target:nn.Module, # the provider's model (or any model)
-              stolen:nn.Module, # the extracted model
+def agreement(target, # the provider's model: any kind (see `oracle.model_kind`)
+              stolen, # the extracted model (any kind)
               x:torch.Tensor, # inputs to compare on
              ) -> Agreement:
     "Label agreement and posterior distance of two models on `x`."
-    p, q = predict_proba(target, x), predict_proba(stolen, x)
+    p, q = posteriors(target, x).double(), posteriors(stolen, x).double()
     return Agreement(float((p.argmax(1) == q.argmax(1)).double().mean()), float(0.5 * (p - q).abs().sum(1).mean()))
 
 # %% ../nbs/20_extraction.ipynb #8071095d
@@ -198,6 +202,7 @@ def solve_logits(x:torch.Tensor, # N×d queries
                  p:torch.Tensor, # N×classes confidences, all positive
                 ) -> tuple:
     "Weights (classes×d) and biases of a softmax model that reproduces `p` exactly on `x` (class 0 fixed at zero)."
+    check_finite(x, 'queries'); check_finite(p, 'the confidences')
     if (p <= 0).any():
         raise ValueError(f"{int((p <= 0).sum())} confidences are 0 (rounded?): their log-odds are undefined; solve by cross-entropy instead")
     design = torch.cat([x, torch.ones(len(x), 1, dtype=x.dtype)], 1)
@@ -248,12 +253,15 @@ def extract(oracle:Oracle, # the black-box API; must return confidences
             hidden:int=20, # hidden units when kind='mlp'
             restarts:int=1, # random restarts of the non-convex MLP fit
             max_iter:int=5000, # L-BFGS iterations per fit
-            value_range:tuple=(-1., 1.), # the API's input range, where the uniform queries are drawn
+            value_range:tuple|None=None, # where the uniform queries are drawn (`None`: the oracle's `value_range`)
             seed:int=0, # seeds the queries and the restarts
            ) -> Extraction:
     "Steal a model from `oracle` by equation solving on `n_queries` uniform queries."
     if method not in METHODS: raise ValueError(f"method must be one of {METHODS}, got {method!r}")
     if method == 'logits' and kind not in ('lr', 'softmax'): raise ValueError(f"method='logits' solves linear models ('lr', 'softmax'), not {kind!r}")
+    check_allocation(8. * check_count(n_queries, 'n_queries') * (n_features + n_classes), f"{n_queries:,} queries")
+    value_range = value_range or oracle.value_range
+    if value_range is None: raise ValueError("the queries need a range: give value_range=(low, high), or an oracle with one")
     start = time.perf_counter()
     stolen = make_model(kind, n_features, n_classes, hidden)
     x = uniform_queries(n_queries, n_features, seed, *value_range)
@@ -274,14 +282,13 @@ def extract(oracle:Oracle, # the black-box API; must return confidences
     return Extraction(best.eval(), len(x), time.perf_counter() - start, best_kl)
 
 # %% ../nbs/20_extraction.ipynb #d8282056
-PAPER_R_TEST = {('softmax', 'adult', 265): 0.9996, ('softmax', 'adult', 530): 1.0,
-                ('ovr', 'adult', 265): 0.9998, ('ovr', 'adult', 530): 1.0,
-                ('mlp', 'adult', 1112): 0.9817, ('mlp', 'adult', 2225): 0.9868,
-                ('mlp', 'adult', 4450): 0.9989, ('mlp', 'adult', 11125): 0.9996}
+PAPER_EXTRACTION = [Anchor(f'extraction: {kind}', 'adult', 'R_test', r, f'queries={q}', 'Tramèr et al. 2016, Table 4')
+                    for kind, q, r in (('softmax', 265, 0.9996), ('softmax', 530, 1.0), ('ovr', 265, 0.9998), ('ovr', 530, 1.0),
+                                       ('mlp', 1112, 0.9817), ('mlp', 2225, 0.9868), ('mlp', 4450, 0.9989), ('mlp', 11125, 0.9996))]
 
 @dataclass
-class ExtractionResult:
-    "One row of an extraction table, in the paper's form."
+class ExtractionResult(Result):
+    "One extraction: how many queries stole the model, and how closely the copy agrees with it."
     model: str
     dataset: str
     unknowns: int
@@ -296,28 +303,69 @@ class ExtractionResult:
     target_accuracy: float = 0.
 
     @property
+    def attack(self) -> str: return f'extraction: {self.model}' + ('' if self.method == 'cross-entropy' else f' ({self.method})')
+    @property
+    def setting(self) -> str: return f'queries={self.queries}' + ('' if self.decimals is None else f', rounded to {self.decimals}')
+
+    @property
     def paper_r_test(self) -> float|None:
         "The paper's R_test for the same model, data and queries (cross-entropy solving on exact confidences only)."
-        if self.decimals is not None or self.method != 'cross-entropy': return None
-        return PAPER_R_TEST.get((self.model, self.dataset, self.queries))
+        return paper_value(PAPER_EXTRACTION, self.attack, self.dataset, 'R_test', self.setting)
 
-    def row(self) -> dict:
-        return {'model': self.model, 'dataset': self.dataset, 'unknowns': self.unknowns, 'queries': self.queries,
-                'rounding': '-' if self.decimals is None else self.decimals,
-                'R_test': f'{self.r_test:.2%}', 'R_unif': f'{self.r_unif:.2%}', 'TV_test': f'{self.tv_test:.1e}',
-                'time (s)': f'{self.seconds:.1f}', 'paper R_test': '-' if self.paper_r_test is None else f'{self.paper_r_test:.2%}'}
-
-    def to_dict(self) -> dict: return {**asdict(self), 'paper_r_test': self.paper_r_test}
+    def rows(self) -> list:
+        "Agreement on test and uniform inputs (with the paper's R_test), the cost in queries and seconds, and the target's own accuracy."
+        a, t, s = self.attack, self.dataset, self.setting
+        return (metric_rows(a, t, 'R_test', {ATTACK_METHOD: self.r_test, 'paper': self.paper_r_test}, s)
+                + [r for m, v in (('R_unif', self.r_unif), ('TV_test', self.tv_test), ('TV_unif', self.tv_unif),
+                                  ('queries / unknown', self.queries / self.unknowns), ('seconds', self.seconds))
+                   for r in metric_rows(a, t, m, {ATTACK_METHOD: v}, s)]
+                + metric_rows(a, t, 'target accuracy', {'target model': self.target_accuracy}, s))
 
 def n_queries_for(budget:float|int, # an absolute count (int) or a multiple of the unknowns (float)
                   unknowns:int, # unknowns of the model
                  ) -> int:
     "The number of queries a budget stands for; a float is a multiple of the unknowns (the paper's 0.5 → 265 of 530)."
+    check_positive(budget, 'budget')
     return int(budget) if isinstance(budget, int) else int(budget * unknowns)
 
-def run_extraction(kind:str='softmax', # 'lr', 'softmax', 'ovr' or 'mlp'
-                   dataset:str='adult', # one of `TASKS`
-                   budget:float|int=1.0, # queries, or a multiple of the unknowns when a float
+@dataclass
+class ExtractionSetup:
+    "What an extraction experiment needs of its target: the model, its test records and its input space."
+    name: str  # what the target is called in results
+    target: object  # the provider's model, any kind (see `oracle.model_kind`)
+    x_test: torch.Tensor  # N × d test inputs (float64)
+    y_test: torch.Tensor  # their labels
+    value_range: tuple  # the API's input range, where uniform queries are drawn
+    n_classes: int
+    target_accuracy: float
+
+    @property
+    def n_features(self) -> int: return self.x_test.shape[1]
+
+def extraction_setup(kind:str='softmax', # the model family trained when no target is given
+                     dataset:str='adult', # one of `TASKS`, when no target or task is given
+                     task:Task|None=None, # a prepared task (else loaded by name)
+                     target=None, # your own model (any kind) instead of one trained on the task
+                     data=None, # with your own model: its test records, `Data`, `(x, y)` or `TensorDataset`, as flat feature vectors
+                     value_range:tuple|None=None, # the API's input range (default: the task's [−1, 1], or the range of `data`)
+                     name:str|None=None, # what the target is called (default: the dataset's name, or 'own model')
+                     seed:int=0, root=None,
+                    ) -> ExtractionSetup:
+    "The target of an extraction experiment: trained on a Steal-ML task, or yours with its test records."
+    if data is None:
+        task = task or load_task(dataset, root, seed=seed)
+        target = target if target is not None else train_target(kind, task, seed=seed)
+        return ExtractionSetup(name or task.name, target, task.x_test, task.y_test, value_range or (-1., 1.), task.n_classes, task_accuracy(target, task))
+    if target is None: raise ValueError("`data` holds the test records of your own model: give the model as `target` too")
+    test = as_data(data, name=name or 'own model')
+    x = test.x.flatten(1).double()
+    n_classes = posteriors(target, x[:1]).shape[1]
+    return ExtractionSetup(name or 'own model', target, x, test.y, value_range or (float(x.min()), float(x.max())), n_classes,
+                           model_accuracy(target, (x, test.y)))
+
+def run_extraction(kind:str='softmax', # the model family the attacker assumes: 'lr', 'softmax', 'ovr' or 'mlp'
+                   dataset:str='adult', # one of `TASKS` (a preset: the target is trained on it)
+                   budget:float|int=1.0, # queries, or a multiple of the stolen model's unknowns when a float
                    decimals:int|None=None, # the API rounds confidences to this many decimals (a countermeasure)
                    method:str='cross-entropy', # see `extract`
                    restarts:int=1, # MLP restarts
@@ -325,15 +373,21 @@ def run_extraction(kind:str='softmax', # 'lr', 'softmax', 'ovr' or 'mlp'
                    seed:int=0, # seeds target training, queries and evaluation inputs
                    root=None, # data root
                    task:Task|None=None, # a prepared task (else loaded by name)
-                   target:nn.Module|None=None, # a trained target (else trained here)
+                   target=None, # a trained target: yours, any kind (see `oracle.model_kind`), or one trained on the task
+                   data=None, # with your own target: its test records as flat feature vectors (`Data`, `(x, y)` or `TensorDataset`)
+                   value_range:tuple|None=None, # the API's input range (default: [−1, 1] for tasks, the range of `data` for yours)
+                   name:str|None=None, # what your target is called in results (default 'own model')
                   ) -> ExtractionResult:
-    "Train a target, put it behind an API and steal it; agreement measured on test and uniform inputs."
-    task = task or load_task(dataset, root, seed=seed)
-    target = target or train_target(kind, task, seed=seed)
-    n = n_queries_for(budget, n_unknowns(target))
-    api = Oracle(target, (task.n_features,), decimals=decimals, value_range=(-1, 1), budget=n)
-    stolen = extract(api, kind, task.n_features, task.n_classes, n, method=method, restarts=restarts, seed=seed + 1)
-    on_test = agreement(target, stolen.model, task.x_test)
-    on_unif = agreement(target, stolen.model, uniform_queries(n_uniform, task.n_features, seed=seed + 2))
-    return ExtractionResult(kind, task.name, n_unknowns(target), stolen.queries, on_test.label, on_unif.label, on_test.tv, on_unif.tv,
-                            stolen.seconds, method, decimals, task_accuracy(target, task))
+    "Put a target behind an API and steal it by equation solving; agreement measured on test and uniform inputs."
+    check_count(n_uniform, 'n_uniform')
+    setup = extraction_setup(kind, dataset, task, target, data, value_range, name, seed=seed, root=root)
+    d, C = setup.n_features, setup.n_classes
+    unknowns = n_unknowns(make_model(kind, d, C))
+    n = n_queries_for(budget, unknowns)
+    check_allocation(8. * n * (d + C), f"a budget of {n:,} queries")
+    api = Oracle(setup.target, (d,), decimals=decimals, value_range=setup.value_range, budget=n)
+    stolen = extract(api, kind, d, C, n, method=method, restarts=restarts, seed=seed + 1)
+    on_test = agreement(setup.target, stolen.model, setup.x_test)
+    on_unif = agreement(setup.target, stolen.model, uniform_queries(n_uniform, d, seed + 2, *setup.value_range))
+    return ExtractionResult(kind, setup.name, unknowns, stolen.queries, on_test.label, on_unif.label, on_test.tv, on_unif.tv,
+                            stolen.seconds, method, decimals, setup.target_accuracy)

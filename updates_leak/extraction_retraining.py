@@ -11,9 +11,9 @@ import torch
 import torch.nn as nn
 from sklearn.linear_model import LogisticRegression as SklearnLogisticRegression
 
-from .core import seeded_generator
-from .extraction import (ExtractionResult, Task, agreement, load_task, make_model, n_unknowns, n_queries_for,
-                                     task_accuracy, train_target, uniform_queries)
+from .core import check_allocation, seeded_generator
+from .extraction import (ExtractionResult, Task, agreement, extraction_setup, make_model, n_unknowns, n_queries_for,
+                                     uniform_queries)
 from .models import predict_proba
 from .oracle import Oracle, QueryBudgetExceeded
 
@@ -62,16 +62,18 @@ def line_search_queries(oracle:Oracle, x:torch.Tensor, y:torch.Tensor, n:int, se
             a[same], b[~same] = mid[same], mid[~same]
     return torch.cat([x, *xs]), torch.cat([y, *ys])
 
-def adaptive_queries(oracle:Oracle, x:torch.Tensor, y:torch.Tensor, n:int, n_classes:int, rounds:int=5, seed:int=0) -> tuple:
+def adaptive_queries(oracle:Oracle, x:torch.Tensor, y:torch.Tensor, n:int, n_classes:int, rounds:int=5, seed:int=0,
+                     value_range:tuple=(-1., 1.), # where the candidate queries are drawn
+                    ) -> tuple:
     "Spend `n` queries in `rounds` of uncertainty sampling (3/4) and random inputs (1/4); returns the new (x, y)."
     d = x.shape[1]
     for r, size in enumerate(torch.tensor_split(torch.arange(n), rounds)):
         if not len(size): continue
         copy = fit_on_labels(x, y, n_classes)
-        pool = uniform_queries(20 * len(size), d, seed=seed * 100 + r)
+        pool = uniform_queries(20 * len(size), d, seed * 100 + r, *value_range)
         top2 = predict_proba(copy, pool).topk(2, 1).values
         n_unsure = 3 * len(size) // 4
-        chosen = torch.cat([pool[(top2[:, 0] - top2[:, 1]).argsort()[:n_unsure]], uniform_queries(len(size) - n_unsure, d, seed=seed * 100 + r + 50)])
+        chosen = torch.cat([pool[(top2[:, 0] - top2[:, 1]).argsort()[:n_unsure]], uniform_queries(len(size) - n_unsure, d, seed * 100 + r + 50, *value_range)])
         x, y = torch.cat([x, chosen]), torch.cat([y, _labels(oracle, chosen)])
     return x, y
 
@@ -82,29 +84,43 @@ def retrain(oracle:Oracle, # the API; only its labels are used
             n_queries:int, # queries to spend
             strategy:str='adaptive', # one of `STRATEGIES`
             seed:int=0,
+            value_range:tuple|None=None, # where queries are drawn (`None`: the oracle's `value_range`)
            ) -> tuple:
     "A softmax copy of the API's model trained on `n_queries` labelled queries; returns (model, seconds)."
     if strategy not in STRATEGIES: raise ValueError(f"strategy must be one of {STRATEGIES}, got {strategy!r}")
     if oracle.remaining is not None and oracle.remaining < n_queries:
         raise QueryBudgetExceeded(f"the attack needs {n_queries} queries but only {oracle.remaining} remain")
+    value_range = value_range or oracle.value_range
+    if value_range is None: raise ValueError("the queries need a range: give value_range=(low, high), or an oracle with one")
     start = time.perf_counter()
     n_random = n_queries if strategy == 'uniform' else max(n_queries // 4, 2)
-    x = uniform_queries(n_random, n_features, seed)
+    x = uniform_queries(n_random, n_features, seed, *value_range)
     y = _labels(oracle, x)
     if strategy == 'line-search': x, y = line_search_queries(oracle, x, y, n_queries - n_random, seed)
-    elif strategy == 'adaptive': x, y = adaptive_queries(oracle, x, y, n_queries - n_random, n_classes, seed=seed)
+    elif strategy == 'adaptive': x, y = adaptive_queries(oracle, x, y, n_queries - n_random, n_classes, seed=seed, value_range=value_range)
     return fit_on_labels(x, y, n_classes), time.perf_counter() - start
 
 # %% ../nbs/22_extraction_retraining.ipynb #b75c4e76
-def run_retraining(dataset:str='adult', strategy:str='adaptive', budget:float|int=10.0, seed:int=0, root=None,
-                   task:Task|None=None, target:nn.Module|None=None, n_uniform:int=10_000) -> ExtractionResult:
-    "Train a softmax target, expose its labels only and steal it by retraining."
-    task = task or load_task(dataset, root, seed=seed)
-    target = target or train_target('softmax', task, seed=seed)
-    n = n_queries_for(budget, n_unknowns(target))
-    api = Oracle(target, (task.n_features,), output='label', value_range=(-1, 1), budget=n)
-    stolen, seconds = retrain(api, task.n_features, task.n_classes, n, strategy, seed + 1)
-    on_test = agreement(target, stolen, task.x_test)
-    on_unif = agreement(target, stolen, uniform_queries(n_uniform, task.n_features, seed=seed + 2))
-    return ExtractionResult('softmax', task.name, n_unknowns(target), api.queries, on_test.label, on_unif.label, on_test.tv, on_unif.tv,
-                            seconds, f'retrain:{strategy}', None, task_accuracy(target, task))
+def run_retraining(dataset:str='adult', # one of `extraction.TASKS` (a preset: a softmax target is trained on it)
+                   strategy:str='adaptive', # one of `STRATEGIES`
+                   budget:float|int=10.0, # queries, or a multiple of the stolen softmax model's unknowns when a float
+                   seed:int=0, root=None,
+                   task:Task|None=None, # a prepared task (else loaded by name)
+                   target=None, # a trained target: yours, any kind (see `oracle.model_kind`), or one trained on the task
+                   n_uniform:int=10_000, # uniform inputs for R_unif
+                   data=None, # with your own target: its test records as flat feature vectors
+                   value_range:tuple|None=None, # the API's input range (default: [−1, 1] for tasks, the range of `data` for yours)
+                   name:str|None=None, # what your target is called in results (default 'own model')
+                  ) -> ExtractionResult:
+    "Expose a target's labels only and steal a softmax copy of it by retraining."
+    setup = extraction_setup('softmax', dataset, task, target, data, value_range, name, seed=seed, root=root)
+    d, C = setup.n_features, setup.n_classes
+    unknowns = n_unknowns(make_model('softmax', d, C))
+    n = n_queries_for(budget, unknowns)
+    check_allocation(8. * n * (d + C), f"a budget of {n:,} queries")
+    api = Oracle(setup.target, (d,), output='label', value_range=setup.value_range, budget=n)
+    stolen, seconds = retrain(api, d, C, n, strategy, seed + 1)
+    on_test = agreement(setup.target, stolen, setup.x_test)
+    on_unif = agreement(setup.target, stolen, uniform_queries(n_uniform, d, seed + 2, *setup.value_range))
+    return ExtractionResult('softmax', setup.name, unknowns, api.queries, on_test.label, on_unif.label, on_test.tv, on_unif.tv,
+                            seconds, f'retrain:{strategy}', None, setup.target_accuracy)

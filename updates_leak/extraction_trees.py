@@ -11,13 +11,14 @@ import numpy as np
 import pandas as pd
 from sklearn.tree import DecisionTreeClassifier
 
-from .data import load_table
+from .core import ATTACK_METHOD, Result, metric_rows
+from .data import as_data, load_table
 from .oracle import QueryBudgetExceeded, OracleInputError
 
 # %% auto #0
 __all__ = ['TREE_TABLES', 'Feature', 'TreeTask', 'encode', 'load_tree_task', 'TreeOracle', 'StolenLeaf', 'StolenTree',
-           'CachedAPI', 'sweep', 'random_input', 'path_finding', 'top_down', 'TreeExtractionResult', 'train_tree',
-           'run_tree_extraction']
+           'CachedAPI', 'sweep', 'random_input', 'path_finding', 'top_down', 'TreeExtractionResult',
+           'continuous_features', 'train_tree', 'run_tree_extraction']
 
 # %% ../nbs/21_extraction_trees.ipynb #3acd9ea6
 @dataclass
@@ -27,6 +28,7 @@ class Feature:
     low: float = 0.
     high: float = 1.
     categories: list|None = None  # category names when categorical
+    values: list|None = None  # a binned numeric feature: the number each category (bin) stands for in the model's input
 
     @property
     def categorical(self) -> bool: return self.categories is not None
@@ -291,8 +293,8 @@ def top_down(api:TreeOracle, # the tree API; must accept incomplete queries
 
 # %% ../nbs/21_extraction_trees.ipynb #b8844186
 @dataclass
-class TreeExtractionResult:
-    "One row of the tree-extraction table."
+class TreeExtractionResult(Result):
+    "One tree extraction: the leaves found, the queries they cost and the stolen tree's agreement."
     dataset: str
     variant: str
     leaves: int
@@ -304,38 +306,57 @@ class TreeExtractionResult:
     seconds: float
     target_accuracy: float
 
-    def row(self) -> dict:
-        return {'dataset': self.dataset, 'variant': self.variant, 'leaves': f'{self.leaves_found}/{self.leaves}', 'queries': self.queries,
-                'R_test': f'{self.r_test:.2%}', 'R_unif': f'{self.r_unif:.2%}', 'leaf ids (unif)': f'{self.leaf_agreement_unif:.2%}',
-                'time (s)': f'{self.seconds:.2f}', 'target acc.': f'{self.target_accuracy:.3f}'}
+    def rows(self) -> list:
+        "Leaves found (a fraction), queries, agreement on test and uniform inputs, leaf identifiers matched, seconds and the tree's accuracy."
+        a, t = f'tree extraction: {self.variant}', self.dataset
+        return [r for m, v in (('leaves found', self.leaves_found / self.leaves), ('queries', self.queries), ('R_test', self.r_test),
+                               ('R_unif', self.r_unif), ('leaf ids (unif)', self.leaf_agreement_unif), ('seconds', self.seconds))
+                for r in metric_rows(a, t, m, {ATTACK_METHOD: v})] + metric_rows(a, t, 'target accuracy', {'target model': self.target_accuracy})
 
-    def to_dict(self) -> dict: return asdict(self)
+def continuous_features(x:np.ndarray, # N × F inputs of a tree trained on plain numeric columns
+                        names:list|None=None, # feature names (default x0, x1, …)
+                       ) -> list:
+    "A continuous `Feature` per column, its range that of `x`: the feature space of a tree over numeric inputs."
+    x = np.asarray(x, dtype=float)
+    names = names or [f'x{j}' for j in range(x.shape[1])]
+    return [Feature(n, float(lo), float(hi)) for n, lo, hi in zip(names, x.min(0), x.max(0))]
 
 def train_tree(task:TreeTask, min_samples_leaf:int=5, seed:int=0) -> DecisionTreeClassifier:
     "The provider's tree on the one-hot encoded training data."
     return DecisionTreeClassifier(min_samples_leaf=min_samples_leaf, random_state=seed).fit(encode(task.features, task.x_train), task.y_train)
 
-def run_tree_extraction(dataset:str='steak', # one of `TREE_TABLES`
+def run_tree_extraction(dataset:str='steak', # one of `TREE_TABLES` (a preset: the tree is trained on it)
                         variant:str='path-finding', # 'path-finding' (bottom-up) or 'top-down'
                         epsilon:float=1e-5, # boundary precision
                         min_samples_leaf:int=20, # the provider's tree size control
                         n_uniform:int=10_000, # uniform inputs for R_unif
                         seed:int=0, root=None,
                         task:TreeTask|None=None, # a prepared task (else loaded)
+                        tree:DecisionTreeClassifier|None=None, # your own fitted tree over plain numeric columns, instead of training one
+                        data=None, # with your own tree: its test records (`Data`, `(x, y)`); their ranges bound the feature space
+                        name:str='own tree', # what your tree is called in results
                        ) -> TreeExtractionResult:
-    "Train a tree, expose it as a leaf-identifier API and steal it; agreement on test and uniform inputs."
-    task = task or load_tree_task(dataset, root, seed)
-    tree = train_tree(task, min_samples_leaf, seed)
-    api = TreeOracle(tree, task.features, seed=seed)
+    "Train a tree (or take yours), expose it as a leaf-identifier API and steal it; agreement on test and uniform inputs."
+    if variant not in ('path-finding', 'top-down'): raise ValueError(f"variant must be 'path-finding' or 'top-down', got {variant!r}")
+    if tree is None:
+        if data is not None: raise ValueError("`data` holds the test records of your own tree: give the tree too")
+        task = task or load_tree_task(dataset, root, seed)
+        tree = train_tree(task, min_samples_leaf, seed)
+        features, x_test, y_test, name = task.features, task.x_test, task.y_test, task.name
+    else:
+        if data is None: raise ValueError("stealing your own tree needs its test records: data=(x, y)")
+        test = as_data(data)
+        x_test, y_test = test.x.flatten(1).double().numpy(), test.y.numpy()
+        if x_test.shape[1] != tree.n_features_in_: raise ValueError(f"the tree reads {tree.n_features_in_} features, the data has {x_test.shape[1]}")
+        features = continuous_features(x_test)
+    api = TreeOracle(tree, features, seed=seed)
     start = time.perf_counter()
-    if variant == 'path-finding': stolen = path_finding(api, epsilon, seed)
-    elif variant == 'top-down': stolen = top_down(api, epsilon)
-    else: raise ValueError(f"variant must be 'path-finding' or 'top-down', got {variant!r}")
+    stolen = path_finding(api, epsilon, seed) if variant == 'path-finding' else top_down(api, epsilon)
     seconds, queries = time.perf_counter() - start, api.queries
-    u = random_input(task.features, np.random.default_rng(seed + 1), n_uniform)
+    u = random_input(features, np.random.default_rng(seed + 1), n_uniform)
     true_ids, true_labels = api(u)
-    _, true_test = api(task.x_test)
-    target_acc = float((tree.predict(encode(task.features, task.x_test)) == task.y_test).mean())
-    return TreeExtractionResult(task.name, variant, api.n_leaves, len({l.id for l in stolen.leaves} & api.leaf_ids), queries,
-                                float((stolen.predict(task.x_test) == true_test).mean()), float((stolen.predict(u) == true_labels).mean()),
+    _, true_test = api(x_test)
+    target_acc = float((tree.predict(encode(features, x_test)) == y_test).mean())
+    return TreeExtractionResult(name, variant, api.n_leaves, len({l.id for l in stolen.leaves} & api.leaf_ids), queries,
+                                float((stolen.predict(x_test) == true_test).mean()), float((stolen.predict(u) == true_labels).mean()),
                                 float((stolen.predict_ids(u) == true_ids).mean()), seconds, target_acc)

@@ -8,16 +8,19 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+import torch
 from sklearn.tree import DecisionTreeClassifier
 
-from .data import load_table
+from .core import ATTACK_METHOD, Anchor, Result, metric_rows, paper_value
+from .data import as_data, load_table
 from .extraction_trees import Feature
+from .oracle import model_kind, posteriors
 
 # %% auto #0
 __all__ = ['SURVEYS', 'PAPER_MAP', 'SurveyTask', 'feature_index', 'load_survey', 'feature_columns', 'encode_survey',
-           'train_survey_tree', 'marginal_priors', 'error_model', 'check_prior', 'MapEstimate', 'blackbox_map',
-           'leaf_cells', 'leaf_class_counts', 'whitebox_map', 'inversion_scores', 'attack_survey', 'MapInversionResult',
-           'run_map_inversion']
+           'train_survey_tree', 'binned_survey', 'marginal_priors', 'error_model', 'check_prior', 'MapEstimate',
+           'blackbox_map', 'leaf_cells', 'leaf_class_counts', 'whitebox_map', 'inversion_scores', 'attack_survey',
+           'MapInversionResult', 'run_map_inversion']
 
 # %% ../nbs/30_inversion_map.ipynb #90f86a38
 SURVEYS = {  # name: (table, label column, default sensitive feature, its positive answer, columns dropped)
@@ -79,22 +82,23 @@ def load_survey(name:str='steak', # one of `SURVEYS`
 
 # %% ../nbs/30_inversion_map.ipynb #c162b9ca
 def feature_columns(features:list) -> list:
-    "For each feature, the slice of model-input columns that encodes it (1 column if binary, else one per category)."
-    widths = [1 if len(f.categories) == 2 else len(f.categories) for f in features]
+    "For each feature, the slice of model-input columns that encodes it (1 column if binary or binned numeric, else one per category)."
+    widths = [1 if len(f.categories) == 2 or f.values is not None else len(f.categories) for f in features]
     starts = np.cumsum([0] + widths)
     return [slice(int(a), int(b)) for a, b in zip(starts[:-1], starts[1:])]
 
 def encode_survey(features:list, # `Feature`s, all categorical
                   x:np.ndarray, # N×F category codes
                  ) -> np.ndarray:
-    "The model input: binary features as 0/1, others one-hot."
+    "The model input: binned numeric features as their bins' values, binary features as 0/1, others one-hot."
     x = np.asarray(x)
     if x.ndim != 2 or x.shape[1] != len(features): raise ValueError(f"expected N×{len(features)} category codes, got shape {x.shape}")
     cols = []
     for j, f in enumerate(features):
         k = len(f.categories)
         if x[:, j].min() < 0 or x[:, j].max() >= k: raise ValueError(f"codes of {f.name!r} must lie in 0..{k-1}")
-        cols.append(x[:, j:j+1].astype(float) if k == 2 else np.eye(k)[x[:, j]])
+        if f.values is not None: cols.append(np.asarray(f.values, dtype=float)[x[:, j]][:, None])
+        else: cols.append(x[:, j:j+1].astype(float) if k == 2 else np.eye(k)[x[:, j]])
     return np.hstack(cols)
 
 def train_survey_tree(task:SurveyTask, # the survey
@@ -103,6 +107,43 @@ def train_survey_tree(task:SurveyTask, # the survey
                      ) -> DecisionTreeClassifier:
     "The provider's model: a CART tree on the members' encoded answers."
     return DecisionTreeClassifier(min_samples_leaf=min_samples_leaf, random_state=seed).fit(encode_survey(task.features, task.x_train), task.y_train)
+
+# %% ../nbs/30_inversion_map.ipynb #ff052462
+def _binned_feature(name:str, column:np.ndarray, n_bins:int) -> tuple:
+    "A `Feature` whose categories are `column`'s quantile bins (or its few distinct values), and each value's category code."
+    distinct = np.unique(column)
+    if len(distinct) <= n_bins:
+        return Feature(name, categories=[f'{v:g}' for v in distinct], values=distinct.tolist()), np.searchsorted(distinct, column)
+    edges = np.unique(np.quantile(column, np.linspace(0, 1, n_bins + 1)[1:-1]))
+    codes = np.searchsorted(edges, column, side='right')
+    values = [float(np.median(column[codes == c])) for c in range(len(edges) + 1)]
+    bounds = [-np.inf, *edges, np.inf]
+    return Feature(name, categories=[f'[{a:.3g}, {b:.3g})' for a, b in zip(bounds[:-1], bounds[1:])], values=values), codes
+
+def binned_survey(members, # the model's training records: a `Data`, `(x, y)` or `TensorDataset` of numeric N × F features
+                  nonmembers, # records it never saw, from the same population
+                  sensitive:int|str, # the column the attacker infers: its index, or its name in `names`
+                  n_bins:int=4, # bins per numeric column
+                  names:list|None=None, # column names (default x0, x1, …)
+                  positive:int|None=None, # the bin whose precision is reported (default: the highest)
+                  name:str='own model', # what the data is called in results
+                 ) -> SurveyTask:
+    "Numeric records as a `SurveyTask` for MAP inversion: every column cut into quantile bins, the sensitive one first."
+    if n_bins < 2: raise ValueError(f"n_bins must be at least 2, got {n_bins}")
+    m, n = as_data(members), as_data(nonmembers)
+    x = torch.cat([m.x.flatten(1), n.x.flatten(1)]).double().numpy()
+    names = list(names) if names is not None else [f'x{j}' for j in range(x.shape[1])]
+    if len(names) != x.shape[1]: raise ValueError(f"{len(names)} names for {x.shape[1]} columns")
+    if isinstance(sensitive, str) and sensitive not in names: raise ValueError(f"unknown column {sensitive!r}; the columns are {names}")
+    s = names.index(sensitive) if isinstance(sensitive, str) else int(sensitive)
+    if not 0 <= s < x.shape[1]: raise ValueError(f"sensitive column {sensitive!r} does not exist; the data has {x.shape[1]} columns")
+    order = [s] + [j for j in range(x.shape[1]) if j != s]
+    features, codes = zip(*(_binned_feature(names[j], x[:, j], n_bins) for j in order))
+    codes = np.stack(codes, 1)
+    k = len(features[0].categories)
+    positive = k - 1 if positive is None else positive
+    if not 0 <= positive < k: raise ValueError(f"positive must be a bin of the sensitive column (0 … {k - 1}), got {positive}")
+    return SurveyTask(name, list(features), 0, positive, codes[:len(m)], m.y.numpy(), codes[len(m):], n.y.numpy(), list(m.classes))
 
 # %% ../nbs/30_inversion_map.ipynb #f5ef05b9
 def marginal_priors(features:list, # `Feature`s, all categorical
@@ -227,12 +268,11 @@ def whitebox_map(tree:DecisionTreeClassifier, # the released tree, fitted on `en
     return _decide(np.stack(scores, 1), cand, 0)
 
 # %% ../nbs/30_inversion_map.ipynb #4e973ef3
-PAPER_MAP = {  # Fredrikson et al. CCS 2015, Fig. 3: (accuracy %, precision %) on training-set members
-    ('steak', 'white-box'): (86.4, 100.0), ('steak', 'black-box'): (85.8, 85.7), ('steak', 'prior mode'): (82.9, None),
-    ('steak', 'ideal'): (99.8, 100.0),
-    ('gss', 'white-box'): (80.3, 100.0), ('gss', 'black-box'): (80.0, 38.8), ('gss', 'prior mode'): (82.0, None),
-    ('gss', 'ideal'): (80.3, 61.5),
-}
+PAPER_MAP = [Anchor(f'MAP inversion: {method}', survey, metric, value, 'members', 'Fredrikson et al. CCS 2015, Figure 3')
+             for survey, method, acc, prec in (('steak', 'white-box', 0.864, 1.0), ('steak', 'black-box', 0.858, 0.857), ('steak', 'prior mode', 0.829, None),
+                                               ('steak', 'ideal', 0.998, 1.0), ('gss', 'white-box', 0.803, 1.0), ('gss', 'black-box', 0.80, 0.388),
+                                               ('gss', 'prior mode', 0.82, None), ('gss', 'ideal', 0.803, 0.615))
+             for metric, value in (('accuracy', acc), ('precision', prec)) if value is not None]
 
 def inversion_scores(truth:np.ndarray, # true category codes of the sensitive feature
                      guess:np.ndarray, # the attacker's codes
@@ -246,62 +286,90 @@ def inversion_scores(truth:np.ndarray, # true category codes of the sensitive fe
                 recall=float(hit.sum() / has) if has else float('nan'))
 
 # %% ../nbs/30_inversion_map.ipynb #d7d57fb3
+def _label_predictor(model, encode):
+    "The model's labels for category codes: a scikit-learn estimator's `predict`, or the argmax of any model's posteriors."
+    if model_kind(model) == 'sklearn' and hasattr(model, 'predict'): return lambda q: np.asarray(model.predict(encode(q)))
+    return lambda q: posteriors(model, torch.as_tensor(encode(q))).argmax(1).numpy()
+
 def attack_survey(task:SurveyTask, # the survey with its split
-                  min_samples_leaf:int=1, # the provider's tree size control
+                  min_samples_leaf:int=1, # the provider's tree size control (when no model is given)
                   seed:int=0,
+                  model=None, # your own trained model over `encode_survey(task.features, ·)` (default: a CART tree trained here)
                  ) -> list:
-    "Train the provider's tree and run every estimator on members and non-members: one dict per (method, group)."
-    tree = train_survey_tree(task, min_samples_leaf, seed)
+    "Run every estimator on members and non-members: one dict per (method, group). The white-box ones need a scikit-learn tree."
+    tree = train_survey_tree(task, min_samples_leaf, seed) if model is None else model
     encode = lambda x: encode_survey(task.features, x)
+    predict = _label_predictor(tree, encode)
     priors = marginal_priors(task.features, task.x_train)
-    pi = error_model(task.y_train, tree.predict(encode(task.x_train)), len(task.classes))
+    pi = error_model(task.y_train, predict(task.x_train), len(task.classes))
     s, name = task.sensitive, task.features[task.sensitive].name
     known = [j for j in range(len(task.features)) if j != s]
     def answers_and_label(x, y): return np.hstack([encode_survey([task.features[j] for j in known], x[:, known]), np.eye(len(task.classes))[y]])
     ideal = DecisionTreeClassifier(random_state=seed).fit(answers_and_label(task.x_train, task.y_train), task.x_train[:, s])
+    white_box = isinstance(tree, DecisionTreeClassifier)
     rows = []
     for group, x, y in [('members', task.x_train, task.y_train), ('non-members', task.x_test, task.y_test)]:
-        guesses = {
-            'black-box': blackbox_map(lambda q: tree.predict(encode(q)), task.features, x, y, name, priors[s], pi).values,
-            'white-box': whitebox_map(tree, task.features, x, y, name, priors).values,
-            'white-box, cell-corrected': whitebox_map(tree, task.features, x, y, name, priors, cell_correction=True).values,
-            'prior mode': np.full(len(x), priors[s].argmax()),
-            'ideal': ideal.predict(answers_and_label(x, y)),
-        }
+        guesses = {'black-box': blackbox_map(predict, task.features, x, y, name, priors[s], pi).values}
+        if white_box:
+            guesses['white-box'] = whitebox_map(tree, task.features, x, y, name, priors).values
+            guesses['white-box, cell-corrected'] = whitebox_map(tree, task.features, x, y, name, priors, cell_correction=True).values
+        guesses.update({'prior mode': np.full(len(x), priors[s].argmax()), 'ideal': ideal.predict(answers_and_label(x, y))})
         for method, guess in guesses.items():
             rows.append(dict(survey=task.name, method=method, group=group, **inversion_scores(x[:, s], guess, task.positive),
-                             model_accuracy=float((tree.predict(encode(x)) == y).mean())))
+                             model_accuracy=float((predict(x) == y).mean())))
     return rows
 
 @dataclass
-class MapInversionResult:
-    "Mean scores over splits for each survey, method and group, with the paper's numbers beside them."
-    rows: list  # one dict per (survey, method, group, split)
+class MapInversionResult(Result):
+    "Mean scores over splits for each survey, estimator and group (members, non-members), with the paper's numbers beside them."
+    rows_per_split: list  # one dict per (survey, method, group, split)
 
-    def summary(self) -> pd.DataFrame:
-        "Mean accuracy / precision / recall (in %) per survey, method and group, over splits."
-        df = pd.DataFrame(self.rows)
-        return (df.groupby(['survey', 'method', 'group'], sort=False)[['accuracy', 'precision', 'recall', 'model_accuracy']].mean() * 100).round(1)
+    def means(self) -> pd.DataFrame:
+        "Mean accuracy, precision, recall and model accuracy (fractions) per survey, estimator and group, over splits."
+        df = pd.DataFrame(self.rows_per_split)
+        return df.groupby(['survey', 'method', 'group'], sort=False)[['accuracy', 'precision', 'recall', 'model_accuracy']].mean()
 
-    def table(self) -> list:
-        "The paper-form table: members' and non-members' accuracy and precision beside the paper's (members)."
-        s = self.summary()
+    def rows(self) -> list:
+        "Each estimator's accuracy, precision and recall of the sensitive answer, on members and on non-members, beside the paper."
         out = []
-        for (survey, method), part in s.groupby(level=[0, 1], sort=False):
-            m, n = part.xs('members', level=2).iloc[0], part.xs('non-members', level=2).iloc[0]
-            paper = PAPER_MAP.get((survey, method), (None, None))
-            out.append({'survey': survey, 'method': method, 'members acc %': m.accuracy, 'members prec %': m.precision,
-                        'members recall %': m.recall, 'non-members acc %': n.accuracy, 'non-members prec %': n.precision,
-                        'paper acc %': paper[0], 'paper prec %': paper[1]})
+        for (survey, method, group), m in self.means().iterrows():
+            attack = f'MAP inversion: {method}'
+            for metric in ('accuracy', 'precision', 'recall'):
+                out += metric_rows(attack, survey, metric, {ATTACK_METHOD: m[metric], 'paper': paper_value(PAPER_MAP, attack, survey, metric, group)}, group)
         return out
 
-    def to_dict(self) -> dict: return dict(rows=self.rows, table=self.table())
+    def plot(self):
+        "Precision of the sensitive answer by estimator, members beside non-members, one panel per survey."
+        import matplotlib.pyplot as plt
+        s = self.means().reset_index()
+        surveys = list(dict.fromkeys(s.survey))
+        fig, axes = plt.subplots(1, len(surveys), figsize=(5 * len(surveys), 3.4), sharey=True, squeeze=False)
+        for ax, survey in zip(axes[0], surveys):
+            part = s[s.survey == survey]
+            shown = [m for m in ('white-box', 'white-box, cell-corrected', 'black-box') if m in set(part.method)]
+            pivot = part.pivot(index='method', columns='group', values='precision').reindex(shown)
+            (100 * pivot).plot.barh(ax=ax, color=['tab:red', 'tab:gray'])
+            ax.set_title(f"{survey}: precision of the sensitive answer"); ax.set_xlabel('%'); ax.set_xlim(0, 105)
+        fig.tight_layout()
+        return fig
 
-def run_map_inversion(surveys:list=('steak', 'gss'), # names in `SURVEYS`
+def run_map_inversion(surveys:list=('steak', 'gss'), # names in `SURVEYS` (presets: a CART tree is trained on each)
                       seeds:list=range(5), # one member / non-member split per seed
                       min_samples_leaf:int=1, # the provider's tree size control
                       root=None, # data root
+                      model=None, # your own trained model (a scikit-learn tree also gets the white-box estimators), instead of the surveys
+                      members=None, # with `model`: its training records (numeric features)
+                      nonmembers=None, # with `model`: records it never saw
+                      sensitive:int|str|None=None, # with `model`: the column to infer
+                      n_bins:int=4, # with `model`: quantile bins per numeric column (see `binned_survey`)
+                      names:list|None=None, # with `model`: column names
+                      name:str='own model', # with `model`: what it is called in results
                      ) -> MapInversionResult:
-    "Attack each survey's tree over several splits."
+    "Attack each survey's tree over several splits, or your own model on its members and non-members."
+    if model is not None:
+        if members is None or nonmembers is None or sensitive is None:
+            raise ValueError("attacking your own model needs its members, non-members and the sensitive column")
+        task = binned_survey(members, nonmembers, sensitive, n_bins, names, name=name)
+        return MapInversionResult([r | dict(seed=0) for r in attack_survey(task, model=model)])
     return MapInversionResult([r | dict(seed=seed) for name in surveys for seed in seeds
                                for r in attack_survey(load_survey(name, seed=seed, root=root), min_samples_leaf, seed)])

@@ -16,16 +16,18 @@ import torch.nn.functional as F
 from sklearn.metrics import roc_auc_score, roc_curve
 from torch.func import functional_call, grad, vmap
 
-from .core import check_finite, chunks, default_device, seeded_generator, torch_threads
-from .data import Data
+from .core import check_count, check_finite, check_positive, chunks, default_device, progress as progress_bar, seeded_generator, torch_threads
+from .data import Data, as_data
 from .models import CifarCNN, location_model, predict_logits
+from .oracle import model_kind, posteriors, white_box
 
 # %% auto #0
 __all__ = ['BLACK_BOX', 'weight_layers', 'check_layers', 'evaluating', 'per_sample_gradients', 'loop_gradients',
            'bench_per_sample_gradients', 'membership_features', 'select', 'concat_rows', 'FeatureScaler',
-           'fc_component', 'GradientComponent', 'NasrAttack', 'epoch_range', 'check_membership_labels', 'train_attack',
-           'membership_scores', 'summary_statistics', 'train_unsupervised_attack', 'cluster_threshold',
-           'best_threshold', 'tpr_at_fpr', 'attack_metrics', 'loss_scores', 'entropy_scores', 'plot_roc_curves']
+           'fc_component', 'GradientComponent', 'NasrAttack', 'epoch_range', 'default_kernels', 'check_feature_blocks',
+           'check_membership_labels', 'train_nasr_attack', 'membership_scores', 'summary_statistics',
+           'train_unsupervised_attack', 'cluster_threshold', 'best_threshold', 'tpr_at_fpr', 'attack_metrics',
+           'loss_scores', 'entropy_scores', 'plot_roc_curves']
 
 # %% ../nbs/60_membership_features.ipynb #55bb641d
 def weight_layers(model:nn.Module) -> list:
@@ -123,18 +125,23 @@ def bench_per_sample_gradients(n:int=512, # records per measurement
     return rows
 
 # %% ../nbs/60_membership_features.ipynb #6533d35d
-def membership_features(model:nn.Module, # the target classifier
-                        data:Data, # the records to describe
-                        layers:list=(), # weight layers whose per-example gradients to include
+def membership_features(model, # the target classifier: a torch model, or (black-box features only) a scikit-learn estimator or prediction function
+                        data, # the records to describe: a `Data`, `(x, y)` or `TensorDataset`
+                        layers:list=(), # weight layers whose per-example gradients to include (a torch model's)
                         batch_size:int=512, # examples per chunk
                        ) -> dict:
     "One-hot label, posteriors, log-loss and per-layer gradients of every record, as named N-row tensors."
-    logits = predict_logits(model, data.x).double()
-    log_probs = logits.log_softmax(1)
+    data = as_data(data)
+    if model_kind(model) == 'torch': log_probs = predict_logits(model, data.x).double().log_softmax(1)
+    else:
+        if layers: white_box(model, 'Gradient features')
+        log_probs = posteriors(model, data.x).double().clamp_min(1e-300).log()
+    logits = log_probs
     loss = F.nll_loss(log_probs, data.y, reduction='none')
     feats = {'label': F.one_hot(data.y, logits.shape[1]).float(), 'output': log_probs.exp().float(),
              'log_loss': loss.clamp_min(1e-30).log().float()[:, None]}
-    for l, g in per_sample_gradients(model, data.x, data.y, layers, batch_size).items(): feats[f'grad:{l}'] = g
+    if layers:
+        for l, g in per_sample_gradients(model, data.x, data.y, layers, batch_size).items(): feats[f'grad:{l}'] = g
     return feats
 
 BLACK_BOX = ('label', 'output', 'log_loss')  # what an API user with the record's label can compute
@@ -209,10 +216,22 @@ class NasrAttack(nn.Module):
 def epoch_range(epochs:int, # number of epochs
                 progress:bool, # show a progress bar
                ):
-    "`range(epochs)`, wrapped in a progress bar when asked."
-    if not progress: return range(epochs)
-    from fastprogress.fastprogress import progress_bar
-    return progress_bar(range(epochs), leave=False)
+    "`range(epochs)`, wrapped in a progress bar (or log lines) when asked."
+    return progress_bar(range(epochs), enabled=progress, name='epoch')
+
+def default_kernels(features:dict, # the feature blocks the attack reads
+                   ) -> int:
+    "Kernels per gradient component: the paper's 1,000, fewer for wide layers, so that a component's first dense layer reads at most 128,000 values (the paper's Location attack reads 1,000 × 128)."
+    return min([1000] + [max(16, 128_000 // v.shape[2]) for k, v in features.items() if k.startswith('grad:')])
+
+def check_feature_blocks(features:dict, # named feature blocks, one row per record
+                        ) -> int:
+    "The number of records, after checking that every block has one finite row per record."
+    if not features: raise ValueError("the attack needs at least one feature block")
+    lengths = {k: len(v) for k, v in features.items()}
+    if len(set(lengths.values())) != 1: raise ValueError(f"every feature block needs one row per record, got {lengths} records")
+    for k, v in features.items(): check_finite(v, k)
+    return next(iter(lengths.values()))
 
 def check_membership_labels(is_member, # which records are members
                             n:int, # number of records
@@ -223,9 +242,9 @@ def check_membership_labels(is_member, # which records are members
     if is_member.all() or not is_member.any(): raise ValueError("the attack needs both members and non-members to train on")
     return is_member
 
-def train_attack(features:dict, # the attacker's known records (from `membership_features`)
+def train_nasr_attack(features:dict, # the attacker's known records (from `membership_features`)
                  is_member:torch.Tensor, # N bools: which of them are members
-                 kernels:int=1000, # kernels of each gradient component
+                 kernels:int|None=None, # kernels of each gradient component (`None`: `default_kernels`)
                  epochs:int=40, # passes over the known records
                  lr:float=1e-4, # Adam learning rate
                  batch_size:int=64, # minibatch size
@@ -234,10 +253,11 @@ def train_attack(features:dict, # the attacker's known records (from `membership
                  progress:bool=True, # progress bar over epochs
                 ) -> tuple:
     "Train `NasrAttack` on known members and non-members; returns `(attack, scaler)` on the CPU."
-    n = len(next(iter(features.values())))
+    n = check_feature_blocks(features)
     is_member = check_membership_labels(is_member, n)
-    for k, v in features.items(): check_finite(v, k)
+    check_count(epochs, 'epochs'); check_positive(lr, 'lr'); check_count(batch_size, 'batch_size')
     device = default_device(device)
+    kernels = default_kernels(features) if kernels is None else check_count(kernels, 'kernels')
     scaler = FeatureScaler.fit(features)
     x = {k: v.to(device) for k, v in scaler(features).items()}
     target = is_member.float().to(device)
@@ -273,32 +293,35 @@ def summary_statistics(features:dict) -> torch.Tensor:
     return torch.stack(cols, 1).float()
 
 def train_unsupervised_attack(features:dict, # the target records' features (no membership labels)
-                              kernels:int=1000, # kernels of each gradient component
+                              kernels:int|None=None, # kernels of each gradient component (`None`: `default_kernels`)
                               epochs:int=40, # training epochs
                               lr:float=1e-4, # Adam learning rate
                               batch_size:int=64, # minibatch size
                               seed:int=0, # seeds the networks and shuffling
                               progress:bool=True, # progress bar
+                              device:str|torch.device|None=None, # where to train (`None`: CUDA if available)
                              ) -> torch.Tensor:
     "Membership scores from an encoder–decoder trained without labels (higher: member)."
-    for k, v in features.items(): check_finite(v, k)
+    check_feature_blocks(features); check_count(epochs, 'epochs'); check_positive(lr, 'lr'); check_count(batch_size, 'batch_size')
+    device, kernels = default_device(device), default_kernels(features) if kernels is None else check_count(kernels, 'kernels')
     scaler = FeatureScaler.fit(features)
-    x = scaler(features)
-    stats = summary_statistics(features)
+    x = {k: v.to(device) for k, v in scaler(features).items()}
+    stats = summary_statistics(features).to(device)
     stats = (stats - stats.mean(0)) / stats.std(0).clamp_min(1e-12)
     n, gen = len(stats), seeded_generator(seed)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        encoder = NasrAttack({k: tuple(v.shape[1:]) for k, v in features.items()}, kernels)
-        decoder = nn.Sequential(nn.Linear(1, 64), nn.ReLU(), nn.Linear(64, 128), nn.ReLU(), nn.Linear(128, stats.shape[1]))
+        encoder = NasrAttack({k: tuple(v.shape[1:]) for k, v in features.items()}, kernels).to(device)
+        decoder = nn.Sequential(nn.Linear(1, 64), nn.ReLU(), nn.Linear(64, 128), nn.ReLU(), nn.Linear(128, stats.shape[1])).to(device)
         opt = torch.optim.Adam([*encoder.parameters(), *decoder.parameters()], lr=lr)
         for _ in epoch_range(epochs, progress):
             encoder.train()
             for idx in torch.randperm(n, generator=gen).split(batch_size):
+                idx = idx.to(device)
                 code = encoder(*(x[k][idx] for k in encoder.names))
                 loss = F.mse_loss(decoder(code[:, None]), stats[idx])
                 opt.zero_grad(); loss.backward(); opt.step()
-    scores = membership_scores(encoder, x)
+    scores = membership_scores(encoder, x).cpu()
     low_loss = -features['log_loss'][:, 0]
     return scores if torch.corrcoef(torch.stack([scores, low_loss]))[0, 1] >= 0 else -scores
 

@@ -13,17 +13,17 @@ import torch.nn as nn
 import torch.nn.functional as F
 from sklearn.metrics import roc_curve
 
-from .core import seeded_generator
+from .core import ATTACK_METHOD, Result, artefact, check_count, check_positive, metric_rows, seeded_generator
 from .data import Data, assert_disjoint, disjoint_split
 from .membership_features import (attack_metrics, best_threshold, check_layers, epoch_range, membership_features,
-                                              membership_scores, train_attack, weight_layers)
+                                              membership_scores, plot_roc_curves, train_nasr_attack, weight_layers)
 from .membership_standalone import TARGETS, load_pool
 from .models import accuracy, fit, predict_logits
 
 # %% auto #0
 __all__ = ['ATTACKERS', 'MODES', 'average_states', 'ascent_step', 'FederatedSetting', 'local_update', 'check_federated',
-           'simulate_federated', 'snapshot_features', 'federated_split', 'FederatedResult', 'run_federated',
-           'plot_federated_trends', 'target_losses', 'ascent_response']
+           'simulate_federated', 'snapshot_features', 'federated_split', 'FederatedResult', 'federated_row',
+           'run_federated', 'plot_federated_trends', 'target_losses', 'ascent_response']
 
 # %% ../nbs/62_membership_federated.ipynb #51f94aef
 def average_states(states:list, # state dicts of the participants' models
@@ -59,13 +59,18 @@ class FederatedSetting:
     lr: float = 1e-3 # participants' Adam learning rate (a fresh optimiser every round)
     batch_size: int = 64 # local minibatch size
 
+    def __post_init__(self):
+        for name, low in (('participants', 2), ('records', 2), ('rounds', 1), ('local_epochs', 1), ('batch_size', 1)): check_count(getattr(self, name), name, low)
+        check_positive(self.lr, 'lr')
+
 def local_update(model:nn.Module, # a participant's copy of the model (trained in place)
                  data:Data, # the participant's records
                  setting:FederatedSetting, # the local recipe: epochs, learning rate, batch size
                  seed:int, # seeds the shuffling
+                 device:str|torch.device|None=None, # where to train (`None`: CUDA if available)
                 ) -> nn.Module:
     "A participant's round: `setting.local_epochs` of Adam (a fresh optimiser) on its records; returns the model in eval mode."
-    fit(model, data, epochs=setting.local_epochs, lr=setting.lr, batch_size=setting.batch_size, optimizer='adam', seed=seed, progress=False)
+    fit(model, data, epochs=setting.local_epochs, lr=setting.lr, batch_size=setting.batch_size, optimizer='adam', seed=seed, progress=False, device=device)
     return model.eval()
 
 def check_federated(setting:FederatedSetting, attacker:str, mode:str, observed) -> list:
@@ -74,7 +79,6 @@ def check_federated(setting:FederatedSetting, attacker:str, mode:str, observed) 
     if mode not in MODES: raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
     if setting.dataset not in TARGETS: raise ValueError(f"unknown federated dataset {setting.dataset!r}; choose from {sorted(TARGETS)}")
     if mode == 'isolating' and attacker != 'global': raise ValueError("only the server (global attacker) can isolate a participant")
-    if setting.participants < 2: raise ValueError(f"federated learning needs at least 2 participants, got {setting.participants}")
     observed = sorted(set(observed))
     if not observed or not all(1 <= r <= setting.rounds for r in observed):
         raise ValueError(f"observed rounds must be a non-empty subset of 1..{setting.rounds}, got {observed}")
@@ -89,6 +93,7 @@ def simulate_federated(setting:FederatedSetting, # the FedAvg run
                        ascent:float=0.3, # the active attacker's gradient-ascent step
                        seed:int=0, # seeds the initial model and local training
                        progress:bool=False, # progress bar over rounds
+                       device:str|torch.device|None=None, # where the participants train
                       ) -> tuple:
     "Run FedAvg; returns the snapshots the attacker keeps (name -> model, in eval mode) and the final global model."
     observed = check_federated(setting, attacker, mode, observed)
@@ -107,7 +112,7 @@ def simulate_federated(setting:FederatedSetting, # the FedAvg run
                     seen[f'r{r}-honest'] = copy.deepcopy(local).eval()  # the server knows what it would have sent
                     ascent_step(local, targets, ascent)
                 if watch: seen[f'r{r}-sent'] = copy.deepcopy(local).eval()
-            local_update(local, data, setting, seed * 100_000 + r * 100 + i)
+            local_update(local, data, setting, seed * 100_000 + r * 100 + i, device)
             if i == len(parts) - 1 and attacker == 'local' and mode == 'active' and r + 1 in observed:
                 ascent_step(local, targets, ascent)  # the upload that makes the next round's global model
             if i == 0:
@@ -150,7 +155,7 @@ def federated_split(setting:FederatedSetting, # the FedAvg run (participants, re
 
 # %% ../nbs/62_membership_federated.ipynb #a31a404e
 @dataclass
-class FederatedResult:
+class FederatedResult(Result):
     "One federated attack: who attacked, how, which rounds it saw, and how well it did."
     attacker: str # 'global' or 'local'
     mode: str # 'passive', 'active' or 'isolating'
@@ -160,23 +165,32 @@ class FederatedResult:
     global_test_accuracy: float # the final global model's accuracy on held-out records
     global_victim_accuracy: float # ... and on the victim's records (the gap to the above: how much it memorised them)
     seed: int = 0 # the experiment's seed
-    roc: tuple = field(default=(), repr=False) # (fpr, tpr) of the attack on the evaluation records
+    roc: tuple = artefact(()) # (fpr, tpr) of the attack on the evaluation records
     ascent: float|None = None # the active attacker's gradient-ascent step (active mode only)
 
-    def row(self) -> dict:
-        "A table row, in percent."
-        mode = self.mode if self.ascent is None else f'{self.mode} (step {self.ascent:g})'
-        return {'attacker': self.attacker, 'mode': mode, 'participants': self.setting.participants,
-                'observed rounds': f'{self.observed[0]}–{self.observed[-1]}' if len(self.observed) > 1 else str(self.observed[0]),
-                **{k: round(100 * v, 2) for k, v in self.metrics.items()},
-                'global acc on victim': round(100 * self.global_victim_accuracy, 2), 'global test acc': round(100 * self.global_test_accuracy, 2)}
+    @property
+    def attack(self) -> str:
+        return f'federated: {self.attacker} {self.mode}' + ('' if self.ascent is None else f' (step {self.ascent:g})')
 
-    def to_dict(self) -> dict:
-        "JSON-ready results."
-        return {'attacker': self.attacker, 'mode': self.mode, 'observed': self.observed,
-                'metrics': self.metrics, 'global_test_accuracy': self.global_test_accuracy,
-                'global_victim_accuracy': self.global_victim_accuracy, 'seed': self.seed, 'ascent': self.ascent,
-                'setting': asdict(self.setting)}
+    def rows(self) -> list:
+        "The attack's metrics on the victim's records, and the final global model's accuracy on them and on held-out records."
+        st = (f'{self.setting.participants} participants, rounds ' +
+              (f'{self.observed[0]}–{self.observed[-1]}' if len(self.observed) > 1 else str(self.observed[0])))
+        return ([r for k, v in self.metrics.items() for r in metric_rows(self.attack, self.setting.dataset, k, {ATTACK_METHOD: v}, st)]
+                + metric_rows(self.attack, self.setting.dataset, 'global accuracy on victim', {'target model': self.global_victim_accuracy}, st)
+                + metric_rows(self.attack, self.setting.dataset, 'global test accuracy', {'target model': self.global_test_accuracy}, st))
+
+    def plot(self):
+        "The attack's ROC curve on log–log axes."
+        return plot_roc_curves({self.attack: (*self.roc, self.metrics['auc'])}, f'{self.setting.dataset}, federated, rounds {self.observed}').figure
+
+def federated_row(result:FederatedResult) -> dict:
+    "One run as a line of the paper-form tables this notebook prints (metrics in percent)."
+    mode = result.mode if result.ascent is None else f'{result.mode} (step {result.ascent:g})'
+    return {'attacker': result.attacker, 'mode': mode, 'participants': result.setting.participants,
+            'observed rounds': f'{result.observed[0]}–{result.observed[-1]}' if len(result.observed) > 1 else str(result.observed[0]),
+            **{k: round(100 * v, 2) for k, v in result.metrics.items()},
+            'global acc on victim': round(100 * result.global_victim_accuracy, 2), 'global test acc': round(100 * result.global_test_accuracy, 2)}
 
 def run_federated(setting:FederatedSetting=FederatedSetting(), # the FedAvg run
                   attacker:str='global', # 'global' (the server) or 'local' (a participant)
@@ -189,19 +203,20 @@ def run_federated(setting:FederatedSetting=FederatedSetting(), # the FedAvg run
                   seed:int=0, # seeds the split, the FedAvg run and the attack
                   root=None, # data root
                   progress:bool=False, # progress bars
+                  device:str|torch.device|None=None, # where the participants and the attack network train (`None`: CUDA if available)
                  ) -> FederatedResult:
     "Simulate FedAvg on the setting's dataset, let the attacker watch (and perhaps meddle), then attack the victim's records."
     observed = check_federated(setting, attacker, mode, observed)
     parts, targets, test = federated_split(setting, load_pool(setting.dataset, root), seed)
-    seen, global_model = simulate_federated(setting, parts, targets, attacker, mode, observed, ascent, seed, progress)
+    seen, global_model = simulate_federated(setting, parts, targets, attacker, mode, observed, ascent, seed, progress, device)
     layers = check_layers(global_model, weight_layers(global_model)[-1:] if layers is None else layers)
     feats = snapshot_features(seen, targets, layers)
     n, half = setting.records, setting.records // 2
     known = torch.cat([torch.arange(half), n + torch.arange(half)])
     evals = torch.cat([torch.arange(half, n), n + torch.arange(half, n)])
     is_member = torch.arange(2 * n) < n
-    attack, scaler = train_attack({k: v[known] for k, v in feats.items()}, is_member[known], kernels, attack_epochs,
-                                  seed=seed, progress=progress)
+    attack, scaler = train_nasr_attack({k: v[known] for k, v in feats.items()}, is_member[known], kernels, attack_epochs,
+                                  seed=seed, device=device, progress=progress)
     s_known = membership_scores(attack, scaler({k: v[known] for k, v in feats.items()}))
     s_eval = membership_scores(attack, scaler({k: v[evals] for k, v in feats.items()}))
     metrics = attack_metrics(s_eval, is_member[evals], best_threshold(s_known, is_member[known]))
@@ -211,7 +226,7 @@ def run_federated(setting:FederatedSetting=FederatedSetting(), # the FedAvg run
                            ascent if mode == 'active' else None)
 
 # %% ../nbs/62_membership_federated.ipynb #95301a9d
-def plot_federated_trends(by_rounds:list, # `FederatedResult.row()`s of the passive server, one per window of rounds
+def plot_federated_trends(by_rounds:list, # `federated_row`s of the passive server, one per window of rounds
                           by_participants:list, # rows of the passive local attacker, one per number of participants
                           label:str, # the dataset, for the legend
                           axes=None, # two matplotlib axes (`None`: a new figure)

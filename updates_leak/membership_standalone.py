@@ -13,25 +13,26 @@ import torch
 import torch.nn as nn
 from sklearn.metrics import roc_curve
 
-from .core import format_table, seeded_generator, set_seed
-from .data import WHOLE_DATASETS, Data, assert_disjoint, disjoint_split, load_dataset
+from .core import ATTACK_METHOD, Result, artefact, metric_rows, seeded_generator, set_seed
+from .data import WHOLE_DATASETS, Data, as_data, assert_disjoint, disjoint_split, load_dataset
 from .membership_features import (BLACK_BOX, attack_metrics, best_threshold, check_layers, concat_rows,
                                               entropy_scores, loss_scores, membership_features, membership_scores,
-                                              cluster_threshold, plot_roc_curves, select, train_attack, train_unsupervised_attack,
+                                              cluster_threshold, plot_roc_curves, select, train_nasr_attack, train_unsupervised_attack,
                                               weight_layers)
-from .models import CifarCNN, accuracy, fit, location_model, predict_proba, tabular_target
+from .models import CifarCNN, accuracy, fit, location_model, reinitialized, tabular_target
+from .oracle import model_accuracy, model_kind, posteriors, white_box
 
 # %% auto #0
-__all__ = ['TARGETS', 'NASR_VARIANTS', 'MembershipTarget', 'load_pool', 'membership_split', 'train_target', 'ShadowModelAttack',
-           'check_no_shared_records', 'MembershipAttack', 'art_blackbox_scores', 'StandaloneResult', 'evaluate_scores',
-           'run_standalone', 'plot_roc']
+__all__ = ['TARGETS', 'NASR_VARIANTS', 'MembershipTarget', 'load_pool', 'membership_split', 'train_membership_model',
+           'own_recipe', 'ShadowModelAttack', 'check_no_shared_records', 'MembershipAttack', 'art_blackbox_scores',
+           'StandaloneResult', 'evaluate_scores', 'run_standalone', 'plot_roc']
 
 # %% ../nbs/61_membership_standalone.ipynb #ad2a60a4
 @dataclass
 class MembershipTarget:
     "How a stand-alone target is built and trained, and how many records each role gets."
     dataset: str # a `load_dataset` name
-    make_model: callable # () -> a fresh classifier
+    make_model: callable # () -> a fresh classifier: a torch model, or a scikit-learn estimator (trained by its own `fit`)
     members: int # the target's training set size (as many non-members are drawn)
     shadow: int # the attacker's own records, for shadow models
     test: int # held-out records for the target's test accuracy
@@ -64,33 +65,51 @@ def membership_split(n:int, # records in the pool
     assert_disjoint(**idx)
     return idx
 
-def train_target(target:MembershipTarget, # the recipe
-                 data:Data, # the training records
-                 seed:int=0, # seeds the initialisation and shuffling
-                 progress:bool=False, # progress bar over epochs
-                ) -> nn.Module:
-    "A fresh model trained with the target's recipe (Adam, no regularisation); on the CPU, in eval mode."
+def train_membership_model(target:MembershipTarget, # the recipe
+                           data:Data, # the training records
+                           seed:int=0, # seeds the initialisation and shuffling
+                           progress:bool=False, # progress bar over epochs
+                           device:str|torch.device|None=None, # where a torch model trains (`None`: CUDA if available)
+                          ):
+    "A fresh model trained with the target's recipe (torch: Adam, no regularisation, returned on the CPU, in eval mode; scikit-learn: its `fit`)."
     set_seed(seed)
     model = target.make_model()
-    fit(model, data, epochs=target.epochs, lr=target.lr, batch_size=target.batch_size, optimizer='adam', seed=seed, progress=progress)
+    if model_kind(model) == 'sklearn': return model.fit(data.x.flatten(1).double().numpy(), data.y.numpy())
+    fit(model, data, epochs=target.epochs, lr=target.lr, batch_size=target.batch_size, optimizer='adam', seed=seed, progress=progress, device=device)
     return model.cpu().eval()
+
+def own_recipe(model, # your trained model: a torch model or a scikit-learn estimator
+               members:Data, # its training records
+               epochs:int=40, lr:float=1e-3, batch_size:int=64, # a torch model's training (Adam)
+               name:str='own model',
+              ) -> MembershipTarget:
+    "A recipe that trains models like yours: fresh copies of its architecture (torch) or clones of the estimator (scikit-learn), on as many records."
+    if model_kind(model) == 'torch': make = partial(reinitialized, model)
+    elif model_kind(model) == 'sklearn' and hasattr(model, 'get_params'):
+        from sklearn.base import clone
+        make = partial(clone, model)
+    else: raise TypeError("shadow models are trained copies of the target: give a torch model or a scikit-learn estimator that `clone` can copy, "
+                          f"not a {type(model).__name__}")
+    return MembershipTarget(name, make, members=len(members), shadow=0, test=0, epochs=epochs, lr=lr, batch_size=batch_size)
 
 # %% ../nbs/61_membership_standalone.ipynb #05469059
 class ShadowModelAttack:
     "Shokri et al.'s attack: shadow models trained like the target, one attack classifier per class on the posterior vector."
-    def __init__(self, shadow_data:Data, # the attacker's own records (each shadow model trains on a random half)
+    def __init__(self, shadow_data, # the attacker's own records (each shadow model trains on a random half): a `Data`, `(x, y)` or `TensorDataset`
                  target:MembershipTarget, # the recipe the shadow models copy
                  n_shadow:int=4, # number of shadow models
                  seed:int=0, # seeds the halves, the shadow models and the attack classifiers
+                 device:str|torch.device|None=None, # where the shadow models train
                 ):
         from sklearn.neural_network import MLPClassifier
+        shadow_data = as_data(shadow_data)
         gen = seeded_generator(seed)
         probs, labels, inside = [], [], []
         for k in range(n_shadow):
             perm = torch.randperm(len(shadow_data), generator=gen)
             half = len(perm) // 2
-            model = train_target(target, shadow_data.subset(perm[:half]), seed=seed + 1000 + k)
-            probs.append(predict_proba(model, shadow_data.x[perm])); labels.append(shadow_data.y[perm])
+            model = train_membership_model(target, shadow_data.subset(perm[:half]), seed=seed + 1000 + k, device=device)
+            probs.append(posteriors(model, shadow_data.x[perm]).float()); labels.append(shadow_data.y[perm])
             inside.append(torch.arange(len(perm)) < half)
         p, y, m = torch.cat(probs).numpy(), torch.cat(labels).numpy(), torch.cat(inside).numpy()
         self.per_class = {}
@@ -109,38 +128,42 @@ class ShadowModelAttack:
         return torch.from_numpy(out)
 
 # %% ../nbs/61_membership_standalone.ipynb #d61c735d
-def check_no_shared_records(members:Data, # known members
-                            nonmembers:Data, # known non-members
+def check_no_shared_records(members, # known members
+                            nonmembers, # known non-members
                            ):
     "Raise `ValueError` if a record (same input and label) is in both sets."
+    members, nonmembers = as_data(members), as_data(nonmembers)
     def keys(d): return {(x.numpy().tobytes(), int(y)) for x, y in zip(d.x, d.y)}
     shared = keys(members) & keys(nonmembers)
     if shared: raise ValueError(f"{len(shared)} record(s) are both known members and known non-members")
 
 class MembershipAttack:
     "Nasr et al.'s attack on a given model, trained on known members and non-members; scores any records."
-    def __init__(self, model:nn.Module, # the target classifier
-                 members:Data, # records known to be in its training set
-                 nonmembers:Data, # records known not to be
+    def __init__(self, model, # the target classifier: a torch model (any kind with `black_box=True`)
+                 members, # records known to be in its training set: a `Data`, `(x, y)` or `TensorDataset`
+                 nonmembers, # records known not to be
                  layers:list|None=None, # gradient layers (`None`: the last weight layer)
                  black_box:bool=False, # read only the label, posteriors and loss
-                 kernels:int=1000, # kernels of each gradient component
+                 kernels:int|None=None, # kernels of each gradient component (`None`: `membership_features.default_kernels`)
                  epochs:int=40, # attack-network training epochs
                  seed:int=0, # seeds the attack network
                  progress:bool=True, # progress bar
+                 device:str|torch.device|None=None, # where the attack network trains (`None`: CUDA if available)
                 ):
+        members, nonmembers = as_data(members, name='members'), as_data(nonmembers, name='non-members')
         check_no_shared_records(members, nonmembers)
         self.model = model
+        if not black_box: white_box(model, "Nasr et al.'s white-box attack (black_box=True reads the outputs only)")
         self.layers = [] if black_box else check_layers(model, weight_layers(model)[-1:] if layers is None else layers)
         self.keys = BLACK_BOX + tuple(f'grad:{l}' for l in self.layers)
         known = concat_rows(self.features(members), self.features(nonmembers))
         is_member = torch.arange(len(members) + len(nonmembers)) < len(members)
-        self.attack, self.scaler = train_attack(known, is_member, kernels, epochs, seed=seed, progress=progress)
+        self.attack, self.scaler = train_nasr_attack(known, is_member, kernels, epochs, seed=seed, device=device, progress=progress)
         self.threshold = best_threshold(membership_scores(self.attack, self.scaler(known)), is_member)
 
-    def features(self, data:Data) -> dict:
+    def features(self, data) -> dict:
         "The features this attack reads."
-        return select(membership_features(self.model, data, self.layers), self.keys)
+        return select(membership_features(self.model, as_data(data), self.layers), self.keys)
 
     def scores(self, data:Data) -> torch.Tensor:
         "Membership logits of `data`'s records (higher: member)."
@@ -174,29 +197,29 @@ def art_blackbox_scores(model:nn.Module, # the target classifier
 
 # %% ../nbs/61_membership_standalone.ipynb #b80159bb
 @dataclass
-class StandaloneResult:
+class StandaloneResult(Result):
     "Every attack's metrics on one target model, with the ROC curves behind them."
     dataset: str # the target's data
     train_accuracy: float # the target's accuracy on its members
     test_accuracy: float # ... and on held-out records
     metrics: dict # attack name -> `attack_metrics`
-    roc: dict = field(repr=False, default_factory=dict) # attack name -> (fpr, tpr) arrays
+    roc: dict = artefact(None) # attack name -> (fpr, tpr) arrays
     seed: int = 0 # the experiment's seed
     layers: list = field(default_factory=list) # gradient layers of the white-box attack
+    model: object = artefact() # the target the attacks ran on
 
-    def table(self) -> list:
-        "One row per attack: accuracy, AUC and TPR at low FPR, in percent."
-        return [{'attack': a, **{k: round(100 * v, 2) for k, v in m.items()}} for a, m in self.metrics.items()]
+    def __post_init__(self):
+        if self.roc is None: self.roc = {}
 
-    def summary(self) -> str:
-        "The target's accuracy and the table, as text."
-        return (f"{self.dataset} (seed {self.seed}, gradients of layers {self.layers}): target train accuracy "
-                f"{100*self.train_accuracy:.1f}%, test {100*self.test_accuracy:.1f}%\n" + format_table(self.table()))
+    def rows(self) -> list:
+        "Each attack's balanced accuracy, AUC and TPR at 0.1% and 1% FPR, and the target's accuracy on members and held-out records."
+        out = [r for a, m in self.metrics.items() for k, v in m.items() for r in metric_rows(f'membership: {a}', self.dataset, k, {ATTACK_METHOD: v})]
+        return out + metric_rows('membership', self.dataset, 'target train accuracy', {'target model': self.train_accuracy}) \
+                   + metric_rows('membership', self.dataset, 'target test accuracy', {'target model': self.test_accuracy})
 
-    def to_dict(self) -> dict:
-        "JSON-ready results (without the ROC arrays)."
-        return {'dataset': self.dataset, 'seed': self.seed, 'layers': self.layers, 'train_accuracy': self.train_accuracy,
-                'test_accuracy': self.test_accuracy, 'metrics': self.metrics}
+    def plot(self):
+        "Every attack's ROC curve on log–log axes."
+        return plot_roc(self).figure
 
 def evaluate_scores(result:StandaloneResult, # where to record the attack
                     name:str, # the attack's name
@@ -212,53 +235,81 @@ def evaluate_scores(result:StandaloneResult, # where to record the attack
 
 NASR_VARIANTS = ('white-box', 'black-box', 'unsupervised')  # the supervised attack on all features, on black-box features only, and the unsupervised one
 
-def run_standalone(dataset:str='location', # a key of `TARGETS`
+def _split_known(data:Data, seed:int) -> tuple:
+    "A seeded half of `data` the attacker knows, and the other half it is evaluated on."
+    perm = torch.randperm(len(data), generator=seeded_generator(seed))
+    return data.subset(perm[:len(data) // 2]), data.subset(perm[len(data) // 2:])
+
+def run_standalone(dataset:str='location', # a key of `TARGETS` (a preset: the target is trained on it), or what your model is called
                    layers:list|None=None, # gradient layers of the white-box attack (`None`: the last layer)
-                   kernels:int=1000, # kernels of each gradient component (the paper: 1,000)
+                   kernels:int|None=None, # kernels of each gradient component (`None`: the paper's 1,000, fewer for wide layers)
                    attack_epochs:int=40, # attack-network training epochs
                    n_shadow:int=4, # shadow models for Shokri et al.'s baseline (0 skips it)
-                   variants:tuple=NASR_VARIANTS, # which of Nasr et al.'s attack networks to train
+                   variants:tuple|None=None, # which of Nasr et al.'s attack networks to train (`None`: all the model allows)
                    seed:int=0, # seeds the split, the target and the attacks
-                   art:bool=False, # add IBM ART's black-box attack (needs the `compare` extra)
+                   art:bool=False, # add IBM ART's black-box attack (needs the `compare` extra and a torch model)
                    root=None, # data root
                    progress:bool=True, # progress bars
+                   model=None, # your own trained model (torch: every attack; scikit-learn or a function: the black-box ones)
+                   members=None, # with `model`: its training records (`Data`, `(x, y)` or `TensorDataset`)
+                   nonmembers=None, # with `model`: records from the same population it never saw
+                   shadow=None, # with `model`: the attacker's own records for the shadow models (`None`: no shadow-model baseline)
+                   epochs:int=40, lr:float=1e-3, # with `model` and `shadow`: how the shadow models train (torch: Adam)
+                   device:str|torch.device|None=None, # where models and attack networks train (`None`: CUDA if available)
                   ) -> StandaloneResult:
-    "Train a target; run the white-box attack, the same network on black-box features, shadow models and thresholds."
-    if dataset not in TARGETS: raise ValueError(f"unknown membership target {dataset!r}; choose from {sorted(TARGETS)}")
+    "Train a target (or take yours); run the white-box attack, the same network on black-box features, shadow models and thresholds."
+    kind = 'torch' if model is None else model_kind(model)
+    allowed = NASR_VARIANTS if kind == 'torch' else ('black-box',)
+    variants = allowed if variants is None else tuple(variants)
     if set(variants) - set(NASR_VARIANTS): raise ValueError(f"unknown attack variants {sorted(set(variants) - set(NASR_VARIANTS))}; choose from {NASR_VARIANTS}")
-    target = TARGETS[dataset]
-    pool = load_pool(target.dataset, root)
-    idx = membership_split(len(pool), target, seed)
-    members = pool.subset(torch.cat([idx['members_known'], idx['members_eval']]))
-    model = train_target(target, members, seed, progress)
-    layers = check_layers(model, weight_layers(model)[-1:] if layers is None else layers)
-    data = {k: pool.subset(v) for k, v in idx.items()}
+    if set(variants) - set(allowed): white_box(model, f"the {' and '.join(sorted(set(variants) - set(allowed)))} attack")
+    if model is None:
+        if dataset not in TARGETS: raise ValueError(f"unknown membership target {dataset!r}; choose from {sorted(TARGETS)}")
+        target = TARGETS[dataset]
+        pool = load_pool(target.dataset, root)
+        idx = membership_split(len(pool), target, seed)
+        data = {k: pool.subset(v) for k, v in idx.items()}
+        members = pool.subset(torch.cat([idx['members_known'], idx['members_eval']]))
+        model = train_membership_model(target, members, seed, progress, device)
+        test, shadow_data = data['test'], data['shadow']
+    else:
+        if members is None or nonmembers is None: raise ValueError("attacking your own model needs its members and non-members: members=(x, y), nonmembers=(x, y)")
+        members, nonmembers = as_data(members, name='members'), as_data(nonmembers, name='non-members')
+        if min(len(members), len(nonmembers)) < 4: raise ValueError("need at least 4 members and 4 non-members (half to train the attacks, half to score them)")
+        data = dict(zip(('members_known', 'members_eval'), _split_known(members, seed)))
+        data.update(zip(('nonmembers_known', 'nonmembers_eval'), _split_known(nonmembers, seed + 1)))
+        test, pool = nonmembers, members
+        shadow_data = None if shadow is None else as_data(shadow, name='shadow records')
+        n_shadow = n_shadow if shadow_data is not None else 0
+        target = own_recipe(model, members, epochs, lr, name=dataset) if n_shadow else None
+    layers = check_layers(model, weight_layers(model)[-1:] if layers is None else layers) if kind == 'torch' else []
     known_data = Data(torch.cat([data['members_known'].x, data['nonmembers_known'].x]),
                       torch.cat([data['members_known'].y, data['nonmembers_known'].y]), pool.classes)
     eval_data = Data(torch.cat([data['members_eval'].x, data['nonmembers_eval'].x]),
                      torch.cat([data['members_eval'].y, data['nonmembers_eval'].y]), pool.classes)
-    known_m = torch.arange(len(known_data)) < len(idx['members_known'])
-    eval_m = torch.arange(len(eval_data)) < len(idx['members_eval'])
-    result = StandaloneResult(dataset, accuracy(model, members), accuracy(model, data['test']), {}, seed=seed, layers=layers)
+    known_m = torch.arange(len(known_data)) < len(data['members_known'])
+    eval_m = torch.arange(len(eval_data)) < len(data['members_eval'])
+    result = StandaloneResult(dataset, model_accuracy(model, members), model_accuracy(model, test), {}, seed=seed, layers=layers, model=model)
     for variant, name, black_box in [('white-box', 'white-box (Nasr)', False), ('black-box', 'black-box (Nasr network)', True)]:
         if variant not in variants: continue
         attack = MembershipAttack(model, data['members_known'], data['nonmembers_known'], layers, black_box, kernels,
-                                  attack_epochs, seed, progress)
+                                  attack_epochs, seed, progress, device)
         evaluate_scores(result, name, attack.scores(known_data), attack.scores(eval_data), known_m, eval_m)
     if 'unsupervised' in variants:
         grads = BLACK_BOX + tuple(f'grad:{l}' for l in layers)
         targets = concat_rows(*(select(membership_features(model, d, layers), grads) for d in (known_data, eval_data)))
-        unsupervised = train_unsupervised_attack(targets, kernels, attack_epochs, seed=seed, progress=progress)
+        unsupervised = train_unsupervised_attack(targets, kernels, attack_epochs, seed=seed, progress=progress, device=device)
         evaluate_scores(result, 'white-box unsupervised (Nasr)', unsupervised[:len(known_data)], unsupervised[len(known_data):],
                         known_m, eval_m, cluster_threshold(unsupervised, seed))
     known, evals = membership_features(model, known_data), membership_features(model, eval_data)
     if n_shadow:
-        shadow = ShadowModelAttack(pool.subset(idx['shadow']), target, n_shadow, seed)
+        shadow = ShadowModelAttack(shadow_data, target, n_shadow, seed, device)
         evaluate_scores(result, 'shadow models (Shokri)', shadow.scores(known), shadow.scores(evals), known_m, eval_m)
     evaluate_scores(result, 'loss threshold', loss_scores(known), loss_scores(evals), known_m, eval_m)
     evaluate_scores(result, 'entropy threshold', entropy_scores(known), entropy_scores(evals), known_m, eval_m)
     if art:
-        art_known, art_eval = art_blackbox_scores(model, data['members_known'], data['nonmembers_known'], [known_data, eval_data], seed=seed)
+        art_known, art_eval = art_blackbox_scores(white_box(model, "IBM ART's PyTorch classifier"), data['members_known'], data['nonmembers_known'],
+                                                  [known_data, eval_data], seed=seed)
         evaluate_scores(result, 'ART MembershipInferenceBlackBox', art_known, art_eval, known_m, eval_m)
     return result
 

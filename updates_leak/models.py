@@ -13,16 +13,16 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.utils.data import Dataset, TensorDataset
 
-from .core import chunks, default_device, seeded_generator
-from .data import Data
+from .core import check_count, check_positive, chunks, default_device, progress as progress_bar, seeded_generator
+from .data import Data, as_data
 
 # %% auto #0
 __all__ = ['MNIST_MEAN', 'MNIST_STD', 'Normalize', 'LogisticRegression', 'SoftmaxRegression', 'MLP', 'tabular_target',
            'location_model', 'MnistCNN', 'stacked_conv2d', 'stacked_linear', 'to_channel_groups', 'from_channel_groups',
            'CifarCNN', 'AutoEncoder', 'batch_order', 'take', 'classification_loss', 'reconstruction_loss',
-           'make_optimizer', 'fit', 'predict_logits', 'predict_proba', 'accuracy', 'check_dp_sgd',
-           'loop_sample_gradients', 'dp_sgd_gradient', 'online_update', 'UnsafeFileError', 'save_weights',
-           'load_weights']
+           'check_training', 'has_batch_norm', 'make_optimizer', 'fit', 'model_device', 'model_dtype', 'predict_logits',
+           'predict_proba', 'accuracy', 'reinitialized', 'check_dp_sgd', 'loop_sample_gradients', 'dp_sgd_gradient',
+           'online_update', 'UnsafeFileError', 'save_weights', 'load_weights']
 
 # %% ../nbs/02_models.ipynb #f133b5de
 class Normalize(nn.Module):
@@ -218,6 +218,19 @@ def reconstruction_loss(model:nn.Module, x:torch.Tensor, y:torch.Tensor) -> torc
     "Mean squared error between `model(x)` and `x` (labels unused): the autoencoder loss."
     return F.mse_loss(model(x), x)
 
+def check_training(epochs, # passes over the data
+                   lr, # learning rate
+                   batch_size, # minibatch size
+                   momentum=0., # SGD momentum
+                   min_epochs:int=1, # the fewest epochs that make sense here
+                  ):
+    "Raise `ValueError`, naming the argument, unless the training settings are sensible numbers."
+    check_count(epochs, 'epochs', min_epochs); check_positive(lr, 'lr'); check_count(batch_size, 'batch_size'); check_positive(momentum, 'momentum', zero=True)
+
+def has_batch_norm(model:nn.Module) -> bool:
+    "Whether `model` normalises with batch statistics (any `BatchNorm` layer)."
+    return any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
+
 def make_optimizer(params, # parameters to optimise
                    name:str='sgd', # 'sgd' or 'adam'
                    lr:float=1e-3, # learning rate
@@ -230,7 +243,7 @@ def make_optimizer(params, # parameters to optimise
     raise ValueError(f"optimizer must be 'sgd' or 'adam', got {name!r}")
 
 def fit(model:nn.Module, # the model, trained in place
-        data:Dataset, # training data yielding (x, y) pairs
+        data:Dataset, # training data yielding (x, y) pairs: a `Data`, `TensorDataset`, any map-style dataset, or an `(x, y)` pair
         epochs:int=1, # passes over `data`
         lr:float=1e-3, # learning rate
         batch_size:int=64, # minibatch size
@@ -245,24 +258,24 @@ def fit(model:nn.Module, # the model, trained in place
         progress:bool=True, # show a progress bar over epochs
        ) -> list:
     "Train `model` in place with minibatch SGD/Adam; returns the mean training loss of each epoch."
+    if isinstance(data, (tuple, list)): data = as_data(data)
     if len(data) == 0: raise ValueError("cannot train on an empty dataset")
+    check_training(epochs, lr, batch_size, momentum, min_epochs=0)
     device = default_device(device)
     model.to(device).train()
+    dtype = model_dtype(model)
     gen = seeded_generator(seed)
     opt = make_optimizer(model.parameters(), optimizer, lr, momentum, weight_decay)
     steps = epochs * -(-len(data) // batch_size)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps) if cosine else None
     losses = []
-    epoch_iter = range(epochs)
-    if progress:
-        from fastprogress.fastprogress import progress_bar
-        epoch_iter = progress_bar(epoch_iter, leave=False)
     with torch.random.fork_rng(devices=[]):  # dropout draws from a private, seeded stream
         torch.manual_seed(seed)
-        for _ in epoch_iter:
+        for _ in progress_bar(range(epochs), enabled=progress, name='epoch'):
             total, count = 0., 0
             for idx in batch_order(len(data), batch_size, shuffle, gen):
-                xb, yb = (t.to(device) for t in take(data, idx))
+                xb, yb = take(data, idx)
+                xb, yb = xb.to(device, dtype if xb.is_floating_point() else xb.dtype), yb.to(device)
                 loss = loss_fn(model, xb, yb)
                 opt.zero_grad(); loss.backward(); opt.step()
                 if schedule: schedule.step()
@@ -271,42 +284,76 @@ def fit(model:nn.Module, # the model, trained in place
     return losses
 
 # %% ../nbs/02_models.ipynb #da1f334a
+def model_device(model:nn.Module) -> torch.device:
+    "Where `model` lives: the device of its first parameter or buffer (the CPU for a module with neither)."
+    for t in (*model.parameters(), *model.buffers()): return t.device
+    return torch.device('cpu')
+
+def model_dtype(model:nn.Module) -> torch.dtype:
+    "The precision `model` computes in: the dtype of its first floating-point parameter or buffer (float32 for a module with neither)."
+    for t in (*model.parameters(), *model.buffers()):
+        if t.is_floating_point(): return t.dtype
+    return torch.float32
+
 @torch.no_grad()
 def predict_logits(model:nn.Module, # a classifier returning logits
                    x:torch.Tensor, # inputs
                    batch_size:int=1024, # inputs per forward pass
-                   device:str|torch.device|None=None, # where to compute (`None`: the model's device)
+                   device:str|torch.device|None=None, # where to compute (`None`: where the model lives; elsewhere a private copy runs)
                   ) -> torch.Tensor:
-    "The logits `model(x)`, computed in eval mode in batches; returned on the CPU."
-    device = next(model.parameters()).device if device is None else default_device(device)
-    was_training = model.training
-    model.eval()
-    try: return torch.cat([model(x[s].to(device)).cpu() for s in chunks(len(x), batch_size)])
+    "The logits `model(x)`, computed in eval mode, in batches, in the model's precision; returned on the CPU."
+    here = model_device(model)
+    device = here if device is None else default_device(device)
+    runner = model if device == here else copy.deepcopy(model).to(device)
+    dtype, was_training = model_dtype(model), model.training
+    runner.eval()
+    try: return torch.cat([runner(x[s].to(device, dtype)).cpu() for s in chunks(len(x), batch_size)]) if len(x) else runner(x.to(device, dtype)).cpu()
     finally: model.train(was_training)
 
 def predict_proba(model:nn.Module, # a classifier returning logits
                   x:torch.Tensor, # inputs
                   batch_size:int=1024, # inputs per forward pass
-                  device:str|torch.device|None=None, # where to compute (`None`: the model's device)
+                  device:str|torch.device|None=None, # where to compute (`None`: where the model lives)
                  ) -> torch.Tensor:
     "Posterior probabilities `softmax(model(x))`, computed in eval mode; returned on the CPU."
     return F.softmax(predict_logits(model, x, batch_size, device), 1)
 
 def accuracy(model:nn.Module, # a classifier returning logits
-             data:Data, # labelled data
+             data, # labelled data: a `Data`, `(x, y)` or `TensorDataset`
              device:str|torch.device|None=None, # where to compute
             ) -> float:
     "Fraction of `data` that `model` labels correctly."
+    data = as_data(data)
     return float((predict_proba(model, data.x, device=device).argmax(1) == data.y).float().mean())
+
+# %% ../nbs/02_models.ipynb #cce2d376
+def reinitialized(model:nn.Module, # the architecture to copy (left unchanged)
+                  seed:int=0, # seeds the fresh parameters
+                 ) -> nn.Module:
+    "A copy of `model` with freshly initialised parameters (and reset statistics), on the CPU, in training mode."
+    fresh = copy.deepcopy(model).cpu().train()
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        for name, m in fresh.named_modules():
+            own = list(m.parameters(recurse=False))
+            if hasattr(m, 'reset_parameters'): m.reset_parameters()
+            elif hasattr(m, 'reset_running_stats'): m.reset_running_stats()
+            elif own: raise ValueError(f"cannot re-initialise {name or 'the model'} ({type(m).__name__}): it holds parameters but has no "
+                                       "`reset_parameters`; pass a function that builds a fresh model instead")
+    return fresh
 
 # %% ../nbs/02_models.ipynb #db2039d8
 def check_dp_sgd(clip_norm:float|None, # DP-SGD clipping norm C, or None
                  noise_multiplier:float|None, # DP-SGD noise multiplier σ, or None
+                 model:nn.Module|None=None, # the model to be trained this way, if known
                 ):
-    "Raise `ValueError` for DP-SGD settings that mean nothing (noise without clipping, C ≤ 0, σ < 0)."
+    "Raise `ValueError` for DP-SGD settings that mean nothing (noise without clipping, C ≤ 0, σ < 0, a model with batch norm)."
     if clip_norm is None and noise_multiplier is not None: raise ValueError("DP-SGD noise needs a clip_norm: the noise is scaled by it")
     if clip_norm is not None and not clip_norm > 0: raise ValueError(f"clip_norm must be positive, got {clip_norm}")
     if noise_multiplier is not None and not noise_multiplier >= 0: raise ValueError(f"noise_multiplier must be ≥ 0, got {noise_multiplier}")
+    if clip_norm is not None and model is not None and has_batch_norm(model):
+        raise ValueError("DP-SGD clips each sample's gradient, which batch norm makes depend on the other samples of the batch: "
+                         "use GroupNorm or LayerNorm instead (as opacus requires)")
 
 def loop_sample_gradients(model:nn.Module, # a classifier that returns logits
                          x:torch.Tensor, # B inputs
@@ -351,7 +398,8 @@ def online_update(model:nn.Module, # the deployed model M (left unchanged)
                  ) -> nn.Module:
     "A copy of `model` fine-tuned on `data` (M → M′) with a fresh SGD optimiser, in training mode."
     if len(data) == 0: raise ValueError("the updating set is empty")
-    check_dp_sgd(clip_norm, noise_multiplier)
+    check_training(epochs, lr, batch_size, momentum)
+    check_dp_sgd(clip_norm, noise_multiplier, model)
     device = default_device(device)
     gen = seeded_generator(seed)
     updated = copy.deepcopy(model).to(device).train()
@@ -363,7 +411,7 @@ def online_update(model:nn.Module, # the deployed model M (left unchanged)
             for idx in batch_order(len(data), batch_size, shuffle, gen):
                 x, y = take(data, idx)
                 masks = [m.to(device) for m in updated.dropout_masks(len(idx), gen)] if explicit_masks else None
-                x, y = x.to(device), y.to(device)
+                x, y = x.to(device, model_dtype(updated)), y.to(device)
                 opt.zero_grad()
                 if clip_norm is None: F.cross_entropy(updated(x, **({} if masks is None else {'masks': masks})), y).backward()
                 else:
@@ -394,11 +442,13 @@ def load_weights(model:nn.Module, # a model of the right architecture, loaded in
     path = Path(path)
     if path.suffix == '.safetensors':
         from safetensors.torch import load_file
-        state = load_file(str(path))
+        try: state = load_file(str(path))
+        except Exception as e: raise ValueError(f"{path}: not a readable safetensors file ({' '.join(str(e).split()) or type(e).__name__})") from None
     else:
         try: state = torch.load(path, map_location='cpu', weights_only=True)
         except pickle.UnpicklingError as e:
             raise UnsafeFileError(f"{path} holds objects other than tensors; refusing to unpickle it. "
                                   f"Save weights with `save_weights` (safetensors).") from e
+        except (EOFError, RuntimeError, OSError) as e: raise ValueError(f"{path}: not a readable weights file ({type(e).__name__}: {e or 'empty file'})") from None
     model.load_state_dict(state)
     return model

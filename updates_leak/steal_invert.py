@@ -11,9 +11,10 @@ import numpy as np
 import torch
 import torch.nn as nn
 
+from .core import ATTACK_METHOD, Result, artefact, metric_rows
 from .extraction import agreement, extract, make_model, solve_logits, uniform_queries
 from .extraction_retraining import fit_on_labels
-from .inversion_faces import FaceIdentifier, FaceSplit, identification, mi_face
+from .inversion_faces import FACES_STEP, FaceIdentifier, FaceSplit, identification, mi_face
 from .data import show_images
 from .oracle import Oracle
 
@@ -46,7 +47,7 @@ def weight_error(target:nn.Module, stolen:nn.Module) -> float:
     return float((diffs(target) - diffs(stolen)).abs().max())
 
 @dataclass
-class StealInvertResult:
+class StealInvertResult(Result):
     "One run of the chain: the extraction's cost and fidelity, and how well faces come back from each model."
     countermeasure: str  # 'none', 'rounded to k decimals' or 'labels only'
     image_size: str
@@ -56,19 +57,29 @@ class StealInvertResult:
     r_test: float  # label agreement on held-out photos
     r_unif: float  # label agreement on uniform random images
     weight_error: float  # max |error| of the weight differences (nan for label-only copies)
-    identified_target: float  # % of faces inverted from the target that the evaluation classifier identifies
+    identified_target: float  # share of faces inverted from the target that the evaluation classifier identifies
     identified_stolen: float  # the same for faces inverted from the stolen model
-    nearest_target: float  # % identified by nearest photo, from the target
+    nearest_target: float  # share identified by nearest photo, from the target
     nearest_stolen: float
-    target_images: torch.Tensor|None = None
-    stolen_images: torch.Tensor|None = None
+    target_images: torch.Tensor|None = artefact()  # the faces inverted from the target
+    stolen_images: torch.Tensor|None = artefact()  # the faces inverted from the stolen copy
+    training_photos: torch.Tensor|None = artefact()  # a training photo of each person, for the figure
 
-    def row(self) -> dict:
-        return {'countermeasure': self.countermeasure, 'pixels': self.image_size, 'queries': self.queries,
-                'queries / unknown': self.queries_per_unknown, 'extraction s': self.extraction_seconds,
-                'R_test %': 100 * self.r_test, 'R_unif %': 100 * self.r_unif, 'max weight error': self.weight_error,
-                'identified from target %': self.identified_target, 'identified from stolen %': self.identified_stolen}
-    def to_dict(self) -> dict: return {k: v for k, v in asdict(self).items() if not k.endswith('_images')}
+    def rows(self) -> list:
+        "The extraction's cost and fidelity, and how well faces come back from the target and from the stolen copy."
+        a, t, st = 'steal, then MI-FACE', f'att-faces {self.image_size}', f'{self.countermeasure}, queries={self.queries}'
+        return ([r for m, v in (('queries', self.queries), ('queries / unknown', self.queries_per_unknown), ('extraction seconds', self.extraction_seconds),
+                                ('R_test', self.r_test), ('R_unif', self.r_unif), ('max weight error', self.weight_error))
+                 for r in metric_rows(a, t, m, {ATTACK_METHOD: v}, st)]
+                + metric_rows(a, t, 'identified (classifier)', {ATTACK_METHOD: self.identified_stolen, 'inverting the target itself': self.identified_target}, st)
+                + metric_rows(a, t, 'identified (nearest photo)', {ATTACK_METHOD: self.nearest_stolen, 'inverting the target itself': self.nearest_target}, st))
+
+    def plot(self, people:list=range(10), # which people to show
+            ):
+        "A training photo of each person, the face inverted from the target and the face inverted from the stolen copy."
+        people = list(people)
+        rows = [('training photo', self.training_photos[people]), ('from target', self.target_images[people]), ('from stolen', self.stolen_images[people])]
+        return show_images(torch.cat([r for _, r in rows]), titles=[f'{name}\n{p}' for name, _ in rows for p in people], ncols=len(people), size=1.3)
 
 def solve_rounded_logits(x:torch.Tensor, # N×d queries
                          p:torch.Tensor, # N×classes confidences rounded to `decimals`
@@ -107,6 +118,7 @@ def steal_and_invert(split:FaceSplit, # the faces
                      labels_only:bool=False, # the API reveals labels only (countermeasure)
                      n_uniform:int=10_000, # uniform images for R_unif
                      seed:int=0,
+                     lr:float=FACES_STEP, # MI-FACE's step size
                     ) -> StealInvertResult:
     "Steal `target` through its API, then invert every person on the target and on the stolen copy."
     api = face_api(target, split, decimals, labels_only)
@@ -115,13 +127,14 @@ def steal_and_invert(split:FaceSplit, # the faces
     held_out = split.held_out.x.flatten(1).double()
     unif = uniform_queries(n_uniform, split.n_pixels, seed + 1, low=0., high=1.)
     identifier, people = FaceIdentifier(split), np.arange(split.n_people)
-    inversions = [mi_face(copy.deepcopy(m).float(), people, split.image_shape) for m in (target, stolen)]  # softmax models flatten their input
+    inversions = [mi_face(copy.deepcopy(m).float(), people, split.image_shape, lr) for m in (target, stolen)]  # softmax models flatten their input
     ident = [identification(identifier, inv, people) for inv in inversions]
     countermeasure = 'labels only' if labels_only else ('none' if decimals is None else f'rounded to {decimals} decimals')
     return StealInvertResult(countermeasure, '×'.join(map(str, split.image_shape[1:])), queries, queries / (split.n_people * min_queries(split)),
                              seconds, agreement(target, stolen, held_out).label, agreement(target, stolen, unif).label,
                              float('nan') if labels_only else weight_error(target, stolen),
-                             ident[0]['classifier %'], ident[1]['classifier %'], ident[0]['nearest %'], ident[1]['nearest %'], *(inv.images for inv in inversions))
+                             ident[0]['classifier'], ident[1]['classifier'], ident[0]['nearest photo'], ident[1]['nearest photo'], *(inv.images for inv in inversions),
+                             split.train.x[[int(torch.where(split.train.y == p)[0][0]) for p in people]])
 
 # %% ../nbs/40_steal_invert.ipynb #2d3cc575
 def show_steal_invert(split:FaceSplit, # the faces

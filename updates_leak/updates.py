@@ -4,29 +4,32 @@
 
 # %% ../nbs/10_updates.ipynb #a1e0b660
 from __future__ import annotations
-import contextlib, copy, hashlib, json, os
+import contextlib, copy, hashlib, json, os, warnings
 import multiprocessing as mp
 from dataclasses import dataclass, asdict, field, replace
+from functools import partial
 from pathlib import Path
+from typing import Callable
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from fastprogress.fastprogress import progress_bar
-from safetensors.torch import load_file, save_file
 from torch.func import functional_call, vmap
 
-from .core import chunks, default_device, seeded_generator, set_seed
-from .data import Data, assert_disjoint, disjoint_split, load_dataset
-from .models import (CifarCNN, MnistCNN, accuracy, batch_order, check_dp_sgd, dp_sgd_gradient, fit, load_weights, online_update,
-                                 predict_proba, save_weights)
+from .core import (CacheDamaged, cache_lock, check_count, check_finite, check_positive, chunks, default_device, load_verified,
+                               progress as progress_bar, save_verified, seeded_generator, set_seed)
+from .data import Data, as_data, assert_disjoint, disjoint_split, load_dataset
+from .models import (CifarCNN, MnistCNN, accuracy, batch_order, check_dp_sgd, check_training, dp_sgd_gradient, fit, has_batch_norm,
+                                 model_dtype, online_update, predict_proba, reinitialized)
+from .oracle import Oracle, white_box
 
 # %% auto #0
-__all__ = ['SCALES', 'ARCHITECTURES', 'TRAINER_VERSION', 'ATTACK_INPUTS', 'UpdateConfig', 'Scale', 'UpdatesSetting',
-           'make_setting', 'train_model', 'sample_updating_sets', 'update_seeds', 'loop_updates', 'stacked_updates',
-           'Updates', 'updates_fingerprint', 'default_workers', 'generate_updates', 'UpdatesExperiment',
-           'check_compatible', 'prepare_experiment', 'rerun_updates', 'UnitNorm', 'Standardize', 'input_scaling',
-           'AttackMLP', 'check_delta', 'DeltaAttack', 'train_attack', 'bench_shadow_updates']
+__all__ = ['SCALES', 'ARCHITECTURES', 'TRAINER_VERSION', 'IMPLICIT_DROPOUT', 'ATTACK_INPUTS', 'UpdateConfig', 'Scale',
+           'UpdatesSetting', 'make_setting', 'train_model', 'own_scale', 'architecture_key', 'own_setting',
+           'sample_updating_sets', 'update_seeds', 'loop_updates', 'stacked_updates', 'Updates', 'updates_fingerprint',
+           'default_workers', 'generate_updates', 'UpdatesExperiment', 'check_compatible', 'prepare_experiment',
+           'observe_updates', 'rerun_updates', 'UnitNorm', 'Standardize', 'input_scaling', 'AttackMLP', 'check_delta',
+           'DeltaAttack', 'train_attack', 'bench_shadow_updates']
 
 # %% ../nbs/10_updates.ipynb #1b4f15ed
 @dataclass
@@ -39,7 +42,9 @@ class UpdateConfig:
     clip_norm: float|None = None  # DP-SGD's per-sample clipping norm C (None: plain SGD)
     noise_multiplier: float|None = None  # DP-SGD's noise multiplier σ (None: no noise)
 
-    def __post_init__(self): check_dp_sgd(self.clip_norm, self.noise_multiplier)
+    def __post_init__(self):
+        check_training(self.epochs, self.lr, self.batch_size, self.momentum)
+        check_dp_sgd(self.clip_norm, self.noise_multiplier)
 
 @dataclass
 class Scale:
@@ -52,6 +57,10 @@ class Scale:
     n_target_updates: int  # updated target models (attack test data)
     probe_size: int = 100  # |D_probe|
 
+    def __post_init__(self):
+        for name in ('n_train', 'target_pool', 'epochs', 'n_shadow_updates', 'n_target_updates', 'probe_size'): check_count(getattr(self, name), name)
+        check_positive(self.lr, 'lr')
+
 SCALES = {
     'full': Scale(n_train=10_000, target_pool=10_000, epochs=25, lr=1e-3, n_shadow_updates=10_000, n_target_updates=1_000),
     'quick': Scale(n_train=2_000, target_pool=2_000, epochs=10, lr=1e-2, n_shadow_updates=2_000, n_target_updates=300),
@@ -61,15 +70,17 @@ ARCHITECTURES = {'mnist': MnistCNN, 'mnist-embedded': MnistCNN, 'fashion-mnist':
 # %% ../nbs/10_updates.ipynb #9b87eaf9
 @dataclass
 class UpdatesSetting:
-    "The data of one Updates-Leak experiment: disjoint target and shadow sides and the attacker's probing set."
-    dataset: str
+    "The data of one Updates-Leak experiment: disjoint target and shadow sides, the attacker's probing set and held-out test data."
+    dataset: str  # a dataset name, or what the user's data is called
     scale: Scale
-    target_train: Data  # trains the target model M
+    target_train: Data|None  # trains the target model M (`None`: the user's own model, trained elsewhere)
     target_pool: Data  # the provider's future updating data
     shadow_train: Data  # the attacker's data for its shadow model
     shadow_pool: Data  # the attacker's data for simulated updating sets
     probe: Data  # the attacker's probing set D_probe
-    architecture: type  # model class of target and shadow model
+    architecture: Callable  # n_classes -> a fresh, untrained model of the target's architecture
+    architecture_key: str = ''  # names the architecture in cache keys
+    held_out: Data|None = None  # test data behind the target's accuracy
 
 def make_setting(dataset:str='mnist-embedded', # 'mnist', 'mnist-embedded', 'fashion-mnist' or 'cifar10'
                  scale:str|Scale='quick', # 'quick', 'full' or a `Scale`
@@ -80,11 +91,13 @@ def make_setting(dataset:str='mnist-embedded', # 'mnist', 'mnist-embedded', 'fas
     if dataset not in ARCHITECTURES: raise ValueError(f"unknown dataset {dataset!r}; choose from {sorted(ARCHITECTURES)}")
     sc = SCALES[scale] if isinstance(scale, str) else scale
     train, test = load_dataset(dataset, 'train', root), load_dataset(dataset, 'test', root)
+    if sc.probe_size >= len(test): raise ValueError(f"a probing set of {sc.probe_size} needs more than the {len(test)} test images of {dataset} (some are held out)")
     idx = disjoint_split(len(train), {'target_train': sc.n_train, 'target_pool': sc.target_pool,
                                       'shadow_train': sc.n_train, 'shadow_pool': None}, seed=seed)
     assert_disjoint(**idx)
     return UpdatesSetting(dataset, sc, *(train.subset(idx[k]) for k in ('target_train', 'target_pool', 'shadow_train', 'shadow_pool')),
-                          probe=test.subset(range(sc.probe_size)), architecture=ARCHITECTURES[dataset])
+                          probe=test.subset(range(sc.probe_size)), architecture=ARCHITECTURES[dataset], architecture_key=ARCHITECTURES[dataset].__name__,
+                          held_out=test.subset(range(sc.probe_size, min(len(test), sc.probe_size + 5000))))
 
 TRAINER_VERSION = 2  # part of the model cache key: bump when `fit` changes how it trains
 
@@ -93,23 +106,75 @@ def train_model(setting:UpdatesSetting, # the experiment
                 seed:int=0, # seed of initialisation and training
                 device=None, # where to train
                 progress:bool=True, # progress bar over epochs
-                cache_dir:str|Path|None=None, # keep the trained weights here (safetensors), keyed by data and settings
+                cache_dir:str|Path|None=None, # keep the trained weights here (a verified safetensors file), keyed by data and settings
                ) -> nn.Module:
     "Train the target or the shadow model of `setting`, both the same way (or load them from `cache_dir`)."
     data = {'target': setting.target_train, 'shadow': setting.shadow_train}[side]
-    path = None
-    if cache_dir is not None:
-        key = {'arch': setting.architecture.__name__, 'seed': seed, 'trainer': TRAINER_VERSION, **asdict(setting.scale)}
-        h = hashlib.sha256(json.dumps(key, sort_keys=True).encode())
-        _tensor_digest(h, data.x, data.y)
-        path = Path(cache_dir)/f'model-{h.hexdigest()[:20]}.safetensors'
-        if path.exists(): return load_weights(setting.architecture(n_classes=data.n_classes), path).eval()
+    if data is None: raise ValueError("this setting has no target training data: the target is the user's own model, already trained")
+    if cache_dir is None: return _train(setting, data, seed, device, progress)
+    key = {'arch': setting.architecture_key, 'seed': seed, 'trainer': TRAINER_VERSION, **asdict(setting.scale)}
+    h = hashlib.sha256(json.dumps(key, sort_keys=True).encode())
+    _tensor_digest(h, data.x, data.y)
+    path, identity = Path(cache_dir)/f'model-{h.hexdigest()[:20]}.safetensors', {'kind': 'trained model', 'key': h.hexdigest()}
+    with cache_lock(path):  # a second process waits, then reads what the first trained
+        if path.exists():
+            try:
+                model = setting.architecture(n_classes=data.n_classes)
+                model.load_state_dict(load_verified(path, identity))
+                return model.eval()
+            except (CacheDamaged, RuntimeError) as e: warnings.warn(f"{e}; training the model again", stacklevel=2)
+        model = _train(setting, data, seed, device, progress)
+        save_verified(path, model.state_dict(), identity)
+    return model
+
+def _train(setting:UpdatesSetting, data:Data, seed:int, device, progress:bool) -> nn.Module:
+    "A fresh model of the setting's architecture trained on `data` with its scale's recipe; on the CPU, in eval mode."
     set_seed(seed)
     model = setting.architecture(n_classes=data.n_classes)
     fit(model, data, epochs=setting.scale.epochs, lr=setting.scale.lr, momentum=0.9, batch_size=64, seed=seed, device=device, progress=progress)
-    model = model.cpu().eval()
-    if path is not None: save_weights(model, path)
-    return model
+    return model.cpu().eval()
+
+# %% ../nbs/10_updates.ipynb #94b392e8
+def own_scale(n_records:int, # records available from the model's domain
+              epochs:int=30, # the shadow models' training epochs
+              lr:float=0.01, # their learning rate (SGD, momentum 0.9, batch 64)
+              n_shadow_updates:int=2_000, # updated shadow models (the attack's training data)
+              n_target_updates:int=300, # updated target models (its test data)
+             ) -> Scale:
+    "A `Scale` for `n_records` of one's own data: 3/10 each for the shadow training set and the target's updating pool, 100 probes (or a tenth)."
+    probe = min(100, n_records // 10)
+    if n_records < 50: raise ValueError(f"Updates-Leak on your own model needs at least 50 records from its domain, got {n_records}")
+    return Scale(n_train=n_records * 3 // 10, target_pool=n_records * 3 // 10, epochs=epochs, lr=lr,
+                 n_shadow_updates=n_shadow_updates, n_target_updates=n_target_updates, probe_size=probe)
+
+def architecture_key(model:nn.Module) -> str:
+    "A name for `model`'s architecture: its class and a digest of its layers and parameter shapes."
+    layout = repr(model) + repr([(k, tuple(v.shape)) for k, v in model.state_dict().items()])
+    return f"{type(model).__name__}-{hashlib.sha256(layout.encode()).hexdigest()[:12]}"
+
+def _fresh_copy(model:nn.Module, n_classes:int|None=None) -> nn.Module:
+    "A freshly initialised copy of `model`, drawing from the global random stream (which `train_model` seeds)."
+    return reinitialized(model, seed=int(torch.randint(0, 2**31 - 1, ())))
+
+def own_setting(model:nn.Module, # the user's trained model M: the target, and the architecture of the shadow models
+                data, # records from M's domain that M was not trained on: a `Data`, `(x, y)` or a `TensorDataset`
+                scale:Scale|None=None, # sizes and the shadow models' training (default: `own_scale(len(data))`)
+                name:str='own model', # what the data is called in results
+                seed:int=0, # seed of the split
+                pool=None, # the records the provider really updates on (default: drawn from `data`)
+               ) -> UpdatesSetting:
+    "Split one's own data into the Updates-Leak target pool, shadow side, probing set and held-out records (all disjoint)."
+    data = as_data(data, name=name)
+    pool = None if pool is None else as_data(pool, name='updating pool')
+    sc = scale or own_scale(len(data) if pool is None else len(data) * 10 // 7)
+    if pool is not None: sc = replace(sc, target_pool=len(pool))
+    n_held = min(5000, len(data) // 10)
+    sizes = {'probe': sc.probe_size, 'held_out': n_held} | ({} if pool is not None else {'target_pool': sc.target_pool})
+    idx = disjoint_split(len(data), sizes | {'shadow_train': sc.n_train, 'shadow_pool': None}, seed=seed)
+    if len(idx['shadow_pool']) < 1: raise ValueError(f"the scale uses all {len(data)} records and leaves none for the attacker's updating sets")
+    part = {k: data.subset(v) for k, v in idx.items()}
+    return UpdatesSetting(name, sc, None, part['target_pool'] if pool is None else pool, part['shadow_train'], part['shadow_pool'], part['probe'],
+                          partial(_fresh_copy, model), architecture_key(model), part['held_out'])
 
 # %% ../nbs/10_updates.ipynb #80ba9a3e
 def sample_updating_sets(pool_size:int, # size of the pool to draw from
@@ -118,6 +183,7 @@ def sample_updating_sets(pool_size:int, # size of the pool to draw from
                          seed:int=0, # seed of the draw
                         ) -> torch.Tensor:
     "`n_sets` × `set_size` pool indices; each row is drawn without replacement."
+    check_count(n_sets, 'n_sets', 0)
     if set_size < 1: raise ValueError(f"an updating set needs at least one sample, got set_size={set_size}")
     if set_size > pool_size: raise ValueError(f"set_size {set_size} exceeds the pool of {pool_size}")
     gen = seeded_generator(seed)
@@ -144,14 +210,27 @@ def loop_updates(model:nn.Module, # the model before the updates
 
 # %% ../nbs/10_updates.ipynb #27c1a006
 def _has_implicit_dropout(model:nn.Module) -> bool:
-    return any(isinstance(m, nn.modules.dropout._DropoutNd) for m in model.modules()) and not hasattr(model, 'dropout_masks')
+    "Dropout that draws from the global random stream (not from explicit `dropout_masks`), with a rate above zero."
+    return any(isinstance(m, nn.modules.dropout._DropoutNd) and m.p > 0 for m in model.modules()) and not hasattr(model, 'dropout_masks')
+
+IMPLICIT_DROPOUT = ("stacked updates cannot draw the dropout masks each copy's own update would draw: give the model a "
+                    "`dropout_masks(n, generator)` method and a `masks=` argument (as `MnistCNN` has), or call `generate_updates`, "
+                    "which updates such a model one copy at a time")
 
 def _vmap_forward(model:nn.Module):
-    "A stacked forward for any model, by `vmap` over `functional_call`."
-    def forward(params, x, masks=None):
-        if masks is None: return vmap(lambda p, xb: functional_call(model, p, (xb,)))(params, x)
-        return vmap(lambda p, xb, m: functional_call(model, p, (xb,), {'masks': m}))(params, x, masks)
+    "A stacked forward for any model, by `vmap` over `functional_call`: each copy has its own parameters and buffers (batch norm's statistics)."
+    def forward(params, buffers, x, masks=None):
+        if masks is None: return vmap(lambda p, b, xb: functional_call(model, (p, b), (xb,)))(params, buffers, x)
+        return vmap(lambda p, b, xb, m: functional_call(model, (p, b), (xb,), {'masks': m}))(params, buffers, x, masks)
     return forward
+
+def _check_batches_of_one(model:nn.Module, pool:Data, sets:torch.Tensor, batch_size:int, device):
+    "Batch norm cannot train on a batch of one: refuse it up front, with PyTorch's reason, as the one-at-a-time update would fail."
+    n = sets.shape[1]
+    if not has_batch_norm(model) or min(n, batch_size, n % batch_size or batch_size) > 1: return
+    try: copy.deepcopy(model).to(device).train()(pool.x[sets[0, :1]].to(device))
+    except ValueError as e: raise ValueError(f"this model's batch norm cannot train on a batch of one record, which updating sets of {n} "
+                                             f"with batches of {batch_size} contain ({e})") from None
 
 def _stacked_masks(model:nn.Module, generators:list, n:int, device) -> list|None:
     "Each copy's dropout masks for a batch of `n`, drawn from its own generator, stacked: K × …"
@@ -159,12 +238,13 @@ def _stacked_masks(model:nn.Module, generators:list, n:int, device) -> list|None
     per_copy = [model.dropout_masks(n, g) for g in generators]
     return [torch.stack(ms).to(device) for ms in zip(*per_copy)]
 
-def _stacked_dp_gradients(forward, params:dict, x:torch.Tensor, y:torch.Tensor, masks:list|None, config:UpdateConfig, generators:list) -> list:
+def _stacked_dp_gradients(forward, params:dict, buffers:dict, x:torch.Tensor, y:torch.Tensor, masks:list|None, config:UpdateConfig, generators:list) -> list:
     "DP-SGD gradients of K copies on their K × B batches: every (copy, sample) pair runs as a copy of its own, so one backward pass gives all per-sample gradients."
     K, B = y.shape
     pairs = {k: v.detach().repeat_interleave(B, 0).requires_grad_() for k, v in params.items()}
+    pair_buffers = {k: v.repeat_interleave(B, 0) for k, v in buffers.items()}
     pair_masks = None if masks is None else [m.reshape(K * B, 1, *m.shape[2:]) for m in masks]
-    logits = forward(pairs, x.reshape(K * B, 1, *x.shape[2:]), pair_masks)
+    logits = forward(pairs, pair_buffers, x.reshape(K * B, 1, *x.shape[2:]), pair_masks)
     per_sample = torch.autograd.grad(F.cross_entropy(logits.flatten(0, 1), y.flatten(), reduction='sum'), list(pairs.values()))
     per_sample = [g.view(K, B, *g.shape[1:]) for g in per_sample]
     per_copy = [dp_sgd_gradient([g[k] for g in per_sample], config.clip_norm, config.noise_multiplier or 0., generators[k]) for k in range(K)]
@@ -179,12 +259,16 @@ def stacked_updates(model:nn.Module, # the model before the updates
                     device=None, # where to compute
                    ) -> torch.Tensor:
     "Posteriors of `probe` after each update, all K updates at once; equals `loop_updates`."
-    if _has_implicit_dropout(model): raise ValueError("stacked updates need a model with explicit `dropout_masks` (or no dropout)")
+    if _has_implicit_dropout(model): raise ValueError(IMPLICIT_DROPOUT)
+    check_dp_sgd(config.clip_norm, config.noise_multiplier, model)
     device = default_device(device)
-    base = copy.deepcopy(model).to(device).eval()  # dropout comes only from the explicit masks
-    forward = base.stacked_forward if hasattr(base, 'stacked_forward') else _vmap_forward(base)
+    _check_batches_of_one(model, pool, sets, config.batch_size, device)
+    base = copy.deepcopy(model).to(device).train()  # as `online_update` trains: batch norm on each copy's batch statistics
+    forward = (lambda p, b, x, m=None: base.stacked_forward(p, x, m)) if hasattr(base, 'stacked_forward') else _vmap_forward(base)
     K, n = sets.shape
     params = {k: v.detach().expand(K, *v.shape).clone().requires_grad_() for k, v in base.named_parameters()}
+    buffers = {k: v.detach().expand(K, *v.shape).clone() for k, v in base.named_buffers()}  # updated in place: each copy's running statistics
+    dtype = model_dtype(base)
     generators = [seeded_generator(int(s)) for s in seeds]
     velocity = None
     for _ in range(config.epochs):
@@ -192,18 +276,19 @@ def stacked_updates(model:nn.Module, # the model before the updates
         for step in range(len(orders[0])):
             idx = torch.stack([s[o[step]] for s, o in zip(sets, orders)])
             masks = _stacked_masks(base, generators, idx.shape[1], device)
-            x, y = pool.x[idx].to(device), pool.y[idx].to(device)
+            x, y = pool.x[idx].to(device, dtype), pool.y[idx].to(device)
             if config.clip_norm is None:
-                loss = F.cross_entropy(forward(params, x, masks).flatten(0, 1), y.flatten(), reduction='none').view(K, -1).mean(1).sum()
+                loss = F.cross_entropy(forward(params, buffers, x, masks).flatten(0, 1), y.flatten(), reduction='none').view(K, -1).mean(1).sum()
                 grads = torch.autograd.grad(loss, list(params.values()))
-            else: grads = _stacked_dp_gradients(forward, params, x, y, masks, config, generators)
+            else: grads = _stacked_dp_gradients(forward, params, buffers, x, y, masks, config, generators)
             with torch.no_grad():
                 velocity = [g.clone() for g in grads] if velocity is None else [v.mul_(config.momentum).add_(g) for v, g in zip(velocity, grads)]
                 for p, v in zip(params.values(), velocity): p.sub_(config.lr * v)
     with torch.no_grad():
-        probe = probe.to(device)
+        base.eval()  # the updated copies answer in evaluation mode, with their own running statistics
+        probe = probe.to(device, dtype)
         final = {k: v.detach() for k, v in params.items()}
-        return F.softmax(forward(final, probe.expand(K, *probe.shape)), -1).cpu()
+        return F.softmax(forward(final, buffers, probe.expand(K, *probe.shape)), -1).cpu()
 
 # %% ../nbs/10_updates.ipynb #9ef0be39
 @dataclass
@@ -248,12 +333,30 @@ class Updates:
 # %% ../nbs/10_updates.ipynb #a0133700
 _JOB = {}  # the work shared with forked worker processes
 
-def _run_chunk(sl:slice) -> tuple:
-    "The posteriors after the updates in `sl`, computed in stacked groups."
+def _compute_chunk(sl:slice) -> torch.Tensor:
+    "The posteriors after the updates in `sl`, computed in stacked groups (one at a time for models the stacked path cannot run exactly)."
     j = _JOB
-    outs = [stacked_updates(j['model'], j['pool'], j['sets'][g], j['seeds'][g], j['probe'], j['config'], j['device'])
-            for g in (slice(sl.start + s.start, sl.start + s.stop) for s in chunks(sl.stop - sl.start, j['group']))]
-    return sl, torch.cat(outs)
+    if j['one_at_a_time']: return loop_updates(j['model'], j['pool'], j['sets'][sl], j['seeds'][sl], j['probe'], j['config'], j['device'])
+    return torch.cat([stacked_updates(j['model'], j['pool'], j['sets'][g], j['seeds'][g], j['probe'], j['config'], j['device'])
+                      for g in (slice(sl.start + s.start, sl.start + s.stop) for s in chunks(sl.stop - sl.start, j['group']))])
+
+def _chunk_identity(run:str, sl:slice, shape:tuple) -> dict:
+    "What a chunk file holds: which run, which updates, what shape."
+    return {'kind': 'update chunk', 'run': run, 'updates': [sl.start, sl.stop], 'shape': list(shape)}
+
+def _run_chunk(sl:slice) -> tuple:
+    "A chunk's posteriors: computed, or read from its cache file if another process finished it first (it waits for that process's lock)."
+    j = _JOB
+    path = j['files'].get(sl.start)
+    if path is None: return sl, _compute_chunk(sl)
+    identity = _chunk_identity(j['run'], sl, (sl.stop - sl.start, *j['shape']))
+    with cache_lock(path):
+        if path.exists():
+            try: return sl, load_verified(path, identity)['after']
+            except CacheDamaged: pass  # reported by the process that found it; recomputed here
+        out = _compute_chunk(sl)
+        save_verified(path, {'after': out}, identity)
+    return sl, out
 
 def _tensor_digest(h, *tensors):
     for t in tensors: h.update(t.detach().cpu().contiguous().numpy().tobytes())
@@ -272,14 +375,8 @@ def default_workers(device) -> int:
 
 def _chunk_file(folder:Path|None, i:int) -> Path|None: return None if folder is None else folder/f'chunk_{i:05d}.safetensors'
 
-def _save_chunk(path:Path, after:torch.Tensor):
-    "Write a finished chunk atomically, so an interrupted run never leaves a truncated file behind."
-    tmp = path.with_suffix('.tmp')
-    save_file({'after': after.contiguous()}, str(tmp))
-    os.replace(tmp, path)
-
 def generate_updates(model:nn.Module, # the model before the updates (target or shadow)
-                     pool:Data, # data the updating sets index into
+                     pool, # data the updating sets index into: a `Data`, `(x, y)` or `TensorDataset`
                      sets:torch.Tensor, # K × n pool indices
                      probe:torch.Tensor, # probing inputs
                      seed:int=0, # derives the per-update seeds
@@ -292,7 +389,18 @@ def generate_updates(model:nn.Module, # the model before the updates (target or 
                      progress:bool=True, # progress bar over chunks
                     ) -> Updates:
     "Run K online updates of `model` and record the probing set's posteriors before and after each."
+    pool = as_data(pool)
+    sets = torch.as_tensor(sets)
+    if sets.is_floating_point() or sets.dtype == torch.bool: raise TypeError(f"sets must hold integer pool indices, got {sets.dtype}")
     if sets.dim() != 2 or sets.shape[1] < 1: raise ValueError(f"sets must be K × n with n ≥ 1, got shape {tuple(sets.shape)}")
+    if sets.numel() and (int(sets.min()) < 0 or int(sets.max()) >= len(pool)):
+        raise ValueError(f"sets index the pool of {len(pool)}: every index must lie in 0..{len(pool) - 1}, got {int(sets.min())}..{int(sets.max())}")
+    probe = check_finite(torch.as_tensor(probe), 'probe')
+    if len(probe) == 0 or probe.shape[1:] != pool.sample_shape:
+        raise ValueError(f"the probe must be N ≥ 1 inputs of the pool's shape {tuple(pool.sample_shape)}, got {tuple(probe.shape)}")
+    chunk = check_count(chunk, 'chunk')
+    if group is not None: check_count(group, 'group')
+    if workers is not None: check_count(workers, 'workers', 0)
     device = default_device(device)
     group = group or (10 if device.type == 'cpu' else 500)
     if config.clip_norm is not None:  # DP-SGD keeps one gradient per (copy, sample) pair: hold those to about 1 GB
@@ -301,28 +409,34 @@ def generate_updates(model:nn.Module, # the model before the updates (target or 
     workers = default_workers(device) if workers is None else workers
     seeds = update_seeds(len(sets), seed)
     model = copy.deepcopy(model).cpu().eval()
+    one_at_a_time = _has_implicit_dropout(model)
+    if one_at_a_time and len(sets) > 1:
+        warnings.warn(f"{type(model).__name__} has dropout without explicit masks, which the stacked updates cannot reproduce "
+                      "exactly: its updates run one at a time (exact, slower)", stacklevel=2)
     after = torch.empty(len(sets), len(probe), predict_proba(model, probe[:1]).shape[1])
-    folder = None
+    folder, run = None, updates_fingerprint(model, pool, sets, seeds, probe, config)
     if cache_dir is not None:
-        folder = Path(cache_dir)/f'updates-{updates_fingerprint(model, pool, sets, seeds, probe, config)}'
+        folder = Path(cache_dir)/f'updates-{run}'
         folder.mkdir(parents=True, exist_ok=True)
-    todo = {}
+    slices, files = [], {}
     for i, sl in enumerate(chunks(len(sets), chunk)):
-        f = _chunk_file(folder, i)
-        if f is not None and f.exists(): after[sl] = load_file(str(f))['after']
-        else: todo[sl.start] = (sl, f)
-    _JOB.update(model=model, pool=pool, sets=sets, seeds=seeds, probe=probe, config=config, device=device, group=group)
-    slices = [sl for sl, _ in todo.values()]
+        f = files[sl.start] = _chunk_file(folder, i)
+        if f is not None and f.exists():
+            try:
+                after[sl] = load_verified(f, _chunk_identity(run, sl, (sl.stop - sl.start, *after.shape[1:])))['after']
+                continue
+            except CacheDamaged as e: warnings.warn(f"{e}; recomputing it", stacklevel=2)
+        slices.append(sl)
+    _JOB.update(model=model, pool=pool, sets=sets, seeds=seeds, probe=probe, config=config, device=device, group=group,
+                one_at_a_time=one_at_a_time, files=files, run=run, shape=tuple(after.shape[1:]))
     try:
         with contextlib.ExitStack() as stack:
             if workers > 1 and len(slices) > 1 and device.type == 'cpu':
                 procs = stack.enter_context(mp.get_context('fork').Pool(min(workers, len(slices)), initializer=torch.set_num_threads, initargs=(1,)))
                 results = procs.imap_unordered(_run_chunk, slices)
             else: results = map(_run_chunk, slices)
-            if progress and slices: results = progress_bar(results, total=len(slices), leave=False)
-            for sl, out in results:
-                after[sl] = out
-                if todo[sl.start][1] is not None: _save_chunk(todo[sl.start][1], out)
+            results = progress_bar(results, total=len(slices), enabled=progress and bool(slices), name='update chunk')
+            for sl, out in results: after[sl] = out
     finally: _JOB.clear()
     return Updates(predict_proba(model, probe), after, sets, pool.y[sets])
 
@@ -347,40 +461,66 @@ def check_compatible(shadow:Updates, target:Updates):
     if shadow.labels.shape[1] != target.labels.shape[1]:
         raise ValueError(f"shadow and target updating sets differ in size: {shadow.labels.shape[1]} vs {target.labels.shape[1]}")
 
-def prepare_experiment(dataset:str='mnist-embedded', # see `make_setting`
-                       scale:str|Scale='quick', # 'quick', 'full' or a `Scale`
+def prepare_experiment(dataset:str|None=None, # a dataset of `ARCHITECTURES` (default 'mnist-embedded'), or what your `data` is called
+                       scale:str|Scale='quick', # 'quick', 'full' or a `Scale` (with your own model: a `Scale`, default `own_scale`)
                        set_size:int=1, # |D_update|
                        n_shadow_models:int=1, # shadow models whose updates train the attack (the paper: 1)
                        seed:int=0, # seeds everything
-                       cache_dir:str|Path|None=None, # cache of finished update chunks
+                       cache_dir:str|Path|None=None, # cache of trained models and finished update chunks
                        root:str|Path|None=None, # data root
                        device=None, # where to compute
                        progress:bool=True, # progress bars
                        update:UpdateConfig=UpdateConfig(), # the provider's update procedure, which the attacker knows and simulates
+                       model:nn.Module|None=None, # your own trained model as the target (its architecture for the shadow models); never changed
+                       data=None, # with `model`: records from its domain it was not trained on (`Data`, `(x, y)` or `TensorDataset`)
+                       pool=None, # with `model`: the records the provider updates it on (default: drawn from `data`)
                       ) -> UpdatesExperiment:
-    "Train target and shadow models and generate their updates for one Updates-Leak experiment."
+    "Train (or take) the target, train the shadow models and generate their updates for one Updates-Leak experiment."
     if set_size < 1: raise ValueError(f"|D_update| must be at least 1, got {set_size}")
-    setting = make_setting(dataset, scale, root=root, seed=seed)
+    if n_shadow_models < 1: raise ValueError(f"need at least one shadow model, got n_shadow_models={n_shadow_models}")
+    if model is None:
+        if data is not None or pool is not None:
+            raise ValueError("`data` and `pool` go with `model`: give them to attack your own model, or neither for a dataset preset")
+        setting = make_setting(dataset or 'mnist-embedded', scale, root=root, seed=seed)
+        target = train_model(setting, 'target', seed=seed, device=device, progress=progress, cache_dir=cache_dir)
+    else:
+        if data is None: raise ValueError("attacking your own model needs records from its domain that it was not trained on: data=(x, y)")
+        setting = own_setting(white_box(model, 'Updates-Leak (its shadow models copy the architecture)'), data,
+                              scale if isinstance(scale, Scale) else None, dataset or 'own model', seed, pool)
+        target = model
     sc = setting.scale
-    target = train_model(setting, 'target', seed=seed, device=device, progress=progress, cache_dir=cache_dir)
+    if set_size > min(len(setting.shadow_pool), len(setting.target_pool)):
+        raise ValueError(f"|D_update| = {set_size} exceeds the updating pools ({len(setting.shadow_pool)} shadow, {len(setting.target_pool)} target records)")
     shadows = [train_model(setting, 'shadow', seed=seed + 1 + i, device=device, progress=progress, cache_dir=cache_dir) for i in range(n_shadow_models)]
     per_model = -(-sc.n_shadow_updates // n_shadow_models)
     shadow_sets = [sample_updating_sets(len(setting.shadow_pool), per_model, set_size, seed=seed + 10 + i) for i in range(n_shadow_models)]
     target_sets = sample_updating_sets(len(setting.target_pool), sc.n_target_updates, set_size, seed=seed + 30)
     shadow_updates, target_updates = _experiment_updates(setting, target, shadows, shadow_sets, target_sets, update, seed,
                                                          cache_dir=cache_dir, device=device, progress=progress)
-    test = load_dataset(dataset, 'test', root)
-    held_out = test.subset(range(sc.probe_size, min(len(test), sc.probe_size + 5000)))
-    return UpdatesExperiment(setting, target, shadows, shadow_updates, target_updates, accuracy(target, held_out, device=device), set_size,
-                             held_out, update)
+    return UpdatesExperiment(setting, target, shadows, shadow_updates, target_updates, accuracy(target, setting.held_out, device=device),
+                             set_size, setting.held_out, update)
+
+def observe_updates(api:Oracle, # the provider's API around the model it updates
+                    pool:Data, # the provider's updating data
+                    sets:torch.Tensor, # K × n pool indices: one updating set per update
+                    probe:torch.Tensor, # the attacker's probing inputs
+                    seed:int=0, # derives the per-update seeds
+                    config:UpdateConfig=UpdateConfig(), # the provider's update procedure
+                    **generate_kw, # options of `generate_updates` (cache_dir, device, progress, ...)
+                   ) -> Updates:
+    "What an attacker sees of K independent updates M → M′ of `api`'s model: the probing set's answers before and after each, through the API's disclosure policy (and counted against its budget)."
+    api.charge(len(probe) * (1 + len(sets)))
+    exact = generate_updates(white_box(api, 'The provider'), pool, sets, probe, seed=seed, config=config, **generate_kw)
+    return Updates(api.policy.as_vectors(exact.before, api.noise), api.policy.as_vectors(exact.after, api.noise), exact.sets, exact.labels)
 
 def _experiment_updates(setting:UpdatesSetting, target:nn.Module, shadows:list, shadow_sets:list, target_sets:torch.Tensor,
                         update:UpdateConfig, seed:int, **gen) -> tuple:
-    "The shadow models' and the target's updates on the given updating sets (one seed offset per model)."
+    "The shadow models' updates (the attacker's own simulation) and the target's updates as observed through its API (one seed offset per model)."
     probe = setting.probe.x
     shadow_updates = [generate_updates(m, setting.shadow_pool, s, probe, seed=seed + 20 + i, config=update, **gen)
                       for i, (m, s) in enumerate(zip(shadows, shadow_sets))]
-    return shadow_updates, generate_updates(target, setting.target_pool, target_sets, probe, seed=seed + 40, config=update, **gen)
+    api = Oracle(target, tuple(setting.probe.sample_shape), value_range=None)
+    return shadow_updates, observe_updates(api, setting.target_pool, target_sets, probe, seed=seed + 40, config=update, **gen)
 
 def rerun_updates(exp:UpdatesExperiment, # from `prepare_experiment`
                   update:UpdateConfig, # the new update procedure (e.g. DP-SGD)

@@ -6,16 +6,16 @@
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
-from .core import seeded_generator
+from .core import ATTACK_METHOD, Result, metric_rows, seeded_generator
 from .data import Data
 from .models import accuracy, online_update, predict_proba
-from .oracle import OUTPUT_MODES, disclose
+from .oracle import Disclosure
 from .updates import UpdateConfig, Updates, UpdatesExperiment, rerun_updates
 from .updates_lde import evaluate_label_distribution
 from .updates_li import evaluate_label_inference
@@ -23,30 +23,21 @@ from .updates_ssr import evaluate_reconstruction
 
 # %% auto #0
 __all__ = ['DEFENCES', 'Defence', 'defend_updates', 'defend_experiment', 'defended_accuracy', 'dp_epsilon', 'update_utility',
-           'DefenceResult', 'evaluate_defences', 'plot_defences']
+           'DefenceResult', 'defence_table', 'evaluate_defences', 'plot_defences']
 
 # %% ../nbs/15_updates_defences.ipynb #4bfce06d
 @dataclass(frozen=True)
 class Defence:
-    "A disclosure policy of the provider's API (see `Oracle`), applied to every posterior the attacker observes, or a private update procedure."
+    "A disclosure policy of the provider's API (the oracle's `Disclosure`, applied to every posterior the attacker observes), or a private update procedure."
     name: str  # how tables call it
-    output: str = 'posteriors'  # 'posteriors', 'top-k' or 'label' (answered as a one-hot vector)
-    decimals: int|None = None  # round confidences to this many decimals
-    top_k: int|None = None  # classes revealed when `output='top-k'`
-    noise_std: float|None = None  # Gaussian noise on the posteriors
+    policy: Disclosure = field(default_factory=Disclosure)  # what the API reveals of each posterior
     update: UpdateConfig|None = None  # the provider's update procedure when the defence changes it (DP-SGD); None: unchanged
-
-    def __post_init__(self):
-        if self.output not in OUTPUT_MODES: raise ValueError(f"output must be one of {OUTPUT_MODES}, got {self.output!r}")
 
     def apply(self, probs:torch.Tensor, # … × classes true posteriors
               seed:int=0, # seeds the noise
              ) -> torch.Tensor:
-        "The answers the attacker sees instead of `probs`, same shape."
-        flat = probs.reshape(-1, probs.shape[-1])
-        out = disclose(flat, self.output, self.decimals, self.top_k, self.noise_std, seeded_generator(seed))
-        if self.output == 'label': out = F.one_hot(out, flat.shape[1]).to(flat.dtype)
-        return out.reshape(probs.shape)
+        "The answers the attacker sees instead of `probs`, same shape (a label as a one-hot vector): `Disclosure.as_vectors`."
+        return self.policy.as_vectors(probs, seeded_generator(seed))
 
     def epsilon(self, set_size:int, # |D_update|
                 delta:float=1e-5, # the δ of (ε, δ)-DP
@@ -56,12 +47,12 @@ class Defence:
 
 DEFENCES = {
     'none': Defence('none'),
-    'round3': Defence('rounded to 3 decimals', decimals=3),
-    'round2': Defence('rounded to 2 decimals', decimals=2),
-    'round1': Defence('rounded to 1 decimal', decimals=1),
-    'top1': Defence('top-1 label only', output='label'),
-    'noise0.01': Defence('Gaussian noise σ = 0.01', noise_std=0.01),
-    'noise0.1': Defence('Gaussian noise σ = 0.1', noise_std=0.1),
+    'round3': Defence('rounded to 3 decimals', Disclosure(decimals=3)),
+    'round2': Defence('rounded to 2 decimals', Disclosure(decimals=2)),
+    'round1': Defence('rounded to 1 decimal', Disclosure(decimals=1)),
+    'top1': Defence('top-1 label only', Disclosure('label')),
+    'noise0.01': Defence('Gaussian noise σ = 0.01', Disclosure(noise_std=0.01)),
+    'noise0.1': Defence('Gaussian noise σ = 0.1', Disclosure(noise_std=0.1)),
     'dp-clip': Defence('DP-SGD update, C = 1, no noise', update=UpdateConfig(clip_norm=1.)),
     'dp0.1': Defence('DP-SGD update, C = 1, σ = 0.1', update=UpdateConfig(clip_norm=1., noise_multiplier=0.1)),
     'dp1': Defence('DP-SGD update, C = 1, σ = 1', update=UpdateConfig(clip_norm=1., noise_multiplier=1.)),
@@ -129,7 +120,7 @@ def update_utility(exp:UpdatesExperiment, # the provider's model, updating sets 
 
 # %% ../nbs/15_updates_defences.ipynb #8ecb6c6f
 @dataclass
-class DefenceResult:
+class DefenceResult(Result):
     "Updates-Leak's label attacks against one defence."
     defence: str
     api_accuracy: float  # accuracy of the defended answers on held-out data
@@ -145,16 +136,29 @@ class DefenceResult:
     epsilon_multi: float|None = None  # … of a multi-sample update
     update_loss_drop: float|None = None  # how far an update lowers the mean cross-entropy of its own D_update (multi-sample): what updating achieves
 
-    def row(self) -> dict:
-        eps = lambda e: '∞' if e is None else f'{e:.3g}'
-        return {'defence': self.defence, 'ε, |D| = 1': eps(self.epsilon_single), 'ε, multi': eps(self.epsilon_multi),
-                'API accuracy': self.api_accuracy, 'A_LI acc.': self.li_accuracy,
-                'heuristic': self.li_heuristic, 'random guess': self.random_guess, 'A_LDE KL': self.lde_kl,
-                'prior KL': self.lde_kl_prior, 'A_LDE most-freq. acc.': self.lde_mfl_accuracy,
-                **({} if self.ssr_mse is None else {'A_SSR MSE': self.ssr_mse, 'class-mean MSE': self.ssr_class_mean_mse}),
-                **({} if self.update_loss_drop is None else {'D_update loss drop': self.update_loss_drop})}
+    dataset: str = ''  # the experiments' data
 
-    def to_dict(self) -> dict: return asdict(self)
+    def rows(self) -> list:
+        "Each attack behind this defence beside its baselines, and what the defence costs the provider (API accuracy, ε, the update's effect)."
+        ds, d = self.dataset, self.defence
+        return (metric_rows('A_LI', ds, 'accuracy', {ATTACK_METHOD: self.li_accuracy, 'heuristic': self.li_heuristic, 'random guess': self.random_guess}, d)
+                + metric_rows('A_LDE', ds, 'KL, summed', {ATTACK_METHOD: self.lde_kl, 'prior': self.lde_kl_prior}, d)
+                + metric_rows('A_LDE', ds, 'most-frequent-label acc.', {ATTACK_METHOD: self.lde_mfl_accuracy}, d)
+                + metric_rows('A_SSR', ds, 'MSE', {ATTACK_METHOD: self.ssr_mse, 'class-mean image': self.ssr_class_mean_mse}, d)
+                + metric_rows('defence', ds, 'API accuracy', {'provider': self.api_accuracy}, d)
+                + metric_rows('defence', ds, 'ε, |D| = 1', {'provider': self.epsilon_single}, d)
+                + metric_rows('defence', ds, 'ε, multi-sample', {'provider': self.epsilon_multi}, d)
+                + metric_rows('defence', ds, 'D_update loss drop', {'provider': self.update_loss_drop}, d))
+
+def defence_table(results:list, # `DefenceResult`s
+                 ) -> list:
+    "One wide row per defence, as the notebook's table shows them (∞: no DP guarantee)."
+    eps = lambda e: '∞' if e is None else f'{e:.3g}'
+    return [{'defence': r.defence, 'ε, |D| = 1': eps(r.epsilon_single), 'ε, multi': eps(r.epsilon_multi),
+             'API accuracy': r.api_accuracy, 'A_LI acc.': r.li_accuracy, 'heuristic': r.li_heuristic, 'random guess': r.random_guess,
+             'A_LDE KL': r.lde_kl, 'prior KL': r.lde_kl_prior, 'A_LDE most-freq. acc.': r.lde_mfl_accuracy,
+             **({} if r.ssr_mse is None else {'A_SSR MSE': r.ssr_mse, 'class-mean MSE': r.ssr_class_mean_mse}),
+             **({} if r.update_loss_drop is None else {'D_update loss drop': r.update_loss_drop})} for r in results]
 
 def evaluate_defences(single:UpdatesExperiment, # single-sample updates (`set_size=1`), for A_LI
                       multi:UpdatesExperiment, # multi-sample updates on the same target, for A_LDE
@@ -174,14 +178,14 @@ def evaluate_defences(single:UpdatesExperiment, # single-sample updates (`set_si
         one, many = (defend_experiment(e, d, seed, cache_dir=cache_dir, device=device) for e in (single, multi))
         li = evaluate_label_inference(one, n_attack_models, seed=seed, device=device)
         lde = evaluate_label_distribution(many, n_attack_models, seed=seed, device=device)
-        ssr = evaluate_reconstruction(one, seed=seed, device=device)[0] if reconstruction else None
+        ssr = evaluate_reconstruction(one, seed=seed, device=device) if reconstruction else None
         procedure = repr(many.update)
         if procedure not in utility: utility[procedure] = update_utility(many, seed=seed, device=device)
         api = defended_accuracy(single.target, single.held_out, d, seed) if d.update is None else utility[procedure][0]
         results.append(DefenceResult(d.name, api, li.accuracy, li.heuristic, li.random_guess, sum(lde.kl) / len(lde.kl), lde.kl_prior,
                                      sum(lde.mfl_accuracy) / len(lde.mfl_accuracy), *((ssr.mse, ssr.class_mean_mse) if ssr else (None, None)),
                                      epsilon_single=d.epsilon(single.set_size), epsilon_multi=d.epsilon(multi.set_size),
-                                     update_loss_drop=utility[procedure][1]))
+                                     update_loss_drop=utility[procedure][1], dataset=single.setting.dataset))
     return results
 
 def plot_defences(results:list, # `DefenceResult`s

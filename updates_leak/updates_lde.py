@@ -10,8 +10,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .core import chunks, seeded_generator
-from .data import Data
+from .core import ATTACK_METHOD, Anchor, Result, artefact, chunks, metric_rows, paper_value, seeded_generator
+from .data import Data, as_data
+from .models import model_device
 from .updates import (AttackMLP, DeltaAttack, UpdatesExperiment, check_compatible, check_delta,
                                   prepare_experiment, sample_updating_sets, train_attack)
 
@@ -70,10 +71,11 @@ class LabelDistributionAttack(DeltaAttack):
         with torch.no_grad(): return F.softmax(self.model(delta), 1)
 
 # %% ../nbs/12_updates_lde.ipynb #b2fa3bbe
-PAPER_LDE = {('cifar10', 100): {'kl_authors': 0.00376, 'mfl_accuracy': 0.32}}  # Salem et al. 2020, CIFAR-10
+PAPER_LDE = [Anchor('A_LDE', 'cifar10', 'KL, authors (÷classes)', 0.00376, '|D|=100', 'Salem et al. 2020, §4 (Figure 6)'),
+             Anchor('A_LDE', 'cifar10', 'most-frequent-label acc.', 0.32, '|D|=100', 'Salem et al. 2020, §4')]
 
 @dataclass
-class LabelDistributionResult:
+class LabelDistributionResult(Result):
     "Results of A_LDE on one dataset and updating-set size."
     dataset: str
     scale: dict  # the `Scale` the experiment ran at
@@ -89,24 +91,23 @@ class LabelDistributionResult:
     kl_prior: float  # the shadow data's label prior
     mfl_prior: float
     examples: list  # (true, estimated) distributions of a few target updates, for the figure
-    paper: dict|None = None
     inputs: str = 'delta'  # what the attack read: 'delta' or 'log-ratio'
+    experiment: UpdatesExperiment|None = artefact()  # the experiment behind the numbers
 
     @staticmethod
     def _mean(v): return sum(v) / len(v)
 
     def rows(self) -> list:
-        "Table rows: KL (both conventions) and most-frequent-label accuracy, attack vs baselines vs paper."
-        C = len(self.examples[0][0])
-        kl = self._mean(self.kl)
-        p = self.paper or {}
-        name = f'A_LDE |D|={self.set_size}' + ('' if self.inputs == 'delta' else f' {self.inputs}')
-        return [
-            {'attack': name, 'dataset': self.dataset, 'metric': 'KL, summed', 'this library': kl, 'random distribution': self.kl_random, 'prior': self.kl_prior, 'paper': None},
-            {'attack': name, 'dataset': self.dataset, 'metric': 'KL, authors (÷classes)', 'this library': kl / C, 'random distribution': self.kl_random / C, 'prior': self.kl_prior / C, 'paper': p.get('kl_authors')},
-            {'attack': name, 'dataset': self.dataset, 'metric': 'most-frequent-label acc.', 'this library': self._mean(self.mfl_accuracy), 'random distribution': self.mfl_random, 'prior': self.mfl_prior, 'paper': p.get('mfl_accuracy')}]
-
-    def to_dict(self) -> dict: return asdict(self)
+        "KL (summed, and the authors' ÷classes) and most-frequent-label accuracy: attack, baselines, paper."
+        C, kl, setting = len(self.examples[0][0]), self._mean(self.kl), f'|D|={self.set_size}'
+        name = 'A_LDE' + ('' if self.inputs == 'delta' else f' ({self.inputs})')
+        paper = lambda m: paper_value(PAPER_LDE, 'A_LDE', self.dataset, m, setting)
+        return (metric_rows(name, self.dataset, 'KL, summed', {ATTACK_METHOD: kl, 'random distribution': self.kl_random, 'prior': self.kl_prior}, setting)
+                + metric_rows(name, self.dataset, 'KL, authors (÷classes)', {ATTACK_METHOD: kl / C, 'random distribution': self.kl_random / C,
+                                                                             'prior': self.kl_prior / C, 'paper': paper('KL, authors (÷classes)')}, setting)
+                + metric_rows(name, self.dataset, 'most-frequent-label acc.', {ATTACK_METHOD: self._mean(self.mfl_accuracy), 'random distribution': self.mfl_random,
+                                                                               'prior': self.mfl_prior, 'paper': paper('most-frequent-label acc.')}, setting)
+                + metric_rows(name, self.dataset, 'target accuracy', {'target model': self.target_accuracy}, setting))
 
     def plot(self, n:int=4):
         "True vs estimated label distributions of `n` target updates."
@@ -130,6 +131,7 @@ def evaluate_label_distribution(exp:UpdatesExperiment, # from `prepare_experimen
                                ) -> LabelDistributionResult:
     "Train A_LDE on the experiment's shadow updates and evaluate it against both baselines."
     if normalize is None: normalize = default_scaling(inputs)
+    if n_attack_models < 1: raise ValueError(f"need at least one attack model, got n_attack_models={n_attack_models}")
     for s in exp.shadow_updates: check_compatible(s, exp.target_updates)
     t = exp.target_updates
     C, n = t.n_classes, exp.set_size
@@ -145,19 +147,23 @@ def evaluate_label_distribution(exp:UpdatesExperiment, # from `prepare_experimen
                                    exp.target_accuracy, kls, mfls,
                                    float(kl_divergence(truth, rand).mean()), float(most_frequent_label_hit(truth, rand).float().mean()),
                                    float(kl_divergence(truth, prior).mean()), float(most_frequent_label_hit(truth, prior).float().mean()),
-                                   examples, PAPER_LDE.get((exp.setting.dataset, n)), inputs)
+                                   examples, inputs, exp)
 
-def run_label_distribution(dataset:str='mnist-embedded', scale='quick', set_size:int=100, n_shadow_models:int=5,
+def run_label_distribution(dataset:str|None=None, # a dataset preset (default 'mnist-embedded'), or what your `data` is called
+                           scale='quick', set_size:int=100, n_shadow_models:int=5,
                            n_attack_models:int=3, normalize:bool|str|None=None, sign:str='before-after', seed:int=0,
-                           cache_dir=None, root=None, device=None, progress:bool=True, inputs:str='delta') -> LabelDistributionResult:
+                           cache_dir=None, root=None, device=None, progress:bool=True, inputs:str='delta',
+                           model=None, # your own trained torch model as the target (see `prepare_experiment`)
+                           data=None, # with `model`: records from its domain it was not trained on
+                          ) -> LabelDistributionResult:
     "The whole A_LDE protocol: setting, target and shadow models, multi-sample updates, attack, evaluation."
     exp = prepare_experiment(dataset, scale, set_size=set_size, n_shadow_models=n_shadow_models, seed=seed,
-                             cache_dir=cache_dir, root=root, device=device, progress=progress)
+                             cache_dir=cache_dir, root=root, device=device, progress=progress, model=model, data=data)
     return evaluate_label_distribution(exp, n_attack_models, normalize, sign, seed, device, inputs)
 
 # %% ../nbs/12_updates_lde.ipynb #6c9aab3e
 def residual_ceiling(model:nn.Module, # the model being updated (a classifier returning logits)
-                     pool:Data, # the data its updating sets are drawn from
+                     pool, # the data its updating sets are drawn from: a `Data`, `(x, y)` or a `TensorDataset`
                      set_size:int, # |D_update|
                      n_sets:int=22_000, # random updating sets; all but `n_test` train the estimator
                      n_test:int=2_000, # held-out sets the ceiling is measured on
@@ -168,8 +174,9 @@ def residual_ceiling(model:nn.Module, # the model being updated (a classifier re
                     ) -> dict:
     "Mean summed KL, on held-out sets, of a label-distribution estimator (linear by default) that reads each set's exact residual sum Σ(onehot(y) − p), and of the prior."
     if not 0 < n_test < n_sets: raise ValueError(f"need 0 < n_test < n_sets, got n_test={n_test}, n_sets={n_sets}")
+    pool = as_data(pool)
     C = pool.n_classes
-    was_training, dev = model.training, next(model.parameters()).device
+    was_training, dev = model.training, model_device(model)
     with torch.no_grad(), torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model.train()  # the residuals the update sees: dropout on

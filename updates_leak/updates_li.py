@@ -8,11 +8,12 @@ from dataclasses import dataclass, asdict
 
 import torch
 
+from .core import ATTACK_METHOD, Anchor, Result, artefact, metric_rows, paper_value
 from .updates import DeltaAttack, UpdatesExperiment, check_compatible, check_delta, prepare_experiment, train_attack
 from .models import classification_loss, predict_proba
 
 # %% auto #0
-__all__ = ['PAPER_LI_ACCURACY', 'heuristic_labels', 'LabelInferenceAttack', 'LabelInferenceResult', 'evaluate_label_inference',
+__all__ = ['PAPER_LI', 'heuristic_labels', 'LabelInferenceAttack', 'LabelInferenceResult', 'evaluate_label_inference',
            'run_label_inference']
 
 # %% ../nbs/11_updates_li.ipynb #8823fdfe
@@ -44,10 +45,10 @@ class LabelInferenceAttack(DeltaAttack):
         return predict_proba(self.model, delta).argmax(1)
 
 # %% ../nbs/11_updates_li.ipynb #c056435d
-PAPER_LI_ACCURACY = {'cifar10': 0.96}  # Salem et al. 2020, A_LI on CIFAR-10
+PAPER_LI = [Anchor('A_LI', 'cifar10', 'accuracy', 0.96, source='Salem et al. 2020, §4 (Figure 4)')]
 
 @dataclass
-class LabelInferenceResult:
+class LabelInferenceResult(Result):
     "Results of A_LI on one dataset."
     dataset: str
     scale: dict  # the `Scale` the experiment ran at
@@ -60,16 +61,16 @@ class LabelInferenceResult:
     random_guess: float  # 1 / classes
     confusion: list  # mean confusion matrix (true × predicted) over attack models
     paper: float|None = None
+    experiment: UpdatesExperiment|None = artefact()  # the experiment behind the numbers (models and updates)
 
     @property
     def accuracy(self) -> float: return sum(self.accuracies) / len(self.accuracies)
 
     def rows(self) -> list:
-        "One table row in the library's common form."
-        return [{'attack': 'A_LI', 'dataset': self.dataset, 'metric': 'accuracy', 'this library': self.accuracy,
-                 'heuristic': self.heuristic, 'random guess': self.random_guess, 'paper': self.paper}]
-
-    def to_dict(self) -> dict: return {**asdict(self), 'accuracy': self.accuracy}
+        "The attack's accuracy beside the heuristic, a random guess and the paper."
+        return (metric_rows('A_LI', self.dataset, 'accuracy', {ATTACK_METHOD: self.accuracy, 'heuristic': self.heuristic,
+                                                              'random guess': self.random_guess, 'paper': self.paper})
+                + metric_rows('A_LI', self.dataset, 'target accuracy', {'target model': self.target_accuracy}))
 
     def plot(self):
         "Confusion matrix of the attack on the target updates."
@@ -90,6 +91,7 @@ def evaluate_label_inference(exp:UpdatesExperiment, # from `prepare_experiment` 
                              device=None, # where to train
                             ) -> LabelInferenceResult:
     "Train A_LI on the experiment's shadow updates and evaluate it on its target updates."
+    if n_attack_models < 1: raise ValueError(f"need at least one attack model, got n_attack_models={n_attack_models}")
     for s in exp.shadow_updates: check_compatible(s, exp.target_updates)
     t = exp.target_updates
     C = t.n_classes
@@ -104,12 +106,16 @@ def evaluate_label_inference(exp:UpdatesExperiment, # from `prepare_experiment` 
     return LabelInferenceResult(exp.setting.dataset, asdict(sc), len(exp.shadows),
                                 sum(len(u) for u in exp.shadow_updates), len(t), exp.target_accuracy, accs,
                                 float((heuristic_labels(t.delta(sign), C, sign) == truth).float().mean()), 1 / C,
-                                confusion.tolist(), PAPER_LI_ACCURACY.get(exp.setting.dataset.replace('-embedded', '')))
+                                confusion.tolist(), paper_value(PAPER_LI, 'A_LI', exp.setting.dataset.replace('-embedded', ''), 'accuracy'), exp)
 
-def run_label_inference(dataset:str='mnist-embedded', scale='quick', n_shadow_models:int=5, n_attack_models:int=3,
-                        normalize:bool=True, sign:str='before-after', seed:int=0, cache_dir=None, root=None, device=None,
-                        progress:bool=True) -> LabelInferenceResult:
+def run_label_inference(dataset:str|None=None, # a dataset preset (default 'mnist-embedded'), or what your `data` is called
+                        scale='quick', # 'quick', 'full' or a `Scale` (your own model: a `Scale`, default `updates.own_scale`)
+                        n_shadow_models:int=5, n_attack_models:int=3, normalize:bool=True, sign:str='before-after', seed:int=0,
+                        cache_dir=None, root=None, device=None, progress:bool=True,
+                        model=None, # your own trained torch model as the target (see `prepare_experiment`)
+                        data=None, # with `model`: records from its domain it was not trained on
+                       ) -> LabelInferenceResult:
     "The whole A_LI protocol: setting, target and shadow models, single-sample updates, attack, evaluation."
     exp = prepare_experiment(dataset, scale, set_size=1, n_shadow_models=n_shadow_models, seed=seed, cache_dir=cache_dir,
-                             root=root, device=device, progress=progress)
+                             root=root, device=device, progress=progress, model=model, data=data)
     return evaluate_label_inference(exp, n_attack_models, normalize, sign, seed, device)

@@ -5,7 +5,7 @@
 # %% ../nbs/14_updates_msr.ipynb #2f5432f7
 from __future__ import annotations
 
-import hashlib, json, math, os, warnings
+import contextlib, hashlib, io, json, math, os, warnings
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
@@ -13,14 +13,14 @@ import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from safetensors.torch import load_file, save_file
 from scipy.optimize import linear_sum_assignment
 from sklearn.cluster import KMeans
 
-from .core import default_device, seeded_generator
-from .data import Data
+from .core import (ATTACK_METHOD, CacheDamaged, Result, artefact, cache_lock, default_device, load_verified, metric_rows,
+                               progress as progress_bar, save_verified, seeded_generator)
+from .data import Data, check_range
 from .updates import AttackMLP, UpdatesExperiment, check_compatible, check_delta, prepare_experiment
-from .updates_ssr import attacker_images, per_sample_mse
+from .updates_ssr import attacker_images, per_sample_mse, show_reconstructions
 
 # %% auto #0
 __all__ = ['to_tanh_range', 'to_pixel_range', 'nearest_indices', 'best_match_loss', 'CBMGenerator', 'ImageDiscriminator',
@@ -138,6 +138,12 @@ def train_cbm_gan(generator:CBMGenerator, # conditional (CBM-GAN) or plain gener
     nets = {'generator': generator, 'discriminator': discriminator}
     folder = None if checkpoint_dir is None else Path(checkpoint_dir)/('gan-' + gan_run_key(
         generator, discriminator, sets, delta, sets_per_step=sets_per_step, lr=lr, beta1=beta1, best_match=best_match, seed=seed))
+    with (contextlib.nullcontext() if folder is None else cache_lock(folder/'run')):  # one run at a time in a folder; the next resumes where it ended
+        return _train_gan(generator, discriminator, pool, sets, delta, epochs, sets_per_step, lr, beta1, best_match, seed, device, n, nets, folder,
+                          progress)
+
+def _train_gan(generator, discriminator, pool, sets, delta, epochs, sets_per_step, lr, beta1, best_match, seed, device, n, nets, folder, progress) -> list:
+    "`train_cbm_gan`'s loop, resuming from the run's checkpoint folder when it has one."
     saved = None if folder is None else load_gan_epoch(folder, epochs, nets)
     generator.to(device).train(); discriminator.to(device).train()
     opt_g = torch.optim.Adam(generator.parameters(), lr=lr, betas=(beta1, 0.999))
@@ -147,10 +153,7 @@ def train_cbm_gan(generator:CBMGenerator, # conditional (CBM-GAN) or plain gener
         log, start = saved['log'][:saved['epoch']], saved['epoch']
         if start < epochs:
             opt_g.load_state_dict(saved['opt_g']); opt_d.load_state_dict(saved['opt_d']); order_gen.set_state(saved['order_rng'])
-    epoch_iter = range(start, epochs)
-    if progress:
-        from fastprogress.fastprogress import progress_bar
-        epoch_iter = progress_bar(epoch_iter, leave=False)
+    epoch_iter = progress_bar(range(start, epochs), enabled=progress, name='GAN epoch')
     with torch.random.fork_rng(devices=[]):  # noise and dropout draw from a private, seeded stream
         torch.manual_seed(seed)
         if saved is not None and start < epochs:
@@ -196,27 +199,41 @@ def gan_run_key(generator:nn.Module, # the generator, before training
     for t in tensors: h.update(t.detach().cpu().contiguous().numpy().tobytes())
     return h.hexdigest()[:20]
 
+def _epoch_identity(folder:Path, epoch:int) -> dict: return {'kind': 'GAN epoch', 'run': folder.name, 'epoch': epoch}
+def _state_identity(folder:Path) -> dict: return {'kind': 'GAN state', 'run': folder.name}
+
 def save_gan_epoch(folder:Path, # the run's checkpoint folder
                    epoch:int, # epochs finished
                    nets:dict, # {'generator': ..., 'discriminator': ...}
                    state:dict, # what resuming needs: optimisers, random streams, the loss log
                   ):
-    "Write the networks after `epoch` as safetensors, then atomically replace the run's resumable state."
-    folder.mkdir(parents=True, exist_ok=True)
-    save_file({f'{name}.{k}': v.detach().cpu().contiguous() for name, net in nets.items() for k, v in net.state_dict().items()},
-              folder/f'epoch-{epoch:03d}.safetensors')
-    torch.save({'epoch': epoch, **state}, folder/'state.tmp')
-    os.replace(folder/'state.tmp', folder/'state.pt')
+    "Write the networks after `epoch`, then the run's resumable state, each as a verified file (see `core.save_verified`)."
+    save_verified(folder/f'epoch-{epoch:03d}.safetensors', {f'{name}.{k}': v for name, net in nets.items() for k, v in net.state_dict().items()},
+                  _epoch_identity(folder, epoch))
+    buffer = io.BytesIO()
+    torch.save({'epoch': epoch, **state}, buffer)
+    save_verified(folder/'state.safetensors', {'state': torch.frombuffer(bytearray(buffer.getvalue()), dtype=torch.uint8)}, _state_identity(folder))
+
+def _refuse(e:CacheDamaged, folder:Path):
+    "A GAN checkpoint cannot be recomputed without retraining: stop, and say how to retrain."
+    raise CacheDamaged(e.path, f"{e.reason}; a GAN checkpoint cannot be recomputed without retraining: delete {folder} to train this run again") from None
 
 def load_gan_epoch(folder:Path, # the run's checkpoint folder
                    epochs:int, # epochs the caller asked for
                    nets:dict, # {'generator': ..., 'discriminator': ...}, loaded in place
                   ) -> dict|None:
-    "Load the latest finished epoch, but not past `epochs`, into `nets`; return the saved state (`None` if nothing is saved)."
-    if not (folder/'state.pt').exists(): return None
-    state = torch.load(folder/'state.pt', map_location='cpu', weights_only=True)
-    state['epoch'] = done = min(state['epoch'], epochs)
-    weights = load_file(folder/f'epoch-{done:03d}.safetensors')
+    "Load the latest finished epoch, but not past `epochs`, into `nets`; return the saved state (`None` if nothing is saved). A damaged file is refused."
+    path = folder/'state.safetensors'
+    if not path.exists():
+        if (folder/'state.pt').exists(): _refuse(CacheDamaged(folder/'state.pt', "carries no digest: it was written by an older version of the library"), folder)
+        return None
+    try:
+        raw = load_verified(path, _state_identity(folder))['state']
+        state = torch.load(io.BytesIO(raw.numpy().tobytes()), map_location='cpu', weights_only=True)
+        state['epoch'] = done = min(state['epoch'], epochs)
+        weights = load_verified(folder/f'epoch-{done:03d}.safetensors', _epoch_identity(folder, done))
+    except CacheDamaged as e: _refuse(e, folder)
+    except Exception as e: _refuse(CacheDamaged(path, f"cannot be read ({type(e).__name__}: {e})"), folder)
     for name, net in nets.items():
         net.load_state_dict({k.removeprefix(f'{name}.'): v for k, v in weights.items() if k.startswith(f'{name}.')})
     return state
@@ -276,7 +293,7 @@ def label_oracle_representatives(own:Data, # the attacker's images
 
 # %% ../nbs/14_updates_msr.ipynb #b07139a7
 @dataclass
-class MultiReconstructionResult:
+class MultiReconstructionResult(Result):
     "A_MSR on one dataset: the matched MSE of the CBM-GAN beside its baselines (all clustered and Hungarian-matched alike)."
     dataset: str
     set_size: int  # |D_update|
@@ -291,17 +308,23 @@ class MultiReconstructionResult:
     label_oracle_mse: float  # the attacker's images, clustered class by class with the set's true label counts
     nearest_attacker_image_mse: float  # each true image's nearest attacker image (an oracle, not an attack)
     closer_than_attacker_data: float  # fraction of true images whose match beats their nearest attacker image
+    examples: list|None = artefact()  # per evaluated update: (true images, their matched reconstructions)
+    cbm_gan: nn.Module|None = artefact()  # the trained CBM-GAN generator
+    plain_gan: nn.Module|None = artefact()  # the trained plain generator
+    experiment: UpdatesExperiment|None = artefact()  # the experiment behind the numbers
 
     def rows(self) -> list:
-        "One table row per method."
-        rows = [('CBM-GAN (A_MSR)', self.mse), ("CBM-GAN, another update's δ", self.mismatched_delta_mse),
-                ('plain GAN', self.plain_gan_mse), ('random attacker images', self.random_image_mse),
-                ('attacker images, true label counts (oracle)', self.label_oracle_mse),
-                ('nearest attacker image (oracle)', self.nearest_attacker_image_mse)]
-        return [{'dataset': self.dataset, '|D_update|': self.set_size, 'cluster image': self.representative, 'method': m,
-                 'matched MSE': v} for m, v in rows if v is not None]
+        "Matched MSE of the CBM-GAN beside every baseline and oracle, and how often it beats the attacker's own nearest image."
+        setting = f'|D|={self.set_size}, {self.representative}'
+        return (metric_rows('A_MSR', self.dataset, 'matched MSE', {
+                    ATTACK_METHOD: self.mse, "another update's δ": self.mismatched_delta_mse, 'plain GAN': self.plain_gan_mse,
+                    'random attacker images': self.random_image_mse, 'true label counts (oracle)': self.label_oracle_mse,
+                    'nearest attacker image (oracle)': self.nearest_attacker_image_mse}, setting)
+                + metric_rows('A_MSR', self.dataset, 'closer than attacker data', {ATTACK_METHOD: self.closer_than_attacker_data}, setting))
 
-    def to_dict(self) -> dict: return asdict(self)
+    def plot(self, n:int=20):
+        "The first evaluated updating set above, its matched reconstructions below."
+        return show_reconstructions(*self.examples[0], n=min(n, self.set_size), label='A_MSR')
 
 # %% ../nbs/14_updates_msr.ipynb #98d6419e
 def check_reconstruction_request(exp:UpdatesExperiment, n_evaluated:int):
@@ -323,6 +346,7 @@ def train_reconstruction_gans(exp:UpdatesExperiment, # from `prepare_experiment`
     "The CBM-GAN (δ-conditioned, Best-Match loss) and the plain GAN, both trained on the shadow updates: `(cbm_gan, plain_gan)`."
     for s in exp.shadow_updates: check_compatible(s, exp.target_updates)
     check_reconstruction_request(exp, 2)
+    check_range(exp.setting.shadow_pool.x, 0, 1, "A_MSR (its generator draws pixels)")
     sets, delta = torch.cat([u.sets for u in exp.shadow_updates]), torch.cat([u.delta() for u in exp.shadow_updates])
     shape, pool = tuple(exp.setting.shadow_pool.sample_shape), exp.setting.shadow_pool
     train = dict(epochs=epochs, sets_per_step=sets_per_step, device=device, progress=progress, checkpoint_dir=checkpoint_dir)
@@ -344,7 +368,7 @@ def score_reconstructions(exp:UpdatesExperiment, # the experiment the GANs were 
                           seed:int=0, # seeds the noise, k-means and the random baselines
                           device=None, # where to generate
                          ) -> tuple:
-    "Reconstruct the first `n_evaluated` target updating sets with every method; returns `(result, examples)`."
+    "Reconstruct the first `n_evaluated` target updating sets with every method; the result holds the matched reconstructions as `examples`."
     check_reconstruction_request(exp, n_evaluated)
     setting, t, k = exp.setting, exp.target_updates, exp.set_size
     own, target_delta = attacker_images(setting), t.delta()
@@ -364,8 +388,8 @@ def score_reconstructions(exp:UpdatesExperiment, # the experiment the GANs were 
     err = {m: torch.cat(v) for m, v in errors.items() if v}
     result = MultiReconstructionResult(setting.dataset, k, sum(len(u) for u in exp.shadow_updates), n_evaluated, n_generated, representative,
                                        *(float(err[m].mean()) if m in err else None for m in ('cbm', 'mismatched', 'plain', 'random', 'labels', 'nearest')),
-                                       float((err['cbm'] < err['nearest']).float().mean()))
-    return result, examples
+                                       float((err['cbm'] < err['nearest']).float().mean()), examples, cbm, plain, exp)
+    return result
 
 def evaluate_multi_reconstruction(exp:UpdatesExperiment, # from `prepare_experiment` with set_size > 1
                                   epochs:int=20, # GAN training epochs
@@ -379,19 +403,23 @@ def evaluate_multi_reconstruction(exp:UpdatesExperiment, # from `prepare_experim
                                   progress:bool=True, # progress bars while training
                                   checkpoint_dir:str|Path|None=None, # keep both GANs' epochs here; a rerun resumes (see `train_cbm_gan`)
                                  ) -> tuple:
-    "Train both GANs on the shadow updates and score them on the target updates; returns `(result, cbm_gan, plain_gan, examples)`."
+    "Train both GANs on the shadow updates and score them on the target updates; the result holds both generators and the reconstructions."
     check_reconstruction_request(exp, n_evaluated)  # before hours of training, not after
     cbm, plain = train_reconstruction_gans(exp, epochs, hidden, sets_per_step, seed, device, progress, checkpoint_dir)
-    result, examples = score_reconstructions(exp, cbm, plain, n_generated, n_evaluated, representative, seed, device)
-    return result, cbm, plain, examples
+    return score_reconstructions(exp, cbm, plain, n_generated, n_evaluated, representative, seed, device)
 
 # %% ../nbs/14_updates_msr.ipynb #3fa640fb
-def run_multi_reconstruction(dataset:str='mnist-embedded', scale='quick', set_size:int=100, n_shadow_models:int=3,
-                             seed:int=0, cache_dir=None, root=None, device=None, progress:bool=True, **kwargs) -> tuple:
-    "The whole A_MSR protocol: setting, models, multi-sample updates, both GANs, evaluation (`kwargs` go to `evaluate_multi_reconstruction`)."
+def run_multi_reconstruction(dataset:str|None=None, # a dataset preset (default 'mnist-embedded'), or what your `data` is called
+                             scale='quick', set_size:int=100, n_shadow_models:int=3,
+                             seed:int=0, cache_dir=None, root=None, device=None, progress:bool=True,
+                             model=None, # your own trained torch model over images in [0, 1] as the target (see `prepare_experiment`)
+                             data=None, # with `model`: images from its domain it was not trained on
+                             **kwargs, # options of `evaluate_multi_reconstruction`
+                            ) -> MultiReconstructionResult:
+    "The whole A_MSR protocol: setting, models, multi-sample updates, both GANs, evaluation."
     exp = prepare_experiment(dataset, scale, set_size=set_size, n_shadow_models=n_shadow_models, seed=seed, cache_dir=cache_dir,
-                             root=root, device=device, progress=progress)
-    return exp, *evaluate_multi_reconstruction(exp, seed=seed, device=device, progress=progress, **kwargs)
+                             root=root, device=device, progress=progress, model=model, data=data)
+    return evaluate_multi_reconstruction(exp, seed=seed, device=device, progress=progress, **kwargs)
 
 # %% ../nbs/14_updates_msr.ipynb #136bab66
 def shadow_as_target(exp:UpdatesExperiment, # from `prepare_experiment`

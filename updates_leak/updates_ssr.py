@@ -12,13 +12,13 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .core import seeded_generator
-from .data import Data
+from .core import ATTACK_METHOD, Anchor, Result, artefact, metric_rows, paper_value, seeded_generator
+from .data import Data, check_range
 from .models import AutoEncoder, fit, reconstruction_loss
 from .updates import AttackMLP, Updates, UpdatesExperiment, UpdatesSetting, check_compatible, check_delta, prepare_experiment
 
 # %% auto #0
-__all__ = ['PAPER_SSR_MSE', 'pretrain_autoencoder', 'SampleReconstructor', 'sample_images', 'mse_loss_images', 'per_sample_mse',
+__all__ = ['PAPER_SSR', 'pretrain_autoencoder', 'SampleReconstructor', 'sample_images', 'mse_loss_images', 'per_sample_mse',
            'attacker_images', 'class_means', 'ReconstructionResult', 'train_reconstructor', 'ReconstructorEnsemble',
            'evaluate_reconstruction', 'run_reconstruction', 'show_reconstructions']
 
@@ -74,7 +74,7 @@ def class_means(data:Data) -> torch.Tensor:
     return torch.stack([data.x[data.y == c].mean(0) for c in range(data.n_classes)])
 
 @dataclass
-class ReconstructionResult:
+class ReconstructionResult(Result):
     "A_SSR on one dataset: the attack's MSE beside its two baselines and the paper's figure."
     dataset: str
     n_shadow_updates: int
@@ -86,17 +86,24 @@ class ReconstructionResult:
     paper: float|None = None # the paper's MSE
     ensemble: int = 1 # attack models whose reconstructions `mse` averages
     single_model_mse: float|None = None # mean MSE of those models one by one (when there are several)
+    reconstructor: nn.Module|None = artefact() # the attack model (an ensemble when there are several)
+    truth: torch.Tensor|None = artefact() # the target's updating samples, N × C × H × W
+    reconstructions: torch.Tensor|None = artefact() # what the attack drew for them
+    experiment: UpdatesExperiment|None = artefact() # the experiment behind the numbers
 
     def rows(self) -> list:
-        "One table row."
-        return [{'attack': 'A_SSR' if self.ensemble == 1 else f'A_SSR, mean of {self.ensemble} models', 'dataset': self.dataset,
-                 'metric': 'MSE', 'this library': self.mse, **({} if self.single_model_mse is None else {'one model': self.single_model_mse}),
-                 'class-mean baseline': self.class_mean_mse, 'random-image baseline': self.random_image_mse,
-                 'closer than class mean': self.beats_class_mean, 'paper': self.paper}]
+        "Reconstruction MSE of the attack beside its baselines and the paper, and how often it beats the class mean."
+        attack = 'A_SSR' if self.ensemble == 1 else f'A_SSR, mean of {self.ensemble} models'
+        return (metric_rows(attack, self.dataset, 'MSE', {ATTACK_METHOD: self.mse, 'one model': self.single_model_mse, 'class-mean image': self.class_mean_mse,
+                                                          'random image': self.random_image_mse, 'paper': self.paper})
+                + metric_rows(attack, self.dataset, 'closer than class mean', {ATTACK_METHOD: self.beats_class_mean}))
 
-    def to_dict(self) -> dict: return asdict(self)
+    def plot(self, n:int=10):
+        "The true updating samples above, their reconstructions below."
+        return show_reconstructions(self.truth, self.reconstructions, n)
 
-PAPER_SSR_MSE = {'mnist': 0.06355, 'cifar10': 0.01352}  # Salem et al. 2020, A_SSR
+PAPER_SSR = [Anchor('A_SSR', 'mnist', 'MSE', 0.06355, source='Salem et al. 2020, §5'),
+             Anchor('A_SSR', 'cifar10', 'MSE', 0.01352, source='Salem et al. 2020, §5')]
 
 def train_reconstructor(exp:UpdatesExperiment, # from `prepare_experiment` with set_size=1
                         latent:int=64, # autoencoder code size
@@ -107,6 +114,7 @@ def train_reconstructor(exp:UpdatesExperiment, # from `prepare_experiment` with 
                        ) -> SampleReconstructor:
     "One A_SSR attack model: an autoencoder pretrained on the attacker's images, its decoder transferred and fine-tuned on the shadow updates."
     own = attacker_images(exp.setting)
+    check_range(own.x, 0, 1, "A_SSR (its decoder draws pixels)")
     ae = pretrain_autoencoder(own, latent, ae_epochs, seed, device)
     delta = torch.cat([u.delta() for u in exp.shadow_updates])
     x = torch.cat([sample_images(u, exp.setting.shadow_pool) for u in exp.shadow_updates])
@@ -130,7 +138,7 @@ def evaluate_reconstruction(exp:UpdatesExperiment, # from `prepare_experiment` w
                             device=None, # where to train
                             ensemble:int=1, # attack models to train; the attack's answer is their mean reconstruction
                            ) -> tuple:
-    "Train A_SSR on the shadow updates and evaluate it on the target updates; returns `(result, reconstructor, reconstructions)`."
+    "Train A_SSR on the shadow updates and evaluate it on the target updates; the result holds the attack model and its reconstructions."
     if ensemble < 1: raise ValueError(f"need at least one attack model, got ensemble={ensemble}")
     for s in exp.shadow_updates: check_compatible(s, exp.target_updates)
     setting, t = exp.setting, exp.target_updates
@@ -147,17 +155,21 @@ def evaluate_reconstruction(exp:UpdatesExperiment, # from `prepare_experiment` w
     result = ReconstructionResult(setting.dataset, sum(len(u) for u in exp.shadow_updates), len(t), float(attack_err.mean()),
                                   float(per_sample_mse(own.x[random_idx], truth).mean()), float(mean_err.mean()),
                                   float((attack_err < mean_err).float().mean()),
-                                  PAPER_SSR_MSE.get(setting.dataset.replace('-embedded', '')), ensemble, single)
-    return result, model, recon
+                                  paper_value(PAPER_SSR, 'A_SSR', setting.dataset.replace('-embedded', ''), 'MSE'), ensemble, single,
+                                  model, truth, recon, exp)
+    return result
 
-def run_reconstruction(dataset:str='mnist-embedded', scale='quick', n_shadow_models:int=5, latent:int=64, epochs:int=10,
+def run_reconstruction(dataset:str|None=None, # a dataset preset (default 'mnist-embedded'), or what your `data` is called
+                       scale='quick', n_shadow_models:int=5, latent:int=64, epochs:int=10,
                        seed:int=0, cache_dir=None, root=None, device=None, progress:bool=True,
                        ensemble:int=1, # attack models whose reconstructions are averaged
-                      ) -> tuple:
+                       model=None, # your own trained torch model over images in [0, 1] as the target (see `prepare_experiment`)
+                       data=None, # with `model`: images from its domain it was not trained on
+                      ) -> ReconstructionResult:
     "The whole A_SSR protocol: setting, target and shadow models, single-sample updates, attack, evaluation."
     exp = prepare_experiment(dataset, scale, set_size=1, n_shadow_models=n_shadow_models, seed=seed, cache_dir=cache_dir,
-                             root=root, device=device, progress=progress)
-    return exp, *evaluate_reconstruction(exp, latent, epochs=epochs, seed=seed, device=device, ensemble=ensemble)
+                             root=root, device=device, progress=progress, model=model, data=data)
+    return evaluate_reconstruction(exp, latent, epochs=epochs, seed=seed, device=device, ensemble=ensemble)
 
 # %% ../nbs/13_updates_ssr.ipynb #83e86544
 def show_reconstructions(truth:torch.Tensor, # true updating samples, N × C × H × W

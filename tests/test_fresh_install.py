@@ -1,0 +1,75 @@
+"""What a user gets from the README's first command: a virtual environment made by `pip install .` alone (no extras).
+
+The environment is built once per set of requirements (a real `pip install .` that resolves every dependency afresh) and
+kept in the temporary folder; later runs reinstall only the package itself, so each run tests the current code."""
+import hashlib, os, shutil, subprocess, sys, tempfile
+from pathlib import Path
+
+import pytest
+from filelock import FileLock
+
+REPO = Path(__file__).resolve().parents[1]
+SUBCOMMANDS = ('demo', 'updates', 'extract', 'invert', 'exfiltrate', 'membership', 'bench')
+
+def requirements_key() -> str:
+    "A digest of what decides the resolved dependencies."
+    return hashlib.sha256(b''.join((REPO/f).read_bytes() for f in ('settings.ini', 'setup.py'))).hexdigest()[:16]
+
+@pytest.fixture(scope='module')
+def fresh_cli(tmp_path_factory):
+    "The `updates-leak` script of a virtual environment made by `pip install .` from a copy of the working tree."
+    venv = Path(tempfile.gettempdir())/f'updates-leak-fresh-venv-{requirements_key()}'
+    src = tmp_path_factory.mktemp('src')/'repo'
+    shutil.copytree(REPO, src, ignore=shutil.ignore_patterns('.git', '*.egg-info', '__pycache__', '.cache', 'docs', 'nbs', 'build'))
+    pip = [str(venv/'bin'/'python'), '-m', 'pip', 'install', '-q', '--disable-pip-version-check']
+    with FileLock(str(venv) + '.lock'):
+        if not (venv/'ready').exists():
+            shutil.rmtree(venv, ignore_errors=True)
+            subprocess.run([sys.executable, '-m', 'venv', str(venv)], check=True)
+            subprocess.run(pip + [str(src)], check=True)  # the README's first command: every dependency resolved afresh
+            (venv/'ready').touch()
+        else: subprocess.run(pip + ['--no-deps', '--force-reinstall', str(src)], check=True)  # the current code, on the same dependencies
+    return str(venv/'bin'/'updates-leak')
+
+def run(cli, *args, **kw):
+    return subprocess.run([cli, *args], capture_output=True, text=True, **kw)
+
+def test_fresh_install_has_no_dev_pins(fresh_cli):
+    pip = Path(fresh_cli).parent/'pip'
+    listed = subprocess.run([str(pip), 'list', '--format=freeze'], capture_output=True, text=True).stdout
+    assert 'nbdev' not in listed and 'pytest' not in listed  # no dev extra
+    fastcore = next(l for l in listed.splitlines() if l.lower().startswith('fastcore=='))
+    assert fastcore.split('==')[1].startswith('1.')  # the runtime requirement keeps fastcore 2 out
+
+@pytest.mark.parametrize('command', SUBCOMMANDS)
+def test_help_and_a_bad_flag_for_every_subcommand(fresh_cli, command, tmp_path):
+    h = run(fresh_cli, command, '--help', cwd=tmp_path)
+    assert h.returncode == 0 and h.stdout.startswith(f'usage: updates-leak {command}') and h.stderr == ''
+    assert not any(tmp_path.iterdir()), '--help must not compute or write anything'
+    bad = run(fresh_cli, command, '--bogus-flag', cwd=tmp_path)
+    assert bad.returncode == 2 and 'usage: updates-leak' in bad.stderr and 'Traceback' not in bad.stderr
+    assert not any(tmp_path.iterdir())
+
+def test_bad_values_stop_before_any_work(fresh_cli, tmp_path):
+    for args, message in [(('updates', '--attack', 'bogus'), "invalid choice: 'bogus'"), (('demo', '--n_attack_models', '0'), 'must be at least 1'),
+                          (('updates', '--n_shadow_models', '0'), 'must be at least 1'), (('updates', '--probe_size', '-1'), 'must be at least 1'),
+                          (('bench', 'shadow-updates', '--workers', '-1'), 'must be at least 0'), (('invert', 'face', '--scale', '0'), 'must be at least 1'),
+                          (('exfiltrate', '--lam', '-5'), 'must be at least 0'), (('membership', '--epochs', 'many'), "invalid int value: 'many'")]:
+        r = run(fresh_cli, *args, cwd=tmp_path)
+        assert r.returncode == 2 and message in r.stderr and 'Traceback' not in r.stderr, (args, r.stderr)
+
+def test_user_errors_are_one_line(fresh_cli, tmp_path):
+    missing = run(fresh_cli, 'extract', '--model', 'tree', '--dataset', 'steak', '--root', str(tmp_path/'nowhere'), '--out', str(tmp_path/'o'),
+                  cwd=tmp_path, env={**os.environ, 'UPDATES_LEAK_DATA': ''})
+    assert missing.returncode == 1 and missing.stderr.count('\n') == 1 and 'steak: no data found' in missing.stderr
+    blocked = tmp_path/'file'; blocked.write_text('')
+    unwritable = run(fresh_cli, 'demo', '--out', str(blocked/'sub'), cwd=tmp_path)
+    assert unwritable.returncode == 2 and 'cannot write results' in unwritable.stderr and unwritable.stderr.count('\n') == 1
+
+def test_membership_with_its_defaults_runs(fresh_cli, tmp_path):
+    "`updates-leak membership` at its default setting (stand-alone, Location), at a quick size."
+    r = run(fresh_cli, 'membership', '--kernels', '8', '--epochs', '2', '--shadow', '1', '--out', str(tmp_path), cwd=tmp_path)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert 'membership: white-box (Nasr)' in r.stdout and (tmp_path/'membership_standalone_location.json').exists()
+    assert (tmp_path/'membership_standalone_location.png').stat().st_size > 1000
+    assert r.stderr.count('\n') <= 60  # progress, if any, as a few plain lines, not a redrawn bar
