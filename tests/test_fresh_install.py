@@ -9,7 +9,7 @@ import pytest
 from filelock import FileLock
 
 REPO = Path(__file__).resolve().parents[1]
-SUBCOMMANDS = ('demo', 'updates', 'extract', 'invert', 'exfiltrate', 'membership', 'bench')
+SUBCOMMANDS = ('demo', 'updates', 'extract', 'invert', 'exfiltrate', 'membership', 'audit', 'bench')
 
 def requirements_key() -> str:
     "A digest of what decides the resolved dependencies."
@@ -73,3 +73,21 @@ def test_membership_with_its_defaults_runs(fresh_cli, tmp_path):
     assert 'membership: white-box (Nasr)' in r.stdout and (tmp_path/'membership_standalone_location.json').exists()
     assert (tmp_path/'membership_standalone_location.png').stat().st_size > 1000
     assert r.stderr.count('\n') <= 60  # progress, if any, as a few plain lines, not a redrawn bar
+
+def test_audit_runs_without_extras_and_names_the_extra_it_needs(fresh_cli, tmp_path):
+    "`updates-leak audit` on a predictions-only function at --quick; a skops model asks for the `audit` extra in one line."
+    (tmp_path/'api.py').write_text("import numpy as np\n"
+                                   "W = np.random.default_rng(0).normal(size=(64, 10))\n"
+                                   "def predict(x):\n"
+                                   "    z = np.asarray(x, dtype=float).reshape(len(x), -1) @ W\n"
+                                   "    e = np.exp(z - z.max(1, keepdims=True)); return e / e.sum(1, keepdims=True)\n")
+    import numpy as np
+    rng = np.random.default_rng(1)
+    for name in ('train', 'test'): np.savez(tmp_path/f'{name}.npz', x=rng.random((120, 64)).astype(np.float32), y=rng.integers(0, 10, 120))
+    r = run(fresh_cli, 'audit', 'train.npz', 'test.npz', '--predict', 'api:predict', '--quick', '--families', 'membership,extraction',
+            '--out', str(tmp_path/'out'), '--cache', '', cwd=tmp_path)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert (tmp_path/'out'/'audit.html').stat().st_size > 10_000 and 'membership' in r.stdout
+    (tmp_path/'m.skops').write_bytes(b'PK')
+    r = run(fresh_cli, 'audit', 'train.npz', 'test.npz', '--model', 'm.skops', '--out', str(tmp_path/'out2'), cwd=tmp_path)
+    assert r.returncode == 2 and "pip install 'updates-leak[audit]'" in r.stderr and r.stderr.count('\n') == 1

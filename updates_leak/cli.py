@@ -11,6 +11,7 @@ from typing import Callable
 
 from fastcore.docments import docments
 
+from .audit import FAMILIES, audit, bench_audit, check_audit_inputs, load_model, load_records
 from .core import Result, format_rows, format_table, write_results
 from .data import MissingDataError
 from .extraction import run_extraction
@@ -34,7 +35,7 @@ from .updates_ssr import evaluate_reconstruction
 # %% auto #0
 __all__ = ['COMMANDS', 'USER_ERRORS', 'Command', 'command', 'at_least', 'Outcome', 'build_parser', 'report', 'demo_command',
            'updates_command', 'extract_command', 'invert_command', 'exfiltrate_command', 'membership_command',
-           'bench_command', 'main']
+           'audit_command', 'bench_command', 'main']
 
 # %% ../nbs/90_cli.ipynb #b39926af
 @dataclass
@@ -110,7 +111,7 @@ def report(outcome:Outcome, # what the subcommand computed
     "Print the results as one table, write them as JSON and save each result's figure; returns the paths written."
     results = outcome.results
     attack_results = all(isinstance(r, Result) for r in results)
-    print(format_rows([row for r in results for row in r.rows()]) if attack_results else format_table(results))
+    print((results[0].table() if len(results) == 1 else format_rows([row for r in results for row in r.rows()])) if attack_results else format_table(results))
     if out is None: return []
     if attack_results: payload = {'command': command_line, **outcome.extra, **(results[0].to_dict() if len(results) == 1 else {'results': [r.to_dict() for r in results]})}
     else: payload = {'command': command_line, **outcome.extra, 'rows': results}
@@ -123,6 +124,10 @@ def report(outcome:Outcome, # what the subcommand computed
         except NotImplementedError: continue
         paths.append(Path(out)/(f'{outcome.name}.png' if len(results) == 1 else f'{outcome.name}_{i}.png'))
         fig.savefig(paths[-1], dpi=100, bbox_inches='tight'); plt.close(fig)
+    for i, r in enumerate(results if attack_results else []):
+        for ext, text in r.documents().items():
+            paths.append(Path(out)/(f'{outcome.name}.{ext}' if len(results) == 1 else f'{outcome.name}_{i}.{ext}'))
+            paths[-1].write_text(text)
     print('wrote ' + ', '.join(map(str, paths)))
     return paths
 
@@ -300,18 +305,54 @@ def membership_command(setting:str='standalone', # 'standalone' or 'federated'
                         kernels or 100, epochs, ascent, seed, root, device=device)
     return Outcome(f'membership_federated_{dataset}_{observer}_{attacker}_{participants}', [res])
 
+# %% ../nbs/90_cli.ipynb #3567e620
+@command(checks={'retrain_epochs': at_least(1), 'retrain_lr': (lambda v: v > 0, 'positive')})
+def audit_command(train:str, # the training records (members): .npz (x, y), .csv (with --label) or a dataset name ('name:split')
+                  test:str, # records from the same population the model never saw: the same forms
+                  model:str=None, # the model file: .safetensors (with --arch), .skops or .onnx
+                  predict:str=None, # instead of --model: a predictions-only function, package.module:function, returning posteriors
+                  arch:str=None, # with a .safetensors model: its architecture, package.module:Class
+                  arch_kwargs:str='{}', # the architecture's keyword arguments, as JSON
+                  update:str=None, # records the model is updated on (default: updates simulated from the test records)
+                  label:str='label', # a CSV's label column
+                  sensitive:str=None, # a CSV column (or an .npz column index) to infer by MAP inversion
+                  families:str=','.join(FAMILIES), # comma-separated sections to run
+                  quick:bool=False, # small sizes: a first look in about a minute
+                  retrain_epochs:int=None, # exfiltration: epochs of the honest retrains (default: 2 quick, 10)
+                  retrain_lr:float=1e-3, # exfiltration: their learning rate (Adam)
+                  seed:int=0, # seeds every section
+                  out:str='updates-leak-audit', # folder for audit.html, audit.json and the summary figure
+                  cache:str='.cache/updates_leak', # finished sections, so that an interrupted audit resumes ('' for none)
+                  root:str=None, # data root for dataset names
+                  device:str=None, # 'cpu', 'cuda', ... (default: CUDA if available)
+                 ) -> Outcome:
+    "Privacy audit of your own model: membership, online updates, extraction, inversion and exfiltration, in one HTML report."
+    chosen = tuple(f.strip() for f in families.split(',') if f.strip())
+    if set(chosen) - set(FAMILIES): raise ValueError(f"unknown --families {sorted(set(chosen) - set(FAMILIES))}; choose from {','.join(FAMILIES)}")
+    the_model = load_model(model, arch, arch_kwargs, predict)
+    tr, te = load_records(train, label, 'train', root), load_records(test, label, 'test', root)
+    up = load_records(update, label, 'train', root).data if update else None
+    if sensitive is not None and tr.columns is None:
+        if not sensitive.isdigit(): raise ValueError(f"--sensitive {sensitive!r}: records without column names take a column index")
+        sensitive = int(sensitive)
+    check_audit_inputs(the_model, tr.data, te.data, device)
+    res = audit(the_model, tr.data, te.data, up, sensitive, tr.columns, chosen, quick, seed, device, cache or None, retrain_epochs, retrain_lr, progress=False)
+    return Outcome('audit', [res])
+
 # %% ../nbs/90_cli.ipynb #7ca62061
-@command(choices={'name': ('shadow-updates', 'face-inversion', 'per-sample-gradients')},
+@command(choices={'name': ('shadow-updates', 'face-inversion', 'per-sample-gradients', 'audit')},
          checks={'n_updates': at_least(1), 'set_size': at_least(1), 'workers': at_least(0)})
 def bench_command(name:str, # the benchmark: 'shadow-updates', 'face-inversion' or 'per-sample-gradients'
                   n_updates:int=400, # shadow-updates: updates per method
                   set_size:int=100, # shadow-updates: |D_update|
                   workers:int=None, # shadow-updates: worker processes of the fast generator (default: one per core)
+                  quick:bool=False, # audit: time a `--quick` audit
                   device:str=None, # where to compute
                   out:str=None, # folder for the JSON of the measurements (default: print only)
                  ) -> Outcome:
-    "Benchmarks: `shadow-updates` (batched, parallel online updates vs the authors' loop), `face-inversion` (MI-FACE per face), `per-sample-gradients` (vmap vs one backward pass per record)."
+    "Benchmarks: `shadow-updates` (batched, parallel online updates vs the authors' loop), `face-inversion` (MI-FACE per face), `per-sample-gradients` (vmap vs one backward pass per record), `audit` (seconds per section)."
     if name == 'per-sample-gradients': return Outcome('bench_per_sample_gradients', bench_per_sample_gradients())
+    if name == 'audit': return Outcome('bench_audit', bench_audit(quick=quick, device=device))
     if name == 'face-inversion': return Outcome('bench_face_inversion', bench_face_inversion(device=device))
     r = bench_shadow_updates(n_updates=n_updates, set_size=set_size, workers=workers, device=device)
     return Outcome('bench_shadow_updates', [{'method': f"one at a time (authors' loop, {r['threads']} threads)", 'updates/s': r['loop_updates_per_s'], 'ratio': 1.},

@@ -251,6 +251,9 @@ class Result:
     def plot(self):
         "The result's figure."
         raise NotImplementedError(f"{type(self).__name__} has no figure")
+    def documents(self) -> dict:
+        "Files to write beside the JSON, extension -> text (e.g. an HTML report); none by default."
+        return {}
     def to_dict(self) -> dict:
         "Every field but the artefacts, and the rows, ready for `json.dumps`."
         data = {f.name: to_json(getattr(self, f.name)) for f in fields(self) if not f.metadata.get('artefact')}

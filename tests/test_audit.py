@@ -1,0 +1,239 @@
+"""`updates-leak audit` on models in each of the four formats, bad input stopped before any work, and the
+report's JSON through the result protocol."""
+import json, pickle, textwrap, warnings
+
+import numpy as np
+import pytest
+import torch
+import torch.nn as nn
+from sklearn.datasets import load_digits
+from sklearn.linear_model import LogisticRegression
+
+from updates_leak.audit import AuditResult, FAMILIES, audit, load_model, load_records, low_byte_statistic
+from updates_leak.cli import main
+from updates_leak.core import check_rows, set_seed
+from updates_leak.data import as_data
+from updates_leak.exfiltration import lsb_encode, secret_images, to_bits
+from updates_leak.models import fit
+
+USER_CODE = '''
+import numpy as np, torch, torch.nn as nn
+from pathlib import Path
+from safetensors.torch import load_file
+
+class Net(nn.Module):
+    "The user's own architecture, which the library has never seen."
+    def __init__(self, hidden=32, classes=10):
+        super().__init__()
+        self.body = nn.Sequential(nn.Linear(64, hidden), nn.LayerNorm(hidden), nn.ReLU(), nn.Linear(hidden, classes))
+    def forward(self, x): return self.body(x)
+
+_net = None
+def predict(x):
+    "A predictions-only API: posteriors for a batch."
+    global _net
+    if _net is None:
+        _net = Net(); _net.load_state_dict(load_file(str(Path(__file__).parent / 'net.safetensors'))); _net.eval()
+    with torch.no_grad(): return _net(torch.as_tensor(x, dtype=torch.float32)).softmax(1).numpy()
+
+def logits(x):
+    "Not posteriors: what a careless API returns."
+    return np.asarray(x)[:, :10] * 5 - 2
+
+class Exploit:
+    def __reduce__(self):
+        import os
+        return (os.system, (f"touch {Path(__file__).parent / 'PWNED'}",))
+'''
+
+
+@pytest.fixture(scope='module')
+def workspace(tmp_path_factory):
+    "A folder as a user has it: their module, a trained torch model in safetensors, a scikit-learn model in skops, an ONNX export, and records."
+    from safetensors.torch import save_file
+    root = tmp_path_factory.mktemp('user')
+    (root/'usermodels.py').write_text(textwrap.dedent(USER_CODE))
+    digits = load_digits()
+    x, y = (digits.data / 16).astype(np.float32), digits.target
+    order = np.random.default_rng(0).permutation(len(y))
+    tr, te = order[:300], order[300:600]
+    np.savez(root/'train.npz', x=x[tr], y=y[tr]); np.savez(root/'test.npz', x=x[te], y=y[te])
+    import sys; sys.path.insert(0, str(root))
+    import usermodels
+    set_seed(0)
+    net = usermodels.Net()
+    fit(net, (x[tr], y[tr]), epochs=30, lr=1e-2, optimizer='adam', device='cpu', progress=False)
+    net.eval()
+    save_file(net.state_dict(), str(root/'net.safetensors'))
+    import skops.io as sio
+    sio.dump(LogisticRegression(max_iter=500).fit(x[tr], y[tr]), root/'logreg.skops')
+    torch.onnx.export(net, torch.zeros(1, 64), str(root/'net.onnx'), input_names=['x'], output_names=['logits'],
+                      dynamic_axes={'x': {0: 'n'}, 'logits': {0: 'n'}}, dynamo=False)
+    return root
+
+
+def run_cli(workspace, monkeypatch, *args):
+    "Run `updates-leak audit` in the user's folder; the exit status (0 when it returns)."
+    monkeypatch.chdir(workspace)
+    try: main(['audit', *args])
+    except SystemExit as e: return e.code
+    return 0
+
+
+@pytest.mark.parametrize('model', [
+    ['--model', 'net.safetensors', '--arch', 'usermodels:Net', '--arch_kwargs', '{"hidden": 32}'],
+    ['--model', 'logreg.skops'],
+    ['--model', 'net.onnx'],
+    ['--predict', 'usermodels:predict'],
+], ids=['safetensors', 'skops', 'onnx', 'function'])
+def test_the_cli_audits_each_model_format(workspace, monkeypatch, model, capsys):
+    out = workspace/f'out-{model[1].replace(":", "-")}'
+    families = [] if model[1] == 'net.safetensors' else ['--families', 'membership,extraction,exfiltration']
+    assert run_cli(workspace, monkeypatch, 'train.npz', 'test.npz', *model, '--quick', '--out', str(out), '--cache', '', '--device', 'cpu', *families) == 0
+    report = json.loads((out/'audit.json').read_text())
+    page = (out/'audit.html').read_text()
+    assert page.startswith('<!doctype html>') and 'http://' not in page and 'https://' not in page and '<script' not in page
+    assert 'data:image/png;base64,' in page and (out/'audit.png').exists()
+    sections = {s['family']: s for s in report['sections']}
+    assert not sections['membership']['skipped'] and not sections['extraction']['skipped']
+    assert sections['exfiltration']['skipped'] == (model[1] != 'net.safetensors')  # the parameters are needed
+    if model[1] == 'net.safetensors': assert set(sections) == set(FAMILIES) and not sections['updates']['skipped']
+    assert 'membership' in capsys.readouterr().out
+
+
+@pytest.mark.parametrize('args,message', [
+    (['--model', 'net.safetensors'], 'give the architecture with --arch'),
+    (['--model', 'net.safetensors', '--arch', 'usermodels:Nope'], "has no 'Nope'"),
+    (['--model', 'net.safetensors', '--arch', 'usermodels:Net', '--arch_kwargs', '{"hidden": 16}'], 'do not fit usermodels:Net'),
+    (['--model', 'net.safetensors', '--arch', 'usermodels:Net', '--arch_kwargs', '[1]'], 'must be a JSON object'),
+    (['--model', 'net.safetensors', '--arch', 'not a path'], 'package.module:name'),
+    (['--model', 'missing.safetensors', '--arch', 'usermodels:Net'], 'does not exist'),
+    (['--model', 'net.onnx', '--predict', 'usermodels:predict'], 'one of them'),
+    (['--predict', 'usermodels:logits'], 'must return posteriors'),
+    (['--model', 'net.safetensors', '--arch', 'usermodels:Net', '--families', 'membership,gossip'], 'unknown --families'),
+], ids=['no arch', 'unknown arch', 'weights do not fit', 'kwargs not an object', 'arch not an import path', 'missing file',
+        'two models', 'logits as posteriors', 'unknown family'])
+def test_bad_models_are_refused_in_one_line(workspace, monkeypatch, capsys, args, message):
+    assert run_cli(workspace, monkeypatch, 'train.npz', 'test.npz', *args, '--out', str(workspace/'bad'), '--cache', '') == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1 and 'Traceback' not in err
+
+
+def test_records_that_do_not_fit_the_model_are_refused(workspace, monkeypatch, capsys):
+    x = np.random.default_rng(1).random((40, 30)).astype(np.float32)
+    np.savez(workspace/'narrow.npz', x=x, y=np.arange(40) % 10)
+    np.savez(workspace/'many_classes.npz', x=np.random.default_rng(1).random((40, 64)).astype(np.float32), y=np.arange(40) % 12)
+    model = ['--model', 'net.safetensors', '--arch', 'usermodels:Net']
+    for test, message in (('narrow.npz', 'differ in shape'), ('many_classes.npz', 'answers with 10 classes')):
+        assert run_cli(workspace, monkeypatch, 'train.npz', test, *model, '--out', str(workspace/'bad'), '--cache', '') == 2
+        assert message in capsys.readouterr().err
+    assert run_cli(workspace, monkeypatch, 'narrow.npz', 'narrow.npz', *model, '--out', str(workspace/'bad'), '--cache', '') == 2
+    assert 'does not accept the records' in capsys.readouterr().err
+
+
+@pytest.mark.parametrize('name', ['payload.safetensors', 'payload.pt', 'payload.pkl'])
+def test_a_pickle_offered_as_weights_does_not_run(workspace, monkeypatch, capsys, name):
+    import usermodels
+    (workspace/name).write_bytes(pickle.dumps(usermodels.Exploit()))
+    (workspace/'PWNED').unlink(missing_ok=True)
+    assert run_cli(workspace, monkeypatch, 'train.npz', 'test.npz', '--model', name, '--arch', 'usermodels:Net', '--out', str(workspace/'bad')) == 2
+    assert 'never unpickled' in capsys.readouterr().err
+    assert not (workspace/'PWNED').exists()
+
+
+def test_a_torch_save_file_is_refused(workspace, monkeypatch, capsys):
+    torch.save({'w': torch.zeros(2)}, workspace/'weights.safetensors')
+    assert run_cli(workspace, monkeypatch, 'train.npz', 'test.npz', '--model', 'weights.safetensors', '--arch', 'usermodels:Net', '--out', str(workspace/'bad')) == 2
+    assert 'a zip archive (torch.save)' in capsys.readouterr().err
+
+
+def test_an_unknown_skops_type_is_refused_with_its_name(workspace, monkeypatch, capsys):
+    import skops.io as sio
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import FunctionTransformer
+    import usermodels
+    d = np.load(workspace/'train.npz')
+    pipe = make_pipeline(FunctionTransformer(usermodels.logits), LogisticRegression(max_iter=200)).fit(d['x'], d['y'])
+    sio.dump(pipe, workspace/'custom.skops')
+    assert run_cli(workspace, monkeypatch, 'train.npz', 'test.npz', '--model', 'custom.skops', '--out', str(workspace/'bad')) == 2
+    err = capsys.readouterr().err
+    assert 'skops does not trust' in err and 'usermodels.logits' in err
+
+
+def test_csv_records_need_their_label_column(workspace, monkeypatch, capsys):
+    import pandas as pd
+    d = np.load(workspace/'train.npz')
+    pd.DataFrame(d['x'], columns=[f'f{i}' for i in range(64)]).assign(digit=d['y']).to_csv(workspace/'train.csv', index=False)
+    assert run_cli(workspace, monkeypatch, 'train.csv', 'test.npz', '--model', 'logreg.skops', '--out', str(workspace/'bad')) == 2
+    assert "no label column 'label'" in capsys.readouterr().err
+    records = load_records(workspace/'train.csv', label='digit')
+    assert records.columns[:2] == ['f0', 'f1'] and len(records.data) == 300
+
+
+@pytest.fixture(scope='module')
+def torch_audit(workspace):
+    "A quick audit of the user's torch model through the API, with a cache."
+    import usermodels
+    model = load_model(workspace/'net.safetensors', 'usermodels:Net')
+    tr, te = load_records(workspace/'train.npz').data, load_records(workspace/'test.npz').data
+    return model, tr, te, audit(model, tr, te, families=('membership', 'extraction'), quick=True, device='cpu', progress=False, cache_dir=workspace/'cache')
+
+
+def test_the_audit_round_trips_through_the_result_protocol(torch_audit):
+    *_, result = torch_audit
+    d = json.loads(json.dumps(result.to_dict()))
+    check_rows(d['rows'])
+    assert AuditResult.from_dict(d).to_dict() == d
+    assert [s['family'] for s in d['sections']] == ['membership', 'extraction']
+
+
+def test_an_interrupted_audit_resumes_and_a_damaged_entry_is_recomputed(torch_audit, workspace):
+    model, tr, te, first = torch_audit
+    again = audit(model, tr, te, families=('membership', 'extraction'), quick=True, device='cpu', progress=False, cache_dir=workspace/'cache')
+    assert [s.seconds for s in again.sections] == [s.seconds for s in first.sections]  # read back, not recomputed
+    entry = next((workspace/'cache').glob('audit-*/membership.json'))
+    entry.write_text(entry.read_text().replace('"auc', '"AUC', 1))
+    with pytest.warns(UserWarning, match='damaged audit cache entry'):
+        redone = audit(model, tr, te, families=('membership', 'extraction'), quick=True, device='cpu', progress=False, cache_dir=workspace/'cache')
+    assert redone.sections[0].value == first.sections[0].value and redone.sections[0].seconds != first.sections[0].seconds
+
+
+def test_the_low_byte_test_flags_an_lsb_encoded_model(torch_audit):
+    model, tr, *_ = torch_audit
+    images = as_data((tr.x.reshape(-1, 1, 8, 8), tr.y))
+    secret = secret_images(images, 20)
+    encoded = lsb_encode(load_model_copy(model), to_bits(secret), 8)
+    assert low_byte_statistic(encoded) > 20 * low_byte_statistic(model)
+    assert audit(encoded, tr, tr, families=('exfiltration',), quick=True, device='cpu', progress=False).sections[0].verdict.startswith('flagged: the low-order bits')
+    assert audit(model, tr, tr, families=('exfiltration',), quick=True, device='cpu', progress=False,
+                 retrain_epochs=30, retrain_lr=1e-2).sections[0].verdict.startswith('no sign')
+
+
+def load_model_copy(model):
+    import copy
+    return copy.deepcopy(model)
+
+
+def test_the_callers_model_is_unchanged(torch_audit):
+    model, tr, te, _ = torch_audit
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    audit(model, tr, te, families=('membership', 'updates', 'exfiltration'), quick=True, device='cpu', progress=False)
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items()) and not model.training
+    assert all(p.requires_grad for p in model.parameters())
+
+
+def test_bad_audit_arguments(torch_audit):
+    model, tr, te, _ = torch_audit
+    with pytest.raises(ValueError, match='unknown audit families'): audit(model, tr, te, families=('gossip',))
+    with pytest.raises(ValueError, match='at least 8'): audit(model, tr, te.subset(torch.arange(4)))
+    with pytest.raises(ValueError, match='not a table'): audit(model, as_data((tr.x.reshape(-1, 1, 8, 8), tr.y)), as_data((te.x.reshape(-1, 1, 8, 8), te.y)), sensitive=0)
+
+
+def test_updates_on_the_records_given(torch_audit):
+    "With `update`, the provider's updating pool is those records; the shadow side comes from the test records."
+    model, tr, te, _ = torch_audit
+    s = audit(model, tr, te.subset(torch.arange(200)), update=te.subset(torch.arange(200, 300)), families=('updates',), quick=True,
+              device='cpu', progress=False).sections[0]
+    assert not s.skipped and s.records == 300 and 0 <= s.value <= 1
+    with pytest.raises(ValueError, match='update records have shape'):
+        audit(model, tr, te, update=as_data((torch.zeros(4, 3), torch.zeros(4, dtype=torch.long))), families=('updates',))
