@@ -19,6 +19,7 @@ requirements = cfg.get('requirements', '').split()
 dev_requirements = cfg.get('dev_requirements', '').split()
 compare_requirements = cfg.get('compare_requirements', '').split()
 audit_requirements = cfg.get('audit_requirements', '').split()
+ray_requirements = cfg.get('ray_requirements', '').split()
 dp_requirements = cfg.get('dp_requirements', '').split()
 package_data = cfg.get('package_data', '').split()
 readme = Path(__file__).parent/'README.md'
@@ -41,7 +42,7 @@ setuptools.setup(
     include_package_data=True,
     python_requires=f'>={min_python}',
     install_requires=requirements,
-    extras_require={'dev': dev_requirements, 'compare': compare_requirements, 'dp': dp_requirements, 'audit': audit_requirements},
+    extras_require={'dev': dev_requirements, 'compare': compare_requirements, 'dp': dp_requirements, 'audit': audit_requirements, 'ray': ray_requirements},
     entry_points={'console_scripts': cfg.get('console_scripts', '').split(),
                   'nbdev': [f"{cfg['lib_path']}={cfg['lib_path']}._modidx:d"]},
     zip_safe=False,

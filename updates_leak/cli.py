@@ -5,6 +5,8 @@
 # %% ../nbs/90_cli.ipynb #4730804b
 from __future__ import annotations
 import argparse, inspect, sys, tempfile
+
+import torch
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
@@ -22,7 +24,8 @@ from .inversion_map import run_map_inversion
 from .exfiltration import ATTACKS as EXFILTRATION_ATTACKS, run_exfiltration
 from .membership_federated import ATTACKERS, MODES, FederatedSetting, run_federated
 from .membership_features import bench_per_sample_gradients
-from .membership_standalone import TARGETS, run_standalone
+from .membership_standalone import TARGETS, load_pool, run_standalone
+from .membership_lira import bench_reference_models, run_reference_attacks
 from .oracle import QueryBudgetExceeded, WhiteBoxRequired
 from .steal_invert import steal_and_invert
 from .updates import ARCHITECTURES, ATTACK_INPUTS, SCALES, UpdateConfig, bench_shadow_updates, prepare_experiment
@@ -269,10 +272,13 @@ def exfiltrate_command(attack:str='lsb', # 'lsb', 'cor', 'sgn' or 'cap'
     return Outcome(f'exfiltrate_{attack}_{dataset}_{secrets}', [res])
 
 # %% ../nbs/90_cli.ipynb #b7e8ee1c
-@command(choices={'setting': ('standalone', 'federated'), 'attacker': MODES, 'observer': ATTACKERS, 'dataset': tuple(TARGETS)},
-         checks={'kernels': at_least(1), 'epochs': at_least(1), 'shadow': at_least(0), 'participants': at_least(2), 'records': at_least(2),
+@command(choices={'setting': ('standalone', 'federated'), 'attacker': MODES, 'observer': ATTACKERS, 'dataset': tuple(TARGETS), 'attack': ('nasr', 'lira', 'rmia')},
+         checks={'kernels': at_least(1), 'epochs': at_least(1), 'shadow': at_least(0), 'participants': at_least(2), 'records': at_least(2), 'references': at_least(2),
                  'rounds': at_least(1), 'local_epochs': at_least(1)})
 def membership_command(setting:str='standalone', # 'standalone' or 'federated'
+                       attack:str='nasr', # standalone: 'nasr' (white-box gradients and the black-box baselines), or 'lira' / 'rmia' (both run: K reference models, LiRA and RMIA)
+                       references:int=16, # lira/rmia: reference models K
+                       offline:bool=False, # lira/rmia: report the offline variants only
                        attacker:str='passive', # 'passive'; federated also 'active' (gradient ascent) or 'isolating'
                        observer:str='global', # federated: 'global' (the server) or 'local' (a participant)
                        dataset:str='location', # 'location', 'cifar10', or 'purchase100' / 'texas100' from local files
@@ -294,6 +300,14 @@ def membership_command(setting:str='standalone', # 'standalone' or 'federated'
                       ) -> Outcome:
     "Membership inference from gradients (white-box) and outputs (black-box), stand-alone or federated."
     layer_list = layers.split(',') if layers else None
+    if attack != 'nasr':
+        if setting != 'standalone': raise ValueError("--attack lira/rmia runs stand-alone: use --setting standalone")
+        target = TARGETS[dataset]
+        pool = load_pool(target.dataset, root)
+        pool = pool.subset(torch.randperm(len(pool), generator=torch.Generator().manual_seed(seed)))
+        res = run_reference_attacks(target.make_model(), pool, 2 * target.members, references, target.epochs, target.lr, target.batch_size, seed, dataset,
+                                    online=not offline, device=device, show=False)
+        return Outcome(f"membership_references_{dataset}_K{references}{'_offline' if offline else ''}", [res])
     if setting == 'standalone':
         if attacker != 'passive': raise ValueError("a stand-alone model has no training to meddle with: use --attacker passive")
         res = run_standalone(dataset, layers=layer_list, kernels=kernels, attack_epochs=epochs, n_shadow=shadow, seed=seed, art=art, root=root,
@@ -340,7 +354,7 @@ def audit_command(train:str, # the training records (members): .npz (x, y), .csv
     return Outcome('audit', [res])
 
 # %% ../nbs/90_cli.ipynb #7ca62061
-@command(choices={'name': ('shadow-updates', 'face-inversion', 'per-sample-gradients', 'audit')},
+@command(choices={'name': ('shadow-updates', 'face-inversion', 'per-sample-gradients', 'audit', 'reference-models')},
          checks={'n_updates': at_least(1), 'set_size': at_least(1), 'workers': at_least(0)})
 def bench_command(name:str, # the benchmark: 'shadow-updates', 'face-inversion' or 'per-sample-gradients'
                   n_updates:int=400, # shadow-updates: updates per method
@@ -350,9 +364,10 @@ def bench_command(name:str, # the benchmark: 'shadow-updates', 'face-inversion' 
                   device:str=None, # where to compute
                   out:str=None, # folder for the JSON of the measurements (default: print only)
                  ) -> Outcome:
-    "Benchmarks: `shadow-updates` (batched, parallel online updates vs the authors' loop), `face-inversion` (MI-FACE per face), `per-sample-gradients` (vmap vs one backward pass per record), `audit` (seconds per section)."
+    "Benchmarks: `shadow-updates` (batched, parallel online updates vs the authors' loop), `face-inversion` (MI-FACE per face), `per-sample-gradients` (vmap vs one backward pass per record), `audit` (seconds per section), `reference-models` (K models stacked vs one at a time)."
     if name == 'per-sample-gradients': return Outcome('bench_per_sample_gradients', bench_per_sample_gradients())
     if name == 'audit': return Outcome('bench_audit', bench_audit(quick=quick, device=device))
+    if name == 'reference-models': return Outcome('bench_reference_models', bench_reference_models(device=device))
     if name == 'face-inversion': return Outcome('bench_face_inversion', bench_face_inversion(device=device))
     r = bench_shadow_updates(n_updates=n_updates, set_size=set_size, workers=workers, device=device)
     return Outcome('bench_shadow_updates', [{'method': f"one at a time (authors' loop, {r['threads']} threads)", 'updates/s': r['loop_updates_per_s'], 'ratio': 1.},
