@@ -13,7 +13,7 @@ from typing import Callable
 
 from fastcore.docments import docments
 
-from .audit import FAMILIES, audit, bench_audit, check_audit_inputs, load_model, load_records
+from .audit import FAMILIES, audit, bench_audit, load_model, load_records
 from .core import Result, format_rows, format_table, write_results
 from .data import MissingDataError
 from .extraction import run_extraction
@@ -349,7 +349,6 @@ def audit_command(train:str, # the training records (members): .npz (x, y), .csv
     if sensitive is not None and tr.columns is None:
         if not sensitive.isdigit(): raise ValueError(f"--sensitive {sensitive!r}: records without column names take a column index")
         sensitive = int(sensitive)
-    check_audit_inputs(the_model, tr.data, te.data, device)
     res = audit(the_model, tr.data, te.data, up, sensitive, tr.columns, chosen, quick, seed, device, cache or None, retrain_epochs, retrain_lr, progress=False)
     return Outcome('audit', [res])
 
