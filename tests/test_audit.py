@@ -237,3 +237,21 @@ def test_updates_on_the_records_given(torch_audit):
     assert not s.skipped and s.records == 300 and 0 <= s.value <= 1
     with pytest.raises(ValueError, match='update records have shape'):
         audit(model, tr, te, update=as_data((torch.zeros(4, 3), torch.zeros(4, dtype=torch.long))), families=('updates',))
+
+
+def test_membership_runs_lira_and_rmia_on_the_users_model(torch_audit, workspace):
+    "Offline LiRA and RMIA at --quick for torch and scikit-learn models; online and offline otherwise; none for a predictions-only API."
+    from updates_leak.audit import audit_reference_attacks, balanced_sample
+    import skops.io as sio
+    model, tr, te, result = torch_audit
+    attacks = {r['attack'] for r in result.sections[0].rows()}
+    assert {'membership: LiRA offline', 'membership: RMIA offline'} <= attacks and 'membership: LiRA online' not in attacks
+    logreg = sio.load(workspace/'logreg.skops', trusted=['sklearn.linear_model._logistic.LogisticRegression'])
+    s = audit(logreg, tr, te, families=('membership',), quick=True, progress=False).sections[0]
+    assert 'membership: RMIA offline' in {r['attack'] for r in s.rows()} and 'with 4 reference models' in s.ran
+    s = audit(lambda x: logreg.predict_proba(x.numpy()), tr, te, families=('membership',), quick=True, progress=False).sections[0]
+    assert 'no LiRA or RMIA: a predictions-only model' in s.ran
+    members, nonmembers, idx, spare = balanced_sample(tr, te, 100, 0)
+    scores, k, is_member = audit_reference_attacks(model, tr, te, members, nonmembers, idx, spare, False, 0, 2, 1e-3, 'cpu', False)
+    assert k == 8 and is_member.sum() == 100 and {'LiRA online', 'RMIA online', 'LiRA offline', 'RMIA offline'} <= set(scores)
+    assert all(v.shape == (200,) and torch.isfinite(v).all() for v in scores.values())

@@ -8,9 +8,9 @@ import torch
 import torch.nn as nn
 from hypothesis import given, settings, strategies as st
 
-from updates_leak.data import as_data
-from updates_leak.membership_lira import (inclusion_matrix, lira_scores, logit_confidence, rmia_scores, run_reference_attacks,
-                                          train_one_reference, train_references, true_label_probability)
+from updates_leak.data import Data, as_data
+from updates_leak.membership_lira import (augmented_lira_scores, inclusion_matrix, lira_scores, logit_confidence, reference_log_posteriors,
+                                          rmia_scores, run_reference_attacks, train_one_reference, train_references, true_label_probability)
 from updates_leak.models import MLP
 
 TOY = as_data((torch.rand(48, 6, generator=torch.Generator().manual_seed(1)), torch.arange(48) % 3), name='toy')
@@ -128,3 +128,58 @@ def test_the_cli_refuses_lira_in_the_federated_setting(capsys):
     assert e.value.code == 2 and 'runs stand-alone' in capsys.readouterr().err
     with pytest.raises(SystemExit) as e: main(['membership', '--attack', 'lira', '--references', '1'])
     assert e.value.code == 2
+    for bad in (['--population', '-1'], ['--backend', 'spark']):
+        with pytest.raises(SystemExit) as e: main(['membership', '--attack', 'lira', *bad])
+        assert e.value.code == 2
+
+
+def test_the_cli_runs_lira_with_a_population_and_writes_its_results(tmp_path, monkeypatch):
+    "A small LiRA run from the command line: the population flag bounds RMIA's records, the JSON and the ROC figure are written."
+    import json
+    from updates_leak import cli
+    from updates_leak.membership_standalone import MembershipTarget
+    monkeypatch.setitem(cli.TARGETS, 'location', MembershipTarget('location', lambda: MLP([446, 16, 30]), members=100, shadow=0, test=0, epochs=2))
+    cli.main(['membership', '--attack', 'rmia', '--references', '2', '--population', '50', '--device', 'cpu', '--out', str(tmp_path)])
+    d = json.loads(next(tmp_path.glob('membership_references_location_K2*.json')).read_text())
+    assert d['population'] == 50 and d['pool'] == 200 and 'RMIA offline' in d['metrics'] and list(tmp_path.glob('*.png'))
+
+
+def test_one_at_a_time_equals_stacked_and_trains_batch_norm():
+    arch = MLP([6, 12, 3])
+    a = train_references(arch, TOY, 3, epochs=3, lr=1e-2, batch_size=10, seed=2, show=False, device='cpu')
+    b = train_references(arch, TOY, 3, epochs=3, lr=1e-2, batch_size=10, seed=2, show=False, device='cpu', stacked=False)
+    assert (a.logits(TOY.x, 'cpu') - b.logits(TOY.x, 'cpu')).abs().max() <= 1e-5
+    bn = nn.Sequential(nn.Linear(6, 10), nn.BatchNorm1d(10), nn.ReLU(), nn.Linear(10, 3))
+    logp, = reference_log_posteriors(bn, TOY, inclusion_matrix(3, len(TOY)), [TOY.x[:5]], 3, epochs=2, show=False, device='cpu')
+    assert logp.shape == (3, 5, 3) and torch.allclose(logp.exp().sum(-1), torch.ones(3, 5, dtype=logp.dtype))
+    assert bn.training and not any(m.num_batches_tracked for m in bn.modules() if isinstance(m, nn.BatchNorm1d))  # the caller's copy untouched
+
+
+def test_augmented_lira_averages_the_queries():
+    g = torch.Generator().manual_seed(0)
+    refs, target, keep = torch.randn(6, 2, 9, generator=g), torch.randn(2, 9, generator=g), inclusion_matrix(6, 9, seed=1)
+    one = augmented_lira_scores(target[:1], refs[:, :1], keep)
+    assert torch.allclose(one, lira_scores(target[0], refs[:, 0], keep))
+    both = augmented_lira_scores(target, refs, keep, online=False)
+    assert torch.allclose(both, (lira_scores(target[0], refs[:, 0], keep, online=False) + lira_scores(target[1], refs[:, 1], keep, online=False)) / 2)
+    with pytest.raises(ValueError, match='mirrors images'):
+        run_reference_attacks(MLP([6, 12, 3]), as_data((torch.rand(40, 6), torch.arange(40) % 3)), pool=30, n_references=2, epochs=1, augment=True, show=False)
+
+
+def test_stacked_training_is_exact_in_float64():
+    "In float64 stacked and lone training agree to rounding (≤ 1e-12): what float32 shows at long runs is rounding, not a different algorithm."
+    toy64 = Data(TOY.x.double(), TOY.y, name='toy64')  # `Data` keeps the dtype it is given
+    arch = nn.Sequential(nn.Linear(6, 32), nn.Tanh(), nn.Linear(32, 32), nn.Tanh(), nn.Linear(32, 3)).double()
+    refs = train_references(arch, toy64, 3, epochs=30, lr=1e-2, batch_size=8, seed=4, show=False, device='cpu')
+    stacked = refs.logits(toy64.x, device='cpu')
+    for k in range(3):
+        alone = train_one_reference(arch, toy64, refs.keep[k], 30, 1e-2, 8, refs.seeds[k], device='cpu')
+        with torch.no_grad(): assert (stacked[k] - alone(toy64.x)).abs().max() <= 1e-12
+
+
+def test_the_reference_benchmark_prints_ratios_and_the_floor():
+    from updates_leak.membership_lira import bench_reference_models
+    rows = bench_reference_models(n_models=2, epochs=1, pool=100, device='cpu')
+    assert [r['method'] for r in rows] == ['one at a time', 'stacked (torch.func)'] * 2
+    assert all(r['ratio'] > 0 for r in rows) and all(r['FLOP floor (s)'] >= 0 and r['largest possible ratio'] > 0 for r in rows[::2])
+    assert all(r['max |logit difference|'] <= 1e-5 for r in rows[1::2])  # speed is printed, never asserted

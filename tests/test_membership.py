@@ -20,10 +20,47 @@ def test_per_sample_gradients_equal_the_loop(make, shape, classes):
     fast, slow = per_sample_gradients(model, x, y, layers, batch_size=10), loop_gradients(model, x, y, layers)
     for l in layers: assert torch.allclose(fast[l], slow[l], atol=1e-6), l
 
+class TwiceLinear(torch.nn.Module):
+    "One linear layer applied twice (a shared weight), then a head: the outer-product shortcut does not apply."
+    def __init__(self):
+        super().__init__()
+        self.shared, self.head = torch.nn.Linear(6, 6), torch.nn.Linear(6, 3)
+    def forward(self, x): return self.head(torch.tanh(self.shared(torch.tanh(self.shared(x)))))
+
+class PerPosition(torch.nn.Module):
+    "A linear layer on every position of a 4 × 5 input, then a head: the gradient sums over positions."
+    def __init__(self):
+        super().__init__()
+        self.mix, self.head = torch.nn.Linear(5, 7), torch.nn.Linear(28, 3)
+    def forward(self, x): return self.head(torch.tanh(self.mix(x)).flatten(1))
+
+@pytest.mark.parametrize('make, shape', [(TwiceLinear, (6,)), (PerPosition, (4, 5))])
+def test_per_sample_gradients_of_shared_and_positional_layers(make, shape):
+    torch.manual_seed(0)
+    model, x, y = make(), torch.rand(12, *shape), torch.randint(0, 3, (12,))
+    fast, slow = per_sample_gradients(model, x, y, weight_layers(model), batch_size=5), loop_gradients(model, x, y, weight_layers(model))
+    for l in weight_layers(model): assert torch.allclose(fast[l], slow[l], atol=1e-6), l
+
+def test_per_sample_gradients_leave_a_frozen_model_as_it_was():
+    torch.manual_seed(0)
+    model = location_model().train()
+    for p in model.parameters(): p.requires_grad_(False)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    x, y = torch.rand(8, 446), torch.randint(0, 30, (8,))
+    fast = per_sample_gradients(model, x, y, weight_layers(model))
+    for p in model.parameters(): p.requires_grad_(True)
+    slow = loop_gradients(model, x, y, weight_layers(model))
+    for p in model.parameters(): p.requires_grad_(False)
+    for l in weight_layers(model): assert torch.allclose(fast[l], slow[l], atol=1e-6), l
+    assert model.training and not any(p.requires_grad or p.grad is not None for p in model.parameters())
+    assert not any(m._forward_hooks for m in model.modules()) and not x.requires_grad
+    assert all(torch.equal(v, model.state_dict()[k]) for k, v in before.items())
+
 def test_benchmark_reports_equal_gradients():
     rows = bench_per_sample_gradients(n=16, repeats=1)
     assert [r['case'] for r in rows] == ['location, last layer', 'location, all layers', 'cifar10 CNN, all layers']
     assert all(r['max abs diff'] < 1e-5 for r in rows)  # speed is measured by the benchmark, never asserted
+    assert [r['method'] for r in rows] == ['outer products', 'outer products', 'vmap'] and all(r['output floor s'] > 0 for r in rows)
 
 @pytest.fixture(scope='module')
 def location_result(): return run_standalone('location', kernels=100, n_shadow=0, variants=('white-box',), seed=1, progress=False)

@@ -106,3 +106,22 @@ def test_cli_lde_quick_and_bench(tmp_path):
     bad = subprocess.run(['updates-leak', 'updates', '--attack', 'li', '--inputs', 'log-ratio', '--quick', '--dataset', 'mnist-embedded',
                           '--out', str(tmp_path)], capture_output=True, text=True)
     assert bad.returncode == 2 and 'lde only' in bad.stderr and 'Traceback' not in bad.stderr
+
+
+def test_the_ray_generator_equals_the_local_one_and_shares_its_cache(setting, tmp_path):
+    "Chunks computed as tasks of a local Ray instance equal the local chunks; a local run resumes from the Ray run's cache."
+    ray = pytest.importorskip('ray')
+    set_seed(0); model = MnistCNN()
+    sets = sample_updating_sets(len(setting.shadow_pool), 40, 5, seed=2)
+    kw = dict(probe=setting.probe.x, seed=3, chunk=20, device='cpu', progress=False)
+    local = generate_updates(model, setting.shadow_pool, sets, workers=2, cache_dir=tmp_path/'local', **kw)
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, ignore_reinit_error=True)
+    try: remote = generate_updates(model, setting.shadow_pool, sets, cache_dir=tmp_path/'ray', backend='ray', **kw)
+    finally: ray.shutdown()
+    assert torch.equal(local.after, remote.after) and torch.equal(local.before, remote.before)
+    names = lambda d: sorted(str(p.relative_to(d)) for p in d.glob('updates-*/chunk_*.safetensors'))
+    assert names(tmp_path/'local') == names(tmp_path/'ray') and len(names(tmp_path/'ray')) == 2
+    mtimes = {p: p.stat().st_mtime_ns for p in (tmp_path/'ray').glob('updates-*/chunk_*.safetensors')}
+    resumed = generate_updates(model, setting.shadow_pool, sets, workers=2, cache_dir=tmp_path/'ray', **kw)
+    assert torch.equal(resumed.after, remote.after) and all(p.stat().st_mtime_ns == t for p, t in mtimes.items())
+    with pytest.raises(ValueError, match="unknown backend 'spark'"): generate_updates(model, setting.shadow_pool, sets, backend='spark', **kw)

@@ -18,6 +18,7 @@ from .models import fit, load_weights, reinitialized
 from .oracle import model_kind, model_accuracy, posteriors
 from .membership_features import membership_features, plot_roc_curves
 from .membership_standalone import run_standalone
+from .membership_lira import inclusion_matrix, reference_log_posteriors, reference_metrics, reference_scores
 from .updates import own_scale, prepare_experiment
 from .updates_li import evaluate_label_inference
 from .updates_lde import evaluate_label_distribution
@@ -32,10 +33,11 @@ from .exfiltration_defences import first_layer_weights, ks_distance
 __all__ = ['MODEL_FORMATS', 'MAX_RETRAINING_QUERIES', 'FLAG_MARGIN', 'FAMILIES', 'import_object', 'sniff_pickle',
            'load_torch_model', 'load_skops_model', 'OnnxClassifier', 'load_model', 'Records', 'load_records',
            'check_audit_inputs', 'AuditSection', 'skipped', 'balanced_sample', 'exposure', 'verdict_membership',
-           'audit_membership', 'audit_scale', 'audit_updates', 'extraction_kind', 'FlatInputs', 'audit_extraction',
-           'is_image_data', 'audit_mi_face', 'audit_inversion', 'weight_tensors', 'low_bytes', 'low_byte_statistic',
-           'honest_retrains', 'false_alarms', 'audit_exfiltration', 'model_fingerprint', 'audit_fingerprint',
-           'save_section', 'load_section', 'AuditResult', 'audit_html', 'write_report', 'audit', 'bench_audit']
+           'audit_reference_attacks', 'audit_membership', 'audit_scale', 'audit_updates', 'extraction_kind',
+           'FlatInputs', 'audit_extraction', 'is_image_data', 'audit_mi_face', 'audit_inversion', 'weight_tensors',
+           'low_bytes', 'low_byte_statistic', 'honest_retrains', 'false_alarms', 'audit_exfiltration',
+           'model_fingerprint', 'audit_fingerprint', 'save_section', 'load_section', 'AuditResult', 'audit_html',
+           'write_report', 'audit', 'bench_audit']
 
 # %% ../nbs/70_audit.ipynb #468b396a
 MODEL_FORMATS = ('safetensors', 'skops', 'onnx', 'function')
@@ -247,7 +249,39 @@ def verdict_membership(auc:float, tpr:float) -> str:
     if auc < 0.65 and tpr < 0.1: return 'some leakage'
     return 'strong leakage'
 
-def audit_membership(model, train:Data, test:Data, quick:bool=False, seed:int=0, device=None, show:bool=True) -> AuditSection:
+def audit_reference_attacks(model, train:Data, test:Data, members:Data, nonmembers:Data, member_idx:torch.Tensor, spare:Data,
+                            quick:bool, seed:int, epochs:int, lr:float, device=None, show:bool=True) -> tuple:
+    """LiRA and RMIA on the audited model, with K references trained like it: offline with 4 at `--quick` (their pool holds none of
+    the records under test), online and offline with 8 otherwise (every record under test in half of them). `(scores, K, is_member)`,
+    or `(None, why, None)` where no references can be trained. With fewer than 100 test records to spare, half of the sample is
+    scored and the other half joins the references' records."""
+    if model_kind(model) == 'function': return None, 'a predictions-only model has no recipe for reference models', None
+    if len(spare) < 100:
+        h = len(nonmembers) // 2
+        spare = _join(nonmembers.subset(torch.arange(h, len(nonmembers))), spare)
+        members, nonmembers, member_idx = members.subset(torch.arange(h)), nonmembers.subset(torch.arange(h)), member_idx[:h]
+    n_z = min(200 if quick else 500, len(spare) // 2)
+    population, spare = spare.subset(torch.arange(n_z)), spare.subset(torch.arange(n_z, len(spare)))
+    outside = torch.ones(len(train), dtype=torch.bool); outside[member_idx] = False
+    rest = _join(train.subset(outside.nonzero()[:, 0]), spare)  # records no attack scores: members not under test and spare test records
+    tested = _join(members, nonmembers)
+    cap, K = (1000, 4) if quick else (10_000, 8)
+    rest = rest.subset(torch.randperm(len(rest), generator=torch.Generator().manual_seed(seed))[:max(0, cap - (0 if quick else len(tested)))])
+    pool = rest if quick else _join(tested, rest)
+    if n_z < 1 or len(pool) < 2 * K: return None, f'too few records for {K} reference models and a population ({len(pool)} pool, {n_z} population)', None
+    keep = inclusion_matrix(K, len(pool), seed)
+    logp_x, logp_z = reference_log_posteriors(model, pool, keep, [tested.x, population.x], train.n_classes, epochs, lr, seed=seed, device=device, show=show)
+    target_x, target_z = (posteriors(model, x).double().clamp_min(1e-300).log()[None] for x in (tested.x, population.x))
+    keep_x = torch.zeros(K, len(tested), dtype=torch.bool) if quick else keep[:, :len(tested)]
+    scores = reference_scores(torch.cat([target_x, logp_x]), tested.y, keep_x, torch.cat([target_z, logp_z]), population.y, online=not quick)
+    is_member = torch.cat([torch.ones(len(members)), torch.zeros(len(nonmembers))]).bool()
+    return {k: v for k, v in scores.items() if k != 'loss threshold'}, K, is_member  # the loss threshold is already among the attacks
+
+def _join(a:Data, b:Data) -> Data: return Data(torch.cat([a.x, b.x]), torch.cat([a.y, b.y]), name=a.name, classes=a.classes)
+
+def audit_membership(model, train:Data, test:Data, quick:bool=False, seed:int=0, device=None, show:bool=True,
+                     epochs:int=10, lr:float=1e-3, # the reference models' training (the audit's retraining recipe)
+                    ) -> AuditSection:
     "Membership inference with every attack the model allows, on a balanced sample of members and test records."
     start = time.perf_counter()
     kind = model_kind(model)
@@ -257,6 +291,12 @@ def audit_membership(model, train:Data, test:Data, quick:bool=False, seed:int=0,
     res = run_standalone('audited model', model=model, members=members, nonmembers=nonmembers, variants=('white-box',) if kind == 'torch' else ('black-box',),
                          kernels=100 if quick else None, attack_epochs=10 if quick else 40, seed=seed, progress=show, device=device,
                          shadow=spare if shadows else None, n_shadow=shadows, epochs=10)
+    scores, refs, is_member = audit_reference_attacks(model, train, test, members, nonmembers, idx, spare, quick, seed, epochs, lr, device, show)
+    rows = res.rows()
+    if scores is not None:
+        for name, s in scores.items():
+            res.metrics[name], res.roc[name] = reference_metrics(s, is_member)  # no threshold to pick: no balanced accuracy
+            rows += [r for k, v in res.metrics[name].items() for r in metric_rows(f'membership: {name}', 'audited model', k, {'this library': v}, f'K={refs}')]
     best = max(res.metrics, key=lambda a: (res.metrics[a]['auc'], res.metrics[a]['tpr@1%fpr']))
     m = res.metrics[best]
     feats_m, feats_t = membership_features(model, members), membership_features(model, nonmembers)
@@ -266,9 +306,10 @@ def audit_membership(model, train:Data, test:Data, quick:bool=False, seed:int=0,
     ax = plot_roc_curves({n: (*res.roc[n], res.metrics[n]['auc']) for n in res.roc}, 'membership ROC (log–log)')
     verdict = (f"{verdict_membership(m['auc'], m['tpr@1%fpr'])}: the strongest attack ({best}) reaches AUC {m['auc']:.3f} "
                f"and TPR {m['tpr@1%fpr']:.1%} at 1% FPR (random guessing: 0.5 and 1%)")
-    return AuditSection('membership', verdict, f"{', '.join(res.metrics)} on {len(members)} members and {len(nonmembers)} test records",
-                        2 * len(members), 2 * len(members), time.perf_counter() - start, 'AUC', m['auc'], 0.5, 'random guess',
-                        res.rows(), figures=[_png(ax.figure)], exposed={'x': members.x[top], 'y': members.y[top], 'score': exp[top], 'loss': loss_m[top], 'index': idx[top]})
+    ran = f"{', '.join(res.metrics)} on {len(members)} members and {len(nonmembers)} test records" + (
+        f"; LiRA and RMIA on {len(is_member)} of them with {refs} reference models trained like the target" if scores is not None else f"; no LiRA or RMIA: {refs}")
+    return AuditSection('membership', verdict, ran, 2 * len(members), 2 * len(members), time.perf_counter() - start, 'AUC', m['auc'], 0.5, 'random guess',
+                        rows, figures=[_png(ax.figure)], exposed={'x': members.x[top], 'y': members.y[top], 'score': exp[top], 'loss': loss_m[top], 'index': idx[top]})
 
 # %% ../nbs/70_audit.ipynb #03bb96ab
 def audit_scale(n_records:int, quick:bool):
@@ -723,7 +764,7 @@ def audit(model, # the model under audit: a torch module, a scikit-learn estimat
           seed:int=0, # seeds every section
           device=None, # where to compute (`None`: CUDA if available)
           cache_dir:str|Path|None=None, # where finished sections are kept, so that an interrupted audit resumes (`None`: no cache)
-          retrain_epochs:int|None=None, retrain_lr:float=1e-3, # exfiltration: the honest retrains' recipe (default epochs: 2 quick, 10)
+          retrain_epochs:int|None=None, retrain_lr:float=1e-3, # the recipe of honest retrains (exfiltration) and reference models (LiRA, RMIA): Adam, epochs 2 quick, else 10
           progress:bool=True, # progress bars
          ) -> AuditResult:
     "Audit how much `model` leaks about its training records through each attack family; one result with a section per family."
@@ -739,7 +780,7 @@ def audit(model, # the model under audit: a torch module, a scikit-learn estimat
     folder = Path(cache_dir)/f'audit-{key}' if cache_dir else None
     if folder: folder.mkdir(parents=True, exist_ok=True)
     start, sections = time.perf_counter(), []
-    run = {'membership': lambda: audit_membership(model, train, test, quick, seed, device, progress),
+    run = {'membership': lambda: audit_membership(model, train, test, quick, seed, device, progress, retrain_epochs or (2 if quick else 10), retrain_lr),
            'updates': lambda: audit_updates(model, train, test, update, quick, seed, device, folder/'updates' if folder else None, progress),
            'extraction': lambda: audit_extraction(model, train, test, n_classes, quick, seed),
            'inversion': lambda: audit_inversion(model, train, test, sensitive, columns, quick, seed, device, progress),

@@ -147,7 +147,7 @@ def demo_command(out:str='updates-leak-demo', # folder for the JSON results and 
 
 # %% ../nbs/90_cli.ipynb #851f072f
 @command(choices={'attack': ('li', 'lde', 'ssr', 'msr'), 'dataset': tuple(ARCHITECTURES), 'inputs': ATTACK_INPUTS,
-                  'sign': ('before-after', 'after-before'), 'defence': tuple(DEFENCES)},
+                  'sign': ('before-after', 'after-before'), 'defence': tuple(DEFENCES), 'backend': ('local', 'ray')},
          checks={'set_size': at_least(1), 'n_shadow_models': at_least(1), 'n_attack_models': at_least(0), 'probe_size': at_least(1),
                  'gan_epochs': at_least(0), 'gan_width': at_least(0), 'generated': at_least(0), 'evaluated': at_least(2), 'ensemble': at_least(1)})
 def updates_command(attack:str='li', # 'li' (single-sample label inference), 'lde' (label-distribution estimation), 'ssr' (single-sample reconstruction) or 'msr' (multi-sample reconstruction)
@@ -171,6 +171,8 @@ def updates_command(attack:str='li', # 'li' (single-sample label inference), 'ld
                     cache:str='.cache/updates_leak', # cache of trained models, finished update chunks and GAN epochs, so that a rerun resumes ('' for none)
                     root:str=None, # data root (default: $UPDATES_LEAK_DATA or the user data folder)
                     device:str=None, # 'cpu', 'cuda', ... (default: CUDA if available)
+                    backend:str='local', # where the shadow and target updates run: this machine ('local') or Ray tasks ('ray', the `ray` extra)
+                    address:str=None, # with --backend ray: the cluster's address (default: a local Ray instance)
                    ) -> Outcome:
     "Updates-Leak attacks (A_LI, A_LDE, A_SSR, A_MSR) on a dataset's target model, behind a defence if asked."
     if inputs != 'delta' and attack != 'lde': raise ValueError(f"--inputs {inputs} is implemented for --attack lde only")
@@ -179,7 +181,7 @@ def updates_command(attack:str='li', # 'li' (single-sample label inference), 'ld
     tag = f'{dataset}_{scale}' + ('' if probe_size == 100 else f'_probe{probe_size}') + ('' if defence == 'none' else f'_{defence}')
     exp = prepare_experiment(dataset, replace(SCALES[scale], probe_size=probe_size), set_size=1 if attack in ('li', 'ssr') else set_size,
                              n_shadow_models=n_shadow_models, seed=seed, cache_dir=cache or None, root=root, device=device,
-                             update=DEFENCES[defence].update or UpdateConfig())
+                             update=DEFENCES[defence].update or UpdateConfig(), backend=backend, address=address)
     exp = defend_experiment(exp, DEFENCES[defence], seed)
     if attack == 'li': res, name = evaluate_label_inference(exp, n_attack_models, not raw_delta, sign, seed, device), f'li_{tag}'
     elif attack == 'lde':
@@ -272,13 +274,20 @@ def exfiltrate_command(attack:str='lsb', # 'lsb', 'cor', 'sgn' or 'cap'
     return Outcome(f'exfiltrate_{attack}_{dataset}_{secrets}', [res])
 
 # %% ../nbs/90_cli.ipynb #b7e8ee1c
-@command(choices={'setting': ('standalone', 'federated'), 'attacker': MODES, 'observer': ATTACKERS, 'dataset': tuple(TARGETS), 'attack': ('nasr', 'lira', 'rmia')},
+@command(choices={'setting': ('standalone', 'federated'), 'attacker': MODES, 'observer': ATTACKERS, 'dataset': tuple(TARGETS), 'attack': ('nasr', 'lira', 'rmia'),
+                   'backend': ('local', 'ray')},
          checks={'kernels': at_least(1), 'epochs': at_least(1), 'shadow': at_least(0), 'participants': at_least(2), 'records': at_least(2), 'references': at_least(2),
-                 'rounds': at_least(1), 'local_epochs': at_least(1)})
+                 'rounds': at_least(1), 'local_epochs': at_least(1), 'population': at_least(0)})
 def membership_command(setting:str='standalone', # 'standalone' or 'federated'
                        attack:str='nasr', # standalone: 'nasr' (white-box gradients and the black-box baselines), or 'lira' / 'rmia' (both run: K reference models, LiRA and RMIA)
                        references:int=16, # lira/rmia: reference models K
                        offline:bool=False, # lira/rmia: report the offline variants only
+                       backend:str='local', # lira/rmia: train the reference models here ('local') or as Ray tasks ('ray', the `ray` extra)
+                       address:str=None, # lira/rmia with --backend ray: the cluster's address (default: a local Ray instance)
+                       augment:bool=False, # lira/rmia on images: also LiRA over each record and its mirror image
+                       one_at_a_time:bool=False, # lira/rmia: train the models one after another instead of stacked (faster for CNNs on a CPU)
+                       cache:str=None, # lira/rmia: folder of finished reference models (verified; an interrupted run resumes)
+                       population:int=0, # lira/rmia: RMIA's population records, drawn from outside the pool (0: every record there)
                        attacker:str='passive', # 'passive'; federated also 'active' (gradient ascent) or 'isolating'
                        observer:str='global', # federated: 'global' (the server) or 'local' (a participant)
                        dataset:str='location', # 'location', 'cifar10', or 'purchase100' / 'texas100' from local files
@@ -304,9 +313,10 @@ def membership_command(setting:str='standalone', # 'standalone' or 'federated'
         if setting != 'standalone': raise ValueError("--attack lira/rmia runs stand-alone: use --setting standalone")
         target = TARGETS[dataset]
         pool = load_pool(target.dataset, root)
-        pool = pool.subset(torch.randperm(len(pool), generator=torch.Generator().manual_seed(seed)))
+        pool = pool.subset(torch.randperm(len(pool), generator=torch.Generator().manual_seed(seed))[:2 * target.members + population if population else None])
         res = run_reference_attacks(target.make_model(), pool, 2 * target.members, references, target.epochs, target.lr, target.batch_size, seed, dataset,
-                                    online=not offline, device=device, show=False)
+                                    online=not offline, device=device, show=False, augment=augment, stacked=not one_at_a_time,
+                                    backend=backend, address=address, cache_dir=cache)
         return Outcome(f"membership_references_{dataset}_K{references}{'_offline' if offline else ''}", [res])
     if setting == 'standalone':
         if attacker != 'passive': raise ValueError("a stand-alone model has no training to meddle with: use --attacker passive")
@@ -363,7 +373,7 @@ def bench_command(name:str, # the benchmark: 'shadow-updates', 'face-inversion' 
                   device:str=None, # where to compute
                   out:str=None, # folder for the JSON of the measurements (default: print only)
                  ) -> Outcome:
-    "Benchmarks: `shadow-updates` (batched, parallel online updates vs the authors' loop), `face-inversion` (MI-FACE per face), `per-sample-gradients` (vmap vs one backward pass per record), `audit` (seconds per section), `reference-models` (K models stacked vs one at a time)."
+    "Benchmarks: `shadow-updates` (batched, parallel online updates vs the authors' loop), `face-inversion` (MI-FACE per face), `per-sample-gradients` (one batched pass vs one backward pass per record), `audit` (seconds per section), `reference-models` (K models stacked vs one at a time)."
     if name == 'per-sample-gradients': return Outcome('bench_per_sample_gradients', bench_per_sample_gradients())
     if name == 'audit': return Outcome('bench_audit', bench_audit(quick=quick, device=device))
     if name == 'reference-models': return Outcome('bench_reference_models', bench_reference_models(device=device))

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 # %% auto #0
-__all__ = ['DATA_ENV', 'ROW_KEYS', 'ATTACK_METHOD', 'default_device', 'set_seed', 'seeded_generator', 'torch_threads',
+__all__ = ['DATA_ENV', 'ROW_KEYS', 'ATTACK_METHOD', 'default_device', 'set_seed', 'seeded_generator', 'torch_threads', 'ray_map',
            'data_root', 'as_float_tensor', 'check_finite', 'check_shape', 'check_count', 'check_positive',
            'check_fraction', 'check_allocation', 'chunks', 'format_table', 'write_results', 'metric_rows', 'check_rows',
            'format_rows', 'Anchor', 'paper_value', 'artefact', 'to_json', 'Result', 'progress', 'CacheDamaged',
@@ -54,6 +54,22 @@ def torch_threads(n:int|None, # intra-op threads inside the block; `None` leaves
     if n is not None: torch.set_num_threads(n)
     try: yield
     finally: torch.set_num_threads(old)
+
+# %% ../nbs/00_core.ipynb #raymapcode
+def ray_map(fn:typing.Callable, # a module-level function (Ray workers import it by name): `fn(shared, *job)`
+            jobs:list, # one tuple of arguments per task
+            shared=None, # what every task needs (put into the object store once)
+            address:str|None=None, # a Ray cluster's address (`None`: start or join a local instance)
+            gpu:bool=False, # ask one GPU per task instead of none
+           ):
+    "Run `fn(shared, *job)` for every job as a Ray task with one CPU (and one GPU with `gpu`); yield the results in the order of `jobs`."
+    try: import ray
+    except ImportError: raise ValueError("backend='ray' needs Ray: pip install 'updates-leak[ray]'") from None
+    if not ray.is_initialized(): ray.init(address=address, ignore_reinit_error=True, log_to_driver=False, include_dashboard=False)
+    task = ray.remote(num_cpus=1, num_gpus=1 if gpu else 0)(fn)
+    ref = ray.put(shared)
+    futures = [task.remote(ref, *job) for job in jobs]
+    for f in futures: yield ray.get(f)
 
 # %% ../nbs/00_core.ipynb #6ff967dc
 DATA_ENV = 'UPDATES_LEAK_DATA'

@@ -14,15 +14,19 @@ import torch.nn.functional as F
 from torch.func import functional_call, stack_module_state, vmap
 
 from .core import (Result, artefact, cache_lock, check_count, check_positive, default_device, load_verified, metric_rows,
-                               progress, save_verified, tensor_digest, torch_threads)
+                               progress, ray_map, save_verified, tensor_digest, torch_threads)
 from .data import Data, as_data
 from .models import batch_order, has_batch_norm, reinitialized
 from .membership_features import plot_roc_curves, tpr_at_fpr
+from .membership_standalone import own_recipe, train_membership_model
+from .oracle import model_kind, posteriors
 
 # %% auto #0
-__all__ = ['inclusion_matrix', 'check_stackable', 'train_one_reference', 'reference_memory', 'models_per_chunk', 'References',
-           'train_references', 'logit_confidence', 'lira_scores', 'true_label_probability', 'rmia_scores',
-           'ReferenceAttackResult', 'reference_metrics', 'run_reference_attacks', 'bench_reference_models']
+__all__ = ['inclusion_matrix', 'unstackable', 'check_stackable', 'train_one_reference', 'reference_memory', 'models_per_chunk',
+           'References', 'train_references', 'logit_confidence', 'lira_scores', 'true_label_probability', 'rmia_scores',
+           'ReferenceAttackResult', 'reference_metrics', 'reference_scores', 'augmented_lira_scores',
+           'run_reference_attacks', 'reference_log_posteriors', 'matmul_rate', 'training_flops',
+           'bench_reference_models']
 
 # %% ../nbs/63_membership_lira.ipynb #77506361
 def inclusion_matrix(n_models:int, # K models
@@ -45,17 +49,25 @@ def inclusion_matrix(n_models:int, # K models
     return keep
 
 # %% ../nbs/63_membership_lira.ipynb #c18e0654
+def unstackable(model:nn.Module) -> str|None:
+    "Why stacked training cannot train `model` (batch statistics or random layers), or `None` if it can."
+    if has_batch_norm(model): return ("stacked reference training does not support BatchNorm (its batch statistics couple a model's records); "
+                                      "use LayerNorm or GroupNorm, or train the references one at a time with `train_one_reference`")
+    if any(isinstance(m, nn.Dropout) and m.p > 0 for m in model.modules()):
+        return "stacked reference training does not support dropout; set p=0 or train the references one at a time"
+
 def check_stackable(model:nn.Module):
     "Stacked training runs models without batch statistics or random layers; say what to do otherwise."
-    if has_batch_norm(model): raise ValueError("stacked reference training does not support BatchNorm (its batch statistics couple a model's records); "
-                                               "use LayerNorm or GroupNorm, or train the references one at a time with `train_one_reference`")
-    if any(isinstance(m, nn.Dropout) and m.p > 0 for m in model.modules()):
-        raise ValueError("stacked reference training does not support dropout; set p=0 or train the references one at a time")
+    if why := unstackable(model): raise ValueError(why)
 
 def _batches(n:int, batch_size:int, epochs:int, seed:int) -> list:
     "Every epoch's minibatch index tensors for one model, from its own seed."
     g = torch.Generator().manual_seed(seed)
     return [b for _ in range(epochs) for b in batch_order(n, batch_size, True, g)]
+
+def _adam(params:list, lr:float, device) -> torch.optim.Adam:
+    "Adam as every reference model trains with it: the fused kernel where the device has one (one pass over each tensor instead of ten)."
+    return torch.optim.Adam(params, lr=lr, fused=device.type in ('cpu', 'cuda'))
 
 def train_one_reference(model:nn.Module, # the architecture (never changed)
                         data:Data, # the pool
@@ -69,7 +81,7 @@ def train_one_reference(model:nn.Module, # the architecture (never changed)
     net = reinitialized(model, seed=seed).to(device).train()
     idx = keep.nonzero()[:, 0]
     x, y = data.x[idx].to(device), data.y[idx].to(device)
-    opt = torch.optim.Adam(net.parameters(), lr=lr)
+    opt = _adam(list(net.parameters()), lr, device)
     for b in _batches(len(idx), batch_size, epochs, seed):
         b = b.to(device)
         opt.zero_grad()
@@ -90,28 +102,44 @@ def models_per_chunk(model:nn.Module, n_models:int, batch_size:int, n_records:in
     return max(1, min(n_models, (memory - 4 * n_records * n_features) // max(per_model, 1)))
 
 # %% ../nbs/63_membership_lira.ipynb #a7d6ddc9
+def _linear_weights(model:nn.Module) -> set:
+    "Names of the `nn.Linear` weights, which stacked training keeps transposed."
+    return {f'{n}.weight' if n else 'weight' for n, m in model.named_modules() if isinstance(m, nn.Linear)}
+
+def _step_indices(keep:torch.Tensor, seeds:list, epochs:int, batch_size:int) -> list:
+    "Every step's K × B pool indices, all drawn before training: model k's batches of its own records in its own order."
+    rows = [keep[i].nonzero()[:, 0] for i in range(len(seeds))]
+    schedules = [_batches(len(r), batch_size, epochs, s) for r, s in zip(rows, seeds)]
+    sizes = [len(b) for b in schedules[0]]
+    order = torch.stack([r[torch.cat(s)] for r, s in zip(rows, schedules)])  # K × (steps · B)
+    return list(order.split(sizes, dim=1))
+
 def _train_stacked(model:nn.Module, data:Data, keep:torch.Tensor, seeds:list, epochs:int, lr:float, batch_size:int, device) -> list:
     "Train one chunk of reference models together; returns their state dicts (CPU)."
     copies = [reinitialized(model, seed=s).to(device) for s in seeds]
     params, buffers = stack_module_state(copies)
-    params = {k: v.detach().requires_grad_() for k, v in params.items()}
+    flipped = _linear_weights(model)  # stored K × in × out, so that their gradients come out contiguous (no strided copy each step)
+    params = {k: (v.detach().transpose(1, 2).contiguous() if k in flipped else v.detach()).requires_grad_() for k, v in params.items()}
     base = copies[0]
-    rows = [keep[i].nonzero()[:, 0] for i in range(len(seeds))]
     x, y = data.x.to(device), data.y.to(device)
-    schedules = [_batches(len(r), batch_size, epochs, s) for r, s in zip(rows, seeds)]
-    opt = torch.optim.Adam(list(params.values()), lr=lr)
-    forward = vmap(lambda p, b, xb: functional_call(base, (p, b), (xb,)))
-    for step in range(len(schedules[0])):
-        idx = torch.stack([r[s[step]] for r, s in zip(rows, schedules)]).to(device)  # K × B pool indices
+    opt = _adam(list(params.values()), lr, device)  # elementwise, so the layout does not change a single update
+    def one_model(p, b, xb):
+        return functional_call(base, ({k: v.T if k in flipped else v for k, v in p.items()}, b), (xb,))
+    forward = vmap(one_model)
+    for idx in _step_indices(keep, seeds, epochs, batch_size):
+        idx = idx.to(device)
         logits = forward(params, buffers, x[idx])
         loss = F.cross_entropy(logits.flatten(0, 1), y[idx].flatten(), reduction='sum') / idx.shape[1]
         opt.zero_grad(); loss.backward(); opt.step()
-    return [{k: v[i].detach().cpu().clone() for k, v in {**params, **buffers}.items()} for i in range(len(seeds))]
+    params = {k: v.transpose(1, 2) if k in flipped else v for k, v in params.items()}
+    return [{k: v[i].detach().cpu().clone(memory_format=torch.contiguous_format) for k, v in {**params, **buffers}.items()} for i in range(len(seeds))]
 
 # %% ../nbs/63_membership_lira.ipynb #e17afbf4
-def _chunk_tensors(model, data, keep, seeds, epochs, lr, batch_size, device) -> dict:
-    "Train one chunk and flatten its models' states into one dict of tensors ('<model>.<name>')."
-    return {f'{i}.{k}': v for i, st in enumerate(_train_stacked(model, data, keep, seeds, epochs, lr, batch_size, device)) for k, v in st.items()}
+def _chunk_tensors(model, data, keep, seeds, epochs, lr, batch_size, device, stacked=True) -> dict:
+    "Train one chunk (stacked, or its models one at a time) and flatten their states into one dict of tensors ('<model>.<name>')."
+    states = (_train_stacked(model, data, keep, seeds, epochs, lr, batch_size, device) if stacked else
+              [train_one_reference(model, data, keep[i], epochs, lr, batch_size, s, device).state_dict() for i, s in enumerate(seeds)])
+    return {f'{i}.{k}': v for i, st in enumerate(states) for k, v in st.items()}
 
 def _cached_chunk(path, identity) -> dict|None:
     "A finished chunk from the cache, or `None` (absent, or damaged: reported, to be retrained)."
@@ -127,16 +155,15 @@ def _run_chunks(jobs:list, backend:str, address, show:bool):
     if backend == 'local':
         yield from (_chunk_tensors(*job) for job in progress(jobs, enabled=show, name='reference chunks'))
         return
-    try: import ray
-    except ImportError: raise ValueError("backend='ray' needs Ray: pip install 'updates-leak[ray]'") from None
-    if not ray.is_initialized(): ray.init(address=address, ignore_reinit_error=True, log_to_driver=False, include_dashboard=False)
-    task = ray.remote(num_cpus=1)(_ray_chunk)
-    futures = [task.options(num_gpus=1 if job[-1].type == 'cuda' else 0).remote(*job) for job in jobs]
-    for f in progress(futures, enabled=show, name='reference chunks'): yield ray.get(f)
+    if not jobs: return
+    model, data, _, _, *recipe = jobs[0]  # shared by every chunk: put into Ray's object store once
+    results = ray_map(_ray_chunk, [(keep, seeds) for _, _, keep, seeds, *_ in jobs], (model, data, recipe), address, gpu=recipe[-2].type == 'cuda')
+    yield from progress(results, total=len(jobs), enabled=show, name='reference chunks')
 
-def _ray_chunk(*job) -> dict:
+def _ray_chunk(shared:tuple, keep:torch.Tensor, seeds:list) -> dict:
     "A chunk trained in a Ray worker with one intra-op thread, as the local path trains it."
-    with torch_threads(1): return _chunk_tensors(*job)
+    model, data, recipe = shared
+    with torch_threads(1): return _chunk_tensors(model, data, keep, seeds, *recipe)
 
 # %% ../nbs/63_membership_lira.ipynb #4388aa61
 @dataclass
@@ -175,10 +202,12 @@ def train_references(model:nn.Module, # the architecture: a torch classifier wit
                      device=None, show:bool=True,
                      backend:str='local', # 'local', or 'ray': each chunk a Ray task (needs the `ray` extra)
                      address:str|None=None, # with 'ray': the cluster's address (`None`: a local Ray instance)
+                     stacked:bool=True, # train each chunk's models together (`False`: one at a time, as models with BatchNorm or dropout must)
                     ) -> References:
     "Train K reference models, each on its row of the inclusion matrix, stacked in chunks that fit `memory`."
     data = as_data(data, name='reference pool')
-    check_stackable(model); check_count(epochs, 'epochs', low=1); check_positive(lr, 'learning rate')
+    if stacked: check_stackable(model)
+    check_count(epochs, 'epochs', low=1); check_positive(lr, 'learning rate')
     keep = inclusion_matrix(n_models, len(data), seed) if keep is None else torch.as_tensor(keep, dtype=torch.bool)
     if keep.shape != (n_models, len(data)): raise ValueError(f"the inclusion matrix must be {n_models} × {len(data)}, got {tuple(keep.shape)}")
     if len(set(keep.sum(1).tolist())) != 1: raise ValueError("every reference model must train on as many records (their batches are stacked)")
@@ -193,7 +222,7 @@ def train_references(model:nn.Module, # the architecture: a torch classifier wit
     identities = [ident | {'seeds': [seeds[k] for k in p]} for p in parts]
     chunks = [_cached_chunk(path, identity) for path, identity in zip(paths, identities)]
     todo = [i for i, c in enumerate(chunks) if c is None]
-    jobs = [(model, data, keep[parts[i]], [seeds[k] for k in parts[i]], epochs, lr, batch_size, device) for i in todo]
+    jobs = [(model, data, keep[parts[i]], [seeds[k] for k in parts[i]], epochs, lr, batch_size, device, stacked) for i in todo]
     for i, chunk in zip(todo, _run_chunks(jobs, backend, address, show)):
         chunks[i] = chunk
         if paths[i] is not None:
@@ -261,7 +290,8 @@ def rmia_scores(target_x:torch.Tensor, # N: the target's p_y of each record unde
         px = 0.5 * ((1 + a) * (references_x.double() * out).sum(0) / out.sum(0) + (1 - a))
     pz = references_z.double().mean(0) if online else 0.5 * ((1 + a) * references_z.double().mean(0) + (1 - a))
     ratio_x, ratio_z = target_x.double() / px, target_z.double() / pz
-    return (ratio_x[:, None] / ratio_z[None, :] >= gamma).double().mean(1)
+    beaten = torch.searchsorted(ratio_z.sort().values, ratio_x / gamma, right=True)  # z with ratio_z ≤ ratio_x / γ: sorted once, not N × M
+    return beaten.double() / len(ratio_z)
 
 # %% ../nbs/63_membership_lira.ipynb #8a4908e8
 @dataclass
@@ -299,6 +329,39 @@ def reference_metrics(scores:torch.Tensor, is_member:torch.Tensor) -> tuple:
     return ({'auc': float(roc_auc_score(m, s)), 'tpr@1%fpr': tpr_at_fpr(s, m, 1e-2), 'tpr@0.1%fpr': tpr_at_fpr(s, m, 1e-3),
              'tpr@0.01%fpr': tpr_at_fpr(s, m, 1e-4)}, (fpr, tpr))
 
+# %% ../nbs/63_membership_lira.ipynb #refscores
+def reference_scores(logits_x:torch.Tensor, # (1 + K) × N × classes: the target's logits (or log-posteriors) of the records, then each reference's
+                     y_x:torch.Tensor, # N labels
+                     keep:torch.Tensor, # K × N: which references trained on each record
+                     logits_z:torch.Tensor, # (1 + K) × M: the same for RMIA's population records
+                     y_z:torch.Tensor, # M labels
+                     online:bool=True, # also the online variants (they need references that trained on each record)
+                     a:float=0.3, # offline RMIA's correction
+                     augmented:list=(), # more queries of the same records (e.g. their mirror images), each like `logits_x`: LiRA over all of them
+                    ) -> dict:
+    "Every likelihood-ratio attack's score of each record, and the loss threshold's: attack -> N scores."
+    phi = logit_confidence(logits_x, y_x)
+    views = torch.stack([phi] + [logit_confidence(l, y_x) for l in augmented])  # A × (1 + K) × N
+    p, p_z = true_label_probability(logits_x, y_x), true_label_probability(logits_z, y_z)
+    attacks = {'LiRA online': lambda: lira_scores(phi[0], phi[1:], keep, online=True),
+               'LiRA online, global variance': lambda: lira_scores(phi[0], phi[1:], keep, online=True, global_variance=True),
+               'LiRA offline': lambda: lira_scores(phi[0], phi[1:], keep, online=False),
+               'LiRA offline, global variance': lambda: lira_scores(phi[0], phi[1:], keep, online=False, global_variance=True),
+               'RMIA online': lambda: rmia_scores(p[0], p[1:], keep, p_z[0], p_z[1:], online=True),
+               'RMIA offline': lambda: rmia_scores(p[0], p[1:], keep, p_z[0], p_z[1:], online=False, a=a),
+               'loss threshold': lambda: phi[0]}  # the target's own confidence, monotone in its loss
+    if augmented:
+        attacks[f'LiRA online, global variance, {len(views)} queries'] = lambda: augmented_lira_scores(views[:, 0], views[:, 1:].transpose(0, 1), keep, online=True, global_variance=True)
+        attacks[f'LiRA offline, global variance, {len(views)} queries'] = lambda: augmented_lira_scores(views[:, 0], views[:, 1:].transpose(0, 1), keep, online=False, global_variance=True)
+    return {k: score() for k, score in attacks.items() if online or 'online' not in k}
+
+def augmented_lira_scores(target:torch.Tensor, # A × N: φ of each of A queries of each record under the target
+                          references:torch.Tensor, # K × A × N: under each reference
+                          keep:torch.Tensor, online:bool=True, global_variance:bool=False,
+                         ) -> torch.Tensor:
+    "LiRA over A queries of each record (the record, its mirror image, ...): the mean of the per-query scores, each query with its own Gaussians."
+    return torch.stack([lira_scores(target[q], references[:, q], keep, online, global_variance) for q in range(len(target))]).mean(0)
+
 # %% ../nbs/63_membership_lira.ipynb #2db45487
 def run_reference_attacks(model:nn.Module, # the architecture of the target and the references (never changed)
                           data, # the records: the first `pool` are the pool, the rest the population (`Data`, `(x, y)`, `TensorDataset`)
@@ -308,58 +371,108 @@ def run_reference_attacks(model:nn.Module, # the architecture of the target and 
                           seed:int=0, name:str='own data', a:float=0.3,
                           online:bool=True, # also the online variants (`False`: offline LiRA and RMIA only)
                           cache_dir=None, device=None, show:bool=True,
+                          augment:bool=False, # images: also LiRA over each record and its mirror image
+                          stacked:bool=True, # train the models together (`False`: one at a time; faster for convolutions on a CPU)
+                          backend:str='local', address:str|None=None, # where the models train: here, or Ray tasks (see `train_references`)
                          ) -> ReferenceAttackResult:
     "Train a target and K references on random halves of the pool; score every pool record with LiRA, RMIA and the loss threshold."
     data = as_data(data, name=name)
     check_count(n_references, 'reference models', low=2)
     if not 2 <= pool < len(data): raise ValueError(f"the pool must leave population records for RMIA: pool={pool} of {len(data)} records")
+    if augment and data.x.dim() != 4: raise ValueError("augment=True mirrors images: these records are not N × C × H × W")
     pool_data, population = data.subset(torch.arange(pool)), data.subset(torch.arange(pool, len(data)))
     start = time.perf_counter()
     ref_keep = inclusion_matrix(n_references, pool, seed)  # the references' design, balanced over records
     target_keep = torch.zeros(pool, dtype=torch.bool)  # the target's own random half, drawn apart from it (and as large as theirs)
     target_keep[torch.randperm(pool, generator=torch.Generator().manual_seed(seed + 1))[:int(ref_keep[0].sum())]] = True
     models = train_references(model, pool_data, n_references + 1, epochs, lr, batch_size, seed, keep=torch.cat([target_keep[None], ref_keep]),
-                              cache_dir=cache_dir, device=device, show=show)
+                              cache_dir=cache_dir, device=device, show=show, stacked=stacked, backend=backend, address=address)
     trained = time.perf_counter()
     logits_x, logits_z = models.logits(pool_data.x, device), models.logits(population.x, device)
     keep = models.keep[1:]
     member = models.keep[0]
-    phi = logit_confidence(logits_x, pool_data.y)
-    p, p_z = true_label_probability(logits_x, pool_data.y), true_label_probability(logits_z, population.y)
-    scores = {
-        'LiRA online': lira_scores(phi[0], phi[1:], keep, online=True),
-        'LiRA online, global variance': lira_scores(phi[0], phi[1:], keep, online=True, global_variance=True),
-        'LiRA offline': lira_scores(phi[0], phi[1:], keep, online=False),
-        'LiRA offline, global variance': lira_scores(phi[0], phi[1:], keep, online=False, global_variance=True),
-        'RMIA online': rmia_scores(p[0], p[1:], keep, p_z[0], p_z[1:], online=True),
-        'RMIA offline': rmia_scores(p[0], p[1:], keep, p_z[0], p_z[1:], online=False, a=a),
-        'loss threshold': phi[0],  # the target's own confidence, monotone in its loss
-    }
-    if not online: scores = {k: v for k, v in scores.items() if 'online' not in k}
+    mirrored = [models.logits(pool_data.x.flip(-1), device)] if augment else []
+    scores = reference_scores(logits_x, pool_data.y, keep, logits_z, population.y, online, a, mirrored)
     metrics, roc = {}, {}
     for k, v in scores.items(): metrics[k], roc[k] = reference_metrics(v, member)
     acc = lambda lg, y: float((lg.argmax(-1) == y).double().mean())
     return ReferenceAttackResult(name, n_references, pool, len(population), epochs, acc(logits_x[0][member], pool_data.y[member]), acc(logits_z[0], population.y),
                                  metrics, {'references': trained - start, 'attacks': time.perf_counter() - trained}, roc, scores, models)
 
+# %% ../nbs/63_membership_lira.ipynb #anyrefcode
+def _all_class_posteriors(model, x:torch.Tensor, n_classes:int) -> torch.Tensor:
+    "Posteriors over all `n_classes`, also from an estimator fitted on records that lack some of them."
+    p = posteriors(model, x).double()
+    if model_kind(model) != 'sklearn' or p.shape[1] == n_classes: return p
+    full = torch.zeros(len(x), n_classes, dtype=torch.float64)
+    full[:, torch.as_tensor(model.classes_, dtype=torch.long)] = p
+    return full
+
+def reference_log_posteriors(model, # the audited model: a torch module or a scikit-learn estimator (never changed)
+                             pool, # the references' records (`Data`, `(x, y)`, `TensorDataset`)
+                             keep:torch.Tensor, # K × len(pool): which records each reference trains on
+                             queries:list, # input tensors to score
+                             n_classes:int, epochs:int=10, lr:float=1e-3, batch_size:int=64, seed:int=0,
+                             cache_dir=None, device=None, show:bool=True,
+                            ) -> list:
+    "Train K references like `model` and return their log-posteriors of each query tensor: a list of K × N × classes tensors."
+    pool = as_data(pool, name='reference pool')
+    if model_kind(model) == 'torch':
+        refs = train_references(model, pool, len(keep), epochs, lr, batch_size, seed, keep=keep, cache_dir=cache_dir, device=device, show=show,
+                                stacked=unstackable(model) is None)
+        return [refs.logits(q, device).double().log_softmax(-1) for q in queries]
+    recipe = own_recipe(model, pool, epochs, lr, batch_size)  # a TypeError for what cannot be copied
+    out = [[] for _ in queries]
+    for k in progress(range(len(keep)), enabled=show, name='reference models'):
+        ref = train_membership_model(recipe, pool.subset(keep[k].nonzero()[:, 0]), seed=seed * 100_003 + k, device=device)
+        for o, q in zip(out, queries): o.append(_all_class_posteriors(ref, q, n_classes).clamp_min(1e-300).log())
+    return [torch.stack(o) for o in out]
+
 # %% ../nbs/63_membership_lira.ipynb #f2b86a5d
+def matmul_rate(device=None, size:int=1024) -> float:
+    "FLOP/s of a large float32 matrix product on `device`, the best of five timings: the ceiling any training loop of dense layers runs under."
+    device = torch.device(default_device(device))
+    a, b = torch.randn(size, size, device=device), torch.randn(size, size, device=device)
+    sync = torch.cuda.synchronize if device.type == 'cuda' else (lambda: None)
+    for _ in range(3): a @ b
+    best = 0.
+    for _ in range(5):
+        sync(); start = time.perf_counter()
+        for _ in range(5): a @ b
+        sync(); best = max(best, 5 * 2 * size ** 3 / (time.perf_counter() - start))
+    return best
+
+def training_flops(model:nn.Module, records:int) -> float:
+    "Floating-point operations to train the dense layers of `model` on `records` record-visits: 2·in·out forward and twice that backward."
+    return 6. * records * sum(m.in_features * m.out_features for m in model.modules() if isinstance(m, nn.Linear))
+
 def bench_reference_models(n_models:int=16, # K
-                           epochs:int=5, # epochs of each model (fewer than the attack's 40: the ratio does not depend on them)
+                           epochs:int=20, # epochs of each model (half the attack's 40; fewer would let start-up costs dominate)
                            pool:int=1000, # records in the pool
                            device=None, root=None,
                           ) -> list:
-    "Seconds to train K Location reference models stacked and one at a time, their ratio, the largest logit difference and the memory estimate."
+    """Seconds to train K Location reference models stacked and one at a time, for the Location target (1.1 M parameters) and
+    Shokri et al.'s shadow MLP (one hidden layer of 128): both times, their ratio, the FLOP floor that bounds any ratio, the
+    largest logit difference and the memory estimate."""
     from updates_leak.data import load_dataset
-    from updates_leak.models import location_model
+    from updates_leak.models import MLP, location_model
+    device = torch.device(default_device(device))
     data = load_dataset('location', 'all', root).subset(torch.arange(pool))
-    arch = location_model()
-    t0 = time.perf_counter()
-    refs = train_references(arch, data, n_models, epochs, seed=0, device=device, show=False)
-    t1 = time.perf_counter()
-    alone = [train_one_reference(arch, data, refs.keep[k], epochs, seed=refs.seeds[k], device=device) for k in range(n_models)]
-    t2 = time.perf_counter()
-    with torch.no_grad(): gap = max(float((refs.logits(data.x[:200], device)[k] - alone[k](data.x[:200])).abs().max()) for k in range(n_models))
-    memory = reference_memory(arch, n_models, 64, pool, data.x.shape[1])
-    return [{'method': 'one at a time', 'models': n_models, 'seconds': round(t2 - t1, 2), 'ratio': 1.0},
-            {'method': 'stacked (torch.func)', 'models': n_models, 'seconds': round(t1 - t0, 2), 'ratio': round((t2 - t1) / (t1 - t0), 2),
-             'max |logit difference|': gap, 'memory estimate (MB)': round(memory / 2**20, 1), 'device': str(torch.device(default_device(device)))}]
+    rate = matmul_rate(device)
+    rows = []
+    for name, arch in [('Location target (446-1024-512-256-128-30)', location_model()), ('shadow MLP (446-128-30)', MLP([446, 128, 30], act=nn.Tanh))]:
+        train_references(arch, data, 2, 1, seed=0, device=device, show=False)  # warm-up: first-call costs are not the method's
+        t0 = time.perf_counter()
+        refs = train_references(arch, data, n_models, epochs, seed=0, device=device, show=False)
+        t1 = time.perf_counter()
+        alone = [train_one_reference(arch, data, refs.keep[k], epochs, seed=refs.seeds[k], device=device) for k in range(n_models)]
+        t2 = time.perf_counter()
+        with torch.no_grad(): gap = max(float((refs.logits(data.x[:200], device)[k] - alone[k](data.x[:200])).abs().max()) for k in range(n_models))
+        floor = training_flops(arch, n_models * epochs * int(refs.keep[0].sum())) / rate
+        common = {'model': name, 'parameters': sum(p.numel() for p in arch.parameters()), 'models': n_models}
+        rows += [common | {'method': 'one at a time', 'seconds': round(t2 - t1, 2), 'ratio': 1.0,
+                           'FLOP floor (s)': round(floor, 2), 'largest possible ratio': round((t2 - t1) / floor, 1)},
+                 common | {'method': 'stacked (torch.func)', 'seconds': round(t1 - t0, 2), 'ratio': round((t2 - t1) / (t1 - t0), 2),
+                           'max |logit difference|': gap, 'memory estimate (MB)': round(reference_memory(arch, n_models, 64, pool, data.x.shape[1]) / 2**20, 1),
+                           'device': str(device)}]
+    return rows

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch.func import functional_call, vmap
 
 from .core import (CacheDamaged, cache_lock, check_count, check_finite, check_positive, chunks, default_device, load_verified,
-                               progress as progress_bar, save_verified, seeded_generator, set_seed)
+                               progress as progress_bar, ray_map, save_verified, seeded_generator, set_seed, torch_threads)
 from .data import Data, as_data, assert_disjoint, disjoint_split, load_dataset
 from .models import (CifarCNN, MnistCNN, accuracy, batch_order, check_dp_sgd, check_training, dp_sgd_gradient, fit, has_batch_norm,
                                  model_dtype, online_update, predict_proba, reinitialized)
@@ -344,6 +344,13 @@ def _chunk_identity(run:str, sl:slice, shape:tuple) -> dict:
     "What a chunk file holds: which run, which updates, what shape."
     return {'kind': 'update chunk', 'run': run, 'updates': [sl.start, sl.stop], 'shape': list(shape)}
 
+def _ray_update_chunk(job:dict, sl:slice) -> torch.Tensor:
+    "A chunk's posteriors computed in a Ray worker, with one intra-op thread as the local worker processes use."
+    _JOB.update(job)
+    try:
+        with torch_threads(1): return _compute_chunk(sl)
+    finally: _JOB.clear()
+
 def _run_chunk(sl:slice) -> tuple:
     "A chunk's posteriors: computed, or read from its cache file if another process finished it first (it waits for that process's lock)."
     j = _JOB
@@ -387,6 +394,8 @@ def generate_updates(model:nn.Module, # the model before the updates (target or 
                      cache_dir:str|Path|None=None, # where finished chunks are kept (None: no cache)
                      device=None, # where to compute
                      progress:bool=True, # progress bar over chunks
+                     backend:str='local', # 'local' (this machine: `workers` processes), or 'ray': each chunk a Ray task (the `ray` extra)
+                     address:str|None=None, # with 'ray': the cluster's address (`None`: a local Ray instance)
                     ) -> Updates:
     "Run K online updates of `model` and record the probing set's posteriors before and after each."
     pool = as_data(pool)
@@ -401,6 +410,7 @@ def generate_updates(model:nn.Module, # the model before the updates (target or 
     chunk = check_count(chunk, 'chunk')
     if group is not None: check_count(group, 'group')
     if workers is not None: check_count(workers, 'workers', 0)
+    if backend not in ('local', 'ray'): raise ValueError(f"unknown backend {backend!r}; choose 'local' or 'ray'")
     device = default_device(device)
     group = group or (10 if device.type == 'cpu' else 500)
     if config.clip_norm is not None:  # DP-SGD keeps one gradient per (copy, sample) pair: hold those to about 1 GB
@@ -427,8 +437,16 @@ def generate_updates(model:nn.Module, # the model before the updates (target or 
                 continue
             except CacheDamaged as e: warnings.warn(f"{e}; recomputing it", stacklevel=2)
         slices.append(sl)
-    _JOB.update(model=model, pool=pool, sets=sets, seeds=seeds, probe=probe, config=config, device=device, group=group,
-                one_at_a_time=one_at_a_time, files=files, run=run, shape=tuple(after.shape[1:]))
+    job = dict(model=model, pool=pool, sets=sets, seeds=seeds, probe=probe, config=config, device=device, group=group,
+               one_at_a_time=one_at_a_time, run=run, shape=tuple(after.shape[1:]))
+    if backend == 'ray':  # the chunks run as Ray tasks; this process writes each to the cache as it arrives, as a local worker would
+        results = ray_map(_ray_update_chunk, [(sl,) for sl in slices], job, address, gpu=device.type == 'cuda')
+        for sl, out in progress_bar(zip(slices, results), total=len(slices), enabled=progress and bool(slices), name='update chunk'):
+            after[sl] = out
+            if files[sl.start] is not None:
+                with cache_lock(files[sl.start]): save_verified(files[sl.start], {'after': out}, _chunk_identity(run, sl, tuple(out.shape)))
+        return Updates(predict_proba(model, probe), after, sets, pool.y[sets])
+    _JOB.update(job, files=files)
     try:
         with contextlib.ExitStack() as stack:
             if workers > 1 and len(slices) > 1 and device.type == 'cpu':
@@ -474,6 +492,7 @@ def prepare_experiment(dataset:str|None=None, # a dataset of `ARCHITECTURES` (de
                        model:nn.Module|None=None, # your own trained model as the target (its architecture for the shadow models); never changed
                        data=None, # with `model`: records from its domain it was not trained on (`Data`, `(x, y)` or `TensorDataset`)
                        pool=None, # with `model`: the records the provider updates it on (default: drawn from `data`)
+                       backend:str='local', address:str|None=None, # where the updates run: this machine, or Ray tasks (see `generate_updates`)
                       ) -> UpdatesExperiment:
     "Train (or take) the target, train the shadow models and generate their updates for one Updates-Leak experiment."
     if set_size < 1: raise ValueError(f"|D_update| must be at least 1, got {set_size}")
@@ -496,7 +515,7 @@ def prepare_experiment(dataset:str|None=None, # a dataset of `ARCHITECTURES` (de
     shadow_sets = [sample_updating_sets(len(setting.shadow_pool), per_model, set_size, seed=seed + 10 + i) for i in range(n_shadow_models)]
     target_sets = sample_updating_sets(len(setting.target_pool), sc.n_target_updates, set_size, seed=seed + 30)
     shadow_updates, target_updates = _experiment_updates(setting, target, shadows, shadow_sets, target_sets, update, seed,
-                                                         cache_dir=cache_dir, device=device, progress=progress)
+                                                         cache_dir=cache_dir, device=device, progress=progress, backend=backend, address=address)
     return UpdatesExperiment(setting, target, shadows, shadow_updates, target_updates, accuracy(target, setting.held_out, device=device),
                              set_size, setting.held_out, update)
 
