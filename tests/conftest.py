@@ -1,6 +1,9 @@
 """Shared pytest configuration.
 
 `--nb-flags "slow gpu"` forwards flags to `nbdev_test`, so flagged notebook cells run too.
+Tests marked `gpu` take the `device` fixture: CUDA when present, and they are skipped otherwise, unless
+`UPDATES_LEAK_TEST_DEVICE` names the device to use (`tools/device_check.py --device cpu` sets it to `cpu`, a dry run
+of the GPU checks that keeps them from rotting).
 Tests run in parallel workers (pytest-xdist, see pytest.ini), each with one PyTorch thread.
 Real-data tests read `UPDATES_LEAK_DATA`; when it is unset, the suite uses the project's shared data folder
 `../shared/data` beside the repository (where CI and the project's machines keep it). A missing file then
@@ -28,3 +31,11 @@ def pytest_configure(config):
 
 @pytest.fixture
 def nb_flags(request): return request.config.getoption('--nb-flags')
+
+@pytest.fixture
+def device():
+    "Where a `gpu`-marked test computes: `UPDATES_LEAK_TEST_DEVICE`, else CUDA (the test is skipped without it)."
+    import torch
+    chosen = os.environ.get('UPDATES_LEAK_TEST_DEVICE') or ('cuda' if torch.cuda.is_available() else None)
+    if chosen is None: pytest.skip('needs a CUDA device (or UPDATES_LEAK_TEST_DEVICE)')
+    return torch.device(chosen)

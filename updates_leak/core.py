@@ -13,11 +13,11 @@ import numpy as np
 import torch
 
 # %% auto #0
-__all__ = ['DATA_ENV', 'ROW_KEYS', 'ATTACK_METHOD', 'default_device', 'set_seed', 'seeded_generator', 'torch_threads', 'ray_map',
-           'data_root', 'as_float_tensor', 'check_finite', 'check_shape', 'check_count', 'check_positive',
-           'check_fraction', 'check_allocation', 'chunks', 'format_table', 'write_results', 'metric_rows', 'check_rows',
-           'format_rows', 'Anchor', 'paper_value', 'artefact', 'to_json', 'Result', 'progress', 'CacheDamaged',
-           'tensor_digest', 'save_verified', 'load_verified', 'cache_lock']
+__all__ = ['DATA_ENV', 'ROW_KEYS', 'ATTACK_METHOD', 'default_device', 'set_seed', 'seeded_generator', 'torch_threads',
+           'private_rng', 'ray_map', 'data_root', 'as_float_tensor', 'check_finite', 'check_shape', 'check_count',
+           'check_positive', 'check_fraction', 'check_allocation', 'chunks', 'format_table', 'write_results',
+           'metric_rows', 'check_rows', 'format_rows', 'Anchor', 'paper_value', 'artefact', 'to_json', 'Result',
+           'progress', 'CacheDamaged', 'tensor_digest', 'save_verified', 'load_verified', 'cache_lock']
 
 # %% ../nbs/00_core.ipynb #b76b7c3c
 def default_device(device:str|torch.device|None=None, # explicit choice, or `None` for CUDA-if-available
@@ -54,6 +54,16 @@ def torch_threads(n:int|None, # intra-op threads inside the block; `None` leaves
     if n is not None: torch.set_num_threads(n)
     try: yield
     finally: torch.set_num_threads(old)
+
+# %% ../nbs/00_core.ipynb #privrngcode
+@contextmanager
+def private_rng(seed:int, # seeds the CPU generator and every visible CUDA generator inside the block
+               ):
+    "Run the block on freshly seeded global generators (CPU and CUDA), leaving the caller's random state as it was."
+    devices = list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(seed)
+        yield
 
 # %% ../nbs/00_core.ipynb #raymapcode
 def ray_map(fn:typing.Callable, # a module-level function (Ray workers import it by name): `fn(shared, *job)`

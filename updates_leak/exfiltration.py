@@ -117,7 +117,7 @@ def lsb_encode(model:nn.Module, # a trained model (changed in place)
         n = min(p.numel(), len(values) - start)
         if n <= 0: break
         ints = p.view(-1).view(torch.int32)
-        ints[:n] = (ints[:n] & ~((1 << b) - 1)) | values[start:start + n]
+        ints[:n] = (ints[:n] & ~((1 << b) - 1)) | values[start:start + n].to(ints.device)
         start += n
     return model
 
@@ -129,8 +129,8 @@ def lsb_decode(model:nn.Module, # a model carrying an LSB-encoded secret
     "Read the secret bit string back from the lowest `b` bits of the parameters."
     _check_lsb(model, b)
     ints = torch.cat([p.detach().reshape(-1).view(torch.int32) for p in model.parameters()])[:-(-n_bits // b)]
-    bits = (ints[:, None] >> torch.arange(b - 1, -1, -1, dtype=torch.int32)) & 1
-    return bits.reshape(-1)[:n_bits].to(torch.uint8)
+    bits = (ints.cpu()[:, None] >> torch.arange(b - 1, -1, -1, dtype=torch.int32)) & 1
+    return bits.reshape(-1)[:n_bits].to(torch.uint8)  # on the CPU, wherever the model lives
 
 @torch.no_grad()
 def randomize_low_bits(model:nn.Module, # the model to sanitise (changed in place)
@@ -142,7 +142,8 @@ def randomize_low_bits(model:nn.Module, # the model to sanitise (changed in plac
     g = torch.Generator().manual_seed(seed)
     for p in model.parameters():
         ints = p.view(-1).view(torch.int32)
-        ints.copy_((ints & ~((1 << b) - 1)) | torch.randint(0, 1 << b, ints.shape, generator=g, dtype=torch.int32))
+        noise = torch.randint(0, 1 << b, ints.shape, generator=g, dtype=torch.int32).to(ints.device)  # one CPU stream: the same bits on every device
+        ints.copy_((ints & ~((1 << b) - 1)) | noise)
     return model
 
 # %% ../nbs/50_exfiltration.ipynb #b8f322a4

@@ -15,7 +15,7 @@ __all__ = ['first_layer_weights', 'ks_distance', 'calibrate_threshold']
 # %% ../nbs/51_exfiltration_defences.ipynb #4e7932d3
 def first_layer_weights(model:nn.Module) -> np.ndarray:
     "The weights of the model's first layer with parameters, flattened."
-    return next(p for p in model.parameters() if p.dim() > 1).detach().reshape(-1).numpy()
+    return next(p for p in model.parameters() if p.dim() > 1).detach().reshape(-1).cpu().numpy()
 
 def ks_distance(model:nn.Module, reference:nn.Module) -> float:
     "Kolmogorov–Smirnov distance between two models' first-layer weight distributions."

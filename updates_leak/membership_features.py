@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from sklearn.metrics import roc_auc_score, roc_curve
 from torch.func import functional_call, grad, vmap
 
-from .core import check_count, check_finite, check_positive, chunks, default_device, progress as progress_bar, seeded_generator, torch_threads
+from .core import private_rng, check_count, check_finite, check_positive, chunks, default_device, progress as progress_bar, seeded_generator, torch_threads
 from .data import Data, as_data
 from .models import CifarCNN, location_model, predict_logits
 from .oracle import model_kind, posteriors, white_box
@@ -140,6 +140,7 @@ def bench_per_sample_gradients(n:int=512, # records per measurement
                                threads:int|None=2, # PyTorch intra-op threads (`None`: leave as is)
                                repeats:int=3, # timed repetitions (the best is kept)
                                seed:int=0,
+                               device=None, # where the models compute (`None`: the CPU); the gradients come back on the CPU
                               ) -> list:
     """Time `per_sample_gradients` against `loop_gradients` on the membership targets; one row per case, with the output floor:
     the time to write a fresh tensor of the gradients' size, which neither method can beat."""
@@ -151,6 +152,7 @@ def bench_per_sample_gradients(n:int=512, # records per measurement
     with torch_threads(threads):
         for name, model, x, classes, last in cases:
             y = torch.randint(0, classes, (n,))
+            model = model.to(default_device(device) if device is not None else 'cpu')
             layers = weight_layers(model)[last:] if last else weight_layers(model)
             fast = _best_time(lambda: per_sample_gradients(model, x, y, layers), repeats)
             loop = _best_time(lambda: loop_gradients(model, x, y, layers), repeats)
@@ -158,7 +160,7 @@ def bench_per_sample_gradients(n:int=512, # records per measurement
             floor = _best_time(lambda: torch.empty(size).fill_(0.), repeats)  # fresh pages: the kernel maps them on first write
             a, b = per_sample_gradients(model, x, y, layers), loop_gradients(model, x, y, layers)
             method = 'outer products' if all(isinstance(dict(model.named_modules())[l], nn.Linear) for l in layers) else 'vmap'
-            rows.append({'case': name, 'records': n, 'threads': torch.get_num_threads(), 'method': method, 'batched s': fast, 'loop s': loop,
+            rows.append({'case': name, 'records': n, 'threads': torch.get_num_threads(), 'device': str(next(model.parameters()).device), 'method': method, 'batched s': fast, 'loop s': loop,
                          'speed-up': loop / fast, 'output MB': size * 4 / 2**20, 'output floor s': floor, 'largest possible speed-up': loop / floor,
                          'max abs diff': max(float((a[l] - b[l]).abs().max()) for l in layers)})
     return rows
@@ -301,8 +303,7 @@ def train_nasr_attack(features:dict, # the attacker's known records (from `membe
     x = {k: v.to(device) for k, v in scaler(features).items()}
     target = is_member.float().to(device)
     gen = seeded_generator(seed)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
+    with private_rng(seed):
         attack = NasrAttack({k: tuple(v.shape[1:]) for k, v in features.items()}, kernels).to(device)
         opt = torch.optim.Adam(attack.parameters(), lr=lr)
         for _ in epoch_range(epochs, progress):
@@ -348,8 +349,7 @@ def train_unsupervised_attack(features:dict, # the target records' features (no 
     stats = summary_statistics(features).to(device)
     stats = (stats - stats.mean(0)) / stats.std(0).clamp_min(1e-12)
     n, gen = len(stats), seeded_generator(seed)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
+    with private_rng(seed):
         encoder = NasrAttack({k: tuple(v.shape[1:]) for k, v in features.items()}, kernels).to(device)
         decoder = nn.Sequential(nn.Linear(1, 64), nn.ReLU(), nn.Linear(64, 128), nn.ReLU(), nn.Linear(128, stats.shape[1])).to(device)
         opt = torch.optim.Adam([*encoder.parameters(), *decoder.parameters()], lr=lr)

@@ -13,7 +13,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.utils.data import Dataset, TensorDataset
 
-from .core import check_count, check_positive, chunks, default_device, progress as progress_bar, seeded_generator
+from .core import private_rng, check_count, check_positive, chunks, default_device, progress as progress_bar, seeded_generator
 from .data import Data, as_data
 
 # %% auto #0
@@ -264,23 +264,23 @@ def fit(model:nn.Module, # the model, trained in place
     device = default_device(device)
     model.to(device).train()
     dtype = model_dtype(model)
+    if isinstance(data, Data): data = data.to(device)  # tensors move once, not batch by batch
     gen = seeded_generator(seed)
     opt = make_optimizer(model.parameters(), optimizer, lr, momentum, weight_decay)
     steps = epochs * -(-len(data) // batch_size)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps) if cosine else None
     losses = []
-    with torch.random.fork_rng(devices=[]):  # dropout draws from a private, seeded stream
-        torch.manual_seed(seed)
+    with private_rng(seed):  # dropout draws from a private, seeded stream
         for _ in progress_bar(range(epochs), enabled=progress, name='epoch'):
-            total, count = 0., 0
+            total, count = torch.zeros((), dtype=torch.float64, device=device), 0  # summed on the device: one sync per epoch
             for idx in batch_order(len(data), batch_size, shuffle, gen):
                 xb, yb = take(data, idx)
                 xb, yb = xb.to(device, dtype if xb.is_floating_point() else xb.dtype), yb.to(device)
                 loss = loss_fn(model, xb, yb)
                 opt.zero_grad(); loss.backward(); opt.step()
                 if schedule: schedule.step()
-                total += loss.item() * len(xb); count += len(xb)
-            losses.append(total / count)
+                total += loss.detach().double() * len(xb); count += len(xb)
+            losses.append(float(total) / count)
     return losses
 
 # %% ../nbs/02_models.ipynb #da1f334a
@@ -332,8 +332,7 @@ def reinitialized(model:nn.Module, # the architecture to copy (left unchanged)
                  ) -> nn.Module:
     "A copy of `model` with freshly initialised parameters (and reset statistics), on the CPU, in training mode."
     fresh = copy.deepcopy(model).cpu().train()
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
+    with private_rng(seed):
         for name, m in fresh.named_modules():
             own = list(m.parameters(recurse=False))
             if hasattr(m, 'reset_parameters'): m.reset_parameters()
@@ -405,8 +404,7 @@ def online_update(model:nn.Module, # the deployed model M (left unchanged)
     updated = copy.deepcopy(model).to(device).train()
     opt = torch.optim.SGD(updated.parameters(), lr=lr, momentum=momentum)
     explicit_masks = hasattr(updated, 'dropout_masks')
-    with torch.random.fork_rng(devices=[]):  # models without explicit masks draw dropout from a private stream
-        torch.manual_seed(seed)
+    with private_rng(seed):  # models without explicit masks draw dropout from a private stream
         for _ in range(epochs):
             for idx in batch_order(len(data), batch_size, shuffle, gen):
                 x, y = take(data, idx)

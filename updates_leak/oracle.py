@@ -107,7 +107,8 @@ class Disclosure:
         "What the API answers for `probs`: N × classes confidences, or N labels when `output='label'`."
         if self.output == 'label': return probs.argmax(1)
         if self.noise_std:
-            probs = (probs + self.noise_std * torch.randn(probs.shape, generator=generator, dtype=probs.dtype)).clamp_min(0)
+            noise = torch.randn(probs.shape, generator=generator, dtype=probs.dtype).to(probs.device)  # a CPU stream: the same noise on every device
+            probs = (probs + self.noise_std * noise).clamp_min(0)
             total = probs.sum(1, keepdim=True)
             probs = torch.where(total > 0, probs / total.clamp_min(1e-300), 1 / probs.shape[1])  # all clipped away: nothing is revealed
         if self.output == 'top-k':  # ties go to the lower class, as `argmax` (and so the label API) breaks them

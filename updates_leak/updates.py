@@ -112,7 +112,7 @@ def train_model(setting:UpdatesSetting, # the experiment
     data = {'target': setting.target_train, 'shadow': setting.shadow_train}[side]
     if data is None: raise ValueError("this setting has no target training data: the target is the user's own model, already trained")
     if cache_dir is None: return _train(setting, data, seed, device, progress)
-    key = {'arch': setting.architecture_key, 'seed': seed, 'trainer': TRAINER_VERSION, **asdict(setting.scale)}
+    key = {'arch': setting.architecture_key, 'seed': seed, 'trainer': TRAINER_VERSION, 'device': default_device(device).type, **asdict(setting.scale)}
     h = hashlib.sha256(json.dumps(key, sort_keys=True).encode())
     _tensor_digest(h, data.x, data.y)
     path, identity = Path(cache_dir)/f'model-{h.hexdigest()[:20]}.safetensors', {'kind': 'trained model', 'key': h.hexdigest()}
@@ -368,10 +368,12 @@ def _run_chunk(sl:slice) -> tuple:
 def _tensor_digest(h, *tensors):
     for t in tensors: h.update(t.detach().cpu().contiguous().numpy().tobytes())
 
-def updates_fingerprint(model:nn.Module, pool:Data, sets:torch.Tensor, seeds:torch.Tensor, probe:torch.Tensor, config:UpdateConfig) -> str:
+def updates_fingerprint(model:nn.Module, pool:Data, sets:torch.Tensor, seeds:torch.Tensor, probe:torch.Tensor, config:UpdateConfig,
+                        device='cpu', # the device type is part of the key: a cache filled on a GPU never serves a CPU run, nor the reverse
+                       ) -> str:
     "A digest of everything that determines the updates' results (the cache key)."
     procedure = {k: v for k, v in asdict(config).items() if v is not None}  # DP-SGD off leaves the keys of earlier caches as they were
-    h = hashlib.sha256(json.dumps({'cls': type(model).__name__, **procedure}, sort_keys=True).encode())
+    h = hashlib.sha256(json.dumps({'cls': type(model).__name__, 'device': torch.device(device).type, **procedure}, sort_keys=True).encode())
     _tensor_digest(h, *model.state_dict().values(), pool.x, pool.y, sets, seeds, probe)
     return h.hexdigest()[:20]
 
@@ -424,7 +426,7 @@ def generate_updates(model:nn.Module, # the model before the updates (target or 
         warnings.warn(f"{type(model).__name__} has dropout without explicit masks, which the stacked updates cannot reproduce "
                       "exactly: its updates run one at a time (exact, slower)", stacklevel=2)
     after = torch.empty(len(sets), len(probe), predict_proba(model, probe[:1]).shape[1])
-    folder, run = None, updates_fingerprint(model, pool, sets, seeds, probe, config)
+    folder, run = None, updates_fingerprint(model, pool, sets, seeds, probe, config, device)
     if cache_dir is not None:
         folder = Path(cache_dir)/f'updates-{run}'
         folder.mkdir(parents=True, exist_ok=True)

@@ -10,7 +10,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .core import ATTACK_METHOD, Anchor, Result, artefact, chunks, metric_rows, paper_value, seeded_generator
+from .core import private_rng, ATTACK_METHOD, Anchor, Result, artefact, chunks, metric_rows, paper_value, seeded_generator
 from .data import Data, as_data
 from .models import model_device
 from .updates import (AttackMLP, DeltaAttack, UpdatesExperiment, check_compatible, check_delta,
@@ -177,8 +177,7 @@ def residual_ceiling(model:nn.Module, # the model being updated (a classifier re
     pool = as_data(pool)
     C = pool.n_classes
     was_training, dev = model.training, model_device(model)
-    with torch.no_grad(), torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
+    with torch.no_grad(), private_rng(seed):
         model.train()  # the residuals the update sees: dropout on
         p = torch.cat([F.softmax(model(pool.x[s].to(dev)), 1).cpu() for s in chunks(len(pool), 1000)])
     model.train(was_training)

@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from scipy.optimize import linear_sum_assignment
 from sklearn.cluster import KMeans
 
-from .core import (ATTACK_METHOD, CacheDamaged, Result, artefact, cache_lock, default_device, load_verified, metric_rows,
+from .core import (private_rng, ATTACK_METHOD, CacheDamaged, Result, artefact, cache_lock, default_device, load_verified, metric_rows,
                                progress as progress_bar, save_verified, seeded_generator)
 from .data import Data, check_range
 from .updates import AttackMLP, UpdatesExperiment, check_compatible, check_delta, prepare_experiment
@@ -137,7 +137,7 @@ def train_cbm_gan(generator:CBMGenerator, # conditional (CBM-GAN) or plain gener
     device, n = default_device(device), sets.shape[1]
     nets = {'generator': generator, 'discriminator': discriminator}
     folder = None if checkpoint_dir is None else Path(checkpoint_dir)/('gan-' + gan_run_key(
-        generator, discriminator, sets, delta, sets_per_step=sets_per_step, lr=lr, beta1=beta1, best_match=best_match, seed=seed))
+        generator, discriminator, sets, delta, sets_per_step=sets_per_step, lr=lr, beta1=beta1, best_match=best_match, seed=seed, device=device.type))
     with (contextlib.nullcontext() if folder is None else cache_lock(folder/'run')):  # one run at a time in a folder; the next resumes where it ended
         return _train_gan(generator, discriminator, pool, sets, delta, epochs, sets_per_step, lr, beta1, best_match, seed, device, n, nets, folder,
                           progress)
@@ -154,8 +154,7 @@ def _train_gan(generator, discriminator, pool, sets, delta, epochs, sets_per_ste
         if start < epochs:
             opt_g.load_state_dict(saved['opt_g']); opt_d.load_state_dict(saved['opt_d']); order_gen.set_state(saved['order_rng'])
     epoch_iter = progress_bar(range(start, epochs), enabled=progress, name='GAN epoch')
-    with torch.random.fork_rng(devices=[]):  # noise and dropout draw from a private, seeded stream
-        torch.manual_seed(seed)
+    with private_rng(seed):  # noise and dropout draw from a private, seeded stream
         if saved is not None and start < epochs:
             torch.set_rng_state(saved['rng'])
             if device.type == 'cuda' and saved['cuda_rng'] is not None: torch.cuda.set_rng_state(saved['cuda_rng'], device)
