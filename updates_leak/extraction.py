@@ -216,7 +216,9 @@ def solve_cross_entropy(model:nn.Module, # the candidate model; its parameters a
                         p:torch.Tensor, # N×classes confidences
                         max_iter:int=5000, # L-BFGS iterations
                        ) -> float:
-    "Fit `model`'s parameters in place to reproduce `p` on `x`; returns the final KL divergence (nats per query)."
+    """Fit `model`'s parameters in place to reproduce `p` on `x`; returns the final KL divergence (nats per query).
+    SciPy's L-BFGS-B drives the fit, so it runs on the CPU in float64 (the model, `x` and `p` must be there): equation
+    solving needs the precision, and its problems are small enough that a GPU would sit idle."""
     names = [n for n, _ in model.named_parameters()]
     shapes = [q.shape for q in model.parameters()]
     sizes = [q.numel() for q in model.parameters()]

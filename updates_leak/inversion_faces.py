@@ -159,9 +159,10 @@ def mi_face(model:nn.Module, # the recogniser, returning logits
     start = time.perf_counter()
     x = torch.full((len(labels), *image_shape), float(value_range[0]), device=device)
     best, best_cost = x.clone(), torch.full((len(labels),), float('inf'), device=device)
-    history, active = [], torch.ones(len(labels), dtype=torch.bool, device=device)
+    history = torch.full((patience, len(labels)), float('inf'), device=device)  # the last β costs, a ring on the device
+    active = torch.ones(len(labels), dtype=torch.bool, device=device)
     steps = torch.zeros(len(labels), dtype=torch.long, device=device)
-    for _ in range(max_steps):
+    for step_no in range(max_steps):
         x.requires_grad_(True)
         grad, = torch.autograd.grad(cost(x).sum(), x)
         with torch.no_grad():
@@ -169,14 +170,16 @@ def mi_face(model:nn.Module, # the recogniser, returning logits
             if process is not None: step = process(step)
             x = torch.where(active.view(-1, *[1] * len(image_shape)), step.clamp(*value_range), x.detach())
             c = cost(x)
-            check_finite(c, 'MI-FACE cost')
             improved = active & (c < best_cost)
-            best[improved], best_cost[improved] = x[improved], c[improved]
+            best = torch.where(improved.view(-1, *[1] * len(image_shape)), x, best)
+            best_cost = torch.where(improved, c, best_cost)
             steps += active
-            if len(history) >= patience: active &= c < torch.stack(history[-patience:]).max(0).values
-            history.append(c)
+            if step_no >= patience: active &= c < history.max(0).values
+            history[step_no % patience] = c
             active &= c > target_cost
-        if not active.any(): break
+        if step_no % 20 == 19 or step_no == max_steps - 1:  # the host looks every 20 steps: one sync, not two per step
+            check_finite(c, 'MI-FACE cost')
+            if not active.any(): break
     model.train(was_training)
     return Inversion(best.cpu(), best_cost.cpu(), steps.cpu(), time.perf_counter() - start)
 

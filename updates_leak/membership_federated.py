@@ -13,7 +13,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from sklearn.metrics import roc_curve
 
-from .core import ATTACK_METHOD, Result, artefact, check_count, check_positive, metric_rows, seeded_generator
+from .core import ATTACK_METHOD, Result, artefact, check_count, check_positive, default_device, metric_rows, private_rng, seeded_generator
 from .data import Data, assert_disjoint, disjoint_split
 from .membership_features import (attack_metrics, best_threshold, check_layers, epoch_range, membership_features,
                                               membership_scores, plot_roc_curves, train_nasr_attack, weight_layers)
@@ -95,34 +95,35 @@ def simulate_federated(setting:FederatedSetting, # the FedAvg run
                        progress:bool=False, # progress bar over rounds
                        device:str|torch.device|None=None, # where the participants train
                       ) -> tuple:
-    "Run FedAvg; returns the snapshots the attacker keeps (name -> model, in eval mode) and the final global model."
+    "Run FedAvg; returns the snapshots the attacker keeps (name -> model, in eval mode) and the final global model, all on `device`."
     observed = check_federated(setting, attacker, mode, observed)
-    torch.manual_seed(seed)
-    make_model = TARGETS[setting.dataset].make_model
-    global_model, victim_model, seen = make_model().eval(), None, {}
-    for r in (i + 1 for i in epoch_range(setting.rounds, progress)):
-        watch = r in observed
-        if attacker == 'local' and watch: seen[f'r{r}-before'] = copy.deepcopy(global_model)
-        uploads = []
-        for i, data in enumerate(parts):
-            isolated = i == 0 and mode == 'isolating'
-            local = copy.deepcopy(victim_model if isolated and victim_model is not None else global_model)
-            if i == 0 and attacker == 'global':
-                if mode == 'active' and watch:
-                    seen[f'r{r}-honest'] = copy.deepcopy(local).eval()  # the server knows what it would have sent
-                    ascent_step(local, targets, ascent)
-                if watch: seen[f'r{r}-sent'] = copy.deepcopy(local).eval()
-            local_update(local, data, setting, seed * 100_000 + r * 100 + i, device)
-            if i == len(parts) - 1 and attacker == 'local' and mode == 'active' and r + 1 in observed:
-                ascent_step(local, targets, ascent)  # the upload that makes the next round's global model
-            if i == 0:
-                victim_model = local
-                if attacker == 'global' and watch: seen[f'r{r}-returned'] = copy.deepcopy(local)
-            if not isolated: uploads.append(local.state_dict())
-        global_model = make_model()
-        global_model.load_state_dict(average_states(uploads))
-        global_model.eval()
-        if attacker == 'local' and watch: seen[f'r{r}-after'] = copy.deepcopy(global_model)
+    device = default_device(device)
+    with private_rng(seed):  # the initial model and every round draw from a private stream; the caller's is left alone
+        make_model = TARGETS[setting.dataset].make_model
+        global_model, victim_model, seen = make_model().to(device).eval(), None, {}  # every model stays on the device, round after round
+        for r in (i + 1 for i in epoch_range(setting.rounds, progress)):
+            watch = r in observed
+            if attacker == 'local' and watch: seen[f'r{r}-before'] = copy.deepcopy(global_model)
+            uploads = []
+            for i, data in enumerate(parts):
+                isolated = i == 0 and mode == 'isolating'
+                local = copy.deepcopy(victim_model if isolated and victim_model is not None else global_model)
+                if i == 0 and attacker == 'global':
+                    if mode == 'active' and watch:
+                        seen[f'r{r}-honest'] = copy.deepcopy(local).eval()  # the server knows what it would have sent
+                        ascent_step(local, targets, ascent)
+                    if watch: seen[f'r{r}-sent'] = copy.deepcopy(local).eval()
+                local_update(local, data, setting, seed * 100_000 + r * 100 + i, device)
+                if i == len(parts) - 1 and attacker == 'local' and mode == 'active' and r + 1 in observed:
+                    ascent_step(local, targets, ascent)  # the upload that makes the next round's global model
+                if i == 0:
+                    victim_model = local
+                    if attacker == 'global' and watch: seen[f'r{r}-returned'] = copy.deepcopy(local)
+                if not isolated: uploads.append(local.state_dict())
+            global_model = make_model().to(device)
+            global_model.load_state_dict(average_states(uploads))
+            global_model.eval()
+            if attacker == 'local' and watch: seen[f'r{r}-after'] = copy.deepcopy(global_model)
     return seen, global_model
 
 # %% ../nbs/62_membership_federated.ipynb #543bdc3a
