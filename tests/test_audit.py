@@ -252,6 +252,6 @@ def test_membership_runs_lira_and_rmia_on_the_users_model(torch_audit, workspace
     s = audit(lambda x: logreg.predict_proba(x.numpy()), tr, te, families=('membership',), quick=True, progress=False).sections[0]
     assert 'no LiRA or RMIA: a predictions-only model' in s.ran
     members, nonmembers, idx, spare = balanced_sample(tr, te, 100, 0)
-    scores, k, is_member = audit_reference_attacks(model, tr, te, members, nonmembers, idx, spare, False, 0, 2, 1e-3, 'cpu', False)
+    scores, k, is_member = audit_reference_attacks(model, tr, members, nonmembers, idx, spare, False, 0, 2, 1e-3, 'cpu', False)
     assert k == 8 and is_member.sum() == 100 and {'LiRA online', 'RMIA online', 'LiRA offline', 'RMIA offline'} <= set(scores)
     assert all(v.shape == (200,) and torch.isfinite(v).all() for v in scores.values())

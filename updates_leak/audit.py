@@ -249,7 +249,7 @@ def verdict_membership(auc:float, tpr:float) -> str:
     if auc < 0.65 and tpr < 0.1: return 'some leakage'
     return 'strong leakage'
 
-def audit_reference_attacks(model, train:Data, test:Data, members:Data, nonmembers:Data, member_idx:torch.Tensor, spare:Data,
+def audit_reference_attacks(model, train:Data, members:Data, nonmembers:Data, member_idx:torch.Tensor, spare:Data,
                             quick:bool, seed:int, epochs:int, lr:float, device=None, show:bool=True) -> tuple:
     """LiRA and RMIA on the audited model, with K references trained like it: offline with 4 at `--quick` (their pool holds none of
     the records under test), online and offline with 8 otherwise (every record under test in half of them). `(scores, K, is_member)`,
@@ -291,7 +291,7 @@ def audit_membership(model, train:Data, test:Data, quick:bool=False, seed:int=0,
     res = run_standalone('audited model', model=model, members=members, nonmembers=nonmembers, variants=('white-box',) if kind == 'torch' else ('black-box',),
                          kernels=100 if quick else None, attack_epochs=10 if quick else 40, seed=seed, progress=show, device=device,
                          shadow=spare if shadows else None, n_shadow=shadows, epochs=10)
-    scores, refs, is_member = audit_reference_attacks(model, train, test, members, nonmembers, idx, spare, quick, seed, epochs, lr, device, show)
+    scores, refs, is_member = audit_reference_attacks(model, train, members, nonmembers, idx, spare, quick, seed, epochs, lr, device, show)
     rows = res.rows()
     if scores is not None:
         for name, s in scores.items():
