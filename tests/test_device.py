@@ -1,5 +1,6 @@
 """The device contract on a CPU: cache keys differ by device, private random streams leave the caller's state alone,
-and the one-call device check runs as a dry run (`tools/device_check.py --device cpu`)."""
+dropout masks are drawn where their keys live, and the one-call device check runs as a dry run
+(`tools/device_check.py --device cpu`)."""
 import json, subprocess, sys
 
 import torch
@@ -29,11 +30,43 @@ def test_private_rng_restores_the_callers_stream():
     assert torch.equal(inside, again) and torch.equal(torch.rand(3), expected)
 
 
+def test_dropout_masks_are_drawn_on_the_keys_device_and_change_with_the_key_and_step():
+    model, keys = MnistCNN(), torch.tensor([3, 4])
+    masks = model.dropout_masks(keys, 0, 5)
+    assert all(m.device == keys.device and set(m.unique().tolist()) <= {0., 2.} for m in masks)
+    assert not torch.equal(masks[1][0], masks[1][1]) and not torch.equal(masks[1], model.dropout_masks(keys, 1, 5)[1])
+    assert abs(torch.cat([m.flatten() for m in model.dropout_masks(torch.arange(200), 0, 50)]).mean() - 1) < 0.02  # rate 0.5, scaled by 2
+
+
+def _state(model):
+    return [p.detach().clone() for p in model.parameters()], [p.requires_grad for p in model.parameters()], model.training
+
+
+def test_white_box_features_and_the_active_attack_take_a_device_and_leave_the_model_alone():
+    from updates_leak.membership_features import membership_features, per_sample_gradients
+    from updates_leak.membership_federated import FederatedSetting, ascent_response
+    from updates_leak.models import MLP
+    torch.manual_seed(0)
+    model, data = MLP([6, 8, 3]).train(), Data(torch.rand(12, 6), torch.arange(12) % 3)
+    model[1].weight.requires_grad_(False)  # a frozen layer stays frozen
+    before = _state(model)
+    here = membership_features(model, data, ['3'])
+    there = membership_features(model, data, ['3'], device='cpu')
+    assert all(torch.equal(here[k], there[k]) and there[k].device.type == 'cpu' for k in here)
+    grads = per_sample_gradients(model, data.x, data.y, ['3'], device='cpu')['3']
+    assert torch.allclose(grads, here['grad:3'])
+    setting = FederatedSetting('location', participants=2, records=6, rounds=1, local_epochs=1)
+    out = ascent_response(model, setting, data.subset(range(6)), data.subset(range(6, 12)), 3, 0.1, device='cpu')
+    assert all(v.device.type == 'cpu' and v.shape == (6,) for v in out.values())
+    after = _state(model)
+    assert all(torch.equal(a, b) for a, b in zip(before[0], after[0])) and before[1:] == after[1:]
+
+
 def test_the_device_check_runs_as_a_dry_run(tmp_path):
     done = subprocess.run([sys.executable, str(REPO/'tools'/'device_check.py'), '--device', 'cpu', '--out', str(tmp_path)],
                           cwd=tmp_path, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout + done.stderr
     report = json.loads((tmp_path/'device_check.json').read_text())
     assert report['dry_run'] and report['tests']['returncode'] == 0 and 'passed' in report['tests']['summary']
-    assert set(report['benchmarks']) == {'shadow-updates', 'per-sample-gradients', 'reference-models', 'face-inversion'}
+    assert set(report['benchmarks']) == {'shadow-updates', 'per-sample-gradients', 'reference-models', 'cbm-gan', 'face-inversion'}
     assert all('rows' in b for b in report['benchmarks'].values())  # the data root comes from the test run's environment

@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from hypothesis import given, settings, strategies as st
 from safetensors.torch import load_file, save_file
 
-from updates_leak.core import CacheDamaged, load_verified, save_verified, set_seed
+from updates_leak.core import CacheDamaged, keyed_uniform, load_verified, save_verified, set_seed
 from updates_leak.data import Data, read_npz
 from updates_leak.updates import UpdateConfig, generate_updates, loop_updates, sample_updating_sets, stacked_updates, update_seeds
 from updates_leak.updates_msr import CBMGenerator, ImageDiscriminator, train_cbm_gan
@@ -152,7 +152,7 @@ class MaskedDropout(nn.Module):
     "Dropout with explicit masks, as `stacked_updates` needs."
     def __init__(self, d=16, h=12, c=3):
         super().__init__(); self.hidden, self.out, self.h = nn.Linear(d, h), nn.Linear(h, c), h
-    def dropout_masks(self, n, generator=None): return [torch.bernoulli(torch.full((n, self.h), 0.5), generator=generator) * 2]
+    def dropout_masks(self, keys, step, n): return [(keyed_uniform(keys, step, (n, self.h)) >= 0.5) * 2.]
     def forward(self, x, masks=None):
         h = F.relu(self.hidden(x.flatten(1)))
         return self.out(h * masks[0] if masks is not None else F.dropout(h, 0.5, self.training))

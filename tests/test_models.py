@@ -55,14 +55,12 @@ def test_dp_sgd_update_matches_opacus():
     import torch.nn.functional as F
     from opacus import GradSampleModule
     from opacus.optimizers import DPOptimizer
-    from updates_leak.core import seeded_generator
     model, data = _train(0), load_embedded_mnist('test').subset(range(8))
     ours = online_update(model, data, lr=0.05, batch_size=4, shuffle=False, seed=3, device='cpu', clip_norm=0.5)
     reference = GradSampleModule(copy.deepcopy(model).train())
     opt = DPOptimizer(torch.optim.SGD(reference.parameters(), lr=0.05, momentum=0.9), noise_multiplier=0., max_grad_norm=0.5, expected_batch_size=4)
-    gen = seeded_generator(3)
-    for idx in torch.arange(8).split(4):
-        masks = model.dropout_masks(4, gen)
+    for step, idx in enumerate(torch.arange(8).split(4)):
+        masks = [m[0] for m in model.dropout_masks(torch.tensor([3]), step, 4)]
         opt.zero_grad()
         F.cross_entropy(reference(data.x[idx], masks=masks), data.y[idx]).backward()
         opt.step()

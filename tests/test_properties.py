@@ -1,5 +1,5 @@
-"""Claims that hold for all inputs, checked on many: disclosure policies, the data boundary, the query budget and the
-result protocol's JSON round trip."""
+"""Claims that hold for all inputs, checked on many: disclosure policies, the data boundary, the query budget, the
+result protocol's JSON round trip and the counter-based random stream."""
 import json, math
 from dataclasses import dataclass
 
@@ -9,7 +9,7 @@ import torch
 from hypothesis import given, settings, strategies as st
 from hypothesis.extra.numpy import arrays
 
-from updates_leak.core import ATTACK_METHOD, ROW_KEYS, Result, artefact, check_rows, format_rows, metric_rows, to_json
+from updates_leak.core import ATTACK_METHOD, ROW_KEYS, Result, artefact, check_rows, format_rows, keyed_uniform, metric_rows, to_json
 from updates_leak.data import Data, as_data
 from updates_leak.oracle import Disclosure, Oracle, QueryBudgetExceeded
 
@@ -112,3 +112,21 @@ def test_any_bytes_in_an_npz_path_are_read_or_refused_cleanly(tmp_path_factory, 
     path.write_bytes(raw)
     with pytest.raises(ValueError) as e: read_npz(path, ('x',))
     assert 'allow_pickle' not in str(e.value) and str(path) in str(e.value)
+
+@FAST
+@given(st.lists(st.integers(0, 2**31 - 1), min_size=1, max_size=12, unique=True), st.integers(0, 2**32 - 1),
+       st.tuples(st.integers(1, 5), st.integers(1, 7)), st.data())
+def test_a_keyed_stream_is_the_same_alone_or_among_others(keys, counter, shape, data):
+    "Copy k's numbers depend on its key, the counter and the position only: drawing it alone (as its own update does) gives the same."
+    every = keyed_uniform(torch.tensor(keys), counter, shape)
+    k = data.draw(st.integers(0, len(keys) - 1))
+    assert torch.equal(keyed_uniform(torch.tensor([keys[k]]), counter, shape)[0], every[k])
+    assert every.shape == (len(keys), *shape) and every.min() >= 0 and every.max() < 1
+
+@pytest.mark.parametrize('bad', [torch.tensor([0.5]), torch.tensor([[1, 2]])])
+def test_keyed_stream_refuses_keys_that_are_not_integers_in_a_row(bad):
+    with pytest.raises(TypeError, match='1-d integer'): keyed_uniform(bad, 0, (2,))
+
+def test_keyed_stream_refuses_a_counter_outside_32_bits():
+    for counter in (-1, 2**32):
+        with pytest.raises(ValueError, match='counter'): keyed_uniform(torch.tensor([1]), counter, (2,))

@@ -34,7 +34,7 @@ def test_stacked_equals_loop_cifar_cnn_and_vmap_fallback():
 
 def test_implicit_dropout_is_refused():
     pool = Data(torch.rand(10, 4), torch.randint(0, 2, (10,)), ['a', 'b'])
-    with pytest.raises(ValueError, match=r'`dropout_masks\(n, generator\)` method'):
+    with pytest.raises(ValueError, match=r'`dropout_masks\(keys, step, n\)` method'):
         stacked_updates(MLP([4, 8, 2], dropout=0.5), pool, sample_updating_sets(10, 2, 3), update_seeds(2), torch.rand(3, 4), device='cpu')
 
 def test_parallel_generator_equals_in_process_and_cache_resumes(setting, tmp_path):
@@ -62,6 +62,31 @@ def test_bad_updating_sets_and_probes(setting):
     u = Updates(torch.rand(100, 10), torch.rand(4, 100, 10), torch.zeros(4, 1, dtype=torch.long), torch.zeros(4, 1, dtype=torch.long))
     v = Updates(torch.rand(50, 10), torch.rand(4, 50, 10), u.sets, u.labels)
     with pytest.raises(ValueError, match='different probing sets'): check_compatible(u, v)
+    with pytest.raises(ValueError, match='sign must be'): u.delta('up')
+
+
+@pytest.fixture(scope='module')
+def tiny_experiments():
+    "Single-sample and ten-sample experiments at a size that trains in seconds."
+    from updates_leak.updates import Scale, prepare_experiment
+    scale = Scale(n_train=300, target_pool=300, epochs=1, lr=1e-2, n_shadow_updates=20, n_target_updates=10)
+    return {n: prepare_experiment('mnist-embedded', scale, set_size=n, device='cpu', progress=False) for n in (1, 10)}
+
+def test_label_attacks_refuse_updates_they_cannot_read(tiny_experiments):
+    from updates_leak.updates import prepare_experiment
+    from updates_leak.updates_lde import LabelDistributionAttack, residual_ceiling
+    from updates_leak.updates_li import LabelInferenceAttack
+    single, many = tiny_experiments[1], tiny_experiments[10]
+    t = single.target_updates
+    attack = LabelInferenceAttack(1000, 10).fit(single.shadow_updates, epochs=1)
+    with pytest.raises(ValueError, match='reads δ of 1000 values'): attack.predict(t.delta()[:, :990])
+    with pytest.raises(ValueError, match='single-sample'):
+        LabelInferenceAttack(1000, 10).fit([Updates(t.before, t.after, t.sets.repeat(1, 2), t.labels.repeat(1, 2))])
+    with pytest.raises(ValueError, match='at least 1'): prepare_experiment(set_size=0)
+    distribution = LabelDistributionAttack(1000, 10).fit(many.shadow_updates[:1], epochs=1)
+    with pytest.raises(ValueError, match='reads δ of 1000 values'): distribution.predict(torch.zeros(2, 500))
+    with pytest.raises(ValueError, match='NaN'): distribution.predict(torch.full((1, 1000), float('nan')))
+    with pytest.raises(ValueError, match='n_test < n_sets'): residual_ceiling(many.shadows[0], many.setting.shadow_pool, 10, n_sets=10, n_test=10)
 
 def test_experiments_are_reproducible():
     from updates_leak.updates import Scale, prepare_experiment

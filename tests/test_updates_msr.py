@@ -6,9 +6,9 @@ import torch
 
 from updates_leak.data import Data
 from updates_leak.updates import Updates, UpdatesExperiment
-from updates_leak.updates_msr import (CBMGenerator, ImageDiscriminator, best_match_loss, cluster_representatives,
+from updates_leak.updates_msr import (CBMGenerator, ImageDiscriminator, bench_cbm_gan, best_match_loss, cluster_representatives,
                                       evaluate_multi_reconstruction, hungarian_match, label_oracle_representatives, matched_mse,
-                                      pairwise_mse, train_cbm_gan)
+                                      pairwise_mse, sets_best_match_loss, train_cbm_gan)
 
 def test_best_match_loss_matches_each_real_sample_to_its_nearest_fake():
     g = torch.Generator().manual_seed(0)
@@ -123,3 +123,21 @@ def test_label_oracle_draws_each_class_as_often_as_the_set_holds_it():
     assert len(reps) == 5
     classes = [int(pool.y[[torch.equal(r, x) for x in pool.x].index(True)]) for r in reps]
     assert sorted(classes) == [0, 0, 2, 2, 2]
+
+
+def test_batched_best_match_equals_one_set_at_a_time_in_value_and_gradient():
+    g = torch.Generator().manual_seed(1)
+    real, fake = torch.rand(6, 5, 1, 3, 3, generator=g), torch.rand(6, 7, 1, 3, 3, generator=g).requires_grad_()
+    batched = sets_best_match_loss(real, fake)
+    (grad_batched,) = torch.autograd.grad(batched, fake)
+    one_by_one = torch.stack([best_match_loss(r, f) for r, f in zip(real, fake)]).mean()
+    (grad_one,) = torch.autograd.grad(one_by_one, fake)
+    assert torch.allclose(batched, one_by_one, atol=1e-7) and torch.allclose(grad_batched, grad_one, atol=1e-8)
+    with pytest.raises(ValueError, match='differ in shape'): sets_best_match_loss(real, fake[:5])
+
+
+def test_the_cbm_gan_benchmark_reports_an_epoch_and_its_projection():
+    (row,) = bench_cbm_gan(n_sets=4, set_size=5, hidden=(8,), sets_per_step=2, paper_sets=100, device='cpu')
+    assert row['seconds per epoch'] > 0 and row['projected seconds per paper epoch'] == pytest.approx(25 * row['seconds per epoch'])
+    assert row['ratio'] > 0 and row['device'] == 'cpu'
+    with pytest.raises(ValueError, match='n_sets'): bench_cbm_gan(n_sets=0)

@@ -1,8 +1,8 @@
 """One call that checks the library on a device: `python tools/device_check.py [--device cuda] [--out FOLDER]`.
 
 It runs the `gpu`-marked tests on the device (`tests/test_gpu.py`), then the benchmarks with that device
-(shadow updates against the authors' one-at-a-time loop, per-sample gradients, reference models, MI-FACE per
-face when the AT&T faces are present), and writes every figure to one JSON file (`device_check.json`).
+(shadow updates against the authors' one-at-a-time loop, per-sample gradients, reference models, a CBM-GAN
+epoch at the paper's width, MI-FACE per face when the AT&T faces are present), and writes every figure to one JSON file (`device_check.json`).
 On a GPU it runs the benchmarks at their default sizes, within about 8 minutes; `--device cpu` is a dry run at
 small sizes that the default test run executes (`tests/test_device.py`), so that the script cannot rot.
 """
@@ -29,10 +29,12 @@ def run_benchmarks(device:str, dry:bool) -> dict:
     from updates_leak.membership_features import bench_per_sample_gradients
     from updates_leak.membership_lira import bench_reference_models
     from updates_leak.updates import bench_shadow_updates
+    from updates_leak.updates_msr import bench_cbm_gan
     benches = {
         'shadow-updates': lambda: [bench_shadow_updates(n_updates=20 if dry else 500, device=device)],
         'per-sample-gradients': lambda: bench_per_sample_gradients(n=16 if dry else 512, repeats=1 if dry else 3, device=device),
         'reference-models': lambda: bench_reference_models(n_models=2 if dry else 16, epochs=1 if dry else 20, pool=100 if dry else 1000, device=device),
+        'cbm-gan': lambda: bench_cbm_gan(n_sets=8 if dry else 400, set_size=10 if dry else 100, hidden=(64,) * 3 if dry else (2048,) * 3, device=device),
         'face-inversion': lambda: bench_face_inversion(models=('softmax',), device=device) if not dry else [],
     }
     out = {}

@@ -299,7 +299,7 @@ def audit_membership(model, train:Data, test:Data, quick:bool=False, seed:int=0,
             rows += [r for k, v in res.metrics[name].items() for r in metric_rows(f'membership: {name}', 'audited model', k, {'this library': v}, f'K={refs}')]
     best = max(res.metrics, key=lambda a: (res.metrics[a]['auc'], res.metrics[a]['tpr@1%fpr']))
     m = res.metrics[best]
-    feats_m, feats_t = membership_features(model, members), membership_features(model, nonmembers)
+    feats_m, feats_t = membership_features(model, members, device=device), membership_features(model, nonmembers, device=device)
     loss_m, loss_t = (f['log_loss'][:, 0].double().exp() for f in (feats_m, feats_t))
     exp = exposure(loss_m, members.y, loss_t, nonmembers.y)
     top = torch.tensor(np.lexsort((loss_m.numpy(), -exp.numpy()))[:8])  # most exposed first, ties: lowest loss first

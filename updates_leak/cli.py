@@ -32,7 +32,7 @@ from .updates import ARCHITECTURES, ATTACK_INPUTS, SCALES, UpdateConfig, bench_s
 from .updates_defences import DEFENCES, defend_experiment
 from .updates_lde import evaluate_label_distribution
 from .updates_li import evaluate_label_inference, run_label_inference
-from .updates_msr import evaluate_multi_reconstruction
+from .updates_msr import bench_cbm_gan, evaluate_multi_reconstruction
 from .updates_ssr import evaluate_reconstruction
 
 # %% auto #0
@@ -363,9 +363,9 @@ def audit_command(train:str, # the training records (members): .npz (x, y), .csv
     return Outcome('audit', [res])
 
 # %% ../nbs/90_cli.ipynb #7ca62061
-@command(choices={'name': ('shadow-updates', 'face-inversion', 'per-sample-gradients', 'audit', 'reference-models')},
+@command(choices={'name': ('shadow-updates', 'face-inversion', 'per-sample-gradients', 'audit', 'reference-models', 'cbm-gan')},
          checks={'n_updates': at_least(1), 'set_size': at_least(1), 'workers': at_least(0)})
-def bench_command(name:str, # the benchmark: 'shadow-updates', 'face-inversion' or 'per-sample-gradients'
+def bench_command(name:str, # the benchmark: 'shadow-updates', 'face-inversion', 'per-sample-gradients', 'audit', 'reference-models' or 'cbm-gan'
                   n_updates:int=400, # shadow-updates: updates per method
                   set_size:int=100, # shadow-updates: |D_update|
                   workers:int=None, # shadow-updates: worker processes of the fast generator (default: one per core)
@@ -373,11 +373,12 @@ def bench_command(name:str, # the benchmark: 'shadow-updates', 'face-inversion' 
                   device:str=None, # where to compute
                   out:str=None, # folder for the JSON of the measurements (default: print only)
                  ) -> Outcome:
-    "Benchmarks: `shadow-updates` (batched, parallel online updates vs the authors' loop), `face-inversion` (MI-FACE per face), `per-sample-gradients` (one batched pass vs one backward pass per record), `audit` (seconds per section), `reference-models` (K models stacked vs one at a time)."
-    if name == 'per-sample-gradients': return Outcome('bench_per_sample_gradients', bench_per_sample_gradients())
+    "Benchmarks: `shadow-updates` (batched, parallel online updates vs the authors' loop), `face-inversion` (MI-FACE per face), `per-sample-gradients` (one batched pass vs one backward pass per record), `audit` (seconds per section), `reference-models` (K models stacked vs one at a time), `cbm-gan` (one CBM-GAN epoch at the paper's width)."
+    if name == 'per-sample-gradients': return Outcome('bench_per_sample_gradients', bench_per_sample_gradients(device=device))
     if name == 'audit': return Outcome('bench_audit', bench_audit(quick=quick, device=device))
     if name == 'reference-models': return Outcome('bench_reference_models', bench_reference_models(device=device))
     if name == 'face-inversion': return Outcome('bench_face_inversion', bench_face_inversion(device=device))
+    if name == 'cbm-gan': return Outcome('bench_cbm_gan', bench_cbm_gan(device=device))
     r = bench_shadow_updates(n_updates=n_updates, set_size=set_size, workers=workers, device=device)
     return Outcome('bench_shadow_updates', [{'method': f"one at a time (authors' loop, {r['threads']} threads)", 'updates/s': r['loop_updates_per_s'], 'ratio': 1.},
                                             {'method': f"stacked, {r['workers']} worker processes", 'updates/s': r['fast_updates_per_s'], 'ratio': r['ratio'],

@@ -14,10 +14,10 @@ import torch
 
 # %% auto #0
 __all__ = ['DATA_ENV', 'ROW_KEYS', 'ATTACK_METHOD', 'default_device', 'set_seed', 'seeded_generator', 'torch_threads',
-           'private_rng', 'ray_map', 'data_root', 'as_float_tensor', 'check_finite', 'check_shape', 'check_count',
-           'check_positive', 'check_fraction', 'check_allocation', 'chunks', 'format_table', 'write_results',
-           'metric_rows', 'check_rows', 'format_rows', 'Anchor', 'paper_value', 'artefact', 'to_json', 'Result',
-           'progress', 'CacheDamaged', 'tensor_digest', 'save_verified', 'load_verified', 'cache_lock']
+           'private_rng', 'keyed_uniform', 'ray_map', 'data_root', 'as_float_tensor', 'check_finite', 'check_shape',
+           'check_count', 'check_positive', 'check_fraction', 'check_allocation', 'chunks', 'format_table',
+           'write_results', 'metric_rows', 'check_rows', 'format_rows', 'Anchor', 'paper_value', 'artefact', 'to_json',
+           'Result', 'progress', 'CacheDamaged', 'tensor_digest', 'save_verified', 'load_verified', 'cache_lock']
 
 # %% ../nbs/00_core.ipynb #b76b7c3c
 def default_device(device:str|torch.device|None=None, # explicit choice, or `None` for CUDA-if-available
@@ -64,6 +64,28 @@ def private_rng(seed:int, # seeds the CPU generator and every visible CUDA gener
     with torch.random.fork_rng(devices=devices):
         torch.manual_seed(seed)
         yield
+
+# %% ../nbs/00_core.ipynb #60b5e4cd
+_MASK32 = 0xFFFFFFFF
+
+def _mix32(x:torch.Tensor) -> torch.Tensor:
+    "A 32-bit integer hash of each element of an int64 tensor holding values below 2³²."
+    x = ((x >> 16) ^ x) * 0x45D9F3B & _MASK32
+    x = ((x >> 16) ^ x) * 0x45D9F3B & _MASK32
+    return (x >> 16) ^ x
+
+def keyed_uniform(keys:torch.Tensor, # K integer keys, one per stream (on the device the numbers are for)
+                  counter:int, # which draw of each stream (a step number): each counter gives fresh numbers
+                  shape:tuple, # the shape of each stream's draw
+                 ) -> torch.Tensor:
+    "Uniform numbers in [0, 1), K × `shape`, that depend only on (key, counter, position): counter-based and device-independent."
+    keys = torch.as_tensor(keys)
+    if keys.is_floating_point() or keys.dim() != 1: raise TypeError(f"keys must be a 1-d integer tensor, got {keys.dtype} of shape {tuple(keys.shape)}")
+    if not 0 <= counter < 2**32: raise ValueError(f"counter must lie in 0..2³² − 1, got {counter}")
+    stream = _mix32(_mix32(keys.long() & _MASK32) ^ counter)
+    bits = _mix32(stream[:, None] ^ _mix32(torch.arange(math.prod(shape), device=keys.device)))  # hashing the position first: no two streams are shifts of each other
+    return (bits.double() / 2**32).float().view(len(keys), *shape)
+
 
 # %% ../nbs/00_core.ipynb #raymapcode
 def ray_map(fn:typing.Callable, # a module-level function (Ray workers import it by name): `fn(shared, *job)`

@@ -5,7 +5,7 @@
 # %% ../nbs/60_membership_features.ipynb #9c4caf1a
 from __future__ import annotations
 
-import time
+import copy, time
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -18,7 +18,7 @@ from torch.func import functional_call, grad, vmap
 
 from .core import private_rng, check_count, check_finite, check_positive, chunks, default_device, progress as progress_bar, seeded_generator, torch_threads
 from .data import Data, as_data
-from .models import CifarCNN, location_model, predict_logits
+from .models import CifarCNN, location_model, model_device, predict_logits
 from .oracle import model_kind, posteriors, white_box
 
 # %% auto #0
@@ -99,9 +99,11 @@ def per_sample_gradients(model:nn.Module, # the classifier, evaluated in eval mo
                          y:torch.Tensor, # labels, N
                          layers:list, # weight layers to differentiate (see `weight_layers`)
                          batch_size:int=512, # examples per chunk (bounds memory)
+                         device:str|torch.device|None=None, # where to compute (`None`: where the model lives; elsewhere a private copy runs)
                         ) -> dict:
     "Gradient of each example's loss with respect to each layer's weights: layer -> N × out × in, on the CPU."
     layers = check_layers(model, layers)
+    if device is not None and default_device(device) != model_device(model): model = copy.deepcopy(model).to(default_device(device))
     modules = dict(model.named_modules())
     out = {l: torch.empty(len(x), modules[l].weight.shape[0], modules[l].weight[0].numel(), dtype=modules[l].weight.dtype) for l in layers}
     with evaluating(model) as device:
@@ -170,10 +172,11 @@ def membership_features(model, # the target classifier: a torch model, or (black
                         data, # the records to describe: a `Data`, `(x, y)` or `TensorDataset`
                         layers:list=(), # weight layers whose per-example gradients to include (a torch model's)
                         batch_size:int=512, # examples per chunk
+                        device:str|torch.device|None=None, # torch models: where to compute (`None`: where the model lives)
                        ) -> dict:
-    "One-hot label, posteriors, log-loss and per-layer gradients of every record, as named N-row tensors."
+    "One-hot label, posteriors, log-loss and per-layer gradients of every record, as named N-row tensors, on the CPU."
     data = as_data(data)
-    if model_kind(model) == 'torch': log_probs = predict_logits(model, data.x).double().log_softmax(1)
+    if model_kind(model) == 'torch': log_probs = predict_logits(model, data.x, device=device).double().log_softmax(1)
     else:
         if layers: white_box(model, 'Gradient features')
         log_probs = posteriors(model, data.x).double().clamp_min(1e-300).log()
@@ -182,7 +185,7 @@ def membership_features(model, # the target classifier: a torch model, or (black
     feats = {'label': F.one_hot(data.y, logits.shape[1]).float(), 'output': log_probs.exp().float(),
              'log_loss': loss.clamp_min(1e-30).log().float()[:, None]}
     if layers:
-        for l, g in per_sample_gradients(model, data.x, data.y, layers, batch_size).items(): feats[f'grad:{l}'] = g
+        for l, g in per_sample_gradients(model, data.x, data.y, layers, batch_size, device).items(): feats[f'grad:{l}'] = g
     return feats
 
 BLACK_BOX = ('label', 'output', 'log_loss')  # what an API user with the record's label can compute

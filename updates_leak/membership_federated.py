@@ -40,7 +40,8 @@ def ascent_step(model:nn.Module, # the model to push (changed in place)
     model.zero_grad()
     F.cross_entropy(model(data.x.to(device)), data.y.to(device)).backward()
     with torch.no_grad():
-        for p in model.parameters(): p += step * p.grad
+        for p in model.parameters():
+            if p.grad is not None: p += step * p.grad  # a frozen layer stays where it is
     model.zero_grad()
     return model
 
@@ -130,11 +131,12 @@ def simulate_federated(setting:FederatedSetting, # the FedAvg run
 def snapshot_features(models:dict, # snapshot name -> model the attacker saw
                       data:Data, # the target records
                       layers:list, # gradient layers
+                      device:str|torch.device|None=None, # where to compute (`None`: where each snapshot lives)
                      ) -> dict:
     "The records' features on every snapshot, named `snapshot/feature`; the label once."
     out = {}
     for name, model in models.items():
-        f = membership_features(model, data, layers)
+        f = membership_features(model, data, layers, device=device)
         out['label'] = f.pop('label')
         out.update({f'{name}/{k}': v for k, v in f.items()})
     return out
@@ -211,7 +213,7 @@ def run_federated(setting:FederatedSetting=FederatedSetting(), # the FedAvg run
     parts, targets, test = federated_split(setting, load_pool(setting.dataset, root), seed)
     seen, global_model = simulate_federated(setting, parts, targets, attacker, mode, observed, ascent, seed, progress, device)
     layers = check_layers(global_model, weight_layers(global_model)[-1:] if layers is None else layers)
-    feats = snapshot_features(seen, targets, layers)
+    feats = snapshot_features(seen, targets, layers, device)
     n, half = setting.records, setting.records // 2
     known = torch.cat([torch.arange(half), n + torch.arange(half)])
     evals = torch.cat([torch.arange(half, n), n + torch.arange(half, n)])
@@ -245,9 +247,10 @@ def plot_federated_trends(by_rounds:list, # `federated_row`s of the passive serv
 # %% ../nbs/62_membership_federated.ipynb #d73e1917
 def target_losses(model:nn.Module, # a snapshot
                   data:Data, # the records
+                  device:str|torch.device|None=None, # where to compute (`None`: where the model lives)
                  ) -> torch.Tensor:
-    "Each record's cross-entropy loss on `model`."
-    return F.cross_entropy(predict_logits(model, data.x), data.y, reduction='none')
+    "Each record's cross-entropy loss on `model`, on the CPU."
+    return F.cross_entropy(predict_logits(model, data.x, device=device), data.y, reduction='none')
 
 def ascent_response(honest:nn.Module, # the global model an honest server would send the victim
                     setting:FederatedSetting, # the victim's local training (epochs, learning rate, batch size)
@@ -256,13 +259,15 @@ def ascent_response(honest:nn.Module, # the global model an honest server would 
                     group_size:int, # targets ascended together in one sent model
                     step:float, # ascent step on the group's *summed* loss (0: the passive server)
                     seed:int=0, # seeds the groups (a random partition: the server cannot sort by membership) and the victim's training
+                    device:str|torch.device|None=None, # where the victim trains and the losses are computed (`None`: CUDA if available)
                    ) -> dict:
     "Each target's loss on the honest, the sent and the returned model, when the server sends the victim one model per group of targets."
     if group_size < 1: raise ValueError(f"group_size must be at least 1, got {group_size}")
-    out = {'honest': target_losses(honest, targets), 'sent': torch.empty(len(targets)), 'returned': torch.empty(len(targets))}
+    device = default_device(device)
+    out = {'honest': target_losses(honest, targets, device), 'sent': torch.empty(len(targets)), 'returned': torch.empty(len(targets))}
     for group in torch.randperm(len(targets), generator=seeded_generator(seed)).split(group_size):
-        sent = ascent_step(copy.deepcopy(honest), targets.subset(group), step * len(group))
-        returned = local_update(copy.deepcopy(sent), victim_data, setting, seed)
-        out['sent'][group] = target_losses(sent, targets.subset(group))
-        out['returned'][group] = target_losses(returned, targets.subset(group))
+        sent = ascent_step(copy.deepcopy(honest).to(device), targets.subset(group), step * len(group))
+        returned = local_update(copy.deepcopy(sent), victim_data, setting, seed, device)
+        out['sent'][group] = target_losses(sent, targets.subset(group), device)
+        out['returned'][group] = target_losses(returned, targets.subset(group), device)
     return out

@@ -148,11 +148,11 @@ class MembershipAttack:
                  epochs:int=40, # attack-network training epochs
                  seed:int=0, # seeds the attack network
                  progress:bool=True, # progress bar
-                 device:str|torch.device|None=None, # where the attack network trains (`None`: CUDA if available)
+                 device:str|torch.device|None=None, # where the features are computed and the attack network trains (`None`: the features where the model lives, the network on CUDA if available)
                 ):
         members, nonmembers = as_data(members, name='members'), as_data(nonmembers, name='non-members')
         check_no_shared_records(members, nonmembers)
-        self.model = model
+        self.model, self.device = model, device
         if not black_box: white_box(model, "Nasr et al.'s white-box attack (black_box=True reads the outputs only)")
         self.layers = [] if black_box else check_layers(model, weight_layers(model)[-1:] if layers is None else layers)
         self.keys = BLACK_BOX + tuple(f'grad:{l}' for l in self.layers)
@@ -163,7 +163,7 @@ class MembershipAttack:
 
     def features(self, data) -> dict:
         "The features this attack reads."
-        return select(membership_features(self.model, as_data(data), self.layers), self.keys)
+        return select(membership_features(self.model, as_data(data), self.layers, device=self.device), self.keys)
 
     def scores(self, data:Data) -> torch.Tensor:
         "Membership logits of `data`'s records (higher: member)."
@@ -297,11 +297,11 @@ def run_standalone(dataset:str='location', # a key of `TARGETS` (a preset: the t
         evaluate_scores(result, name, attack.scores(known_data), attack.scores(eval_data), known_m, eval_m)
     if 'unsupervised' in variants:
         grads = BLACK_BOX + tuple(f'grad:{l}' for l in layers)
-        targets = concat_rows(*(select(membership_features(model, d, layers), grads) for d in (known_data, eval_data)))
+        targets = concat_rows(*(select(membership_features(model, d, layers, device=device), grads) for d in (known_data, eval_data)))
         unsupervised = train_unsupervised_attack(targets, kernels, attack_epochs, seed=seed, progress=progress, device=device)
         evaluate_scores(result, 'white-box unsupervised (Nasr)', unsupervised[:len(known_data)], unsupervised[len(known_data):],
                         known_m, eval_m, cluster_threshold(unsupervised, seed))
-    known, evals = membership_features(model, known_data), membership_features(model, eval_data)
+    known, evals = membership_features(model, known_data, device=device), membership_features(model, eval_data, device=device)
     if n_shadow:
         shadow = ShadowModelAttack(shadow_data, target, n_shadow, seed, device)
         evaluate_scores(result, 'shadow models (Shokri)', shadow.scores(known), shadow.scores(evals), known_m, eval_m)

@@ -13,7 +13,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.utils.data import Dataset, TensorDataset
 
-from .core import private_rng, check_count, check_positive, chunks, default_device, progress as progress_bar, seeded_generator
+from .core import private_rng, check_count, check_positive, chunks, default_device, keyed_uniform, progress as progress_bar, seeded_generator
 from .data import Data, as_data
 
 # %% auto #0
@@ -92,11 +92,12 @@ class MnistCNN(nn.Module):
         self.drop = nn.Dropout(0.5)
         self.fc2 = nn.Linear(50, n_classes)
 
-    def dropout_masks(self, n:int, # batch size
-                      generator:torch.Generator|None=None, # source of randomness
+    def dropout_masks(self, keys:torch.Tensor, # K integer keys, one per copy (its update seed), on the device the masks are for
+                      step:int, # the training step: each step draws fresh masks
+                      n:int, # batch size
                      ) -> list:
-        "Explicit dropout masks for a batch of `n`: channel mask after conv2, unit mask after fc1 (0 or 2)."
-        return [torch.bernoulli(torch.full(shape, 0.5), generator=generator) * 2 for shape in [(n, 20, 1, 1), (n, 50)]]
+        "Explicit dropout masks of K copies for a batch of `n`, drawn in one call: K × channel masks after conv2, K × unit masks after fc1 (0 or 2)."
+        return [(keyed_uniform(keys, 2 * step + i, shape) >= 0.5) * 2. for i, shape in enumerate([(n, 20, 1, 1), (n, 50)])]
 
     def forward(self, x, masks:list|None=None):
         "Logits of `x`; `masks` (from `dropout_masks`) replace the random dropout when given."
@@ -403,12 +404,14 @@ def online_update(model:nn.Module, # the deployed model M (left unchanged)
     gen = seeded_generator(seed)
     updated = copy.deepcopy(model).to(device).train()
     opt = torch.optim.SGD(updated.parameters(), lr=lr, momentum=momentum)
-    explicit_masks = hasattr(updated, 'dropout_masks')
+    mask_key = torch.tensor([seed], device=device) if hasattr(updated, 'dropout_masks') else None
+    step = 0
     with private_rng(seed):  # models without explicit masks draw dropout from a private stream
         for _ in range(epochs):
             for idx in batch_order(len(data), batch_size, shuffle, gen):
                 x, y = take(data, idx)
-                masks = [m.to(device) for m in updated.dropout_masks(len(idx), gen)] if explicit_masks else None
+                masks = None if mask_key is None else [m[0] for m in updated.dropout_masks(mask_key, step, len(idx))]
+                step += 1
                 x, y = x.to(device, model_dtype(updated)), y.to(device)
                 opt.zero_grad()
                 if clip_norm is None: F.cross_entropy(updated(x, **({} if masks is None else {'masks': masks})), y).backward()

@@ -19,7 +19,7 @@ from torch.func import functional_call, vmap
 from .core import (CacheDamaged, cache_lock, check_count, check_finite, check_positive, chunks, default_device, load_verified,
                                progress as progress_bar, ray_map, save_verified, seeded_generator, set_seed, torch_threads)
 from .data import Data, as_data, assert_disjoint, disjoint_split, load_dataset
-from .models import (CifarCNN, MnistCNN, accuracy, batch_order, check_dp_sgd, check_training, dp_sgd_gradient, fit, has_batch_norm,
+from .models import (CifarCNN, MnistCNN, accuracy, check_dp_sgd, check_training, dp_sgd_gradient, fit, has_batch_norm,
                                  model_dtype, online_update, predict_proba, reinitialized)
 from .oracle import Oracle, white_box
 
@@ -214,7 +214,7 @@ def _has_implicit_dropout(model:nn.Module) -> bool:
     return any(isinstance(m, nn.modules.dropout._DropoutNd) and m.p > 0 for m in model.modules()) and not hasattr(model, 'dropout_masks')
 
 IMPLICIT_DROPOUT = ("stacked updates cannot draw the dropout masks each copy's own update would draw: give the model a "
-                    "`dropout_masks(n, generator)` method and a `masks=` argument (as `MnistCNN` has), or call `generate_updates`, "
+                    "`dropout_masks(keys, step, n)` method and a `masks=` argument (as `MnistCNN` has), or call `generate_updates`, "
                     "which updates such a model one copy at a time")
 
 def _vmap_forward(model:nn.Module):
@@ -231,12 +231,6 @@ def _check_batches_of_one(model:nn.Module, pool:Data, sets:torch.Tensor, batch_s
     try: copy.deepcopy(model).to(device).train()(pool.x[sets[0, :1]].to(device))
     except ValueError as e: raise ValueError(f"this model's batch norm cannot train on a batch of one record, which updating sets of {n} "
                                              f"with batches of {batch_size} contain ({e})") from None
-
-def _stacked_masks(model:nn.Module, generators:list, n:int, device) -> list|None:
-    "Each copy's dropout masks for a batch of `n`, drawn from its own generator, stacked: K × …"
-    if not hasattr(model, 'dropout_masks'): return None
-    per_copy = [model.dropout_masks(n, g) for g in generators]
-    return [torch.stack(ms).to(device) for ms in zip(*per_copy)]
 
 def _stacked_dp_gradients(forward, params:dict, buffers:dict, x:torch.Tensor, y:torch.Tensor, masks:list|None, config:UpdateConfig, generators:list) -> list:
     "DP-SGD gradients of K copies on their K × B batches: every (copy, sample) pair runs as a copy of its own, so one backward pass gives all per-sample gradients."
@@ -269,14 +263,17 @@ def stacked_updates(model:nn.Module, # the model before the updates
     params = {k: v.detach().expand(K, *v.shape).clone().requires_grad_() for k, v in base.named_parameters()}
     buffers = {k: v.detach().expand(K, *v.shape).clone() for k, v in base.named_buffers()}  # updated in place: each copy's running statistics
     dtype = model_dtype(base)
-    generators = [seeded_generator(int(s)) for s in seeds]
-    velocity = None
+    generators = [seeded_generator(int(s)) for s in seeds]  # each copy's batch order (and DP-SGD noise), as its own update draws them
+    mask_keys = seeds.to(device) if hasattr(base, 'dropout_masks') else None  # every copy's dropout masks, drawn in one call per step
+    x_sets, y_sets = pool.x[sets].to(device, dtype), pool.y[sets].to(device)  # the updating sets move to the device once: K × n × …
+    copies = torch.arange(K, device=device)[:, None]
+    velocity, step = None, 0
     for _ in range(config.epochs):
-        orders = [batch_order(n, config.batch_size, True, g) for g in generators]
-        for step in range(len(orders[0])):
-            idx = torch.stack([s[o[step]] for s, o in zip(sets, orders)])
-            masks = _stacked_masks(base, generators, idx.shape[1], device)
-            x, y = pool.x[idx].to(device, dtype), pool.y[idx].to(device)
+        orders = torch.stack([torch.randperm(n, generator=g) for g in generators]).to(device)  # the shuffle `batch_order` draws
+        for batch in orders.split(config.batch_size, 1):
+            x, y = x_sets[copies, batch], y_sets[copies, batch]
+            masks = None if mask_keys is None else base.dropout_masks(mask_keys, step, batch.shape[1])
+            step += 1
             if config.clip_norm is None:
                 loss = F.cross_entropy(forward(params, buffers, x, masks).flatten(0, 1), y.flatten(), reduction='none').view(K, -1).mean(1).sum()
                 grads = torch.autograd.grad(loss, list(params.values()))
@@ -373,7 +370,8 @@ def updates_fingerprint(model:nn.Module, pool:Data, sets:torch.Tensor, seeds:tor
                        ) -> str:
     "A digest of everything that determines the updates' results (the cache key)."
     procedure = {k: v for k, v in asdict(config).items() if v is not None}  # DP-SGD off leaves the keys of earlier caches as they were
-    h = hashlib.sha256(json.dumps({'cls': type(model).__name__, 'device': torch.device(device).type, **procedure}, sort_keys=True).encode())
+    masks = {'dropout_masks': 'keyed_uniform'} if hasattr(model, 'dropout_masks') else {}  # the masks' stream: caches of the earlier one are not served
+    h = hashlib.sha256(json.dumps({'cls': type(model).__name__, 'device': torch.device(device).type, **procedure, **masks}, sort_keys=True).encode())
     _tensor_digest(h, *model.state_dict().values(), pool.x, pool.y, sets, seeds, probe)
     return h.hexdigest()[:20]
 

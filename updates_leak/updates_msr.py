@@ -5,7 +5,7 @@
 # %% ../nbs/14_updates_msr.ipynb #2f5432f7
 from __future__ import annotations
 
-import contextlib, hashlib, io, json, math, os, warnings
+import contextlib, hashlib, io, json, math, os, time, warnings
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
@@ -15,19 +15,21 @@ import torch.nn as nn
 import torch.nn.functional as F
 from scipy.optimize import linear_sum_assignment
 from sklearn.cluster import KMeans
+from sklearn.exceptions import ConvergenceWarning
 
-from .core import (private_rng, ATTACK_METHOD, CacheDamaged, Result, artefact, cache_lock, default_device, load_verified, metric_rows,
+from .core import (private_rng, ATTACK_METHOD, CacheDamaged, Result, artefact, cache_lock, check_count, default_device, load_verified, metric_rows,
                                progress as progress_bar, save_verified, seeded_generator)
 from .data import Data, check_range
 from .updates import AttackMLP, UpdatesExperiment, check_compatible, check_delta, prepare_experiment
 from .updates_ssr import attacker_images, per_sample_mse, show_reconstructions
 
 # %% auto #0
-__all__ = ['to_tanh_range', 'to_pixel_range', 'nearest_indices', 'best_match_loss', 'CBMGenerator', 'ImageDiscriminator',
-           'generate', 'image_spread', 'train_cbm_gan', 'gan_run_key', 'save_gan_epoch', 'load_gan_epoch',
-           'cluster_representatives', 'pairwise_mse', 'hungarian_match', 'matched_mse', 'label_oracle_representatives',
-           'MultiReconstructionResult', 'check_reconstruction_request', 'train_reconstruction_gans',
-           'score_reconstructions', 'evaluate_multi_reconstruction', 'run_multi_reconstruction', 'shadow_as_target']
+__all__ = ['to_tanh_range', 'to_pixel_range', 'nearest_indices', 'sets_best_match_loss', 'best_match_loss', 'CBMGenerator',
+           'ImageDiscriminator', 'generate', 'image_spread', 'train_cbm_gan', 'gan_run_key', 'save_gan_epoch',
+           'load_gan_epoch', 'bench_cbm_gan', 'cluster_representatives', 'pairwise_mse', 'hungarian_match',
+           'matched_mse', 'label_oracle_representatives', 'MultiReconstructionResult', 'check_reconstruction_request',
+           'train_reconstruction_gans', 'score_reconstructions', 'evaluate_multi_reconstruction',
+           'run_multi_reconstruction', 'shadow_as_target']
 
 # %% ../nbs/14_updates_msr.ipynb #4ff4bd47
 def to_tanh_range(x:torch.Tensor) -> torch.Tensor:
@@ -46,12 +48,21 @@ def nearest_indices(real:torch.Tensor, # n real samples, any shape after the fir
         raise ValueError(f"real and generated samples differ in shape: {tuple(real.shape[1:])} vs {tuple(fake.shape[1:])}")
     return torch.cdist(real.flatten(1), fake.flatten(1)).argmin(1)
 
+def sets_best_match_loss(real:torch.Tensor, # S × n real samples: S updating sets
+                         fake:torch.Tensor, # S × m generated samples (m ≥ 1): each set's own fakes
+                        ) -> torch.Tensor:
+    "The Best-Match loss of S sets in one batched call: each set's mean squared error between its real samples and their nearest fakes, averaged over the sets."
+    if real.shape[2:] != fake.shape[2:] or len(real) != len(fake):
+        raise ValueError(f"real and generated sets differ in shape: {tuple(real.shape)} vs {tuple(fake.shape)}")
+    real_flat, fake_flat = real.flatten(2), fake.flatten(2)
+    nearest = torch.cdist(real_flat, fake_flat).argmin(-1)  # S × n: each real sample's nearest fake of its own set
+    return F.mse_loss(torch.take_along_dim(fake_flat, nearest[..., None], 1), real_flat)
+
 def best_match_loss(real:torch.Tensor, # the updating set, n samples
                     fake:torch.Tensor, # the generated samples, m ≥ 1
                    ) -> torch.Tensor:
     "CBM-GAN's Best-Match loss: the mean squared error between each real sample and its nearest generated one."
-    pick = F.one_hot(nearest_indices(real, fake), len(fake)).to(fake.dtype)  # n × m: row i selects real i's nearest fake
-    return F.mse_loss((pick @ fake.flatten(1)).view_as(real), real)
+    return sets_best_match_loss(real[None], fake[None])
 
 # %% ../nbs/14_updates_msr.ipynb #34771a60
 class CBMGenerator(nn.Module):
@@ -110,9 +121,11 @@ def generate(generator:CBMGenerator, # trained generator
 
 # %% ../nbs/14_updates_msr.ipynb #c049083c
 @torch.no_grad()
+def _spread(images:torch.Tensor) -> torch.Tensor: return images.flatten(1).std(0).mean()
+
 def image_spread(images:torch.Tensor) -> float:
     "How much a batch of images varies: each pixel's standard deviation across the batch, averaged over pixels (0 for a collapsed generator)."
-    return images.flatten(1).std(0).mean().item()
+    return _spread(images).item()
 
 def train_cbm_gan(generator:CBMGenerator, # conditional (CBM-GAN) or plain generator, trained in place
                   discriminator:nn.Module, # image → logit, trained in place
@@ -146,6 +159,9 @@ def _train_gan(generator, discriminator, pool, sets, delta, epochs, sets_per_ste
     "`train_cbm_gan`'s loop, resuming from the run's checkpoint folder when it has one."
     saved = None if folder is None else load_gan_epoch(folder, epochs, nets)
     generator.to(device).train(); discriminator.to(device).train()
+    used, local_sets = sets.unique(return_inverse=True)
+    images, local_sets = to_tanh_range(pool.x[used]).to(device), local_sets.to(device)  # the sets' images move to the device once
+    delta = None if delta is None else delta.to(device)
     opt_g = torch.optim.Adam(generator.parameters(), lr=lr, betas=(beta1, 0.999))
     opt_d = torch.optim.Adam(discriminator.parameters(), lr=lr, betas=(beta1, 0.999))
     order_gen, log, start = seeded_generator(seed), [], 0
@@ -159,21 +175,22 @@ def _train_gan(generator, discriminator, pool, sets, delta, epochs, sets_per_ste
             torch.set_rng_state(saved['rng'])
             if device.type == 'cuda' and saved['cuda_rng'] is not None: torch.cuda.set_rng_state(saved['cuda_rng'], device)
         for epoch in epoch_iter:
-            steps = torch.randperm(len(sets), generator=order_gen).split(sets_per_step)
-            sums = torch.zeros(5)
+            steps = torch.randperm(len(sets), generator=order_gen).to(device).split(sets_per_step)
+            sums = torch.zeros(5, device=device)  # the epoch's running sums stay on the device: one sync per epoch
             for batch in steps:
-                real = to_tanh_range(pool.x[sets[batch].flatten()]).to(device)
+                real_sets = images[local_sets[batch]]  # S × n images
+                real = real_sets.flatten(0, 1)
                 ones, zeros = torch.ones(len(real), device=device), torch.zeros(len(real), device=device)
-                cond = None if delta is None else delta[batch].to(device).repeat_interleave(n, 0)
+                cond = None if delta is None else delta[batch].repeat_interleave(n, 0)
                 fake = generator(torch.randn(len(real), generator.noise, device=device), cond)
                 loss_d = (F.binary_cross_entropy_with_logits(discriminator(real), ones)
                           + F.binary_cross_entropy_with_logits(discriminator(fake.detach()), zeros))
                 opt_d.zero_grad(); loss_d.backward(); opt_d.step()
                 adversarial = F.binary_cross_entropy_with_logits(discriminator(fake), ones)
-                matching = torch.stack([best_match_loss(r, f) for r, f in zip(real.split(n), fake.split(n))]).mean()
+                matching = sets_best_match_loss(real_sets, fake.view_as(real_sets))  # all S sets' Best-Match steps in one call
                 loss_g = adversarial + best_match * matching if best_match else adversarial
                 opt_g.zero_grad(); loss_g.backward(); opt_g.step()
-                sums += torch.tensor([loss_d.item(), adversarial.item(), matching.item(), image_spread(fake), image_spread(real)])
+                sums += torch.stack([loss_d.detach(), adversarial.detach(), matching.detach(), _spread(fake), _spread(real)])
             log.append(dict(zip(('discriminator', 'adversarial', 'best_match', 'fake_spread', 'real_spread'), (sums / len(steps)).tolist())))
             if log[-1]['fake_spread'] < 0.1 * log[-1]['real_spread']:
                 warnings.warn(f"epoch {epoch + 1}: the generator has collapsed (its fakes spread {log[-1]['fake_spread']:.3g} "
@@ -237,6 +254,46 @@ def load_gan_epoch(folder:Path, # the run's checkpoint folder
         net.load_state_dict({k.removeprefix(f'{name}.'): v for k, v in weights.items() if k.startswith(f'{name}.')})
     return state
 
+# %% ../nbs/14_updates_msr.ipynb #ac9e4f53
+def _seconds(fn, device, repeats:int=3) -> float:
+    "The best of `repeats` timings of `fn()`, waiting for the device's queued work each time."
+    best = math.inf
+    for _ in range(repeats):
+        if device.type == 'cuda': torch.cuda.synchronize(device)
+        start = time.perf_counter(); fn()
+        if device.type == 'cuda': torch.cuda.synchronize(device)
+        best = min(best, time.perf_counter() - start)
+    return best
+
+def bench_cbm_gan(n_sets:int=80, # updating sets in the timed epoch
+                  set_size:int=100, # |D_update|
+                  hidden:tuple=(2048, 2048, 2048), # the generator's widths (the paper's)
+                  sets_per_step:int=8, # sets per training step
+                  paper_sets:int=10_000, # the paper's shadow sets per epoch, for the projection
+                  n_features:int=1000, # δ's length (100 probes × 10 classes)
+                  seed:int=0, # seeds the data and the networks
+                  device=None, # where to train
+                 ) -> list:
+    "Seconds of one CBM-GAN epoch on MNIST-shaped sets, projected to the paper's epoch, and batched against per-set Best-Match steps."
+    check_count(n_sets, 'n_sets'); check_count(set_size, 'set_size'); check_count(sets_per_step, 'sets_per_step')
+    device, gen = default_device(device), seeded_generator(seed)
+    pool = Data(torch.rand(n_sets * set_size, 1, 28, 28, generator=gen), torch.zeros(n_sets * set_size, dtype=torch.long))
+    sets, delta = torch.arange(n_sets * set_size).view(n_sets, set_size), torch.randn(n_sets, n_features, generator=gen)
+    with private_rng(seed): generator, discriminator = CBMGenerator((1, 28, 28), n_features, hidden=hidden), ImageDiscriminator((1, 28, 28))
+    train = lambda k: train_cbm_gan(generator, discriminator, pool, sets[:k], delta[:k], epochs=1, sets_per_step=sets_per_step, seed=seed,
+                                    device=device, progress=False)
+    train(min(sets_per_step, n_sets))  # warm-up: kernels chosen, memory allocated
+    epoch = _seconds(lambda: train(n_sets), device, repeats=1)
+    real = to_tanh_range(pool.x[sets[:sets_per_step]]).to(device)
+    fake = (real + 0.1 * torch.randn(real.shape, generator=gen).to(device)).requires_grad_()
+    batched = _seconds(lambda: sets_best_match_loss(real, fake).backward(), device)
+    per_set = _seconds(lambda: torch.stack([best_match_loss(r, f) for r, f in zip(real, fake)]).mean().backward(), device)
+    return [{'sets': n_sets, '|D_update|': set_size, 'width': hidden[0], 'sets per step': sets_per_step, 'seconds per epoch': epoch,
+             'sets/s': n_sets / epoch, 'projected seconds per paper epoch': paper_sets * epoch / n_sets,
+             'Best-Match step, batched ms': 1e3 * batched, 'Best-Match step, per set ms': 1e3 * per_set, 'ratio': per_set / batched,
+             'device': str(device)}]
+
+
 # %% ../nbs/14_updates_msr.ipynb #c93111a5
 def cluster_representatives(samples:torch.Tensor, # N generated (or real) images
                             k:int, # clusters: |D_update|
@@ -247,7 +304,11 @@ def cluster_representatives(samples:torch.Tensor, # N generated (or real) images
     if len(samples) < k: raise ValueError(f"need at least k={k} samples to form {k} clusters, got {len(samples)}")
     if representative not in ('medoid', 'centre'): raise ValueError(f"representative must be 'medoid' or 'centre', got {representative!r}")
     flat = samples.flatten(1).numpy()
-    km = KMeans(n_clusters=k, n_init=1, random_state=seed).fit(flat)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter('always', ConvergenceWarning)
+        km = KMeans(n_clusters=k, n_init=1, random_state=seed).fit(flat)
+    if any(issubclass(w.category, ConvergenceWarning) for w in caught): warnings.warn(f"only {len(np.unique(km.labels_))} distinct clusters among {len(flat)} samples for k={k} (a collapsed generator "
+                             "draws the same image again and again): the empty clusters take the sample nearest their centre", stacklevel=2)
     if representative == 'centre': return torch.as_tensor(km.cluster_centers_, dtype=samples.dtype).view(k, *samples.shape[1:])
     dist = ((flat - km.cluster_centers_[km.labels_]) ** 2).sum(1)
     members = [np.flatnonzero(km.labels_ == c) for c in range(k)]

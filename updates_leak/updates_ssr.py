@@ -177,14 +177,18 @@ def show_reconstructions(truth:torch.Tensor, # true updating samples, N × C × 
                          n:int=10, # pairs to show
                          label:str='A_SSR', # name of the second row
                         ):
-    "Two rows of images: true samples, then reconstructions."
+    "Pairs of rows, ten images wide: true samples above their reconstructions (large enough to judge a digit)."
     import matplotlib.pyplot as plt
-    fig, axes = plt.subplots(2, n, figsize=(1.1 * n, 2.4))
-    for i in range(n):
-        for row, img in ((0, truth[i]), (1, recon[i])):
-            ax = axes[row, i]
-            ax.imshow(img.permute(1, 2, 0).squeeze(-1).clamp(0, 1).numpy(), cmap='gray', vmin=0, vmax=1)
+    width = min(n, 10)
+    blocks = -(-n // width)
+    fig, axes = plt.subplots(2 * blocks, width, figsize=(1.35 * width + 0.6, 2.9 * blocks), squeeze=False)
+    for i in range(blocks * width):
+        block, col = divmod(i, width)
+        for row, images in ((0, truth), (1, recon)):
+            ax = axes[2 * block + row, col]
             ax.set_xticks([]); ax.set_yticks([])
-    axes[0, 0].set_ylabel('true', fontsize=8); axes[1, 0].set_ylabel(label, fontsize=8)
+            if i < n: ax.imshow(images[i].permute(1, 2, 0).squeeze(-1).clamp(0, 1).numpy(), cmap='gray', vmin=0, vmax=1)
+            else: ax.axis('off')
+        axes[2 * block, 0].set_ylabel('true', fontsize=11); axes[2 * block + 1, 0].set_ylabel(label, fontsize=11)
     fig.tight_layout()
     return fig
