@@ -93,7 +93,7 @@ def default_factories(obj) -> dict:
     return {f.name: f.default_factory.__name__ for f in dataclasses.fields(obj) if f.default_factory is not dataclasses.MISSING}
 
 def signature_text(name:str, obj) -> str:
-    "One readable signature, wrapped at 100 columns: parameters and defaults (their types are in the table)."
+    "One readable signature, wrapped at 88 columns (the width of a page): parameters and defaults (their types are in the table)."
     if inspect.isclass(obj) and issubclass(obj, BaseException) and '__init__' not in vars(obj):
         return f"class {name}({', '.join(b.__name__ for b in obj.__bases__)})"
     sig, factories = inspect.signature(obj), default_factories(obj)
@@ -106,7 +106,7 @@ def signature_text(name:str, obj) -> str:
     text = ('class ' if inspect.isclass(obj) else '') + f"{name.split('.')[-1]}({', '.join(params)})"
     ret = annotation_text(sig.return_annotation)
     if ret and ret != 'None' and not inspect.isclass(obj): text += f"\x01->\x01{ret}"  # kept on one line with its arrow
-    return textwrap.fill(text, 100, subsequent_indent='    ', break_long_words=False, break_on_hyphens=False).replace('\x01', ' ')
+    return textwrap.fill(text, 88, subsequent_indent='    ', break_long_words=False, break_on_hyphens=False).replace('\x01', ' ')
 
 def table_cell(text:str) -> str:
     "Text for one cell of a Markdown table: pipes escaped outside code spans (inside them the table already ignores them)."

@@ -16,8 +16,9 @@ import torch
 __all__ = ['DATA_ENV', 'ROW_KEYS', 'ATTACK_METHOD', 'default_device', 'set_seed', 'seeded_generator', 'torch_threads',
            'private_rng', 'keyed_uniform', 'ray_map', 'data_root', 'as_float_tensor', 'check_finite', 'check_shape',
            'check_count', 'check_positive', 'check_fraction', 'check_allocation', 'chunks', 'format_table',
-           'write_results', 'metric_rows', 'check_rows', 'format_rows', 'Anchor', 'paper_value', 'artefact', 'to_json',
-           'Result', 'progress', 'CacheDamaged', 'tensor_digest', 'save_verified', 'load_verified', 'cache_lock']
+           'write_results', 'seed_spread', 'metric_rows', 'check_rows', 'format_rows', 'Anchor', 'paper_value',
+           'artefact', 'to_json', 'Result', 'progress', 'CacheDamaged', 'tensor_digest', 'save_verified',
+           'load_verified', 'cache_lock']
 
 # %% ../nbs/00_core.ipynb #b76b7c3c
 def default_device(device:str|torch.device|None=None, # explicit choice, or `None` for CUDA-if-available
@@ -218,6 +219,14 @@ def write_results(out:str|Path, # output folder (created)
         f.write(json.dumps(results, indent=2, allow_nan=False))
     os.replace(f.name, path)
     return path
+
+# %% ../nbs/00_core.ipynb #9a087914
+def seed_spread(values:list, # one number measured at each seed
+                digits:int=3, # decimals
+               ) -> str:
+    "'mean (lowest–highest)' of a number measured at several seeds."
+    if not values: raise ValueError("no values to summarise")
+    return f"{sum(values) / len(values):.{digits}f} ({min(values):.{digits}f}–{max(values):.{digits}f})"
 
 # %% ../nbs/00_core.ipynb #bf3cfbc0
 ROW_KEYS = ('attack', 'target', 'setting', 'metric', 'method', 'value')

@@ -285,6 +285,7 @@ class ExfiltrationResult(Result):
 
 DEFAULT_LAMBDA = {'cor': 1.0, 'sgn': 10.0}
 
+# %% ../nbs/50_exfiltration.ipynb #f34ab37e
 def run_exfiltration(attack:str='lsb', # one of `ATTACKS`
                      dataset:str='fashion-mnist', # an image dataset (see `owner_data`)
                      n_secrets:int=100, # images to hide
@@ -339,6 +340,7 @@ def run_exfiltration(attack:str='lsb', # one of `ATTACKS`
                               mape(recovered, secret), float((to_bits(recovered) == bits).float().mean()),
                               levels_correct(recovered, secret, train.n_classes), queries, seconds, secret, recovered, model)
 
+# %% ../nbs/50_exfiltration.ipynb #16266aa4
 def show_exfiltration(results:list, # `ExfiltrationResult`s with images
                       n:int=8, # images per attack
                       step:int=1, # show every `step`-th secret image (spread the row over a large secret)

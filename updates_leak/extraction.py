@@ -323,6 +323,7 @@ class ExtractionResult(Result):
                    for r in metric_rows(a, t, m, {ATTACK_METHOD: v}, s)]
                 + metric_rows(a, t, 'target accuracy', {'target model': self.target_accuracy}, s))
 
+# %% ../nbs/20_extraction.ipynb #b4b8a34f
 def n_queries_for(budget:float|int, # an absolute count (int) or a multiple of the unknowns (float)
                   unknowns:int, # unknowns of the model
                  ) -> int:
@@ -330,6 +331,7 @@ def n_queries_for(budget:float|int, # an absolute count (int) or a multiple of t
     check_positive(budget, 'budget')
     return int(budget) if isinstance(budget, int) else int(budget * unknowns)
 
+# %% ../nbs/20_extraction.ipynb #7284d601
 @dataclass
 class ExtractionSetup:
     "What an extraction experiment needs of its target: the model, its test records and its input space."
@@ -365,6 +367,7 @@ def extraction_setup(kind:str='softmax', # the model family trained when no targ
     return ExtractionSetup(name or 'own model', target, x, test.y, value_range or (float(x.min()), float(x.max())), n_classes,
                            model_accuracy(target, (x, test.y)))
 
+# %% ../nbs/20_extraction.ipynb #06bdb32c
 def run_extraction(kind:str='softmax', # the model family the attacker assumes: 'lr', 'softmax', 'ovr' or 'mlp'
                    dataset:str='adult', # one of `TASKS` (a preset: the target is trained on it)
                    budget:float|int=1.0, # queries, or a multiple of the stolen model's unknowns when a float

@@ -292,6 +292,7 @@ class FaceInversionResult(Result):
         return show_images(torch.cat([self.images[classes], self.nearest_images[classes]]), ncols=len(classes), size=1.3,
                            titles=[f'MI-FACE, class {c}' for c in classes] + ['nearest training image'] * len(classes))
 
+# %% ../nbs/31_inversion_faces.ipynb #0f84ecbc
 def run_face_inversion(model:str='softmax', # one of `FACE_MODELS`, trained here unless `recogniser` is given
                        scale:int=1, # downsampling per side
                        lr:float|None=None, # MI-FACE step size (`None`: 10 on the AT&T faces, `mi_face_step` on your images)
@@ -324,6 +325,7 @@ def run_face_inversion(model:str='softmax', # one of `FACE_MODELS`, trained here
                                split.train.name.split('/')[0] if not own else 'own images', inv.images,
                                split.train.x[identifier.nearest_training(inv.images)])
 
+# %% ../nbs/31_inversion_faces.ipynb #76941172
 def show_inversions(split:FaceSplit, # the faces
                     results:list, # `FaceInversionResult`s with images
                     people:list=range(10), # which people to show

@@ -319,6 +319,7 @@ def attack_survey(task:SurveyTask, # the survey with its split
                              model_accuracy=float((predict(x) == y).mean())))
     return rows
 
+# %% ../nbs/30_inversion_map.ipynb #3074b9a9
 @dataclass
 class MapInversionResult(Result):
     "Mean scores over splits for each survey, estimator and group (members, non-members), with the paper's numbers beside them."
@@ -353,6 +354,7 @@ class MapInversionResult(Result):
         fig.tight_layout()
         return fig
 
+# %% ../nbs/30_inversion_map.ipynb #df91e5e5
 def run_map_inversion(surveys:list=('steak', 'gss'), # names in `SURVEYS` (presets: a CART tree is trained on each)
                       seeds:list=range(5), # one member / non-member split per seed
                       min_samples_leaf:int=1, # the provider's tree size control

@@ -235,6 +235,7 @@ def evaluate_scores(result:StandaloneResult, # where to record the attack
 
 NASR_VARIANTS = ('white-box', 'black-box', 'unsupervised')  # the supervised attack on all features, on black-box features only, and the unsupervised one
 
+# %% ../nbs/61_membership_standalone.ipynb #e696659c
 def _split_known(data:Data, seed:int) -> tuple:
     "A seeded half of `data` the attacker knows, and the other half it is evaluated on."
     perm = torch.randperm(len(data), generator=seeded_generator(seed))

@@ -211,6 +211,7 @@ def take(data:Dataset, # a `Data` or any map-style dataset of (x, y) pairs
     if isinstance(data, TensorDataset): return tuple(t[idx] for t in data.tensors)
     return torch.utils.data.default_collate([data[int(i)] for i in idx])
 
+# %% ../nbs/02_models.ipynb #0fbdea9d
 def classification_loss(model:nn.Module, x:torch.Tensor, y:torch.Tensor) -> torch.Tensor:
     "Cross-entropy of `model(x)` against labels `y`."
     return F.cross_entropy(model(x), y)
@@ -243,6 +244,7 @@ def make_optimizer(params, # parameters to optimise
     if name == 'adam': return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
     raise ValueError(f"optimizer must be 'sgd' or 'adam', got {name!r}")
 
+# %% ../nbs/02_models.ipynb #96487430
 def fit(model:nn.Module, # the model, trained in place
         data:Dataset, # training data yielding (x, y) pairs: a `Data`, `TensorDataset`, any map-style dataset, or an `(x, y)` pair
         epochs:int=1, # passes over `data`

@@ -81,6 +81,7 @@ class StealInvertResult(Result):
         rows = [('training photo', self.training_photos[people]), ('from target', self.target_images[people]), ('from stolen', self.stolen_images[people])]
         return show_images(torch.cat([r for _, r in rows]), titles=[f'{name}\n{p}' for name, _ in rows for p in people], ncols=len(people), size=1.3)
 
+# %% ../nbs/40_steal_invert.ipynb #7145fd5a
 def solve_rounded_logits(x:torch.Tensor, # N×d queries
                          p:torch.Tensor, # N×classes confidences rounded to `decimals`
                          decimals:int, # the API's rounding
@@ -111,6 +112,7 @@ def steal_face_recogniser(api:Oracle, # the provider's API
     with torch.no_grad(): stolen.linear.weight.copy_(w); stolen.linear.bias.copy_(b)
     return stolen.eval(), n, time.perf_counter() - start
 
+# %% ../nbs/40_steal_invert.ipynb #8b2138ef
 def steal_and_invert(split:FaceSplit, # the faces
                      target:nn.Module, # the provider's softmax recogniser
                      budget:float=1., # extraction queries as a multiple of `min_queries`

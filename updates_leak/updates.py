@@ -362,6 +362,7 @@ def _run_chunk(sl:slice) -> tuple:
         save_verified(path, {'after': out}, identity)
     return sl, out
 
+# %% ../nbs/10_updates.ipynb #036dbe18
 def _tensor_digest(h, *tensors):
     for t in tensors: h.update(t.detach().cpu().contiguous().numpy().tobytes())
 
@@ -375,6 +376,7 @@ def updates_fingerprint(model:nn.Module, pool:Data, sets:torch.Tensor, seeds:tor
     _tensor_digest(h, *model.state_dict().values(), pool.x, pool.y, sets, seeds, probe)
     return h.hexdigest()[:20]
 
+# %% ../nbs/10_updates.ipynb #2e7c5061
 def default_workers(device) -> int:
     "Worker processes for a CPU run: one per available core (0, i.e. in-process, on a GPU)."
     if default_device(device).type != 'cpu': return 0

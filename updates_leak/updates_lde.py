@@ -121,6 +121,7 @@ class LabelDistributionResult(Result):
         fig.suptitle(f'A_LDE ({self.inputs}) on {self.dataset}, |D_update| = {self.set_size}', fontsize=10); fig.tight_layout()
         return fig
 
+# %% ../nbs/12_updates_lde.ipynb #2d5c1ee6
 def evaluate_label_distribution(exp:UpdatesExperiment, # from `prepare_experiment`
                                 n_attack_models:int=3, # independently trained attack models to average
                                 normalize:bool|str|None=None, # input scaling (`input_scaling`; None: unit norm for δ, 'standardize' for log-ratios; False: the paper's raw δ)

@@ -73,6 +73,7 @@ def class_means(data:Data) -> torch.Tensor:
     "The mean image of each class: classes × image shape."
     return torch.stack([data.x[data.y == c].mean(0) for c in range(data.n_classes)])
 
+# %% ../nbs/13_updates_ssr.ipynb #21d62f06
 @dataclass
 class ReconstructionResult(Result):
     "A_SSR on one dataset: the attack's MSE beside its two baselines and the paper's figure."
@@ -105,6 +106,7 @@ class ReconstructionResult(Result):
 PAPER_SSR = [Anchor('A_SSR', 'mnist', 'MSE', 0.06355, source='Salem et al. 2020, §5'),
              Anchor('A_SSR', 'cifar10', 'MSE', 0.01352, source='Salem et al. 2020, §5')]
 
+# %% ../nbs/13_updates_ssr.ipynb #bccd28df
 def train_reconstructor(exp:UpdatesExperiment, # from `prepare_experiment` with set_size=1
                         latent:int=64, # autoencoder code size
                         ae_epochs:int=20, # autoencoder training epochs
@@ -130,6 +132,7 @@ class ReconstructorEnsemble(nn.Module):
     def __init__(self, members:list): super().__init__(); self.members = nn.ModuleList(members)
     def forward(self, delta): return torch.stack([m(delta) for m in self.members]).mean(0)
 
+# %% ../nbs/13_updates_ssr.ipynb #89a5164f
 def evaluate_reconstruction(exp:UpdatesExperiment, # from `prepare_experiment` with set_size=1
                             latent:int=64, # autoencoder code size
                             ae_epochs:int=20, # autoencoder training epochs
