@@ -166,7 +166,7 @@ def stream_markdown(text:str) -> str:
     if any(l.strip() for l in plain): parts.append('```text\n' + '\n'.join(plain).strip('\n') + '\n```')
     return '\n\n'.join(parts)
 
-def output_markdown(out:dict, stem:str, n:int, assets:Path, linkify=lambda s: s) -> str:
+def output_markdown(out:dict, stem:str, n:int, assets:Path, linkify) -> str:
     "One cell output as Markdown: figures saved as files, Markdown and HTML inlined, text fenced."
     kind = out['output_type']
     if kind == 'stream': return stream_markdown(re.sub(r'[^\s"\']*/site-packages/', '', ''.join(out['text'])))  # no local paths in warnings

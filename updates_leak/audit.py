@@ -13,7 +13,7 @@ import torch
 import torch.nn as nn
 
 from .core import Result, artefact, cache_lock, default_device, format_rows, format_table, metric_rows, progress as progress_bar, set_seed, tensor_digest, to_json
-from .data import Data, as_data, load_dataset, read_npz
+from .data import Data, as_data, concat, load_dataset, read_npz
 from .models import fit, load_weights, reinitialized
 from .oracle import model_kind, model_accuracy, posteriors
 from .membership_features import membership_features, plot_roc_curves
@@ -258,16 +258,16 @@ def audit_reference_attacks(model, train:Data, members:Data, nonmembers:Data, me
     if model_kind(model) == 'function': return None, 'a predictions-only model has no recipe for reference models', None
     if len(spare) < 100:
         h = len(nonmembers) // 2
-        spare = _join(nonmembers.subset(torch.arange(h, len(nonmembers))), spare)
+        spare = concat([nonmembers.subset(torch.arange(h, len(nonmembers))), spare])
         members, nonmembers, member_idx = members.subset(torch.arange(h)), nonmembers.subset(torch.arange(h)), member_idx[:h]
     n_z = min(200 if quick else 500, len(spare) // 2)
     population, spare = spare.subset(torch.arange(n_z)), spare.subset(torch.arange(n_z, len(spare)))
     outside = torch.ones(len(train), dtype=torch.bool); outside[member_idx] = False
-    rest = _join(train.subset(outside.nonzero()[:, 0]), spare)  # records no attack scores: members not under test and spare test records
-    tested = _join(members, nonmembers)
+    rest = concat([train.subset(outside.nonzero()[:, 0]), spare])  # records no attack scores: members not under test and spare test records
+    tested = concat([members, nonmembers])
     cap, K = (1000, 4) if quick else (10_000, 8)
     rest = rest.subset(torch.randperm(len(rest), generator=torch.Generator().manual_seed(seed))[:max(0, cap - (0 if quick else len(tested)))])
-    pool = rest if quick else _join(tested, rest)
+    pool = rest if quick else concat([tested, rest])
     if n_z < 1 or len(pool) < 2 * K: return None, f'too few records for {K} reference models and a population ({len(pool)} pool, {n_z} population)', None
     keep = inclusion_matrix(K, len(pool), seed)
     logp_x, logp_z = reference_log_posteriors(model, pool, keep, [tested.x, population.x], train.n_classes, epochs, lr, seed=seed, device=device, show=show)
@@ -276,8 +276,6 @@ def audit_reference_attacks(model, train:Data, members:Data, nonmembers:Data, me
     scores = reference_scores(torch.cat([target_x, logp_x]), tested.y, keep_x, torch.cat([target_z, logp_z]), population.y, online=not quick)
     is_member = torch.cat([torch.ones(len(members)), torch.zeros(len(nonmembers))]).bool()
     return {k: v for k, v in scores.items() if k != 'loss threshold'}, K, is_member  # the loss threshold is already among the attacks
-
-def _join(a:Data, b:Data) -> Data: return Data(torch.cat([a.x, b.x]), torch.cat([a.y, b.y]), name=a.name, classes=a.classes)
 
 def audit_membership(model, train:Data, test:Data, quick:bool=False, seed:int=0, device=None, show:bool=True,
                      epochs:int=10, lr:float=1e-3, # the reference models' training (the audit's retraining recipe)

@@ -4,7 +4,7 @@
 
 # %% ../nbs/00_core.ipynb #ab450e78
 from __future__ import annotations
-import hashlib, io, json, math, numbers, os, random, sys, tempfile, typing, warnings
+import hashlib, io, json, math, numbers, os, random, sys, tempfile, time, typing, warnings
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, fields, is_dataclass
 from pathlib import Path
@@ -16,8 +16,8 @@ import torch
 __all__ = ['DATA_ENV', 'ROW_KEYS', 'ATTACK_METHOD', 'default_device', 'set_seed', 'seeded_generator', 'torch_threads',
            'private_rng', 'keyed_uniform', 'ray_map', 'data_root', 'as_float_tensor', 'check_finite', 'check_shape',
            'check_count', 'check_positive', 'check_fraction', 'check_allocation', 'chunks', 'format_table',
-           'write_results', 'seed_spread', 'metric_rows', 'check_rows', 'format_rows', 'Anchor', 'paper_value',
-           'artefact', 'to_json', 'Result', 'progress', 'CacheDamaged', 'tensor_digest', 'save_verified',
+           'write_results', 'seed_spread', 'best_time', 'metric_rows', 'check_rows', 'format_rows', 'Anchor',
+           'paper_value', 'artefact', 'to_json', 'Result', 'progress', 'CacheDamaged', 'tensor_digest', 'save_verified',
            'load_verified', 'cache_lock']
 
 # %% ../nbs/00_core.ipynb #b76b7c3c
@@ -227,6 +227,23 @@ def seed_spread(values:list, # one number measured at each seed
     "'mean (lowest–highest)' of a number measured at several seeds."
     if not values: raise ValueError("no values to summarise")
     return f"{sum(values) / len(values):.{digits}f} ({min(values):.{digits}f}–{max(values):.{digits}f})"
+
+# %% ../nbs/00_core.ipynb #63cbe40c
+def best_time(fn:typing.Callable, # the work to time, called with no arguments
+              repeats:int=3, # timed calls; the shortest is kept
+              device=None, # where `fn` computes: on CUDA, each timing waits for the device's queued work
+              warmup:bool=True, # one untimed call first (kernels chosen, memory allocated)
+             ) -> float:
+    "Seconds of the fastest of `repeats` calls of `fn`."
+    check_count(repeats, 'repeats')
+    sync = torch.cuda.synchronize if device is not None and torch.device(device).type == 'cuda' else (lambda: None)
+    if warmup: fn()
+    best = math.inf
+    for _ in range(repeats):
+        sync(); start = time.perf_counter()
+        fn(); sync()
+        best = min(best, time.perf_counter() - start)
+    return best
 
 # %% ../nbs/00_core.ipynb #bf3cfbc0
 ROW_KEYS = ('attack', 'target', 'setting', 'metric', 'method', 'value')

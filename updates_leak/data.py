@@ -17,8 +17,8 @@ from .core import as_float_tensor, check_count, check_finite, data_root, seeded_
 
 # %% auto #0
 __all__ = ['MNIST_CLASSES', 'FASHION_CLASSES', 'DEBIAN_FASHION', 'EMBEDDED_SIZES', 'CIFAR10_CLASSES', 'PRIVACYTRUSTLAB', 'TABLES',
-           'DATASETS', 'WHOLE_DATASETS', 'Data', 'from_uint8', 'as_data', 'check_range', 'MissingDataError', 'read_npz',
-           'read_idx', 'load_mnist', 'load_fashion_mnist', 'make_embedded_mnist', 'load_embedded_mnist',
+           'DATASETS', 'WHOLE_DATASETS', 'Data', 'concat', 'from_uint8', 'as_data', 'check_range', 'MissingDataError',
+           'read_npz', 'read_idx', 'load_mnist', 'load_fashion_mnist', 'make_embedded_mnist', 'load_embedded_mnist',
            'RestrictedUnpickler', 'safe_unpickle', 'load_cifar10', 'load_cifar100', 'load_att_faces', 'load_location',
            'load_purchase100', 'load_texas100', 'minmax_scale', 'load_sklearn', 'load_table', 'load_dataset',
            'disjoint_split', 'assert_disjoint', 'split_data', 'show_images']
@@ -67,6 +67,18 @@ class Data(Dataset):
     def to(self, device) -> Data:
         "The same data on `device`."
         return Data(self.x.to(device), self.y.to(device), self.classes, self.name)
+
+# %% ../nbs/01_data.ipynb #8d864eef
+def concat(parts:list, # `Data` of one domain: the same input shape, class names that agree
+           name:str|None=None, # what the joined records are called (default: the first part's name)
+          ) -> Data:
+    "The records of `parts`, in order, as one `Data` with the longest list of class names."
+    if not parts: raise ValueError("nothing to concatenate")
+    first, classes = parts[0], max((p.classes for p in parts), key=len)
+    for p in parts:
+        if p.sample_shape != first.sample_shape or p.classes != classes[:len(p.classes)]:
+            raise ValueError(f"{p!r} and {first!r} are not records of one domain (their inputs or class names differ)")
+    return Data(torch.cat([p.x for p in parts]), torch.cat([p.y for p in parts]), classes, first.name if name is None else name)
 
 # %% ../nbs/01_data.ipynb #5aefcaf0
 def from_uint8(x:np.ndarray, # uint8 images, N×H×W (grey) or N×H×W×C (colour)

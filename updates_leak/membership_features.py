@@ -5,7 +5,7 @@
 # %% ../nbs/60_membership_features.ipynb #9c4caf1a
 from __future__ import annotations
 
-import copy, time
+import copy
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -16,7 +16,8 @@ import torch.nn.functional as F
 from sklearn.metrics import roc_auc_score, roc_curve
 from torch.func import functional_call, grad, vmap
 
-from .core import private_rng, check_count, check_finite, check_positive, chunks, default_device, progress as progress_bar, seeded_generator, torch_threads
+from .core import (private_rng, best_time, check_count, check_finite, check_positive, chunks, default_device, progress as progress_bar,
+                               seeded_generator, torch_threads)
 from .data import Data, as_data
 from .models import CifarCNN, location_model, model_device, predict_logits
 from .oracle import model_kind, posteriors, white_box
@@ -130,14 +131,6 @@ def loop_gradients(model:nn.Module, # the classifier, evaluated in eval mode
     return {l: torch.stack(v) for l, v in out.items()}
 
 # %% ../nbs/60_membership_features.ipynb #36697361
-def _best_time(fn, repeats:int) -> float:
-    "Shortest wall time of `repeats` calls (after one warm-up call)."
-    fn()
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter(); fn(); times.append(time.perf_counter() - t)
-    return min(times)
-
 def bench_per_sample_gradients(n:int=512, # records per measurement
                                threads:int|None=2, # PyTorch intra-op threads (`None`: leave as is)
                                repeats:int=3, # timed repetitions (the best is kept)
@@ -156,10 +149,10 @@ def bench_per_sample_gradients(n:int=512, # records per measurement
             y = torch.randint(0, classes, (n,))
             model = model.to(default_device(device) if device is not None else 'cpu')
             layers = weight_layers(model)[last:] if last else weight_layers(model)
-            fast = _best_time(lambda: per_sample_gradients(model, x, y, layers), repeats)
-            loop = _best_time(lambda: loop_gradients(model, x, y, layers), repeats)
+            fast = best_time(lambda: per_sample_gradients(model, x, y, layers), repeats, device)
+            loop = best_time(lambda: loop_gradients(model, x, y, layers), repeats, device)
             size = sum(dict(model.named_modules())[l].weight.numel() for l in layers) * n
-            floor = _best_time(lambda: torch.empty(size).fill_(0.), repeats)  # fresh pages: the kernel maps them on first write
+            floor = best_time(lambda: torch.empty(size).fill_(0.), repeats)  # fresh pages: the kernel maps them on first write
             a, b = per_sample_gradients(model, x, y, layers), loop_gradients(model, x, y, layers)
             method = 'outer products' if all(isinstance(dict(model.named_modules())[l], nn.Linear) for l in layers) else 'vmap'
             rows.append({'case': name, 'records': n, 'threads': torch.get_num_threads(), 'device': str(next(model.parameters()).device), 'method': method, 'batched s': fast, 'loop s': loop,

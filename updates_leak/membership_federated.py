@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from sklearn.metrics import roc_curve
 
 from .core import ATTACK_METHOD, Result, artefact, check_count, check_positive, default_device, metric_rows, private_rng, seeded_generator
-from .data import Data, assert_disjoint, disjoint_split
+from .data import Data, assert_disjoint, concat, disjoint_split
 from .membership_features import (attack_metrics, best_threshold, check_layers, epoch_range, membership_features,
                                               membership_scores, plot_roc_curves, train_nasr_attack, weight_layers)
 from .membership_standalone import TARGETS, load_pool
@@ -153,7 +153,7 @@ def federated_split(setting:FederatedSetting, # the FedAvg run (participants, re
     assert_disjoint(**idx)
     parts = [pool.subset(idx[f'p{i}']) for i in range(setting.participants)]
     nonmembers = pool.subset(idx['nonmembers'])
-    targets = Data(torch.cat([parts[0].x, nonmembers.x]), torch.cat([parts[0].y, nonmembers.y]), pool.classes, 'targets')
+    targets = concat([parts[0], nonmembers], 'targets')
     return parts, targets, pool.subset(idx['test'])
 
 # %% ../nbs/62_membership_federated.ipynb #a31a404e

@@ -13,7 +13,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.func import functional_call, stack_module_state, vmap
 
-from .core import (Result, artefact, cache_lock, check_count, check_positive, default_device, load_verified, metric_rows,
+from .core import (Result, artefact, best_time, cache_lock, check_count, check_positive, default_device, load_verified, metric_rows,
                                progress, ray_map, save_verified, tensor_digest, torch_threads)
 from .data import Data, as_data
 from .models import batch_order, has_batch_norm, reinitialized
@@ -433,14 +433,9 @@ def matmul_rate(device=None, size:int=1024) -> float:
     "FLOP/s of a large float32 matrix product on `device`, the best of five timings: the ceiling any training loop of dense layers runs under."
     device = torch.device(default_device(device))
     a, b = torch.randn(size, size, device=device), torch.randn(size, size, device=device)
-    sync = torch.cuda.synchronize if device.type == 'cuda' else (lambda: None)
-    for _ in range(3): a @ b
-    best = 0.
-    for _ in range(5):
-        sync(); start = time.perf_counter()
+    def five_products():
         for _ in range(5): a @ b
-        sync(); best = max(best, 5 * 2 * size ** 3 / (time.perf_counter() - start))
-    return best
+    return 5 * 2 * size ** 3 / best_time(five_products, 5, device)
 
 def training_flops(model:nn.Module, records:int) -> float:
     "Floating-point operations to train the dense layers of `model` on `records` record-visits: 2·in·out forward and twice that backward."

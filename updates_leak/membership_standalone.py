@@ -14,7 +14,7 @@ import torch.nn as nn
 from sklearn.metrics import roc_curve
 
 from .core import ATTACK_METHOD, Result, artefact, metric_rows, seeded_generator, set_seed
-from .data import WHOLE_DATASETS, Data, as_data, assert_disjoint, disjoint_split, load_dataset
+from .data import WHOLE_DATASETS, Data, as_data, assert_disjoint, concat, disjoint_split, load_dataset
 from .membership_features import (BLACK_BOX, attack_metrics, best_threshold, check_layers, concat_rows,
                                               entropy_scores, loss_scores, membership_features, membership_scores,
                                               cluster_threshold, plot_roc_curves, select, train_nasr_attack, train_unsupervised_attack,
@@ -284,10 +284,8 @@ def run_standalone(dataset:str='location', # a key of `TARGETS` (a preset: the t
         n_shadow = n_shadow if shadow_data is not None else 0
         target = own_recipe(model, members, epochs, lr, name=dataset) if n_shadow else None
     layers = check_layers(model, weight_layers(model)[-1:] if layers is None else layers) if kind == 'torch' else []
-    known_data = Data(torch.cat([data['members_known'].x, data['nonmembers_known'].x]),
-                      torch.cat([data['members_known'].y, data['nonmembers_known'].y]), pool.classes)
-    eval_data = Data(torch.cat([data['members_eval'].x, data['nonmembers_eval'].x]),
-                     torch.cat([data['members_eval'].y, data['nonmembers_eval'].y]), pool.classes)
+    known_data = concat([data['members_known'], data['nonmembers_known']], 'known records')
+    eval_data = concat([data['members_eval'], data['nonmembers_eval']], 'evaluation records')
     known_m = torch.arange(len(known_data)) < len(data['members_known'])
     eval_m = torch.arange(len(eval_data)) < len(data['members_eval'])
     result = StandaloneResult(dataset, model_accuracy(model, members), model_accuracy(model, test), {}, seed=seed, layers=layers, model=model)

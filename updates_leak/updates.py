@@ -19,7 +19,7 @@ from torch.func import functional_call, vmap
 from .core import (CacheDamaged, cache_lock, check_count, check_finite, check_positive, chunks, default_device, load_verified,
                                progress as progress_bar, ray_map, save_verified, seeded_generator, set_seed, torch_threads)
 from .data import Data, as_data, assert_disjoint, disjoint_split, load_dataset
-from .models import (CifarCNN, MnistCNN, accuracy, check_dp_sgd, check_training, dp_sgd_gradient, fit, has_batch_norm,
+from .models import (CifarCNN, MnistCNN, accuracy, batch_order, check_dp_sgd, check_training, dp_sgd_gradient, fit, has_batch_norm,
                                  model_dtype, online_update, predict_proba, reinitialized)
 from .oracle import Oracle, white_box
 
@@ -269,7 +269,7 @@ def stacked_updates(model:nn.Module, # the model before the updates
     copies = torch.arange(K, device=device)[:, None]
     velocity, step = None, 0
     for _ in range(config.epochs):
-        orders = torch.stack([torch.randperm(n, generator=g) for g in generators]).to(device)  # the shuffle `batch_order` draws
+        orders = torch.stack([batch_order(n, n, True, g)[0] for g in generators]).to(device)  # each copy's shuffle, as its own update draws it
         for batch in orders.split(config.batch_size, 1):
             x, y = x_sets[copies, batch], y_sets[copies, batch]
             masks = None if mask_keys is None else base.dropout_masks(mask_keys, step, batch.shape[1])

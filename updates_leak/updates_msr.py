@@ -5,7 +5,7 @@
 # %% ../nbs/14_updates_msr.ipynb #2f5432f7
 from __future__ import annotations
 
-import contextlib, hashlib, io, json, math, os, time, warnings
+import contextlib, hashlib, io, json, math, os, warnings
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
@@ -17,7 +17,7 @@ from scipy.optimize import linear_sum_assignment
 from sklearn.cluster import KMeans
 from sklearn.exceptions import ConvergenceWarning
 
-from .core import (private_rng, ATTACK_METHOD, CacheDamaged, Result, artefact, cache_lock, check_count, default_device, load_verified, metric_rows,
+from .core import (private_rng, ATTACK_METHOD, CacheDamaged, Result, artefact, best_time, cache_lock, check_count, default_device, load_verified, metric_rows,
                                progress as progress_bar, save_verified, seeded_generator)
 from .data import Data, check_range
 from .updates import AttackMLP, UpdatesExperiment, check_compatible, check_delta, prepare_experiment
@@ -255,16 +255,6 @@ def load_gan_epoch(folder:Path, # the run's checkpoint folder
     return state
 
 # %% ../nbs/14_updates_msr.ipynb #ac9e4f53
-def _seconds(fn, device, repeats:int=3) -> float:
-    "The best of `repeats` timings of `fn()`, waiting for the device's queued work each time."
-    best = math.inf
-    for _ in range(repeats):
-        if device.type == 'cuda': torch.cuda.synchronize(device)
-        start = time.perf_counter(); fn()
-        if device.type == 'cuda': torch.cuda.synchronize(device)
-        best = min(best, time.perf_counter() - start)
-    return best
-
 def bench_cbm_gan(n_sets:int=80, # updating sets in the timed epoch
                   set_size:int=100, # |D_update|
                   hidden:tuple=(2048, 2048, 2048), # the generator's widths (the paper's)
@@ -282,12 +272,12 @@ def bench_cbm_gan(n_sets:int=80, # updating sets in the timed epoch
     with private_rng(seed): generator, discriminator = CBMGenerator((1, 28, 28), n_features, hidden=hidden), ImageDiscriminator((1, 28, 28))
     train = lambda k: train_cbm_gan(generator, discriminator, pool, sets[:k], delta[:k], epochs=1, sets_per_step=sets_per_step, seed=seed,
                                     device=device, progress=False)
-    train(min(sets_per_step, n_sets))  # warm-up: kernels chosen, memory allocated
-    epoch = _seconds(lambda: train(n_sets), device, repeats=1)
+    train(min(sets_per_step, n_sets))  # warm-up on one step's sets: kernels chosen, memory allocated
+    epoch = best_time(lambda: train(n_sets), 1, device, warmup=False)
     real = to_tanh_range(pool.x[sets[:sets_per_step]]).to(device)
     fake = (real + 0.1 * torch.randn(real.shape, generator=gen).to(device)).requires_grad_()
-    batched = _seconds(lambda: sets_best_match_loss(real, fake).backward(), device)
-    per_set = _seconds(lambda: torch.stack([best_match_loss(r, f) for r, f in zip(real, fake)]).mean().backward(), device)
+    batched = best_time(lambda: sets_best_match_loss(real, fake).backward(), device=device)
+    per_set = best_time(lambda: torch.stack([best_match_loss(r, f) for r, f in zip(real, fake)]).mean().backward(), device=device)
     return [{'sets': n_sets, '|D_update|': set_size, 'width': hidden[0], 'sets per step': sets_per_step, 'seconds per epoch': epoch,
              'sets/s': n_sets / epoch, 'projected seconds per paper epoch': paper_sets * epoch / n_sets,
              'Best-Match step, batched ms': 1e3 * batched, 'Best-Match step, per set ms': 1e3 * per_set, 'ratio': per_set / batched,

@@ -13,7 +13,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .core import ATTACK_METHOD, Anchor, Result, artefact, metric_rows, paper_value, seeded_generator
-from .data import Data, check_range
+from .data import Data, check_range, concat
 from .models import AutoEncoder, fit, reconstruction_loss
 from .updates import AttackMLP, Updates, UpdatesExperiment, UpdatesSetting, check_compatible, check_delta, prepare_experiment
 
@@ -66,8 +66,7 @@ def per_sample_mse(a:torch.Tensor, b:torch.Tensor) -> torch.Tensor:
 
 def attacker_images(setting:UpdatesSetting) -> Data:
     "Every image the attacker owns: its shadow model's training data and the pool of its simulated updating sets."
-    return Data(torch.cat([setting.shadow_train.x, setting.shadow_pool.x]),
-                torch.cat([setting.shadow_train.y, setting.shadow_pool.y]), setting.shadow_pool.classes)
+    return concat([setting.shadow_train, setting.shadow_pool], "the attacker's images")
 
 def class_means(data:Data) -> torch.Tensor:
     "The mean image of each class: classes × image shape."
