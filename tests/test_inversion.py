@@ -7,6 +7,7 @@ import pytest
 import torch
 import torch.nn as nn
 
+from updates_leak.core import seed_spread
 from updates_leak.extraction_trees import Feature
 from updates_leak.inversion_map import (blackbox_map, error_model, leaf_cells, leaf_class_counts, load_survey, marginal_priors, run_map_inversion,
                                         train_survey_tree, whitebox_map)
@@ -71,6 +72,10 @@ def test_map_inversion_beats_the_prior_on_members_and_is_reproducible():
     members = s.xs('members', level=2).loc['steak']
     assert members.loc['white-box', 'accuracy'] > members.loc['prior mode', 'accuracy'] + 0.03
     assert members.loc['white-box', 'precision'] == 1.
+    spreads = a.spreads().xs('members', level=2).loc['steak']
+    per_split = pd.DataFrame(a.rows_per_split).query("method == 'white-box' and group == 'members'")
+    assert spreads.loc['white-box', 'accuracy'] == seed_spread(per_split.accuracy.tolist())
+    assert spreads.loc['prior mode', 'precision'] == 'undefined'  # the prior's mode never says "yes"
 
 def test_error_model_columns_are_distributions():
     pi = error_model(np.array([0, 1, 1, 2]), np.array([0, 1, 2, 2]), 3)

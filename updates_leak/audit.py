@@ -277,6 +277,7 @@ def audit_reference_attacks(model, train:Data, members:Data, nonmembers:Data, me
     is_member = torch.cat([torch.ones(len(members)), torch.zeros(len(nonmembers))]).bool()
     return {k: v for k, v in scores.items() if k != 'loss threshold'}, K, is_member  # the loss threshold is already among the attacks
 
+# %% ../nbs/70_audit.ipynb #a3ad9fe1
 def audit_membership(model, train:Data, test:Data, quick:bool=False, seed:int=0, device=None, show:bool=True,
                      epochs:int=10, lr:float=1e-3, # the reference models' training (the audit's retraining recipe)
                     ) -> AuditSection:
@@ -712,6 +713,7 @@ def _exposed_html(e:dict) -> str:
     return _html_table([{'record': int(i), 'label': int(lab), 'exposure': float(s), 'loss': float(l), **{f'x{j}': v for j, v in enumerate(c)}}
                         for i, lab, s, l, c in zip(index, y, score, loss, cols)])
 
+# %% ../nbs/70_audit.ipynb #03cb320e
 def audit_html(result:AuditResult) -> str:
     "The audit as one self-contained HTML page."
     r = result

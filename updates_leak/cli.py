@@ -36,7 +36,7 @@ from .updates_msr import bench_cbm_gan, evaluate_multi_reconstruction
 from .updates_ssr import evaluate_reconstruction
 
 # %% auto #0
-__all__ = ['COMMANDS', 'USER_ERRORS', 'Command', 'command', 'at_least', 'Outcome', 'build_parser', 'report', 'demo_command',
+__all__ = ['COMMANDS', 'USER_ERRORS', 'Command', 'subcommand', 'at_least', 'Outcome', 'build_parser', 'report', 'demo_command',
            'updates_command', 'extract_command', 'invert_command', 'exfiltrate_command', 'membership_command',
            'audit_command', 'bench_command', 'main']
 
@@ -54,7 +54,7 @@ class Command:
 
 COMMANDS = {}
 
-def command(choices:dict|None=None, # option -> allowed values
+def subcommand(choices:dict|None=None, # option -> allowed values
             checks:dict|None=None, # option -> (predicate, description), e.g. `at_least(1)`
            ):
     "Register the decorated function `<name>_command` as the subcommand `<name>` (underscores become dashes)."
@@ -135,7 +135,7 @@ def report(outcome:Outcome, # what the subcommand computed
     return paths
 
 # %% ../nbs/90_cli.ipynb #f133b5de
-@command(checks={'n_attack_models': at_least(1)})
+@subcommand(checks={'n_attack_models': at_least(1)})
 def demo_command(out:str='updates-leak-demo', # folder for the JSON results and the figure
                  seed:int=0, # seeds the data split, the models, the updates and the attack
                  n_attack_models:int=1, # attack models to train and average
@@ -146,7 +146,7 @@ def demo_command(out:str='updates-leak-demo', # folder for the JSON results and 
                    {'seed': seed})
 
 # %% ../nbs/90_cli.ipynb #851f072f
-@command(choices={'attack': ('li', 'lde', 'ssr', 'msr'), 'dataset': tuple(ARCHITECTURES), 'inputs': ATTACK_INPUTS,
+@subcommand(choices={'attack': ('li', 'lde', 'ssr', 'msr'), 'dataset': tuple(ARCHITECTURES), 'inputs': ATTACK_INPUTS,
                   'sign': ('before-after', 'after-before'), 'defence': tuple(DEFENCES), 'backend': ('local', 'ray')},
          checks={'set_size': at_least(1), 'n_shadow_models': at_least(1), 'n_attack_models': at_least(0), 'probe_size': at_least(1),
                  'gan_epochs': at_least(0), 'gan_width': at_least(0), 'generated': at_least(0), 'evaluated': at_least(2), 'ensemble': at_least(1)})
@@ -196,7 +196,7 @@ def updates_command(attack:str='li', # 'li' (single-sample label inference), 'ld
     return Outcome(name, [res], {'defence': defence, 'epsilon': DEFENCES[defence].epsilon(exp.set_size)})
 
 # %% ../nbs/90_cli.ipynb #b31fa9c2
-@command(choices={'model': ('lr', 'softmax', 'ovr', 'mlp', 'tree', 'face'), 'method': ('cross-entropy', 'logits'),
+@subcommand(choices={'model': ('lr', 'softmax', 'ovr', 'mlp', 'tree', 'face'), 'method': ('cross-entropy', 'logits'),
                   'labels_only': ('uniform', 'line-search', 'adaptive'), 'variant': ('path-finding', 'top-down')},
          checks={'budget': (lambda v: v > 0, 'positive'), 'queries': at_least(1), 'rounding': at_least(0), 'restarts': at_least(1),
                  'min_samples_leaf': at_least(1), 'scale': at_least(1)})
@@ -234,7 +234,7 @@ def extract_command(model:str='softmax', # 'lr', 'softmax', 'ovr', 'mlp' (equati
     return Outcome(f'extract_{model}_{dataset}_{res.queries}' + ('' if rounding is None else f'_r{rounding}'), [res])
 
 # %% ../nbs/90_cli.ipynb #5b5a7b2d
-@command(choices={'kind': ('map', 'face'), 'dataset': ('steak', 'gss'), 'model': ('softmax', 'mlp', 'dae')},
+@subcommand(choices={'kind': ('map', 'face'), 'dataset': ('steak', 'gss'), 'model': ('softmax', 'mlp', 'dae')},
          checks={'seeds': at_least(1), 'scale': at_least(1), 'lr': (lambda v: v > 0, 'positive')})
 def invert_command(kind:str, # 'map' (survey attribute inference) or 'face' (MI-FACE)
                    dataset:str='steak', # map: 'steak' or 'gss'
@@ -253,7 +253,7 @@ def invert_command(kind:str, # 'map' (survey attribute inference) or 'face' (MI-
     return Outcome(f'invert_face_{model}_{res.image_size}', [res])
 
 # %% ../nbs/90_cli.ipynb #f60d9c6f
-@command(choices={'attack': EXFILTRATION_ATTACKS, 'dataset': ('fashion-mnist', 'mnist', 'mnist-embedded', 'cifar10', 'att-faces')},
+@subcommand(choices={'attack': EXFILTRATION_ATTACKS, 'dataset': ('fashion-mnist', 'mnist', 'mnist-embedded', 'cifar10', 'att-faces')},
          checks={'secrets': at_least(1), 'b': at_least(1), 'lam': at_least(0), 'epochs': at_least(1), 'hidden': at_least(1), 'on_pixels': at_least(1)})
 def exfiltrate_command(attack:str='lsb', # 'lsb', 'cor', 'sgn' or 'cap'
                        dataset:str='fashion-mnist', # 'fashion-mnist', 'mnist', 'mnist-embedded', 'cifar10' (secrets turned grey) or 'att-faces'
@@ -274,7 +274,7 @@ def exfiltrate_command(attack:str='lsb', # 'lsb', 'cor', 'sgn' or 'cap'
     return Outcome(f'exfiltrate_{attack}_{dataset}_{secrets}', [res])
 
 # %% ../nbs/90_cli.ipynb #b7e8ee1c
-@command(choices={'setting': ('standalone', 'federated'), 'attacker': MODES, 'observer': ATTACKERS, 'dataset': tuple(TARGETS), 'attack': ('nasr', 'lira', 'rmia'),
+@subcommand(choices={'setting': ('standalone', 'federated'), 'attacker': MODES, 'observer': ATTACKERS, 'dataset': tuple(TARGETS), 'attack': ('nasr', 'lira', 'rmia'),
                    'backend': ('local', 'ray')},
          checks={'kernels': at_least(1), 'epochs': at_least(1), 'shadow': at_least(0), 'participants': at_least(2), 'records': at_least(2), 'references': at_least(2),
                  'rounds': at_least(1), 'local_epochs': at_least(1), 'population': at_least(0)})
@@ -330,7 +330,7 @@ def membership_command(setting:str='standalone', # 'standalone' or 'federated'
     return Outcome(f'membership_federated_{dataset}_{observer}_{attacker}_{participants}', [res])
 
 # %% ../nbs/90_cli.ipynb #3567e620
-@command(checks={'retrain_epochs': at_least(1), 'retrain_lr': (lambda v: v > 0, 'positive')})
+@subcommand(checks={'retrain_epochs': at_least(1), 'retrain_lr': (lambda v: v > 0, 'positive')})
 def audit_command(train:str, # the training records (members): .npz (x, y), .csv (with --label) or a dataset name ('name:split')
                   test:str, # records from the same population the model never saw: the same forms
                   model:str=None, # the model file: .safetensors (with --arch), .skops or .onnx
@@ -363,7 +363,7 @@ def audit_command(train:str, # the training records (members): .npz (x, y), .csv
     return Outcome('audit', [res])
 
 # %% ../nbs/90_cli.ipynb #7ca62061
-@command(choices={'name': ('shadow-updates', 'face-inversion', 'per-sample-gradients', 'audit', 'reference-models', 'cbm-gan')},
+@subcommand(choices={'name': ('shadow-updates', 'face-inversion', 'per-sample-gradients', 'audit', 'reference-models', 'cbm-gan')},
          checks={'n_updates': at_least(1), 'set_size': at_least(1), 'workers': at_least(0)})
 def bench_command(name:str, # the benchmark: 'shadow-updates', 'face-inversion', 'per-sample-gradients', 'audit', 'reference-models' or 'cbm-gan'
                   n_updates:int=400, # shadow-updates: updates per method

@@ -4,7 +4,7 @@
 
 # %% ../nbs/00_core.ipynb #ab450e78
 from __future__ import annotations
-import hashlib, io, json, math, numbers, os, random, sys, tempfile, time, typing, warnings
+import hashlib, json, math, numbers, os, random, sys, tempfile, time, typing
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, fields, is_dataclass
 from pathlib import Path

@@ -5,7 +5,7 @@
 # %% ../nbs/50_exfiltration.ipynb #a6d9360a
 from __future__ import annotations
 import copy, time
-from dataclasses import dataclass, asdict
+from dataclasses import dataclass
 
 import numpy as np
 import torch

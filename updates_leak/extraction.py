@@ -5,7 +5,7 @@
 # %% ../nbs/20_extraction.ipynb #a5ca327b
 from __future__ import annotations
 import time
-from dataclasses import dataclass, asdict
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -21,7 +21,7 @@ from torch.func import functional_call
 
 from .core import ATTACK_METHOD, Anchor, Result, check_allocation, check_count, check_finite, check_fraction, check_positive, metric_rows, paper_value, seeded_generator, torch_threads
 from .data import as_data, load_sklearn, load_table
-from .models import MLP, LogisticRegression, SoftmaxRegression, predict_proba
+from .models import MLP, LogisticRegression, SoftmaxRegression
 from .oracle import Oracle, model_accuracy, posteriors
 
 # %% auto #0

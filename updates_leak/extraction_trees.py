@@ -5,7 +5,7 @@
 # %% ../nbs/21_extraction_trees.ipynb #c7f10378
 from __future__ import annotations
 import time
-from dataclasses import dataclass, asdict
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -325,6 +325,7 @@ def train_tree(task:TreeTask, min_samples_leaf:int=5, seed:int=0) -> DecisionTre
     "The provider's tree on the one-hot encoded training data."
     return DecisionTreeClassifier(min_samples_leaf=min_samples_leaf, random_state=seed).fit(encode(task.features, task.x_train), task.y_train)
 
+# %% ../nbs/21_extraction_trees.ipynb #9234bd92
 def run_tree_extraction(dataset:str='steak', # one of `TREE_TABLES` (a preset: the tree is trained on it)
                         variant:str='path-finding', # 'path-finding' (bottom-up) or 'top-down'
                         epsilon:float=1e-5, # boundary precision

@@ -5,7 +5,7 @@
 # %% ../nbs/31_inversion_faces.ipynb #feea6fb6
 from __future__ import annotations
 import copy, time
-from dataclasses import dataclass, asdict
+from dataclasses import dataclass
 
 import numpy as np
 import torch

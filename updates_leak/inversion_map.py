@@ -11,7 +11,7 @@ import pandas as pd
 import torch
 from sklearn.tree import DecisionTreeClassifier
 
-from .core import ATTACK_METHOD, Anchor, Result, metric_rows, paper_value
+from .core import ATTACK_METHOD, Anchor, Result, metric_rows, paper_value, seed_spread
 from .data import as_data, load_table
 from .extraction_trees import Feature
 from .oracle import model_kind, posteriors
@@ -329,6 +329,12 @@ class MapInversionResult(Result):
         "Mean accuracy, precision, recall and model accuracy (fractions) per survey, estimator and group, over splits."
         df = pd.DataFrame(self.rows_per_split)
         return df.groupby(['survey', 'method', 'group'], sort=False)[['accuracy', 'precision', 'recall', 'model_accuracy']].mean()
+
+    def spreads(self) -> pd.DataFrame:
+        "Accuracy, precision and recall as 'mean (lowest–highest)' over the splits (precision over the splits where it is defined)."
+        def spread(v): return seed_spread(v.dropna().tolist()) if v.notna().any() else 'undefined'
+        df = pd.DataFrame(self.rows_per_split)
+        return df.groupby(['survey', 'method', 'group'], sort=False)[['accuracy', 'precision', 'recall']].agg(spread)
 
     def rows(self) -> list:
         "Each estimator's accuracy, precision and recall of the sensitive answer, on members and on non-members, beside the paper."

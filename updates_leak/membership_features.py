@@ -18,7 +18,7 @@ from torch.func import functional_call, grad, vmap
 
 from .core import (private_rng, best_time, check_count, check_finite, check_positive, chunks, default_device, progress as progress_bar,
                                seeded_generator, torch_threads)
-from .data import Data, as_data
+from .data import as_data
 from .models import CifarCNN, location_model, model_device, predict_logits
 from .oracle import model_kind, posteriors, white_box
 
@@ -95,6 +95,7 @@ def _outer_product_gradients(model, x, y, layers, out, batch_size, device) -> bo
             if device.type != 'cpu': out[l][s] = rows.cpu()
     return True
 
+# %% ../nbs/60_membership_features.ipynb #73b4add2
 def per_sample_gradients(model:nn.Module, # the classifier, evaluated in eval mode
                          x:torch.Tensor, # inputs, N × input shape
                          y:torch.Tensor, # labels, N
@@ -279,6 +280,7 @@ def check_membership_labels(is_member, # which records are members
     if is_member.all() or not is_member.any(): raise ValueError("the attack needs both members and non-members to train on")
     return is_member
 
+# %% ../nbs/60_membership_features.ipynb #14959539
 def train_nasr_attack(features:dict, # the attacker's known records (from `membership_features`)
                  is_member:torch.Tensor, # N bools: which of them are members
                  kernels:int|None=None, # kernels of each gradient component (`None`: `default_kernels`)

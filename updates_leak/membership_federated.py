@@ -6,7 +6,7 @@
 from __future__ import annotations
 
 import copy
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 
 import torch
 import torch.nn as nn
@@ -85,6 +85,7 @@ def check_federated(setting:FederatedSetting, attacker:str, mode:str, observed) 
         raise ValueError(f"observed rounds must be a non-empty subset of 1..{setting.rounds}, got {observed}")
     return observed
 
+# %% ../nbs/62_membership_federated.ipynb #fff48044
 def simulate_federated(setting:FederatedSetting, # the FedAvg run
                        parts:list, # each participant's records (`Data`), the victim first
                        targets:Data, # the records under attack (for an active attacker's ascent)
@@ -195,6 +196,7 @@ def federated_row(result:FederatedResult) -> dict:
             **{k: round(100 * v, 2) for k, v in result.metrics.items()},
             'global acc on victim': round(100 * result.global_victim_accuracy, 2), 'global test acc': round(100 * result.global_test_accuracy, 2)}
 
+# %% ../nbs/62_membership_federated.ipynb #6fd2f012
 def run_federated(setting:FederatedSetting=FederatedSetting(), # the FedAvg run
                   attacker:str='global', # 'global' (the server) or 'local' (a participant)
                   mode:str='passive', # 'passive', 'active' or 'isolating' (global only)

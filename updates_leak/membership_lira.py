@@ -191,6 +191,7 @@ class References:
                 out.append(torch.cat([net(c.to(device)).cpu() for c in x.split(batch_size)]))
         return torch.stack(out)
 
+# %% ../nbs/63_membership_lira.ipynb #1eda6123
 def train_references(model:nn.Module, # the architecture: a torch classifier without BatchNorm or dropout (never changed)
                      data, # the pool the references train on (`Data`, `(x, y)` or `TensorDataset`)
                      n_models:int, # K

@@ -19,7 +19,7 @@ from .membership_features import (BLACK_BOX, attack_metrics, best_threshold, che
                                               entropy_scores, loss_scores, membership_features, membership_scores,
                                               cluster_threshold, plot_roc_curves, select, train_nasr_attack, train_unsupervised_attack,
                                               weight_layers)
-from .models import CifarCNN, accuracy, fit, location_model, reinitialized, tabular_target
+from .models import CifarCNN, fit, location_model, reinitialized, tabular_target
 from .oracle import model_accuracy, model_kind, posteriors, white_box
 
 # %% auto #0
@@ -65,6 +65,7 @@ def membership_split(n:int, # records in the pool
     assert_disjoint(**idx)
     return idx
 
+# %% ../nbs/61_membership_standalone.ipynb #c1d3e508
 def train_membership_model(target:MembershipTarget, # the recipe
                            data:Data, # the training records
                            seed:int=0, # seeds the initialisation and shuffling

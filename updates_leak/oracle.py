@@ -5,18 +5,16 @@
 # %% ../nbs/03_oracle.ipynb #b42d443c
 from __future__ import annotations
 import copy
-from dataclasses import dataclass
 
 import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from torch.utils.data import Dataset
 
 from fastcore.basics import patch
 
 from .core import as_float_tensor, check_finite, check_shape, default_device, seeded_generator
-from .data import Data, as_data
+from .data import as_data
 from .models import model_device, model_dtype, online_update, predict_proba
 
 # %% auto #0

@@ -5,7 +5,7 @@
 # %% ../nbs/40_steal_invert.ipynb #30a4004e
 from __future__ import annotations
 import copy, time
-from dataclasses import dataclass, asdict
+from dataclasses import dataclass
 
 import numpy as np
 import torch

@@ -101,6 +101,7 @@ def make_setting(dataset:str='mnist-embedded', # 'mnist', 'mnist-embedded', 'fas
 
 TRAINER_VERSION = 2  # part of the model cache key: bump when `fit` changes how it trains
 
+# %% ../nbs/10_updates.ipynb #84722c3d
 def train_model(setting:UpdatesSetting, # the experiment
                 side:str, # 'target' or 'shadow'
                 seed:int=0, # seed of initialisation and training
@@ -244,6 +245,7 @@ def _stacked_dp_gradients(forward, params:dict, buffers:dict, x:torch.Tensor, y:
     per_copy = [dp_sgd_gradient([g[k] for g in per_sample], config.clip_norm, config.noise_multiplier or 0., generators[k]) for k in range(K)]
     return [torch.stack(gs) for gs in zip(*per_copy)]
 
+# %% ../nbs/10_updates.ipynb #1d3d83ed
 def stacked_updates(model:nn.Module, # the model before the updates
                     pool:Data, # data the updating sets index into
                     sets:torch.Tensor, # K × n pool indices
@@ -521,6 +523,7 @@ def prepare_experiment(dataset:str|None=None, # a dataset of `ARCHITECTURES` (de
     return UpdatesExperiment(setting, target, shadows, shadow_updates, target_updates, accuracy(target, setting.held_out, device=device),
                              set_size, setting.held_out, update)
 
+# %% ../nbs/10_updates.ipynb #ce2badc8
 def observe_updates(api:Oracle, # the provider's API around the model it updates
                     pool:Data, # the provider's updating data
                     sets:torch.Tensor, # K × n pool indices: one updating set per update
@@ -579,6 +582,7 @@ def input_scaling(normalize:bool|str, # True or 'unit': rows to unit length; 'st
     if normalize is False: return []
     raise ValueError(f"normalize must be True/'unit', 'standardize' or False, got {normalize!r}")
 
+# %% ../nbs/10_updates.ipynb #a66a4f56
 class AttackMLP(nn.Sequential):
     "The Updates-Leak attack MLP: (optional input scaling) → Linear → LeakyReLU → Dropout → … → Linear."
     def __init__(self, sizes:list, # layer widths, input (|probe|·classes) first, output last

@@ -160,6 +160,7 @@ def defence_table(results:list, # `DefenceResult`s
              **({} if r.ssr_mse is None else {'A_SSR MSE': r.ssr_mse, 'class-mean MSE': r.ssr_class_mean_mse}),
              **({} if r.update_loss_drop is None else {'D_update loss drop': r.update_loss_drop})} for r in results]
 
+# %% ../nbs/15_updates_defences.ipynb #64e7ed04
 def evaluate_defences(single:UpdatesExperiment, # single-sample updates (`set_size=1`), for A_LI
                       multi:UpdatesExperiment, # multi-sample updates on the same target, for A_LDE
                       defences:list|None=None, # `Defence`s (default: all of `DEFENCES`)

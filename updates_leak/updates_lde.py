@@ -11,7 +11,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .core import private_rng, ATTACK_METHOD, Anchor, Result, artefact, chunks, metric_rows, paper_value, seeded_generator
-from .data import Data, as_data
+from .data import as_data
 from .models import model_device
 from .updates import (AttackMLP, DeltaAttack, UpdatesExperiment, check_compatible, check_delta,
                                   prepare_experiment, sample_updating_sets, train_attack)

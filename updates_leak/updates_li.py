@@ -83,6 +83,7 @@ class LabelInferenceResult(Result):
         fig.colorbar(im, ax=ax); fig.tight_layout()
         return fig
 
+# %% ../nbs/11_updates_li.ipynb #ef776bd7
 def evaluate_label_inference(exp:UpdatesExperiment, # from `prepare_experiment` with set_size=1
                              n_attack_models:int=3, # independently trained attack models to average
                              normalize:bool=True, # unit-norm δ input (False: the paper's raw δ)

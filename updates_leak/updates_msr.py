@@ -5,8 +5,8 @@
 # %% ../nbs/14_updates_msr.ipynb #2f5432f7
 from __future__ import annotations
 
-import contextlib, hashlib, io, json, math, os, warnings
-from dataclasses import asdict, dataclass, replace
+import contextlib, hashlib, io, json, math, warnings
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -155,6 +155,7 @@ def train_cbm_gan(generator:CBMGenerator, # conditional (CBM-GAN) or plain gener
         return _train_gan(generator, discriminator, pool, sets, delta, epochs, sets_per_step, lr, beta1, best_match, seed, device, n, nets, folder,
                           progress)
 
+# %% ../nbs/14_updates_msr.ipynb #360ca860
 def _train_gan(generator, discriminator, pool, sets, delta, epochs, sets_per_step, lr, beta1, best_match, seed, device, n, nets, folder, progress) -> list:
     "`train_cbm_gan`'s loop, resuming from the run's checkpoint folder when it has one."
     saved = None if folder is None else load_gan_epoch(folder, epochs, nets)
@@ -409,6 +410,7 @@ def train_reconstruction_gans(exp:UpdatesExperiment, # from `prepare_experiment`
     train_cbm_gan(plain, ImageDiscriminator(shape), pool, sets, None, best_match=0., seed=seed + 1, **train)
     return cbm, plain
 
+# %% ../nbs/14_updates_msr.ipynb #03838c1b
 def score_reconstructions(exp:UpdatesExperiment, # the experiment the GANs were trained on
                           cbm:CBMGenerator, # the trained CBM-GAN generator
                           plain:CBMGenerator|None, # the trained plain generator (`None`: no plain-GAN row)
