@@ -16,9 +16,9 @@ import torch
 __all__ = ['DATA_ENV', 'ROW_KEYS', 'ATTACK_METHOD', 'default_device', 'set_seed', 'seeded_generator', 'torch_threads',
            'private_rng', 'keyed_uniform', 'ray_map', 'data_root', 'as_float_tensor', 'check_finite', 'check_shape',
            'check_count', 'check_positive', 'check_fraction', 'check_allocation', 'chunks', 'format_table',
-           'write_results', 'seed_spread', 'best_time', 'metric_rows', 'check_rows', 'format_rows', 'Anchor',
-           'paper_value', 'artefact', 'to_json', 'Result', 'progress', 'CacheDamaged', 'tensor_digest', 'save_verified',
-           'load_verified', 'cache_lock']
+           'write_results', 'seed_spread', 'best_time', 'metric_rows', 'check_rows', 'format_rows', 'format_spread',
+           'Anchor', 'paper_value', 'artefact', 'to_json', 'Result', 'progress', 'CacheDamaged', 'tensor_digest',
+           'save_verified', 'load_verified', 'cache_lock']
 
 # %% ../nbs/00_core.ipynb #b76b7c3c
 def default_device(device:str|torch.device|None=None, # explicit choice, or `None` for CUDA-if-available
@@ -280,6 +280,21 @@ def format_rows(rows:list, # long-form rows of one or more results
     if not any(r['setting'] for r in rows):
         for line in lines.values(): line.pop('setting')
     return format_table(list(lines.values()))
+
+# %% ../nbs/00_core.ipynb #049828d6
+def format_spread(rows_per_seed:list, # one list of long-form rows per seed, with the same labels at each
+                  columns:str='method', # as in `format_rows`
+                  digits:int=3, # decimals of the spreads
+                 ) -> str:
+    "The rows of several seeds as one table whose cells are 'mean (lowest–highest)' over the seeds."
+    if not rows_per_seed: raise ValueError("no seeds to summarise")
+    values = {}
+    for rows in rows_per_seed:
+        for r in rows: values.setdefault(tuple(r[k] for k in ROW_KEYS[:-1]), []).append(r['value'])
+    def cell(v:list):
+        if len(v) < len(rows_per_seed): return f'{seed_spread(v, digits)} [{len(v)} of {len(rows_per_seed)} seeds]'
+        return v[0] if len(set(v)) == 1 else seed_spread(v, digits)
+    return format_rows([dict(zip(ROW_KEYS, (*k, cell(v)))) for k, v in values.items()], columns)
 
 # %% ../nbs/00_core.ipynb #923cdfb4
 @dataclass(frozen=True)
