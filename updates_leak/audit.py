@@ -372,7 +372,52 @@ class FlatInputs:
     def __init__(self, model, shape:tuple): self.model, self.shape, self.__name__ = model, tuple(shape), 'flattened model'
     def __call__(self, x:torch.Tensor) -> torch.Tensor: return posteriors(self.model, x.reshape(-1, *self.shape))
 
-# %% ../nbs/70_audit.ipynb #7a83b80c
+# %% ../nbs/70_audit.ipynb #d133aa53
+def _steal_by_paths(tree, data:Data, seed:int) -> tuple:
+    "Path-finding on a leaf-identifier API: `(results, curves, what was run, verdict)`."
+    r = run_tree_extraction(tree=tree, data=data, name='audited model', seed=seed)
+    return ([r], {'path-finding': [(r.queries, r.r_test)]}, ['path-finding on a leaf-identifier API'],
+            f"path-finding finds {r.leaves_found} of {r.leaves} leaves with {r.queries:,} queries; the copy agrees on {r.r_test:.1%} of test records")
+
+def _steal_by_equations(solving:str, target, data:Data, quick:bool, seed:int,
+                        one_budget:bool=False, # one budget and no rounding: a first try on an API of unknown form
+                       ) -> tuple:
+    "Equation solving at several query budgets, then on rounded answers: `(results, curves, what was run, verdict)`."
+    budgets = (1.,) if quick or one_budget else (0.5, 1., 2.)
+    exact = [run_extraction(solving, budget=b, target=target, data=data, seed=seed, name='audited model', n_uniform=1000) for b in budgets]
+    curves = {'equation solving': [(r.queries, r.r_test) for r in exact]}
+    parts = [f"{solving} equation solving at {', '.join(f'{b:g}' for b in budgets)} queries per unknown"]
+    rounded = [run_extraction(solving, budget=1., target=target, data=data, seed=seed, name='audited model', decimals=d, n_uniform=1000)
+               for d in (() if one_budget else (2,) if quick else (2, 1))]
+    curves |= {f'equation solving, answers rounded to {r.decimals} decimals': [(r.queries, r.r_test)] for r in rounded}
+    best = max(exact, key=lambda x: (x.r_test, -x.queries))
+    verdict = (f"equation solving gives a copy that agrees on {best.r_test:.1%} of test records with {best.queries:,} queries "
+               f"({best.queries / best.unknowns:.2g} per unknown)") + (f"; answers rounded to 2 decimals give {rounded[0].r_test:.1%}" if rounded else '')
+    return exact + rounded, curves, parts + (['on rounded answers'] if rounded else []), verdict
+
+def _steal_by_retraining(target, data:Data, n_classes:int, quick:bool, seed:int) -> tuple:
+    "A softmax copy retrained on the API's labels, uniform and adaptive queries: `(results, curves, what was run, verdict)`."
+    unknowns = (data.x.shape[1] + 1) * n_classes
+    plan = [('uniform', 1.)] if quick else [('uniform', 1.), ('uniform', 5.), ('adaptive', 1.)]
+    retrained = [run_retraining(strategy=s, budget=int(min(b * unknowns, MAX_RETRAINING_QUERIES)), target=target, data=data, seed=seed,
+                                name='audited model', n_uniform=1000) for s, b in plan]
+    curves = {}
+    for (s, _), r in zip(plan, retrained): curves.setdefault(f'retraining on labels ({s})', []).append((r.queries, r.r_test))
+    best = max(retrained, key=lambda x: x.r_test)
+    return (retrained, curves, ['retraining a softmax copy on labels: ' + ', '.join(f'{s} queries at {b:g} per unknown' for s, b in plan)],
+            f"retraining a softmax copy on {best.queries:,} labels agrees with the model on {best.r_test:.1%} of test records")
+
+def _agreement_figure(curves:dict, majority:float):
+    "Each attack's agreement on test records against its queries, beside always answering the majority class."
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(5.5, 3.2))
+    for name, pts in curves.items(): ax.plot(*zip(*sorted(pts)), 'o-', label=name)
+    ax.axhline(majority, color='k', ls=':', lw=0.8, label='always the majority class')
+    ax.set(xscale='log', xlabel='queries', ylabel='agreement on test records (R_test)', ylim=(0, 1.02), title='extraction: agreement against queries')
+    ax.legend(fontsize=7)
+    return fig
+
+# %% ../nbs/70_audit.ipynb #eee3b6fb
 def audit_extraction(model, train:Data, test:Data, n_classes:int, quick:bool=False, seed:int=0) -> AuditSection:
     "Steal the model through its API: agreement against the query budget, and the cost of rounded answers."
     start = time.perf_counter()
@@ -380,51 +425,19 @@ def audit_extraction(model, train:Data, test:Data, n_classes:int, quick:bool=Fal
     flat = test.x.dim() > 2
     target = FlatInputs(model, test.x.shape[1:]) if flat else model
     data = Data(test.x.flatten(1), test.y, test.classes, name=test.name) if flat else test
-    results, curves, parts = [], {}, []
-    if kind == 'tree':
-        r = run_tree_extraction(tree=model, data=data, name='audited model', seed=seed)
-        results.append(r); curves['path-finding'] = [(r.queries, r.r_test)]; parts.append('path-finding on a leaf-identifier API')
-        verdict = f"path-finding finds {r.leaves_found} of {r.leaves} leaves with {r.queries:,} queries; the copy agrees on {r.r_test:.1%} of test records"
-    elif kind == 'retraining' and model_kind(model) != 'function': verdict = ''  # a model seen to be non-linear: retraining alone
-    else:
-        solving = kind if kind != 'retraining' else 'softmax'  # an API of unknown form is first tried as if it were linear
-        budgets = (1.,) if quick or kind == 'retraining' else (0.5, 1., 2.)
-        for b in budgets:
-            r = run_extraction(solving, budget=b, target=target, data=data, seed=seed, name='audited model', n_uniform=1000)
-            results.append(r); curves.setdefault('equation solving', []).append((r.queries, r.r_test))
-        parts.append(f"{solving} equation solving at {', '.join(f'{b:g}' for b in budgets)} queries per unknown")
-        exact = max(results, key=lambda x: (x.r_test, -x.queries))
-        rounded = []
-        for d in (() if kind == 'retraining' else (2,) if quick else (2, 1)):
-            rounded.append(run_extraction(solving, budget=1., target=target, data=data, seed=seed, name='audited model', decimals=d, n_uniform=1000))
-            curves[f'equation solving, answers rounded to {d} decimals'] = [(rounded[-1].queries, rounded[-1].r_test)]
-        results += rounded
-        verdict = (f"equation solving gives a copy that agrees on {exact.r_test:.1%} of test records with {exact.queries:,} queries "
-                   f"({exact.queries / exact.unknowns:.2g} per unknown)") + (f"; answers rounded to 2 decimals give {rounded[0].r_test:.1%}" if rounded else '')
-        if rounded: parts.append('on rounded answers')
-    if kind == 'retraining':
-        if not results or results[0].r_test < 0.99:
-            unknowns = (data.x.shape[1] + 1) * n_classes
-            plan = [('uniform', 1.)] if quick else [('uniform', 1.), ('uniform', 5.), ('adaptive', 1.)]
-            retrained = []
-            for strategy, b in plan:
-                r = run_retraining(strategy=strategy, budget=int(min(b * unknowns, MAX_RETRAINING_QUERIES)), target=target, data=data, seed=seed,
-                                   name='audited model', n_uniform=1000)
-                retrained.append(r); curves.setdefault(f'retraining on labels ({strategy})', []).append((r.queries, r.r_test))
-            results += retrained
-            parts.append('retraining a softmax copy on labels: ' + ', '.join(f'{s} queries at {b:g} per unknown' for s, b in plan))
-            best = max(retrained, key=lambda x: x.r_test)
-            verdict += ('; ' if verdict else '') + f"retraining a softmax copy on {best.queries:,} labels agrees with the model on {best.r_test:.1%} of test records"
+    results, curves, parts, verdicts = [], {}, [], []
+    def add(attempt:tuple):
+        found, their_curves, what, verdict = attempt
+        results.extend(found); curves.update(their_curves); parts.extend(what); verdicts.append(verdict)
+    if kind == 'tree': add(_steal_by_paths(model, data, seed))
+    elif kind != 'retraining' or model_kind(model) == 'function':  # an API of unknown form is first tried as if it were linear
+        add(_steal_by_equations('softmax' if kind == 'retraining' else kind, target, data, quick, seed, one_budget=kind == 'retraining'))
+    if kind == 'retraining' and (not results or results[0].r_test < 0.99): add(_steal_by_retraining(target, data, n_classes, quick, seed))
     best = max((r for r in results if getattr(r, 'decimals', None) is None), key=lambda x: x.r_test)
     majority = max(float((test.y == c).double().mean()) for c in test.y.unique())
-    import matplotlib.pyplot as plt
-    fig, ax = plt.subplots(figsize=(5.5, 3.2))
-    for name, pts in curves.items(): ax.plot(*zip(*sorted(pts)), 'o-', label=name)
-    ax.axhline(majority, color='k', ls=':', lw=0.8, label='always the majority class')
-    ax.set(xscale='log', xlabel='queries', ylabel='agreement on test records (R_test)', ylim=(0, 1.02), title='extraction: agreement against queries')
-    ax.legend(fontsize=7)
-    return AuditSection('extraction', verdict, '; '.join(parts), len(test), sum(r.queries for r in results), time.perf_counter() - start,
-                        'R_test', best.r_test, majority, 'majority class', [row for r in results for row in r.rows()], figures=[_png(fig)])
+    return AuditSection('extraction', '; '.join(verdicts), '; '.join(parts), len(test), sum(r.queries for r in results), time.perf_counter() - start,
+                        'R_test', best.r_test, majority, 'majority class', [row for r in results for row in r.rows()],
+                        figures=[_png(_agreement_figure(curves, majority))])
 
 # %% ../nbs/70_audit.ipynb #ecb5e585
 def is_image_data(data:Data) -> bool:

@@ -285,6 +285,26 @@ class ExfiltrationResult(Result):
 
 DEFAULT_LAMBDA = {'cor': 1.0, 'sgn': 10.0}
 
+# %% ../nbs/50_exfiltration.ipynb #4d551fd4
+def _hide_and_recover(attack:str, benign:nn.Module, train:Data, secret:torch.Tensor, b:int, lam:float, n_params:int, on_pixels:int,
+                      train_kw:dict, # how the owner's models train
+                     ) -> tuple:
+    "Hide `secret` with `attack` and read it back as the attacker would: `(malicious model, recovered images, capacity in bits, queries)`."
+    bits, shape = to_bits(secret), tuple(secret.shape)
+    if attack == 'lsb':
+        model = lsb_encode(copy.deepcopy(benign), bits, b)
+        return model, from_bits(lsb_decode(model, len(bits), b), shape), lsb_capacity(benign, b), 0
+    if attack == 'cor':
+        model = train_owner_model(train, correlated_value_loss(secret.reshape(-1).float(), lam), **train_kw)
+        return model, correlated_decode(model, shape), 8 * n_params, 0
+    if attack == 'sgn':
+        model = train_owner_model(train, sign_loss(bits, lam), **train_kw)
+        return model, from_bits(sign_decode(model, len(bits)), shape), n_params, 0
+    model = train_owner_model(capacity_abuse_data(train, secret, on_pixels=on_pixels), **train_kw)
+    api = Oracle(model, tuple(train.sample_shape), output='label')  # the attacker sees labels only
+    recovered = capacity_abuse_decode(api, shape, train.n_classes, tuple(train.sample_shape), on_pixels=on_pixels)
+    return model, recovered, int(np.prod(shape) * np.log2(train.n_classes)), api.queries
+
 # %% ../nbs/50_exfiltration.ipynb #f34ab37e
 def run_exfiltration(attack:str='lsb', # one of `ATTACKS`
                      dataset:str='fashion-mnist', # an image dataset (see `owner_data`)
@@ -307,34 +327,16 @@ def run_exfiltration(attack:str='lsb', # one of `ATTACKS`
     if attack == 'lsb' and architecture is not None and any(p.dtype != torch.float32 for p in architecture.parameters()):
         raise ValueError("LSB encoding needs float32 parameters")
     secret = secret_images(train, n_secrets)
-    bits, shape = to_bits(secret), tuple(secret.shape)
+    bits = to_bits(secret)
     n_params = sum(p.numel() for p in owner_model(train, hidden, seed, architecture).parameters())
     needed = {'lsb': len(bits) / b, 'cor': len(bits) / 8, 'sgn': len(bits)}.get(attack, 0)
     if needed > n_params: raise ValueError(f"{n_secrets} images ({len(bits):,} bits) exceed what '{attack}' can hide in {n_params:,} parameters")
     if attack == 'cap': check_on_pixels(on_pixels, tuple(train.sample_shape))
     train_kw = dict(epochs=epochs, hidden=hidden, seed=seed, device=device, cosine=cosine, architecture=architecture)
     benign = benign or train_owner_model(train, **train_kw)
-    lam = DEFAULT_LAMBDA.get(attack) if lam is None else lam
-    queries, start = 0, time.perf_counter()
-    if attack == 'lsb':
-        capacity = lsb_capacity(benign, b)
-        model = lsb_encode(copy.deepcopy(benign), bits, b)
-        recovered = from_bits(lsb_decode(model, len(bits), b), shape)
-    elif attack == 'cor':
-        capacity = 8 * n_params
-        values = secret.reshape(-1).float()
-        model = train_owner_model(train, correlated_value_loss(values, lam), **train_kw)
-        recovered = correlated_decode(model, shape)
-    elif attack == 'sgn':
-        capacity = n_params
-        model = train_owner_model(train, sign_loss(bits, lam), **train_kw)
-        recovered = from_bits(sign_decode(model, len(bits)), shape)
-    else:
-        capacity = int(np.prod(shape) * np.log2(train.n_classes))
-        model = train_owner_model(capacity_abuse_data(train, secret, on_pixels=on_pixels), **train_kw)
-        api = Oracle(model, tuple(train.sample_shape), output='label')
-        recovered = capacity_abuse_decode(api, shape, train.n_classes, tuple(train.sample_shape), on_pixels=on_pixels)
-        queries = api.queries
+    start = time.perf_counter()
+    model, recovered, capacity, queries = _hide_and_recover(attack, benign, train, secret, b, DEFAULT_LAMBDA.get(attack) if lam is None else lam,
+                                                            n_params, on_pixels, train_kw)
     seconds = time.perf_counter() - start
     return ExfiltrationResult(attack, dataset, n_secrets, len(bits), capacity, accuracy(benign, test), accuracy(model, test),
                               mape(recovered, secret), float((to_bits(recovered) == bits).float().mean()),

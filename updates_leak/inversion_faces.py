@@ -4,7 +4,7 @@
 
 # %% ../nbs/31_inversion_faces.ipynb #feea6fb6
 from __future__ import annotations
-import copy, time
+import copy, time, typing
 from dataclasses import dataclass
 
 import numpy as np
@@ -15,7 +15,7 @@ from sklearn.linear_model import LogisticRegression
 
 from .core import ATTACK_METHOD, Anchor, Result, artefact, check_count, check_finite, check_positive, default_device, metric_rows, paper_value, set_seed
 from .data import Data, as_data, load_att_faces, show_images
-from .models import MLP, SoftmaxRegression, fit, accuracy, model_device
+from .models import MLP, SoftmaxRegression, fit, accuracy, model_device, module_mode
 from .oracle import white_box
 
 # %% auto #0
@@ -124,6 +124,36 @@ def mi_face_step(image_shape:tuple, # shape of one input
     "MI-FACE's default step for inputs of this size: λ = 10 per 10,304 pixels (the AT&T faces), so that one step moves an image about as far in any size."
     return 10. * float(np.prod(image_shape)) / 10_304
 
+def _descend(cost:typing.Callable, # images → B costs
+             x:torch.Tensor, # B starting images
+             lr:float, max_steps:int, patience:int, target_cost:float, process, value_range:tuple,
+            ) -> tuple:
+    "Algorithm 1's loop, batched: each image steps down its cost until it reaches γ, stalls for β steps or runs out of α; `(best images, their costs, steps)`."
+    pixels = [1] * (x.dim() - 1)
+    best, best_cost = x.clone(), torch.full((len(x),), float('inf'), device=x.device)
+    history = torch.full((patience, len(x)), float('inf'), device=x.device)  # the last β costs, a ring on the device
+    active = torch.ones(len(x), dtype=torch.bool, device=x.device)
+    steps = torch.zeros(len(x), dtype=torch.long, device=x.device)
+    for step_no in range(max_steps):
+        x.requires_grad_(True)
+        grad, = torch.autograd.grad(cost(x).sum(), x)
+        with torch.no_grad():
+            step = x - lr * grad
+            if process is not None: step = process(step)
+            x = torch.where(active.view(-1, *pixels), step.clamp(*value_range), x.detach())
+            c = cost(x)
+            improved = active & (c < best_cost)
+            best = torch.where(improved.view(-1, *pixels), x, best)
+            best_cost = torch.where(improved, c, best_cost)
+            steps += active
+            if step_no >= patience: active &= c < history.max(0).values
+            history[step_no % patience] = c
+            active &= c > target_cost
+        if step_no % 20 == 19 or step_no == max_steps - 1:  # the host looks every 20 steps: one sync, not two per step
+            check_finite(c, 'MI-FACE cost')
+            if not active.any(): break
+    return best, best_cost, steps
+
 def mi_face(model:nn.Module, # the recogniser, returning logits
             labels, # the classes to invert (B)
             image_shape:tuple, # shape of one input, e.g. (1, 112, 92)
@@ -146,41 +176,17 @@ def mi_face(model:nn.Module, # the recogniser, returning logits
     if labels.is_floating_point() or labels.dtype == torch.bool: raise TypeError(f"MI-FACE inverts classes, given as integer indices; got {labels.dtype}")
     labels = labels.to(device=device, dtype=torch.long)
     runner = model if model_device(model) == device else copy.deepcopy(model).to(device)
-    was_training = model.training
-    runner.eval()  # gradients are taken with respect to the images only; the model's own are left alone
-    with torch.no_grad(): n_classes = runner(torch.zeros(1, *image_shape, device=device)).shape[1]
-    if int(labels.min()) < 0 or int(labels.max()) >= n_classes:
-        model.train(was_training)
-        raise ValueError(f"the model has {n_classes} classes: labels must lie in 0..{n_classes - 1}, got {labels.min().item()}..{labels.max().item()}")
-    rows = torch.arange(len(labels), device=device)
-    def cost(x):
-        c = 1 - F.softmax(runner(x), 1)[rows, labels]
-        return c + aux(x) if aux is not None else c
-    start = time.perf_counter()
-    x = torch.full((len(labels), *image_shape), float(value_range[0]), device=device)
-    best, best_cost = x.clone(), torch.full((len(labels),), float('inf'), device=device)
-    history = torch.full((patience, len(labels)), float('inf'), device=device)  # the last β costs, a ring on the device
-    active = torch.ones(len(labels), dtype=torch.bool, device=device)
-    steps = torch.zeros(len(labels), dtype=torch.long, device=device)
-    for step_no in range(max_steps):
-        x.requires_grad_(True)
-        grad, = torch.autograd.grad(cost(x).sum(), x)
-        with torch.no_grad():
-            step = x - lr * grad
-            if process is not None: step = process(step)
-            x = torch.where(active.view(-1, *[1] * len(image_shape)), step.clamp(*value_range), x.detach())
-            c = cost(x)
-            improved = active & (c < best_cost)
-            best = torch.where(improved.view(-1, *[1] * len(image_shape)), x, best)
-            best_cost = torch.where(improved, c, best_cost)
-            steps += active
-            if step_no >= patience: active &= c < history.max(0).values
-            history[step_no % patience] = c
-            active &= c > target_cost
-        if step_no % 20 == 19 or step_no == max_steps - 1:  # the host looks every 20 steps: one sync, not two per step
-            check_finite(c, 'MI-FACE cost')
-            if not active.any(): break
-    model.train(was_training)
+    with module_mode(runner):  # gradients are taken with respect to the images only; the model's own are left alone
+        with torch.no_grad(): n_classes = runner(torch.zeros(1, *image_shape, device=device)).shape[1]
+        if int(labels.min()) < 0 or int(labels.max()) >= n_classes:
+            raise ValueError(f"the model has {n_classes} classes: labels must lie in 0..{n_classes - 1}, got {labels.min().item()}..{labels.max().item()}")
+        rows = torch.arange(len(labels), device=device)
+        def cost(x):
+            c = 1 - F.softmax(runner(x), 1)[rows, labels]
+            return c + aux(x) if aux is not None else c
+        start = time.perf_counter()
+        best, best_cost, steps = _descend(cost, torch.full((len(labels), *image_shape), float(value_range[0]), device=device),
+                                          lr, max_steps, patience, target_cost, process, value_range)
     return Inversion(best.cpu(), best_cost.cpu(), steps.cpu(), time.perf_counter() - start)
 
 # %% ../nbs/31_inversion_faces.ipynb #14bd882a

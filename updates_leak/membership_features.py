@@ -6,7 +6,6 @@
 from __future__ import annotations
 
 import copy
-from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -19,16 +18,16 @@ from torch.func import functional_call, grad, vmap
 from .core import (private_rng, best_time, check_count, check_finite, check_positive, chunks, default_device, progress as progress_bar,
                                seeded_generator, torch_threads)
 from .data import as_data
-from .models import CifarCNN, location_model, model_device, predict_logits
+from .models import CifarCNN, location_model, model_device, module_mode, predict_logits
 from .oracle import model_kind, posteriors, white_box
 
 # %% auto #0
-__all__ = ['BLACK_BOX', 'weight_layers', 'check_layers', 'evaluating', 'per_sample_gradients', 'loop_gradients',
-           'bench_per_sample_gradients', 'membership_features', 'select', 'concat_rows', 'FeatureScaler',
-           'fc_component', 'GradientComponent', 'NasrAttack', 'epoch_range', 'default_kernels', 'check_feature_blocks',
-           'check_membership_labels', 'train_nasr_attack', 'membership_scores', 'summary_statistics',
-           'train_unsupervised_attack', 'cluster_threshold', 'best_threshold', 'tpr_at_fpr', 'attack_metrics',
-           'loss_scores', 'entropy_scores', 'plot_roc_curves']
+__all__ = ['BLACK_BOX', 'weight_layers', 'check_layers', 'per_sample_gradients', 'loop_gradients', 'bench_per_sample_gradients',
+           'membership_features', 'select', 'concat_rows', 'FeatureScaler', 'fc_component', 'GradientComponent',
+           'NasrAttack', 'epoch_range', 'default_kernels', 'check_feature_blocks', 'check_membership_labels',
+           'train_nasr_attack', 'membership_scores', 'summary_statistics', 'train_unsupervised_attack',
+           'cluster_threshold', 'best_threshold', 'tpr_at_fpr', 'attack_metrics', 'loss_scores', 'entropy_scores',
+           'plot_roc_curves']
 
 # %% ../nbs/60_membership_features.ipynb #55bb641d
 def weight_layers(model:nn.Module) -> list:
@@ -45,14 +44,6 @@ def check_layers(model:nn.Module, # the model
     return list(layers)
 
 # %% ../nbs/60_membership_features.ipynb #6dccff90
-@contextmanager
-def evaluating(model:nn.Module):
-    "Run the block with `model` in eval mode (restoring its mode after); yields the model's device."
-    was_training = model.training
-    model.eval()
-    try: yield next(model.parameters()).device
-    finally: model.train(was_training)
-
 def _one_example_loss(model:nn.Module, params:dict, buffers:dict):
     "Cross-entropy of one example as a function of a subset `sub` of the parameters (the rest held at `params`)."
     def loss(sub, x, y):
@@ -108,7 +99,8 @@ def per_sample_gradients(model:nn.Module, # the classifier, evaluated in eval mo
     if device is not None and default_device(device) != model_device(model): model = copy.deepcopy(model).to(default_device(device))
     modules = dict(model.named_modules())
     out = {l: torch.empty(len(x), modules[l].weight.shape[0], modules[l].weight[0].numel(), dtype=modules[l].weight.dtype) for l in layers}
-    with evaluating(model) as device:
+    device = model_device(model)
+    with module_mode(model):
         linear = all(isinstance(modules[l], nn.Linear) for l in layers)
         if not (linear and _outer_product_gradients(model, x, y, layers, out, batch_size, device)):
             _vmap_gradients(model, x, y, layers, out, batch_size, device)
@@ -123,7 +115,8 @@ def loop_gradients(model:nn.Module, # the classifier, evaluated in eval mode
     layers = check_layers(model, layers)
     modules = dict(model.named_modules())
     out = {l: [] for l in layers}
-    with evaluating(model) as device:
+    device = model_device(model)
+    with module_mode(model):
         for xi, yi in zip(x, y):
             model.zero_grad()
             F.cross_entropy(model(xi[None].to(device)), yi[None].to(device)).backward()

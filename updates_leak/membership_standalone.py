@@ -242,6 +242,71 @@ def _split_known(data:Data, seed:int) -> tuple:
     perm = torch.randperm(len(data), generator=seeded_generator(seed))
     return data.subset(perm[:len(data) // 2]), data.subset(perm[len(data) // 2:])
 
+def _preset_target(dataset:str, seed:int, root, progress:bool, device) -> tuple:
+    "A preset's target trained on a seeded split: `(model, members, held-out records, the split's parts, shadow records, shadow recipe)`."
+    if dataset not in TARGETS: raise ValueError(f"unknown membership target {dataset!r}; choose from {sorted(TARGETS)}")
+    target = TARGETS[dataset]
+    pool = load_pool(target.dataset, root)
+    idx = membership_split(len(pool), target, seed)
+    data = {k: pool.subset(v) for k, v in idx.items()}
+    members = pool.subset(torch.cat([idx['members_known'], idx['members_eval']]))
+    return train_membership_model(target, members, seed, progress, device), members, data['test'], data, data['shadow'], target
+
+def _own_target(model, members, nonmembers, shadow, n_shadow:int, epochs:int, lr:float, name:str, seed:int) -> tuple:
+    "Your model and its records, halved for the attacker: the same tuple as `_preset_target` (no shadow recipe without shadow records)."
+    if members is None or nonmembers is None: raise ValueError("attacking your own model needs its members and non-members: members=(x, y), nonmembers=(x, y)")
+    members, nonmembers = as_data(members, name='members'), as_data(nonmembers, name='non-members')
+    if min(len(members), len(nonmembers)) < 4: raise ValueError("need at least 4 members and 4 non-members (half to train the attacks, half to score them)")
+    data = dict(zip(('members_known', 'members_eval'), _split_known(members, seed)))
+    data.update(zip(('nonmembers_known', 'nonmembers_eval'), _split_known(nonmembers, seed + 1)))
+    shadow_data = None if shadow is None else as_data(shadow, name='shadow records')
+    recipe = own_recipe(model, members, epochs, lr, name=name) if shadow_data is not None and n_shadow else None
+    return model, members, nonmembers, data, shadow_data, recipe
+
+@dataclass
+class _AttackHalves:
+    "The records the attacker knows (it trains and picks thresholds on them) and those it is scored on, members first in each."
+    known: Data
+    evaluation: Data
+    known_member: torch.Tensor  # which known records are members
+    eval_member: torch.Tensor  # which evaluation records are members
+
+    @classmethod
+    def of(cls, data:dict): # a split's parts: 'members_known', 'nonmembers_known', 'members_eval', 'nonmembers_eval'
+        "The two halves of a split, each members first."
+        known = concat([data['members_known'], data['nonmembers_known']], 'known records')
+        evaluation = concat([data['members_eval'], data['nonmembers_eval']], 'evaluation records')
+        return cls(known, evaluation, torch.arange(len(known)) < len(data['members_known']), torch.arange(len(evaluation)) < len(data['members_eval']))
+
+    def score(self, result:StandaloneResult, name:str, known_scores, eval_scores, threshold:float|None=None):
+        "Record an attack's metrics on the evaluation half (its threshold chosen on the known half unless given)."
+        evaluate_scores(result, name, known_scores, eval_scores, self.known_member, self.eval_member, threshold)
+
+# %% ../nbs/61_membership_standalone.ipynb #bc44c86d
+def _nasr_attacks(result:StandaloneResult, model:nn.Module, data:dict, halves:_AttackHalves, layers:list, variants:tuple,
+                  kernels:int|None, attack_epochs:int, seed:int, progress:bool, device):
+    "Nasr et al.'s attack networks: supervised on white-box and on black-box features, and unsupervised."
+    for variant, name, black_box in [('white-box', 'white-box (Nasr)', False), ('black-box', 'black-box (Nasr network)', True)]:
+        if variant not in variants: continue
+        attack = MembershipAttack(model, data['members_known'], data['nonmembers_known'], layers, black_box, kernels,
+                                  attack_epochs, seed, progress, device)
+        halves.score(result, name, attack.scores(halves.known), attack.scores(halves.evaluation))
+    if 'unsupervised' in variants:
+        grads = BLACK_BOX + tuple(f'grad:{l}' for l in layers)
+        features = concat_rows(*(select(membership_features(model, d, layers, device=device), grads) for d in (halves.known, halves.evaluation)))
+        scores = train_unsupervised_attack(features, kernels, attack_epochs, seed=seed, progress=progress, device=device)
+        halves.score(result, 'white-box unsupervised (Nasr)', scores[:len(halves.known)], scores[len(halves.known):], cluster_threshold(scores, seed))
+
+def _black_box_baselines(result:StandaloneResult, model, halves:_AttackHalves, shadow_data, recipe, n_shadow:int, seed:int, device):
+    "Shokri et al.'s shadow models (when there are shadow records), and the loss and entropy thresholds."
+    known, evals = membership_features(model, halves.known, device=device), membership_features(model, halves.evaluation, device=device)
+    if n_shadow:
+        shadow = ShadowModelAttack(shadow_data, recipe, n_shadow, seed, device)
+        halves.score(result, 'shadow models (Shokri)', shadow.scores(known), shadow.scores(evals))
+    halves.score(result, 'loss threshold', loss_scores(known), loss_scores(evals))
+    halves.score(result, 'entropy threshold', entropy_scores(known), entropy_scores(evals))
+
+# %% ../nbs/61_membership_standalone.ipynb #e85e2dfd
 def run_standalone(dataset:str='location', # a key of `TARGETS` (a preset: the target is trained on it), or what your model is called
                    layers:list|None=None, # gradient layers of the white-box attack (`None`: the last layer)
                    kernels:int|None=None, # kernels of each gradient component (`None`: the paper's 1,000, fewer for wide layers)
@@ -265,52 +330,18 @@ def run_standalone(dataset:str='location', # a key of `TARGETS` (a preset: the t
     variants = allowed if variants is None else tuple(variants)
     if set(variants) - set(NASR_VARIANTS): raise ValueError(f"unknown attack variants {sorted(set(variants) - set(NASR_VARIANTS))}; choose from {NASR_VARIANTS}")
     if set(variants) - set(allowed): white_box(model, f"the {' and '.join(sorted(set(variants) - set(allowed)))} attack")
-    if model is None:
-        if dataset not in TARGETS: raise ValueError(f"unknown membership target {dataset!r}; choose from {sorted(TARGETS)}")
-        target = TARGETS[dataset]
-        pool = load_pool(target.dataset, root)
-        idx = membership_split(len(pool), target, seed)
-        data = {k: pool.subset(v) for k, v in idx.items()}
-        members = pool.subset(torch.cat([idx['members_known'], idx['members_eval']]))
-        model = train_membership_model(target, members, seed, progress, device)
-        test, shadow_data = data['test'], data['shadow']
-    else:
-        if members is None or nonmembers is None: raise ValueError("attacking your own model needs its members and non-members: members=(x, y), nonmembers=(x, y)")
-        members, nonmembers = as_data(members, name='members'), as_data(nonmembers, name='non-members')
-        if min(len(members), len(nonmembers)) < 4: raise ValueError("need at least 4 members and 4 non-members (half to train the attacks, half to score them)")
-        data = dict(zip(('members_known', 'members_eval'), _split_known(members, seed)))
-        data.update(zip(('nonmembers_known', 'nonmembers_eval'), _split_known(nonmembers, seed + 1)))
-        test, pool = nonmembers, members
-        shadow_data = None if shadow is None else as_data(shadow, name='shadow records')
-        n_shadow = n_shadow if shadow_data is not None else 0
-        target = own_recipe(model, members, epochs, lr, name=dataset) if n_shadow else None
+    if model is None: model, members, test, data, shadow_data, recipe = _preset_target(dataset, seed, root, progress, device)
+    else: model, members, test, data, shadow_data, recipe = _own_target(model, members, nonmembers, shadow, n_shadow, epochs, lr, dataset, seed)
+    n_shadow = n_shadow if recipe is not None else 0
     layers = check_layers(model, weight_layers(model)[-1:] if layers is None else layers) if kind == 'torch' else []
-    known_data = concat([data['members_known'], data['nonmembers_known']], 'known records')
-    eval_data = concat([data['members_eval'], data['nonmembers_eval']], 'evaluation records')
-    known_m = torch.arange(len(known_data)) < len(data['members_known'])
-    eval_m = torch.arange(len(eval_data)) < len(data['members_eval'])
+    halves = _AttackHalves.of(data)
     result = StandaloneResult(dataset, model_accuracy(model, members), model_accuracy(model, test), {}, seed=seed, layers=layers, model=model)
-    for variant, name, black_box in [('white-box', 'white-box (Nasr)', False), ('black-box', 'black-box (Nasr network)', True)]:
-        if variant not in variants: continue
-        attack = MembershipAttack(model, data['members_known'], data['nonmembers_known'], layers, black_box, kernels,
-                                  attack_epochs, seed, progress, device)
-        evaluate_scores(result, name, attack.scores(known_data), attack.scores(eval_data), known_m, eval_m)
-    if 'unsupervised' in variants:
-        grads = BLACK_BOX + tuple(f'grad:{l}' for l in layers)
-        targets = concat_rows(*(select(membership_features(model, d, layers, device=device), grads) for d in (known_data, eval_data)))
-        unsupervised = train_unsupervised_attack(targets, kernels, attack_epochs, seed=seed, progress=progress, device=device)
-        evaluate_scores(result, 'white-box unsupervised (Nasr)', unsupervised[:len(known_data)], unsupervised[len(known_data):],
-                        known_m, eval_m, cluster_threshold(unsupervised, seed))
-    known, evals = membership_features(model, known_data, device=device), membership_features(model, eval_data, device=device)
-    if n_shadow:
-        shadow = ShadowModelAttack(shadow_data, target, n_shadow, seed, device)
-        evaluate_scores(result, 'shadow models (Shokri)', shadow.scores(known), shadow.scores(evals), known_m, eval_m)
-    evaluate_scores(result, 'loss threshold', loss_scores(known), loss_scores(evals), known_m, eval_m)
-    evaluate_scores(result, 'entropy threshold', entropy_scores(known), entropy_scores(evals), known_m, eval_m)
+    _nasr_attacks(result, model, data, halves, layers, variants, kernels, attack_epochs, seed, progress, device)
+    _black_box_baselines(result, model, halves, shadow_data, recipe, n_shadow, seed, device)
     if art:
         art_known, art_eval = art_blackbox_scores(white_box(model, "IBM ART's PyTorch classifier"), data['members_known'], data['nonmembers_known'],
-                                                  [known_data, eval_data], seed=seed)
-        evaluate_scores(result, 'ART MembershipInferenceBlackBox', art_known, art_eval, known_m, eval_m)
+                                                  [halves.known, halves.evaluation], seed=seed)
+        halves.score(result, 'ART MembershipInferenceBlackBox', art_known, art_eval)
     return result
 
 # %% ../nbs/61_membership_standalone.ipynb #2dc556e7

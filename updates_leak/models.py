@@ -5,6 +5,7 @@
 # %% ../nbs/02_models.ipynb #4730804b
 from __future__ import annotations
 import copy, pickle
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable
 
@@ -20,9 +21,9 @@ from .data import Data, as_data
 __all__ = ['MNIST_MEAN', 'MNIST_STD', 'Normalize', 'LogisticRegression', 'SoftmaxRegression', 'MLP', 'tabular_target',
            'location_model', 'MnistCNN', 'stacked_conv2d', 'stacked_linear', 'to_channel_groups', 'from_channel_groups',
            'CifarCNN', 'AutoEncoder', 'batch_order', 'take', 'classification_loss', 'reconstruction_loss',
-           'check_training', 'has_batch_norm', 'make_optimizer', 'fit', 'model_device', 'model_dtype', 'predict_logits',
-           'predict_proba', 'accuracy', 'reinitialized', 'check_dp_sgd', 'loop_sample_gradients', 'dp_sgd_gradient',
-           'online_update', 'UnsafeFileError', 'save_weights', 'load_weights']
+           'check_training', 'has_batch_norm', 'make_optimizer', 'fit', 'model_device', 'model_dtype', 'module_mode',
+           'predict_logits', 'predict_proba', 'accuracy', 'reinitialized', 'check_dp_sgd', 'loop_sample_gradients',
+           'dp_sgd_gradient', 'online_update', 'UnsafeFileError', 'save_weights', 'load_weights']
 
 # %% ../nbs/02_models.ipynb #f133b5de
 class Normalize(nn.Module):
@@ -298,6 +299,17 @@ def model_dtype(model:nn.Module) -> torch.dtype:
         if t.is_floating_point(): return t.dtype
     return torch.float32
 
+@contextmanager
+def module_mode(model:nn.Module, # the module to switch
+                training:bool=False, # the block's mode: `False` evaluates, `True` trains (dropout on)
+               ):
+    "Run the block with `model` in eval (or train) mode, then give each of its submodules back the mode it had, even when the block raises."
+    modes = [(m, m.training) for m in model.modules()]
+    model.train(training)
+    try: yield model
+    finally:
+        for m, was in modes: m.training = was
+
 @torch.no_grad()
 def predict_logits(model:nn.Module, # a classifier returning logits
                    x:torch.Tensor, # inputs
@@ -308,10 +320,9 @@ def predict_logits(model:nn.Module, # a classifier returning logits
     here = model_device(model)
     device = here if device is None else default_device(device)
     runner = model if device == here else copy.deepcopy(model).to(device)
-    dtype, was_training = model_dtype(model), model.training
-    runner.eval()
-    try: return torch.cat([runner(x[s].to(device, dtype)).cpu() for s in chunks(len(x), batch_size)]) if len(x) else runner(x.to(device, dtype)).cpu()
-    finally: model.train(was_training)
+    dtype = model_dtype(model)
+    with module_mode(runner):
+        return torch.cat([runner(x[s].to(device, dtype)).cpu() for s in chunks(len(x), batch_size)]) if len(x) else runner(x.to(device, dtype)).cpu()
 
 def predict_proba(model:nn.Module, # a classifier returning logits
                   x:torch.Tensor, # inputs

@@ -27,9 +27,10 @@ from .oracle import Oracle, white_box
 __all__ = ['SCALES', 'ARCHITECTURES', 'TRAINER_VERSION', 'IMPLICIT_DROPOUT', 'ATTACK_INPUTS', 'UpdateConfig', 'Scale',
            'UpdatesSetting', 'make_setting', 'train_model', 'own_scale', 'architecture_key', 'own_setting',
            'sample_updating_sets', 'update_seeds', 'loop_updates', 'stacked_updates', 'Updates', 'updates_fingerprint',
-           'default_workers', 'generate_updates', 'UpdatesExperiment', 'check_compatible', 'prepare_experiment',
-           'observe_updates', 'rerun_updates', 'UnitNorm', 'Standardize', 'input_scaling', 'AttackMLP', 'check_delta',
-           'DeltaAttack', 'train_attack', 'bench_shadow_updates']
+           'default_workers', 'check_updating_sets', 'update_group', 'cached_chunks', 'generate_updates',
+           'UpdatesExperiment', 'check_compatible', 'prepare_experiment', 'observe_updates', 'rerun_updates',
+           'UnitNorm', 'Standardize', 'input_scaling', 'AttackMLP', 'check_delta', 'DeltaAttack', 'train_attack',
+           'bench_shadow_updates']
 
 # %% ../nbs/10_updates.ipynb #1b4f15ed
 @dataclass
@@ -386,6 +387,70 @@ def default_workers(device) -> int:
 
 def _chunk_file(folder:Path|None, i:int) -> Path|None: return None if folder is None else folder/f'chunk_{i:05d}.safetensors'
 
+def check_updating_sets(pool:Data, # the data the sets index into
+                        sets, # K × n pool indices
+                        probe, # probing inputs
+                       ) -> tuple:
+    "`(sets, probe)` as tensors; `TypeError` or `ValueError` unless the sets are K × n integer indices into `pool` and the probe is N ≥ 1 finite inputs of its shape."
+    sets = torch.as_tensor(sets)
+    if sets.is_floating_point() or sets.dtype == torch.bool: raise TypeError(f"sets must hold integer pool indices, got {sets.dtype}")
+    if sets.dim() != 2 or sets.shape[1] < 1: raise ValueError(f"sets must be K × n with n ≥ 1, got shape {tuple(sets.shape)}")
+    if sets.numel() and (int(sets.min()) < 0 or int(sets.max()) >= len(pool)):
+        raise ValueError(f"sets index the pool of {len(pool)}: every index must lie in 0..{len(pool) - 1}, got {int(sets.min())}..{int(sets.max())}")
+    probe = check_finite(torch.as_tensor(probe), 'probe')
+    if len(probe) == 0 or probe.shape[1:] != pool.sample_shape:
+        raise ValueError(f"the probe must be N ≥ 1 inputs of the pool's shape {tuple(pool.sample_shape)}, got {tuple(probe.shape)}")
+    return sets, probe
+
+def update_group(model:nn.Module, config:UpdateConfig, set_size:int, device:torch.device,
+                 group:int|None=None, # the caller's choice (`None`: 10 on a CPU, 500 on a GPU)
+                ) -> int:
+    "Copies updated together; under DP-SGD, which keeps a gradient per (copy, sample) pair, few enough that those take about 1 GB."
+    group = group or (10 if device.type == 'cpu' else 500)
+    if config.clip_norm is None: return group
+    n_params = sum(p.numel() for p in model.parameters())
+    return max(1, min(group, 2**28 // (n_params * min(config.batch_size, set_size))))
+
+# %% ../nbs/10_updates.ipynb #c987c2a1
+def cached_chunks(after:torch.Tensor, # K × N × C posteriors to fill
+                  run:str, # the run's fingerprint
+                  folder:Path|None, # the run's cache folder (`None`: no cache)
+                  chunk:int, # updates per chunk
+                 ) -> tuple:
+    "Fill `after` with the chunks whose verified files are in `folder`: `(slices still to compute, each chunk's file by its first update)`."
+    if folder is not None: folder.mkdir(parents=True, exist_ok=True)
+    slices, files = [], {}
+    for i, sl in enumerate(chunks(len(after), chunk)):
+        f = files[sl.start] = _chunk_file(folder, i)
+        if f is not None and f.exists():
+            try:
+                after[sl] = load_verified(f, _chunk_identity(run, sl, (sl.stop - sl.start, *after.shape[1:])))['after']
+                continue
+            except CacheDamaged as e: warnings.warn(f"{e}; recomputing it", stacklevel=3)
+        slices.append(sl)
+    return slices, files
+
+def _fill_on_ray(after:torch.Tensor, slices:list, files:dict, job:dict, address:str|None, progress:bool):
+    "Compute the chunks as Ray tasks into `after`; this process writes each to its cache file as it arrives, as a local worker would."
+    results = ray_map(_ray_update_chunk, [(sl,) for sl in slices], job, address, gpu=job['device'].type == 'cuda')
+    for sl, out in progress_bar(zip(slices, results), total=len(slices), enabled=progress and bool(slices), name='update chunk'):
+        after[sl] = out
+        if files[sl.start] is not None:
+            with cache_lock(files[sl.start]): save_verified(files[sl.start], {'after': out}, _chunk_identity(job['run'], sl, tuple(out.shape)))
+
+def _fill_locally(after:torch.Tensor, slices:list, files:dict, job:dict, workers:int, progress:bool):
+    "Compute the chunks into `after` in this process, or on a CPU in forked worker processes of one intra-op thread each (they write the cache)."
+    _JOB.update(job, files=files)
+    try:
+        with contextlib.ExitStack() as stack:
+            if workers > 1 and len(slices) > 1 and job['device'].type == 'cpu':
+                procs = stack.enter_context(mp.get_context('fork').Pool(min(workers, len(slices)), initializer=torch.set_num_threads, initargs=(1,)))
+                results = procs.imap_unordered(_run_chunk, slices)
+            else: results = map(_run_chunk, slices)
+            for sl, out in progress_bar(results, total=len(slices), enabled=progress and bool(slices), name='update chunk'): after[sl] = out
+    finally: _JOB.clear()
+
+# %% ../nbs/10_updates.ipynb #6052ba38
 def generate_updates(model:nn.Module, # the model before the updates (target or shadow)
                      pool, # data the updating sets index into: a `Data`, `(x, y)` or `TensorDataset`
                      sets:torch.Tensor, # K × n pool indices
@@ -403,23 +468,13 @@ def generate_updates(model:nn.Module, # the model before the updates (target or 
                     ) -> Updates:
     "Run K online updates of `model` and record the probing set's posteriors before and after each."
     pool = as_data(pool)
-    sets = torch.as_tensor(sets)
-    if sets.is_floating_point() or sets.dtype == torch.bool: raise TypeError(f"sets must hold integer pool indices, got {sets.dtype}")
-    if sets.dim() != 2 or sets.shape[1] < 1: raise ValueError(f"sets must be K × n with n ≥ 1, got shape {tuple(sets.shape)}")
-    if sets.numel() and (int(sets.min()) < 0 or int(sets.max()) >= len(pool)):
-        raise ValueError(f"sets index the pool of {len(pool)}: every index must lie in 0..{len(pool) - 1}, got {int(sets.min())}..{int(sets.max())}")
-    probe = check_finite(torch.as_tensor(probe), 'probe')
-    if len(probe) == 0 or probe.shape[1:] != pool.sample_shape:
-        raise ValueError(f"the probe must be N ≥ 1 inputs of the pool's shape {tuple(pool.sample_shape)}, got {tuple(probe.shape)}")
+    sets, probe = check_updating_sets(pool, sets, probe)
     chunk = check_count(chunk, 'chunk')
     if group is not None: check_count(group, 'group')
     if workers is not None: check_count(workers, 'workers', 0)
     if backend not in ('local', 'ray'): raise ValueError(f"unknown backend {backend!r}; choose 'local' or 'ray'")
     device = default_device(device)
-    group = group or (10 if device.type == 'cpu' else 500)
-    if config.clip_norm is not None:  # DP-SGD keeps one gradient per (copy, sample) pair: hold those to about 1 GB
-        n_params = sum(p.numel() for p in model.parameters())
-        group = max(1, min(group, 2**28 // (n_params * min(config.batch_size, sets.shape[1]))))
+    group = update_group(model, config, sets.shape[1], device, group)
     workers = default_workers(device) if workers is None else workers
     seeds = update_seeds(len(sets), seed)
     model = copy.deepcopy(model).cpu().eval()
@@ -428,38 +483,12 @@ def generate_updates(model:nn.Module, # the model before the updates (target or 
         warnings.warn(f"{type(model).__name__} has dropout without explicit masks, which the stacked updates cannot reproduce "
                       "exactly: its updates run one at a time (exact, slower)", stacklevel=2)
     after = torch.empty(len(sets), len(probe), predict_proba(model, probe[:1]).shape[1])
-    folder, run = None, updates_fingerprint(model, pool, sets, seeds, probe, config, device)
-    if cache_dir is not None:
-        folder = Path(cache_dir)/f'updates-{run}'
-        folder.mkdir(parents=True, exist_ok=True)
-    slices, files = [], {}
-    for i, sl in enumerate(chunks(len(sets), chunk)):
-        f = files[sl.start] = _chunk_file(folder, i)
-        if f is not None and f.exists():
-            try:
-                after[sl] = load_verified(f, _chunk_identity(run, sl, (sl.stop - sl.start, *after.shape[1:])))['after']
-                continue
-            except CacheDamaged as e: warnings.warn(f"{e}; recomputing it", stacklevel=2)
-        slices.append(sl)
+    run = updates_fingerprint(model, pool, sets, seeds, probe, config, device)
+    slices, files = cached_chunks(after, run, None if cache_dir is None else Path(cache_dir)/f'updates-{run}', chunk)
     job = dict(model=model, pool=pool, sets=sets, seeds=seeds, probe=probe, config=config, device=device, group=group,
                one_at_a_time=one_at_a_time, run=run, shape=tuple(after.shape[1:]))
-    if backend == 'ray':  # the chunks run as Ray tasks; this process writes each to the cache as it arrives, as a local worker would
-        results = ray_map(_ray_update_chunk, [(sl,) for sl in slices], job, address, gpu=device.type == 'cuda')
-        for sl, out in progress_bar(zip(slices, results), total=len(slices), enabled=progress and bool(slices), name='update chunk'):
-            after[sl] = out
-            if files[sl.start] is not None:
-                with cache_lock(files[sl.start]): save_verified(files[sl.start], {'after': out}, _chunk_identity(run, sl, tuple(out.shape)))
-        return Updates(predict_proba(model, probe), after, sets, pool.y[sets])
-    _JOB.update(job, files=files)
-    try:
-        with contextlib.ExitStack() as stack:
-            if workers > 1 and len(slices) > 1 and device.type == 'cpu':
-                procs = stack.enter_context(mp.get_context('fork').Pool(min(workers, len(slices)), initializer=torch.set_num_threads, initargs=(1,)))
-                results = procs.imap_unordered(_run_chunk, slices)
-            else: results = map(_run_chunk, slices)
-            results = progress_bar(results, total=len(slices), enabled=progress and bool(slices), name='update chunk')
-            for sl, out in results: after[sl] = out
-    finally: _JOB.clear()
+    if backend == 'ray': _fill_on_ray(after, slices, files, job, address, progress)
+    else: _fill_locally(after, slices, files, job, workers, progress)
     return Updates(predict_proba(model, probe), after, sets, pool.y[sets])
 
 # %% ../nbs/10_updates.ipynb #61d2d676

@@ -12,7 +12,7 @@ import torch.nn.functional as F
 
 from .core import private_rng, ATTACK_METHOD, Anchor, Result, artefact, chunks, metric_rows, paper_value, seeded_generator
 from .data import as_data
-from .models import model_device
+from .models import model_device, module_mode
 from .updates import (AttackMLP, DeltaAttack, UpdatesExperiment, check_compatible, check_delta,
                                   prepare_experiment, sample_updating_sets, train_attack)
 
@@ -177,11 +177,9 @@ def residual_ceiling(model:nn.Module, # the model being updated (a classifier re
     if not 0 < n_test < n_sets: raise ValueError(f"need 0 < n_test < n_sets, got n_test={n_test}, n_sets={n_sets}")
     pool = as_data(pool)
     C = pool.n_classes
-    was_training, dev = model.training, model_device(model)
-    with torch.no_grad(), private_rng(seed):
-        model.train()  # the residuals the update sees: dropout on
+    dev = model_device(model)
+    with torch.no_grad(), private_rng(seed), module_mode(model, training=True):  # the residuals the update sees: dropout on
         p = torch.cat([F.softmax(model(pool.x[s].to(dev)), 1).cpu() for s in chunks(len(pool), 1000)])
-    model.train(was_training)
     residual = F.one_hot(pool.y, C).float() - p
     sets = sample_updating_sets(len(pool), n_sets, set_size, seed=seed)
     signal = torch.cat([residual[sets[s]].sum(1) for s in chunks(n_sets, 1000)])
