@@ -8,6 +8,7 @@ import torch
 import torch.nn as nn
 from hypothesis import given, settings, strategies as st
 
+from updates_leak.core import torch_threads
 from updates_leak.data import Data, as_data
 from updates_leak.membership_lira import (augmented_lira_scores, inclusion_matrix, lira_scores, logit_confidence, reference_log_posteriors,
                                           rmia_scores, run_reference_attacks, train_one_reference, train_references, true_label_probability)
@@ -106,10 +107,10 @@ def test_bad_input_is_refused():
 
 
 def test_the_ray_path_equals_the_local_path(tmp_path):
-    "Chunks trained as tasks of a local Ray instance equal the local chunks, and the two share one cache."
+    "Chunks trained as tasks of a local Ray instance (one intra-op thread each) equal local chunks trained at one thread, and the two share one cache; at two threads the local path trains its own."
     ray = pytest.importorskip('ray')
     arch = MLP([6, 12, 3])
-    local = train_references(arch, TOY, 4, epochs=2, seed=5, show=False, device='cpu', memory=1, cache_dir=tmp_path/'local')
+    with torch_threads(1): local = train_references(arch, TOY, 4, epochs=2, seed=5, show=False, device='cpu', memory=1, cache_dir=tmp_path/'local')
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, ignore_reinit_error=True)
     try:
         remote = train_references(arch, TOY, 4, epochs=2, seed=5, show=False, device='cpu', memory=1, cache_dir=tmp_path/'ray', backend='ray')
@@ -117,9 +118,11 @@ def test_the_ray_path_equals_the_local_path(tmp_path):
     for a, b in zip(local.states, remote.states):
         for k in a: assert torch.allclose(a[k], b[k], atol=1e-6, rtol=0), k
     assert sorted(p.name for p in (tmp_path/'local').glob('*.safetensors')) == sorted(p.name for p in (tmp_path/'ray').glob('*.safetensors'))
-    resumed = train_references(arch, TOY, 4, epochs=2, seed=5, show=False, device='cpu', memory=1, cache_dir=tmp_path/'ray')  # the Ray run's cache, read locally
+    with torch_threads(1): resumed = train_references(arch, TOY, 4, epochs=2, seed=5, show=False, device='cpu', memory=1, cache_dir=tmp_path/'ray')  # the Ray run's cache, read locally
     for a, b in zip(remote.states, resumed.states):
         for k in a: assert torch.equal(a[k], b[k])
+    with torch_threads(2): train_references(arch, TOY, 4, epochs=2, seed=5, show=False, device='cpu', memory=1, cache_dir=tmp_path/'ray')
+    assert len(list((tmp_path/'ray').glob('*.safetensors'))) == 2 * len(list((tmp_path/'local').glob('*.safetensors')))
 
 
 def test_the_cli_refuses_lira_in_the_federated_setting(capsys):

@@ -150,3 +150,16 @@ def test_the_ray_generator_equals_the_local_one_and_shares_its_cache(setting, tm
     resumed = generate_updates(model, setting.shadow_pool, sets, workers=2, cache_dir=tmp_path/'ray', **kw)
     assert torch.equal(resumed.after, remote.after) and all(p.stat().st_mtime_ns == t for p, t in mtimes.items())
     with pytest.raises(ValueError, match="unknown backend 'spark'"): generate_updates(model, setting.shadow_pool, sets, backend='spark', **kw)
+
+def test_a_model_cached_at_one_thread_count_is_not_served_at_another(tmp_path):
+    "Two intra-op threads sum in another order than one, so the thread count is part of a CPU-trained model's cache key: a cache hit is always what a fresh run would train."
+    from updates_leak.core import torch_threads
+    from updates_leak.updates import Scale, train_model
+    tiny = make_setting('mnist-embedded', Scale(n_train=300, target_pool=300, epochs=2, lr=0.01, n_shadow_updates=20, n_target_updates=10))
+    def weights(threads, cache_dir=None):
+        with torch_threads(threads): return list(train_model(tiny, 'target', seed=0, device='cpu', progress=False, cache_dir=cache_dir).state_dict().values())
+    first = {n: weights(n, tmp_path) for n in (1, 2)}
+    assert len(list(tmp_path.glob('model-*.safetensors'))) == 2  # one file per thread count
+    for n in (1, 2):
+        fresh = weights(n)
+        assert all(torch.equal(a, b) for a, b in zip(first[n], fresh)) and all(torch.equal(a, b) for a, b in zip(weights(n, tmp_path), fresh))

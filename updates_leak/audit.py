@@ -12,7 +12,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from .core import Result, artefact, cache_lock, default_device, format_rows, format_table, metric_rows, progress as progress_bar, set_seed, tensor_digest, to_json
+from .core import Result, artefact, cache_lock, format_rows, format_table, metric_rows, numerics_key, progress as progress_bar, set_seed, tensor_digest, to_json
 from .data import Data, as_data, concat, load_dataset, read_npz
 from .models import fit, load_weights, reinitialized
 from .oracle import model_kind, model_accuracy, posteriors
@@ -585,11 +585,11 @@ def model_fingerprint(model, probe:torch.Tensor) -> str:
     return h.hexdigest()
 
 def audit_fingerprint(model, train:Data, test:Data, update:Data|None, options:dict, device) -> str:
-    "What an audit's cache entries are keyed by: the model, every record, the options and the device."
+    "What an audit's cache entries are keyed by: the model, every record, the options, the device and a CPU's threads."
     h = hashlib.sha256(model_fingerprint(model, train.x[:64]).encode())
     for d in (train, test, update):
         h.update(b'-' if d is None else tensor_digest({'x': d.x, 'y': d.y}).encode())
-    h.update(json.dumps(to_json(options), sort_keys=True).encode()); h.update(str(torch.device(default_device(device))).encode())
+    h.update(json.dumps(to_json(options), sort_keys=True).encode()); h.update(json.dumps(numerics_key(device), sort_keys=True).encode())
     return h.hexdigest()
 
 # %% ../nbs/70_audit.ipynb #57fcc9a9

@@ -14,11 +14,11 @@ import torch
 
 # %% auto #0
 __all__ = ['DATA_ENV', 'ROW_KEYS', 'ATTACK_METHOD', 'default_device', 'set_seed', 'seeded_generator', 'torch_threads',
-           'private_rng', 'keyed_uniform', 'ray_map', 'data_root', 'as_float_tensor', 'check_finite', 'check_shape',
-           'check_count', 'check_positive', 'check_fraction', 'check_allocation', 'chunks', 'format_table',
-           'write_results', 'seed_spread', 'best_time', 'metric_rows', 'check_rows', 'format_rows', 'format_spread',
-           'Anchor', 'paper_value', 'artefact', 'to_json', 'Result', 'progress', 'CacheDamaged', 'tensor_digest',
-           'save_verified', 'load_verified', 'cache_lock']
+           'numerics_key', 'private_rng', 'keyed_uniform', 'ray_map', 'data_root', 'as_float_tensor', 'check_finite',
+           'check_shape', 'check_count', 'check_positive', 'check_fraction', 'check_allocation', 'chunks',
+           'format_table', 'write_results', 'seed_spread', 'best_time', 'metric_rows', 'check_rows', 'format_rows',
+           'format_spread', 'Anchor', 'paper_value', 'artefact', 'to_json', 'Result', 'progress', 'CacheDamaged',
+           'tensor_digest', 'save_verified', 'load_verified', 'cache_lock']
 
 # %% ../nbs/00_core.ipynb #b76b7c3c
 def default_device(device:str|torch.device|None=None, # explicit choice, or `None` for CUDA-if-available
@@ -55,6 +55,14 @@ def torch_threads(n:int|None, # intra-op threads inside the block; `None` leaves
     if n is not None: torch.set_num_threads(n)
     try: yield
     finally: torch.set_num_threads(old)
+
+# %% ../nbs/00_core.ipynb #d2d4e9dc
+def numerics_key(device:str|torch.device|None=None, # where the computation runs (`None`: CUDA if available)
+                 threads:int|None=None, # its intra-op threads on a CPU (`None`: the current count)
+                ) -> dict:
+    "What decides a computation's last bits besides its inputs, for a cache key: the device type and, on a CPU, the intra-op thread count."
+    kind = default_device(device).type
+    return {'device': kind, 'threads': threads or torch.get_num_threads()} if kind == 'cpu' else {'device': kind}
 
 # %% ../nbs/00_core.ipynb #privrngcode
 @contextmanager

@@ -4,7 +4,7 @@
 
 # %% ../nbs/63_membership_lira.ipynb #6058c2c4
 from __future__ import annotations
-import math, time
+import hashlib, json, math, time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,7 +13,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.func import functional_call, stack_module_state, vmap
 
-from .core import (Result, artefact, best_time, cache_lock, check_count, check_positive, default_device, load_verified, metric_rows,
+from .core import (Result, artefact, best_time, cache_lock, check_count, check_positive, default_device, load_verified, metric_rows, numerics_key,
                                progress, ray_map, save_verified, tensor_digest, torch_threads)
 from .data import Data, as_data
 from .models import batch_order, has_batch_norm, reinitialized
@@ -217,9 +217,10 @@ def train_references(model:nn.Module, # the architecture: a torch classifier wit
     if backend not in ('local', 'ray'): raise ValueError(f"unknown backend {backend!r}; choose 'local' or 'ray'")
     per = models_per_chunk(model, n_models, batch_size, len(data), data.x[0].numel(), memory)
     ident = {'arch': repr(model), 'data': tensor_digest({'x': data.x, 'y': data.y}), 'keep': tensor_digest({'keep': keep.to(torch.uint8)}),
-             'epochs': epochs, 'lr': lr, 'batch_size': batch_size, 'device': str(device)}
+             'epochs': epochs, 'lr': lr, 'batch_size': batch_size, **numerics_key(device, threads=1 if backend == 'ray' else None)}
     parts = [list(range(a, min(n_models, a + per))) for a in range(0, n_models, per)]
-    paths = [Path(cache_dir)/f'references-{p[0]}-{p[-1]}.safetensors' if cache_dir else None for p in parts]
+    run = hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:12]  # another recipe or thread count: another file, not a mismatch
+    paths = [Path(cache_dir)/f'references-{run}-{p[0]}-{p[-1]}.safetensors' if cache_dir else None for p in parts]
     identities = [ident | {'seeds': [seeds[k] for k in p]} for p in parts]
     chunks = [_cached_chunk(path, identity) for path, identity in zip(paths, identities)]
     todo = [i for i, c in enumerate(chunks) if c is None]

@@ -16,7 +16,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.func import functional_call, vmap
 
-from .core import (CacheDamaged, cache_lock, check_count, check_finite, check_positive, chunks, default_device, load_verified,
+from .core import (CacheDamaged, cache_lock, check_count, check_finite, check_positive, chunks, default_device, load_verified, numerics_key,
                                progress as progress_bar, ray_map, save_verified, seeded_generator, set_seed, torch_threads)
 from .data import Data, as_data, assert_disjoint, disjoint_split, load_dataset
 from .models import (CifarCNN, MnistCNN, accuracy, batch_order, check_dp_sgd, check_training, dp_sgd_gradient, fit, has_batch_norm,
@@ -108,13 +108,13 @@ def train_model(setting:UpdatesSetting, # the experiment
                 seed:int=0, # seed of initialisation and training
                 device=None, # where to train
                 progress:bool=True, # progress bar over epochs
-                cache_dir:str|Path|None=None, # keep the trained weights here (a verified safetensors file), keyed by data and settings
+                cache_dir:str|Path|None=None, # keep the trained weights here (a verified safetensors file), keyed by data, settings, device and CPU threads
                ) -> nn.Module:
     "Train the target or the shadow model of `setting`, both the same way (or load them from `cache_dir`)."
     data = {'target': setting.target_train, 'shadow': setting.shadow_train}[side]
     if data is None: raise ValueError("this setting has no target training data: the target is the user's own model, already trained")
     if cache_dir is None: return _train(setting, data, seed, device, progress)
-    key = {'arch': setting.architecture_key, 'seed': seed, 'trainer': TRAINER_VERSION, 'device': default_device(device).type, **asdict(setting.scale)}
+    key = {'arch': setting.architecture_key, 'seed': seed, 'trainer': TRAINER_VERSION, **numerics_key(device), **asdict(setting.scale)}
     h = hashlib.sha256(json.dumps(key, sort_keys=True).encode())
     _tensor_digest(h, data.x, data.y)
     path, identity = Path(cache_dir)/f'model-{h.hexdigest()[:20]}.safetensors', {'kind': 'trained model', 'key': h.hexdigest()}

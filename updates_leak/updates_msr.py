@@ -17,7 +17,7 @@ from scipy.optimize import linear_sum_assignment
 from sklearn.cluster import KMeans
 from sklearn.exceptions import ConvergenceWarning
 
-from .core import (private_rng, ATTACK_METHOD, CacheDamaged, Result, artefact, best_time, cache_lock, check_count, default_device, load_verified, metric_rows,
+from .core import (private_rng, ATTACK_METHOD, CacheDamaged, Result, artefact, best_time, cache_lock, check_count, default_device, load_verified, metric_rows, numerics_key,
                                progress as progress_bar, save_verified, seeded_generator)
 from .data import Data, check_range
 from .updates import AttackMLP, UpdatesExperiment, check_compatible, check_delta, prepare_experiment
@@ -150,7 +150,7 @@ def train_cbm_gan(generator:CBMGenerator, # conditional (CBM-GAN) or plain gener
     device, n = default_device(device), sets.shape[1]
     nets = {'generator': generator, 'discriminator': discriminator}
     folder = None if checkpoint_dir is None else Path(checkpoint_dir)/('gan-' + gan_run_key(
-        generator, discriminator, sets, delta, sets_per_step=sets_per_step, lr=lr, beta1=beta1, best_match=best_match, seed=seed, device=device.type))
+        generator, discriminator, sets, delta, sets_per_step=sets_per_step, lr=lr, beta1=beta1, best_match=best_match, seed=seed, **numerics_key(device)))
     with (contextlib.nullcontext() if folder is None else cache_lock(folder/'run')):  # one run at a time in a folder; the next resumes where it ended
         return _train_gan(generator, discriminator, pool, sets, delta, epochs, sets_per_step, lr, beta1, best_match, seed, device, n, nets, folder,
                           progress)
