@@ -1,11 +1,10 @@
 """`updates-leak audit` on models in each of the four formats, bad input stopped before any work, and the
 report's JSON through the result protocol."""
-import json, pickle, textwrap, warnings
+import json, pickle, textwrap
 
 import numpy as np
 import pytest
 import torch
-import torch.nn as nn
 from sklearn.datasets import load_digits
 from sklearn.linear_model import LogisticRegression
 
@@ -173,7 +172,6 @@ def test_csv_records_need_their_label_column(workspace, monkeypatch, capsys):
 @pytest.fixture(scope='module')
 def torch_audit(workspace):
     "A quick audit of the user's torch model through the API, with a cache."
-    import usermodels
     model = load_model(workspace/'net.safetensors', 'usermodels:Net')
     tr, te = load_records(workspace/'train.npz').data, load_records(workspace/'test.npz').data
     return model, tr, te, audit(model, tr, te, families=('membership', 'extraction'), quick=True, device='cpu', progress=False, cache_dir=workspace/'cache')

@@ -1,7 +1,6 @@
 """Bad input stopped at the door: every case below is refused before any work, with the library's own message
 (a `ValueError`, `TypeError` or the library's own error types), never a silent wrong result, an internal assert or a
 bare third-party error. The CLI's cases exit with status 2 and one line."""
-import math
 
 import numpy as np
 import pytest
@@ -11,8 +10,8 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.tree import DecisionTreeClassifier
 
 from updates_leak.cli import main
-from updates_leak.core import CacheDamaged, check_rows, chunks, metric_rows
-from updates_leak.data import Data, as_data, check_range, disjoint_split, split_data
+from updates_leak.core import check_rows, chunks
+from updates_leak.data import Data, as_data, check_range, disjoint_split
 from updates_leak.exfiltration import lsb_encode, run_exfiltration, secret_images, synthetic_inputs
 from updates_leak.extraction import extract, load_task, make_model, run_extraction, solve_logits, uniform_queries
 from updates_leak.extraction_retraining import retrain
@@ -22,7 +21,7 @@ from updates_leak.inversion_map import binned_survey, check_prior, run_map_inver
 from updates_leak.membership_features import check_layers, train_nasr_attack
 from updates_leak.membership_federated import FederatedSetting, run_federated
 from updates_leak.membership_standalone import MembershipAttack, run_standalone
-from updates_leak.models import MLP, MnistCNN, SoftmaxRegression, fit, online_update, predict_proba
+from updates_leak.models import MLP, fit, online_update
 from updates_leak.oracle import Disclosure, Oracle, OracleInputError, QueryBudgetExceeded, WhiteBoxRequired
 from updates_leak.updates import Scale, UpdateConfig, generate_updates, own_scale, prepare_experiment, sample_updating_sets
 from updates_leak.updates_lde import evaluate_label_distribution, transfer_gap

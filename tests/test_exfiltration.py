@@ -1,7 +1,6 @@
 """Exfiltration: encodings round-trip, the countermeasure destroys LSB, capacity abuse works through the API, bad input."""
 import copy, json, subprocess
 
-import numpy as np
 import pytest
 import torch
 

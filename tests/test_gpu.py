@@ -1,7 +1,6 @@
 """Checks of the device path, marked `gpu`: they run on CUDA when present (`tools/device_check.py` runs them in one
 call), and on the CPU as a dry run when `UPDATES_LEAK_TEST_DEVICE=cpu`. Each compares the device's result with
 the reference computation or checks that the caller's objects are left where they were."""
-import copy
 
 import pytest
 import torch

@@ -1,6 +1,6 @@
 """Caches that cannot lie (every kind of damage detected, reported with its path, recomputed or refused), two
 processes on one cache folder, and stacked updates equal to the one-at-a-time loop for every layer type."""
-import json, multiprocessing as mp, shutil, warnings
+import multiprocessing as mp, shutil, warnings
 from pathlib import Path
 
 import numpy as np

@@ -138,3 +138,22 @@ def test_cli_refuses_bad_settings(tmp_path):
     assert res.returncode != 0 and 'use --attacker passive' in res.stderr
     res = run_cli('--setting', 'federated', '--observed', '0,40', cwd=tmp_path)
     assert res.returncode != 0 and 'subset of 1..30' in res.stderr
+
+def test_shadow_models_say_once_how_many_attack_classifiers_did_not_converge():
+    import warnings
+    from sklearn.exceptions import ConvergenceWarning
+    from updates_leak.membership_standalone import MembershipTarget, ShadowModelAttack
+    g = torch.Generator().manual_seed(0)
+    data = Data(torch.rand(120, 5, generator=g), torch.randint(0, 3, (120,), generator=g), ['a', 'b', 'c'])
+    recipe = MembershipTarget('toy', lambda: torch.nn.Linear(5, 3), members=60, shadow=120, test=0, epochs=2)
+    with warnings.catch_warnings(record=True) as shown:
+        warnings.simplefilter('always')
+        attack = ShadowModelAttack(data, recipe, n_shadow=2, max_iter=1, device='cpu')
+    assert not [w for w in shown if issubclass(w.category, ConvergenceWarning)], 'scikit-learn warned once per class'
+    said = [str(w.message) for w in shown if 'stopped before lbfgs converged' in str(w.message)]
+    assert said == ['3 of the 3 per-class attack classifiers stopped before lbfgs converged (at max_iter=1, or where its line search '
+                    'could go no further); their scores are used as they stand'] and len(attack.per_class) == 3
+    with warnings.catch_warnings(record=True) as shown:
+        warnings.simplefilter('always')
+        ShadowModelAttack(data, recipe, n_shadow=2, device='cpu')
+    assert not [w for w in shown if 'lbfgs' in str(w.message)], [str(w.message) for w in shown]

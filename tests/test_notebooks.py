@@ -1,5 +1,5 @@
 """Every notebook runs top to bottom through `nbdev_test` (one test per notebook)."""
-import subprocess, sys
+import subprocess
 from pathlib import Path
 
 import pytest

@@ -1,6 +1,6 @@
 """A user's own models and data in every family: one `Oracle` for a scikit-learn estimator (no parameters), a float32
 torch model and a predictions-only function; the caller's model is never changed; every result follows one protocol."""
-import copy, json
+import json
 
 import numpy as np
 import pytest
@@ -14,12 +14,11 @@ from sklearn.tree import DecisionTreeClassifier
 from updates_leak.core import ROW_KEYS, Result, check_rows, set_seed
 from updates_leak.data import Data, as_data
 from updates_leak.exfiltration import capacity_abuse_data, capacity_abuse_decode, levels_correct, run_exfiltration, secret_images
-from updates_leak.extraction import agreement, extract, run_extraction
-from updates_leak.extraction_retraining import retrain, run_retraining
+from updates_leak.extraction import run_extraction
+from updates_leak.extraction_retraining import run_retraining
 from updates_leak.extraction_trees import run_tree_extraction
 from updates_leak.inversion_faces import run_face_inversion
 from updates_leak.inversion_map import run_map_inversion
-from updates_leak.membership_features import entropy_scores, loss_scores, membership_features
 from updates_leak.membership_federated import FederatedSetting, run_federated
 from updates_leak.membership_standalone import run_standalone
 from updates_leak.models import fit

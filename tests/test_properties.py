@@ -10,7 +10,7 @@ from hypothesis import given, settings, strategies as st
 from hypothesis.extra.numpy import arrays
 
 from updates_leak.core import ATTACK_METHOD, ROW_KEYS, Result, artefact, check_rows, format_rows, keyed_uniform, metric_rows, to_json
-from updates_leak.data import Data, as_data
+from updates_leak.data import as_data
 from updates_leak.oracle import Disclosure, Oracle, QueryBudgetExceeded
 
 FAST = settings(max_examples=60, deadline=None)

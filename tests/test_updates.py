@@ -4,7 +4,7 @@ import json, subprocess
 import pytest
 import torch
 
-from updates_leak.core import set_seed
+from updates_leak.core import set_seed, torch_threads
 from updates_leak.data import Data
 from updates_leak.models import CifarCNN, MnistCNN, MLP
 from updates_leak.updates import (UpdateConfig, Updates, check_compatible, generate_updates, loop_updates, make_setting,
@@ -53,6 +53,29 @@ def test_parallel_generator_equals_in_process_and_cache_resumes(setting, tmp_pat
     assert all(c.stat().st_mtime_ns == t for c, t in mtimes.items()), 'finished chunks must not be recomputed'
     other = generate_updates(model, setting.shadow_pool, sets, workers=0, cache_dir=tmp_path, **{**kw, 'seed': 4})
     assert not torch.equal(other.after, ref.after) and len(list(tmp_path.glob('updates-*'))) == 2
+
+def updates_at_threads(model, pool, sets, threads, **kw) -> torch.Tensor:
+    with torch_threads(threads): return generate_updates(model, pool, sets, workers=0, **kw).after
+
+def test_updates_do_not_depend_on_how_the_chunks_were_laid_out(setting, tmp_path):
+    "Some updates sum gradients in another order at two threads than at one: a lone chunk of a run over workers runs at one thread."
+    set_seed(0); model = MnistCNN()
+    sets = sample_updating_sets(len(setting.shadow_pool), 3, 100, seed=2)
+    base = dict(probe=setting.probe.x, seed=3, group=1, device='cpu', progress=False)
+    # which updates two threads change depends on the CPU: the first of these that they change here
+    candidates = [dict(base, config=c) for c in (UpdateConfig(), UpdateConfig(epochs=2, batch_size=16, lr=0.01))]
+    kw = next((k for k in candidates if not torch.equal(*(updates_at_threads(model, setting.shadow_pool, sets, t, **k) for t in (1, 2)))), None)
+    assert kw is not None, 'the test needs a case that two threads change, and none of its candidates is one on this CPU'
+    with torch_threads(2):
+        lone = generate_updates(model, setting.shadow_pool, sets, workers=2, cache_dir=tmp_path, **kw)  # one chunk, computed here
+        spread = generate_updates(model, setting.shadow_pool, sets, workers=2, chunk=1, **kw)  # three chunks, in worker processes
+        two_threads = generate_updates(model, setting.shadow_pool, sets, workers=0, cache_dir=tmp_path, **kw)
+        assert torch.get_num_threads() == 2
+    assert torch.equal(lone.after, spread.after)
+    assert not torch.equal(two_threads.after, lone.after)
+    assert len(list(tmp_path.glob('updates-*'))) == 2, 'an in-process run at two threads must not be served the one-thread cache'
+    with torch_threads(1): one_thread = generate_updates(model, setting.shadow_pool, sets, workers=0, cache_dir=tmp_path, **kw)
+    assert torch.equal(one_thread.after, lone.after) and len(list(tmp_path.glob('updates-*'))) == 2
 
 def test_bad_updating_sets_and_probes(setting):
     with pytest.raises(ValueError, match='at least one sample'): sample_updating_sets(100, 3, 0)

@@ -244,9 +244,12 @@ def readme_text() -> str:
     return readme_links(text)
 
 def write_readme() -> Path:
-    "Write README.md from `nbs/index.ipynb`."
-    (ROOT/'README.md').write_text(readme_text())
-    return ROOT/'README.md'
+    "Write README.md from `nbs/index.ipynb`, atomically and only if it changed, so a reader never sees it half written."
+    path, text = ROOT/'README.md', readme_text()
+    if not path.exists() or path.read_text() != text:
+        with tempfile.NamedTemporaryFile('w', dir=ROOT, delete=False) as tmp: tmp.write(text)
+        os.replace(tmp.name, path)
+    return path
 
 if __name__ == '__main__':
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -254,5 +257,7 @@ if __name__ == '__main__':
     p.add_argument('--no-proc', action='store_true', help='reuse _proc/ instead of processing the notebooks again')
     p.add_argument('--readme', action='store_true', help='only regenerate README.md from nbs/index.ipynb')
     args = p.parse_args()
-    print(f"wrote {write_readme()}")
-    if not args.readme: print(f"site written to {build(Path(args.site_dir), proc=not args.no_proc)}")
+    from filelock import FileLock
+    with FileLock(str(ROOT/'.build_docs.lock')):  # builds share _proc/ and _site_src/: one at a time (the docs tests run several side by side)
+        print(f"wrote {write_readme()}")
+        if not args.readme: print(f"site written to {build(Path(args.site_dir), proc=not args.no_proc)}")

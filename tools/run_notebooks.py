@@ -7,7 +7,7 @@ notebook's new slow cells without its unchanged long ones; the kept cells must n
 Run `nbdev_clean` afterwards. This is how the numbers in the notebooks are
 produced: every table and figure there comes from a run of this command (or of the matching CLI command).
 """
-import argparse, os, sys, time
+import argparse, sys, time
 from pathlib import Path
 
 from execnb.shell import CaptureShell

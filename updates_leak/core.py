@@ -4,7 +4,7 @@
 
 # %% ../nbs/00_core.ipynb #ab450e78
 from __future__ import annotations
-import hashlib, json, math, numbers, os, random, sys, tempfile, time, typing
+import hashlib, json, math, numbers, os, random, sys, tempfile, time, typing, warnings
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, fields, is_dataclass
 from pathlib import Path
@@ -14,11 +14,11 @@ import torch
 
 # %% auto #0
 __all__ = ['DATA_ENV', 'ROW_KEYS', 'ATTACK_METHOD', 'default_device', 'set_seed', 'seeded_generator', 'torch_threads',
-           'numerics_key', 'private_rng', 'keyed_uniform', 'ray_map', 'data_root', 'as_float_tensor', 'check_finite',
-           'check_shape', 'check_count', 'check_positive', 'check_fraction', 'check_allocation', 'chunks',
-           'format_table', 'write_results', 'seed_spread', 'best_time', 'metric_rows', 'check_rows', 'format_rows',
-           'format_spread', 'Anchor', 'paper_value', 'artefact', 'to_json', 'Result', 'progress', 'CacheDamaged',
-           'tensor_digest', 'save_verified', 'load_verified', 'cache_lock']
+           'held_warnings', 'numerics_key', 'private_rng', 'keyed_uniform', 'ray_map', 'data_root', 'as_float_tensor',
+           'check_finite', 'check_shape', 'check_count', 'check_positive', 'check_fraction', 'check_allocation',
+           'chunks', 'format_table', 'write_results', 'seed_spread', 'best_time', 'metric_rows', 'check_rows',
+           'format_rows', 'format_spread', 'Anchor', 'paper_value', 'artefact', 'to_json', 'Result', 'progress',
+           'CacheDamaged', 'tensor_digest', 'save_verified', 'load_verified', 'cache_lock']
 
 # %% ../nbs/00_core.ipynb #b76b7c3c
 def default_device(device:str|torch.device|None=None, # explicit choice, or `None` for CUDA-if-available
@@ -55,6 +55,19 @@ def torch_threads(n:int|None, # intra-op threads inside the block; `None` leaves
     if n is not None: torch.set_num_threads(n)
     try: yield
     finally: torch.set_num_threads(old)
+
+# %% ../nbs/00_core.ipynb #b4449e2a
+@contextmanager
+def held_warnings(category:type, # the warnings to hold back (their subclasses too)
+                 ):
+    "Context manager that holds back the warnings of `category` raised in its block and yields the list it collects them in (filled when the block ends); other warnings pass on."
+    held = []
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter('always')
+        yield held
+    for w in caught:
+        if issubclass(w.category, category): held.append(w)
+        else: warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
 
 # %% ../nbs/00_core.ipynb #d2d4e9dc
 def numerics_key(device:str|torch.device|None=None, # where the computation runs (`None`: CUDA if available)

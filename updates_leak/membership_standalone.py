@@ -4,16 +4,17 @@
 
 # %% ../nbs/61_membership_standalone.ipynb #b8e28e5c
 from __future__ import annotations
-
+import warnings
 from dataclasses import dataclass, field
 from functools import partial
 
 import numpy as np
 import torch
 import torch.nn as nn
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.metrics import roc_curve
 
-from .core import ATTACK_METHOD, Result, artefact, metric_rows, seeded_generator, set_seed
+from .core import ATTACK_METHOD, Result, artefact, held_warnings, metric_rows, seeded_generator, set_seed
 from .data import WHOLE_DATASETS, Data, as_data, assert_disjoint, concat, disjoint_split, load_dataset
 from .membership_features import (BLACK_BOX, attack_metrics, best_threshold, check_layers, concat_rows,
                                               entropy_scores, loss_scores, membership_features, membership_scores,
@@ -101,6 +102,7 @@ class ShadowModelAttack:
                  n_shadow:int=4, # number of shadow models
                  seed:int=0, # seeds the halves, the shadow models and the attack classifiers
                  device:str|torch.device|None=None, # where the shadow models train
+                 max_iter:int=1000, # lbfgs iterations of each per-class attack classifier
                 ):
         from sklearn.neural_network import MLPClassifier
         shadow_data = as_data(shadow_data)
@@ -114,10 +116,14 @@ class ShadowModelAttack:
             inside.append(torch.arange(len(perm)) < half)
         p, y, m = torch.cat(probs).numpy(), torch.cat(labels).numpy(), torch.cat(inside).numpy()
         self.per_class = {}
-        for c in np.unique(y):
-            sel = y == c
-            if m[sel].all() or not m[sel].any(): continue  # no contrast to learn: such a class scores 0.5
-            self.per_class[int(c)] = MLPClassifier((64,), solver='lbfgs', max_iter=1000, random_state=seed).fit(p[sel], m[sel])
+        with held_warnings(ConvergenceWarning) as unconverged:  # one warning for all the classes, below
+            for c in np.unique(y):
+                sel = y == c
+                if m[sel].all() or not m[sel].any(): continue  # no contrast to learn: such a class scores 0.5
+                self.per_class[int(c)] = MLPClassifier((64,), solver='lbfgs', max_iter=max_iter, random_state=seed).fit(p[sel], m[sel])
+        if unconverged:
+            warnings.warn(f"{len(unconverged)} of the {len(self.per_class)} per-class attack classifiers stopped before lbfgs converged "
+                          f"(at max_iter={max_iter}, or where its line search could go no further); their scores are used as they stand", stacklevel=2)
 
     def scores(self, features:dict) -> torch.Tensor:
         "Membership probability of each record, from its posteriors and label."

@@ -371,11 +371,12 @@ def _tensor_digest(h, *tensors):
 
 def updates_fingerprint(model:nn.Module, pool:Data, sets:torch.Tensor, seeds:torch.Tensor, probe:torch.Tensor, config:UpdateConfig,
                         device='cpu', # the device type is part of the key: a cache filled on a GPU never serves a CPU run, nor the reverse
+                        threads:int|None=None, # on a CPU, the intra-op threads the chunks run at (`None`: the current count)
                        ) -> str:
     "A digest of everything that determines the updates' results (the cache key)."
     procedure = {k: v for k, v in asdict(config).items() if v is not None}  # DP-SGD off leaves the keys of earlier caches as they were
     masks = {'dropout_masks': 'keyed_uniform'} if hasattr(model, 'dropout_masks') else {}  # the masks' stream: caches of the earlier one are not served
-    h = hashlib.sha256(json.dumps({'cls': type(model).__name__, 'device': torch.device(device).type, **procedure, **masks}, sort_keys=True).encode())
+    h = hashlib.sha256(json.dumps({'cls': type(model).__name__, **numerics_key(device, threads), **procedure, **masks}, sort_keys=True).encode())
     _tensor_digest(h, *model.state_dict().values(), pool.x, pool.y, sets, seeds, probe)
     return h.hexdigest()[:20]
 
@@ -439,10 +440,11 @@ def _fill_on_ray(after:torch.Tensor, slices:list, files:dict, job:dict, address:
             with cache_lock(files[sl.start]): save_verified(files[sl.start], {'after': out}, _chunk_identity(job['run'], sl, tuple(out.shape)))
 
 def _fill_locally(after:torch.Tensor, slices:list, files:dict, job:dict, workers:int, progress:bool):
-    "Compute the chunks into `after` in this process, or on a CPU in forked worker processes of one intra-op thread each (they write the cache)."
+    "Compute the chunks into `after` in this process at `job['threads']`, or on a CPU in forked worker processes of one intra-op thread each (they write the cache)."
     _JOB.update(job, files=files)
     try:
         with contextlib.ExitStack() as stack:
+            stack.enter_context(torch_threads(job['threads']))
             if workers > 1 and len(slices) > 1 and job['device'].type == 'cpu':
                 procs = stack.enter_context(mp.get_context('fork').Pool(min(workers, len(slices)), initializer=torch.set_num_threads, initargs=(1,)))
                 results = procs.imap_unordered(_run_chunk, slices)
@@ -483,10 +485,11 @@ def generate_updates(model:nn.Module, # the model before the updates (target or 
         warnings.warn(f"{type(model).__name__} has dropout without explicit masks, which the stacked updates cannot reproduce "
                       "exactly: its updates run one at a time (exact, slower)", stacklevel=2)
     after = torch.empty(len(sets), len(probe), predict_proba(model, probe[:1]).shape[1])
-    run = updates_fingerprint(model, pool, sets, seeds, probe, config, device)
+    threads = 1 if device.type == 'cpu' and (backend == 'ray' or workers > 1) else None  # a run laid out over workers: every chunk at one thread
+    run = updates_fingerprint(model, pool, sets, seeds, probe, config, device, threads)
     slices, files = cached_chunks(after, run, None if cache_dir is None else Path(cache_dir)/f'updates-{run}', chunk)
     job = dict(model=model, pool=pool, sets=sets, seeds=seeds, probe=probe, config=config, device=device, group=group,
-               one_at_a_time=one_at_a_time, run=run, shape=tuple(after.shape[1:]))
+               one_at_a_time=one_at_a_time, run=run, shape=tuple(after.shape[1:]), threads=threads)
     if backend == 'ray': _fill_on_ray(after, slices, files, job, address, progress)
     else: _fill_locally(after, slices, files, job, workers, progress)
     return Updates(predict_proba(model, probe), after, sets, pool.y[sets])

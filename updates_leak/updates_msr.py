@@ -17,7 +17,7 @@ from scipy.optimize import linear_sum_assignment
 from sklearn.cluster import KMeans
 from sklearn.exceptions import ConvergenceWarning
 
-from .core import (private_rng, ATTACK_METHOD, CacheDamaged, Result, artefact, best_time, cache_lock, check_count, default_device, load_verified, metric_rows, numerics_key,
+from .core import (private_rng, ATTACK_METHOD, CacheDamaged, Result, artefact, best_time, cache_lock, check_count, default_device, held_warnings, load_verified, metric_rows, numerics_key,
                                progress as progress_bar, save_verified, seeded_generator)
 from .data import Data, check_range
 from .updates import AttackMLP, UpdatesExperiment, check_compatible, check_delta, prepare_experiment
@@ -295,10 +295,9 @@ def cluster_representatives(samples:torch.Tensor, # N generated (or real) images
     if len(samples) < k: raise ValueError(f"need at least k={k} samples to form {k} clusters, got {len(samples)}")
     if representative not in ('medoid', 'centre'): raise ValueError(f"representative must be 'medoid' or 'centre', got {representative!r}")
     flat = samples.flatten(1).numpy()
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter('always', ConvergenceWarning)
+    with held_warnings(ConvergenceWarning) as collapsed:
         km = KMeans(n_clusters=k, n_init=1, random_state=seed).fit(flat)
-    if any(issubclass(w.category, ConvergenceWarning) for w in caught): warnings.warn(f"only {len(np.unique(km.labels_))} distinct clusters among {len(flat)} samples for k={k} (a collapsed generator "
+    if collapsed: warnings.warn(f"only {len(np.unique(km.labels_))} distinct clusters among {len(flat)} samples for k={k} (a collapsed generator "
                              "draws the same image again and again): the empty clusters take the sample nearest their centre", stacklevel=2)
     if representative == 'centre': return torch.as_tensor(km.cluster_centers_, dtype=samples.dtype).view(k, *samples.shape[1:])
     dist = ((flat - km.cluster_centers_[km.labels_]) ** 2).sum(1)
