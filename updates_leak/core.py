@@ -61,13 +61,15 @@ def torch_threads(n:int|None, # intra-op threads inside the block; `None` leaves
 def held_warnings(category:type, # the warnings to hold back (their subclasses too)
                  ):
     "Context manager that holds back the warnings of `category` raised in its block and yields the list it collects them in (filled when the block ends); other warnings pass on."
-    held = []
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter('always')
-        yield held
-    for w in caught:
-        if issubclass(w.category, category): held.append(w)
-        else: warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    held, caught = [], []
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter('always')
+            yield held
+    finally:  # also when the block raised: nothing it warned is lost
+        for w in caught:
+            if issubclass(w.category, category): held.append(w)
+            else: warnings.warn_explicit(w.message, w.category, w.filename, w.lineno, source=w.source)  # under the caller's filters
 
 # %% ../nbs/00_core.ipynb #d2d4e9dc
 def numerics_key(device:str|torch.device|None=None, # where the computation runs (`None`: CUDA if available)
