@@ -5,7 +5,7 @@ import json, subprocess, sys
 
 import torch
 
-from updates_leak.core import private_rng
+from updates_leak.core import numerics_key, private_rng
 from updates_leak.data import Data
 from updates_leak.models import MnistCNN
 from updates_leak.updates import UpdateConfig, sample_updating_sets, update_seeds, updates_fingerprint
@@ -20,6 +20,24 @@ def test_cache_keys_differ_by_device():
     assert updates_fingerprint(*args, 'cuda:0') == updates_fingerprint(*args, 'cuda:1')  # the device type, not the index
     g, d = torch.nn.Linear(2, 2), torch.nn.Linear(2, 1)
     assert gan_run_key(g, d, torch.zeros(1, 2), None, device='cpu') != gan_run_key(g, d, torch.zeros(1, 2), None, device='cuda')
+
+
+def test_cache_keys_differ_by_cpu_instruction_set_and_torch_version(monkeypatch, tmp_path):
+    "PyTorch picks its CPU kernels by the instruction set, and a release may change them: a cache written under either is not served under the other."
+    from updates_leak.updates import Scale, make_setting, train_model
+    pool = Data(torch.rand(10, 1, 28, 28), torch.arange(10) % 10, [str(i) for i in range(10)])
+    args = (MnistCNN(), pool, sample_updating_sets(10, 3, 2), update_seeds(3), pool.x[:2], UpdateConfig())
+    tiny = make_setting('mnist-embedded', Scale(n_train=100, target_pool=100, epochs=1, lr=0.01, n_shadow_updates=4, n_target_updates=2))
+    def keys():
+        train_model(tiny, 'target', seed=0, device='cpu', progress=False, cache_dir=tmp_path)
+        return updates_fingerprint(*args, 'cpu'), gan_run_key(torch.nn.Linear(2, 2), torch.nn.Linear(2, 1), torch.zeros(1, 2), None, **numerics_key('cpu'))  # as the GAN trainer keys its runs
+    here = keys()
+    monkeypatch.setattr(torch.backends.cpu, 'get_cpu_capability', lambda: 'another instruction set')
+    other_cpu = keys()
+    monkeypatch.setattr(torch, '__version__', '0.0.0')
+    other_torch = keys()
+    assert len({here[0], other_cpu[0], other_torch[0]}) == 3 and len({here[1], other_cpu[1], other_torch[1]}) == 3
+    assert len(list(tmp_path.glob('model-*.safetensors'))) == 3  # one trained model per machine, none served across
 
 
 def test_private_rng_restores_the_callers_stream():

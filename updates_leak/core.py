@@ -75,9 +75,12 @@ def held_warnings(category:type, # the warnings to hold back (their subclasses t
 def numerics_key(device:str|torch.device|None=None, # where the computation runs (`None`: CUDA if available)
                  threads:int|None=None, # its intra-op threads on a CPU (`None`: the current count)
                 ) -> dict:
-    "What decides a computation's last bits besides its inputs, for a cache key: the device type and, on a CPU, the intra-op thread count."
-    kind = default_device(device).type
-    return {'device': kind, 'threads': threads or torch.get_num_threads()} if kind == 'cpu' else {'device': kind}
+    "What decides a computation's last bits besides its inputs, for a cache key: the PyTorch version and device type; the instruction set and intra-op thread count on a CPU, the model on a GPU."
+    device = default_device(device)
+    key = {'torch': torch.__version__, 'device': device.type}
+    if device.type == 'cpu': return key | {'cpu kernels': torch.backends.cpu.get_cpu_capability(), 'threads': threads or torch.get_num_threads()}
+    if device.type == 'cuda' and torch.cuda.is_available(): key['gpu'] = torch.cuda.get_device_name(device)
+    return key
 
 # %% ../nbs/00_core.ipynb #privrngcode
 @contextmanager
