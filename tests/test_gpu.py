@@ -6,6 +6,7 @@ import pytest
 import torch
 import torch.nn as nn
 
+from updates_leak.core import numerics_key
 from updates_leak.data import Data
 from updates_leak.exfiltration import lsb_decode, lsb_encode, randomize_low_bits
 from updates_leak.inversion_faces import mi_face
@@ -73,3 +74,11 @@ def test_oracle_and_mi_face_leave_the_model_where_it_was(device):
     assert answers.device.type == 'cpu' and next(model.parameters()).device.type == 'cpu'
     inv = mi_face(model, [0, 2], (16,), max_steps=5, device=device)
     assert next(model.parameters()).device.type == 'cpu' and inv.images.device.type == 'cpu'
+
+
+def test_the_cache_key_names_the_device_it_computes_on(device):
+    key = numerics_key(device)
+    assert key['device'] == torch.device(device).type and key['torch'] == torch.__version__
+    if key['device'] == 'cuda':  # a cache written on one GPU model is not served on another, nor on the CPU
+        assert key['gpu'] == torch.cuda.get_device_name(torch.device(device)) and key != numerics_key('cpu')
+    else: assert key['cpu kernels'] == torch.backends.cpu.get_cpu_capability()
