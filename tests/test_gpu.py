@@ -79,6 +79,6 @@ def test_oracle_and_mi_face_leave_the_model_where_it_was(device):
 def test_the_cache_key_names_the_device_it_computes_on(device):
     key = numerics_key(device)
     assert key['device'] == torch.device(device).type and key['torch'] == torch.__version__
-    if key['device'] == 'cuda':  # a cache written on one GPU model is not served on another, nor on the CPU
-        assert key['gpu'] == torch.cuda.get_device_name(torch.device(device)) and key != numerics_key('cpu')
+    if key['device'] == 'cuda':  # a cache written on one GPU model is not served on another
+        assert key['gpu'] == torch.cuda.get_device_name(torch.device(device)) and 'threads' not in key
     else: assert key['cpu kernels'] == torch.backends.cpu.get_cpu_capability()
