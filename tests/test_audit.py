@@ -237,19 +237,19 @@ def test_updates_on_the_records_given(torch_audit):
         audit(model, tr, te, update=as_data((torch.zeros(4, 3), torch.zeros(4, dtype=torch.long))), families=('updates',))
 
 
-def test_membership_runs_lira_and_rmia_on_the_users_model(torch_audit, workspace):
-    "Offline LiRA and RMIA at --quick for torch and scikit-learn models; online and offline otherwise; none for a predictions-only API."
-    from updates_leak.audit import audit_reference_attacks, balanced_sample
+def test_membership_runs_every_registered_attack_the_model_allows(torch_audit, workspace):
+    "The cheap registered attacks (loss, QMIA) at --quick; LiRA and RMIA too otherwise; no reference attack for a predictions-only API."
+    from updates_leak.attacks import attacks_of
+    from updates_leak.audit import audit_registered_attacks, balanced_sample
     import skops.io as sio
     model, tr, te, result = torch_audit
     attacks = {r['attack'] for r in result.sections[0].rows()}
-    assert {'membership: LiRA offline', 'membership: RMIA offline'} <= attacks and 'membership: LiRA online' not in attacks
+    assert {'membership: qmia', 'membership: loss'} <= attacks and 'membership: lira' not in attacks
+    assert 'lira not run: no reference models are trained at --quick' in result.sections[0].ran
     logreg = sio.load(workspace/'logreg.skops', trusted=['sklearn.linear_model._logistic.LogisticRegression'])
-    s = audit(logreg, tr, te, families=('membership',), quick=True, progress=False).sections[0]
-    assert 'membership: RMIA offline' in {r['attack'] for r in s.rows()} and 'with 4 reference models' in s.ran
-    s = audit(lambda x: logreg.predict_proba(x.numpy()), tr, te, families=('membership',), quick=True, progress=False).sections[0]
-    assert 'no LiRA or RMIA: a predictions-only model' in s.ran
+    s = audit(lambda x: logreg.predict_proba(x.numpy()), tr, te, families=('membership',), progress=False).sections[0]
+    assert 'membership: qmia' in {r['attack'] for r in s.rows()} and 'rmia not run: a predictions-only model has no recipe' in s.ran
     members, nonmembers, idx, spare = balanced_sample(tr, te, 100, 0)
-    scores, k, is_member = audit_reference_attacks(model, tr, members, nonmembers, idx, spare, False, 0, 2, 1e-3, 'cpu', False)
-    assert k == 8 and is_member.sum() == 100 and {'LiRA online', 'RMIA online', 'LiRA offline', 'RMIA offline'} <= set(scores)
-    assert all(v.shape == (200,) and torch.isfinite(v).all() for v in scores.values())
+    results, not_run = audit_registered_attacks(logreg, members, nonmembers, spare, quick=False, seed=0, device='cpu', progress=False, epochs=2)
+    assert set(results) == {a.name for a in attacks_of('membership')} and not not_run
+    assert results['lira'].setting == 'K=8, online, global variance' and all(r.members == r.nonmembers for r in results.values())

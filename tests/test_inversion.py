@@ -8,7 +8,7 @@ import torch
 import torch.nn as nn
 
 from updates_leak.core import seed_spread
-from updates_leak.extraction_trees import Feature
+from updates_leak.data import Feature
 from updates_leak.inversion_map import (blackbox_map, error_model, leaf_cells, leaf_class_counts, load_survey, marginal_priors, run_map_inversion,
                                         train_survey_tree, whitebox_map)
 from updates_leak.inversion_faces import FaceIdentifier, identification, load_face_split, mi_face, train_face_model

@@ -10,7 +10,8 @@ from hypothesis import given, settings, strategies as st
 
 from updates_leak.core import torch_threads
 from updates_leak.data import Data, as_data
-from updates_leak.membership_lira import (augmented_lira_scores, inclusion_matrix, lira_scores, logit_confidence, reference_log_posteriors,
+from updates_leak.attacks import true_label_confidence
+from updates_leak.membership_lira import (augmented_lira_scores, inclusion_matrix, lira_scores, reference_log_posteriors,
                                           rmia_scores, run_reference_attacks, train_one_reference, train_references, true_label_probability)
 from updates_leak.models import MLP
 
@@ -57,11 +58,11 @@ def test_every_model_trains_on_as_many_records_and_every_record_is_in_about_half
 
 @settings(max_examples=30, deadline=None)
 @given(st.integers(0, 10_000))
-def test_logit_confidence_is_log_odds_of_the_true_label(seed):
+def test_true_label_confidence_is_log_odds_of_the_true_label(seed):
     g = torch.Generator().manual_seed(seed)
     logits, y = torch.randn(7, 5, generator=g, dtype=torch.float64) * 3, torch.randint(0, 5, (7,), generator=g)
     p = torch.softmax(logits, 1)[torch.arange(7), y]
-    assert torch.allclose(logit_confidence(logits, y), torch.log(p / (1 - p)), atol=1e-9)
+    assert torch.allclose(true_label_confidence(logits, y), torch.log(p / (1 - p)), atol=1e-9)
     assert torch.allclose(true_label_probability(logits, y), p)
 
 
@@ -127,12 +128,12 @@ def test_the_ray_path_equals_the_local_path(tmp_path):
 
 def test_the_cli_refuses_lira_in_the_federated_setting(capsys):
     from updates_leak.cli import main
-    with pytest.raises(SystemExit) as e: main(['membership', '--attack', 'lira', '--setting', 'federated', '--out', ''])
+    with pytest.raises(SystemExit) as e: main(['membership', '--attack', 'references', '--setting', 'federated', '--out', ''])
     assert e.value.code == 2 and 'runs stand-alone' in capsys.readouterr().err
-    with pytest.raises(SystemExit) as e: main(['membership', '--attack', 'lira', '--references', '1'])
+    with pytest.raises(SystemExit) as e: main(['membership', '--attack', 'references', '--references', '1'])
     assert e.value.code == 2
     for bad in (['--population', '-1'], ['--backend', 'spark']):
-        with pytest.raises(SystemExit) as e: main(['membership', '--attack', 'lira', *bad])
+        with pytest.raises(SystemExit) as e: main(['membership', '--attack', 'references', *bad])
         assert e.value.code == 2
 
 
@@ -142,7 +143,7 @@ def test_the_cli_runs_lira_with_a_population_and_writes_its_results(tmp_path, mo
     from updates_leak import cli
     from updates_leak.membership_standalone import MembershipTarget
     monkeypatch.setitem(cli.TARGETS, 'location', MembershipTarget('location', lambda: MLP([446, 16, 30]), members=100, shadow=0, test=0, epochs=2))
-    cli.main(['membership', '--attack', 'rmia', '--references', '2', '--population', '50', '--device', 'cpu', '--out', str(tmp_path)])
+    cli.main(['membership', '--attack', 'references', '--references', '2', '--population', '50', '--device', 'cpu', '--out', str(tmp_path)])
     d = json.loads(next(tmp_path.glob('membership_references_location_K2*.json')).read_text())
     assert d['population'] == 50 and d['pool'] == 200 and 'RMIA offline' in d['metrics'] and list(tmp_path.glob('*.png'))
 
@@ -186,3 +187,32 @@ def test_the_reference_benchmark_prints_ratios_and_the_floor():
     assert [r['method'] for r in rows] == ['one at a time', 'stacked (torch.func)'] * 2
     assert all(r['ratio'] > 0 for r in rows) and all(r['FLOP floor (s)'] >= 0 and r['largest possible ratio'] > 0 for r in rows[::2])
     assert all(r['max |logit difference|'] <= 1e-5 for r in rows[1::2])  # speed is printed, never asserted
+
+
+@pytest.fixture(scope='module')
+def location_run():
+    "A quick Location run: a small MLP target and four references on 600 pool records, 400 population records."
+    from updates_leak.data import load_dataset
+    loc = load_dataset('location', 'all')
+    data = loc.subset(torch.randperm(len(loc), generator=torch.Generator().manual_seed(0))[:1000])
+    return data, run_reference_attacks(MLP([446, 64, 30]), data, pool=600, n_references=4, epochs=30, name='location', device='cpu', show=False)
+
+
+def test_attacks_through_the_api_under_every_disclosure_policy(location_run):
+    "Exact answers through the Oracle give the run's own numbers; label-only answers bring LiRA down to the label-only level."
+    from updates_leak.attacks import MembershipResult
+    from updates_leak.membership_lira import DISCLOSURES, THROUGH_API, reference_attacks_through_api
+    data, run = location_run
+    results = reference_attacks_through_api(run, data, pool=600)
+    by = {(r.attack, r.setting): r for r in results}
+    assert len(results) == len(DISCLOSURES) * len(THROUGH_API)
+    for attack in THROUGH_API:  # the Oracle adds nothing to exact answers
+        for k, v in by[attack, 'exact posteriors'].metrics.items(): assert v == pytest.approx(run.metrics[attack][k], abs=1e-9), (attack, k)
+    assert all(r.queries == len(data) for r in results)  # the Oracle's count: every pool and population record, once per policy
+    label_only = by['loss threshold', 'top-1 label only'].metrics['tpr@0.1%fpr']  # the label-only attack: right label, member
+    for attack in ('LiRA online, global variance', 'LiRA offline, global variance'):
+        assert by[attack, 'exact posteriors'].metrics['tpr@0.1%fpr'] > 0.5
+        assert by[attack, 'top-1 label only'].metrics['tpr@0.1%fpr'] <= label_only + 0.01
+        assert by[attack, 'rounded to 2 decimals'].metrics['tpr@0.1%fpr'] > 0.3  # rounding alone does not stop it
+    r = by['RMIA online', 'rounded to 1 decimal']
+    assert MembershipResult.from_dict(r.to_dict()) == r and r.headline.metric == 'tpr@1%fpr'

@@ -5,7 +5,7 @@
 # %% ../nbs/70_audit.ipynb #24e5628a
 from __future__ import annotations
 import base64, contextlib, hashlib, html, importlib, io, json, math, os, sys, time, warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +18,7 @@ from .models import fit, load_weights, reinitialized
 from .oracle import model_kind, model_accuracy, posteriors
 from .membership_features import membership_features, plot_roc_curves
 from .membership_standalone import run_standalone
-from .membership_lira import inclusion_matrix, reference_log_posteriors, reference_metrics, reference_scores
+from .attacks import MembershipData, attacks_of, load_attacks
 from .updates import own_scale, prepare_experiment
 from .updates_li import evaluate_label_inference
 from .updates_lde import evaluate_label_distribution
@@ -33,7 +33,7 @@ from .exfiltration_defences import first_layer_weights, ks_distance
 __all__ = ['MODEL_FORMATS', 'MAX_RETRAINING_QUERIES', 'FLAG_MARGIN', 'FAMILIES', 'import_object', 'sniff_pickle',
            'load_torch_model', 'load_skops_model', 'OnnxClassifier', 'load_model', 'Records', 'load_records',
            'check_audit_inputs', 'AuditSection', 'skipped', 'balanced_sample', 'exposure', 'verdict_membership',
-           'audit_reference_attacks', 'audit_membership', 'audit_scale', 'audit_updates', 'extraction_kind',
+           'audit_registered_attacks', 'audit_membership', 'audit_scale', 'audit_updates', 'extraction_kind',
            'FlatInputs', 'audit_extraction', 'is_image_data', 'audit_mi_face', 'audit_inversion', 'weight_tensors',
            'low_bytes', 'low_byte_statistic', 'honest_retrains', 'false_alarms', 'audit_exfiltration',
            'model_fingerprint', 'audit_fingerprint', 'save_section', 'load_section', 'AuditResult', 'audit_html',
@@ -249,33 +249,28 @@ def verdict_membership(auc:float, tpr:float) -> str:
     if auc < 0.65 and tpr < 0.1: return 'some leakage'
     return 'strong leakage'
 
-def audit_reference_attacks(model, train:Data, members:Data, nonmembers:Data, member_idx:torch.Tensor, spare:Data,
-                            quick:bool, seed:int, epochs:int, lr:float, device=None, show:bool=True) -> tuple:
-    """LiRA and RMIA on the audited model, with K references trained like it: offline with 4 at `--quick` (their pool holds none of
-    the records under test), online and offline with 8 otherwise (every record under test in half of them). `(scores, K, is_member)`,
-    or `(None, why, None)` where no references can be trained. With fewer than 100 test records to spare, half of the sample is
-    scored and the other half joins the references' records."""
-    if model_kind(model) == 'function': return None, 'a predictions-only model has no recipe for reference models', None
+def audit_registered_attacks(model, members:Data, nonmembers:Data, spare:Data, *, quick:bool, seed:int=0, device=None, progress:bool=True,
+                             epochs:int=10, lr:float=1e-3) -> tuple:
+    """Every registered membership attack the model allows, on the sampled records with the spare test records as their population:
+    `(results, not_run)`, attack name -> `MembershipResult` and attack name -> why it did not run. At `--quick` the attacks that train
+    reference models are left out (the cheap ones run). Attacks that train models like the target take the audit's recipe (`epochs`,
+    `lr`) and their online variant. With fewer than 100 test records to spare, half of the non-members join the population."""
     if len(spare) < 100:
         h = len(nonmembers) // 2
         spare = concat([nonmembers.subset(torch.arange(h, len(nonmembers))), spare])
-        members, nonmembers, member_idx = members.subset(torch.arange(h)), nonmembers.subset(torch.arange(h)), member_idx[:h]
-    n_z = min(200 if quick else 500, len(spare) // 2)
-    population, spare = spare.subset(torch.arange(n_z)), spare.subset(torch.arange(n_z, len(spare)))
-    outside = torch.ones(len(train), dtype=torch.bool); outside[member_idx] = False
-    rest = concat([train.subset(outside.nonzero()[:, 0]), spare])  # records no attack scores: members not under test and spare test records
-    tested = concat([members, nonmembers])
-    cap, K = (1000, 4) if quick else (10_000, 8)
-    rest = rest.subset(torch.randperm(len(rest), generator=torch.Generator().manual_seed(seed))[:max(0, cap - (0 if quick else len(tested)))])
-    pool = rest if quick else concat([tested, rest])
-    if n_z < 1 or len(pool) < 2 * K: return None, f'too few records for {K} reference models and a population ({len(pool)} pool, {n_z} population)', None
-    keep = inclusion_matrix(K, len(pool), seed)
-    logp_x, logp_z = reference_log_posteriors(model, pool, keep, [tested.x, population.x], train.n_classes, epochs, lr, seed=seed, device=device, show=show)
-    target_x, target_z = (posteriors(model, x).double().clamp_min(1e-300).log()[None] for x in (tested.x, population.x))
-    keep_x = torch.zeros(K, len(tested), dtype=torch.bool) if quick else keep[:, :len(tested)]
-    scores = reference_scores(torch.cat([target_x, logp_x]), tested.y, keep_x, torch.cat([target_z, logp_z]), population.y, online=not quick)
-    is_member = torch.cat([torch.ones(len(members)), torch.zeros(len(nonmembers))]).bool()
-    return {k: v for k, v in scores.items() if k != 'loss threshold'}, K, is_member  # the loss threshold is already among the attacks
+        members, nonmembers = members.subset(torch.arange(h)), nonmembers.subset(torch.arange(h))
+    records = MembershipData(members=members, nonmembers=nonmembers, population=spare, name='audited model')
+    results, not_run = {}, {}
+    load_attacks()
+    for spec in attacks_of('membership'):
+        recipe = 'training recipe' in spec.threat
+        if quick and 'reference models' in spec.threat: not_run[spec.name] = 'no reference models are trained at --quick'; continue
+        if recipe and model_kind(model) == 'function': not_run[spec.name] = 'a predictions-only model has no recipe for reference models'; continue
+        names = {f.name for f in fields(spec.config)}
+        options = {k: v for k, v in dict(epochs=epochs, lr=lr, online=True).items() if recipe and k in names}
+        try: results[spec.name] = spec(model, records, seed=seed, device=device, progress=progress, **options)
+        except ValueError as e: not_run[spec.name] = ' '.join(str(e).split())
+    return results, not_run
 
 # %% ../nbs/70_audit.ipynb #a3ad9fe1
 def audit_membership(model, train:Data, test:Data, quick:bool=False, seed:int=0, device=None, show:bool=True,
@@ -290,12 +285,12 @@ def audit_membership(model, train:Data, test:Data, quick:bool=False, seed:int=0,
     res = run_standalone('audited model', model=model, members=members, nonmembers=nonmembers, variants=('white-box',) if kind == 'torch' else ('black-box',),
                          kernels=100 if quick else None, attack_epochs=10 if quick else 40, seed=seed, progress=show, device=device,
                          shadow=spare if shadows else None, n_shadow=shadows, epochs=10)
-    scores, refs, is_member = audit_reference_attacks(model, train, members, nonmembers, idx, spare, quick, seed, epochs, lr, device, show)
+    attacks, not_run = audit_registered_attacks(model, members, nonmembers, spare, quick=quick, seed=seed, device=device, progress=show,
+                                                epochs=epochs, lr=lr)
     rows = res.rows()
-    if scores is not None:
-        for name, s in scores.items():
-            res.metrics[name], res.roc[name] = reference_metrics(s, is_member)  # no threshold to pick: no balanced accuracy
-            rows += [r for k, v in res.metrics[name].items() for r in metric_rows(f'membership: {name}', 'audited model', k, {'this library': v}, f'K={refs}')]
+    for name, r in attacks.items():
+        res.metrics[name], res.roc[name] = r.metrics, r.roc  # no threshold to pick: no balanced accuracy
+        rows += r.rows()
     best = max(res.metrics, key=lambda a: (res.metrics[a]['auc'], res.metrics[a]['tpr@1%fpr']))
     m = res.metrics[best]
     feats_m, feats_t = membership_features(model, members, device=device), membership_features(model, nonmembers, device=device)
@@ -305,8 +300,7 @@ def audit_membership(model, train:Data, test:Data, quick:bool=False, seed:int=0,
     ax = plot_roc_curves({n: (*res.roc[n], res.metrics[n]['auc']) for n in res.roc}, 'membership ROC (log–log)')
     verdict = (f"{verdict_membership(m['auc'], m['tpr@1%fpr'])}: the strongest attack ({best}) reaches AUC {m['auc']:.3f} "
                f"and TPR {m['tpr@1%fpr']:.1%} at 1% FPR (random guessing: 0.5 and 1%)")
-    ran = f"{', '.join(res.metrics)} on {len(members)} members and {len(nonmembers)} test records" + (
-        f"; LiRA and RMIA on {len(is_member)} of them with {refs} reference models trained like the target" if scores is not None else f"; no LiRA or RMIA: {refs}")
+    ran = f"{', '.join(res.metrics)} on {len(members)} members and {len(nonmembers)} test records" + ''.join(f"; {a} not run: {why}" for a, why in not_run.items())
     return AuditSection('membership', verdict, ran, 2 * len(members), 2 * len(members), time.perf_counter() - start, 'AUC', m['auc'], 0.5, 'random guess',
                         rows, figures=[_png(ax.figure)], exposed={'x': members.x[top], 'y': members.y[top], 'score': exp[top], 'loss': loss_m[top], 'index': idx[top]})
 
@@ -585,8 +579,9 @@ def model_fingerprint(model, probe:torch.Tensor) -> str:
     return h.hexdigest()
 
 def audit_fingerprint(model, train:Data, test:Data, update:Data|None, options:dict, device) -> str:
-    "What an audit's cache entries are keyed by: the model, every record, the options, the device and a CPU's threads."
+    "What an audit's cache entries are keyed by: the model, every record, the options, the registered attacks, the device and a CPU's threads."
     h = hashlib.sha256(model_fingerprint(model, train.x[:64]).encode())
+    h.update(json.dumps(sorted((a.name, a.run.__module__) for a in load_attacks().values())).encode())  # a new attack: a new membership section
     for d in (train, test, update):
         h.update(b'-' if d is None else tensor_digest({'x': d.x, 'y': d.y}).encode())
     h.update(json.dumps(to_json(options), sort_keys=True).encode()); h.update(json.dumps(numerics_key(device), sort_keys=True).encode())

@@ -13,6 +13,8 @@ from typing import Callable
 
 from fastcore.docments import docments
 
+from .attacks import AttackSpec, attacks_of, load_attacks, make_config
+load_attacks()  # every registered attack, before the subcommands below read the registry
 from .audit import FAMILIES, audit, bench_audit, load_model, load_records
 from .core import Result, format_rows, format_table, write_results
 from .data import MissingDataError
@@ -24,7 +26,7 @@ from .inversion_map import run_map_inversion
 from .exfiltration import ATTACKS as EXFILTRATION_ATTACKS, run_exfiltration
 from .membership_federated import ATTACKERS, MODES, FederatedSetting, run_federated
 from .membership_features import bench_per_sample_gradients
-from .membership_standalone import TARGETS, load_pool, run_standalone
+from .membership_standalone import TARGETS, load_pool, preset_membership_data, run_standalone
 from .membership_lira import bench_reference_models, run_reference_attacks
 from .oracle import QueryBudgetExceeded, WhiteBoxRequired
 from .steal_invert import steal_and_invert
@@ -36,9 +38,9 @@ from .updates_msr import bench_cbm_gan, evaluate_multi_reconstruction
 from .updates_ssr import evaluate_reconstruction
 
 # %% auto #0
-__all__ = ['COMMANDS', 'USER_ERRORS', 'Command', 'subcommand', 'at_least', 'Outcome', 'build_parser', 'report', 'demo_command',
-           'updates_command', 'extract_command', 'invert_command', 'exfiltrate_command', 'membership_command',
-           'audit_command', 'bench_command', 'main']
+__all__ = ['COMMANDS', 'USER_ERRORS', 'Command', 'subcommand', 'at_least', 'Outcome', 'build_parser', 'attack_config', 'report',
+           'demo_command', 'updates_command', 'extract_command', 'invert_command', 'exfiltrate_command',
+           'membership_command', 'audit_command', 'bench_command', 'main']
 
 # %% ../nbs/90_cli.ipynb #b39926af
 @dataclass
@@ -48,6 +50,12 @@ class Command:
     run: Callable  # keyword arguments from the command line -> `Outcome`
     choices: dict = field(default_factory=dict)  # option -> allowed values
     checks: dict = field(default_factory=dict)  # option -> (predicate, what it must be)
+    family: str|None = None  # the registered attacks of this family join `--attack`, their options become flags
+
+    @property
+    def registered(self) -> dict:
+        "The registered attacks this subcommand runs: name -> `AttackSpec`."
+        return {a.name: a for a in attacks_of(self.family)} if self.family else {}
 
     @property
     def summary(self) -> str: return (self.run.__doc__ or '').splitlines()[0]
@@ -56,11 +64,12 @@ COMMANDS = {}
 
 def subcommand(choices:dict|None=None, # option -> allowed values
             checks:dict|None=None, # option -> (predicate, description), e.g. `at_least(1)`
+            family:str|None=None, # the family whose registered attacks `--attack` also offers
            ):
     "Register the decorated function `<name>_command` as the subcommand `<name>` (underscores become dashes)."
     def register(f):
         name = f.__name__.removesuffix('_command').replace('_', '-')
-        COMMANDS[name] = Command(name, f, choices or {}, checks or {})
+        COMMANDS[name] = Command(name, f, choices or {}, checks or {}, family)
         return f
     return register
 
@@ -96,7 +105,9 @@ def build_parser(cmd:Command) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog=f'updates-leak {cmd.name}', description=cmd.run.__doc__,
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     for name, par in inspect.signature(cmd.run).parameters.items():
+        if par.kind == par.VAR_KEYWORD: continue  # the registered attacks' options, added below
         help, choices = docs.get(name) or '', cmd.choices.get(name)
+        if name == 'attack' and cmd.registered: choices = (*choices, *cmd.registered)
         if str(par.annotation) in ('bool', "<class 'bool'>") or par.annotation is bool:
             p.add_argument(f'--{name}', *([f'--{name.replace("_", "-")}'] if '_' in name else []), dest=name, action='store_true', help=help)
         elif par.default is inspect.Parameter.empty:
@@ -104,7 +115,28 @@ def build_parser(cmd:Command) -> argparse.ArgumentParser:
         else:
             p.add_argument(f'--{name}', *([f'--{name.replace("_", "-")}'] if '_' in name else []), dest=name, default=par.default,
                            type=_option_type(cmd, name, par.annotation), choices=choices, help=help)
+    for spec in cmd.registered.values(): _add_attack_options(p, spec)
     return p
+
+def _parse_bool(text:str) -> bool:
+    if text.lower() in ('true', 'yes', '1'): return True
+    if text.lower() in ('false', 'no', '0'): return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got {text}")
+
+def _add_attack_options(p:argparse.ArgumentParser, spec:AttackSpec):
+    "A flag `--<attack>_<option>` per option of a registered attack's config; absent from the parsed arguments unless given."
+    group = p.add_argument_group(f'--attack {spec.name}', spec.summary)
+    for o in spec.options:
+        group.add_argument(f'--{spec.name}_{o.name}', dest=f'{spec.name}_{o.name}', default=argparse.SUPPRESS, type=_parse_bool if o.type is bool else o.type,
+                           help=f'{o.help} (default: {o.default})')
+
+def attack_config(spec:AttackSpec, # the chosen registered attack
+                  given:dict, # the `--<attack>_<option>` flags the user gave, by dest
+                 ):
+    "The chosen attack's config from its flags, checked before any work; a flag of another attack is an error."
+    if foreign := sorted(k for k in given if not k.startswith(f'{spec.name}_')):
+        raise ValueError(f"{', '.join('--' + k for k in foreign)} belong(s) to another attack, not --attack {spec.name}")
+    return make_config(spec.config, **{k.removeprefix(f'{spec.name}_'): v for k, v in given.items()})
 
 # %% ../nbs/90_cli.ipynb #2e4c41c4
 def report(outcome:Outcome, # what the subcommand computed
@@ -274,20 +306,20 @@ def exfiltrate_command(attack:str='lsb', # 'lsb', 'cor', 'sgn' or 'cap'
     return Outcome(f'exfiltrate_{attack}_{dataset}_{secrets}', [res])
 
 # %% ../nbs/90_cli.ipynb #b7e8ee1c
-@subcommand(choices={'setting': ('standalone', 'federated'), 'attacker': MODES, 'observer': ATTACKERS, 'dataset': tuple(TARGETS), 'attack': ('nasr', 'lira', 'rmia'),
+@subcommand(family='membership', choices={'setting': ('standalone', 'federated'), 'attacker': MODES, 'observer': ATTACKERS, 'dataset': tuple(TARGETS), 'attack': ('nasr', 'references'),
                    'backend': ('local', 'ray')},
          checks={'kernels': at_least(1), 'epochs': at_least(1), 'shadow': at_least(0), 'participants': at_least(2), 'records': at_least(2), 'references': at_least(2),
                  'rounds': at_least(1), 'local_epochs': at_least(1), 'population': at_least(0)})
 def membership_command(setting:str='standalone', # 'standalone' or 'federated'
-                       attack:str='nasr', # standalone: 'nasr' (white-box gradients and the black-box baselines), or 'lira' / 'rmia' (both run: K reference models, LiRA and RMIA)
-                       references:int=16, # lira/rmia: reference models K
-                       offline:bool=False, # lira/rmia: report the offline variants only
-                       backend:str='local', # lira/rmia: train the reference models here ('local') or as Ray tasks ('ray', the `ray` extra)
-                       address:str=None, # lira/rmia with --backend ray: the cluster's address (default: a local Ray instance)
-                       augment:bool=False, # lira/rmia on images: also LiRA over each record and its mirror image
-                       one_at_a_time:bool=False, # lira/rmia: train the models one after another instead of stacked (faster for CNNs on a CPU)
-                       cache:str=None, # lira/rmia: folder of finished reference models (verified; an interrupted run resumes)
-                       population:int=0, # lira/rmia: RMIA's population records, drawn from outside the pool (0: every record there)
+                       attack:str='nasr', # standalone: 'nasr' (white-box gradients and the black-box baselines), 'references' (the papers' protocol: a target and K references on halves of a pool; LiRA, RMIA and the loss attack), or a registered attack on a trained target
+                       references:int=16, # references: reference models K
+                       offline:bool=False, # references: report the offline variants only
+                       backend:str='local', # references: train the reference models here ('local') or as Ray tasks ('ray', the `ray` extra)
+                       address:str=None, # references with --backend ray: the cluster's address (default: a local Ray instance)
+                       augment:bool=False, # references on images: also LiRA over each record and its mirror image
+                       one_at_a_time:bool=False, # references: train the models one after another instead of stacked (faster for CNNs on a CPU)
+                       cache:str=None, # references: folder of finished reference models (verified; an interrupted run resumes)
+                       population:int=0, # references and registered attacks: population records, drawn from outside the records under test (0: every record there)
                        attacker:str='passive', # 'passive'; federated also 'active' (gradient ascent) or 'isolating'
                        observer:str='global', # federated: 'global' (the server) or 'local' (a participant)
                        dataset:str='location', # 'location', 'cifar10', or 'purchase100' / 'texas100' from local files
@@ -306,11 +338,19 @@ def membership_command(setting:str='standalone', # 'standalone' or 'federated'
                        out:str='updates-leak-results', # folder for JSON and the ROC figure
                        root:str=None, # data root (default: $UPDATES_LEAK_DATA or the user data folder)
                        device:str=None, # where the models and attack networks train (default: CUDA if available)
+                       **attack_options, # `--<attack>_<option>` flags of a registered attack
                       ) -> Outcome:
-    "Membership inference from gradients (white-box) and outputs (black-box), stand-alone or federated."
+    "Membership inference from gradients (white-box) and outputs (black-box), stand-alone or federated, and every registered membership attack."
+    registered = COMMANDS['membership'].registered
+    if attack in registered:
+        if setting != 'standalone': raise ValueError(f"--attack {attack} runs stand-alone: use --setting standalone")
+        spec, config = registered[attack], attack_config(registered[attack], attack_options)  # checked before the target trains
+        target, records = preset_membership_data(dataset, seed=seed, root=root, population=population, device=device)
+        return Outcome(f'membership_{attack}_{dataset}', [spec.run(target, records, config=config, seed=seed, device=device, progress=False)])
+    if attack_options: raise ValueError(f"{', '.join('--' + k for k in sorted(attack_options))} belong(s) to a registered attack, not --attack {attack}")
     layer_list = layers.split(',') if layers else None
-    if attack != 'nasr':
-        if setting != 'standalone': raise ValueError("--attack lira/rmia runs stand-alone: use --setting standalone")
+    if attack == 'references':
+        if setting != 'standalone': raise ValueError("--attack references runs stand-alone: use --setting standalone")
         target = TARGETS[dataset]
         pool = load_pool(target.dataset, root)
         pool = pool.subset(torch.randperm(len(pool), generator=torch.Generator().manual_seed(seed))[:2 * target.members + population if population else None])
@@ -380,7 +420,7 @@ def bench_command(name:str, # the benchmark: 'shadow-updates', 'face-inversion',
     if name == 'face-inversion': return Outcome('bench_face_inversion', bench_face_inversion(device=device))
     if name == 'cbm-gan': return Outcome('bench_cbm_gan', bench_cbm_gan(device=device))
     r = bench_shadow_updates(n_updates=n_updates, set_size=set_size, workers=workers, device=device)
-    return Outcome('bench_shadow_updates', [{'method': f"one at a time (authors' loop, {r['threads']} threads)", 'updates/s': r['loop_updates_per_s'], 'ratio': 1.},
+    return Outcome('bench_shadow_updates', [{'method': f"one at a time (authors' loop at its best: {r['threads']} thread{'s' if r['threads'] > 1 else ''})", 'updates/s': r['loop_updates_per_s'], 'ratio': 1.},
                                             {'method': f"stacked, {r['workers']} worker processes", 'updates/s': r['fast_updates_per_s'], 'ratio': r['ratio'],
                                              'max |δ difference|': r['max_abs_diff'], 'updates': r['updates'], '|D_update|': r['set_size'], 'device': r['device']}])
 

@@ -13,12 +13,13 @@ import numpy as np
 import torch
 
 # %% auto #0
-__all__ = ['DATA_ENV', 'ROW_KEYS', 'ATTACK_METHOD', 'default_device', 'set_seed', 'seeded_generator', 'torch_threads',
-           'held_warnings', 'numerics_key', 'private_rng', 'keyed_uniform', 'ray_map', 'data_root', 'as_float_tensor',
-           'check_finite', 'check_shape', 'check_count', 'check_positive', 'check_fraction', 'check_allocation',
-           'chunks', 'format_table', 'write_results', 'seed_spread', 'best_time', 'metric_rows', 'check_rows',
-           'format_rows', 'format_spread', 'Anchor', 'paper_value', 'artefact', 'to_json', 'Result', 'progress',
-           'CacheDamaged', 'tensor_digest', 'save_verified', 'load_verified', 'cache_lock']
+__all__ = ['DATA_ENV', 'ROW_KEYS', 'ATTACK_METHOD', 'default_device', 'set_seed', 'seeded_generator', 'child_seed',
+           'torch_threads', 'held_warnings', 'numerics_key', 'private_rng', 'keyed_uniform', 'ray_map', 'data_root',
+           'as_float_tensor', 'check_finite', 'check_shape', 'check_count', 'check_positive', 'check_fraction',
+           'check_allocation', 'chunks', 'format_table', 'write_results', 'seed_spread', 'best_time',
+           'best_thread_time', 'metric_rows', 'check_rows', 'format_rows', 'format_spread', 'Anchor', 'paper_value',
+           'artefact', 'to_json', 'Result', 'progress', 'CacheDamaged', 'tensor_digest', 'save_verified',
+           'load_verified', 'cache_lock']
 
 # %% ../nbs/00_core.ipynb #b76b7c3c
 def default_device(device:str|torch.device|None=None, # explicit choice, or `None` for CUDA-if-available
@@ -45,6 +46,21 @@ def seeded_generator(seed:int, # the generator's seed
                     ) -> torch.Generator:
     "A private `torch.Generator` seeded with `seed`, independent of the global one."
     return torch.Generator(device=device).manual_seed(seed)
+
+# %% ../nbs/00_core.ipynb #childseedcode
+def child_seed(seed:int, # the run's seed, as the caller passed it
+               *names, # what the stream is for: strings and whole numbers, e.g. `'shadow model', 3`
+               bits:int=63, # width of the result (63 suits `torch.Generator`; 32 suits scikit-learn's `random_state`)
+              ) -> int:
+    "A seed in [0, 2^bits) for the stream `names` of the run `seed`: equal only when the seed and the names are equal (up to the hash)."
+    def whole(v, what):
+        if isinstance(v, bool) or not isinstance(v, numbers.Integral): raise TypeError(f"{what} must be a whole number, got {v!r}")
+        return int(v)
+    if not names: raise ValueError("child_seed needs at least one name: what the stream is for")
+    parts = [whole(seed, 'seed')] + [n if isinstance(n, str) else whole(n, 'a name that is not a string') for n in names]
+    if not 1 <= bits <= 63: raise ValueError(f"bits must lie in 1..63, got {bits}")
+    digest = hashlib.sha256(json.dumps(parts, ensure_ascii=True).encode()).digest()
+    return int.from_bytes(digest[:8], 'big') >> (64 - bits)
 
 # %% ../nbs/00_core.ipynb #32b8b5eb
 @contextmanager
@@ -270,6 +286,20 @@ def best_time(fn:typing.Callable, # the work to time, called with no arguments
         fn(); sync()
         best = min(best, time.perf_counter() - start)
     return best
+
+def best_thread_time(fn:typing.Callable, # the work to time, called with no arguments
+                     threads:tuple|None=None, # intra-op thread counts to try (default: 1 and the current count)
+                     device=None, # where `fn` computes: on CUDA, one count (the current one) is timed
+                     repeats:int=1, warmup:bool=False, # as in `best_time`
+                    ) -> tuple:
+    "`(seconds, threads)`: the fastest time of `fn` over the thread counts tried, and the count that gave it (a baseline at its best)."
+    on_gpu = device is not None and torch.device(device).type == 'cuda'
+    counts = (torch.get_num_threads(),) if on_gpu else tuple(sorted(set(threads or (1, torch.get_num_threads()))))
+    times = {}
+    for n in counts:
+        with torch_threads(n): times[n] = best_time(fn, repeats, device, warmup)
+    best = min(times, key=times.get)
+    return times[best], best
 
 # %% ../nbs/00_core.ipynb #bf3cfbc0
 ROW_KEYS = ('attack', 'target', 'setting', 'metric', 'method', 'value')

@@ -20,7 +20,7 @@ __all__ = ['MNIST_CLASSES', 'FASHION_CLASSES', 'DEBIAN_FASHION', 'EMBEDDED_SIZES
            'DATASETS', 'WHOLE_DATASETS', 'Data', 'concat', 'from_uint8', 'as_data', 'check_range', 'MissingDataError',
            'read_npz', 'read_idx', 'load_mnist', 'load_fashion_mnist', 'make_embedded_mnist', 'load_embedded_mnist',
            'RestrictedUnpickler', 'safe_unpickle', 'load_cifar10', 'load_cifar100', 'load_att_faces', 'load_location',
-           'load_purchase100', 'load_texas100', 'minmax_scale', 'load_sklearn', 'load_table', 'load_dataset',
+           'load_purchase100', 'load_texas100', 'minmax_scale', 'load_sklearn', 'load_table', 'Feature', 'load_dataset',
            'disjoint_split', 'assert_disjoint', 'split_data', 'show_images']
 
 # %% ../nbs/01_data.ipynb #f95ba2e4
@@ -374,6 +374,21 @@ def load_table(name:str, # one of `TABLES`: 'steak', 'gss', 'adult', 'iris-steal
     rel, kw = TABLES[name]
     path = _first_existing(name, [data_root(root)/rel], 'the shared data folder (see its PROVENANCE.md): FiveThirtyEight steak-survey, ftramer/Steal-ML data')
     return pd.read_csv(path, **kw)
+
+# %% ../nbs/01_data.ipynb #featurecode
+@dataclass
+class Feature:
+    "One input feature: continuous on [low, high], or categorical with named categories."
+    name: str
+    low: float = 0.
+    high: float = 1.
+    categories: list|None = None  # category names when categorical
+    values: list|None = None  # a binned numeric feature: the number each category (bin) stands for in the model's input
+
+    @property
+    def categorical(self) -> bool: return self.categories is not None
+    @property
+    def width(self) -> int: return len(self.categories) if self.categorical else 1
 
 # %% ../nbs/01_data.ipynb #c1ca73f9
 DATASETS = {

@@ -12,29 +12,15 @@ import pandas as pd
 from sklearn.tree import DecisionTreeClassifier
 
 from .core import ATTACK_METHOD, Result, metric_rows
-from .data import as_data, load_table
+from .data import Feature, as_data, load_table
 from .oracle import QueryBudgetExceeded, OracleInputError
 
 # %% auto #0
-__all__ = ['TREE_TABLES', 'Feature', 'TreeTask', 'encode', 'load_tree_task', 'TreeOracle', 'StolenLeaf', 'StolenTree',
-           'CachedAPI', 'sweep', 'random_input', 'path_finding', 'top_down', 'TreeExtractionResult',
-           'continuous_features', 'train_tree', 'run_tree_extraction']
+__all__ = ['TREE_TABLES', 'TreeTask', 'encode', 'load_tree_task', 'TreeOracle', 'StolenLeaf', 'StolenTree', 'CachedAPI', 'sweep',
+           'random_input', 'path_finding', 'top_down', 'TreeExtractionResult', 'continuous_features', 'train_tree',
+           'run_tree_extraction']
 
 # %% ../nbs/21_extraction_trees.ipynb #3acd9ea6
-@dataclass
-class Feature:
-    "One input feature: continuous on [low, high], or categorical with named categories."
-    name: str
-    low: float = 0.
-    high: float = 1.
-    categories: list|None = None  # category names when categorical
-    values: list|None = None  # a binned numeric feature: the number each category (bin) stands for in the model's input
-
-    @property
-    def categorical(self) -> bool: return self.categories is not None
-    @property
-    def width(self) -> int: return len(self.categories) if self.categorical else 1
-
 @dataclass
 class TreeTask:
     "A table for tree models: raw inputs (category codes, numbers) with their feature space, split 70/30."

@@ -12,8 +12,7 @@ import torch
 from sklearn.tree import DecisionTreeClassifier
 
 from .core import ATTACK_METHOD, Anchor, Result, metric_rows, paper_value, seed_spread
-from .data import as_data, load_table
-from .extraction_trees import Feature
+from .data import Feature, as_data, load_table
 from .oracle import model_kind, posteriors
 
 # %% auto #0

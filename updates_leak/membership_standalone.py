@@ -14,7 +14,8 @@ import torch.nn as nn
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.metrics import roc_curve
 
-from .core import ATTACK_METHOD, Result, artefact, held_warnings, metric_rows, seeded_generator, set_seed
+from .attacks import MembershipData
+from .core import ATTACK_METHOD, Result, artefact, child_seed, held_warnings, metric_rows, seeded_generator, set_seed
 from .data import WHOLE_DATASETS, Data, as_data, assert_disjoint, concat, disjoint_split, load_dataset
 from .membership_features import (BLACK_BOX, attack_metrics, best_threshold, check_layers, concat_rows,
                                               entropy_scores, loss_scores, membership_features, membership_scores,
@@ -25,8 +26,8 @@ from .oracle import model_accuracy, model_kind, posteriors, white_box
 
 # %% auto #0
 __all__ = ['TARGETS', 'NASR_VARIANTS', 'MembershipTarget', 'load_pool', 'membership_split', 'train_membership_model',
-           'own_recipe', 'ShadowModelAttack', 'check_no_shared_records', 'MembershipAttack', 'art_blackbox_scores',
-           'StandaloneResult', 'evaluate_scores', 'run_standalone', 'plot_roc']
+           'own_recipe', 'preset_membership_data', 'ShadowModelAttack', 'check_no_shared_records', 'MembershipAttack',
+           'art_blackbox_scores', 'StandaloneResult', 'evaluate_scores', 'run_standalone', 'plot_roc']
 
 # %% ../nbs/61_membership_standalone.ipynb #ad2a60a4
 @dataclass
@@ -93,6 +94,26 @@ def own_recipe(model, # your trained model: a torch model or a scikit-learn esti
     else: raise TypeError("shadow models are trained copies of the target: give a torch model or a scikit-learn estimator that `clone` can copy, "
                           f"not a {type(model).__name__}")
     return MembershipTarget(name, make, members=len(members), shadow=0, test=0, epochs=epochs, lr=lr, batch_size=batch_size)
+
+# %% ../nbs/61_membership_standalone.ipynb #presetcode
+def preset_membership_data(dataset:str, # a key of `TARGETS`
+                           *, seed:int=0, # seeds the split and the target
+                           root=None, # data root
+                           population:int=0, # population records (0: every record the members and non-members leave)
+                           device=None, # where the target trains
+                           progress:bool=False, # progress over the target's epochs
+                          ) -> tuple:
+    "`(target, MembershipData)` for a preset: the target trained on its members, as many non-members, and a population from the rest of the pool."
+    if dataset not in TARGETS: raise ValueError(f"unknown membership target {dataset!r}; choose from {sorted(TARGETS)}")
+    recipe = TARGETS[dataset]
+    pool = load_pool(recipe.dataset, root)
+    n = recipe.members
+    order = torch.randperm(len(pool), generator=torch.Generator().manual_seed(child_seed(seed, 'membership preset', 'split')))
+    rest = order[2 * n:] if not population else order[2 * n:2 * n + population]
+    if len(rest) < 2: raise ValueError(f"{dataset}: {len(pool)} records leave no population beside {n} members and {n} non-members")
+    members = pool.subset(order[:n])
+    records = MembershipData(members=members, nonmembers=pool.subset(order[n:2 * n]), population=pool.subset(rest), name=dataset)
+    return train_membership_model(recipe, members, seed=child_seed(seed, 'membership preset', 'target', bits=32), progress=progress, device=device), records
 
 # %% ../nbs/61_membership_standalone.ipynb #05469059
 class ShadowModelAttack:

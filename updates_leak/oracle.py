@@ -201,17 +201,29 @@ def charge(self:Oracle, n:int, # queries about to be answered
     self.queries += n
 
 @patch
-def query(self:Oracle, x, # inputs, N × input_shape, values in `value_range`
-           version:int=-1, # which deployed version to ask (0 = the original, -1 = the latest)
-          ) -> torch.Tensor:
-    "Answer a batch of queries: posteriors (N × classes) or labels (N), per the oracle's policy."
+def _true_answers(self:Oracle, x, version:int) -> torch.Tensor:
+    "The deployed version's true posteriors of a valid batch, counted against the budget (what every answer is made from)."
     x = self.validate(x)
     if not -self.n_versions <= version < self.n_versions:
         raise IndexError(f"version {version} does not exist; the provider has deployed {self.n_versions}")
     self.charge(len(x))
-    return self.policy.apply(posteriors(self._versions[version], x, self.device), self.noise)
+    return posteriors(self._versions[version], x, self.device)
+
+@patch
+def query(self:Oracle, x, # inputs, N × input_shape, values in `value_range`
+           version:int=-1, # which deployed version to ask (0 = the original, -1 = the latest)
+          ) -> torch.Tensor:
+    "Answer a batch of queries: posteriors (N × classes) or labels (N), per the oracle's policy."
+    return self.policy.apply(self._true_answers(x, version), self.noise)
 
 Oracle.__call__ = Oracle.query
+
+@patch
+def query_vectors(self:Oracle, x, # inputs, N × input_shape, values in `value_range`
+                  version:int=-1, # which deployed version to ask
+                 ) -> torch.Tensor:
+    "`query` with every answer as an N × classes vector: a label answer becomes its one-hot vector (what an attack that reads confidences sees of a label-only API)."
+    return self.policy.as_vectors(self._true_answers(x, version), self.noise)
 
 # %% ../nbs/03_oracle.ipynb #c3730691
 @patch
