@@ -216,3 +216,19 @@ def test_attacks_through_the_api_under_every_disclosure_policy(location_run):
         assert by[attack, 'rounded to 2 decimals'].metrics['tpr@0.1%fpr'] > 0.3  # rounding alone does not stop it
     r = by['RMIA online', 'rounded to 1 decimal']
     assert MembershipResult.from_dict(r.to_dict()) == r and r.headline.metric == 'tpr@1%fpr'
+
+
+def test_the_reference_attacks_take_the_class_count_from_the_model():
+    "A 3-class estimator attacked with records of two of its classes: the references (clones) answer over all three."
+    from sklearn.linear_model import LogisticRegression
+    from updates_leak.attacks import MembershipData
+    from updates_leak.membership_lira import run_lira, run_rmia
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.rand(300, 6, generator=g), torch.arange(300) % 3
+    x[:, 0] += y
+    two = (y < 2).nonzero()[:, 0]
+    records = MembershipData(members=(x[two[:60]], y[two[:60]]), nonmembers=(x[two[60:120]], y[two[60:120]]), population=(x[two[120:]], y[two[120:]]))
+    model = LogisticRegression(max_iter=500).fit(x.numpy(), y.numpy())
+    for attack in (run_lira, run_rmia):
+        r = attack(model, records, seed=0, device='cpu', progress=False)
+        assert r.members == 60 and 0 <= r.metrics['auc'] <= 1

@@ -465,14 +465,15 @@ def _reference_attack_scores(target, data:MembershipData, config:ReferenceConfig
     pool = concat([records, own], 'reference pool') if config.online else own
     keep = inclusion_matrix(config.references, len(pool), child_seed(seed, 'references', 'inclusion', bits=32))
     keep_x = keep[:, :len(records)] if config.online else torch.zeros(config.references, len(records), dtype=torch.bool)
-    n_classes = max(data.members.n_classes, data.nonmembers.n_classes, population.n_classes)
+    answers_x, answers_z = _answers(oracle, records.x), _answers(oracle, z.x)
+    n_classes = answers_x.shape[-1]  # the model's classes, which the records may not all show
     logp_x, logp_z = _shared_reference_log_posteriors(oracle._versions[-1], pool, keep, [records.x, z.x], n_classes, config, child_seed(seed, 'references', 'models', bits=32),
                                                       device, progress)
     trained = time.perf_counter()
     noise, floor = torch.Generator().manual_seed(child_seed(seed, 'references', 'answers')), answer_floor(oracle.policy)
     as_answered = lambda logp: answer_log_posteriors(oracle.policy.as_vectors(logp.exp(), noise), floor)  # the attacker knows the API's policy
-    scores = reference_scores(torch.cat([_answers(oracle, records.x), as_answered(logp_x)]), records.y, keep_x,
-                              torch.cat([_answers(oracle, z.x), as_answered(logp_z)]), z.y, online=config.online, a=config.a)
+    scores = reference_scores(torch.cat([answers_x, as_answered(logp_x)]), records.y, keep_x, torch.cat([answers_z, as_answered(logp_z)]), z.y,
+                              online=config.online, a=config.a)
     return scores, oracle.queries - asked, {'training': trained - start, 'scoring': time.perf_counter() - trained}
 
 # %% ../nbs/63_membership_lira.ipynb #regattacks
