@@ -273,7 +273,7 @@ def audit_registered_attacks(model, members:Data, nonmembers:Data, spare:Data, *
     return results, not_run
 
 # %% ../nbs/70_audit.ipynb #a3ad9fe1
-def audit_membership(model, train:Data, test:Data, quick:bool=False, seed:int=0, device=None, show:bool=True,
+def audit_membership(model, train:Data, test:Data, *, quick:bool=False, seed:int=0, device=None, progress:bool=True,
                      epochs:int=10, lr:float=1e-3, # the reference models' training (the audit's retraining recipe)
                     ) -> AuditSection:
     "Membership inference with every attack the model allows, on a balanced sample of members and test records."
@@ -283,9 +283,9 @@ def audit_membership(model, train:Data, test:Data, quick:bool=False, seed:int=0,
     members, nonmembers, idx, spare = balanced_sample(train, test, 500 if quick else min(2500, len(test) * 2 // 3 if with_shadows else 2500), seed)
     shadows = 2 if with_shadows else 0
     res = run_standalone('audited model', model=model, members=members, nonmembers=nonmembers, variants=('white-box',) if kind == 'torch' else ('black-box',),
-                         kernels=100 if quick else None, attack_epochs=10 if quick else 40, seed=seed, progress=show, device=device,
+                         kernels=100 if quick else None, attack_epochs=10 if quick else 40, seed=seed, progress=progress, device=device,
                          shadow=spare if shadows else None, n_shadow=shadows, epochs=10)
-    attacks, not_run = audit_registered_attacks(model, members, nonmembers, spare, quick=quick, seed=seed, device=device, progress=show,
+    attacks, not_run = audit_registered_attacks(model, members, nonmembers, spare, quick=quick, seed=seed, device=device, progress=progress,
                                                 epochs=epochs, lr=lr)
     rows = res.rows()
     for name, r in attacks.items():
@@ -309,15 +309,15 @@ def audit_scale(n_records:int, quick:bool):
     "The Updates-Leak sizes of an audit: `updates.own_scale` with fewer shadow updates at `--quick`."
     return own_scale(n_records, epochs=5 if quick else 20, n_shadow_updates=200 if quick else 1000, n_target_updates=50 if quick else 200)
 
-def audit_updates(model, train:Data, test:Data, update:Data|None=None, quick:bool=False, seed:int=0, device=None,
-                  cache_dir=None, show:bool=True) -> AuditSection:
+def audit_updates(model, train:Data, test:Data, *, update:Data|None=None, quick:bool=False, seed:int=0, device=None,
+                  cache_dir=None, progress:bool=True) -> AuditSection:
     "Label inference (single records) and label-distribution estimation (sets of 10) from the model's posteriors before and after updates."
     if model_kind(model) != 'torch': return skipped('updates', 'simulating updates needs the torch model (its architecture and training)')
     n = len(test) if update is None else len(test) * 10 // 7
     if n < 50: return skipped('updates', f'needs at least 50 test records to split between the provider and the attacker, got {len(test)}')
     start = time.perf_counter()
     scale = audit_scale(n, quick)
-    common = dict(n_shadow_models=2, seed=seed, cache_dir=cache_dir, device=device, progress=show, model=model, data=test, pool=update)
+    common = dict(n_shadow_models=2, seed=seed, cache_dir=cache_dir, device=device, progress=progress, model=model, data=test, pool=update)
     li = evaluate_label_inference(prepare_experiment('audited model', scale, set_size=1, **common), 1 if quick else 3, seed=seed, device=device)
     set_size = min(10, len(test) // 20)
     lde = evaluate_label_distribution(prepare_experiment('audited model', scale, set_size=set_size, **common), 1 if quick else 3, seed=seed, device=device)
@@ -412,7 +412,7 @@ def _agreement_figure(curves:dict, majority:float):
     return fig
 
 # %% ../nbs/70_audit.ipynb #eee3b6fb
-def audit_extraction(model, train:Data, test:Data, n_classes:int, quick:bool=False, seed:int=0) -> AuditSection:
+def audit_extraction(model, train:Data, test:Data, *, n_classes:int, quick:bool=False, seed:int=0) -> AuditSection:
     "Steal the model through its API: agreement against the query budget, and the cost of rounded answers."
     start = time.perf_counter()
     kind = extraction_kind(model, n_classes)
@@ -441,11 +441,11 @@ def is_image_data(data:Data) -> bool:
 def _class_subset(data:Data, classes:torch.Tensor) -> Data:
     return data.subset(torch.isin(data.y, classes).nonzero()[:, 0])
 
-def audit_mi_face(model, train:Data, test:Data, quick:bool=False, seed:int=0, device=None, show:bool=True) -> tuple:
+def audit_mi_face(model, train:Data, test:Data, *, quick:bool=False, seed:int=0, device=None, progress:bool=True) -> tuple:
     "MI-FACE on every class (at most 10 at `--quick`, 40 otherwise) that both splits have; the result and its figure."
     shared = torch.tensor(sorted(set(train.y.tolist()) & set(test.y.tolist())))[:10 if quick else 40]
     tr, te = _class_subset(train, shared), _class_subset(test, shared)
-    res = run_face_inversion(recogniser=model, split=(tr, te), max_steps=300 if quick else 3000, seed=seed, device=device, progress=show)
+    res = run_face_inversion(recogniser=model, split=(tr, te), max_steps=300 if quick else 3000, seed=seed, device=device, progress=progress)
     means = torch.stack([tr.x[tr.y == c].mean(0) for c in shared])
     import matplotlib.pyplot as plt
     k = len(shared)
@@ -460,13 +460,13 @@ def audit_mi_face(model, train:Data, test:Data, quick:bool=False, seed:int=0, de
     return res, fig
 
 # %% ../nbs/70_audit.ipynb #97f881dc
-def audit_inversion(model, train:Data, test:Data, sensitive=None, columns:list|None=None, quick:bool=False, seed:int=0,
-                    device=None, show:bool=True) -> AuditSection:
+def audit_inversion(model, train:Data, test:Data, *, sensitive=None, columns:list|None=None, quick:bool=False, seed:int=0,
+                    device=None, progress:bool=True) -> AuditSection:
     "MI-FACE reconstructions of each class (torch image models) and MAP inference of a sensitive column (tables)."
     start = time.perf_counter()
     rows, figs, parts, verdicts, headline = [], [], [], [], None
     if model_kind(model) == 'torch' and is_image_data(train):
-        faces, fig = audit_mi_face(model, train, test, quick, seed, device, show)
+        faces, fig = audit_mi_face(model, train, test, quick=quick, seed=seed, device=device, progress=progress)
         rows += faces.rows(); figs.append(_png(fig)); parts.append(f"MI-FACE on {len(faces.images)} classes")
         verdicts.append(f"MI-FACE's reconstructions are as close to a training image as a real test image in {faces.as_close_as_real:.0%} of classes "
                         f"(similarity {faces.similarity:.2f} against {faces.real_similarity:.2f} for real images; the classifier takes {faces.identified_classifier:.0%} for their class)")
@@ -529,7 +529,7 @@ def false_alarms(statistics:list, # one statistic per honest retrain
     return float(np.mean([s > FLAG_MARGIN * max(t for j, t in enumerate(statistics) if j != i) for i, s in enumerate(statistics)]))
 
 # %% ../nbs/70_audit.ipynb #4acc3a28
-def audit_exfiltration(model, train:Data, quick:bool=False, seed:int=0, device=None, retrain_epochs:int|None=None,
+def audit_exfiltration(model, train:Data, *, quick:bool=False, seed:int=0, device=None, retrain_epochs:int|None=None,
                        retrain_lr:float=1e-3) -> AuditSection:
     "Could the model hide its training data? The weight-distribution and low-byte tests, calibrated on honest retrains."
     if model_kind(model) != 'torch': return skipped('exfiltration', 'the tests read the parameters, so they need the torch model')
@@ -764,6 +764,7 @@ def _describe(model) -> tuple:
 def audit(model, # the model under audit: a torch module, a scikit-learn estimator or a function returning posteriors
           train, # its training records (the members): `Data`, `(x, y)`, `TensorDataset` or a path (see `load_records`)
           test, # records from the same population it never saw
+          *, # every option by name
           update=None, # records the model is updated on (`None`: updates simulated from the test records)
           sensitive:int|str|None=None, # a column of tabular records to infer by MAP inversion
           columns:list|None=None, # the columns' names (a CSV's header)
@@ -788,11 +789,14 @@ def audit(model, # the model under audit: a torch module, a scikit-learn estimat
     folder = Path(cache_dir)/f'audit-{key}' if cache_dir else None
     if folder: folder.mkdir(parents=True, exist_ok=True)
     start, sections = time.perf_counter(), []
-    run = {'membership': lambda: audit_membership(model, train, test, quick, seed, device, progress, retrain_epochs or (2 if quick else 10), retrain_lr),
-           'updates': lambda: audit_updates(model, train, test, update, quick, seed, device, folder/'updates' if folder else None, progress),
-           'extraction': lambda: audit_extraction(model, train, test, n_classes, quick, seed),
-           'inversion': lambda: audit_inversion(model, train, test, sensitive, columns, quick, seed, device, progress),
-           'exfiltration': lambda: audit_exfiltration(model, train, quick, seed, device, retrain_epochs, retrain_lr)}
+    common = dict(quick=quick, seed=seed)
+    run = {'membership': lambda: audit_membership(model, train, test, **common, device=device, progress=progress, epochs=retrain_epochs or (2 if quick else 10),
+                                                  lr=retrain_lr),
+           'updates': lambda: audit_updates(model, train, test, **common, update=update, device=device, cache_dir=folder/'updates' if folder else None,
+                                            progress=progress),
+           'extraction': lambda: audit_extraction(model, train, test, **common, n_classes=n_classes),
+           'inversion': lambda: audit_inversion(model, train, test, **common, sensitive=sensitive, columns=columns, device=device, progress=progress),
+           'exfiltration': lambda: audit_exfiltration(model, train, **common, device=device, retrain_epochs=retrain_epochs, retrain_lr=retrain_lr)}
     for family in progress_bar([f for f in FAMILIES if f in families], enabled=progress, name='audit sections'):
         path = folder/f'{family}.json' if folder else None
         section = load_section(path) if path else None

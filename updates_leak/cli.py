@@ -399,7 +399,8 @@ def audit_command(train:str, # the training records (members): .npz (x, y), .csv
     if sensitive is not None and tr.columns is None:
         if not sensitive.isdigit(): raise ValueError(f"--sensitive {sensitive!r}: records without column names take a column index")
         sensitive = int(sensitive)
-    res = audit(the_model, tr.data, te.data, up, sensitive, tr.columns, chosen, quick, seed, device, cache or None, retrain_epochs, retrain_lr, progress=False)
+    res = audit(the_model, tr.data, te.data, update=up, sensitive=sensitive, columns=tr.columns, families=chosen, quick=quick, seed=seed, device=device,
+                cache_dir=cache or None, retrain_epochs=retrain_epochs, retrain_lr=retrain_lr, progress=False)
     return Outcome('audit', [res])
 
 # %% ../nbs/90_cli.ipynb #7ca62061
