@@ -40,7 +40,7 @@ def test_a_cache_hit_equals_a_miss_on_the_device(device, tmp_path):
 
 def test_stacked_references_equal_training_alone_on_the_device(device):
     toy = Data(torch.rand(40, 6, generator=torch.Generator().manual_seed(0)), torch.arange(40) % 3)
-    refs = train_references(MLP([6, 12, 3]), toy, 3, epochs=3, lr=1e-2, batch_size=8, seed=1, show=False, device=device)
+    refs = train_references(MLP([6, 12, 3]), toy, 3, epochs=3, lr=1e-2, batch_size=8, seed=1, progress=False, device=device)
     for k in range(3):
         alone = train_one_reference(MLP([6, 12, 3]), toy, refs.keep[k], 3, 1e-2, 8, refs.seeds[k], device=device)
         with torch.no_grad(): assert (refs.logits(toy.x, device)[k] - alone(toy.x)).abs().max() <= 1e-5

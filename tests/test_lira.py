@@ -21,7 +21,7 @@ TOY = as_data((torch.rand(48, 6, generator=torch.Generator().manual_seed(1)), to
 @pytest.mark.parametrize('arch', [MLP([6, 12, 3]), nn.Sequential(nn.Linear(6, 10), nn.LayerNorm(10), nn.Tanh(), nn.Linear(10, 3))],
                          ids=['mlp', 'layernorm'])
 def test_stacked_references_equal_training_alone(arch):
-    refs = train_references(arch, TOY, 4, epochs=4, lr=1e-2, batch_size=10, seed=3, show=False, device='cpu')
+    refs = train_references(arch, TOY, 4, epochs=4, lr=1e-2, batch_size=10, seed=3, progress=False, device='cpu')
     stacked = refs.logits(TOY.x, device='cpu')
     for k in range(4):
         alone = train_one_reference(arch, TOY, refs.keep[k], 4, 1e-2, 10, refs.seeds[k], device='cpu')
@@ -30,9 +30,9 @@ def test_stacked_references_equal_training_alone(arch):
 
 def test_chunks_and_cache_give_the_same_models(tmp_path):
     arch = MLP([6, 12, 3])
-    whole = train_references(arch, TOY, 5, epochs=2, seed=0, show=False, device='cpu')
-    tiny_memory = train_references(arch, TOY, 5, epochs=2, seed=0, show=False, device='cpu', memory=1, cache_dir=tmp_path)
-    again = train_references(arch, TOY, 5, epochs=2, seed=0, show=False, device='cpu', memory=1, cache_dir=tmp_path)  # read back
+    whole = train_references(arch, TOY, 5, epochs=2, seed=0, progress=False, device='cpu')
+    tiny_memory = train_references(arch, TOY, 5, epochs=2, seed=0, progress=False, device='cpu', memory=1, cache_dir=tmp_path)
+    again = train_references(arch, TOY, 5, epochs=2, seed=0, progress=False, device='cpu', memory=1, cache_dir=tmp_path)  # read back
     for a, b, c in zip(whole.states, tiny_memory.states, again.states):
         for k in a: assert torch.allclose(a[k], b[k], atol=1e-6) and torch.equal(b[k], c[k])
 
@@ -40,7 +40,7 @@ def test_chunks_and_cache_give_the_same_models(tmp_path):
 def test_the_architecture_is_not_changed():
     arch = MLP([6, 12, 3])
     before = {k: v.clone() for k, v in arch.state_dict().items()}
-    train_references(arch, TOY, 2, epochs=1, show=False, device='cpu')
+    train_references(arch, TOY, 2, epochs=1, progress=False, device='cpu')
     assert all(torch.equal(before[k], v) for k, v in arch.state_dict().items())
 
 
@@ -102,27 +102,27 @@ def test_bad_input_is_refused():
     with pytest.raises(ValueError, match='population records'): rmia_scores(target, refs, None, torch.tensor([]), torch.zeros(3, 0))
     with pytest.raises(ValueError, match='leave population records'): run_reference_attacks(MLP([6, 12, 3]), TOY, pool=48)
     with pytest.raises(ValueError, match='BatchNorm'):
-        train_references(nn.Sequential(nn.Linear(6, 4), nn.BatchNorm1d(4), nn.Linear(4, 3)), TOY, 2, epochs=1, show=False)
+        train_references(nn.Sequential(nn.Linear(6, 4), nn.BatchNorm1d(4), nn.Linear(4, 3)), TOY, 2, epochs=1, progress=False)
     with pytest.raises(ValueError, match='as many records'):
-        train_references(MLP([6, 12, 3]), TOY, 2, epochs=1, keep=torch.tensor([[True] * 30 + [False] * 18, [True] * 20 + [False] * 28]), show=False)
+        train_references(MLP([6, 12, 3]), TOY, 2, epochs=1, keep=torch.tensor([[True] * 30 + [False] * 18, [True] * 20 + [False] * 28]), progress=False)
 
 
 def test_the_ray_path_equals_the_local_path(tmp_path):
     "Chunks trained as tasks of a local Ray instance (one intra-op thread each) equal local chunks trained at one thread, and the two share one cache; at two threads the local path trains its own."
     ray = pytest.importorskip('ray')
     arch = MLP([6, 12, 3])
-    with torch_threads(1): local = train_references(arch, TOY, 4, epochs=2, seed=5, show=False, device='cpu', memory=1, cache_dir=tmp_path/'local')
+    with torch_threads(1): local = train_references(arch, TOY, 4, epochs=2, seed=5, progress=False, device='cpu', memory=1, cache_dir=tmp_path/'local')
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, ignore_reinit_error=True)
     try:
-        remote = train_references(arch, TOY, 4, epochs=2, seed=5, show=False, device='cpu', memory=1, cache_dir=tmp_path/'ray', backend='ray')
+        remote = train_references(arch, TOY, 4, epochs=2, seed=5, progress=False, device='cpu', memory=1, cache_dir=tmp_path/'ray', backend='ray')
     finally: ray.shutdown()
     for a, b in zip(local.states, remote.states):
         for k in a: assert torch.allclose(a[k], b[k], atol=1e-6, rtol=0), k
     assert sorted(p.name for p in (tmp_path/'local').glob('*.safetensors')) == sorted(p.name for p in (tmp_path/'ray').glob('*.safetensors'))
-    with torch_threads(1): resumed = train_references(arch, TOY, 4, epochs=2, seed=5, show=False, device='cpu', memory=1, cache_dir=tmp_path/'ray')  # the Ray run's cache, read locally
+    with torch_threads(1): resumed = train_references(arch, TOY, 4, epochs=2, seed=5, progress=False, device='cpu', memory=1, cache_dir=tmp_path/'ray')  # the Ray run's cache, read locally
     for a, b in zip(remote.states, resumed.states):
         for k in a: assert torch.equal(a[k], b[k])
-    with torch_threads(2): train_references(arch, TOY, 4, epochs=2, seed=5, show=False, device='cpu', memory=1, cache_dir=tmp_path/'ray')
+    with torch_threads(2): train_references(arch, TOY, 4, epochs=2, seed=5, progress=False, device='cpu', memory=1, cache_dir=tmp_path/'ray')
     assert len(list((tmp_path/'ray').glob('*.safetensors'))) == 2 * len(list((tmp_path/'local').glob('*.safetensors')))
 
 
@@ -150,11 +150,11 @@ def test_the_cli_runs_lira_with_a_population_and_writes_its_results(tmp_path, mo
 
 def test_one_at_a_time_equals_stacked_and_trains_batch_norm():
     arch = MLP([6, 12, 3])
-    a = train_references(arch, TOY, 3, epochs=3, lr=1e-2, batch_size=10, seed=2, show=False, device='cpu')
-    b = train_references(arch, TOY, 3, epochs=3, lr=1e-2, batch_size=10, seed=2, show=False, device='cpu', stacked=False)
+    a = train_references(arch, TOY, 3, epochs=3, lr=1e-2, batch_size=10, seed=2, progress=False, device='cpu')
+    b = train_references(arch, TOY, 3, epochs=3, lr=1e-2, batch_size=10, seed=2, progress=False, device='cpu', stacked=False)
     assert (a.logits(TOY.x, 'cpu') - b.logits(TOY.x, 'cpu')).abs().max() <= 1e-5
     bn = nn.Sequential(nn.Linear(6, 10), nn.BatchNorm1d(10), nn.ReLU(), nn.Linear(10, 3))
-    logp, = reference_log_posteriors(bn, TOY, inclusion_matrix(3, len(TOY)), [TOY.x[:5]], 3, epochs=2, show=False, device='cpu')
+    logp, = reference_log_posteriors(bn, TOY, inclusion_matrix(3, len(TOY)), [TOY.x[:5]], 3, epochs=2, progress=False, device='cpu')
     assert logp.shape == (3, 5, 3) and torch.allclose(logp.exp().sum(-1), torch.ones(3, 5, dtype=logp.dtype))
     assert bn.training and not any(m.num_batches_tracked for m in bn.modules() if isinstance(m, nn.BatchNorm1d))  # the caller's copy untouched
 
@@ -167,14 +167,14 @@ def test_augmented_lira_averages_the_queries():
     both = augmented_lira_scores(target, refs, keep, online=False)
     assert torch.allclose(both, (lira_scores(target[0], refs[:, 0], keep, online=False) + lira_scores(target[1], refs[:, 1], keep, online=False)) / 2)
     with pytest.raises(ValueError, match='mirrors images'):
-        run_reference_attacks(MLP([6, 12, 3]), as_data((torch.rand(40, 6), torch.arange(40) % 3)), pool=30, n_references=2, epochs=1, augment=True, show=False)
+        run_reference_attacks(MLP([6, 12, 3]), as_data((torch.rand(40, 6), torch.arange(40) % 3)), pool=30, n_references=2, epochs=1, augment=True, progress=False)
 
 
 def test_stacked_training_is_exact_in_float64():
     "In float64 stacked and lone training agree to rounding (≤ 1e-12): what float32 shows at long runs is rounding, not a different algorithm."
     toy64 = Data(TOY.x.double(), TOY.y, name='toy64')  # `Data` keeps the dtype it is given
     arch = nn.Sequential(nn.Linear(6, 32), nn.Tanh(), nn.Linear(32, 32), nn.Tanh(), nn.Linear(32, 3)).double()
-    refs = train_references(arch, toy64, 3, epochs=30, lr=1e-2, batch_size=8, seed=4, show=False, device='cpu')
+    refs = train_references(arch, toy64, 3, epochs=30, lr=1e-2, batch_size=8, seed=4, progress=False, device='cpu')
     stacked = refs.logits(toy64.x, device='cpu')
     for k in range(3):
         alone = train_one_reference(arch, toy64, refs.keep[k], 30, 1e-2, 8, refs.seeds[k], device='cpu')
@@ -195,7 +195,7 @@ def location_run():
     from updates_leak.data import load_dataset
     loc = load_dataset('location', 'all')
     data = loc.subset(torch.randperm(len(loc), generator=torch.Generator().manual_seed(0))[:1000])
-    return data, run_reference_attacks(MLP([446, 64, 30]), data, pool=600, n_references=4, epochs=30, name='location', device='cpu', show=False)
+    return data, run_reference_attacks(MLP([446, 64, 30]), data, pool=600, n_references=4, epochs=30, name='location', device='cpu', progress=False)
 
 
 def test_attacks_through_the_api_under_every_disclosure_policy(location_run):

@@ -355,7 +355,7 @@ def membership_command(setting:str='standalone', # 'standalone' or 'federated'
         pool = load_pool(target.dataset, root)
         pool = pool.subset(torch.randperm(len(pool), generator=torch.Generator().manual_seed(seed))[:2 * target.members + population if population else None])
         res = run_reference_attacks(target.make_model(), pool, 2 * target.members, references, target.epochs, target.lr, target.batch_size, seed, dataset,
-                                    online=not offline, device=device, show=False, augment=augment, stacked=not one_at_a_time,
+                                    online=not offline, device=device, progress=False, augment=augment, stacked=not one_at_a_time,
                                     backend=backend, address=address, cache_dir=cache)
         return Outcome(f"membership_references_{dataset}_K{references}{'_offline' if offline else ''}", [res])
     if setting == 'standalone':

@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch.func import functional_call, stack_module_state, vmap
 
 from .core import (Result, artefact, best_thread_time, best_time, cache_lock, check_count, check_positive, child_seed, default_device, format_table,
-                               load_verified, metric_rows, numerics_key, progress, ray_map, save_verified, tensor_digest, torch_threads)
+                               load_verified, metric_rows, numerics_key, progress as progress_bar, ray_map, save_verified, tensor_digest, torch_threads)
 from .attacks import (MembershipData, MembershipResult, answer_floor, answer_log_posteriors, as_oracle, membership_metrics, membership_result,
                                   register_attack, true_label_confidence)
 from .data import Data, as_data, concat
@@ -153,15 +153,15 @@ def _cached_chunk(path, identity) -> dict|None:
         warnings.warn(f"{e}; retraining it")
         return None
 
-def _run_chunks(jobs:list, backend:str, address, show:bool):
+def _run_chunks(jobs:list, backend:str, address, progress:bool):
     "Train the chunks one after another here, or as Ray tasks (one CPU each, or one GPU when the chunk trains on CUDA); yields them in order."
     if backend == 'local':
-        yield from (_chunk_tensors(*job) for job in progress(jobs, enabled=show, name='reference chunks'))
+        yield from (_chunk_tensors(*job) for job in progress_bar(jobs, enabled=progress, name='reference chunks'))
         return
     if not jobs: return
     model, data, _, _, *recipe = jobs[0]  # shared by every chunk: put into Ray's object store once
     results = ray_map(_ray_chunk, [(keep, seeds) for _, _, keep, seeds, *_ in jobs], (model, data, recipe), address, gpu=recipe[-2].type == 'cuda')
-    yield from progress(results, total=len(jobs), enabled=show, name='reference chunks')
+    yield from progress_bar(results, total=len(jobs), enabled=progress, name='reference chunks')
 
 def _ray_chunk(shared:tuple, keep:torch.Tensor, seeds:list) -> dict:
     "A chunk trained in a Ray worker with one intra-op thread, as the local path trains it."
@@ -203,7 +203,7 @@ def train_references(model:nn.Module, # the architecture: a torch classifier wit
                      keep:torch.Tensor|None=None, # a K × N inclusion matrix (default: `inclusion_matrix`)
                      memory:int=2 * 2**30, # bytes a chunk of stacked models may take
                      cache_dir:str|Path|None=None, # finished chunks, verified on reading
-                     device=None, show:bool=True,
+                     device=None, progress:bool=True,
                      backend:str='local', # 'local', or 'ray': each chunk a Ray task (needs the `ray` extra)
                      address:str|None=None, # with 'ray': the cluster's address (`None`: a local Ray instance)
                      stacked:bool=True, # train each chunk's models together (`False`: one at a time, as models with BatchNorm or dropout must)
@@ -228,7 +228,7 @@ def train_references(model:nn.Module, # the architecture: a torch classifier wit
     chunks = [_cached_chunk(path, identity) for path, identity in zip(paths, identities)]
     todo = [i for i, c in enumerate(chunks) if c is None]
     jobs = [(model, data, keep[parts[i]], [seeds[k] for k in parts[i]], epochs, lr, batch_size, device, stacked) for i in todo]
-    for i, chunk in zip(todo, _run_chunks(jobs, backend, address, show)):
+    for i, chunk in zip(todo, _run_chunks(jobs, backend, address, progress)):
         chunks[i] = chunk
         if paths[i] is not None:
             with cache_lock(paths[i]): save_verified(paths[i], chunk, identities[i])
@@ -358,7 +358,7 @@ def run_reference_attacks(model:nn.Module, # the architecture of the target and 
                           epochs:int=40, lr:float=1e-3, batch_size:int=64,
                           seed:int=0, name:str='own data', a:float=0.3,
                           online:bool=True, # also the online variants (`False`: offline LiRA and RMIA only)
-                          cache_dir=None, device=None, show:bool=True,
+                          cache_dir=None, device=None, progress:bool=True,
                           augment:bool=False, # images: also LiRA over each record and its mirror image
                           stacked:bool=True, # train the models together (`False`: one at a time; faster for convolutions on a CPU)
                           backend:str='local', address:str|None=None, # where the models train: here, or Ray tasks (see `train_references`)
@@ -374,7 +374,7 @@ def run_reference_attacks(model:nn.Module, # the architecture of the target and 
     target_keep = torch.zeros(pool, dtype=torch.bool)  # the target's own random half, drawn apart from it (and as large as theirs)
     target_keep[torch.randperm(pool, generator=torch.Generator().manual_seed(seed + 1))[:int(ref_keep[0].sum())]] = True
     models = train_references(model, pool_data, n_references + 1, epochs, lr, batch_size, seed, keep=torch.cat([target_keep[None], ref_keep]),
-                              cache_dir=cache_dir, device=device, show=show, stacked=stacked, backend=backend, address=address)
+                              cache_dir=cache_dir, device=device, progress=progress, stacked=stacked, backend=backend, address=address)
     trained = time.perf_counter()
     logits_x, logits_z = models.logits(pool_data.x, device), models.logits(population.x, device)
     keep = models.keep[1:]
@@ -401,17 +401,17 @@ def reference_log_posteriors(model, # the audited model: a torch module or a sci
                              keep:torch.Tensor, # K × len(pool): which records each reference trains on
                              queries:list, # input tensors to score
                              n_classes:int, epochs:int=10, lr:float=1e-3, batch_size:int=64, seed:int=0,
-                             cache_dir=None, device=None, show:bool=True,
+                             cache_dir=None, device=None, progress:bool=True,
                             ) -> list:
     "Train K references like `model` and return their log-posteriors of each query tensor: a list of K × N × classes tensors."
     pool = as_data(pool, name='reference pool')
     if model_kind(model) == 'torch':
-        refs = train_references(model, pool, len(keep), epochs, lr, batch_size, seed, keep=keep, cache_dir=cache_dir, device=device, show=show,
+        refs = train_references(model, pool, len(keep), epochs, lr, batch_size, seed, keep=keep, cache_dir=cache_dir, device=device, progress=progress,
                                 stacked=unstackable(model) is None)
         return [refs.logits(q, device).double().log_softmax(-1) for q in queries]
     recipe = own_recipe(model, pool, epochs, lr, batch_size)  # a TypeError for what cannot be copied
     out = [[] for _ in queries]
-    for k in progress(range(len(keep)), enabled=show, name='reference models'):
+    for k in progress_bar(range(len(keep)), enabled=progress, name='reference models'):
         ref = train_membership_model(recipe, pool.subset(keep[k].nonzero()[:, 0]), seed=seed * 100_003 + k, device=device)
         for o, q in zip(out, queries): o.append(_all_class_posteriors(ref, q, n_classes).clamp_min(1e-300).log())
     return [torch.stack(o) for o in out]
@@ -451,7 +451,7 @@ def _shared_reference_log_posteriors(model, pool:Data, keep:torch.Tensor, querie
     if key not in _LAST_REFERENCES:
         _LAST_REFERENCES.clear()
         _LAST_REFERENCES[key] = reference_log_posteriors(model, pool, keep, queries, n_classes, config.epochs, config.lr, config.batch_size,
-                                                         seed=seed, device=device, show=progress)
+                                                         seed=seed, device=device, progress=progress)
     return _LAST_REFERENCES[key]
 
 def _reference_attack_scores(target, data:MembershipData, config:ReferenceConfig, seed:int, device, progress:bool) -> tuple:
@@ -584,9 +584,9 @@ def bench_reference_models(n_models:int=16, # K
     rate = matmul_rate(device)
     rows = []
     for name, arch in [('Location target (446-1024-512-256-128-30)', location_model()), ('shadow MLP (446-128-30)', MLP([446, 128, 30], act=nn.Tanh))]:
-        train_references(arch, data, 2, 1, seed=0, device=device, show=False)  # warm-up: first-call costs are not the method's
+        train_references(arch, data, 2, 1, seed=0, device=device, progress=False)  # warm-up: first-call costs are not the method's
         t0 = time.perf_counter()
-        refs = train_references(arch, data, n_models, epochs, seed=0, device=device, show=False)
+        refs = train_references(arch, data, n_models, epochs, seed=0, device=device, progress=False)
         t1 = time.perf_counter()
         alone = []
         one_at_a_time, threads = best_thread_time(lambda: alone.append([train_one_reference(arch, data, refs.keep[k], epochs, seed=refs.seeds[k], device=device)
