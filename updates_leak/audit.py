@@ -224,7 +224,7 @@ def _png(fig) -> bytes:
 
 def skipped(family:str, why:str) -> AuditSection:
     "A section that does not apply to this model, and why."
-    return AuditSection(family, f'not run: {why}', skipped=True)
+    return AuditSection(family=family, verdict=f'not run: {why}', skipped=True)
 
 # %% ../nbs/70_audit.ipynb #8c745096
 def balanced_sample(train:Data, test:Data, n:int, seed:int) -> tuple:
@@ -301,8 +301,9 @@ def audit_membership(model, train:Data, test:Data, *, quick:bool=False, seed:int
     verdict = (f"{verdict_membership(m['auc'], m['tpr@1%fpr'])}: the strongest attack ({best}) reaches AUC {m['auc']:.3f} "
                f"and TPR {m['tpr@1%fpr']:.1%} at 1% FPR (random guessing: 0.5 and 1%)")
     ran = f"{', '.join(res.metrics)} on {len(members)} members and {len(nonmembers)} test records" + ''.join(f"; {a} not run: {why}" for a, why in not_run.items())
-    return AuditSection('membership', verdict, ran, 2 * len(members), 2 * len(members), time.perf_counter() - start, 'AUC', m['auc'], 0.5, 'random guess',
-                        rows, figures=[_png(ax.figure)], exposed={'x': members.x[top], 'y': members.y[top], 'score': exp[top], 'loss': loss_m[top], 'index': idx[top]})
+    return AuditSection(family='membership', verdict=verdict, ran=ran, records=2 * len(members), queries=2 * len(members), seconds=time.perf_counter() - start,
+                        headline='AUC', value=m['auc'], baseline=0.5, baseline_name='random guess', section_rows=rows, figures=[_png(ax.figure)],
+                        exposed={'x': members.x[top], 'y': members.y[top], 'score': exp[top], 'loss': loss_m[top], 'index': idx[top]})
 
 # %% ../nbs/70_audit.ipynb #03bb96ab
 def audit_scale(n_records:int, quick:bool):
@@ -331,9 +332,11 @@ def audit_updates(model, train:Data, test:Data, *, update:Data|None=None, quick:
     fig = _bars({'A_LI accuracy': {'attack': acc, 'heuristic': heur, 'random': rand},
                  f'A_LDE KL, |D|={set_size} (lower leaks more)': {'attack': kl, 'prior': prior,
                                                                    'random': value(lde.rows(), 'KL, summed', 'random distribution')}})
-    return AuditSection('updates', verdict, f"A_LI and A_LDE, 2 shadow models, {scale.n_shadow_updates} shadow and {scale.n_target_updates} target updates each",
-                        len(test) + (0 if update is None else len(update)), 2 * (1 + scale.n_target_updates) * scale.probe_size,
-                        time.perf_counter() - start, 'A_LI accuracy', acc, max(heur, rand), 'heuristic' if heur >= rand else 'random guess', rows, figures=[_png(fig)])
+    return AuditSection(family='updates', verdict=verdict,
+                        ran=f"A_LI and A_LDE, 2 shadow models, {scale.n_shadow_updates} shadow and {scale.n_target_updates} target updates each",
+                        records=len(test) + (0 if update is None else len(update)), queries=2 * (1 + scale.n_target_updates) * scale.probe_size,
+                        seconds=time.perf_counter() - start, headline='A_LI accuracy', value=acc, baseline=max(heur, rand),
+                        baseline_name='heuristic' if heur >= rand else 'random guess', section_rows=rows, figures=[_png(fig)])
 
 def _bars(panels:dict):
     "One bar chart per panel: panel title -> {bar name: value}, the attack's bar first and coloured."
@@ -429,9 +432,9 @@ def audit_extraction(model, train:Data, test:Data, *, n_classes:int, quick:bool=
     if kind == 'retraining' and (not results or results[0].r_test < 0.99): add(_steal_by_retraining(target, data, n_classes, quick, seed))
     best = max((r for r in results if getattr(r, 'decimals', None) is None), key=lambda x: x.r_test)
     majority = max(float((test.y == c).double().mean()) for c in test.y.unique())
-    return AuditSection('extraction', '; '.join(verdicts), '; '.join(parts), len(test), sum(r.queries for r in results), time.perf_counter() - start,
-                        'R_test', best.r_test, majority, 'majority class', [row for r in results for row in r.rows()],
-                        figures=[_png(_agreement_figure(curves, majority))])
+    return AuditSection(family='extraction', verdict='; '.join(verdicts), ran='; '.join(parts), records=len(test), queries=sum(r.queries for r in results),
+                        seconds=time.perf_counter() - start, headline='R_test', value=best.r_test, baseline=majority, baseline_name='majority class',
+                        section_rows=[row for r in results for row in r.rows()], figures=[_png(_agreement_figure(curves, majority))])
 
 # %% ../nbs/70_audit.ipynb #ecb5e585
 def is_image_data(data:Data) -> bool:
@@ -493,8 +496,8 @@ def audit_inversion(model, train:Data, test:Data, *, sensitive=None, columns:lis
         why = 'MI-FACE needs a torch model over images' if is_image_data(train) or model_kind(model) != 'torch' else 'MI-FACE runs on image inputs'
         return skipped('inversion', f"{why}; give --sensitive COLUMN for MAP attribute inference on tables")
     name, value, base, base_name = headline
-    return AuditSection('inversion', '; '.join(verdicts), ' and '.join(parts), len(train) + len(test), 0, time.perf_counter() - start,
-                        name, value, base, base_name, rows, figures=figs)
+    return AuditSection(family='inversion', verdict='; '.join(verdicts), ran=' and '.join(parts), records=len(train) + len(test), queries=0,
+                        seconds=time.perf_counter() - start, headline=name, value=value, baseline=base, baseline_name=base_name, section_rows=rows, figures=figs)
 
 # %% ../nbs/70_audit.ipynb #49e1dbc5
 FLAG_MARGIN = 1.5  # a statistic is flagged above this multiple of the largest honest retrain's
@@ -563,9 +566,10 @@ def audit_exfiltration(model, train:Data, *, quick:bool=False, seed:int=0, devic
     b.set(title='lowest byte of every weight', xlabel='byte value'); b.legend(fontsize=7)
     fig.tight_layout()
     lsb_check = checks['low-order bits (χ²)']
-    return AuditSection('exfiltration', verdict, f"{n} honest retrains ({epochs} epochs, Adam lr {retrain_lr:g}, {len(sample)} records); KS and low-byte χ² tests",
-                        len(sample), 0, time.perf_counter() - start, 'low-byte χ² statistic', lsb_check['value'], lsb_check['threshold'], 'flag threshold',
-                        rows, figures=[_png(fig)])
+    return AuditSection(family='exfiltration', verdict=verdict,
+                        ran=f"{n} honest retrains ({epochs} epochs, Adam lr {retrain_lr:g}, {len(sample)} records); KS and low-byte χ² tests",
+                        records=len(sample), queries=0, seconds=time.perf_counter() - start, headline='low-byte χ² statistic', value=lsb_check['value'],
+                        baseline=lsb_check['threshold'], baseline_name='flag threshold', section_rows=rows, figures=[_png(fig)])
 
 # %% ../nbs/70_audit.ipynb #17fc4734
 FAMILIES = ('membership', 'updates', 'extraction', 'inversion', 'exfiltration')

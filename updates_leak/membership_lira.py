@@ -384,8 +384,9 @@ def run_reference_attacks(model:nn.Module, # the architecture of the target and 
     metrics, roc = {}, {}
     for k, v in scores.items(): metrics[k], roc[k] = membership_metrics(v, member)
     acc = lambda lg, y: float((lg.argmax(-1) == y).double().mean())
-    return ReferenceAttackResult(name, n_references, pool, len(population), epochs, acc(logits_x[0][member], pool_data.y[member]), acc(logits_z[0], population.y),
-                                 metrics, {'references': trained - start, 'attacks': time.perf_counter() - trained}, roc, scores, models)
+    return ReferenceAttackResult(dataset=name, n_references=n_references, pool=pool, population=len(population), epochs=epochs,
+                                 train_accuracy=acc(logits_x[0][member], pool_data.y[member]), test_accuracy=acc(logits_z[0], population.y), metrics=metrics,
+                                 seconds={'references': trained - start, 'attacks': time.perf_counter() - trained}, roc=roc, scores=scores, references=models)
 
 # %% ../nbs/63_membership_lira.ipynb #anyrefcode
 def _all_class_posteriors(model, x:torch.Tensor, n_classes:int) -> torch.Tensor:
