@@ -19,7 +19,8 @@ from .oracle import Disclosure, Oracle
 __all__ = ['FAMILIES', 'THREATS', 'ENTRY_KEYWORDS', 'ATTACKS', 'ANSWER_FLOOR', 'FPR_BOUNDS', 'Headline', 'ConfigOption',
            'config_options', 'make_config', 'AttackSpec', 'entry_point_problems', 'register_attack', 'attack_spec',
            'attacks_of', 'MembershipData', 'as_oracle', 'answer_floor', 'answer_log_posteriors',
-           'true_label_confidence', 'membership_metrics', 'MembershipResult', 'membership_result', 'load_attacks']
+           'true_label_confidence', 'tpr_at_fpr', 'plot_roc_curves', 'membership_metrics', 'MembershipResult',
+           'membership_result', 'load_attacks']
 
 # %% ../nbs/05_attacks.ipynb #5463d2b2
 FAMILIES = ('membership', 'updates', 'extraction', 'inversion', 'exfiltration')
@@ -199,6 +200,34 @@ def true_label_confidence(log_posteriors:torch.Tensor, # … × N × classes
 # %% ../nbs/05_attacks.ipynb #48f64064
 FPR_BOUNDS = {'tpr@1%fpr': 1e-2, 'tpr@0.1%fpr': 1e-3, 'tpr@0.01%fpr': 1e-4}
 
+def tpr_at_fpr(scores, # membership scores (higher: member)
+               is_member, # the truth
+               fpr_max:float, # the false-positive rate allowed
+              ) -> float:
+    "The largest true-positive rate whose false-positive rate is at most `fpr_max` (0 if there is none)."
+    from sklearn.metrics import roc_curve
+    fpr, tpr, _ = roc_curve(np.asarray(is_member, dtype=bool), np.asarray(scores, dtype=np.float64))
+    return _tpr_within(fpr, tpr, fpr_max)
+
+def _tpr_within(fpr:np.ndarray, tpr:np.ndarray, fpr_max:float) -> float:
+    "The largest TPR of a ROC curve at an FPR of at most `fpr_max` (0 if there is none)."
+    ok = fpr <= fpr_max
+    return float(tpr[ok].max()) if ok.any() else 0.
+
+def plot_roc_curves(curves:dict, # attack name -> (fpr, tpr, auc)
+                    title:str='membership ROC', # axes title
+                    ax=None, # matplotlib axes (`None`: a new figure)
+                   ):
+    "ROC curves on log–log axes, with the chance diagonal."
+    import matplotlib.pyplot as plt
+    if ax is None: _, ax = plt.subplots(figsize=(5, 4.5))
+    for name, (fpr, tpr, auc) in curves.items(): ax.plot(fpr, tpr, label=f"{name} (AUC {100*auc:.1f})")
+    ax.plot([1e-4, 1], [1e-4, 1], 'k:', lw=0.8)
+    ax.set(xscale='log', yscale='log', xlim=(1e-3, 1), ylim=(1e-3, 1.02), xlabel='false-positive rate',
+           ylabel='true-positive rate', title=title)
+    ax.legend(fontsize=7, loc='lower right')
+    return ax
+
 def membership_metrics(scores, # one score per record (higher: likelier a member)
                        is_member, # the truth
                       ) -> tuple:
@@ -208,9 +237,7 @@ def membership_metrics(scores, # one score per record (higher: likelier a member
     if not np.isfinite(s).all(): raise ValueError(f"{int((~np.isfinite(s)).sum())} membership scores are NaN or infinite")
     if m.all() or not m.any(): raise ValueError("membership metrics need members and non-members among the records")
     fpr, tpr, _ = roc_curve(m, s)
-    metrics = {'auc': float(roc_auc_score(m, s))}
-    metrics |= {k: float(tpr[fpr <= bound].max()) if (fpr <= bound).any() else 0. for k, bound in FPR_BOUNDS.items()}
-    return metrics, (fpr, tpr)
+    return {'auc': float(roc_auc_score(m, s)), **{k: _tpr_within(fpr, tpr, bound) for k, bound in FPR_BOUNDS.items()}}, (fpr, tpr)
 
 @dataclass
 class MembershipResult(Result):
@@ -238,7 +265,6 @@ class MembershipResult(Result):
 
     def plot(self):
         "The ROC on log–log axes."
-        from updates_leak.membership_features import plot_roc_curves
         return plot_roc_curves({self.attack: (*self.roc, self.metrics['auc'])}, f'{self.target}: {self.attack}').figure
 
 def membership_result(attack:str, # the attack's name

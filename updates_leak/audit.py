@@ -16,9 +16,9 @@ from .core import Result, artefact, cache_lock, format_rows, format_table, metri
 from .data import Data, as_data, concat, load_dataset, read_npz
 from .models import fit, load_weights, reinitialized
 from .oracle import model_kind, model_accuracy, posteriors
-from .membership_features import membership_features, plot_roc_curves
+from .membership_features import membership_features
 from .membership_standalone import run_standalone
-from .attacks import MembershipData, attacks_of, load_attacks
+from .attacks import MembershipData, attacks_of, load_attacks, plot_roc_curves
 from .updates import own_scale, prepare_experiment
 from .updates_li import evaluate_label_inference
 from .updates_lde import evaluate_label_distribution

@@ -17,6 +17,7 @@ from torch.func import functional_call, grad, vmap
 
 from .core import (private_rng, best_time, check_count, check_finite, check_positive, chunks, default_device, progress as progress_bar,
                                seeded_generator, torch_threads)
+from .attacks import tpr_at_fpr
 from .data import as_data
 from .models import CifarCNN, location_model, model_device, module_mode, predict_logits
 from .oracle import model_kind, posteriors, white_box
@@ -26,8 +27,7 @@ __all__ = ['BLACK_BOX', 'weight_layers', 'check_layers', 'per_sample_gradients',
            'membership_features', 'select', 'concat_rows', 'FeatureScaler', 'fc_component', 'GradientComponent',
            'NasrAttack', 'epoch_range', 'default_kernels', 'check_feature_blocks', 'check_membership_labels',
            'train_nasr_attack', 'membership_scores', 'summary_statistics', 'train_unsupervised_attack',
-           'cluster_threshold', 'best_threshold', 'tpr_at_fpr', 'attack_metrics', 'loss_scores', 'entropy_scores',
-           'plot_roc_curves']
+           'cluster_threshold', 'best_threshold', 'attack_metrics', 'loss_scores', 'entropy_scores']
 
 # %% ../nbs/60_membership_features.ipynb #55bb641d
 def weight_layers(model:nn.Module) -> list:
@@ -371,15 +371,6 @@ def best_threshold(scores, # membership scores of the attacker's known records (
     fpr, tpr, thresholds = roc_curve(np.asarray(is_member, dtype=bool), np.asarray(scores, dtype=np.float64))
     return float(thresholds[np.argmax(tpr - fpr)])
 
-def tpr_at_fpr(scores, # membership scores (higher: member)
-               is_member, # the truth
-               fpr_max:float, # the false-positive rate allowed
-              ) -> float:
-    "The largest true-positive rate whose false-positive rate is at most `fpr_max` (0 if there is none)."
-    fpr, tpr, _ = roc_curve(np.asarray(is_member, dtype=bool), np.asarray(scores, dtype=np.float64))
-    ok = fpr <= fpr_max
-    return float(tpr[ok].max()) if ok.any() else 0.
-
 def attack_metrics(scores, # membership scores of the evaluation records (higher: member)
                    is_member, # the truth
                    threshold:float, # decision threshold, chosen on the attacker's known records
@@ -399,18 +390,3 @@ def entropy_scores(features:dict) -> torch.Tensor:
     "The entropy-threshold attack: the more confident the posterior, the likelier a member."
     p = features['output'].double().clamp_min(1e-300)
     return (p * p.log()).sum(1)
-
-# %% ../nbs/60_membership_features.ipynb #237ce191
-def plot_roc_curves(curves:dict, # attack name -> (fpr, tpr, auc)
-                    title:str='membership ROC', # axes title
-                    ax=None, # matplotlib axes (`None`: a new figure)
-                   ):
-    "ROC curves on log–log axes, with the chance diagonal."
-    import matplotlib.pyplot as plt
-    if ax is None: _, ax = plt.subplots(figsize=(5, 4.5))
-    for name, (fpr, tpr, auc) in curves.items(): ax.plot(fpr, tpr, label=f"{name} (AUC {100*auc:.1f})")
-    ax.plot([1e-4, 1], [1e-4, 1], 'k:', lw=0.8)
-    ax.set(xscale='log', yscale='log', xlim=(1e-3, 1), ylim=(1e-3, 1.02), xlabel='false-positive rate',
-           ylabel='true-positive rate', title=title)
-    ax.legend(fontsize=7, loc='lower right')
-    return ax

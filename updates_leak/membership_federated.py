@@ -15,8 +15,9 @@ from sklearn.metrics import roc_curve
 
 from .core import ATTACK_METHOD, Result, artefact, check_count, check_positive, default_device, metric_rows, private_rng, seeded_generator
 from .data import Data, assert_disjoint, concat, disjoint_split
+from .attacks import plot_roc_curves
 from .membership_features import (attack_metrics, best_threshold, check_layers, epoch_range, membership_features,
-                                              membership_scores, plot_roc_curves, train_nasr_attack, weight_layers)
+                                              membership_scores, train_nasr_attack, weight_layers)
 from .membership_standalone import TARGETS, load_pool
 from .models import accuracy, fit, predict_logits
 

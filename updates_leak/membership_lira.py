@@ -16,10 +16,9 @@ from torch.func import functional_call, stack_module_state, vmap
 from .core import (Result, artefact, best_thread_time, best_time, cache_lock, check_count, check_positive, child_seed, default_device, format_table,
                                load_verified, metric_rows, numerics_key, progress as progress_bar, ray_map, save_verified, tensor_digest, torch_threads)
 from .attacks import (MembershipData, MembershipResult, answer_floor, answer_log_posteriors, as_oracle, membership_metrics, membership_result,
-                                  register_attack, true_label_confidence)
+                                  plot_roc_curves, register_attack, true_label_confidence)
 from .data import Data, as_data, concat
 from .models import batch_order, has_batch_norm, reinitialized
-from .membership_features import plot_roc_curves
 from .membership_standalone import own_recipe, train_membership_model
 from .oracle import Disclosure, Oracle, model_kind, posteriors
 
@@ -485,9 +484,9 @@ def run_loss_attack(target, # the model under attack, or an `Oracle` around it
                     *, config:LossConfig=LossConfig(), seed:int=0, device=None, progress:bool=True,
                    ) -> MembershipResult:
     "The loss attack: a record is likelier a member the more confident the target is of its true label (φ, monotone in the loss)."
-    oracle = as_oracle(target, data.records)
-    asked, start = oracle.queries, time.perf_counter()
     records = data.records
+    oracle = as_oracle(target, records)
+    asked, start = oracle.queries, time.perf_counter()
     scores = true_label_confidence(_answers(oracle, records.x)[0], records.y)
     return membership_result('loss', data.name, scores, data.is_member, queries=oracle.queries - asked, seconds={'scoring': time.perf_counter() - start})
 

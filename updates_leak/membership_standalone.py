@@ -17,9 +17,10 @@ from sklearn.metrics import roc_curve
 from .attacks import MembershipData
 from .core import ATTACK_METHOD, Result, artefact, child_seed, held_warnings, metric_rows, seeded_generator, set_seed
 from .data import WHOLE_DATASETS, Data, as_data, assert_disjoint, concat, disjoint_split, load_dataset
+from .attacks import plot_roc_curves
 from .membership_features import (BLACK_BOX, attack_metrics, best_threshold, check_layers, concat_rows,
                                               entropy_scores, loss_scores, membership_features, membership_scores,
-                                              cluster_threshold, plot_roc_curves, select, train_nasr_attack, train_unsupervised_attack,
+                                              cluster_threshold, select, train_nasr_attack, train_unsupervised_attack,
                                               weight_layers)
 from .models import CifarCNN, fit, location_model, reinitialized, tabular_target
 from .oracle import model_accuracy, model_kind, posteriors, white_box
