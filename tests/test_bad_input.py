@@ -207,19 +207,23 @@ def test_bad_input_is_refused(name, call, error, message):
     assert not isinstance(e.value, AssertionError)
 
 CLI_CASES = [
-    ('demo', '--n_attack_models', '0'), ('demo', '--seed', 'x'), ('demo', '--bogus'),
-    ('updates', '--attack', 'bogus'), ('updates', '--n_shadow_models', '0'), ('updates', '--probe_size', '-1'), ('updates', '--set_size', '0'),
-    ('updates', '--dataset', 'imagenet'), ('updates', '--defence', 'encryption'), ('updates', '--evaluated', '1'), ('updates', '--inputs', 'logits'),
-    ('extract', '--model', 'svm'), ('extract', '--budget', '-1'), ('extract', '--budget', 'nan'), ('extract', '--queries', '0'), ('extract', '--rounding', '-1'),
-    ('invert', 'tree'), ('invert', 'face', '--scale', '0'), ('invert', 'face', '--lr', '0'), ('invert', 'map', '--seeds', '0'),
-    ('exfiltrate', '--lam', '-5'), ('exfiltrate', '--epochs', '0'), ('exfiltrate', '--attack', 'steg'), ('exfiltrate', '--secrets', '0'),
-    ('membership', '--epochs', 'many'), ('membership', '--participants', '1'), ('membership', '--setting', 'distributed'),
+    ('demo', '--n_attack_models', '-1'), ('demo', '--seed', 'x'), ('demo', '--bogus'), ('demo', '--set_size', '5'),
+    ('updates', '--attack', 'bogus'), ('updates', '--n_shadow_models', '0'), ('updates', '--probe_size', '-1'), ('updates', '--attack', 'lde', '--set_size', '0'),
+    ('updates', '--dataset', 'imagenet'), ('updates', '--defence', 'encryption'), ('updates', '--attack', 'msr', '--evaluated', '1'),
+    ('updates', '--attack', 'lde', '--inputs', 'logits'), ('updates', '--inputs', 'log-ratio'),
+    ('extract', '--model', 'svm'), ('extract', '--budget', '-1'), ('extract', '--budget', 'nan'), ('extract', '--queries', '-1'), ('extract', '--rounding', '-1'),
+    ('extract', '--attack', 'paths', '--rounding', '2'), ('extract', '--attack', 'steal-invert', '--model', 'cnn'),
+    ('invert', 'tree'), ('invert', '--attack', 'mi-face', '--scale', '0'), ('invert', '--attack', 'mi-face', '--lr', '0'), ('invert', '--dataset', 'census'),
+    ('exfiltrate', '--attack', 'cor', '--lam', '-5'), ('exfiltrate', '--epochs', '0'), ('exfiltrate', '--attack', 'steg'), ('exfiltrate', '--secrets', '0'),
+    ('membership', '--epochs', 'many'), ('membership', '--attack', 'federated', '--participants', '1'), ('membership', '--setting', 'distributed'),
+    ('membership', '--attack', 'federated', '--mode', 'eavesdropping'), ('membership', '--attack', 'federated', '--observed', '0,40'),
     ('bench', 'everything'), ('bench', 'shadow-updates', '--workers', '-1'), ('bench', 'shadow-updates', '--n_updates', '0'),
+    ('bench', 'audit', '--n_updates', '5'),
 ]
 
 @pytest.mark.parametrize('argv', CLI_CASES, ids=[' '.join(a) for a in CLI_CASES])
 def test_bad_command_lines_exit_2_before_any_work(argv, tmp_path, capsys):
-    with pytest.raises(SystemExit) as e: main([*argv, *(['--out', str(tmp_path/'o')] if argv[0] != 'invert' or len(argv) > 1 else [])])
+    with pytest.raises(SystemExit) as e: main([*argv, '--out', str(tmp_path/'o')])
     assert e.value.code == 2
     err = capsys.readouterr().err
     assert 'Traceback' not in err and err.strip().splitlines()[-1].startswith(f'updates-leak {argv[0]}')

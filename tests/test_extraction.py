@@ -98,21 +98,22 @@ def test_float64_oracle_answers_in_full_precision(cancer):
     assert api(target, cancer)(cancer.x_test[:3]).dtype == torch.float64
 
 def test_cli_extract_writes_the_table_and_json(tmp_path):
-    r = subprocess.run(['updates-leak', 'extract', '--model', 'lr', '--dataset', 'breast-cancer', '--method', 'logits',
+    r = subprocess.run(['updates-leak', 'extract', '--attack', 'equations', '--model', 'lr', '--dataset', 'breast-cancer', '--method', 'logits',
                         '--queries', '31', '--out', str(tmp_path)], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr[-2000:]
     assert 'R_test' in r.stdout
-    res = json.loads((tmp_path/'extract_lr_breast-cancer_31.json').read_text())
-    assert res['queries'] == 31 and res['r_test'] == 1.0
+    res = json.loads((tmp_path/'extract_equations_breast-cancer_method-logits_model-lr_queries-31.json').read_text())
+    assert res['queries'] == 31 and res['r_test'] == 1.0 and res['run'] == {'family': 'extraction', 'attack': 'equations', 'dataset': 'breast-cancer',
+                                                                           'seed': 0, 'options': {'model': 'lr', 'method': 'logits', 'queries': 31}}
     a = subprocess.run(['updates-leak', 'extract', '--model', 'softmax', '--dataset', 'adult', '--budget', '0.5', '--out', str(tmp_path)],
                        capture_output=True, text=True)
     assert a.returncode == 0, a.stderr[-2000:]
-    rows = json.loads((tmp_path/'extract_softmax_adult_265.json').read_text())['rows']
+    rows = json.loads((tmp_path/'extract_equations_adult_budget-0.5_model-softmax.json').read_text())['rows']
     assert {'method': 'paper', 'value': 0.9996} in [{k: r[k] for k in ('method', 'value')} for r in rows if r['metric'] == 'R_test']  # the paper's anchor
 
 def test_cli_extract_tree(tmp_path):
-    r = subprocess.run(['updates-leak', 'extract', '--model', 'tree', '--dataset', 'steak', '--variant', 'top-down',
+    r = subprocess.run(['updates-leak', 'extract', '--attack', 'paths', '--dataset', 'steak', '--variant', 'top-down',
                         '--out', str(tmp_path)], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr[-2000:]
-    res = json.loads((tmp_path/'extract_tree_steak_top-down.json').read_text())
+    res = json.loads((tmp_path/'extract_paths_steak_variant-top-down.json').read_text())
     assert res['leaves_found'] == res['leaves'] and res['r_unif'] == 1.0

@@ -51,15 +51,16 @@ def test_help_and_a_bad_flag_for_every_subcommand(fresh_cli, command, tmp_path):
     assert not any(tmp_path.iterdir())
 
 def test_bad_values_stop_before_any_work(fresh_cli, tmp_path):
-    for args, message in [(('updates', '--attack', 'bogus'), "invalid choice: 'bogus'"), (('demo', '--n_attack_models', '0'), 'must be at least 1'),
-                          (('updates', '--n_shadow_models', '0'), 'must be at least 1'), (('updates', '--probe_size', '-1'), 'must be at least 1'),
-                          (('bench', 'shadow-updates', '--workers', '-1'), 'must be at least 0'), (('invert', 'face', '--scale', '0'), 'must be at least 1'),
-                          (('exfiltrate', '--lam', '-5'), 'must be at least 0'), (('membership', '--epochs', 'many'), "invalid int value: 'many'")]:
+    for args, message in [(('updates', '--attack', 'bogus'), "invalid choice: 'bogus'"), (('demo', '--n_attack_models', '-1'), 'must be a whole number ≥ 0'),
+                          (('updates', '--n_shadow_models', '0'), 'need at least one shadow model'), (('updates', '--probe_size', '-1'), 'must be a whole number ≥ 1'),
+                          (('bench', 'shadow-updates', '--workers', '-1'), 'must be a whole number ≥ 0'), (('invert', '--attack', 'mi-face', '--scale', '0'), 'must be a whole number ≥ 1'),
+                          (('exfiltrate', '--attack', 'cor', '--lam', '-5'), 'must be a non-negative number'), (('membership', '--epochs', 'many'), "invalid int value: 'many'"),
+                          (('extract', '--attack', 'paths', '--rounding', '2'), 'not an option of --attack paths')]:
         r = run(fresh_cli, *args, cwd=tmp_path)
         assert r.returncode == 2 and message in r.stderr and 'Traceback' not in r.stderr, (args, r.stderr)
 
 def test_user_errors_are_one_line(fresh_cli, tmp_path):
-    missing = run(fresh_cli, 'extract', '--model', 'tree', '--dataset', 'steak', '--root', str(tmp_path/'nowhere'), '--out', str(tmp_path/'o'),
+    missing = run(fresh_cli, 'extract', '--attack', 'paths', '--dataset', 'steak', '--root', str(tmp_path/'nowhere'), '--out', str(tmp_path/'o'),
                   cwd=tmp_path, env={**os.environ, 'UPDATES_LEAK_DATA': ''})
     assert missing.returncode == 1 and missing.stderr.count('\n') == 1 and 'steak: no data found' in missing.stderr
     blocked = tmp_path/'file'; blocked.write_text('')
@@ -67,11 +68,12 @@ def test_user_errors_are_one_line(fresh_cli, tmp_path):
     assert unwritable.returncode == 2 and 'cannot write results' in unwritable.stderr and unwritable.stderr.count('\n') == 1
 
 def test_membership_with_its_defaults_runs(fresh_cli, tmp_path):
-    "`updates-leak membership` at its default setting (stand-alone, Location), at a quick size."
+    "`updates-leak membership` with its default attack (Nasr et al.'s, on the Location preset), at a quick size."
     r = run(fresh_cli, 'membership', '--kernels', '8', '--epochs', '2', '--shadow', '1', '--out', str(tmp_path), cwd=tmp_path)
     assert r.returncode == 0, r.stderr[-3000:]
-    assert 'membership: white-box (Nasr)' in r.stdout and (tmp_path/'membership_standalone_location.json').exists()
-    assert (tmp_path/'membership_standalone_location.png').stat().st_size > 1000
+    name = 'membership_nasr_location_epochs-2_kernels-8_shadow-1'
+    assert 'membership: white-box (Nasr)' in r.stdout and (tmp_path/f'{name}.json').exists()
+    assert (tmp_path/f'{name}.png').stat().st_size > 1000
     assert r.stderr.count('\n') <= 60  # progress, if any, as a few plain lines, not a redrawn bar
 
 def test_audit_runs_without_extras_and_names_the_extra_it_needs(fresh_cli, tmp_path):

@@ -105,21 +105,22 @@ def test_unknown_face_model(small_faces):
     with pytest.raises(ValueError, match='n_train'): load_face_split(n_train=10)
 
 def test_cli_invert_map_writes_json(tmp_path):
-    r = subprocess.run(['updates-leak', 'invert', 'map', '--dataset', 'steak', '--seeds', '2', '--out', str(tmp_path)],
+    r = subprocess.run(['updates-leak', 'invert', '--attack', 'map', '--dataset', 'steak', '--seed', '2', '--out', str(tmp_path)],
                        capture_output=True, text=True)
     assert r.returncode == 0, r.stderr[-3000:]
     assert 'MAP inversion: white-box' in r.stdout and 'paper' in r.stdout
-    res = json.loads((tmp_path/'invert_map_steak.json').read_text())
-    assert {'rows', 'rows_per_split', 'command'} <= set(res) and len(res['rows_per_split']) == 2 * 2 * 5
-    assert (tmp_path/'invert_map_steak.png').stat().st_size > 1000
+    res = json.loads((tmp_path/'invert_map_steak_seed2.json').read_text())
+    assert {'rows', 'rows_per_split', 'command'} <= set(res) and len(res['rows_per_split']) == 2 * 5 and res['rows_per_split'][0]['seed'] == 2
+    assert (tmp_path/'invert_map_steak_seed2.png').stat().st_size > 1000
 
 def test_cli_invert_face_writes_json_and_faces(tmp_path):
-    r = subprocess.run(['updates-leak', 'invert', 'face', '--model', 'softmax', '--scale', '4', '--out', str(tmp_path)],
+    r = subprocess.run(['updates-leak', 'invert', '--attack', 'mi-face', '--model', 'softmax', '--scale', '4', '--out', str(tmp_path)],
                        capture_output=True, text=True)
     assert r.returncode == 0, r.stderr[-3000:]
-    res = json.loads((tmp_path/'invert_face_softmax_28×23.json').read_text())
-    assert res['identified_classifier'] > 0.25 and (tmp_path/'invert_face_softmax_28×23.png').stat().st_size > 1000
+    res = json.loads((tmp_path/'invert_mi-face_att-faces_model-softmax_scale-4.json').read_text())
+    assert res['model'] == 'softmax' and res['image_size'] == '28×23' and res['identified_classifier'] > 0.25
+    assert (tmp_path/'invert_mi-face_att-faces_model-softmax_scale-4.png').stat().st_size > 1000
 
 def test_cli_invert_unknown_kind():
-    r = subprocess.run(['updates-leak', 'invert', 'tree'], capture_output=True, text=True)
+    r = subprocess.run(['updates-leak', 'invert', '--attack', 'tree'], capture_output=True, text=True)
     assert r.returncode == 2 and "invalid choice: 'tree'" in r.stderr

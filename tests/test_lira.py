@@ -126,10 +126,10 @@ def test_the_ray_path_equals_the_local_path(tmp_path):
     assert len(list((tmp_path/'ray').glob('*.safetensors'))) == 2 * len(list((tmp_path/'local').glob('*.safetensors')))
 
 
-def test_the_cli_refuses_lira_in_the_federated_setting(capsys):
+def test_the_cli_refuses_bad_options_of_the_papers_protocol(capsys):
     from updates_leak.cli import main
-    with pytest.raises(SystemExit) as e: main(['membership', '--attack', 'references', '--setting', 'federated', '--out', ''])
-    assert e.value.code == 2 and 'runs stand-alone' in capsys.readouterr().err
+    with pytest.raises(SystemExit) as e: main(['membership', '--attack', 'references', '--participants', '3', '--out', ''])
+    assert e.value.code == 2 and '--participants: not an option of --attack references' in capsys.readouterr().err
     with pytest.raises(SystemExit) as e: main(['membership', '--attack', 'references', '--references', '1'])
     assert e.value.code == 2
     for bad in (['--population', '-1'], ['--backend', 'spark']):
@@ -142,9 +142,10 @@ def test_the_cli_runs_lira_with_a_population_and_writes_its_results(tmp_path, mo
     import json
     from updates_leak import cli
     from updates_leak.membership_standalone import MembershipTarget
-    monkeypatch.setitem(cli.TARGETS, 'location', MembershipTarget('location', lambda: MLP([446, 16, 30]), members=100, shadow=0, test=0, epochs=2))
+    from updates_leak.membership_standalone import TARGETS
+    monkeypatch.setitem(TARGETS, 'location', MembershipTarget('location', lambda: MLP([446, 16, 30]), members=100, shadow=0, test=0, epochs=2))
     cli.main(['membership', '--attack', 'references', '--references', '2', '--population', '50', '--device', 'cpu', '--out', str(tmp_path)])
-    d = json.loads(next(tmp_path.glob('membership_references_location_K2*.json')).read_text())
+    d = json.loads((tmp_path/'membership_references_location_population-50_references-2.json').read_text())
     assert d['population'] == 50 and d['pool'] == 200 and 'RMIA offline' in d['metrics'] and list(tmp_path.glob('*.png'))
 
 

@@ -124,20 +124,21 @@ def run_cli(*args, cwd):
     return subprocess.run(['updates-leak', 'membership', *args], capture_output=True, text=True, cwd=cwd)
 
 def test_cli_federated_writes_json_and_figure(tmp_path):
-    res = run_cli('--setting', 'federated', '--participants', '2', '--records', '100', '--rounds', '3', '--observed', '2,3',
+    res = run_cli('--attack', 'federated', '--participants', '2', '--records', '100', '--rounds', '3', '--observed', '2,3',
                   '--kernels', '10', '--epochs', '5', '--out', str(tmp_path), cwd=tmp_path)
     assert res.returncode == 0, res.stderr
-    out = json.loads((tmp_path/'membership_federated_location_global_passive_2.json').read_text())
+    name = 'membership_federated_location_epochs-5_kernels-10_observed-2-3_participants-2_records-100_rounds-3'
+    out = json.loads((tmp_path/f'{name}.json').read_text())
     assert out['observed'] == [2, 3] and 0 <= out['metrics']['accuracy'] <= 1 and out['command'].startswith('updates-leak membership')
     assert out['setting'] == {'dataset': 'location', 'participants': 2, 'records': 100, 'rounds': 3, 'local_epochs': 1,
                               'lr': 1e-3, 'batch_size': 64}  # the JSON says which FedAvg run it measured
-    assert (tmp_path/'membership_federated_location_global_passive_2.png').stat().st_size > 0
+    assert (tmp_path/f'{name}.png').stat().st_size > 0
 
 def test_cli_refuses_bad_settings(tmp_path):
-    res = run_cli('--setting', 'standalone', '--attacker', 'active', cwd=tmp_path)
-    assert res.returncode != 0 and 'use --attacker passive' in res.stderr
-    res = run_cli('--setting', 'federated', '--observed', '0,40', cwd=tmp_path)
-    assert res.returncode != 0 and 'subset of 1..30' in res.stderr
+    res = run_cli('--attack', 'nasr', '--mode', 'active', cwd=tmp_path)
+    assert res.returncode == 2 and '--mode: not an option of --attack nasr' in res.stderr
+    res = run_cli('--attack', 'federated', '--attacker', 'local', '--mode', 'isolating', '--records', '100', cwd=tmp_path)
+    assert res.returncode != 0 and 'only the server' in res.stderr
 
 def test_shadow_models_say_once_how_many_attack_classifiers_did_not_converge():
     import warnings

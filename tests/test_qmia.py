@@ -7,7 +7,7 @@ from hypothesis import given, settings, strategies as st
 
 from updates_leak.attacks import MembershipData, MembershipResult, attack_spec, attacks_of
 from updates_leak.membership_qmia import QmiaConfig, margin_scores, run_qmia
-from updates_leak.membership_standalone import MembershipTarget, train_membership_model
+from updates_leak.membership_standalone import TARGETS, MembershipTarget, train_membership_model
 from updates_leak.models import MLP
 from updates_leak.oracle import Oracle
 
@@ -60,9 +60,11 @@ def test_bad_options_are_refused_with_their_name(name, value):
 
 def test_the_cli_runs_qmia_on_a_preset_and_refuses_other_attacks_flags(tmp_path, monkeypatch, capsys):
     from updates_leak import cli
-    monkeypatch.setitem(cli.TARGETS, 'location', MembershipTarget('location', lambda: MLP([446, 16, 30]), members=100, shadow=0, test=0, epochs=2))
-    cli.main(['membership', '--attack', 'qmia', '--qmia_epochs', '3', '--population', '200', '--device', 'cpu', '--out', str(tmp_path)])
-    d = json.loads((tmp_path/'membership_qmia_location.json').read_text())
-    assert d['result'] == 'MembershipResult' and d['queries'] == 200 + 200 and (tmp_path/'membership_qmia_location.png').exists()
-    with pytest.raises(SystemExit) as e: cli.main(['membership', '--attack', 'nasr', '--qmia_epochs', '3'])
-    assert e.value.code == 2 and 'qmia_epochs' in capsys.readouterr().err
+    monkeypatch.setitem(TARGETS, 'location', MembershipTarget('location', lambda: MLP([446, 16, 30]), members=100, shadow=0, test=0, epochs=2))
+    cli.main(['membership', '--attack', 'qmia', '--epochs', '3', '--population', '200', '--device', 'cpu', '--out', str(tmp_path)])
+    d = json.loads((tmp_path/'membership_qmia_location_epochs-3_population-200.json').read_text())
+    assert d['result'] == 'MembershipResult' and d['queries'] == 200 + 200 and (tmp_path/'membership_qmia_location_epochs-3_population-200.png').exists()
+    with pytest.raises(SystemExit) as e: cli.main(['membership', '--attack', 'qmia', '--held_out', '3'])
+    assert e.value.code == 2 and 'held_out' in capsys.readouterr().err
+    with pytest.raises(SystemExit) as e: cli.main(['membership', '--attack', 'loss', '--hidden', '3'])
+    assert e.value.code == 2 and '--hidden: not an option of --attack loss' in capsys.readouterr().err

@@ -34,8 +34,10 @@ def test_the_target_is_left_untouched(faces, target):
     assert target.linear.weight.dtype == before
 
 def test_cli_extract_face(tmp_path):
-    r = subprocess.run(['updates-leak', 'extract', '--model', 'face', '--scale', '4', '--out', str(tmp_path)], capture_output=True, text=True)
+    r = subprocess.run(['updates-leak', 'extract', '--attack', 'steal-invert', '--dataset', 'att-faces', '--scale', '4', '--out', str(tmp_path)],
+                       capture_output=True, text=True)
     assert r.returncode == 0, r.stderr[-3000:]
-    res = json.loads((tmp_path/'extract_face_28×23_none_645.json').read_text())
+    res = json.loads((tmp_path/'extract_steal-invert_att-faces_scale-4.json').read_text())
+    assert res['image_size'] == '28×23' and res['queries'] == 645 and res['countermeasure'] == 'none'
     assert res['r_test'] >= 0.99 and res['identified_stolen'] > 0.25
-    assert (tmp_path/'extract_face_28×23_none_645.png').stat().st_size > 1000
+    assert (tmp_path/'extract_steal-invert_att-faces_scale-4.png').stat().st_size > 1000

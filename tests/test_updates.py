@@ -125,20 +125,20 @@ def test_cli_lde_quick_and_bench(tmp_path):
     r = subprocess.run(['updates-leak', 'updates', '--attack', 'lde', '--dataset', 'mnist-embedded', '--quick', '--n_attack_models', '1',
                         '--out', str(tmp_path), '--cache', str(tmp_path/'cache')], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr[-3000:]
-    res = json.loads((tmp_path/'lde100_mnist-embedded_quick.json').read_text())
+    res = json.loads((tmp_path/'updates_lde_mnist-embedded_n_attack_models-1_quick.json').read_text())
     assert res['kl'][0] < res['kl_random'] and res['command'].startswith('updates-leak updates')
-    assert (tmp_path/'lde100_mnist-embedded_quick.png').exists() and 'KL, authors' in r.stdout
+    assert (tmp_path/'updates_lde_mnist-embedded_n_attack_models-1_quick.png').exists() and 'KL, authors' in r.stdout
     assert res['rows'][0] == {'attack': 'A_LDE', 'target': 'mnist-embedded', 'setting': '|D|=100', 'metric': 'KL, summed',
                               'method': 'this library', 'value': res['kl'][0]}
     d = subprocess.run(['updates-leak', 'updates', '--attack', 'lde', '--dataset', 'mnist-embedded', '--quick', '--n_attack_models', '1',
                         '--defence', 'top1', '--out', str(tmp_path), '--cache', str(tmp_path/'cache')], capture_output=True, text=True)
     assert d.returncode == 0, d.stderr[-3000:]  # the cached updates are reused; only the attack is retrained behind the defence
-    defended = json.loads((tmp_path/'lde100_mnist-embedded_quick_top1.json').read_text())
-    assert defended['defence'] == 'top1' and defended['epsilon'] is None and defended['kl'] != res['kl']
+    defended = json.loads((tmp_path/'updates_lde_mnist-embedded_defence-top1_n_attack_models-1_quick.json').read_text())
+    assert defended['run']['options']['defence'] == 'top1' and defended['kl'] != res['kl']
     lr = subprocess.run(['updates-leak', 'updates', '--attack', 'lde', '--dataset', 'mnist-embedded', '--quick', '--n_attack_models', '1',
                          '--inputs', 'log-ratio', '--out', str(tmp_path), '--cache', str(tmp_path/'cache')], capture_output=True, text=True)
     assert lr.returncode == 0, lr.stderr[-3000:]
-    ratio = json.loads((tmp_path/'lde100_mnist-embedded_quick_log-ratio.json').read_text())
+    ratio = json.loads((tmp_path/'updates_lde_mnist-embedded_inputs-log-ratio_n_attack_models-1_quick.json').read_text())
     assert ratio['inputs'] == 'log-ratio' and 'A_LDE (log-ratio)' in lr.stdout and ratio['kl'][0] < ratio['kl_prior']
     b = subprocess.run(['updates-leak', 'bench', 'shadow-updates', '--n_updates', '20', '--set_size', '1', '--out', str(tmp_path)], capture_output=True, text=True)
     assert b.returncode == 0, b.stderr[-3000:]
@@ -148,12 +148,12 @@ def test_cli_lde_quick_and_bench(tmp_path):
     bad = subprocess.run(['updates-leak', 'updates', '--attack', 'xyz', '--quick', '--dataset', 'mnist-embedded'], capture_output=True, text=True)
     assert bad.returncode == 2 and "invalid choice: 'xyz'" in bad.stderr
     bad = subprocess.run(['updates-leak', 'updates', '--defence', 'encryption', '--quick', '--dataset', 'mnist-embedded'], capture_output=True, text=True)
-    assert bad.returncode == 2 and "invalid choice: 'encryption'" in bad.stderr and 'round2' in bad.stderr
+    assert bad.returncode == 2 and "unknown defence 'encryption'" in bad.stderr and 'round2' in bad.stderr
     bad = subprocess.run(['updates-leak', 'updates', '--attack', 'lde', '--inputs', 'logits', '--quick', '--dataset', 'mnist-embedded'], capture_output=True, text=True)
-    assert bad.returncode == 2 and "invalid choice: 'logits'" in bad.stderr and 'log-ratio' in bad.stderr
+    assert bad.returncode == 2 and "inputs must be 'delta' or 'log-ratio', got 'logits'" in bad.stderr
     bad = subprocess.run(['updates-leak', 'updates', '--attack', 'li', '--inputs', 'log-ratio', '--quick', '--dataset', 'mnist-embedded',
                           '--out', str(tmp_path)], capture_output=True, text=True)
-    assert bad.returncode == 2 and 'lde only' in bad.stderr and 'Traceback' not in bad.stderr
+    assert bad.returncode == 2 and '--inputs: not an option of --attack li' in bad.stderr and 'Traceback' not in bad.stderr
 
 
 def test_the_ray_generator_equals_the_local_one_and_shares_its_cache(setting, tmp_path):

@@ -16,14 +16,19 @@ from .data import Data, as_data, concat
 from .oracle import Disclosure, Oracle
 
 # %% auto #0
-__all__ = ['FAMILIES', 'THREATS', 'ENTRY_KEYWORDS', 'ATTACKS', 'ANSWER_FLOOR', 'FPR_BOUNDS', 'Headline', 'ConfigOption',
-           'config_options', 'make_config', 'AttackSpec', 'entry_point_problems', 'register_attack', 'attack_spec',
-           'attacks_of', 'MembershipData', 'as_oracle', 'answer_floor', 'answer_log_posteriors',
-           'true_label_confidence', 'tpr_at_fpr', 'plot_roc_curves', 'membership_metrics', 'MembershipResult',
-           'membership_result', 'load_attacks']
+__all__ = ['FAMILIES', 'THREATS', 'ENTRY_KEYWORDS', 'ATTACKS', 'PRESET_KEYWORDS', 'PRESETS', 'BENCHES', 'ANSWER_FLOOR',
+           'FPR_BOUNDS', 'Headline', 'ConfigOption', 'config_options', 'make_config', 'AttackSpec',
+           'entry_point_problems', 'register_attack', 'attack_spec', 'notebook_number', 'attacks_of', 'PresetSpec',
+           'register_preset', 'preset_of', 'register_bench', 'MembershipData', 'as_oracle', 'answer_floor',
+           'answer_log_posteriors', 'true_label_confidence', 'tpr_at_fpr', 'plot_roc_curves', 'membership_metrics',
+           'MembershipResult', 'strongest_headline', 'membership_result', 'load_attacks']
 
 # %% ../nbs/05_attacks.ipynb #5463d2b2
-FAMILIES = ('membership', 'updates', 'extraction', 'inversion', 'exfiltration')
+FAMILIES = {'membership': 'Membership inference: was a record in the training set?',
+            'updates': "Updates-Leak: what an online update trained on, from the model's answers before and after it",
+            'extraction': 'Model extraction: a copy of the model through its prediction API',
+            'inversion': 'Model inversion: sensitive attributes and class images recovered from a model',
+            'exfiltration': 'Exfiltration: training data hidden in a model by a malicious training algorithm'}
 THREATS = {'black-box': 'queries the target through its prediction API only',
            'white-box': "reads the target's parameters or gradients",
            'reference models': 'trains models like the target on data of its own',
@@ -60,7 +65,9 @@ def config_options(config:type, # an attack's config dataclass
     "The options of `config`, in field order, with the meaning its docments give each."
     from fastcore.docments import docments
     if not (isinstance(config, type) and is_dataclass(config)): raise TypeError(f"an attack's config must be a dataclass, got {config!r}")
-    docs, hints = docments(config), typing.get_type_hints(config)
+    docs, hints = {}, typing.get_type_hints(config)
+    for base in reversed(config.__mro__):  # a config that extends another inherits its options' meanings
+        if is_dataclass(base): docs |= {k: v for k, v in docments(base).items() if v}
     return [ConfigOption(f.name, hints.get(f.name, str), f.default if f.default is not dataclasses.MISSING else f.default_factory(),
                          docs.get(f.name) or '') for f in fields(config)]
 
@@ -85,6 +92,9 @@ class AttackSpec:
     config: type  # the options, a dataclass
     run: Callable  # `run(target, data, *, config, seed, device, progress) -> Result`
     paper: str = ''  # where the attack comes from
+    preset: str = ''  # the registered preset that builds `(target, data)` from a named dataset, for the command line
+    demo: dict|None = None  # the preset's options for the demo on embedded data, if this attack is the demo
+    quick: dict|None = None  # the dataset and options (its config's and its preset's) of a run that takes seconds: the registry's test runs it
 
     @property
     def summary(self) -> str:
@@ -116,18 +126,21 @@ def register_attack(name:str, # the attack's name on the command line and in rep
                     threat:tuple, # keys of `THREATS`
                     config:type, # the options, a dataclass
                     paper:str='', # the paper it comes from
+                    preset:str='', # the name of the preset that builds its `(target, data)` from a dataset (see `register_preset`)
+                    demo:dict|None=None, # the preset's options that make this attack the command line's demo
+                    quick:dict|None=None, # the dataset and options of a run in seconds, for the registry's test
                     registry:dict|None=None, # where to file it (default: `ATTACKS`)
                    ):
     "Decorator that files an attack's entry point in the registry, after checking its shape, family, threat model and config."
     registry = ATTACKS if registry is None else registry
     def register(run:Callable) -> Callable:
-        if family not in FAMILIES: raise ValueError(f"unknown family {family!r}; choose from {FAMILIES}")
+        if family not in FAMILIES: raise ValueError(f"unknown family {family!r}; choose from {', '.join(FAMILIES)}")
         if unknown := [t for t in threat if t not in THREATS]: raise ValueError(f"unknown threat {unknown}; choose from {list(THREATS)}")
         if not (isinstance(config, type) and is_dataclass(config)): raise TypeError(f"{name}: config must be a dataclass")
         if problems := entry_point_problems(run): raise TypeError(f"{name}: {run.__name__} is not an attack's entry point: {'; '.join(problems)}")
         if name in registry and registry[name].run.__qualname__ != run.__qualname__:  # the same function defined again (a module reloaded, a notebook rerun) replaces itself
             raise ValueError(f"an attack named {name!r} is already registered ({registry[name].run.__module__}.{registry[name].run.__qualname__})")
-        registry[name] = AttackSpec(name, family, tuple(threat), config, run, paper)
+        registry[name] = AttackSpec(name=name, family=family, threat=tuple(threat), config=config, run=run, paper=paper, preset=preset, demo=demo, quick=quick)
         return run
     return register
 
@@ -136,10 +149,80 @@ def attack_spec(name:str) -> AttackSpec:
     if name not in ATTACKS: raise ValueError(f"unknown attack {name!r}; the registered attacks are {', '.join(sorted(ATTACKS)) or 'none'}")
     return ATTACKS[name]
 
+def notebook_number(run:Callable) -> float:
+    "The number of the notebook that defines `run`, as its module's header names it (∞ outside the library)."
+    import re, sys
+    from pathlib import Path
+    path = getattr(sys.modules.get(run.__module__), '__file__', None)
+    found = re.search(r'File to edit: \.\./nbs/(\d+)_', Path(path).read_text(encoding='utf-8')[:400]) if path else None
+    return int(found.group(1)) if found else float('inf')
+
 def attacks_of(family:str) -> list:
-    "The registered attacks of `family`, in the order they were registered."
-    if family not in FAMILIES: raise ValueError(f"unknown family {family!r}; choose from {FAMILIES}")
-    return [a for a in ATTACKS.values() if a.family == family]
+    "The registered attacks of `family`, in the order of the pages that define them (registration order within a page)."
+    if family not in FAMILIES: raise ValueError(f"unknown family {family!r}; choose from {', '.join(FAMILIES)}")
+    return sorted((a for a in ATTACKS.values() if a.family == family), key=lambda a: notebook_number(a.run))
+
+# %% ../nbs/05_attacks.ipynb #presetcode
+PRESET_KEYWORDS = ('config', 'seed', 'root', 'device', 'progress')
+PRESETS = {}
+
+@dataclass(frozen=True)
+class PresetSpec:
+    "A registered preset: the datasets it knows and the function that builds an attack's `(target, data)` on one of them."
+    name: str
+    datasets: tuple  # the dataset names it accepts; the first is the default
+    build: Callable  # `build(dataset, *, config, seed, root, device, progress, **options) -> (target, data)`
+
+    @property
+    def options(self) -> list:
+        "The preset's own options (after the keywords every preset takes), with their docments."
+        from fastcore.docments import docments
+        docs, hints = docments(self.build), typing.get_type_hints(self.build)
+        return [ConfigOption(p.name, hints.get(p.name, str), p.default, docs.get(p.name) or '')
+                for p in inspect.signature(self.build).parameters.values() if p.kind == p.KEYWORD_ONLY and p.name not in PRESET_KEYWORDS]
+
+    def __call__(self, dataset:str|None=None, *, config, seed:int=0, root=None, device=None, progress:bool=True, **options) -> tuple:
+        "`(target, data)` on `dataset` (default: the first the preset knows), or `ValueError` for a dataset or option it does not know."
+        dataset = self.datasets[0] if dataset is None else dataset
+        if dataset not in self.datasets: raise ValueError(f"the {self.name} preset has no dataset {dataset!r}; choose from {', '.join(self.datasets)}")
+        known = {o.name for o in self.options}
+        if unknown := sorted(set(options) - known): raise ValueError(f"the {self.name} preset has no option {', '.join(map(repr, unknown))}")
+        return self.build(dataset, config=config, seed=seed, root=root, device=device, progress=progress, **options)
+
+def register_preset(name:str, # how attacks name it (`register_attack(..., preset=name)`)
+                    *, datasets:tuple, # the dataset names it accepts, the default first
+                    registry:dict|None=None, # where to file it (default: `PRESETS`)
+                   ):
+    "Decorator that files a preset: `build(dataset, *, config, seed, root, device, progress, **options) -> (target, data)`."
+    registry = PRESETS if registry is None else registry
+    def register(build:Callable) -> Callable:
+        params = list(inspect.signature(build).parameters.values())
+        if not params or params[0].name != 'dataset' or any(p.kind != p.KEYWORD_ONLY for p in params[1:]):
+            raise TypeError(f"preset {name}: {build.__name__} must take `dataset` and then keyword-only options")
+        if missing := [k for k in PRESET_KEYWORDS if k not in {p.name for p in params}]: raise TypeError(f"preset {name}: it lacks {missing}")
+        if name in registry and registry[name].build.__qualname__ != build.__qualname__: raise ValueError(f"a preset named {name!r} is already registered")
+        registry[name] = PresetSpec(name=name, datasets=tuple(datasets), build=build)
+        return build
+    return register
+
+def preset_of(spec:AttackSpec) -> PresetSpec:
+    "The preset an attack runs on from the command line, or `ValueError` when it has none."
+    if spec.preset not in PRESETS: raise ValueError(f"attack {spec.name!r} names no registered preset ({spec.preset!r})")
+    return PRESETS[spec.preset]
+
+# %% ../nbs/05_attacks.ipynb #benchcode
+BENCHES = {}
+
+def register_bench(name:str, # how the command line names it
+                   registry:dict|None=None, # where to file it (default: `BENCHES`)
+                  ):
+    "Decorator that files a benchmark `bench(..., device=None) -> rows` under `name`; its options of plain types become flags."
+    registry = BENCHES if registry is None else registry
+    def register(bench:Callable) -> Callable:
+        if 'device' not in inspect.signature(bench).parameters: raise TypeError(f"benchmark {name}: {bench.__name__} must take `device`")
+        registry[name] = bench
+        return bench
+    return register
 
 # %% ../nbs/05_attacks.ipynb #0f40c406
 @dataclass
@@ -267,6 +350,12 @@ class MembershipResult(Result):
         "The ROC on log–log axes."
         return plot_roc_curves({self.attack: (*self.roc, self.metrics['auc'])}, f'{self.target}: {self.attack}').figure
 
+def strongest_headline(metrics:dict, # attack name -> its metrics ('tpr@1%fpr' among them)
+                      ) -> Headline:
+    "The headline of a result that holds several membership attacks: the strongest one's TPR at 1% FPR, against random guessing."
+    best = max(metrics, key=lambda a: metrics[a]['tpr@1%fpr'])
+    return Headline(f'tpr@1%fpr ({best})', metrics[best]['tpr@1%fpr'], 0.01, 'random guess')
+
 def membership_result(attack:str, # the attack's name
                       target:str, # what was attacked
                       scores:torch.Tensor, # one score per record
@@ -283,10 +372,10 @@ def membership_result(attack:str, # the attack's name
 
 # %% ../nbs/05_attacks.ipynb #d836725e
 def load_attacks() -> dict:
-    "The registry, after importing every module of the library that registers attacks."
-    import importlib
+    "The registry, after importing every module of the library that registers attacks, presets or benchmarks."
+    import importlib, re
     from pathlib import Path
     for path in sorted(Path(__file__).parent.glob('*.py')):
-        if path.stem not in ('attacks', '_modidx') and '@register_attack(' in path.read_text(encoding='utf-8'):
+        if path.stem not in ('attacks', '_modidx') and re.search(r'^@register_(attack|preset|bench)\(', path.read_text(encoding='utf-8'), re.M):
             importlib.import_module(f'updates_leak.{path.stem}')
     return ATTACKS

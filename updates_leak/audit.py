@@ -18,7 +18,7 @@ from .models import fit, load_weights, reinitialized
 from .oracle import model_kind, model_accuracy, posteriors
 from .membership_features import membership_features
 from .membership_standalone import run_standalone
-from .attacks import MembershipData, attacks_of, load_attacks, plot_roc_curves
+from .attacks import FAMILIES, MembershipData, attacks_of, load_attacks, plot_roc_curves
 from .updates import own_scale, prepare_experiment
 from .updates_li import evaluate_label_inference
 from .updates_lde import evaluate_label_distribution
@@ -28,16 +28,16 @@ from .extraction_trees import run_tree_extraction
 from .inversion_faces import run_face_inversion
 from .inversion_map import run_map_inversion
 from .exfiltration_defences import first_layer_weights, ks_distance
+from .attacks import register_bench
 
 # %% auto #0
-__all__ = ['MODEL_FORMATS', 'MAX_RETRAINING_QUERIES', 'FLAG_MARGIN', 'FAMILIES', 'import_object', 'sniff_pickle',
-           'load_torch_model', 'load_skops_model', 'OnnxClassifier', 'load_model', 'Records', 'load_records',
-           'check_audit_inputs', 'AuditSection', 'skipped', 'balanced_sample', 'exposure', 'verdict_membership',
-           'audit_registered_attacks', 'audit_membership', 'audit_scale', 'audit_updates', 'extraction_kind',
-           'FlatInputs', 'audit_extraction', 'is_image_data', 'audit_mi_face', 'audit_inversion', 'weight_tensors',
-           'low_bytes', 'low_byte_statistic', 'honest_retrains', 'false_alarms', 'audit_exfiltration',
-           'model_fingerprint', 'audit_fingerprint', 'save_section', 'load_section', 'AuditResult', 'audit_html',
-           'write_report', 'audit', 'bench_audit']
+__all__ = ['MODEL_FORMATS', 'MAX_RETRAINING_QUERIES', 'FLAG_MARGIN', 'import_object', 'sniff_pickle', 'load_torch_model',
+           'load_skops_model', 'OnnxClassifier', 'load_model', 'Records', 'load_records', 'check_audit_inputs',
+           'AuditSection', 'skipped', 'balanced_sample', 'exposure', 'verdict_membership', 'audit_registered_attacks',
+           'audit_membership', 'audit_scale', 'audit_updates', 'extraction_kind', 'FlatInputs', 'audit_extraction',
+           'is_image_data', 'audit_mi_face', 'audit_inversion', 'weight_tensors', 'low_bytes', 'low_byte_statistic',
+           'honest_retrains', 'false_alarms', 'audit_exfiltration', 'model_fingerprint', 'audit_fingerprint',
+           'save_section', 'load_section', 'AuditResult', 'audit_html', 'write_report', 'audit', 'bench_audit']
 
 # %% ../nbs/70_audit.ipynb #468b396a
 MODEL_FORMATS = ('safetensors', 'skops', 'onnx', 'function')
@@ -572,8 +572,6 @@ def audit_exfiltration(model, train:Data, *, quick:bool=False, seed:int=0, devic
                         baseline=lsb_check['threshold'], baseline_name='flag threshold', section_rows=rows, figures=[_png(fig)])
 
 # %% ../nbs/70_audit.ipynb #17fc4734
-FAMILIES = ('membership', 'updates', 'extraction', 'inversion', 'exfiltration')
-
 def model_fingerprint(model, probe:torch.Tensor) -> str:
     "A digest of the model: its state (torch) or its answers on `probe`, with its type."
     h = hashlib.sha256(f"{model_kind(model)}:{type(model).__module__}.{getattr(type(model), '__qualname__', '')}:{getattr(model, '__name__', '')}".encode())
@@ -814,6 +812,7 @@ def audit(model, # the model under audit: a torch module, a scikit-learn estimat
                        options, sections, time.perf_counter() - start)
 
 # %% ../nbs/70_audit.ipynb #5ae88097
+@register_bench('audit')
 def bench_audit(quick:bool=False, # time a `--quick` audit instead of the default
                 device=None, # where to compute
                 root=None, # data root (the embedded subset needs none)

@@ -17,13 +17,16 @@ from .core import ATTACK_METHOD, Result, artefact, check_count, check_positive, 
 from .data import DATASETS, Data, as_data, check_range, load_dataset, show_images, split_data
 from .models import MLP, accuracy, fit, reinitialized
 from .oracle import Oracle
+from .attacks import Headline, register_attack, register_preset
 
 # %% auto #0
 __all__ = ['ATTACKS', 'DEFAULT_LAMBDA', 'owner_data', 'secret_images', 'to_bits', 'from_bits', 'mape', 'owner_model',
            'train_owner_model', 'lsb_capacity', 'lsb_encode', 'lsb_decode', 'randomize_low_bits', 'correlation_penalty',
            'correlated_decode', 'sign_penalty', 'correlated_value_loss', 'sign_loss', 'sign_decode', 'check_on_pixels',
            'synthetic_inputs', 'pixels_to_labels', 'labels_to_pixels', 'levels_correct', 'capacity_abuse_data',
-           'capacity_abuse_decode', 'ExfiltrationResult', 'run_exfiltration', 'show_exfiltration']
+           'capacity_abuse_decode', 'ExfiltrationResult', 'run_exfiltration', 'exfiltration_preset',
+           'ExfiltrationConfig', 'LsbConfig', 'PenaltyConfig', 'CapacityConfig', 'run_lsb', 'run_cor', 'run_sgn',
+           'run_cap', 'show_exfiltration']
 
 # %% ../nbs/50_exfiltration.ipynb #7c51f243
 def owner_data(dataset:str='fashion-mnist', # an image dataset: a key of `data.DATASETS`, or 'att-faces'
@@ -271,6 +274,11 @@ class ExfiltrationResult(Result):
     recovered: torch.Tensor|None = artefact()  # what the attacker read back
     model: nn.Module|None = artefact()  # the malicious model
 
+    @property
+    def headline(self) -> Headline:
+        "The share of the secret's bits the attacker reads back, against a coin flip."
+        return Headline('bits recovered', self.bits_correct, 0.5, 'coin flip')
+
     def rows(self) -> list:
         "What the attacker gets back (pixel error, bits and grey levels right), what it cost the owner (accuracy beside the honest model's), and the capacity used."
         a, t, st = f'exfiltration: {self.attack}', self.dataset, f'{self.images} images'
@@ -317,13 +325,14 @@ def run_exfiltration(attack:str='lsb', # one of `ATTACKS`
                      benign:nn.Module|None=None, # a benign model already trained with the same settings
                      data=None, # your own `(train, test)` data (values in [0, 1]) instead of `dataset`
                      architecture:nn.Module|None=None, # your own architecture instead of the owner's MLP
+                     name:str|None=None, # with `data`: what it is called in results (default 'own data')
                     ) -> ExfiltrationResult:
     "Train a benign and a malicious model on the owner's data, hide the first `n_secrets` images, and recover them."
     if attack not in ATTACKS: raise ValueError(f"attack must be one of {ATTACKS}, got {attack!r}")
     check_count(epochs, 'epochs')
     if lam is not None: check_positive(lam, 'lam', zero=True)
     train, test = owner_data(dataset, root, seed, data)
-    if data is not None: dataset = 'own data'
+    if data is not None: dataset = name or 'own data'
     if attack == 'lsb' and architecture is not None and any(p.dtype != torch.float32 for p in architecture.parameters()):
         raise ValueError("LSB encoding needs float32 parameters")
     secret = secret_images(train, n_secrets)
@@ -341,6 +350,81 @@ def run_exfiltration(attack:str='lsb', # one of `ATTACKS`
     return ExfiltrationResult(attack, dataset, n_secrets, len(bits), capacity, accuracy(benign, test), accuracy(model, test),
                               mape(recovered, secret), float((to_bits(recovered) == bits).float().mean()),
                               levels_correct(recovered, secret, train.n_classes), queries, seconds, secret, recovered, model)
+
+# %% ../nbs/50_exfiltration.ipynb #exfregcode
+@register_preset('exfiltration', datasets=('fashion-mnist', 'mnist', 'mnist-embedded', 'cifar10', 'att-faces'))
+def exfiltration_preset(dataset:str, # an image dataset (see `owner_data`)
+                        *, config=None, seed:int=0, root=None, device=None, progress:bool=False,
+                        hidden:int=512, # width of the owner's two hidden layers
+                       ) -> tuple:
+    "`(architecture, (train, test))`: the owner's untrained MLP and its data."
+    train, test = owner_data(dataset, root, seed)
+    return owner_model(train, hidden, seed), (train, test)
+
+@dataclass
+class ExfiltrationConfig:
+    "Options every encoding shares: how many images it hides and how the owner trains."
+    secrets: int = 100  # training images to hide
+    epochs: int = 5  # training epochs (benign and malicious alike)
+    cosine: bool = False  # anneal the learning rate to zero over the run (benign and malicious alike)
+
+    def __post_init__(self): check_count(self.secrets, 'secrets'); check_count(self.epochs, 'epochs')
+
+@dataclass
+class LsbConfig(ExfiltrationConfig):
+    "Options of LSB encoding."
+    b: int = 8  # low bits per parameter
+
+    def __post_init__(self): super().__post_init__(); check_count(self.b, 'b')
+
+@dataclass
+class PenaltyConfig(ExfiltrationConfig):
+    "Options of the correlated-value and sign encodings."
+    lam: float|None = None  # weight of the malicious term (default 1 for cor, 10 for sgn)
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.lam is not None: check_positive(self.lam, 'lam', zero=True)
+
+@dataclass
+class CapacityConfig(ExfiltrationConfig):
+    "Options of capacity abuse."
+    on_pixels: int = 20  # pixels on in each synthetic input (392 = dense random images)
+
+    def __post_init__(self): super().__post_init__(); check_count(self.on_pixels, 'on_pixels')
+
+def _exfiltrate(attack:str, target:nn.Module, data:tuple, config:ExfiltrationConfig, seed:int, device) -> ExfiltrationResult:
+    "Run one encoding from its registered entry point."
+    return run_exfiltration(attack, n_secrets=config.secrets, b=getattr(config, 'b', 8), lam=getattr(config, 'lam', None), epochs=config.epochs,
+                            seed=seed, device=device, on_pixels=getattr(config, 'on_pixels', 20), cosine=config.cosine, data=data,
+                            architecture=target, name=data[0].name.split('/')[0])
+
+_SONG = 'Song, Ristenpart, Shmatikov: Machine Learning Models that Remember Too Much, CCS 2017'
+_THREAT = ('training recipe', 'white-box')
+
+@register_attack('lsb', family='exfiltration', threat=_THREAT, config=LsbConfig, preset='exfiltration', paper=_SONG,
+                 quick={'dataset': 'mnist-embedded', 'hidden': 32, 'secrets': 2, 'epochs': 1})
+def run_lsb(target:nn.Module, data:tuple, *, config:LsbConfig=LsbConfig(), seed:int=0, device=None, progress:bool=False) -> ExfiltrationResult:
+    "LSB encoding: the secret written into the low bits of the trained parameters (white-box recovery)."
+    return _exfiltrate('lsb', target, data, config, seed, device)
+
+@register_attack('cor', family='exfiltration', threat=_THREAT, config=PenaltyConfig, preset='exfiltration', paper=_SONG,
+                 quick={'dataset': 'mnist-embedded', 'hidden': 32, 'secrets': 2, 'epochs': 1})
+def run_cor(target:nn.Module, data:tuple, *, config:PenaltyConfig=PenaltyConfig(), seed:int=0, device=None, progress:bool=False) -> ExfiltrationResult:
+    "Correlated-value encoding: a training penalty that correlates the parameters with the secret (white-box recovery)."
+    return _exfiltrate('cor', target, data, config, seed, device)
+
+@register_attack('sgn', family='exfiltration', threat=_THREAT, config=PenaltyConfig, preset='exfiltration', paper=_SONG,
+                 quick={'dataset': 'mnist-embedded', 'hidden': 32, 'secrets': 2, 'epochs': 1})
+def run_sgn(target:nn.Module, data:tuple, *, config:PenaltyConfig=PenaltyConfig(), seed:int=0, device=None, progress:bool=False) -> ExfiltrationResult:
+    "Sign encoding: a training penalty that gives each parameter the sign of one secret bit (white-box recovery)."
+    return _exfiltrate('sgn', target, data, config, seed, device)
+
+@register_attack('cap', family='exfiltration', threat=('training recipe', 'black-box'), config=CapacityConfig, preset='exfiltration', paper=_SONG,
+                 quick={'dataset': 'mnist-embedded', 'hidden': 32, 'secrets': 2, 'epochs': 1})
+def run_cap(target:nn.Module, data:tuple, *, config:CapacityConfig=CapacityConfig(), seed:int=0, device=None, progress:bool=False) -> ExfiltrationResult:
+    "Capacity abuse: the secret taught as the labels of synthetic inputs, read back by querying the model (black-box recovery)."
+    return _exfiltrate('cap', target, data, config, seed, device)
 
 # %% ../nbs/50_exfiltration.ipynb #16266aa4
 def show_exfiltration(results:list, # `ExfiltrationResult`s with images

@@ -5,7 +5,7 @@
 # %% ../nbs/20_extraction.ipynb #a5ca327b
 from __future__ import annotations
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
@@ -23,12 +23,14 @@ from .core import ATTACK_METHOD, Anchor, Result, check_allocation, check_count, 
 from .data import as_data, load_sklearn, load_table
 from .models import MLP, LogisticRegression, SoftmaxRegression
 from .oracle import Oracle, model_accuracy, posteriors
+from .attacks import Headline, register_attack, register_preset
 
 # %% auto #0
 __all__ = ['STEALML_TABLES', 'SYNTHETIC', 'SKLEARN_SETS', 'TASKS', 'TARGET_KINDS', 'METHODS', 'PAPER_EXTRACTION', 'Task',
            'load_task', 'OvRRegression', 'make_model', 'n_unknowns', 'n_identifiable', 'train_target', 'task_accuracy',
            'uniform_queries', 'Agreement', 'agreement', 'solve_logits', 'solve_cross_entropy', 'Extraction', 'extract',
-           'ExtractionResult', 'n_queries_for', 'ExtractionSetup', 'extraction_setup', 'run_extraction']
+           'ExtractionResult', 'n_queries_for', 'ExtractionSetup', 'extraction_setup', 'run_extraction',
+           'majority_agreement', 'solve_for_copy', 'extraction_preset', 'EquationConfig', 'run_equations']
 
 # %% ../nbs/20_extraction.ipynb #505da0a6
 STEALML_TABLES = {'adult': ('adult', 'race'), 'adult-income': ('adult', 'income'),
@@ -303,6 +305,12 @@ class ExtractionResult(Result):
     method: str = 'cross-entropy'
     decimals: int|None = None
     target_accuracy: float = 0.
+    r_majority: float|None = None  # R_test of a copy that always answers the target's most frequent label
+
+    @property
+    def headline(self) -> Headline:
+        "R_test, the stolen copy's agreement on test records, against always answering the majority label."
+        return Headline('R_test', self.r_test, self.r_majority, 'majority label', self.paper_r_test)
 
     @property
     def attack(self) -> str: return f'extraction: {self.model}' + ('' if self.method == 'cross-entropy' else f' ({self.method})')
@@ -385,7 +393,20 @@ def run_extraction(kind:str='softmax', # the model family the attacker assumes: 
                   ) -> ExtractionResult:
     "Put a target behind an API and steal it by equation solving; agreement measured on test and uniform inputs."
     check_count(n_uniform, 'n_uniform')
-    setup = extraction_setup(kind, dataset, task, target, data, value_range, name, seed=seed, root=root)
+    return solve_for_copy(extraction_setup(kind, dataset, task, target, data, value_range, name, seed=seed, root=root), kind=kind, budget=budget,
+                          decimals=decimals, method=method, restarts=restarts, n_uniform=n_uniform, seed=seed)
+
+def majority_agreement(target, # the provider's model
+                       x:torch.Tensor, # inputs
+                      ) -> float:
+    "R of a copy that always answers the target's most frequent label on `x`: the agreement that costs no query."
+    labels = posteriors(target, x).argmax(1)
+    return float((labels == labels.mode().values).double().mean())
+
+def solve_for_copy(setup:ExtractionSetup, # the target, its test records and its input space
+                   *, kind:str, budget:float|int, decimals:int|None, method:str, restarts:int, n_uniform:int, seed:int,
+                  ) -> ExtractionResult:
+    "Steal `setup.target` by equation solving through an `Oracle` with the query budget; agreement on its test records and uniform inputs."
     d, C = setup.n_features, setup.n_classes
     unknowns = n_unknowns(make_model(kind, d, C))
     n = n_queries_for(budget, unknowns)
@@ -394,5 +415,42 @@ def run_extraction(kind:str='softmax', # the model family the attacker assumes: 
     stolen = extract(api, kind, d, C, n, method=method, restarts=restarts, seed=seed + 1)
     on_test = agreement(setup.target, stolen.model, setup.x_test)
     on_unif = agreement(setup.target, stolen.model, uniform_queries(n_uniform, d, seed + 2, *setup.value_range))
-    return ExtractionResult(kind, setup.name, unknowns, stolen.queries, on_test.label, on_unif.label, on_test.tv, on_unif.tv,
-                            stolen.seconds, method, decimals, setup.target_accuracy)
+    return ExtractionResult(model=kind, dataset=setup.name, unknowns=unknowns, queries=stolen.queries, r_test=on_test.label, r_unif=on_unif.label,
+                            tv_test=on_test.tv, tv_unif=on_unif.tv, seconds=stolen.seconds, method=method, decimals=decimals,
+                            target_accuracy=setup.target_accuracy, r_majority=majority_agreement(setup.target, setup.x_test))
+
+# %% ../nbs/20_extraction.ipynb #eqregcode
+@register_preset('extraction', datasets=tuple(TASKS))
+def extraction_preset(dataset:str, # one of `TASKS`
+                      *, config=None, # the attack's config: its `model` is the family the provider trains (softmax when it has none)
+                      seed:int=0, root=None, device=None, progress:bool=False,
+                     ) -> tuple:
+    "`(target, ExtractionSetup)`: the provider's model trained on the task, with the task's test records and input space."
+    setup = extraction_setup(getattr(config, 'model', 'softmax'), dataset, seed=seed, root=root)
+    return setup.target, setup
+
+@dataclass
+class EquationConfig:
+    "Options of extraction by equation solving."
+    model: str = 'softmax'  # the model family the attacker assumes: 'lr', 'softmax', 'ovr' or 'mlp'
+    budget: float = 1.0  # queries as a multiple of the stolen model's unknowns
+    queries: int = 0  # an absolute number of queries instead of `budget` (0: use `budget`)
+    rounding: int|None = None  # the API rounds confidences to this many decimals (a countermeasure)
+    method: str = 'cross-entropy'  # 'cross-entropy', or 'logits' (exact, for 'lr' and 'softmax')
+    restarts: int = 1  # random restarts of the MLP fit
+
+    def __post_init__(self):
+        if self.model not in ('lr', 'softmax', 'ovr', 'mlp'): raise ValueError(f"model must be 'lr', 'softmax', 'ovr' or 'mlp', got {self.model!r}")
+        if self.method not in ('cross-entropy', 'logits'): raise ValueError(f"method must be 'cross-entropy' or 'logits', got {self.method!r}")
+        check_positive(self.budget, 'budget'); check_count(self.queries, 'queries', low=0); check_count(self.restarts, 'restarts')
+        if self.rounding is not None: check_count(self.rounding, 'rounding', low=0)
+
+@register_attack('equations', family='extraction', threat=('black-box',), config=EquationConfig, preset='extraction', paper='Tramèr, Zhang, Juels, Reiter, Ristenpart: Stealing Machine Learning Models via Prediction APIs, USENIX Security 2016',
+                 quick={'dataset': 'iris'})
+def run_equations(target, # the provider's model, any kind (see `oracle.model_kind`)
+                  data:ExtractionSetup, # its test records and input space (`extraction_setup`)
+                  *, config:EquationConfig=EquationConfig(), seed:int=0, device=None, progress:bool=False,
+                 ) -> ExtractionResult:
+    "Equation solving: a copy of the model's family fitted to its confidences on random queries."
+    return solve_for_copy(replace(data, target=target), kind=config.model, budget=config.queries or config.budget, decimals=config.rounding,
+                          method=config.method, restarts=config.restarts, n_uniform=10_000, seed=seed)

@@ -16,9 +16,14 @@ from .extraction import (ExtractionResult, Task, agreement, extraction_setup, ma
                                      uniform_queries)
 from .models import predict_proba
 from .oracle import Oracle, QueryBudgetExceeded
+from dataclasses import dataclass, replace
+from .attacks import register_attack
+from .core import check_count, check_positive
+from .extraction import ExtractionSetup, majority_agreement
 
 # %% auto #0
-__all__ = ['STRATEGIES', 'fit_on_labels', 'line_search_queries', 'adaptive_queries', 'retrain', 'run_retraining']
+__all__ = ['STRATEGIES', 'fit_on_labels', 'line_search_queries', 'adaptive_queries', 'retrain', 'run_retraining',
+           'retrain_a_copy', 'RetrainingConfig', 'run_retraining_attack']
 
 # %% ../nbs/22_extraction_retraining.ipynb #fe891072
 def fit_on_labels(x:torch.Tensor, # N×d queried inputs
@@ -113,7 +118,13 @@ def run_retraining(dataset:str='adult', # one of `extraction.TASKS` (a preset: a
                    name:str|None=None, # what your target is called in results (default 'own model')
                   ) -> ExtractionResult:
     "Expose a target's labels only and steal a softmax copy of it by retraining."
-    setup = extraction_setup('softmax', dataset, task, target, data, value_range, name, seed=seed, root=root)
+    return retrain_a_copy(extraction_setup('softmax', dataset, task, target, data, value_range, name, seed=seed, root=root),
+                          strategy=strategy, budget=budget, n_uniform=n_uniform, seed=seed)
+
+def retrain_a_copy(setup:ExtractionSetup, # the target, its test records and its input space
+                   *, strategy:str, budget:float|int, n_uniform:int, seed:int,
+                  ) -> ExtractionResult:
+    "Steal a softmax copy of `setup.target` from its labels alone, through an `Oracle` with the query budget."
     d, C = setup.n_features, setup.n_classes
     unknowns = n_unknowns(make_model('softmax', d, C))
     n = n_queries_for(budget, unknowns)
@@ -122,5 +133,27 @@ def run_retraining(dataset:str='adult', # one of `extraction.TASKS` (a preset: a
     stolen, seconds = retrain(api, d, C, n, strategy, seed + 1)
     on_test = agreement(setup.target, stolen, setup.x_test)
     on_unif = agreement(setup.target, stolen, uniform_queries(n_uniform, d, seed + 2, *setup.value_range))
-    return ExtractionResult('softmax', setup.name, unknowns, api.queries, on_test.label, on_unif.label, on_test.tv, on_unif.tv,
-                            seconds, f'retrain:{strategy}', None, setup.target_accuracy)
+    return ExtractionResult(model='softmax', dataset=setup.name, unknowns=unknowns, queries=api.queries, r_test=on_test.label, r_unif=on_unif.label,
+                            tv_test=on_test.tv, tv_unif=on_unif.tv, seconds=seconds, method=f'retrain:{strategy}', decimals=None,
+                            target_accuracy=setup.target_accuracy, r_majority=majority_agreement(setup.target, setup.x_test))
+
+# %% ../nbs/22_extraction_retraining.ipynb #retregcode
+@dataclass
+class RetrainingConfig:
+    "Options of extraction by retraining on labels."
+    strategy: str = 'adaptive'  # how queries are chosen: 'uniform', 'line-search' or 'adaptive'
+    budget: float = 10.0  # queries as a multiple of the softmax copy's unknowns
+    queries: int = 0  # an absolute number of queries instead of `budget` (0: use `budget`)
+
+    def __post_init__(self):
+        if self.strategy not in STRATEGIES: raise ValueError(f"strategy must be one of {STRATEGIES}, got {self.strategy!r}")
+        check_positive(self.budget, 'budget'); check_count(self.queries, 'queries', low=0)
+
+@register_attack('retraining', family='extraction', threat=('black-box',), config=RetrainingConfig, preset='extraction', paper='Tramèr, Zhang, Juels, Reiter, Ristenpart: Stealing Machine Learning Models via Prediction APIs, USENIX Security 2016',
+                 quick={'dataset': 'iris', 'budget': 2.0})
+def run_retraining_attack(target, # the provider's model, any kind
+                          data:ExtractionSetup, # its test records and input space
+                          *, config:RetrainingConfig=RetrainingConfig(), seed:int=0, device=None, progress:bool=False,
+                         ) -> ExtractionResult:
+    "Retraining: a softmax copy trained on the labels the API answers, for queries chosen uniformly, by line search or adaptively."
+    return retrain_a_copy(replace(data, target=target), strategy=config.strategy, budget=config.queries or config.budget, n_uniform=10_000, seed=seed)

@@ -14,11 +14,13 @@ from sklearn.tree import DecisionTreeClassifier
 from .core import ATTACK_METHOD, Result, metric_rows
 from .data import Feature, as_data, load_table
 from .oracle import QueryBudgetExceeded, OracleInputError
+from .attacks import Headline, register_attack, register_preset
+from .core import check_positive
 
 # %% auto #0
 __all__ = ['TREE_TABLES', 'TreeTask', 'encode', 'load_tree_task', 'TreeOracle', 'StolenLeaf', 'StolenTree', 'CachedAPI', 'sweep',
            'random_input', 'path_finding', 'top_down', 'TreeExtractionResult', 'continuous_features', 'train_tree',
-           'run_tree_extraction']
+           'run_tree_extraction', 'trees_preset', 'PathFindingConfig', 'run_paths']
 
 # %% ../nbs/21_extraction_trees.ipynb #3acd9ea6
 @dataclass
@@ -291,6 +293,12 @@ class TreeExtractionResult(Result):
     leaf_agreement_unif: float
     seconds: float
     target_accuracy: float
+    r_majority: float|None = None  # R_test of a copy that always answers the tree's most frequent label
+
+    @property
+    def headline(self) -> Headline:
+        "R_test, the stolen tree's agreement on test records, against always answering the majority label."
+        return Headline('R_test', self.r_test, self.r_majority, 'majority label')
 
     def rows(self) -> list:
         "Leaves found (a fraction), queries, agreement on test and uniform inputs, leaf identifiers matched, seconds and the tree's accuracy."
@@ -329,7 +337,7 @@ def run_tree_extraction(dataset:str='steak', # one of `TREE_TABLES` (a preset: t
         if data is not None: raise ValueError("`data` holds the test records of your own tree: give the tree too")
         task = task or load_tree_task(dataset, root, seed)
         tree = train_tree(task, min_samples_leaf, seed)
-        features, x_test, y_test, name = task.features, task.x_test, task.y_test, task.name
+    if task is not None: features, x_test, y_test, name = task.features, task.x_test, task.y_test, task.name
     else:
         if data is None: raise ValueError("stealing your own tree needs its test records: data=(x, y)")
         test = as_data(data)
@@ -344,6 +352,37 @@ def run_tree_extraction(dataset:str='steak', # one of `TREE_TABLES` (a preset: t
     true_ids, true_labels = api(u)
     _, true_test = api(x_test)
     target_acc = float((tree.predict(encode(features, x_test)) == y_test).mean())
-    return TreeExtractionResult(name, variant, api.n_leaves, len({l.id for l in stolen.leaves} & api.leaf_ids), queries,
-                                float((stolen.predict(x_test) == true_test).mean()), float((stolen.predict(u) == true_labels).mean()),
-                                float((stolen.predict_ids(u) == true_ids).mean()), seconds, target_acc)
+    majority = float((true_test == pd.Series(true_test).mode()[0]).mean())
+    return TreeExtractionResult(dataset=name, variant=variant, leaves=api.n_leaves, leaves_found=len({l.id for l in stolen.leaves} & api.leaf_ids),
+                                queries=queries, r_test=float((stolen.predict(x_test) == true_test).mean()),
+                                r_unif=float((stolen.predict(u) == true_labels).mean()), leaf_agreement_unif=float((stolen.predict_ids(u) == true_ids).mean()),
+                                seconds=seconds, target_accuracy=target_acc, r_majority=majority)
+
+# %% ../nbs/21_extraction_trees.ipynb #pathregcode
+@register_preset('trees', datasets=tuple(TREE_TABLES))
+def trees_preset(dataset:str, # one of `TREE_TABLES`
+                 *, config=None, seed:int=0, root=None, device=None, progress:bool=False,
+                 min_samples_leaf:int=20, # the provider's minimum samples per leaf
+                ) -> tuple:
+    "`(tree, TreeTask)`: the provider's tree trained on the table, and the table with its feature space and test rows."
+    task = load_tree_task(dataset, root, seed)
+    return train_tree(task, min_samples_leaf, seed), task
+
+@dataclass
+class PathFindingConfig:
+    "Options of tree extraction."
+    variant: str = 'path-finding'  # 'path-finding' (bottom-up) or 'top-down' (incomplete queries)
+    epsilon: float = 1e-5  # the precision to which each boundary is found
+
+    def __post_init__(self):
+        if self.variant not in ('path-finding', 'top-down'): raise ValueError(f"variant must be 'path-finding' or 'top-down', got {self.variant!r}")
+        check_positive(self.epsilon, 'epsilon')
+
+@register_attack('paths', family='extraction', threat=('black-box',), config=PathFindingConfig, preset='trees', paper='Tramèr, Zhang, Juels, Reiter, Ristenpart: Stealing Machine Learning Models via Prediction APIs, USENIX Security 2016',
+                 quick={'dataset': 'steak'})
+def run_paths(target:DecisionTreeClassifier, # the provider's tree, behind an API that names the leaf of each answer
+              data:TreeTask, # its feature space and test rows
+              *, config:PathFindingConfig=PathFindingConfig(), seed:int=0, device=None, progress:bool=False,
+             ) -> TreeExtractionResult:
+    "Path-finding: every leaf of a decision tree, found by walking its boundaries through leaf identifiers."
+    return run_tree_extraction(variant=config.variant, epsilon=config.epsilon, seed=seed, task=data, tree=target)

@@ -17,12 +17,14 @@ from .core import ATTACK_METHOD, Anchor, Result, artefact, check_count, check_fi
 from .data import Data, as_data, load_att_faces, show_images
 from .models import MLP, SoftmaxRegression, fit, accuracy, model_device, module_mode
 from .oracle import white_box
+from .attacks import Headline, register_attack, register_preset
+from .attacks import register_bench
 
 # %% auto #0
 __all__ = ['FACE_MODELS', 'PAPER_FACES', 'FACES_STEP', 'FaceSplit', 'load_face_split', 'image_split', 'DAEClassifier',
            'train_face_model', 'Inversion', 'mi_face_step', 'mi_face', 'standardize_images', 'FaceIdentifier',
            'identification', 'sharpen', 'denoise_and_sharpen', 'FaceInversionResult', 'run_face_inversion',
-           'show_inversions', 'bench_face_inversion']
+           'face_model_kind', 'faces_preset', 'MiFaceConfig', 'run_mi_face', 'show_inversions', 'bench_face_inversion']
 
 # %% ../nbs/31_inversion_faces.ipynb #19069c7e
 @dataclass
@@ -277,6 +279,11 @@ class FaceInversionResult(Result):
     images: torch.Tensor|None = artefact()  # the reconstructions, one per class
     nearest_images: torch.Tensor|None = artefact()  # each class's training image nearest its reconstruction
 
+    @property
+    def headline(self) -> Headline:
+        "The share of reconstructions the evaluation classifier takes for the right class, against its share of real held-out images."
+        return Headline('identified by the evaluation classifier', self.identified_classifier, self.reference_accuracy, 'real held-out images')
+
     def rows(self) -> list:
         "Identification by each check beside the real images' reference, the model's confidence and accuracy, and the cost beside the paper's."
         a, t = f'MI-FACE: {self.model}', f'{self.dataset} {self.image_size}'
@@ -331,6 +338,41 @@ def run_face_inversion(model:str='softmax', # one of `FACE_MODELS`, trained here
                                split.train.name.split('/')[0] if not own else 'own images', inv.images,
                                split.train.x[identifier.nearest_training(inv.images)])
 
+# %% ../nbs/31_inversion_faces.ipynb #faceregcode
+def face_model_kind(recogniser:nn.Module) -> str:
+    "The kind of `FACE_MODELS` a recogniser is, or its class's name."
+    return {SoftmaxRegression: 'softmax', MLP: 'mlp', DAEClassifier: 'dae'}.get(type(recogniser), type(recogniser).__name__)
+
+@register_preset('faces', datasets=('att-faces',))
+def faces_preset(dataset:str, # 'att-faces'
+                 *, config=None, seed:int=0, root=None, device=None, progress:bool=True,
+                 model:str='softmax', # the recogniser: 'softmax', 'mlp' or 'dae'
+                 scale:int=1, # downsampling per side (1 = 112×92, 2 = 56×46)
+                ) -> tuple:
+    "`(recogniser, FaceSplit)`: a recogniser of the kind asked for, trained on the faces' training images."
+    if model not in FACE_MODELS: raise ValueError(f"model must be one of {FACE_MODELS}, got {model!r}")
+    split = load_face_split(scale=scale, root=root)
+    return train_face_model(model, split, seed=seed, device=device, progress=progress), split
+
+@dataclass
+class MiFaceConfig:
+    "Options of MI-FACE."
+    lr: float = FACES_STEP  # the gradient step size λ
+    max_steps: int = 5000  # gradient steps per class at most
+
+    def __post_init__(self): check_positive(self.lr, 'lr'); check_count(self.max_steps, 'max_steps')
+
+@register_attack('mi-face', family='inversion', threat=('white-box',), config=MiFaceConfig, preset='faces',
+                 paper='Fredrikson, Jha, Ristenpart: Model Inversion Attacks that Exploit Confidence Information, CCS 2015',
+                 quick={'dataset': 'att-faces', 'scale': 4, 'max_steps': 50})
+def run_mi_face(target:nn.Module, # the recogniser (torch: MI-FACE follows its gradients)
+                data:FaceSplit, # its training and held-out images
+                *, config:MiFaceConfig=MiFaceConfig(), seed:int=0, device=None, progress:bool=True,
+               ) -> FaceInversionResult:
+    "MI-FACE: an image of each class, found by gradient descent on the recogniser's confidence in it."
+    return run_face_inversion(face_model_kind(target), lr=config.lr, max_steps=config.max_steps, seed=seed, device=device, progress=progress,
+                              split=data, recogniser=target)
+
 # %% ../nbs/31_inversion_faces.ipynb #76941172
 def show_inversions(split:FaceSplit, # the faces
                     results:list, # `FaceInversionResult`s with images
@@ -345,6 +387,7 @@ def show_inversions(split:FaceSplit, # the faces
     return fig
 
 # %% ../nbs/31_inversion_faces.ipynb #145aa96a
+@register_bench('face-inversion')
 def bench_face_inversion(models:tuple=('softmax', 'mlp'), # recognisers to time
                          scale:int=1, # downsampling per side
                          lr:float=10., # MI-FACE step size

@@ -14,12 +14,13 @@ from sklearn.tree import DecisionTreeClassifier
 from .core import ATTACK_METHOD, Anchor, Result, metric_rows, paper_value, seed_spread
 from .data import Feature, as_data, load_table
 from .oracle import model_kind, posteriors
+from .attacks import Headline, register_attack, register_preset
 
 # %% auto #0
 __all__ = ['SURVEYS', 'PAPER_MAP', 'SurveyTask', 'feature_index', 'load_survey', 'feature_columns', 'encode_survey',
            'train_survey_tree', 'binned_survey', 'marginal_priors', 'error_model', 'check_prior', 'MapEstimate',
            'blackbox_map', 'leaf_cells', 'leaf_class_counts', 'whitebox_map', 'inversion_scores', 'attack_survey',
-           'MapInversionResult', 'run_map_inversion']
+           'MapInversionResult', 'run_map_inversion', 'surveys_preset', 'MapConfig', 'run_map']
 
 # %% ../nbs/30_inversion_map.ipynb #90f86a38
 SURVEYS = {  # name: (table, label column, default sensitive feature, its positive answer, columns dropped)
@@ -335,6 +336,15 @@ class MapInversionResult(Result):
         df = pd.DataFrame(self.rows_per_split)
         return df.groupby(['survey', 'method', 'group'], sort=False)[['accuracy', 'precision', 'recall']].agg(spread)
 
+    @property
+    def headline(self) -> Headline:
+        "The best estimator's accuracy on members (the ideal one aside), against guessing the prior's mode."
+        acc = self.means()['accuracy']
+        members = {m: v for (_, m, g), v in acc.items() if g == 'members' and m not in ('ideal', 'prior mode')}
+        best = max(members, key=members.get)
+        prior = next(v for (_, m, g), v in acc.items() if g == 'members' and m == 'prior mode')
+        return Headline(f'accuracy on members ({best})', members[best], prior, "the prior's mode")
+
     def rows(self) -> list:
         "Each estimator's accuracy, precision and recall of the sensitive answer, on members and on non-members, beside the paper."
         out = []
@@ -380,3 +390,27 @@ def run_map_inversion(surveys:list=('steak', 'gss'), # names in `SURVEYS` (prese
         return MapInversionResult([r | dict(seed=0) for r in attack_survey(task, model=model)])
     return MapInversionResult([r | dict(seed=seed) for name in surveys for seed in seeds
                                for r in attack_survey(load_survey(name, seed=seed, root=root), min_samples_leaf, seed)])
+
+# %% ../nbs/30_inversion_map.ipynb #mapregcode
+@register_preset('surveys', datasets=tuple(SURVEYS))
+def surveys_preset(dataset:str, # one of `SURVEYS`
+                   *, config=None, seed:int=0, root=None, device=None, progress:bool=False,
+                   min_samples_leaf:int=1, # the provider's minimum samples per leaf
+                  ) -> tuple:
+    "`(tree, SurveyTask)`: the survey split by `seed` into members and non-members, and the tree trained on the members."
+    task = load_survey(dataset, seed=seed, root=root)
+    return train_survey_tree(task, min_samples_leaf, seed), task
+
+@dataclass
+class MapConfig:
+    "MAP inversion has no options: every estimator the model allows runs."
+
+@register_attack('map', family='inversion', threat=('black-box',), config=MapConfig, preset='surveys',
+                 paper='Fredrikson, Lantz, Jha, Lin, Page, Ristenpart: Privacy in Pharmacogenetics, USENIX Security 2014; Fredrikson et al., CCS 2015',
+                 quick={'dataset': 'steak'})
+def run_map(target, # the model over `encode_survey(data.features, ·)`: a scikit-learn tree also gets the white-box estimators
+            data:SurveyTask, # the survey, its sensitive feature and its members and non-members
+            *, config:MapConfig=MapConfig(), seed:int=0, device=None, progress:bool=False,
+           ) -> MapInversionResult:
+    "MAP inference of a sensitive attribute from the model's answers (black-box) and its tree's leaf counts (white-box)."
+    return MapInversionResult([r | dict(seed=seed) for r in attack_survey(data, seed=seed, model=target)])

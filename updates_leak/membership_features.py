@@ -21,6 +21,7 @@ from .attacks import tpr_at_fpr
 from .data import as_data
 from .models import CifarCNN, location_model, model_device, module_mode, predict_logits
 from .oracle import model_kind, posteriors, white_box
+from .attacks import register_bench
 
 # %% auto #0
 __all__ = ['BLACK_BOX', 'weight_layers', 'check_layers', 'per_sample_gradients', 'loop_gradients', 'bench_per_sample_gradients',
@@ -125,6 +126,7 @@ def loop_gradients(model:nn.Module, # the classifier, evaluated in eval mode
     return {l: torch.stack(v) for l, v in out.items()}
 
 # %% ../nbs/60_membership_features.ipynb #36697361
+@register_bench('per-sample-gradients')
 def bench_per_sample_gradients(n:int=512, # records per measurement
                                threads:int|None=2, # PyTorch intra-op threads (`None`: leave as is)
                                repeats:int=3, # timed repetitions (the best is kept)

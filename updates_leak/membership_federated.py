@@ -15,7 +15,7 @@ from sklearn.metrics import roc_curve
 
 from .core import ATTACK_METHOD, Result, artefact, check_count, check_positive, default_device, metric_rows, private_rng, seeded_generator
 from .data import Data, assert_disjoint, concat, disjoint_split
-from .attacks import plot_roc_curves
+from .attacks import Headline, plot_roc_curves, register_attack, register_preset
 from .membership_features import (attack_metrics, best_threshold, check_layers, epoch_range, membership_features,
                                               membership_scores, train_nasr_attack, weight_layers)
 from .membership_standalone import TARGETS, load_pool
@@ -24,7 +24,8 @@ from .models import accuracy, fit, predict_logits
 # %% auto #0
 __all__ = ['ATTACKERS', 'MODES', 'average_states', 'ascent_step', 'FederatedSetting', 'local_update', 'check_federated',
            'simulate_federated', 'snapshot_features', 'federated_split', 'FederatedResult', 'federated_row',
-           'run_federated', 'plot_federated_trends', 'target_losses', 'ascent_response']
+           'run_federated', 'plot_federated_trends', 'federation_preset', 'FederatedConfig', 'run_federated_attack',
+           'target_losses', 'ascent_response']
 
 # %% ../nbs/62_membership_federated.ipynb #51f94aef
 def average_states(states:list, # state dicts of the participants' models
@@ -174,6 +175,11 @@ class FederatedResult(Result):
     ascent: float|None = None # the active attacker's gradient-ascent step (active mode only)
 
     @property
+    def headline(self) -> Headline:
+        "TPR at 1% FPR on the victim's records, against random guessing."
+        return Headline('tpr@1%fpr', self.metrics['tpr@1%fpr'], 0.01, 'random guess')
+
+    @property
     def attack(self) -> str:
         return f'federated: {self.attacker} {self.mode}' + ('' if self.ascent is None else f' (step {self.ascent:g})')
 
@@ -208,12 +214,13 @@ def run_federated(setting:FederatedSetting=FederatedSetting(), # the FedAvg run
                   ascent:float=0.3, # the active attacker's gradient-ascent step
                   seed:int=0, # seeds the split, the FedAvg run and the attack
                   root=None, # data root
+                  pool:Data|None=None, # the records the participants draw theirs from (default: the setting's dataset, loaded from `root`)
                   progress:bool=False, # progress bars
                   device:str|torch.device|None=None, # where the participants and the attack network train (`None`: CUDA if available)
                  ) -> FederatedResult:
     "Simulate FedAvg on the setting's dataset, let the attacker watch (and perhaps meddle), then attack the victim's records."
     observed = check_federated(setting, attacker, mode, observed)
-    parts, targets, test = federated_split(setting, load_pool(setting.dataset, root), seed)
+    parts, targets, test = federated_split(setting, load_pool(setting.dataset, root) if pool is None else pool, seed)
     seen, global_model = simulate_federated(setting, parts, targets, attacker, mode, observed, ascent, seed, progress, device)
     layers = check_layers(global_model, weight_layers(global_model)[-1:] if layers is None else layers)
     feats = snapshot_features(seen, targets, layers, device)
@@ -246,6 +253,51 @@ def plot_federated_trends(by_rounds:list, # `federated_row`s of the passive serv
     axes[1].set(xlabel='participants', ylabel='attack accuracy (%)', title='passive local attacker')
     for ax in axes: ax.legend()
     return axes
+
+# %% ../nbs/62_membership_federated.ipynb #fedregcode
+@register_preset('federation', datasets=tuple(TARGETS))
+def federation_preset(dataset:str, # a key of `membership_standalone.TARGETS`
+                      *, config=None, seed:int=0, root=None, device=None, progress:bool=False,
+                      participants:int=4, # participants, the attacker included
+                      records:int=400, # records per participant
+                      rounds:int=30, # FedAvg rounds
+                      local_epochs:int=1, # each participant's local epochs per round
+                     ) -> tuple:
+    "`(FederatedSetting, pool)`: the FedAvg run and the records its participants draw theirs from."
+    return FederatedSetting(dataset, participants, records, rounds, local_epochs), load_pool(dataset, root)
+
+@dataclass
+class FederatedConfig:
+    "Who attacks a federation, how, and from which rounds."
+    attacker: str = 'global'  # 'global' (the server) or 'local' (a participant)
+    mode: str = 'passive'  # 'passive'; 'active' (gradient ascent) or 'isolating' (the server only)
+    observed: str = '26,27,28,29,30'  # comma-separated rounds the attacker uses
+    layers: str = ''  # comma-separated gradient layers ('': the last weight layer)
+    kernels: int = 100  # kernels per gradient component
+    epochs: int = 40  # attack-network training epochs
+    ascent: float = 0.3  # the active attacker's gradient-ascent step
+
+    def __post_init__(self):
+        if self.attacker not in ATTACKERS: raise ValueError(f"attacker must be one of {ATTACKERS}, got {self.attacker!r}")
+        if self.mode not in MODES: raise ValueError(f"mode must be one of {MODES}, got {self.mode!r}")
+        if self.mode == 'isolating' and self.attacker != 'global': raise ValueError("only the server (attacker 'global') can isolate a participant")
+        try: self.rounds
+        except ValueError: raise ValueError(f"observed must list rounds separated by commas, got {self.observed!r}") from None
+        check_count(self.kernels, 'kernels'); check_count(self.epochs, 'epochs'); check_positive(self.ascent, 'ascent')
+
+    @property
+    def rounds(self) -> tuple: return tuple(int(r) for r in self.observed.split(','))
+
+@register_attack('federated', family='membership', threat=('white-box', 'updates'), config=FederatedConfig, preset='federation',
+                 paper='Nasr, Shokri, Houmansadr: Comprehensive Privacy Analysis of Deep Learning, S&P 2019',
+                 quick={'dataset': 'location', 'participants': 2, 'records': 100, 'rounds': 3, 'observed': '2,3', 'kernels': 10, 'epochs': 5})
+def run_federated_attack(target:FederatedSetting, # the FedAvg run under attack
+                         data:Data, # the records its participants draw theirs from
+                         *, config:FederatedConfig=FederatedConfig(), seed:int=0, device=None, progress:bool=False,
+                        ) -> FederatedResult:
+    "Membership inference in federated learning: the server or a participant watches the global model's rounds (and may meddle)."
+    return run_federated(target, config.attacker, config.mode, config.rounds, config.layers.split(',') if config.layers else None,
+                         config.kernels, config.epochs, config.ascent, seed, pool=data, progress=progress, device=device)
 
 # %% ../nbs/62_membership_federated.ipynb #d73e1917
 def target_losses(model:nn.Module, # a snapshot

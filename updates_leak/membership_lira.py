@@ -16,19 +16,21 @@ from torch.func import functional_call, stack_module_state, vmap
 from .core import (Result, artefact, best_thread_time, best_time, cache_lock, check_count, check_positive, child_seed, default_device, format_table,
                                load_verified, metric_rows, numerics_key, progress as progress_bar, ray_map, save_verified, tensor_digest, torch_threads)
 from .attacks import (MembershipData, MembershipResult, answer_floor, answer_log_posteriors, as_oracle, membership_metrics, membership_result,
-                                  plot_roc_curves, register_attack, true_label_confidence)
+                                  plot_roc_curves, register_attack, register_preset, strongest_headline, true_label_confidence)
 from .data import Data, as_data, concat
 from .models import batch_order, has_batch_norm, reinitialized
-from .membership_standalone import own_recipe, train_membership_model
+from .membership_standalone import TARGETS, MembershipTarget, load_pool, own_recipe, train_membership_model
 from .oracle import Disclosure, Oracle, model_kind, posteriors
+from .attacks import register_bench
 
 # %% auto #0
 __all__ = ['DISCLOSURES', 'THROUGH_API', 'inclusion_matrix', 'unstackable', 'check_stackable', 'train_one_reference',
            'reference_memory', 'models_per_chunk', 'References', 'train_references', 'lira_scores',
            'true_label_probability', 'rmia_scores', 'ReferenceAttackResult', 'reference_scores',
            'augmented_lira_scores', 'run_reference_attacks', 'reference_log_posteriors', 'LossConfig',
-           'ReferenceConfig', 'run_loss_attack', 'run_lira', 'run_rmia', 'reference_attacks_through_api',
-           'disclosure_table', 'matmul_rate', 'training_flops', 'bench_reference_models']
+           'ReferenceConfig', 'run_loss_attack', 'run_lira', 'run_rmia', 'membership_pool_preset',
+           'ReferenceProtocolConfig', 'run_reference_protocol', 'reference_attacks_through_api', 'disclosure_table',
+           'matmul_rate', 'training_flops', 'bench_reference_models']
 
 # %% ../nbs/63_membership_lira.ipynb #77506361
 def inclusion_matrix(n_models:int, # K models
@@ -305,6 +307,9 @@ class ReferenceAttackResult(Result):
     scores: dict = artefact(None)  # attack -> per-record scores
     references: References|None = artefact(None)  # the target (model 0) and the references
 
+    @property
+    def headline(self): return strongest_headline(self.metrics)
+
     def rows(self) -> list:
         s = f'K={self.n_references}'
         out = [r for a, m in self.metrics.items() for k, v in m.items() for r in metric_rows(f'membership: {a}', self.dataset, k, {'this library': v}, s)]
@@ -477,8 +482,9 @@ def _reference_attack_scores(target, data:MembershipData, config:ReferenceConfig
     return scores, oracle.queries - asked, {'training': trained - start, 'scoring': time.perf_counter() - trained}
 
 # %% ../nbs/63_membership_lira.ipynb #regattacks
-@register_attack('loss', family='membership', threat=('black-box',), config=LossConfig,
-                 paper='Yeom, Giacomelli, Fredrikson, Jha: Privacy Risk in Machine Learning, CSF 2018')
+@register_attack('loss', family='membership', threat=('black-box',), config=LossConfig, preset='membership',
+                 paper='Yeom, Giacomelli, Fredrikson, Jha: Privacy Risk in Machine Learning, CSF 2018',
+                 quick={'dataset': 'location', 'population': 100})
 def run_loss_attack(target, # the model under attack, or an `Oracle` around it
                     data:MembershipData, # the records under test (the population is not needed)
                     *, config:LossConfig=LossConfig(), seed:int=0, device=None, progress:bool=True,
@@ -496,8 +502,9 @@ def _reference_attack(name:str, target, data:MembershipData, config:ReferenceCon
     return membership_result(name.split(' ')[0].lower(), data.name, scores[name], data.is_member, queries=queries, seconds=seconds,
                              setting=f"K={config.references}, {name.split(' ', 1)[1]}")
 
-@register_attack('lira', family='membership', threat=('black-box', 'reference models', 'training recipe'), config=ReferenceConfig,
-                 paper='Carlini, Chien, Nasr, Song, Terzis, Tramèr: Membership Inference Attacks From First Principles, S&P 2022')
+@register_attack('lira', family='membership', threat=('black-box', 'reference models', 'training recipe'), config=ReferenceConfig, preset='membership',
+                 paper='Carlini, Chien, Nasr, Song, Terzis, Tramèr: Membership Inference Attacks From First Principles, S&P 2022',
+                 quick={'dataset': 'location', 'population': 100, 'references': 2, 'epochs': 2})
 def run_lira(target, # the model under attack (its architecture or estimator trains the references), or an `Oracle` around it
              data:MembershipData, # the records under test, and the population the references train on
              *, config:ReferenceConfig=ReferenceConfig(), seed:int=0, device=None, progress:bool=True,
@@ -506,14 +513,54 @@ def run_lira(target, # the model under attack (its architecture or estimator tra
     variant = f"LiRA {'online' if config.online else 'offline'}" + (', global variance' if config.global_variance else '')
     return _reference_attack(variant, target, data, config, seed, device, progress)
 
-@register_attack('rmia', family='membership', threat=('black-box', 'reference models', 'training recipe'), config=ReferenceConfig,
-                 paper='Zarifzadeh, Liu, Nasr, Shokri: Low-Cost High-Power Membership Inference Attacks, ICML 2024')
+@register_attack('rmia', family='membership', threat=('black-box', 'reference models', 'training recipe'), config=ReferenceConfig, preset='membership',
+                 paper='Zarifzadeh, Liu, Nasr, Shokri: Low-Cost High-Power Membership Inference Attacks, ICML 2024',
+                 quick={'dataset': 'location', 'population': 100, 'references': 2, 'epochs': 2})
 def run_rmia(target, # the model under attack (its architecture or estimator trains the references), or an `Oracle` around it
              data:MembershipData, # the records under test, and the population (half trains the references, half is z)
              *, config:ReferenceConfig=ReferenceConfig(), seed:int=0, device=None, progress:bool=True,
             ) -> MembershipResult:
     "RMIA: how often each record's likelihood ratio under the target beats that of population records z."
     return _reference_attack(f"RMIA {'online' if config.online else 'offline'}", target, data, config, seed, device, progress)
+
+# %% ../nbs/63_membership_lira.ipynb #protocolcode
+@register_preset('membership pool', datasets=tuple(TARGETS))
+def membership_pool_preset(dataset:str, # a key of `membership_standalone.TARGETS`
+                           *, config=None, seed:int=0, root=None, device=None, progress:bool=False,
+                           population:int=0, # records beyond the pool, for RMIA's population (0: every record the pool leaves)
+                          ) -> tuple:
+    "`(recipe, records)`: how the target and its references train, and the records (the pool of 2 × members first, then the population)."
+    recipe = TARGETS[dataset]
+    pool = load_pool(recipe.dataset, root)
+    order = torch.randperm(len(pool), generator=torch.Generator().manual_seed(seed))
+    return recipe, pool.subset(order[:2 * recipe.members + population] if population else order)
+
+@dataclass
+class ReferenceProtocolConfig:
+    "Options of the papers' protocol: a target and K references on random halves of the pool."
+    references: int = 16  # K, the reference models
+    offline: bool = False  # the offline variants only
+    augment: bool = False  # images: also LiRA over each record and its mirror image
+    one_at_a_time: bool = False  # train the models one after another instead of stacked (faster for CNNs on a CPU)
+    backend: str = 'local'  # train the models here ('local') or as Ray tasks ('ray', the `ray` extra)
+    address: str = ''  # with backend 'ray': the cluster's address ('': a local Ray instance)
+    cache: str = ''  # folder of finished models (verified; an interrupted run resumes; '': none)
+
+    def __post_init__(self):
+        check_count(self.references, 'reference models', low=2)
+        if self.backend not in ('local', 'ray'): raise ValueError(f"backend must be 'local' or 'ray', got {self.backend!r}")
+
+@register_attack('references', family='membership', threat=('black-box', 'reference models', 'training recipe'), config=ReferenceProtocolConfig,
+                 preset='membership pool', paper='Carlini et al., S&P 2022; Zarifzadeh et al., ICML 2024 (their common protocol)',
+                 quick={'dataset': 'location', 'population': 50, 'references': 2})
+def run_reference_protocol(target:MembershipTarget, # the recipe: architecture, epochs, learning rate, batch size and members
+                           data:Data, # the pool (2 × `target.members` records) then the population
+                           *, config:ReferenceProtocolConfig=ReferenceProtocolConfig(), seed:int=0, device=None, progress:bool=True,
+                          ) -> ReferenceAttackResult:
+    "LiRA, RMIA and the loss attack in the papers' protocol: a target and K references, each on a random half of the pool."
+    return run_reference_attacks(target.make_model(), data, 2 * target.members, config.references, target.epochs, target.lr, target.batch_size, seed,
+                                 target.dataset, online=not config.offline, device=device, progress=progress, augment=config.augment,
+                                 stacked=not config.one_at_a_time, backend=config.backend, address=config.address or None, cache_dir=config.cache or None)
 
 # %% ../nbs/63_membership_lira.ipynb #apicode
 DISCLOSURES = {'exact posteriors': Disclosure(), 'rounded to 3 decimals': Disclosure(decimals=3), 'rounded to 2 decimals': Disclosure(decimals=2),
@@ -569,6 +616,7 @@ def training_flops(model:nn.Module, records:int) -> float:
     "Floating-point operations to train the dense layers of `model` on `records` record-visits: 2·in·out forward and twice that backward."
     return 6. * records * sum(m.in_features * m.out_features for m in model.modules() if isinstance(m, nn.Linear))
 
+@register_bench('reference-models')
 def bench_reference_models(n_models:int=16, # K
                            epochs:int=20, # epochs of each model (half the attack's 40; fewer would let start-up costs dominate)
                            pool:int=1000, # records in the pool

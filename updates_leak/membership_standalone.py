@@ -14,8 +14,8 @@ import torch.nn as nn
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.metrics import roc_curve
 
-from .attacks import MembershipData
-from .core import ATTACK_METHOD, Result, artefact, child_seed, held_warnings, metric_rows, seeded_generator, set_seed
+from .attacks import MembershipData, register_attack, register_preset, strongest_headline
+from .core import ATTACK_METHOD, Result, artefact, check_count, child_seed, held_warnings, metric_rows, seeded_generator, set_seed
 from .data import WHOLE_DATASETS, Data, as_data, assert_disjoint, concat, disjoint_split, load_dataset
 from .attacks import plot_roc_curves
 from .membership_features import (BLACK_BOX, attack_metrics, best_threshold, check_layers, concat_rows,
@@ -28,7 +28,8 @@ from .oracle import model_accuracy, model_kind, posteriors, white_box
 # %% auto #0
 __all__ = ['TARGETS', 'NASR_VARIANTS', 'MembershipTarget', 'load_pool', 'membership_split', 'train_membership_model',
            'own_recipe', 'preset_membership_data', 'ShadowModelAttack', 'check_no_shared_records', 'MembershipAttack',
-           'art_blackbox_scores', 'StandaloneResult', 'evaluate_scores', 'run_standalone', 'plot_roc']
+           'art_blackbox_scores', 'StandaloneResult', 'evaluate_scores', 'StandaloneSplit', 'run_standalone',
+           'nasr_protocol', 'NasrConfig', 'membership_split_preset', 'run_nasr', 'plot_roc']
 
 # %% ../nbs/61_membership_standalone.ipynb #ad2a60a4
 @dataclass
@@ -97,10 +98,12 @@ def own_recipe(model, # your trained model: a torch model or a scikit-learn esti
     return MembershipTarget(name, make, members=len(members), shadow=0, test=0, epochs=epochs, lr=lr, batch_size=batch_size)
 
 # %% ../nbs/61_membership_standalone.ipynb #presetcode
+@register_preset('membership', datasets=tuple(TARGETS))
 def preset_membership_data(dataset:str, # a key of `TARGETS`
-                           *, seed:int=0, # seeds the split and the target
+                           *, config=None, # the attack's config (the records do not depend on it)
+                           seed:int=0, # seeds the split and the target
                            root=None, # data root
-                           population:int=0, # population records (0: every record the members and non-members leave)
+                           population:int=0, # population records, drawn from outside the records under test (0: every record the members and non-members leave)
                            device=None, # where the target trains
                            progress:bool=False, # progress over the target's epochs
                           ) -> tuple:
@@ -240,6 +243,9 @@ class StandaloneResult(Result):
     def __post_init__(self):
         if self.roc is None: self.roc = {}
 
+    @property
+    def headline(self): return strongest_headline(self.metrics)
+
     def rows(self) -> list:
         "Each attack's balanced accuracy, AUC and TPR at 0.1% and 1% FPR, and the target's accuracy on members and held-out records."
         out = [r for a, m in self.metrics.items() for k, v in m.items() for r in metric_rows(f'membership: {a}', self.dataset, k, {ATTACK_METHOD: v})]
@@ -270,18 +276,29 @@ def _split_known(data:Data, seed:int) -> tuple:
     perm = torch.randperm(len(data), generator=seeded_generator(seed))
     return data.subset(perm[:len(data) // 2]), data.subset(perm[len(data) // 2:])
 
+@dataclass
+class StandaloneSplit:
+    "The records of a stand-alone experiment: the target's members and held-out records, the attacker's halves, and its shadow records."
+    name: str  # what the target is called in results
+    members: Data  # the target's training records
+    test: Data  # records it never saw, for its test accuracy
+    parts: dict  # 'members_known', 'nonmembers_known' (the attacker trains on them), 'members_eval', 'nonmembers_eval' (it is scored on them)
+    shadow: Data|None = None  # the attacker's own records for shadow models (`None`: no shadow-model baseline)
+    recipe: MembershipTarget|None = None  # how the shadow models train (`None`: no shadow-model baseline)
+
 def _preset_target(dataset:str, seed:int, root, progress:bool, device) -> tuple:
-    "A preset's target trained on a seeded split: `(model, members, held-out records, the split's parts, shadow records, shadow recipe)`."
+    "A preset's target trained on a seeded split: `(model, StandaloneSplit)`, the shadow models trained with the target's recipe."
     if dataset not in TARGETS: raise ValueError(f"unknown membership target {dataset!r}; choose from {sorted(TARGETS)}")
     target = TARGETS[dataset]
     pool = load_pool(target.dataset, root)
     idx = membership_split(len(pool), target, seed)
     data = {k: pool.subset(v) for k, v in idx.items()}
     members = pool.subset(torch.cat([idx['members_known'], idx['members_eval']]))
-    return train_membership_model(target, members, seed, progress, device), members, data['test'], data, data['shadow'], target
+    parts = {k: v for k, v in data.items() if k not in ('shadow', 'test')}
+    return train_membership_model(target, members, seed, progress, device), StandaloneSplit(dataset, members, data['test'], parts, data['shadow'], target)
 
-def _own_target(model, members, nonmembers, shadow, n_shadow:int, epochs:int, lr:float, name:str, seed:int) -> tuple:
-    "Your model and its records, halved for the attacker: the same tuple as `_preset_target` (no shadow recipe without shadow records)."
+def _own_target(model, members, nonmembers, shadow, n_shadow:int, epochs:int, lr:float, name:str, seed:int) -> StandaloneSplit:
+    "Your model's records, halved for the attacker (no shadow recipe without shadow records)."
     if members is None or nonmembers is None: raise ValueError("attacking your own model needs its members and non-members: members=(x, y), nonmembers=(x, y)")
     members, nonmembers = as_data(members, name='members'), as_data(nonmembers, name='non-members')
     if min(len(members), len(nonmembers)) < 4: raise ValueError("need at least 4 members and 4 non-members (half to train the attacks, half to score them)")
@@ -289,7 +306,7 @@ def _own_target(model, members, nonmembers, shadow, n_shadow:int, epochs:int, lr
     data.update(zip(('nonmembers_known', 'nonmembers_eval'), _split_known(nonmembers, seed + 1)))
     shadow_data = None if shadow is None else as_data(shadow, name='shadow records')
     recipe = own_recipe(model, members, epochs, lr, name=name) if shadow_data is not None and n_shadow else None
-    return model, members, nonmembers, data, shadow_data, recipe
+    return StandaloneSplit(name, members, nonmembers, data, shadow_data, recipe)
 
 @dataclass
 class _AttackHalves:
@@ -353,24 +370,68 @@ def run_standalone(dataset:str='location', # a key of `TARGETS` (a preset: the t
                    device:str|torch.device|None=None, # where models and attack networks train (`None`: CUDA if available)
                   ) -> StandaloneResult:
     "Train a target (or take yours); run the white-box attack, the same network on black-box features, shadow models and thresholds."
-    kind = 'torch' if model is None else model_kind(model)
+    if variants is not None and set(variants) - set(NASR_VARIANTS):  # before any training
+        raise ValueError(f"unknown attack variants {sorted(set(variants) - set(NASR_VARIANTS))}; choose from {NASR_VARIANTS}")
+    if model is None: model, split = _preset_target(dataset, seed, root, progress, device)
+    else: split = _own_target(model, members, nonmembers, shadow, n_shadow, epochs, lr, dataset, seed)
+    return nasr_protocol(model, split, layers=layers, kernels=kernels, attack_epochs=attack_epochs, n_shadow=n_shadow, variants=variants,
+                         seed=seed, art=art, progress=progress, device=device)
+
+def nasr_protocol(model, # the target: torch for the white-box attacks, any kind for the black-box ones
+                  split:StandaloneSplit, # its records and the attacker's
+                  *, layers:list|None=None, kernels:int|None=None, attack_epochs:int=40, n_shadow:int=4, variants:tuple|None=None, seed:int=0,
+                  art:bool=False, progress:bool=True, device=None, # as `run_standalone` says
+                 ) -> StandaloneResult:
+    "Every attack of the stand-alone protocol on one target and its split: Nasr et al.'s networks, shadow models, thresholds (and ART's)."
+    kind = model_kind(model)
     allowed = NASR_VARIANTS if kind == 'torch' else ('black-box',)
     variants = allowed if variants is None else tuple(variants)
     if set(variants) - set(NASR_VARIANTS): raise ValueError(f"unknown attack variants {sorted(set(variants) - set(NASR_VARIANTS))}; choose from {NASR_VARIANTS}")
     if set(variants) - set(allowed): white_box(model, f"the {' and '.join(sorted(set(variants) - set(allowed)))} attack")
-    if model is None: model, members, test, data, shadow_data, recipe = _preset_target(dataset, seed, root, progress, device)
-    else: model, members, test, data, shadow_data, recipe = _own_target(model, members, nonmembers, shadow, n_shadow, epochs, lr, dataset, seed)
-    n_shadow = n_shadow if recipe is not None else 0
+    n_shadow = n_shadow if split.recipe is not None and split.shadow is not None else 0
     layers = check_layers(model, weight_layers(model)[-1:] if layers is None else layers) if kind == 'torch' else []
-    halves = _AttackHalves.of(data)
-    result = StandaloneResult(dataset, model_accuracy(model, members), model_accuracy(model, test), {}, seed=seed, layers=layers, model=model)
-    _nasr_attacks(result, model, data, halves, layers, variants, kernels, attack_epochs, seed, progress, device)
-    _black_box_baselines(result, model, halves, shadow_data, recipe, n_shadow, seed, device)
+    halves = _AttackHalves.of(split.parts)
+    result = StandaloneResult(split.name, model_accuracy(model, split.members), model_accuracy(model, split.test), {}, seed=seed, layers=layers, model=model)
+    _nasr_attacks(result, model, split.parts, halves, layers, variants, kernels, attack_epochs, seed, progress, device)
+    _black_box_baselines(result, model, halves, split.shadow, split.recipe, n_shadow, seed, device)
     if art:
-        art_known, art_eval = art_blackbox_scores(white_box(model, "IBM ART's PyTorch classifier"), data['members_known'], data['nonmembers_known'],
+        art_known, art_eval = art_blackbox_scores(white_box(model, "IBM ART's PyTorch classifier"), split.parts['members_known'], split.parts['nonmembers_known'],
                                                   [halves.known, halves.evaluation], seed=seed)
         halves.score(result, 'ART MembershipInferenceBlackBox', art_known, art_eval)
     return result
+
+# %% ../nbs/61_membership_standalone.ipynb #nasrcode
+@dataclass
+class NasrConfig:
+    "Options of Nasr et al.'s attacks and the black-box baselines run beside them."
+    layers: str = ''  # comma-separated gradient layers of the white-box attack ('': the last weight layer)
+    kernels: int = 0  # kernels per gradient component (0: the paper's 1,000, fewer for wide layers)
+    epochs: int = 40  # attack-network training epochs
+    shadow: int = 4  # Shokri et al.'s shadow models, trained on the population (0 skips them)
+    art: bool = False  # also IBM ART's black-box attack (the `compare` extra)
+
+    def __post_init__(self):
+        check_count(self.kernels, 'kernels', low=0); check_count(self.epochs, 'epochs'); check_count(self.shadow, 'shadow models', low=0)
+
+@register_preset('membership split', datasets=tuple(TARGETS))
+def membership_split_preset(dataset:str, # a key of `TARGETS`
+                            *, config=None, seed:int=0, root=None, device=None, progress:bool=False,
+                           ) -> tuple:
+    "`(target, StandaloneSplit)`: the papers' stand-alone protocol, the target trained on its members with the preset's recipe."
+    return _preset_target(dataset, seed, root, progress, device)
+
+@register_attack('nasr', family='membership', threat=('white-box', 'training recipe'), config=NasrConfig, preset='membership split',
+                 paper='Nasr, Shokri, Houmansadr: Comprehensive Privacy Analysis of Deep Learning, S&P 2019',
+                 quick={'dataset': 'location', 'kernels': 8, 'epochs': 2, 'shadow': 1})
+def run_nasr(target, # the trained model: torch for the white-box attack, any kind for the black-box ones
+             data:StandaloneSplit|MembershipData, # a preset's split, or members, non-members and a population (it trains the shadow models)
+             *, config:NasrConfig=NasrConfig(), seed:int=0, device=None, progress:bool=True,
+            ) -> StandaloneResult:
+    "White-box membership inference from gradients (Nasr et al.), with the same network on outputs, shadow models and thresholds beside it."
+    split = data if isinstance(data, StandaloneSplit) else _own_target(target, data.members, data.nonmembers, data.population if config.shadow else None,
+                                                                       config.shadow, 40, 1e-3, data.name, seed)
+    return nasr_protocol(target, split, layers=config.layers.split(',') if config.layers else None, kernels=config.kernels or None,
+                         attack_epochs=config.epochs, n_shadow=config.shadow, seed=seed, art=config.art, progress=progress, device=device)
 
 # %% ../nbs/61_membership_standalone.ipynb #2dc556e7
 def plot_roc(result:StandaloneResult, # a finished experiment

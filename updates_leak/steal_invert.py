@@ -17,10 +17,13 @@ from .extraction_retraining import fit_on_labels
 from .inversion_faces import FACES_STEP, FaceIdentifier, FaceSplit, identification, mi_face
 from .data import show_images
 from .oracle import Oracle
+from .attacks import Headline, register_attack
+from .core import check_count, check_positive
+from .models import SoftmaxRegression
 
 # %% auto #0
 __all__ = ['face_api', 'min_queries', 'weight_error', 'StealInvertResult', 'solve_rounded_logits', 'steal_face_recogniser',
-           'steal_and_invert', 'show_steal_invert']
+           'steal_and_invert', 'StealInvertConfig', 'run_steal_invert', 'show_steal_invert']
 
 # %% ../nbs/40_steal_invert.ipynb #a1990a09
 def face_api(recogniser:nn.Module, # the provider's model
@@ -64,6 +67,11 @@ class StealInvertResult(Result):
     target_images: torch.Tensor|None = artefact()  # the faces inverted from the target
     stolen_images: torch.Tensor|None = artefact()  # the faces inverted from the stolen copy
     training_photos: torch.Tensor|None = artefact()  # a training photo of each person, for the figure
+
+    @property
+    def headline(self) -> Headline:
+        "The share of faces inverted from the stolen copy that the evaluation classifier identifies, against those inverted from the target."
+        return Headline('identified (stolen copy)', self.identified_stolen, self.identified_target, 'inverted from the target')
 
     def rows(self) -> list:
         "The extraction's cost and fidelity, and how well faces come back from the target and from the stolen copy."
@@ -137,6 +145,29 @@ def steal_and_invert(split:FaceSplit, # the faces
                              float('nan') if labels_only else weight_error(target, stolen),
                              ident[0]['classifier'], ident[1]['classifier'], ident[0]['nearest photo'], ident[1]['nearest photo'], *(inv.images for inv in inversions),
                              split.train.x[[int(torch.where(split.train.y == p)[0][0]) for p in people]])
+
+# %% ../nbs/40_steal_invert.ipynb #siregcode
+@dataclass
+class StealInvertConfig:
+    "Options of the steal-then-invert chain."
+    budget: float = 1.  # extraction queries as a multiple of the minimum (`min_queries`)
+    rounding: int|None = None  # the API rounds confidences to this many decimals (a countermeasure)
+    labels_only: bool = False  # the API answers labels only (a countermeasure; the copy is retrained on uniform queries)
+
+    def __post_init__(self):
+        check_positive(self.budget, 'budget')
+        if self.rounding is not None: check_count(self.rounding, 'rounding', low=0)
+
+@register_attack('steal-invert', family='extraction', threat=('black-box',), config=StealInvertConfig, preset='faces',
+                 paper='Tramèr et al., USENIX Security 2016, Section 5.3; Fredrikson et al., CCS 2015',
+                 quick={'dataset': 'att-faces', 'scale': 4})
+def run_steal_invert(target:nn.Module, # the provider's softmax recogniser
+                     data:FaceSplit, # the faces
+                     *, config:StealInvertConfig=StealInvertConfig(), seed:int=0, device=None, progress:bool=False,
+                    ) -> StealInvertResult:
+    "Steal a face recogniser through its API, then run MI-FACE on the copy: faces from a model the attacker never saw."
+    if not isinstance(target, SoftmaxRegression): raise ValueError(f"steal-invert steals a softmax recogniser (--model softmax), got {type(target).__name__}")
+    return steal_and_invert(data, target, config.budget, config.rounding, config.labels_only, seed=seed)
 
 # %% ../nbs/40_steal_invert.ipynb #2d3cc575
 def show_steal_invert(split:FaceSplit, # the faces

@@ -23,15 +23,16 @@ from .data import Data, as_data, assert_disjoint, disjoint_split, load_dataset
 from .models import (CifarCNN, MnistCNN, accuracy, batch_order, check_dp_sgd, check_training, dp_sgd_gradient, fit, has_batch_norm,
                                  model_dtype, online_update, predict_proba, reinitialized)
 from .oracle import Oracle, white_box
+from .attacks import register_bench
 
 # %% auto #0
 __all__ = ['SCALES', 'ARCHITECTURES', 'TRAINER_VERSION', 'IMPLICIT_DROPOUT', 'ATTACK_INPUTS', 'UpdateConfig', 'Scale',
-           'UpdatesSetting', 'make_setting', 'train_model', 'own_scale', 'architecture_key', 'own_setting',
-           'sample_updating_sets', 'update_seeds', 'loop_updates', 'stacked_updates', 'Updates', 'updates_fingerprint',
-           'default_workers', 'check_updating_sets', 'update_group', 'cached_chunks', 'generate_updates',
-           'UpdatesExperiment', 'experiment_seed', 'check_compatible', 'prepare_experiment', 'observe_updates',
-           'rerun_updates', 'UnitNorm', 'Standardize', 'input_scaling', 'AttackMLP', 'check_delta', 'DeltaAttack',
-           'train_attack', 'bench_shadow_updates']
+           'scale_name', 'attack_models_for', 'UpdatesSetting', 'make_setting', 'train_model', 'own_scale',
+           'architecture_key', 'own_setting', 'sample_updating_sets', 'update_seeds', 'loop_updates', 'stacked_updates',
+           'Updates', 'updates_fingerprint', 'default_workers', 'check_updating_sets', 'update_group', 'cached_chunks',
+           'generate_updates', 'UpdatesExperiment', 'experiment_seed', 'check_compatible', 'prepare_experiment',
+           'observe_updates', 'rerun_updates', 'UnitNorm', 'Standardize', 'input_scaling', 'AttackMLP', 'check_delta',
+           'DeltaAttack', 'train_attack', 'bench_shadow_updates', 'shadow_updates_table']
 
 # %% ../nbs/10_updates.ipynb #1b4f15ed
 @dataclass
@@ -67,6 +68,14 @@ SCALES = {
     'full': Scale(n_train=10_000, target_pool=10_000, epochs=25, lr=1e-3, n_shadow_updates=10_000, n_target_updates=1_000),
     'quick': Scale(n_train=2_000, target_pool=2_000, epochs=10, lr=1e-2, n_shadow_updates=2_000, n_target_updates=300),
 }
+def scale_name(scale:Scale) -> str:
+    "'full' or 'quick' for the sizes of `SCALES` (whatever the probing set's size), 'own' for any other."
+    return next((k for k, v in SCALES.items() if replace(scale, probe_size=v.probe_size) == v), 'own')
+
+def attack_models_for(scale:Scale) -> int:
+    "How many attack models an experiment at `scale` averages by default: 10 at the paper's scale, 3 otherwise."
+    return 10 if scale_name(scale) == 'full' else 3
+
 ARCHITECTURES = {'mnist': MnistCNN, 'mnist-embedded': MnistCNN, 'fashion-mnist': MnistCNN, 'cifar10': CifarCNN}
 
 # %% ../nbs/10_updates.ipynb #9b87eaf9
@@ -508,6 +517,7 @@ class UpdatesExperiment:
     set_size: int  # |D_update|
     held_out: Data|None = None  # the held-out test data behind `target_accuracy`
     update: UpdateConfig = field(default_factory=UpdateConfig)  # how the provider updates (and the attacker simulates it)
+    cache_dir: Path|None = None  # where its models and updates are cached, for attacks that cache their own training (A_MSR's GAN epochs)
 
 _STREAM_OFFSETS = {'shadow model': 1, 'shadow sets': 10, 'shadow updates': 20, 'target sets': 30, 'target updates': 40}
 
@@ -564,7 +574,7 @@ def prepare_experiment(dataset:str|None=None, # a dataset of `ARCHITECTURES` (de
     shadow_updates, target_updates = _experiment_updates(setting, target, shadows, shadow_sets, target_sets, update, seed,
                                                          cache_dir=cache_dir, device=device, progress=progress, backend=backend, address=address)
     return UpdatesExperiment(setting, target, shadows, shadow_updates, target_updates, accuracy(target, setting.held_out, device=device),
-                             set_size, setting.held_out, update)
+                             set_size, setting.held_out, update, None if cache_dir is None else Path(cache_dir))
 
 # %% ../nbs/10_updates.ipynb #ce2badc8
 def observe_updates(api:Oracle, # the provider's API around the model it updates
@@ -712,3 +722,18 @@ def bench_shadow_updates(n_updates:int=200, # updates per method
             'workers': default_workers(device) if workers is None else workers,
             'loop_updates_per_s': n_updates / t_loop, 'fast_updates_per_s': n_updates / t_fast,
             'ratio': t_loop / t_fast, 'max_abs_diff': float((fast.after - slow).abs().max())}
+
+# %% ../nbs/10_updates.ipynb #benchtable
+@register_bench('shadow-updates')
+def shadow_updates_table(n_updates:int=400, # updates per method
+                         set_size:int=100, # |D_update|
+                         workers:int|None=None, # worker processes of the fast generator (default: one per core)
+                         device=None, # where to compute
+                        ) -> list:
+    "`bench_shadow_updates` as a table: the authors' loop at its best thread count, then the stacked generator, with their ratio."
+    check_count(n_updates, 'n_updates'); check_count(set_size, 'set_size')
+    r = bench_shadow_updates(n_updates=n_updates, set_size=set_size, workers=workers, device=device)
+    loop = f"one at a time (authors' loop at its best: {r['threads']} thread{'s' if r['threads'] > 1 else ''})"
+    return [{'method': loop, 'updates/s': r['loop_updates_per_s'], 'ratio': 1.},
+            {'method': f"stacked, {r['workers']} worker processes", 'updates/s': r['fast_updates_per_s'], 'ratio': r['ratio'],
+             'max |δ difference|': r['max_abs_diff'], 'updates': r['updates'], '|D_update|': r['set_size'], 'device': r['device']}]

@@ -20,10 +20,12 @@ from .updates import UpdateConfig, Updates, UpdatesExperiment, rerun_updates
 from .updates_lde import evaluate_label_distribution
 from .updates_li import evaluate_label_inference
 from .updates_ssr import evaluate_reconstruction
+from .attacks import register_preset
+from .updates import ARCHITECTURES, SCALES, prepare_experiment
 
 # %% auto #0
-__all__ = ['DEFENCES', 'Defence', 'defend_updates', 'defend_experiment', 'defended_accuracy', 'dp_epsilon', 'update_utility',
-           'DefenceResult', 'defence_table', 'evaluate_defences', 'plot_defences']
+__all__ = ['DEFENCES', 'Defence', 'defend_updates', 'defend_experiment', 'defended_accuracy', 'updates_preset', 'dp_epsilon',
+           'update_utility', 'DefenceResult', 'defence_table', 'evaluate_defences', 'plot_defences']
 
 # %% ../nbs/15_updates_defences.ipynb #4bfce06d
 @dataclass(frozen=True)
@@ -87,6 +89,27 @@ def defended_accuracy(model:torch.nn.Module, # the provider's model
                      ) -> float:
     "Accuracy of the API's answers: the top class of the defended posteriors (ties go to the lower class)."
     return float((defence.apply(predict_proba(model, data.x), seed).argmax(1) == data.y).float().mean())
+
+# %% ../nbs/15_updates_defences.ipynb #updpresetcode
+@register_preset('updates', datasets=tuple(ARCHITECTURES))
+def updates_preset(dataset:str, # a key of `updates.ARCHITECTURES`
+                   *, config=None, # the attack's config: its `set_size` (|D_update|; 1 when it has none)
+                   seed:int=0, root=None, device=None, progress:bool=True,
+                   quick:bool=False, # the quick scale instead of the paper's
+                   n_shadow_models:int=5, # shadow models whose updates train the attack (the paper: 1)
+                   probe_size:int=100, # |D_probe|, the first test images
+                   defence:str='none', # the API's disclosure policy, known to the attacker: a key of `DEFENCES`
+                   cache:str='.cache/updates_leak', # cache of trained models, finished update chunks and GAN epochs, so that a rerun resumes ('' for none)
+                   backend:str='local', # where the shadow and target updates run: this machine ('local') or Ray tasks ('ray', the `ray` extra)
+                   address:str='', # with backend 'ray': the cluster's address ('': a local Ray instance)
+                  ) -> tuple:
+    "`(target, experiment)`: the target trained on the dataset, shadow models and their updates, seen through the defence."
+    if defence not in DEFENCES: raise ValueError(f"unknown defence {defence!r}; choose from {', '.join(DEFENCES)}")
+    exp = prepare_experiment(dataset, replace(SCALES['quick' if quick else 'full'], probe_size=probe_size), set_size=getattr(config, 'set_size', 1),
+                             n_shadow_models=n_shadow_models, seed=seed, cache_dir=cache or None, root=root, device=device, progress=progress,
+                             update=DEFENCES[defence].update or UpdateConfig(), backend=backend, address=address or None)
+    exp = defend_experiment(exp, DEFENCES[defence], seed)
+    return exp.target, exp
 
 # %% ../nbs/15_updates_defences.ipynb #9aa8cc26
 def dp_epsilon(update:UpdateConfig, # a DP-SGD update procedure (`clip_norm` and `noise_multiplier` set)

@@ -15,11 +15,15 @@ from .data import as_data
 from .models import model_device, module_mode
 from .updates import (AttackMLP, DeltaAttack, UpdatesExperiment, check_compatible, check_delta,
                                   prepare_experiment, sample_updating_sets, train_attack)
+from .attacks import Headline, register_attack
+from .core import check_count
+from .updates import attack_models_for
 
 # %% auto #0
 __all__ = ['PAPER_LDE', 'kl_divergence', 'most_frequent_label_hit', 'label_prior', 'default_scaling', 'random_label_distribution',
            'label_distribution_loss', 'LabelDistributionAttack', 'LabelDistributionResult',
-           'evaluate_label_distribution', 'run_label_distribution', 'residual_ceiling', 'transfer_gap']
+           'evaluate_label_distribution', 'run_label_distribution', 'LabelDistributionConfig', 'run_lde',
+           'residual_ceiling', 'transfer_gap']
 
 # %% ../nbs/12_updates_lde.ipynb #7202ebab
 def kl_divergence(p:torch.Tensor, # K × classes true distributions
@@ -97,6 +101,11 @@ class LabelDistributionResult(Result):
     @staticmethod
     def _mean(v): return sum(v) / len(v)
 
+    @property
+    def headline(self) -> Headline:
+        "A_LDE's summed KL divergence (lower is stronger) against the attacker's label prior."
+        return Headline('KL, summed', self._mean(self.kl), self.kl_prior, 'label prior', higher_is_stronger=False)
+
     def rows(self) -> list:
         "KL (summed, and the authors' ÷classes) and most-frequent-label accuracy: attack, baselines, paper."
         C, kl, setting = len(self.examples[0][0]), self._mean(self.kl), f'|D|={self.set_size}'
@@ -161,6 +170,33 @@ def run_label_distribution(dataset:str|None=None, # a dataset preset (default 'm
     exp = prepare_experiment(dataset, scale, set_size=set_size, n_shadow_models=n_shadow_models, seed=seed,
                              cache_dir=cache_dir, root=root, device=device, progress=progress, model=model, data=data)
     return evaluate_label_distribution(exp, n_attack_models, normalize, sign, seed, device, inputs)
+
+# %% ../nbs/12_updates_lde.ipynb #lderegcode
+@dataclass
+class LabelDistributionConfig:
+    "Options of A_LDE."
+    set_size: int = 100  # |D_update|, the records of each update
+    n_attack_models: int = 0  # attack models to average (0: 10 at the paper's scale, 3 otherwise)
+    raw_delta: bool = False  # feed the attack raw δ as the paper does (default: unit-norm δ)
+    inputs: str = 'delta'  # what the attack reads: 'delta' (the paper's δ) or 'log-ratio' (the change in centred log-posteriors)
+    sign: str = 'before-after'  # δ convention: 'before-after' (the authors' code) or 'after-before'
+
+    def __post_init__(self):
+        check_count(self.set_size, 'set_size'); check_count(self.n_attack_models, 'attack models', low=0)
+        if self.inputs not in ('delta', 'log-ratio'): raise ValueError(f"inputs must be 'delta' or 'log-ratio', got {self.inputs!r}")
+        if self.sign not in ('before-after', 'after-before'): raise ValueError(f"sign must be 'before-after' or 'after-before', got {self.sign!r}")
+
+@register_attack('lde', family='updates', threat=('black-box', 'updates', 'reference models'), config=LabelDistributionConfig, preset='updates',
+                 paper='Salem, Bhattacharya, Backes, Fritz, Zhang: Updates-Leak, USENIX Security 2020',
+                 quick={'dataset': 'mnist-embedded', 'quick': True, 'set_size': 5, 'n_shadow_models': 1, 'n_attack_models': 1})
+def run_lde(target, # the provider's model (the experiment's target)
+            data:UpdatesExperiment, # updates on sets of `config.set_size` records, of the target and of the shadow models
+            *, config:LabelDistributionConfig=LabelDistributionConfig(), seed:int=0, device=None, progress:bool=True,
+           ) -> LabelDistributionResult:
+    "A_LDE: the label distribution of the set an update trained on."
+    if data.set_size != config.set_size: raise ValueError(f"the experiment's updates are on sets of {data.set_size}, the config asks for {config.set_size}")
+    return evaluate_label_distribution(data, config.n_attack_models or attack_models_for(data.setting.scale), False if config.raw_delta else None,
+                                       config.sign, seed, device, config.inputs)
 
 # %% ../nbs/12_updates_lde.ipynb #6c9aab3e
 def residual_ceiling(model:nn.Module, # the model being updated (a classifier returning logits)

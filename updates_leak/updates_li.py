@@ -11,10 +11,13 @@ import torch
 from .core import ATTACK_METHOD, Anchor, Result, artefact, metric_rows, paper_value
 from .updates import DeltaAttack, UpdatesExperiment, check_compatible, check_delta, prepare_experiment, train_attack
 from .models import classification_loss, predict_proba
+from .attacks import Headline, register_attack
+from .core import check_count
+from .updates import attack_models_for
 
 # %% auto #0
 __all__ = ['PAPER_LI', 'heuristic_labels', 'LabelInferenceAttack', 'LabelInferenceResult', 'evaluate_label_inference',
-           'run_label_inference']
+           'run_label_inference', 'LabelInferenceConfig', 'run_li']
 
 # %% ../nbs/11_updates_li.ipynb #8823fdfe
 def heuristic_labels(delta:torch.Tensor, # K × (|probe|·classes) posterior differences
@@ -65,6 +68,12 @@ class LabelInferenceResult(Result):
 
     @property
     def accuracy(self) -> float: return sum(self.accuracies) / len(self.accuracies)
+
+    @property
+    def headline(self) -> Headline:
+        "A_LI's accuracy against the better of the heuristic and random guessing."
+        better = 'heuristic' if self.heuristic >= self.random_guess else 'random guess'
+        return Headline('accuracy', self.accuracy, max(self.heuristic, self.random_guess), better, self.paper)
 
     def rows(self) -> list:
         "The attack's accuracy beside the heuristic, a random guess and the paper."
@@ -120,3 +129,26 @@ def run_label_inference(dataset:str|None=None, # a dataset preset (default 'mnis
     exp = prepare_experiment(dataset, scale, set_size=1, n_shadow_models=n_shadow_models, seed=seed, cache_dir=cache_dir,
                              root=root, device=device, progress=progress, model=model, data=data)
     return evaluate_label_inference(exp, n_attack_models, normalize, sign, seed, device)
+
+# %% ../nbs/11_updates_li.ipynb #liregcode
+@dataclass
+class LabelInferenceConfig:
+    "Options of A_LI."
+    n_attack_models: int = 0  # attack models to average (0: 10 at the paper's scale, 3 otherwise)
+    raw_delta: bool = False  # feed the attack raw δ as the paper does (default: unit-norm δ)
+    sign: str = 'before-after'  # δ convention: 'before-after' (the authors' code) or 'after-before'
+
+    def __post_init__(self):
+        check_count(self.n_attack_models, 'attack models', low=0)
+        if self.sign not in ('before-after', 'after-before'): raise ValueError(f"sign must be 'before-after' or 'after-before', got {self.sign!r}")
+
+@register_attack('li', family='updates', threat=('black-box', 'updates', 'reference models'), config=LabelInferenceConfig, preset='updates',
+                 paper='Salem, Bhattacharya, Backes, Fritz, Zhang: Updates-Leak, USENIX Security 2020', demo={'dataset': 'mnist-embedded', 'quick': True, 'n_attack_models': 1},
+                 quick={'dataset': 'mnist-embedded', 'quick': True, 'n_shadow_models': 1, 'n_attack_models': 1})
+def run_li(target, # the provider's model (the experiment's target)
+           data:UpdatesExperiment, # single-record updates of the target and of the shadow models (`prepare_experiment` with set_size=1)
+           *, config:LabelInferenceConfig=LabelInferenceConfig(), seed:int=0, device=None, progress:bool=True,
+          ) -> LabelInferenceResult:
+    "A_LI: the label of the one record an update trained on, from the target's posteriors on a probing set before and after."
+    if data.set_size != 1: raise ValueError(f"A_LI reads single-record updates; this experiment's sets hold {data.set_size} records")
+    return evaluate_label_inference(data, config.n_attack_models or attack_models_for(data.setting.scale), not config.raw_delta, config.sign, seed, device)

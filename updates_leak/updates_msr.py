@@ -22,6 +22,9 @@ from .core import (private_rng, ATTACK_METHOD, CacheDamaged, Result, artefact, b
 from .data import Data, check_range
 from .updates import AttackMLP, UpdatesExperiment, check_compatible, check_delta, prepare_experiment
 from .updates_ssr import attacker_images, per_sample_mse, show_reconstructions
+from .attacks import Headline, register_attack
+from .updates import scale_name
+from .attacks import register_bench
 
 # %% auto #0
 __all__ = ['to_tanh_range', 'to_pixel_range', 'nearest_indices', 'sets_best_match_loss', 'best_match_loss', 'CBMGenerator',
@@ -29,7 +32,7 @@ __all__ = ['to_tanh_range', 'to_pixel_range', 'nearest_indices', 'sets_best_matc
            'load_gan_epoch', 'bench_cbm_gan', 'cluster_representatives', 'pairwise_mse', 'hungarian_match',
            'matched_mse', 'label_oracle_representatives', 'MultiReconstructionResult', 'check_reconstruction_request',
            'train_reconstruction_gans', 'score_reconstructions', 'evaluate_multi_reconstruction',
-           'run_multi_reconstruction', 'shadow_as_target']
+           'run_multi_reconstruction', 'MultiReconstructionConfig', 'run_msr', 'shadow_as_target']
 
 # %% ../nbs/14_updates_msr.ipynb #4ff4bd47
 def to_tanh_range(x:torch.Tensor) -> torch.Tensor:
@@ -256,6 +259,7 @@ def load_gan_epoch(folder:Path, # the run's checkpoint folder
     return state
 
 # %% ../nbs/14_updates_msr.ipynb #ac9e4f53
+@register_bench('cbm-gan')
 def bench_cbm_gan(n_sets:int=80, # updating sets in the timed epoch
                   set_size:int=100, # |D_update|
                   hidden:tuple=(2048, 2048, 2048), # the generator's widths (the paper's)
@@ -283,7 +287,6 @@ def bench_cbm_gan(n_sets:int=80, # updating sets in the timed epoch
              'sets/s': n_sets / epoch, 'projected seconds per paper epoch': paper_sets * epoch / n_sets,
              'Best-Match step, batched ms': 1e3 * batched, 'Best-Match step, per set ms': 1e3 * per_set, 'ratio': per_set / batched,
              'device': str(device)}]
-
 
 # %% ../nbs/14_updates_msr.ipynb #c93111a5
 def cluster_representatives(samples:torch.Tensor, # N generated (or real) images
@@ -362,6 +365,11 @@ class MultiReconstructionResult(Result):
     cbm_gan: nn.Module|None = artefact()  # the trained CBM-GAN generator
     plain_gan: nn.Module|None = artefact()  # the trained plain generator
     experiment: UpdatesExperiment|None = artefact()  # the experiment behind the numbers
+
+    @property
+    def headline(self) -> Headline:
+        "The CBM-GAN's matched MSE (lower is stronger) against random images of the attacker's data, clustered and matched alike."
+        return Headline('matched MSE', self.mse, self.random_image_mse, 'random attacker images', higher_is_stronger=False)
 
     def rows(self) -> list:
         "Matched MSE of the CBM-GAN beside every baseline and oracle, and how often it beats the attacker's own nearest image."
@@ -471,6 +479,34 @@ def run_multi_reconstruction(dataset:str|None=None, # a dataset preset (default 
     exp = prepare_experiment(dataset, scale, set_size=set_size, n_shadow_models=n_shadow_models, seed=seed, cache_dir=cache_dir,
                              root=root, device=device, progress=progress, model=model, data=data)
     return evaluate_multi_reconstruction(exp, seed=seed, device=device, progress=progress, **kwargs)
+
+# %% ../nbs/14_updates_msr.ipynb #msrregcode
+@dataclass
+class MultiReconstructionConfig:
+    "Options of A_MSR."
+    set_size: int = 100  # |D_update|, the records of each update
+    gan_epochs: int = 0  # GAN training epochs (0: 20 at the paper's scale, 1 otherwise)
+    gan_width: int = 0  # width of the generator's three hidden layers (0: 2048 at the paper's scale, 512 otherwise)
+    generated: int = 0  # images generated per target update before clustering (0: 20,000 at the paper's scale, 2,000 otherwise)
+    evaluated: int = 10  # target updates to reconstruct
+
+    def __post_init__(self):
+        for name in ('gan_epochs', 'gan_width', 'generated'): check_count(getattr(self, name), name, low=0)
+        check_count(self.set_size, 'set_size'); check_count(self.evaluated, 'evaluated', low=2)
+
+@register_attack('msr', family='updates', threat=('black-box', 'updates', 'reference models'), config=MultiReconstructionConfig, preset='updates',
+                 paper='Salem, Bhattacharya, Backes, Fritz, Zhang: Updates-Leak, USENIX Security 2020',
+                 quick={'dataset': 'mnist-embedded', 'quick': True, 'set_size': 5, 'n_shadow_models': 1, 'gan_epochs': 1, 'gan_width': 32, 'generated': 50, 'evaluated': 2})
+def run_msr(target, # the provider's model (the experiment's target)
+            data:UpdatesExperiment, # updates on sets of `config.set_size` images in [0, 1]
+            *, config:MultiReconstructionConfig=MultiReconstructionConfig(), seed:int=0, device=None, progress:bool=True,
+           ) -> MultiReconstructionResult:
+    "A_MSR: the images of the set an update trained on, drawn by a CBM-GAN conditioned on the update."
+    if data.set_size != config.set_size: raise ValueError(f"the experiment's updates are on sets of {data.set_size}, the config asks for {config.set_size}")
+    full = scale_name(data.setting.scale) == 'full'
+    return evaluate_multi_reconstruction(data, epochs=config.gan_epochs or (20 if full else 1), hidden=(config.gan_width or (2048 if full else 512),) * 3,
+                                         n_generated=config.generated or (20_000 if full else 2000), n_evaluated=config.evaluated, seed=seed,
+                                         device=device, progress=progress, checkpoint_dir=data.cache_dir)
 
 # %% ../nbs/14_updates_msr.ipynb #136bab66
 def shadow_as_target(exp:UpdatesExperiment, # from `prepare_experiment`

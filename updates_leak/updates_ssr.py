@@ -16,11 +16,13 @@ from .core import ATTACK_METHOD, Anchor, Result, artefact, metric_rows, paper_va
 from .data import Data, check_range, concat
 from .models import AutoEncoder, fit, reconstruction_loss
 from .updates import AttackMLP, Updates, UpdatesExperiment, UpdatesSetting, check_compatible, check_delta, prepare_experiment
+from .attacks import Headline, register_attack
+from .core import check_count
 
 # %% auto #0
 __all__ = ['PAPER_SSR', 'pretrain_autoencoder', 'SampleReconstructor', 'sample_images', 'mse_loss_images', 'per_sample_mse',
            'attacker_images', 'class_means', 'ReconstructionResult', 'train_reconstructor', 'ReconstructorEnsemble',
-           'evaluate_reconstruction', 'run_reconstruction', 'show_reconstructions']
+           'evaluate_reconstruction', 'run_reconstruction', 'ReconstructionConfig', 'run_ssr', 'show_reconstructions']
 
 # %% ../nbs/13_updates_ssr.ipynb #0047c8af
 def pretrain_autoencoder(data:Data, # the attacker's own images
@@ -90,6 +92,11 @@ class ReconstructionResult(Result):
     truth: torch.Tensor|None = artefact() # the target's updating samples, N × C × H × W
     reconstructions: torch.Tensor|None = artefact() # what the attack drew for them
     experiment: UpdatesExperiment|None = artefact() # the experiment behind the numbers
+
+    @property
+    def headline(self) -> Headline:
+        "A_SSR's reconstruction MSE (lower is stronger) against a random image of the attacker's data."
+        return Headline('MSE', self.mse, self.random_image_mse, 'random attacker image', self.paper, higher_is_stronger=False)
 
     def rows(self) -> list:
         "Reconstruction MSE of the attack beside its baselines and the paper, and how often it beats the class mean."
@@ -172,6 +179,25 @@ def run_reconstruction(dataset:str|None=None, # a dataset preset (default 'mnist
     exp = prepare_experiment(dataset, scale, set_size=1, n_shadow_models=n_shadow_models, seed=seed, cache_dir=cache_dir,
                              root=root, device=device, progress=progress, model=model, data=data)
     return evaluate_reconstruction(exp, latent, epochs=epochs, seed=seed, device=device, ensemble=ensemble)
+
+# %% ../nbs/13_updates_ssr.ipynb #ssrregcode
+@dataclass
+class ReconstructionConfig:
+    "Options of A_SSR."
+    ensemble: int = 1  # attack models whose reconstructions are averaged into the answer
+
+    def __post_init__(self): check_count(self.ensemble, 'ensemble')
+
+@register_attack('ssr', family='updates', threat=('black-box', 'updates', 'reference models'), config=ReconstructionConfig, preset='updates',
+                 paper='Salem, Bhattacharya, Backes, Fritz, Zhang: Updates-Leak, USENIX Security 2020',
+                 quick={'dataset': 'mnist-embedded', 'quick': True, 'n_shadow_models': 1})
+def run_ssr(target, # the provider's model (the experiment's target)
+            data:UpdatesExperiment, # single-record updates over images in [0, 1]
+            *, config:ReconstructionConfig=ReconstructionConfig(), seed:int=0, device=None, progress:bool=True,
+           ) -> ReconstructionResult:
+    "A_SSR: the image of the one record an update trained on."
+    if data.set_size != 1: raise ValueError(f"A_SSR reads single-record updates; this experiment's sets hold {data.set_size} records")
+    return evaluate_reconstruction(data, seed=seed, device=device, ensemble=config.ensemble)
 
 # %% ../nbs/13_updates_ssr.ipynb #83e86544
 def show_reconstructions(truth:torch.Tensor, # true updating samples, N × C × H × W
