@@ -8,6 +8,8 @@ import torch
 from sklearn.datasets import load_digits
 from sklearn.linear_model import LogisticRegression
 
+from updates_leak.attacks import OwnRecords
+from updates_leak.updates_defences import own_updates_experiment
 from updates_leak.audit import AuditResult, FAMILIES, audit, load_model, load_records, low_byte_statistic
 from updates_leak.cli import main
 from updates_leak.core import check_rows, set_seed
@@ -232,24 +234,28 @@ def test_updates_on_the_records_given(torch_audit):
     model, tr, te, _ = torch_audit
     s = audit(model, tr, te.subset(torch.arange(200)), update=te.subset(torch.arange(200, 300)), families=('updates',), quick=True,
               device='cpu', progress=False).sections[0]
-    assert not s.skipped and s.records == 300 and 0 <= s.value <= 1
+    assert not s.skipped and s.records == 600 and 'on 300 training, 200 test and 100 update records' in s.ran and 0 <= s.value <= 1
+    _, exp = own_updates_experiment(model, OwnRecords(train=tr, test=te.subset(torch.arange(200)), update=te.subset(torch.arange(200, 300))),
+                                    quick=True, device='cpu', progress=False)
+    assert torch.equal(exp.setting.target_pool.x, te.x[200:300])
     with pytest.raises(ValueError, match='update records have shape'):
         audit(model, tr, te, update=as_data((torch.zeros(4, 3), torch.zeros(4, dtype=torch.long))), families=('updates',))
 
 
 def test_membership_runs_every_registered_attack_the_model_allows(torch_audit, workspace):
-    "The cheap registered attacks (loss, QMIA) at --quick; LiRA and RMIA too otherwise; no reference attack for a predictions-only API."
-    from updates_leak.attacks import attacks_of
-    from updates_leak.audit import audit_registered_attacks, balanced_sample
+    "The cheap registered attacks (Nasr, loss, QMIA) at --quick; LiRA and RMIA too otherwise; no reference attack for a predictions-only API."
+    from updates_leak.attacks import OwnRecords, attack_spec
+    from updates_leak.audit import run_planned
     import skops.io as sio
     model, tr, te, result = torch_audit
     attacks = {r['attack'] for r in result.sections[0].rows()}
-    assert {'membership: qmia', 'membership: loss'} <= attacks and 'membership: lira' not in attacks
-    assert 'lira not run: no reference models are trained at --quick' in result.sections[0].ran
+    assert {'membership: loss', 'membership: qmia'} <= attacks and any('(Nasr)' in a for a in attacks) and 'membership: lira' not in attacks
+    assert 'lira, rmia not run: left out at --quick' in result.sections[0].ran
+    assert 'federated not run: it watches the rounds of a federation' in result.sections[0].ran
     logreg = sio.load(workspace/'logreg.skops', trusted=['sklearn.linear_model._logistic.LogisticRegression'])
-    s = audit(lambda x: logreg.predict_proba(x.numpy()), tr, te, families=('membership',), progress=False).sections[0]
-    assert 'membership: qmia' in {r['attack'] for r in s.rows()} and 'rmia not run: a predictions-only model has no recipe' in s.ran
-    members, nonmembers, idx, spare = balanced_sample(tr, te, 100, 0)
-    results, not_run = audit_registered_attacks(logreg, members, nonmembers, spare, quick=False, seed=0, device='cpu', progress=False, epochs=2)
-    assert set(results) == {a.name for a in attacks_of('membership')} and not not_run
-    assert results['lira'].setting == 'K=8, online, global variance' and all(r.members == r.nonmembers for r in results.values())
+    records, options = OwnRecords(train=tr, test=te), dict(seed=0, device='cpu', progress=False, cache_dir=None, recipe={'epochs': 2, 'lr': 1e-3})
+    runs, why = run_planned(attack_spec('rmia'), lambda x: logreg.predict_proba(x.numpy()), records, quick=False, **options)
+    assert not runs and why == 'a predictions-only model has no architecture to train models like it'
+    runs, why = run_planned(attack_spec('lira'), logreg, records, quick=False, **options)
+    assert why is None and runs[0].result.setting == 'K=8, online, global variance'
+    assert runs[0].result.members == runs[0].result.nonmembers == 200  # as many members as test records, a population left over

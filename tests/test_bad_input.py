@@ -217,6 +217,7 @@ CLI_CASES = [
     ('exfiltrate', '--attack', 'cor', '--lam', '-5'), ('exfiltrate', '--epochs', '0'), ('exfiltrate', '--attack', 'steg'), ('exfiltrate', '--secrets', '0'),
     ('membership', '--epochs', 'many'), ('membership', '--attack', 'federated', '--participants', '1'), ('membership', '--setting', 'distributed'),
     ('membership', '--attack', 'federated', '--mode', 'eavesdropping'), ('membership', '--attack', 'federated', '--observed', '0,40'),
+    ('membership', '--variants', 'grey-box'), ('extract', '--max_iter', '0'),
     ('bench', 'everything'), ('bench', 'shadow-updates', '--workers', '-1'), ('bench', 'shadow-updates', '--n_updates', '0'),
     ('bench', 'audit', '--n_updates', '5'),
 ]

@@ -69,9 +69,9 @@ def test_user_errors_are_one_line(fresh_cli, tmp_path):
 
 def test_membership_with_its_defaults_runs(fresh_cli, tmp_path):
     "`updates-leak membership` with its default attack (Nasr et al.'s, on the Location preset), at a quick size."
-    r = run(fresh_cli, 'membership', '--kernels', '8', '--epochs', '2', '--shadow', '1', '--out', str(tmp_path), cwd=tmp_path)
+    r = run(fresh_cli, 'membership', '--kernels', '8', '--attack_epochs', '2', '--shadow', '1', '--out', str(tmp_path), cwd=tmp_path)
     assert r.returncode == 0, r.stderr[-3000:]
-    name = 'membership_nasr_location_epochs-2_kernels-8_shadow-1'
+    name = 'membership_nasr_location_attack_epochs-2_kernels-8_shadow-1'
     assert 'membership: white-box (Nasr)' in r.stdout and (tmp_path/f'{name}.json').exists()
     assert (tmp_path/f'{name}.png').stat().st_size > 1000
     assert r.stderr.count('\n') <= 60  # progress, if any, as a few plain lines, not a redrawn bar

@@ -61,6 +61,7 @@ def test_benchmark_reports_equal_gradients():
     assert [r['case'] for r in rows] == ['location, last layer', 'location, all layers', 'cifar10 CNN, all layers']
     assert all(r['max abs diff'] < 1e-5 for r in rows)  # speed is measured by the benchmark, never asserted
     assert [r['method'] for r in rows] == ['outer products', 'outer products', 'vmap'] and all(r['output floor s'] > 0 for r in rows)
+    assert all(r['loop threads'] in (1, r['threads']) for r in rows)  # the loop is timed at its best thread count
 
 @pytest.fixture(scope='module')
 def location_result(): return run_standalone('location', kernels=100, n_shadow=0, variants=('white-box',), seed=1, progress=False)
@@ -125,9 +126,9 @@ def run_cli(*args, cwd):
 
 def test_cli_federated_writes_json_and_figure(tmp_path):
     res = run_cli('--attack', 'federated', '--participants', '2', '--records', '100', '--rounds', '3', '--observed', '2,3',
-                  '--kernels', '10', '--epochs', '5', '--out', str(tmp_path), cwd=tmp_path)
+                  '--kernels', '10', '--attack_epochs', '5', '--out', str(tmp_path), cwd=tmp_path)
     assert res.returncode == 0, res.stderr
-    name = 'membership_federated_location_epochs-5_kernels-10_observed-2-3_participants-2_records-100_rounds-3'
+    name = 'membership_federated_location_attack_epochs-5_kernels-10_observed-2-3_participants-2_records-100_rounds-3'
     out = json.loads((tmp_path/f'{name}.json').read_text())
     assert out['observed'] == [2, 3] and 0 <= out['metrics']['accuracy'] <= 1 and out['command'].startswith('updates-leak membership')
     assert out['setting'] == {'dataset': 'location', 'participants': 2, 'records': 100, 'rounds': 3, 'local_epochs': 1,

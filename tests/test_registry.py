@@ -1,8 +1,9 @@
 """The attack registry: every registered attack has the entry point's shape, a checked config, a preset, a command-line entry
 and a result that round-trips through JSON with a headline; the command line names no attack."""
-import ast, json, subprocess, sys
+import ast, json, random, subprocess, sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 import torch.nn as nn
@@ -49,7 +50,8 @@ def test_one_demo_and_every_family_and_benchmark_on_the_command_line():
 def _names_in(module:str) -> tuple:
     "The string constants of a library module, and the library modules it imports."
     tree = ast.parse((Path(updates_leak.__file__).parent/f'{module}.py').read_text())
-    strings = {n.value for n in ast.walk(tree) if isinstance(n, ast.Constant) and isinstance(n.value, str)}
+    keys = {id(k) for n in ast.walk(tree) for k in (n.keys if isinstance(n, ast.Dict) else [n.slice] if isinstance(n, ast.Subscript) else [])}
+    strings = {n.value for n in ast.walk(tree) if isinstance(n, ast.Constant) and isinstance(n.value, str) and id(n) not in keys}  # not a record's field
     imports = {n.module.removeprefix('updates_leak.') for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module.startswith('updates_leak.')}
     imports |= {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.level == 1}
     return strings, imports
@@ -92,7 +94,10 @@ def small_presets(monkeypatch):
 @pytest.mark.parametrize('spec', SPECS, ids=[s.name for s in SPECS])
 def test_every_attack_runs_on_its_preset_and_its_result_round_trips_with_its_headline(spec, small_presets):
     given = {k: v for k, v in spec.quick.items() if k != 'dataset'} | ({'cache': ''} if 'cache' in {o.name for o in preset_of(spec).options} else {})
+    before = torch.random.get_rng_state(), np.random.get_state()[1].copy(), random.getstate()
     result, _ = run_registered(spec, dataset=spec.quick['dataset'], given=given, device='cpu')
+    assert torch.equal(torch.random.get_rng_state(), before[0]) and (np.random.get_state()[1] == before[1]).all() and random.getstate() == before[2], \
+        f"{spec.name} moved the caller's global random state"
     assert type(result).from_dict(json.loads(json.dumps(result.to_dict()))).to_dict() == result.to_dict()
     h = result.headline
     assert isinstance(h, Headline) and h.metric and isinstance(h.value, float) and h.value == h.value  # a number, not NaN
@@ -113,3 +118,20 @@ def test_every_membership_attack_on_a_trained_target_runs_on_a_model_and_records
     r = spec(target, data, seed=0, device='cpu', progress=False, **options)
     assert type(r).from_dict(json.loads(json.dumps(r.to_dict()))).to_dict() == r.to_dict()
     assert r.headline.baseline == 0.01 and r.headline.value == r.headline.value
+
+@pytest.mark.parametrize('spec', SPECS, ids=[s.name for s in SPECS])
+def test_every_attack_has_an_audit_plan_that_its_config_takes(spec):
+    "Either why the audit leaves it out, or option sets for the quick and the full audit that its config accepts, from a preset that takes one's own model."
+    from updates_leak.attacks import make_config
+    assert spec.audit is not None, f"{spec.name}: say how the audit runs it, or why it does not"
+    if isinstance(spec.audit, str): return
+    assert set(spec.audit) == {'quick', 'full'} and spec.audit['full'], f"{spec.name}: a full audit runs it at least once"
+    assert preset_of(spec).own is not None, f"{spec.name}: its preset ({spec.preset}) has no builder for one's own model"
+    for options in [o for plan in spec.audit.values() if plan for o in plan]: make_config(spec.config, **options)
+
+def test_the_audit_names_no_attack():
+    "The audit's sections come from the registry: audit.py names no attack and imports no attack's module but the membership sample's."
+    strings, imports = _names_in('audit')
+    assert not strings & set(ATTACKS), f"audit.py names the attacks {sorted(strings & set(ATTACKS))}"
+    assert imports <= {'attacks', 'core', 'data', 'models', 'oracle', 'membership_features', 'membership_standalone', 'exfiltration_defences'}, \
+        f"audit.py imports {sorted(imports)}"

@@ -46,3 +46,14 @@ def test_experiments_of_up_to_nine_shadow_models_keep_their_seeds():
     "The published tables' experiments (one to five shadow models) draw what they always drew."
     assert [updates.experiment_seed(4, 'shadow model', i) for i in range(3)] == [5, 6, 7]
     assert updates.experiment_seed(4, 'shadow sets', 2) == 16 and updates.experiment_seed(4, 'target updates') == 44
+
+
+def test_the_library_never_seeds_the_global_generators():
+    "Seeding the global generators is for the caller's scripts (`set_seed`); the library seeds private streams (`private_rng`, `seeded_generator`)."
+    import re
+    from pathlib import Path
+    import updates_leak
+    pattern = re.compile(r'\b(set_seed|torch\.manual_seed|torch\.cuda\.manual_seed(_all)?|np\.random\.seed|random\.seed)\(')
+    found = [f"{f.name}:{i}: {line.strip()}" for f in sorted(Path(updates_leak.__file__).parent.glob('*.py')) if f.name != 'core.py'
+             for i, line in enumerate(f.read_text().splitlines(), 1) if pattern.search(line)]
+    assert not found, '\n'.join(found)

@@ -19,9 +19,10 @@ from .oracle import Disclosure, Oracle
 __all__ = ['FAMILIES', 'THREATS', 'ENTRY_KEYWORDS', 'ATTACKS', 'PRESET_KEYWORDS', 'PRESETS', 'BENCHES', 'ANSWER_FLOOR',
            'FPR_BOUNDS', 'Headline', 'ConfigOption', 'config_options', 'make_config', 'AttackSpec',
            'entry_point_problems', 'register_attack', 'attack_spec', 'notebook_number', 'attacks_of', 'PresetSpec',
-           'register_preset', 'preset_of', 'register_bench', 'MembershipData', 'as_oracle', 'answer_floor',
-           'answer_log_posteriors', 'true_label_confidence', 'tpr_at_fpr', 'plot_roc_curves', 'membership_metrics',
-           'MembershipResult', 'strongest_headline', 'membership_result', 'load_attacks']
+           'register_preset', 'register_own', 'preset_of', 'OwnRecords', 'NotApplicable', 'register_bench',
+           'MembershipData', 'as_oracle', 'answer_floor', 'answer_log_posteriors', 'true_label_confidence',
+           'tpr_at_fpr', 'plot_roc_curves', 'membership_metrics', 'MembershipResult', 'strongest_headline',
+           'membership_result', 'load_attacks']
 
 # %% ../nbs/05_attacks.ipynb #5463d2b2
 FAMILIES = {'membership': 'Membership inference: was a record in the training set?',
@@ -95,6 +96,7 @@ class AttackSpec:
     preset: str = ''  # the registered preset that builds `(target, data)` from a named dataset, for the command line
     demo: dict|None = None  # the preset's options for the demo on embedded data, if this attack is the demo
     quick: dict|None = None  # the dataset and options (its config's and its preset's) of a run that takes seconds: the registry's test runs it
+    audit: dict|str|None = None  # how the audit runs it ('quick' and 'full' -> a list of option sets, or `None` to leave it out), or why it does not
 
     @property
     def summary(self) -> str:
@@ -129,6 +131,7 @@ def register_attack(name:str, # the attack's name on the command line and in rep
                     preset:str='', # the name of the preset that builds its `(target, data)` from a dataset (see `register_preset`)
                     demo:dict|None=None, # the preset's options that make this attack the command line's demo
                     quick:dict|None=None, # the dataset and options of a run in seconds, for the registry's test
+                    audit:dict|str|None=None, # {'quick': [options, ...] or None, 'full': [options, ...]} for the audit, or why it does not run it
                     registry:dict|None=None, # where to file it (default: `ATTACKS`)
                    ):
     "Decorator that files an attack's entry point in the registry, after checking its shape, family, threat model and config."
@@ -137,10 +140,11 @@ def register_attack(name:str, # the attack's name on the command line and in rep
         if family not in FAMILIES: raise ValueError(f"unknown family {family!r}; choose from {', '.join(FAMILIES)}")
         if unknown := [t for t in threat if t not in THREATS]: raise ValueError(f"unknown threat {unknown}; choose from {list(THREATS)}")
         if not (isinstance(config, type) and is_dataclass(config)): raise TypeError(f"{name}: config must be a dataclass")
+        if isinstance(audit, dict) and set(audit) != {'quick', 'full'}: raise ValueError(f"{name}: an audit plan names 'quick' and 'full', got {sorted(audit)}")
         if problems := entry_point_problems(run): raise TypeError(f"{name}: {run.__name__} is not an attack's entry point: {'; '.join(problems)}")
         if name in registry and registry[name].run.__qualname__ != run.__qualname__:  # the same function defined again (a module reloaded, a notebook rerun) replaces itself
             raise ValueError(f"an attack named {name!r} is already registered ({registry[name].run.__module__}.{registry[name].run.__qualname__})")
-        registry[name] = AttackSpec(name=name, family=family, threat=tuple(threat), config=config, run=run, paper=paper, preset=preset, demo=demo, quick=quick)
+        registry[name] = AttackSpec(name=name, family=family, threat=tuple(threat), config=config, run=run, paper=paper, preset=preset, demo=demo, quick=quick, audit=audit)
         return run
     return register
 
@@ -172,6 +176,7 @@ class PresetSpec:
     name: str
     datasets: tuple  # the dataset names it accepts; the first is the default
     build: Callable  # `build(dataset, *, config, seed, root, device, progress, **options) -> (target, data)`
+    own: Callable|None = None  # `own(model, records, *, config, quick, seed, device, progress, cache_dir) -> (target, data)`: the same from one's own model
 
     @property
     def options(self) -> list:
@@ -205,10 +210,37 @@ def register_preset(name:str, # how attacks name it (`register_attack(..., prese
         return build
     return register
 
+def register_own(*names:str, # the presets that take one's own model this way
+                 registry:dict|None=None, # where they are filed (default: `PRESETS`)
+                ):
+    "Decorator that teaches registered presets to build `(target, data)` from one's own model and `OwnRecords` (the audit's way in)."
+    registry = PRESETS if registry is None else registry
+    def register(own:Callable) -> Callable:
+        if missing := [k for k in ('config', 'quick', 'seed', 'device', 'progress', 'cache_dir') if k not in inspect.signature(own).parameters]:
+            raise TypeError(f"{own.__name__} lacks {missing}")
+        for name in names:
+            if name not in registry: raise ValueError(f"no preset named {name!r} is registered")
+            registry[name] = dataclasses.replace(registry[name], own=own)
+        return own
+    return register
+
 def preset_of(spec:AttackSpec) -> PresetSpec:
     "The preset an attack runs on from the command line, or `ValueError` when it has none."
     if spec.preset not in PRESETS: raise ValueError(f"attack {spec.name!r} names no registered preset ({spec.preset!r})")
     return PRESETS[spec.preset]
+
+# %% ../nbs/05_attacks.ipynb #owncode
+@dataclass
+class OwnRecords:
+    "What an audit holds beside the model: its training records, records from the same population it never saw, and optional extras."
+    train: Data  # the model's training records (the members)
+    test: Data  # records it never saw
+    update: Data|None = None  # records the model is updated on (`None`: updates are simulated from `test`)
+    sensitive: int|str|None = None  # a column of tabular records to infer
+    columns: list|None = None  # the columns' names
+
+class NotApplicable(ValueError):
+    "An attack that this model or these records do not allow, and why."
 
 # %% ../nbs/05_attacks.ipynb #benchcode
 BENCHES = {}
@@ -346,9 +378,13 @@ class MembershipResult(Result):
         out += metric_rows(f'membership: {self.attack}', self.target, 'queries', {'this library': self.queries}, self.setting)
         return out + [r for k, v in self.seconds.items() for r in metric_rows(f'membership: {self.attack}', self.target, f'seconds ({k})', {'this library': v}, self.setting)]
 
+    def roc_curves(self) -> dict:
+        "Its ROC curve by name, `{name: (fpr, tpr, auc)}`, to draw beside others' (`plot_roc_curves`)."
+        return {self.attack + (f' ({self.setting})' if self.setting else ''): (*self.roc, self.metrics['auc'])}
+
     def plot(self):
         "The ROC on log–log axes."
-        return plot_roc_curves({self.attack: (*self.roc, self.metrics['auc'])}, f'{self.target}: {self.attack}').figure
+        return plot_roc_curves(self.roc_curves(), f'{self.target}: {self.attack}').figure
 
 def strongest_headline(metrics:dict, # attack name -> its metrics ('tpr@1%fpr' among them)
                       ) -> Headline:

@@ -12,32 +12,24 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from .core import Result, artefact, cache_lock, format_rows, format_table, metric_rows, numerics_key, progress as progress_bar, set_seed, tensor_digest, to_json
-from .data import Data, as_data, concat, load_dataset, read_npz
+from .core import Result, artefact, cache_lock, format_rows, format_table, metric_rows, numerics_key, private_rng, progress as progress_bar, tensor_digest, to_json
+from .data import Data, as_data, load_dataset, read_npz
 from .models import fit, load_weights, reinitialized
-from .oracle import model_kind, model_accuracy, posteriors
+from .oracle import WhiteBoxRequired, model_kind, model_accuracy, posteriors
+from .attacks import (FAMILIES, AttackSpec, Headline, OwnRecords, attacks_of, load_attacks, make_config, plot_roc_curves, preset_of,
+                                  register_bench)
 from .membership_features import membership_features
-from .membership_standalone import run_standalone
-from .attacks import FAMILIES, MembershipData, attacks_of, load_attacks, plot_roc_curves
-from .updates import own_scale, prepare_experiment
-from .updates_li import evaluate_label_inference
-from .updates_lde import evaluate_label_distribution
-from .extraction import run_extraction
-from .extraction_retraining import run_retraining
-from .extraction_trees import run_tree_extraction
-from .inversion_faces import run_face_inversion
-from .inversion_map import run_map_inversion
+from .membership_standalone import own_membership_sample
 from .exfiltration_defences import first_layer_weights, ks_distance
-from .attacks import register_bench
 
 # %% auto #0
-__all__ = ['MODEL_FORMATS', 'MAX_RETRAINING_QUERIES', 'FLAG_MARGIN', 'import_object', 'sniff_pickle', 'load_torch_model',
+__all__ = ['MODEL_FORMATS', 'FAMILY_EXTRAS', 'FLAG_MARGIN', 'FAMILY_CHECKS', 'import_object', 'sniff_pickle', 'load_torch_model',
            'load_skops_model', 'OnnxClassifier', 'load_model', 'Records', 'load_records', 'check_audit_inputs',
-           'AuditSection', 'skipped', 'balanced_sample', 'exposure', 'verdict_membership', 'audit_registered_attacks',
-           'audit_membership', 'audit_scale', 'audit_updates', 'extraction_kind', 'FlatInputs', 'audit_extraction',
-           'is_image_data', 'audit_mi_face', 'audit_inversion', 'weight_tensors', 'low_bytes', 'low_byte_statistic',
-           'honest_retrains', 'false_alarms', 'audit_exfiltration', 'model_fingerprint', 'audit_fingerprint',
-           'save_section', 'load_section', 'AuditResult', 'audit_html', 'write_report', 'audit', 'bench_audit']
+           'AuditSection', 'skipped', 'PlannedRun', 'recipe_options', 'run_planned', 'gain', 'run_label',
+           'section_verdict', 'headline_figure', 'section_figures', 'exposure', 'exposed_records', 'records_text',
+           'not_run_text', 'audit_family', 'weight_tensors', 'low_bytes', 'low_byte_statistic', 'honest_retrains',
+           'false_alarms', 'audit_exfiltration', 'model_fingerprint', 'audit_fingerprint', 'save_section',
+           'load_section', 'AuditResult', 'audit_html', 'write_report', 'audit', 'bench_audit']
 
 # %% ../nbs/70_audit.ipynb #468b396a
 MODEL_FORMATS = ('safetensors', 'skops', 'onnx', 'function')
@@ -200,7 +192,7 @@ class AuditSection(Result):
     family: str  # 'membership', 'updates', 'extraction', 'inversion' or 'exfiltration'
     verdict: str  # one line
     ran: str = ''  # what ran
-    records: int = 0  # records the attacks used
+    records: int = 0  # records the audit gave its attacks
     queries: int = 0  # queries to the model
     seconds: float = 0.
     headline: str = ''  # the metric of the summary table
@@ -226,14 +218,100 @@ def skipped(family:str, why:str) -> AuditSection:
     "A section that does not apply to this model, and why."
     return AuditSection(family=family, verdict=f'not run: {why}', skipped=True)
 
-# %% ../nbs/70_audit.ipynb #8c745096
-def balanced_sample(train:Data, test:Data, n:int, seed:int) -> tuple:
-    "At most `n` members and as many test records, drawn with `seed`; the members' indices, and the test records left over."
-    g = torch.Generator().manual_seed(seed)
-    n = min(n, len(train), len(test))
-    idx, order = torch.randperm(len(train), generator=g)[:n], torch.randperm(len(test), generator=g)
-    return train.subset(idx), test.subset(order[:n]), idx, test.subset(order[n:])
+# %% ../nbs/70_audit.ipynb #plancode
+@dataclass
+class PlannedRun:
+    "One run of a registered attack in an audit: the attack, the options it ran with, and its result."
+    spec: AttackSpec
+    options: dict
+    result: Result
 
+    @property
+    def headline(self) -> Headline: return self.result.headline
+
+def recipe_options(spec:AttackSpec, # a registered attack
+                   recipe:dict, # the audit's training recipe: 'epochs', 'lr'
+                  ) -> dict:
+    "The recipe's options that `spec` takes: those of its config's fields, for an attack that trains models like the target."
+    names = {f.name for f in fields(spec.config)}
+    return {k: v for k, v in recipe.items() if k in names} if 'training recipe' in spec.threat else {}
+
+def run_planned(spec:AttackSpec, # a registered attack
+                model, # the model under audit
+                records:OwnRecords, # its records
+                *, quick:bool, seed:int, device, progress:bool, cache_dir:Path|None, # as `audit` says
+                recipe:dict, # the audit's training recipe
+               ) -> tuple:
+    "Every run of `spec`'s audit plan: `(runs, why not)`, the `PlannedRun`s and, when it did not run, why."
+    plan = spec.audit
+    if isinstance(plan, str): return [], plan
+    if plan is None or plan['quick' if quick else 'full'] is None: return [], 'left out at --quick, where cheaper attacks stand in for it'
+    own = preset_of(spec).own
+    if own is None: return [], f"its preset ({spec.preset}) takes no model of one's own"
+    if 'reference models' in spec.threat and model_kind(model) == 'function':
+        return [], 'a predictions-only model has no architecture to train models like it'
+    runs = []
+    for options in plan['quick' if quick else 'full']:
+        options = options | recipe_options(spec, recipe)
+        config = make_config(spec.config, **options)
+        try:
+            target, data = own(model, records, config=config, quick=quick, seed=seed, device=device, progress=progress, cache_dir=cache_dir)
+            runs.append(PlannedRun(spec, options, spec.run(target, data, config=config, seed=seed, device=device, progress=progress)))
+        except (ValueError, WhiteBoxRequired) as e:  # `NotApplicable` among them: this model or these records do not allow it
+            return runs, ' '.join(str(e).split())
+    return runs, None
+
+# %% ../nbs/70_audit.ipynb #gaincode
+def gain(h:Headline) -> float:
+    "How far a headline beats its baseline, relative to the baseline (−∞ without one)."
+    if h.baseline is None or h.baseline != h.baseline: return float('-inf')
+    return (h.value - h.baseline if h.higher_is_stronger else h.baseline - h.value) / max(abs(h.baseline), 1e-12)
+
+def run_label(run:PlannedRun, runs:list) -> str:
+    "The attack's name, with the options that tell its runs apart."
+    siblings = [r.options for r in runs if r.spec.name == run.spec.name]
+    differ = [k for k in run.options if len({repr(o.get(k)) for o in siblings}) > 1]
+    return run.spec.name + (f" ({', '.join(f'{k} {run.options[k]}' for k in differ)})" if differ else '')
+
+def _reading(run:PlannedRun, runs:list) -> str:
+    h = run.headline
+    base = '' if h.baseline is None else f" against {h.baseline:.3g} for {h.baseline_name}"
+    return f"{run_label(run, runs)}: {h.metric} {h.value:.3g}{base}"
+
+def section_verdict(runs:list, # the section's `PlannedRun`s
+                   ) -> tuple:
+    "`(verdict, the headline run)`: the run that beats its baseline by the widest margin, and each other attack's best."
+    best = max(runs, key=lambda r: gain(r.headline))
+    lead = 'the strongest attack beats its baseline' if best.headline.beats_baseline else 'no attack beats its baseline'
+    others = {}
+    for r in sorted(runs, key=lambda r: gain(r.headline), reverse=True):
+        if r.spec.name != best.spec.name: others.setdefault(r.spec.name, r)
+    return f"{lead}: {_reading(best, runs)}" + ''.join(f"; {_reading(r, runs)}" for r in others.values()), best
+
+# %% ../nbs/70_audit.ipynb #figcode
+def headline_figure(runs:list, title:str):
+    "Every run's headline number (red) beside its baseline (grey), one row per run."
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(7, 0.6 + 0.42 * len(runs)))
+    y = np.arange(len(runs))
+    ax.barh(y + 0.2, [r.headline.value for r in runs], 0.4, color='tab:red', label='attack')
+    ax.barh(y - 0.2, [np.nan if r.headline.baseline is None else r.headline.baseline for r in runs], 0.4, color='tab:gray', label='baseline')
+    ax.set_yticks(y, [f"{run_label(r, runs)}\n{r.headline.metric}" for r in runs], fontsize=7); ax.invert_yaxis()
+    ax.set_title(title, fontsize=9); ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+def section_figures(runs:list, family:str) -> list:
+    "PNGs: the headline figure, the ROC curves of every result that has them (together), then the first figure of each other attack."
+    figures = [_png(headline_figure(runs, f'{family}: each run against its baseline'))]
+    curves = {k: v for r in runs if hasattr(r.result, 'roc_curves') for k, v in r.result.roc_curves().items()}
+    if curves: figures.append(_png(plot_roc_curves(curves, f'{family} ROC (log–log)').figure))
+    for name in dict.fromkeys(r.spec.name for r in runs if not hasattr(r.result, 'roc_curves')):
+        try: figures.append(_png(next(r for r in runs if r.spec.name == name).result.plot()))
+        except NotImplementedError: pass
+    return figures
+
+# %% ../nbs/70_audit.ipynb #exposecode
 def exposure(member_loss:torch.Tensor, member_y:torch.Tensor, test_loss:torch.Tensor, test_y:torch.Tensor) -> torch.Tensor:
     "Each member's exposure: the fraction of test records of its class with a higher loss (0.5 where a class has no test records)."
     out = torch.full((len(member_loss),), 0.5, dtype=torch.float64)
@@ -242,262 +320,54 @@ def exposure(member_loss:torch.Tensor, member_y:torch.Tensor, test_loss:torch.Te
         if len(ref): out[member_y == c] = (ref[None, :] > member_loss[member_y == c, None]).double().mean(1)
     return out
 
-# %% ../nbs/70_audit.ipynb #cf777955
-def verdict_membership(auc:float, tpr:float) -> str:
-    "A plain reading of the strongest attack's AUC and TPR at 1% FPR."
-    if auc < 0.55 and tpr < 0.03: return 'little measurable leakage'
-    if auc < 0.65 and tpr < 0.1: return 'some leakage'
-    return 'strong leakage'
+def exposed_records(model, records:OwnRecords, *, quick:bool, seed:int, device=None, n:int=8) -> dict:
+    "The `n` most exposed members of the membership sample (`own_membership_sample`): 'x', 'y', 'score', 'loss' and 'index' (in the training records)."
+    data, idx = own_membership_sample(records, quick=quick, seed=seed)
+    loss_m, loss_t = (membership_features(model, d, device=device)['log_loss'][:, 0].double().exp() for d in (data.members, data.nonmembers))
+    exp = exposure(loss_m, data.members.y, loss_t, data.nonmembers.y)
+    top = torch.tensor(np.lexsort((loss_m.numpy(), -exp.numpy()))[:n])  # most exposed first, ties: lowest loss first
+    return {'x': data.members.x[top], 'y': data.members.y[top], 'score': exp[top], 'loss': loss_m[top], 'index': idx[top]}
 
-def audit_registered_attacks(model, members:Data, nonmembers:Data, spare:Data, *, quick:bool, seed:int=0, device=None, progress:bool=True,
-                             epochs:int=10, lr:float=1e-3) -> tuple:
-    """Every registered membership attack the model allows, on the sampled records with the spare test records as their population:
-    `(results, not_run)`, attack name -> `MembershipResult` and attack name -> why it did not run. At `--quick` the attacks that train
-    reference models are left out (the cheap ones run). Attacks that train models like the target take the audit's recipe (`epochs`,
-    `lr`) and their online variant. With fewer than 100 test records to spare, half of the non-members join the population."""
-    if len(spare) < 100:
-        h = len(nonmembers) // 2
-        spare = concat([nonmembers.subset(torch.arange(h, len(nonmembers))), spare])
-        members, nonmembers = members.subset(torch.arange(h)), nonmembers.subset(torch.arange(h))
-    records = MembershipData(members=members, nonmembers=nonmembers, population=spare, name='audited model')
-    results, not_run = {}, {}
-    load_attacks()
-    for spec in attacks_of('membership'):
-        recipe = 'training recipe' in spec.threat
-        if quick and 'reference models' in spec.threat: not_run[spec.name] = 'no reference models are trained at --quick'; continue
-        if recipe and model_kind(model) == 'function': not_run[spec.name] = 'a predictions-only model has no recipe for reference models'; continue
-        names = {f.name for f in fields(spec.config)}
-        options = {k: v for k, v in dict(epochs=epochs, lr=lr, online=True).items() if recipe and k in names}
-        try: results[spec.name] = spec(model, records, seed=seed, device=device, progress=progress, **options)
-        except ValueError as e: not_run[spec.name] = ' '.join(str(e).split())
-    return results, not_run
+# %% ../nbs/70_audit.ipynb #familycode
+FAMILY_EXTRAS = {'membership': exposed_records}  # family -> what its section shows beside its attacks
 
-# %% ../nbs/70_audit.ipynb #a3ad9fe1
-def audit_membership(model, train:Data, test:Data, *, quick:bool=False, seed:int=0, device=None, progress:bool=True,
-                     epochs:int=10, lr:float=1e-3, # the reference models' training (the audit's retraining recipe)
-                    ) -> AuditSection:
-    "Membership inference with every attack the model allows, on a balanced sample of members and test records."
-    start = time.perf_counter()
-    kind = model_kind(model)
-    with_shadows = not quick and kind != 'function' and len(test) >= 60  # a third of the test records trains the shadow models
-    members, nonmembers, idx, spare = balanced_sample(train, test, 500 if quick else min(2500, len(test) * 2 // 3 if with_shadows else 2500), seed)
-    shadows = 2 if with_shadows else 0
-    res = run_standalone('audited model', model=model, members=members, nonmembers=nonmembers, variants=('white-box',) if kind == 'torch' else ('black-box',),
-                         kernels=100 if quick else None, attack_epochs=10 if quick else 40, seed=seed, progress=progress, device=device,
-                         shadow=spare if shadows else None, n_shadow=shadows, epochs=10)
-    attacks, not_run = audit_registered_attacks(model, members, nonmembers, spare, quick=quick, seed=seed, device=device, progress=progress,
-                                                epochs=epochs, lr=lr)
-    rows = res.rows()
-    for name, r in attacks.items():
-        res.metrics[name], res.roc[name] = r.metrics, r.roc  # no threshold to pick: no balanced accuracy
-        rows += r.rows()
-    best = max(res.metrics, key=lambda a: (res.metrics[a]['auc'], res.metrics[a]['tpr@1%fpr']))
-    m = res.metrics[best]
-    feats_m, feats_t = membership_features(model, members, device=device), membership_features(model, nonmembers, device=device)
-    loss_m, loss_t = (f['log_loss'][:, 0].double().exp() for f in (feats_m, feats_t))
-    exp = exposure(loss_m, members.y, loss_t, nonmembers.y)
-    top = torch.tensor(np.lexsort((loss_m.numpy(), -exp.numpy()))[:8])  # most exposed first, ties: lowest loss first
-    ax = plot_roc_curves({n: (*res.roc[n], res.metrics[n]['auc']) for n in res.roc}, 'membership ROC (log–log)')
-    verdict = (f"{verdict_membership(m['auc'], m['tpr@1%fpr'])}: the strongest attack ({best}) reaches AUC {m['auc']:.3f} "
-               f"and TPR {m['tpr@1%fpr']:.1%} at 1% FPR (random guessing: 0.5 and 1%)")
-    ran = f"{', '.join(res.metrics)} on {len(members)} members and {len(nonmembers)} test records" + ''.join(f"; {a} not run: {why}" for a, why in not_run.items())
-    return AuditSection(family='membership', verdict=verdict, ran=ran, records=2 * len(members), queries=2 * len(members), seconds=time.perf_counter() - start,
-                        headline='AUC', value=m['auc'], baseline=0.5, baseline_name='random guess', section_rows=rows, figures=[_png(ax.figure)],
-                        exposed={'x': members.x[top], 'y': members.y[top], 'score': exp[top], 'loss': loss_m[top], 'index': idx[top]})
+def records_text(records:OwnRecords) -> str:
+    "' on … training, … test [and … update] records'."
+    update = f" and {len(records.update):,} update" if records.update is not None else ''
+    return f" on {len(records.train):,} training{',' if update else ' and'} {len(records.test):,} test{update} records"
 
-# %% ../nbs/70_audit.ipynb #03bb96ab
-def audit_scale(n_records:int, quick:bool):
-    "The Updates-Leak sizes of an audit: `updates.own_scale` with fewer shadow updates at `--quick`."
-    return own_scale(n_records, epochs=5 if quick else 20, n_shadow_updates=200 if quick else 1000, n_target_updates=50 if quick else 200)
+def not_run_text(not_run:dict, # attack name -> why it did not run
+                 joint:str, # between the names and the reason
+                ) -> str:
+    "Why attacks did not run, one clause per reason, the attacks that share it named together."
+    by_reason = {}
+    for name, why in not_run.items(): by_reason.setdefault(why, []).append(name)
+    return '; '.join(f"{', '.join(names)}{joint}{why}" for why, names in by_reason.items())
 
-def audit_updates(model, train:Data, test:Data, *, update:Data|None=None, quick:bool=False, seed:int=0, device=None,
-                  cache_dir=None, progress:bool=True) -> AuditSection:
-    "Label inference (single records) and label-distribution estimation (sets of 10) from the model's posteriors before and after updates."
-    if model_kind(model) != 'torch': return skipped('updates', 'simulating updates needs the torch model (its architecture and training)')
-    n = len(test) if update is None else len(test) * 10 // 7
-    if n < 50: return skipped('updates', f'needs at least 50 test records to split between the provider and the attacker, got {len(test)}')
-    start = time.perf_counter()
-    scale = audit_scale(n, quick)
-    common = dict(n_shadow_models=2, seed=seed, cache_dir=cache_dir, device=device, progress=progress, model=model, data=test, pool=update)
-    li = evaluate_label_inference(prepare_experiment('audited model', scale, set_size=1, **common), 1 if quick else 3, seed=seed, device=device)
-    set_size = min(10, len(test) // 20)
-    lde = evaluate_label_distribution(prepare_experiment('audited model', scale, set_size=set_size, **common), 1 if quick else 3, seed=seed, device=device)
-    rows = li.rows() + lde.rows()
-    value = lambda rs, metric, method: next((r['value'] for r in rs if r['metric'] == metric and r['method'] == method), float('nan'))
-    acc, heur, rand = (value(li.rows(), 'accuracy', m) for m in ('this library', 'heuristic', 'random guess'))
-    kl, prior = value(lde.rows(), 'KL, summed', 'this library'), value(lde.rows(), 'KL, summed', 'prior')
-    verdict = (f"{'updates leak their labels' if acc > max(heur, rand) + 0.05 else 'label inference is no better than the baselines'}: "
-               f"A_LI names {acc:.0%} of single-record updates' labels (heuristic {heur:.0%}, random {rand:.0%}); "
-               f"A_LDE's KL on sets of {set_size} is {kl:.3f} against {prior:.3f} for the attacker's prior")
-    fig = _bars({'A_LI accuracy': {'attack': acc, 'heuristic': heur, 'random': rand},
-                 f'A_LDE KL, |D|={set_size} (lower leaks more)': {'attack': kl, 'prior': prior,
-                                                                   'random': value(lde.rows(), 'KL, summed', 'random distribution')}})
-    return AuditSection(family='updates', verdict=verdict,
-                        ran=f"A_LI and A_LDE, 2 shadow models, {scale.n_shadow_updates} shadow and {scale.n_target_updates} target updates each",
-                        records=len(test) + (0 if update is None else len(update)), queries=2 * (1 + scale.n_target_updates) * scale.probe_size,
-                        seconds=time.perf_counter() - start, headline='A_LI accuracy', value=acc, baseline=max(heur, rand),
-                        baseline_name='heuristic' if heur >= rand else 'random guess', section_rows=rows, figures=[_png(fig)])
-
-def _bars(panels:dict):
-    "One bar chart per panel: panel title -> {bar name: value}, the attack's bar first and coloured."
-    import matplotlib.pyplot as plt
-    fig, axes = plt.subplots(1, len(panels), figsize=(4 * len(panels), 2.8), squeeze=False)
-    for ax, (title, bars) in zip(axes[0], panels.items()):
-        ax.bar(list(bars), list(bars.values()), color=['tab:red'] + ['tab:gray'] * (len(bars) - 1))
-        ax.set_title(title, fontsize=9)
-        for i, v in enumerate(bars.values()): ax.text(i, v, f'{v:.3g}', ha='center', va='bottom', fontsize=8)
-    fig.tight_layout()
-    return fig
-
-# %% ../nbs/70_audit.ipynb #08b36abe
-MAX_RETRAINING_QUERIES = 20_000  # the retraining attacks' largest budget
-
-def extraction_kind(model, n_classes:int) -> str:
-    "How the audit steals `model`: 'lr' or 'softmax' (equation solving), 'tree' (path-finding) or 'retraining'."
-    from sklearn.tree import DecisionTreeClassifier
-    if isinstance(model, DecisionTreeClassifier): return 'tree'
-    linear = False
-    if model_kind(model) == 'sklearn': linear = type(model).__name__ == 'LogisticRegression'
-    elif model_kind(model) == 'torch':
-        layers = [m for m in model.modules() if not isinstance(m, (nn.Sequential, nn.Flatten, nn.Identity, nn.Dropout))]
-        linear = [type(m) for m in layers] == [nn.Linear] or (len(layers) == 2 and isinstance(layers[1], nn.Linear) and type(layers[0]).__name__ in ('LogisticRegression', 'SoftmaxRegression'))
-    if not linear: return 'retraining'
-    return 'lr' if n_classes == 2 and model_kind(model) == 'sklearn' else 'softmax'
-
-class FlatInputs:
-    "A predictions-only view of a model over images that takes flattened inputs, for the attacks that need feature vectors."
-    def __init__(self, model, shape:tuple): self.model, self.shape, self.__name__ = model, tuple(shape), 'flattened model'
-    def __call__(self, x:torch.Tensor) -> torch.Tensor: return posteriors(self.model, x.reshape(-1, *self.shape))
-
-# %% ../nbs/70_audit.ipynb #d133aa53
-def _steal_by_paths(tree, data:Data, seed:int) -> tuple:
-    "Path-finding on a leaf-identifier API: `(results, curves, what was run, verdict)`."
-    r = run_tree_extraction(tree=tree, data=data, name='audited model', seed=seed)
-    return ([r], {'path-finding': [(r.queries, r.r_test)]}, ['path-finding on a leaf-identifier API'],
-            f"path-finding finds {r.leaves_found} of {r.leaves} leaves with {r.queries:,} queries; the copy agrees on {r.r_test:.1%} of test records")
-
-def _steal_by_equations(solving:str, target, data:Data, quick:bool, seed:int,
-                        one_budget:bool=False, # one budget and no rounding: a first try on an API of unknown form
-                       ) -> tuple:
-    "Equation solving at several query budgets, then on rounded answers: `(results, curves, what was run, verdict)`."
-    budgets = (1.,) if quick or one_budget else (0.5, 1., 2.)
-    exact = [run_extraction(solving, budget=b, target=target, data=data, seed=seed, name='audited model', n_uniform=1000) for b in budgets]
-    curves = {'equation solving': [(r.queries, r.r_test) for r in exact]}
-    parts = [f"{solving} equation solving at {', '.join(f'{b:g}' for b in budgets)} queries per unknown"]
-    rounded = [run_extraction(solving, budget=1., target=target, data=data, seed=seed, name='audited model', decimals=d, n_uniform=1000)
-               for d in (() if one_budget else (2,) if quick else (2, 1))]
-    curves |= {f'equation solving, answers rounded to {r.decimals} decimals': [(r.queries, r.r_test)] for r in rounded}
-    best = max(exact, key=lambda x: (x.r_test, -x.queries))
-    verdict = (f"equation solving gives a copy that agrees on {best.r_test:.1%} of test records with {best.queries:,} queries "
-               f"({best.queries / best.unknowns:.2g} per unknown)") + (f"; answers rounded to 2 decimals give {rounded[0].r_test:.1%}" if rounded else '')
-    return exact + rounded, curves, parts + (['on rounded answers'] if rounded else []), verdict
-
-def _steal_by_retraining(target, data:Data, n_classes:int, quick:bool, seed:int) -> tuple:
-    "A softmax copy retrained on the API's labels, uniform and adaptive queries: `(results, curves, what was run, verdict)`."
-    unknowns = (data.x.shape[1] + 1) * n_classes
-    plan = [('uniform', 1.)] if quick else [('uniform', 1.), ('uniform', 5.), ('adaptive', 1.)]
-    retrained = [run_retraining(strategy=s, budget=int(min(b * unknowns, MAX_RETRAINING_QUERIES)), target=target, data=data, seed=seed,
-                                name='audited model', n_uniform=1000) for s, b in plan]
-    curves = {}
-    for (s, _), r in zip(plan, retrained): curves.setdefault(f'retraining on labels ({s})', []).append((r.queries, r.r_test))
-    best = max(retrained, key=lambda x: x.r_test)
-    return (retrained, curves, ['retraining a softmax copy on labels: ' + ', '.join(f'{s} queries at {b:g} per unknown' for s, b in plan)],
-            f"retraining a softmax copy on {best.queries:,} labels agrees with the model on {best.r_test:.1%} of test records")
-
-def _agreement_figure(curves:dict, majority:float):
-    "Each attack's agreement on test records against its queries, beside always answering the majority class."
-    import matplotlib.pyplot as plt
-    fig, ax = plt.subplots(figsize=(5.5, 3.2))
-    for name, pts in curves.items(): ax.plot(*zip(*sorted(pts)), 'o-', label=name)
-    ax.axhline(majority, color='k', ls=':', lw=0.8, label='always the majority class')
-    ax.set(xscale='log', xlabel='queries', ylabel='agreement on test records (R_test)', ylim=(0, 1.02), title='extraction: agreement against queries')
-    ax.legend(fontsize=7)
-    return fig
-
-# %% ../nbs/70_audit.ipynb #eee3b6fb
-def audit_extraction(model, train:Data, test:Data, *, n_classes:int, quick:bool=False, seed:int=0) -> AuditSection:
-    "Steal the model through its API: agreement against the query budget, and the cost of rounded answers."
-    start = time.perf_counter()
-    kind = extraction_kind(model, n_classes)
-    flat = test.x.dim() > 2
-    target = FlatInputs(model, test.x.shape[1:]) if flat else model
-    data = Data(test.x.flatten(1), test.y, test.classes, name=test.name) if flat else test
-    results, curves, parts, verdicts = [], {}, [], []
-    def add(attempt:tuple):
-        found, their_curves, what, verdict = attempt
-        results.extend(found); curves.update(their_curves); parts.extend(what); verdicts.append(verdict)
-    if kind == 'tree': add(_steal_by_paths(model, data, seed))
-    elif kind != 'retraining' or model_kind(model) == 'function':  # an API of unknown form is first tried as if it were linear
-        add(_steal_by_equations('softmax' if kind == 'retraining' else kind, target, data, quick, seed, one_budget=kind == 'retraining'))
-    if kind == 'retraining' and (not results or results[0].r_test < 0.99): add(_steal_by_retraining(target, data, n_classes, quick, seed))
-    best = max((r for r in results if getattr(r, 'decimals', None) is None), key=lambda x: x.r_test)
-    majority = max(float((test.y == c).double().mean()) for c in test.y.unique())
-    return AuditSection(family='extraction', verdict='; '.join(verdicts), ran='; '.join(parts), records=len(test), queries=sum(r.queries for r in results),
-                        seconds=time.perf_counter() - start, headline='R_test', value=best.r_test, baseline=majority, baseline_name='majority class',
-                        section_rows=[row for r in results for row in r.rows()], figures=[_png(_agreement_figure(curves, majority))])
-
-# %% ../nbs/70_audit.ipynb #ecb5e585
-def is_image_data(data:Data) -> bool:
-    "Inputs that look like images: N × C × H × W with 1 or 3 channels."
-    return data.x.dim() == 4 and data.x.shape[1] in (1, 3)
-
-def _class_subset(data:Data, classes:torch.Tensor) -> Data:
-    return data.subset(torch.isin(data.y, classes).nonzero()[:, 0])
-
-def audit_mi_face(model, train:Data, test:Data, *, quick:bool=False, seed:int=0, device=None, progress:bool=True) -> tuple:
-    "MI-FACE on every class (at most 10 at `--quick`, 40 otherwise) that both splits have; the result and its figure."
-    shared = torch.tensor(sorted(set(train.y.tolist()) & set(test.y.tolist())))[:10 if quick else 40]
-    tr, te = _class_subset(train, shared), _class_subset(test, shared)
-    res = run_face_inversion(recogniser=model, split=(tr, te), max_steps=300 if quick else 3000, seed=seed, device=device, progress=progress)
-    means = torch.stack([tr.x[tr.y == c].mean(0) for c in shared])
-    import matplotlib.pyplot as plt
-    k = len(shared)
-    fig, axes = plt.subplots(3, k, figsize=(1.1 * k, 3.6), squeeze=False)
-    for j in range(k):
-        for i, (img, label) in enumerate(((res.images[j], 'MI-FACE'), (means[j], 'class mean'), (res.nearest_images[j], 'nearest training'))):
-            a = axes[i, j]; im = img.detach().cpu()
-            a.imshow(im[0] if im.shape[0] == 1 else im.permute(1, 2, 0).clamp(0, 1), cmap='gray'); a.set_xticks([]); a.set_yticks([])
-            if j == 0: a.set_ylabel(label, fontsize=7)
-        axes[0, j].set_title(train.classes[int(shared[j])][:10], fontsize=7)
-    fig.tight_layout()
-    return res, fig
-
-# %% ../nbs/70_audit.ipynb #97f881dc
-def audit_inversion(model, train:Data, test:Data, *, sensitive=None, columns:list|None=None, quick:bool=False, seed:int=0,
-                    device=None, progress:bool=True) -> AuditSection:
-    "MI-FACE reconstructions of each class (torch image models) and MAP inference of a sensitive column (tables)."
-    start = time.perf_counter()
-    rows, figs, parts, verdicts, headline = [], [], [], [], None
-    if model_kind(model) == 'torch' and is_image_data(train):
-        faces, fig = audit_mi_face(model, train, test, quick=quick, seed=seed, device=device, progress=progress)
-        rows += faces.rows(); figs.append(_png(fig)); parts.append(f"MI-FACE on {len(faces.images)} classes")
-        verdicts.append(f"MI-FACE's reconstructions are as close to a training image as a real test image in {faces.as_close_as_real:.0%} of classes "
-                        f"(similarity {faces.similarity:.2f} against {faces.real_similarity:.2f} for real images; the classifier takes {faces.identified_classifier:.0%} for their class)")
-        headline = ('MI-FACE similarity to the nearest training image', faces.similarity, faces.real_similarity, 'real test images')
-    if sensitive is not None:
-        if train.x.dim() != 2: raise ValueError("--sensitive names a column of tabular records; these records are images")
-        inv = run_map_inversion(model=model, members=train, nonmembers=test, sensitive=sensitive, names=columns, name='audited model')
-        rows += inv.rows(); parts.append(f"MAP inference of {sensitive!r}")
-        acc = {(r['attack'], r['setting']): r['value'] for r in inv.rows() if r['metric'] == 'accuracy'}
-        get = lambda method, group: acc.get((f'MAP inversion: {method}', group), float('nan'))
-        best_m = max(v for (a, g), v in acc.items() if g == 'members' and 'ideal' not in a and 'prior' not in a)
-        prior = get('prior mode', 'members')
-        verdicts.append(f"MAP inference guesses {sensitive!r} of {best_m:.0%} of members (non-members {get('black-box', 'non-members'):.0%}, the prior {prior:.0%})")
-        headline = headline or (f'MAP accuracy on {sensitive!r}, members', best_m, prior, "the prior's mode")
-        import matplotlib.pyplot as plt
-        methods = [a for a in dict.fromkeys(a for a, _ in acc) if 'ideal' not in a]
-        fig, ax = plt.subplots(figsize=(6, 3))
-        for k, g in enumerate(('members', 'non-members')):
-            ax.bar(np.arange(len(methods)) + 0.4 * k, [acc.get((a, g), np.nan) for a in methods], 0.4, label=g)
-        ax.set_xticks(np.arange(len(methods)) + 0.2, [a.removeprefix('MAP inversion: ') for a in methods], fontsize=7, rotation=15)
-        ax.set(ylabel='accuracy', title=f'MAP inference of {sensitive!r}'); ax.legend(fontsize=7)
-        figs.append(_png(fig))
-    if not parts:
-        why = 'MI-FACE needs a torch model over images' if is_image_data(train) or model_kind(model) != 'torch' else 'MI-FACE runs on image inputs'
-        return skipped('inversion', f"{why}; give --sensitive COLUMN for MAP attribute inference on tables")
-    name, value, base, base_name = headline
-    return AuditSection(family='inversion', verdict='; '.join(verdicts), ran=' and '.join(parts), records=len(train) + len(test), queries=0,
-                        seconds=time.perf_counter() - start, headline=name, value=value, baseline=base, baseline_name=base_name, section_rows=rows, figures=figs)
+def audit_family(family:str, # one of `FAMILIES`
+                 model, # the model under audit
+                 records:OwnRecords, # its records
+                 *, quick:bool=False, seed:int=0, device=None, progress:bool=True, cache_dir:Path|None=None,
+                 recipe:dict|None=None, # the audit's training recipe: 'epochs' and 'lr' (default: 2 epochs at `quick`, else 10; lr 1e-3)
+                ) -> AuditSection:
+    "Every registered attack of `family` that the model allows, run as its audit plan says, in one section."
+    start, runs, not_run = time.perf_counter(), [], {}
+    recipe = recipe or {'epochs': 2 if quick else 10, 'lr': 1e-3}
+    for spec in attacks_of(family):
+        done, why = run_planned(spec, model, records, quick=quick, seed=seed, device=device, progress=progress, cache_dir=cache_dir, recipe=recipe)
+        runs += done
+        if why: not_run[spec.name] = why
+    if not runs: return skipped(family, not_run_text(not_run, ': ') or 'no attack of this family is registered')
+    verdict, best = section_verdict(runs)
+    h = best.headline
+    ran = ', '.join(dict.fromkeys(run_label(r, runs) for r in runs)) + records_text(records) + \
+          (f"; {not_run_text(not_run, ' not run: ')}" if not_run else '')
+    extra = FAMILY_EXTRAS.get(family)
+    return AuditSection(family=family, verdict=verdict, ran=ran, records=len(records.train) + len(records.test) + len(records.update or []),
+                        queries=sum(q for r in runs if isinstance(q := getattr(r.result, 'queries', 0), int)), seconds=time.perf_counter() - start,
+                        headline=f'{run_label(best, runs)}: {h.metric}', value=float(h.value), baseline=float('nan') if h.baseline is None else float(h.baseline),
+                        baseline_name=h.baseline_name, section_rows=[row for r in runs for row in r.result.rows()], figures=section_figures(runs, family),
+                        exposed=extra(model, records, quick=quick, seed=seed, device=device) if extra else None)
 
 # %% ../nbs/70_audit.ipynb #49e1dbc5
 FLAG_MARGIN = 1.5  # a statistic is flagged above this multiple of the largest honest retrain's
@@ -532,13 +402,14 @@ def false_alarms(statistics:list, # one statistic per honest retrain
     return float(np.mean([s > FLAG_MARGIN * max(t for j, t in enumerate(statistics) if j != i) for i, s in enumerate(statistics)]))
 
 # %% ../nbs/70_audit.ipynb #4acc3a28
-def audit_exfiltration(model, train:Data, *, quick:bool=False, seed:int=0, device=None, retrain_epochs:int|None=None,
+def audit_exfiltration(model, records:OwnRecords, *, quick:bool=False, seed:int=0, device=None, retrain_epochs:int|None=None,
                        retrain_lr:float=1e-3) -> AuditSection:
     "Could the model hide its training data? The weight-distribution and low-byte tests, calibrated on honest retrains."
     if model_kind(model) != 'torch': return skipped('exfiltration', 'the tests read the parameters, so they need the torch model')
     if not weight_tensors(model): return skipped('exfiltration', 'the model has no weight matrices to test')
     start = time.perf_counter()
     n, epochs = (4, retrain_epochs or 2) if quick else (6, retrain_epochs or 10)
+    train = records.train
     sample = train.subset(torch.randperm(len(train), generator=torch.Generator().manual_seed(seed))[:2000 if quick else 10_000])
     reference, *honest = honest_retrains(model, sample, n, epochs, retrain_lr, seed + 1000, device)
     ks = {'model': ks_distance(model, reference), 'honest': [ks_distance(h, reference) for h in honest]}
@@ -571,6 +442,8 @@ def audit_exfiltration(model, train:Data, *, quick:bool=False, seed:int=0, devic
                         records=len(sample), queries=0, seconds=time.perf_counter() - start, headline='low-byte χ² statistic', value=lsb_check['value'],
                         baseline=lsb_check['threshold'], baseline_name='flag threshold', section_rows=rows, figures=[_png(fig)])
 
+FAMILY_CHECKS = {'exfiltration': audit_exfiltration}  # family -> its check, for a family whose attacks cannot run on a finished model
+
 # %% ../nbs/70_audit.ipynb #17fc4734
 def model_fingerprint(model, probe:torch.Tensor) -> str:
     "A digest of the model: its state (torch) or its answers on `probe`, with its type."
@@ -583,7 +456,7 @@ def model_fingerprint(model, probe:torch.Tensor) -> str:
 def audit_fingerprint(model, train:Data, test:Data, update:Data|None, options:dict, device) -> str:
     "What an audit's cache entries are keyed by: the model, every record, the options, the registered attacks, the device and a CPU's threads."
     h = hashlib.sha256(model_fingerprint(model, train.x[:64]).encode())
-    h.update(json.dumps(sorted((a.name, a.run.__module__) for a in load_attacks().values())).encode())  # a new attack: a new membership section
+    h.update(json.dumps(sorted((a.name, a.run.__module__, to_json(a.audit)) for a in load_attacks().values()), default=str).encode())  # a new attack or plan: new sections
     for d in (train, test, update):
         h.update(b'-' if d is None else tensor_digest({'x': d.x, 'y': d.y}).encode())
     h.update(json.dumps(to_json(options), sort_keys=True).encode()); h.update(json.dumps(numerics_key(device), sort_keys=True).encode())
@@ -763,6 +636,14 @@ def _describe(model) -> tuple:
     params = sum(p.numel() for p in model.parameters()) if kind == 'torch' else 0
     return f"{kind} model {name or type(model).__name__}", params
 
+def _family_section(family:str, model, records:OwnRecords, *, quick:bool, seed:int, device, progress:bool, cache_dir, recipe:dict) -> AuditSection:
+    "The family's registered attacks, or its check when none of them can run on a finished model."
+    section = audit_family(family, model, records, quick=quick, seed=seed, device=device, progress=progress, cache_dir=cache_dir, recipe=recipe)
+    if not section.skipped or family not in FAMILY_CHECKS: return section
+    check = FAMILY_CHECKS[family](model, records, quick=quick, seed=seed, device=device, retrain_epochs=recipe['epochs'], retrain_lr=recipe['lr'])
+    check.ran += f" (its attacks: {section.verdict.removeprefix('not run: ')})" if not check.skipped else ''
+    return check
+
 def audit(model, # the model under audit: a torch module, a scikit-learn estimator or a function returning posteriors
           train, # its training records (the members): `Data`, `(x, y)`, `TensorDataset` or a path (see `load_records`)
           test, # records from the same population it never saw
@@ -775,7 +656,7 @@ def audit(model, # the model under audit: a torch module, a scikit-learn estimat
           seed:int=0, # seeds every section
           device=None, # where to compute (`None`: CUDA if available)
           cache_dir:str|Path|None=None, # where finished sections are kept, so that an interrupted audit resumes (`None`: no cache)
-          retrain_epochs:int|None=None, retrain_lr:float=1e-3, # the recipe of honest retrains (exfiltration) and reference models (LiRA, RMIA): Adam, epochs 2 quick, else 10
+          retrain_epochs:int|None=None, retrain_lr:float=1e-3, # the recipe of models trained like the target (honest retrains, reference and shadow models): Adam, epochs 2 quick, else 10
           progress:bool=True, # progress bars
          ) -> AuditResult:
     "Audit how much `model` leaks about its training records through each attack family; one result with a section per family."
@@ -791,20 +672,17 @@ def audit(model, # the model under audit: a torch module, a scikit-learn estimat
     folder = Path(cache_dir)/f'audit-{key}' if cache_dir else None
     if folder: folder.mkdir(parents=True, exist_ok=True)
     start, sections = time.perf_counter(), []
-    common = dict(quick=quick, seed=seed)
-    run = {'membership': lambda: audit_membership(model, train, test, **common, device=device, progress=progress, epochs=retrain_epochs or (2 if quick else 10),
-                                                  lr=retrain_lr),
-           'updates': lambda: audit_updates(model, train, test, **common, update=update, device=device, cache_dir=folder/'updates' if folder else None,
-                                            progress=progress),
-           'extraction': lambda: audit_extraction(model, train, test, **common, n_classes=n_classes),
-           'inversion': lambda: audit_inversion(model, train, test, **common, sensitive=sensitive, columns=columns, device=device, progress=progress),
-           'exfiltration': lambda: audit_exfiltration(model, train, **common, device=device, retrain_epochs=retrain_epochs, retrain_lr=retrain_lr)}
+    load_attacks()  # every registered attack joins its family's section
+    records = OwnRecords(train=train, test=test, update=update, sensitive=sensitive, columns=columns)
+    recipe = {'epochs': retrain_epochs or (2 if quick else 10), 'lr': retrain_lr}
     for family in progress_bar([f for f in FAMILIES if f in families], enabled=progress, name='audit sections'):
         path = folder/f'{family}.json' if folder else None
         section = load_section(path) if path else None
         if section is None:
             with (cache_lock(path) if path else contextlib.nullcontext()):
-                section = (load_section(path) if path else None) or run[family]()
+                section = (load_section(path) if path else None) or _family_section(family, model, records, quick=quick, seed=seed, device=device,
+                                                                                     progress=progress, cache_dir=folder/family if folder else None,
+                                                                                     recipe=recipe)
                 if path: save_section(path, section)
         sections.append(section)
     kind, params = _describe(model)
@@ -819,9 +697,9 @@ def bench_audit(quick:bool=False, # time a `--quick` audit instead of the defaul
                ) -> list:
     "Seconds per section of an audit of a 784–128–10 MLP (Adam, 5 epochs) on the embedded MNIST subset; one row per section and the total."
     train, test = load_dataset('mnist-embedded', 'train', root), load_dataset('mnist-embedded', 'test', root)
-    set_seed(0)
-    model = nn.Sequential(nn.Flatten(), nn.Linear(784, 128), nn.ReLU(), nn.Linear(128, 10))
-    fit(model, train, epochs=5, lr=1e-3, optimizer='adam', device=device, progress=False)
+    with private_rng(0):
+        model = nn.Sequential(nn.Flatten(), nn.Linear(784, 128), nn.ReLU(), nn.Linear(128, 10))
+        fit(model, train, epochs=5, lr=1e-3, optimizer='adam', device=device, progress=False)
     r = audit(model.eval(), train, test, quick=quick, device=device, progress=False, retrain_epochs=5)  # the retrains follow the model's recipe
     return [{'section': s.family, 'seconds': round(s.seconds, 1), 'records': s.records, 'queries': s.queries, 'verdict': s.verdict[:60]} for s in r.sections] + \
            [{'section': f"total ({'quick' if quick else 'default'}, {r.parameters:,} parameters, {r.n_train:,} training records)", 'seconds': round(r.seconds, 1)}]

@@ -100,13 +100,15 @@ def numerics_key(device:str|torch.device|None=None, # where the computation runs
 
 # %% ../nbs/00_core.ipynb #privrngcode
 @contextmanager
-def private_rng(seed:int, # seeds the CPU generator and every visible CUDA generator inside the block
+def private_rng(seed:int, # seeds Python's, NumPy's, the CPU's and every visible CUDA device's generator inside the block
                ):
-    "Run the block on freshly seeded global generators (CPU and CUDA), leaving the caller's random state as it was."
+    "Run the block on freshly seeded global generators (Python, NumPy, torch CPU and CUDA), leaving the caller's random state as it was."
     devices = list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
+    python_state, numpy_state = random.getstate(), np.random.get_state()
     with torch.random.fork_rng(devices=devices):
-        torch.manual_seed(seed)
-        yield
+        random.seed(seed); np.random.seed(seed % 2**32); torch.manual_seed(seed)
+        try: yield
+        finally: random.setstate(python_state); np.random.set_state(numpy_state)
 
 # %% ../nbs/00_core.ipynb #60b5e4cd
 _MASK32 = 0xFFFFFFFF

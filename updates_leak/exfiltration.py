@@ -13,7 +13,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.nn.utils import parameters_to_vector
 
-from .core import ATTACK_METHOD, Result, artefact, check_count, check_positive, metric_rows, set_seed
+from .core import ATTACK_METHOD, Result, artefact, check_count, check_positive, metric_rows, private_rng
 from .data import DATASETS, Data, as_data, check_range, load_dataset, show_images, split_data
 from .models import MLP, accuracy, fit, reinitialized
 from .oracle import Oracle
@@ -79,9 +79,9 @@ def owner_model(data:Data, # for the input size and classes
                 architecture:nn.Module|None=None, # your own architecture instead (a fresh copy is initialised from `seed`)
                ) -> nn.Module:
     "The owner's architecture, untrained: yours, or an MLP with two hidden ReLU layers."
-    set_seed(seed)
-    if architecture is not None: return reinitialized(architecture, seed)
-    return MLP([int(np.prod(data.sample_shape)), hidden, hidden, data.n_classes])
+    with private_rng(seed):
+        if architecture is not None: return reinitialized(architecture, seed)
+        return MLP([int(np.prod(data.sample_shape)), hidden, hidden, data.n_classes])
 
 def train_owner_model(data, # the owner's training data: a `Data`, `(x, y)` or `TensorDataset`
                       loss_fn=None, # training loss (default: cross-entropy); the malicious code changes it
@@ -401,27 +401,28 @@ def _exfiltrate(attack:str, target:nn.Module, data:tuple, config:ExfiltrationCon
 
 _SONG = 'Song, Ristenpart, Shmatikov: Machine Learning Models that Remember Too Much, CCS 2017'
 _THREAT = ('training recipe', 'white-box')
+_AUDIT = "a malicious training algorithm hides the data while the model trains: the audit's exfiltration check looks for its traces instead"
 
 @register_attack('lsb', family='exfiltration', threat=_THREAT, config=LsbConfig, preset='exfiltration', paper=_SONG,
-                 quick={'dataset': 'mnist-embedded', 'hidden': 32, 'secrets': 2, 'epochs': 1})
+                 quick={'dataset': 'mnist-embedded', 'hidden': 32, 'secrets': 2, 'epochs': 1}, audit=_AUDIT)
 def run_lsb(target:nn.Module, data:tuple, *, config:LsbConfig=LsbConfig(), seed:int=0, device=None, progress:bool=False) -> ExfiltrationResult:
     "LSB encoding: the secret written into the low bits of the trained parameters (white-box recovery)."
     return _exfiltrate('lsb', target, data, config, seed, device)
 
 @register_attack('cor', family='exfiltration', threat=_THREAT, config=PenaltyConfig, preset='exfiltration', paper=_SONG,
-                 quick={'dataset': 'mnist-embedded', 'hidden': 32, 'secrets': 2, 'epochs': 1})
+                 quick={'dataset': 'mnist-embedded', 'hidden': 32, 'secrets': 2, 'epochs': 1}, audit=_AUDIT)
 def run_cor(target:nn.Module, data:tuple, *, config:PenaltyConfig=PenaltyConfig(), seed:int=0, device=None, progress:bool=False) -> ExfiltrationResult:
     "Correlated-value encoding: a training penalty that correlates the parameters with the secret (white-box recovery)."
     return _exfiltrate('cor', target, data, config, seed, device)
 
 @register_attack('sgn', family='exfiltration', threat=_THREAT, config=PenaltyConfig, preset='exfiltration', paper=_SONG,
-                 quick={'dataset': 'mnist-embedded', 'hidden': 32, 'secrets': 2, 'epochs': 1})
+                 quick={'dataset': 'mnist-embedded', 'hidden': 32, 'secrets': 2, 'epochs': 1}, audit=_AUDIT)
 def run_sgn(target:nn.Module, data:tuple, *, config:PenaltyConfig=PenaltyConfig(), seed:int=0, device=None, progress:bool=False) -> ExfiltrationResult:
     "Sign encoding: a training penalty that gives each parameter the sign of one secret bit (white-box recovery)."
     return _exfiltrate('sgn', target, data, config, seed, device)
 
 @register_attack('cap', family='exfiltration', threat=('training recipe', 'black-box'), config=CapacityConfig, preset='exfiltration', paper=_SONG,
-                 quick={'dataset': 'mnist-embedded', 'hidden': 32, 'secrets': 2, 'epochs': 1})
+                 quick={'dataset': 'mnist-embedded', 'hidden': 32, 'secrets': 2, 'epochs': 1}, audit=_AUDIT)
 def run_cap(target:nn.Module, data:tuple, *, config:CapacityConfig=CapacityConfig(), seed:int=0, device=None, progress:bool=False) -> ExfiltrationResult:
     "Capacity abuse: the secret taught as the labels of synthetic inputs, read back by querying the model (black-box recovery)."
     return _exfiltrate('cap', target, data, config, seed, device)

@@ -19,18 +19,21 @@ from sklearn.multiclass import OneVsRestClassifier
 from sklearn.preprocessing import MinMaxScaler
 from torch.func import functional_call
 
-from .core import ATTACK_METHOD, Anchor, Result, check_allocation, check_count, check_finite, check_fraction, check_positive, metric_rows, paper_value, seeded_generator, torch_threads
+from .core import private_rng, ATTACK_METHOD, Anchor, Result, check_allocation, check_count, check_finite, check_fraction, check_positive, metric_rows, paper_value, seeded_generator, torch_threads
 from .data import as_data, load_sklearn, load_table
 from .models import MLP, LogisticRegression, SoftmaxRegression
 from .oracle import Oracle, model_accuracy, posteriors
 from .attacks import Headline, register_attack, register_preset
+from .attacks import OwnRecords, register_own
+from .data import Data
 
 # %% auto #0
 __all__ = ['STEALML_TABLES', 'SYNTHETIC', 'SKLEARN_SETS', 'TASKS', 'TARGET_KINDS', 'METHODS', 'PAPER_EXTRACTION', 'Task',
            'load_task', 'OvRRegression', 'make_model', 'n_unknowns', 'n_identifiable', 'train_target', 'task_accuracy',
            'uniform_queries', 'Agreement', 'agreement', 'solve_logits', 'solve_cross_entropy', 'Extraction', 'extract',
            'ExtractionResult', 'n_queries_for', 'ExtractionSetup', 'extraction_setup', 'run_extraction',
-           'majority_agreement', 'solve_for_copy', 'extraction_preset', 'EquationConfig', 'run_equations']
+           'majority_agreement', 'solve_for_copy', 'extraction_preset', 'EquationConfig', 'run_equations', 'FlatInputs',
+           'own_extraction_setup']
 
 # %% ../nbs/20_extraction.ipynb #505da0a6
 STEALML_TABLES = {'adult': ('adult', 'race'), 'adult-income': ('adult', 'income'),
@@ -154,11 +157,11 @@ def train_target(kind:str, # one of `TARGET_KINDS`
                  seed:int=0, # seeds the initialisation and the batches
                 ) -> nn.Module:
     "The provider's model of the given family, trained on `task.x_train`, in eval mode."
-    torch.manual_seed(seed)
-    model = make_model(kind, task.n_features, task.n_classes, hidden)
-    if kind == 'mlp': _fit_mlp(model, task, epochs, seed)
-    else: _fit_linear(model, task, kind)
-    return model.eval()
+    with private_rng(seed):
+        model = make_model(kind, task.n_features, task.n_classes, hidden)
+        if kind == 'mlp': _fit_mlp(model, task, epochs, seed)
+        else: _fit_linear(model, task, kind)
+        return model.eval()
 
 def task_accuracy(model, # any kind of model (see `oracle.model_kind`)
                   task:Task) -> float:
@@ -267,7 +270,7 @@ def extract(oracle:Oracle, # the black-box API; must return confidences
     value_range = value_range or oracle.value_range
     if value_range is None: raise ValueError("the queries need a range: give value_range=(low, high), or an oracle with one")
     start = time.perf_counter()
-    stolen = make_model(kind, n_features, n_classes, hidden)
+    with private_rng(seed): stolen = make_model(kind, n_features, n_classes, hidden)  # a template: its parameters are solved for
     x = uniform_queries(n_queries, n_features, seed, *value_range)
     p = _confidences(oracle, x, n_identifiable(stolen), n_classes)
     if method == 'logits':
@@ -279,9 +282,9 @@ def extract(oracle:Oracle, # the black-box API; must return confidences
     best, best_kl = None, float('inf')
     with torch_threads(1):  # thousands of small matrix products: a second thread only adds overhead
         for r in range(restarts):
-            torch.manual_seed(seed * 1000 + r)
-            candidate = make_model(kind, n_features, n_classes, hidden)
-            kl = solve_cross_entropy(candidate, x, p, max_iter)
+            with private_rng(seed * 1000 + r):
+                candidate = make_model(kind, n_features, n_classes, hidden)
+                kl = solve_cross_entropy(candidate, x, p, max_iter)
             if kl < best_kl: best, best_kl = candidate, kl
     return Extraction(best.eval(), len(x), time.perf_counter() - start, best_kl)
 
@@ -405,14 +408,15 @@ def majority_agreement(target, # the provider's model
 
 def solve_for_copy(setup:ExtractionSetup, # the target, its test records and its input space
                    *, kind:str, budget:float|int, decimals:int|None, method:str, restarts:int, n_uniform:int, seed:int,
+                   max_iter:int=5000, # L-BFGS iterations per fit
                   ) -> ExtractionResult:
     "Steal `setup.target` by equation solving through an `Oracle` with the query budget; agreement on its test records and uniform inputs."
     d, C = setup.n_features, setup.n_classes
-    unknowns = n_unknowns(make_model(kind, d, C))
+    with private_rng(seed): unknowns = n_unknowns(make_model(kind, d, C))
     n = n_queries_for(budget, unknowns)
     check_allocation(8. * n * (d + C), f"a budget of {n:,} queries")
     api = Oracle(setup.target, (d,), decimals=decimals, value_range=setup.value_range, budget=n)
-    stolen = extract(api, kind, d, C, n, method=method, restarts=restarts, seed=seed + 1)
+    stolen = extract(api, kind, d, C, n, method=method, restarts=restarts, max_iter=max_iter, seed=seed + 1)
     on_test = agreement(setup.target, stolen.model, setup.x_test)
     on_unif = agreement(setup.target, stolen.model, uniform_queries(n_uniform, d, seed + 2, *setup.value_range))
     return ExtractionResult(model=kind, dataset=setup.name, unknowns=unknowns, queries=stolen.queries, r_test=on_test.label, r_unif=on_unif.label,
@@ -438,19 +442,38 @@ class EquationConfig:
     rounding: int|None = None  # the API rounds confidences to this many decimals (a countermeasure)
     method: str = 'cross-entropy'  # 'cross-entropy', or 'logits' (exact, for 'lr' and 'softmax')
     restarts: int = 1  # random restarts of the MLP fit
+    max_iter: int = 5000  # L-BFGS iterations per cross-entropy fit (a target outside the assumed family never converges: this bounds the time)
+    n_uniform: int = 10_000  # uniform inputs on which R_unif is measured
 
     def __post_init__(self):
         if self.model not in ('lr', 'softmax', 'ovr', 'mlp'): raise ValueError(f"model must be 'lr', 'softmax', 'ovr' or 'mlp', got {self.model!r}")
         if self.method not in ('cross-entropy', 'logits'): raise ValueError(f"method must be 'cross-entropy' or 'logits', got {self.method!r}")
-        check_positive(self.budget, 'budget'); check_count(self.queries, 'queries', low=0); check_count(self.restarts, 'restarts')
+        check_positive(self.budget, 'budget'); check_count(self.queries, 'queries', low=0); check_count(self.restarts, 'restarts'); check_count(self.n_uniform, 'n_uniform'); check_count(self.max_iter, 'max_iter')
         if self.rounding is not None: check_count(self.rounding, 'rounding', low=0)
 
 @register_attack('equations', family='extraction', threat=('black-box',), config=EquationConfig, preset='extraction', paper='Tramèr, Zhang, Juels, Reiter, Ristenpart: Stealing Machine Learning Models via Prediction APIs, USENIX Security 2016',
-                 quick={'dataset': 'iris'})
+                 quick={'dataset': 'iris'},
+                 audit={'quick': [{'n_uniform': 1000, 'max_iter': 200}, {'rounding': 2, 'n_uniform': 1000, 'max_iter': 200}],
+                        'full': [*({'budget': b, 'n_uniform': 1000, 'max_iter': 200} for b in (0.5, 1., 2.)),
+                                 *({'rounding': d, 'n_uniform': 1000, 'max_iter': 200} for d in (2, 1))]})
 def run_equations(target, # the provider's model, any kind (see `oracle.model_kind`)
                   data:ExtractionSetup, # its test records and input space (`extraction_setup`)
                   *, config:EquationConfig=EquationConfig(), seed:int=0, device=None, progress:bool=False,
                  ) -> ExtractionResult:
     "Equation solving: a copy of the model's family fitted to its confidences on random queries."
     return solve_for_copy(replace(data, target=target), kind=config.model, budget=config.queries or config.budget, decimals=config.rounding,
-                          method=config.method, restarts=config.restarts, n_uniform=10_000, seed=seed)
+                          method=config.method, restarts=config.restarts, n_uniform=config.n_uniform, max_iter=config.max_iter, seed=seed)
+
+# %% ../nbs/20_extraction.ipynb #ownextcode
+class FlatInputs:
+    "A predictions-only view of a model over images that takes flattened inputs, for the attacks that need feature vectors."
+    def __init__(self, model, shape:tuple): self.model, self.shape, self.__name__ = model, tuple(shape), 'flattened model'
+    def __call__(self, x:torch.Tensor) -> torch.Tensor: return posteriors(self.model, x.reshape(-1, *self.shape))
+
+@register_own('extraction')
+def own_extraction_setup(model, records:OwnRecords, *, config=None, quick:bool=False, seed:int=0, device=None, progress:bool=False, cache_dir=None) -> tuple:
+    "`(target, ExtractionSetup)` of one's own model: its API (over flattened inputs when they are images), its test records, their range as the input space."
+    test = records.test
+    target = FlatInputs(model, test.x.shape[1:]) if test.x.dim() > 2 else model
+    setup = extraction_setup(target=target, data=Data(test.x.flatten(1), test.y, test.classes, name=test.name), name='audited model', seed=seed)
+    return setup.target, setup

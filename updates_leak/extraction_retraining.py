@@ -11,7 +11,7 @@ import torch
 import torch.nn as nn
 from sklearn.linear_model import LogisticRegression as SklearnLogisticRegression
 
-from .core import check_allocation, seeded_generator
+from .core import private_rng, check_allocation, seeded_generator
 from .extraction import (ExtractionResult, Task, agreement, extraction_setup, make_model, n_unknowns, n_queries_for,
                                      uniform_queries)
 from .models import predict_proba
@@ -32,7 +32,7 @@ def fit_on_labels(x:torch.Tensor, # N×d queried inputs
                   C:float=1e4, # inverse regularisation strength (weak: the labels are noise-free)
                  ) -> nn.Module:
     "A float64 softmax model fitted to labelled queries."
-    model = make_model('softmax', x.shape[1], n_classes)
+    with private_rng(0): model = make_model('softmax', x.shape[1], n_classes)  # its parameters are all set below
     seen = np.unique(labels.numpy())
     with torch.no_grad():
         model.linear.weight.zero_(); model.linear.bias.fill_(-1e6)
@@ -126,7 +126,7 @@ def retrain_a_copy(setup:ExtractionSetup, # the target, its test records and its
                   ) -> ExtractionResult:
     "Steal a softmax copy of `setup.target` from its labels alone, through an `Oracle` with the query budget."
     d, C = setup.n_features, setup.n_classes
-    unknowns = n_unknowns(make_model('softmax', d, C))
+    with private_rng(0): unknowns = n_unknowns(make_model('softmax', d, C))
     n = n_queries_for(budget, unknowns)
     check_allocation(8. * n * (d + C), f"a budget of {n:,} queries")
     api = Oracle(setup.target, (d,), output='label', value_range=setup.value_range, budget=n)
@@ -144,16 +144,20 @@ class RetrainingConfig:
     strategy: str = 'adaptive'  # how queries are chosen: 'uniform', 'line-search' or 'adaptive'
     budget: float = 10.0  # queries as a multiple of the softmax copy's unknowns
     queries: int = 0  # an absolute number of queries instead of `budget` (0: use `budget`)
+    n_uniform: int = 10_000  # uniform inputs on which R_unif is measured
 
     def __post_init__(self):
+        check_count(self.n_uniform, 'n_uniform')
         if self.strategy not in STRATEGIES: raise ValueError(f"strategy must be one of {STRATEGIES}, got {self.strategy!r}")
         check_positive(self.budget, 'budget'); check_count(self.queries, 'queries', low=0)
 
 @register_attack('retraining', family='extraction', threat=('black-box',), config=RetrainingConfig, preset='extraction', paper='Tramèr, Zhang, Juels, Reiter, Ristenpart: Stealing Machine Learning Models via Prediction APIs, USENIX Security 2016',
-                 quick={'dataset': 'iris', 'budget': 2.0})
+                 quick={'dataset': 'iris', 'budget': 2.0},
+                 audit={'quick': [{'strategy': 'uniform', 'budget': 1., 'n_uniform': 1000}],
+                        'full': [{'strategy': s, 'budget': b, 'n_uniform': 1000} for s, b in (('uniform', 1.), ('uniform', 5.), ('adaptive', 1.))]})
 def run_retraining_attack(target, # the provider's model, any kind
                           data:ExtractionSetup, # its test records and input space
                           *, config:RetrainingConfig=RetrainingConfig(), seed:int=0, device=None, progress:bool=False,
                          ) -> ExtractionResult:
     "Retraining: a softmax copy trained on the labels the API answers, for queries chosen uniformly, by line search or adaptively."
-    return retrain_a_copy(replace(data, target=target), strategy=config.strategy, budget=config.queries or config.budget, n_uniform=10_000, seed=seed)
+    return retrain_a_copy(replace(data, target=target), strategy=config.strategy, budget=config.queries or config.budget, n_uniform=config.n_uniform, seed=seed)

@@ -16,11 +16,13 @@ from .data import Feature, as_data, load_table
 from .oracle import QueryBudgetExceeded, OracleInputError
 from .attacks import Headline, register_attack, register_preset
 from .core import check_positive
+from .attacks import NotApplicable, OwnRecords, register_own
+from .data import Data
 
 # %% auto #0
 __all__ = ['TREE_TABLES', 'TreeTask', 'encode', 'load_tree_task', 'TreeOracle', 'StolenLeaf', 'StolenTree', 'CachedAPI', 'sweep',
            'random_input', 'path_finding', 'top_down', 'TreeExtractionResult', 'continuous_features', 'train_tree',
-           'run_tree_extraction', 'trees_preset', 'PathFindingConfig', 'run_paths']
+           'run_tree_extraction', 'trees_preset', 'PathFindingConfig', 'run_paths', 'own_tree']
 
 # %% ../nbs/21_extraction_trees.ipynb #3acd9ea6
 @dataclass
@@ -379,10 +381,19 @@ class PathFindingConfig:
         check_positive(self.epsilon, 'epsilon')
 
 @register_attack('paths', family='extraction', threat=('black-box',), config=PathFindingConfig, preset='trees', paper='Tramèr, Zhang, Juels, Reiter, Ristenpart: Stealing Machine Learning Models via Prediction APIs, USENIX Security 2016',
-                 quick={'dataset': 'steak'})
+                 quick={'dataset': 'steak'},
+                 audit={'quick': [{}], 'full': [{}]})
 def run_paths(target:DecisionTreeClassifier, # the provider's tree, behind an API that names the leaf of each answer
-              data:TreeTask, # its feature space and test rows
+              data:TreeTask|Data, # its feature space and test rows, or test records of one's own (their ranges bound the feature space)
               *, config:PathFindingConfig=PathFindingConfig(), seed:int=0, device=None, progress:bool=False,
              ) -> TreeExtractionResult:
     "Path-finding: every leaf of a decision tree, found by walking its boundaries through leaf identifiers."
-    return run_tree_extraction(variant=config.variant, epsilon=config.epsilon, seed=seed, task=data, tree=target)
+    own = {'task': data} if isinstance(data, TreeTask) else {'data': data, 'name': data.name}
+    return run_tree_extraction(variant=config.variant, epsilon=config.epsilon, seed=seed, tree=target, **own)
+
+@register_own('trees')
+def own_tree(model, records:OwnRecords, *, config=None, quick:bool=False, seed:int=0, device=None, progress:bool=False, cache_dir=None) -> tuple:
+    "`(tree, test records)`: path-finding needs a scikit-learn decision tree, whose API names the leaf of each answer."
+    if not isinstance(model, DecisionTreeClassifier): raise NotApplicable("path-finding needs a scikit-learn decision tree, whose API names the leaf of each answer")
+    test = records.test
+    return model, Data(test.x.flatten(1), test.y, test.classes, name='audited model')

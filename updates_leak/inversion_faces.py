@@ -13,18 +13,21 @@ import torch.nn as nn
 import torch.nn.functional as F
 from sklearn.linear_model import LogisticRegression
 
-from .core import ATTACK_METHOD, Anchor, Result, artefact, check_count, check_finite, check_positive, default_device, metric_rows, paper_value, set_seed
+from .core import best_thread_time, best_time, ATTACK_METHOD, Anchor, Result, artefact, check_count, check_finite, check_positive, default_device, metric_rows, paper_value, private_rng
 from .data import Data, as_data, load_att_faces, show_images
 from .models import MLP, SoftmaxRegression, fit, accuracy, model_device, module_mode
 from .oracle import white_box
 from .attacks import Headline, register_attack, register_preset
 from .attacks import register_bench
+from .attacks import NotApplicable, OwnRecords, register_own
+from .oracle import model_kind
 
 # %% auto #0
 __all__ = ['FACE_MODELS', 'PAPER_FACES', 'FACES_STEP', 'FaceSplit', 'load_face_split', 'image_split', 'DAEClassifier',
            'train_face_model', 'Inversion', 'mi_face_step', 'mi_face', 'standardize_images', 'FaceIdentifier',
            'identification', 'sharpen', 'denoise_and_sharpen', 'FaceInversionResult', 'run_face_inversion',
-           'face_model_kind', 'faces_preset', 'MiFaceConfig', 'run_mi_face', 'show_inversions', 'bench_face_inversion']
+           'face_model_kind', 'faces_preset', 'MiFaceConfig', 'run_mi_face', 'is_image_data', 'own_face_split',
+           'show_inversions', 'bench_face_inversion']
 
 # %% ../nbs/31_inversion_faces.ipynb #19069c7e
 @dataclass
@@ -101,16 +104,16 @@ def train_face_model(kind:str, # one of `FACE_MODELS`
                     ) -> nn.Module:
     "Train one of the paper's face recognisers on the split's training images (Adam, full batches)."
     if kind not in FACE_MODELS: raise ValueError(f"model must be one of {FACE_MODELS}, got {kind!r}")
-    set_seed(seed)
-    n, k, data = split.n_pixels, split.n_people, split.train
-    kw = dict(lr=1e-3, batch_size=len(data), optimizer='adam', seed=seed, device=device, progress=progress)
-    if kind == 'softmax': model = SoftmaxRegression(n, k)
-    elif kind == 'mlp': model = MLP([n, 3000, k], act=nn.Sigmoid)
-    else:
-        model = DAEClassifier(n, k, image_shape=split.image_shape)
-        fit(model, data, epochs=pretrain_epochs, loss_fn=_masked_reconstruction_loss, **kw)
-    fit(model, data, epochs=epochs or {'softmax': 200, 'mlp': 200, 'dae': 300}[kind], **kw)
-    return model.cpu().eval()
+    with private_rng(seed):
+        n, k, data = split.n_pixels, split.n_people, split.train
+        kw = dict(lr=1e-3, batch_size=len(data), optimizer='adam', seed=seed, device=device, progress=progress)
+        if kind == 'softmax': model = SoftmaxRegression(n, k)
+        elif kind == 'mlp': model = MLP([n, 3000, k], act=nn.Sigmoid)
+        else:
+            model = DAEClassifier(n, k, image_shape=split.image_shape)
+            fit(model, data, epochs=pretrain_epochs, loss_fn=_masked_reconstruction_loss, **kw)
+        fit(model, data, epochs=epochs or {'softmax': 200, 'mlp': 200, 'dae': 300}[kind], **kw)
+        return model.cpu().eval()
 
 # %% ../nbs/31_inversion_faces.ipynb #c545e00b
 @dataclass
@@ -357,14 +360,17 @@ def faces_preset(dataset:str, # 'att-faces'
 @dataclass
 class MiFaceConfig:
     "Options of MI-FACE."
-    lr: float = FACES_STEP  # the gradient step size λ
+    lr: float|None = None  # the gradient step size λ (`None`: 10 on the AT&T faces, `mi_face_step` on other images)
     max_steps: int = 5000  # gradient steps per class at most
 
-    def __post_init__(self): check_positive(self.lr, 'lr'); check_count(self.max_steps, 'max_steps')
+    def __post_init__(self):
+        if self.lr is not None: check_positive(self.lr, 'lr')
+        check_count(self.max_steps, 'max_steps')
 
 @register_attack('mi-face', family='inversion', threat=('white-box',), config=MiFaceConfig, preset='faces',
                  paper='Fredrikson, Jha, Ristenpart: Model Inversion Attacks that Exploit Confidence Information, CCS 2015',
-                 quick={'dataset': 'att-faces', 'scale': 4, 'max_steps': 50})
+                 quick={'dataset': 'att-faces', 'scale': 4, 'max_steps': 50},
+                 audit={'quick': [{'max_steps': 300}], 'full': [{'max_steps': 3000}]})
 def run_mi_face(target:nn.Module, # the recogniser (torch: MI-FACE follows its gradients)
                 data:FaceSplit, # its training and held-out images
                 *, config:MiFaceConfig=MiFaceConfig(), seed:int=0, device=None, progress:bool=True,
@@ -372,6 +378,18 @@ def run_mi_face(target:nn.Module, # the recogniser (torch: MI-FACE follows its g
     "MI-FACE: an image of each class, found by gradient descent on the recogniser's confidence in it."
     return run_face_inversion(face_model_kind(target), lr=config.lr, max_steps=config.max_steps, seed=seed, device=device, progress=progress,
                               split=data, recogniser=target)
+
+def is_image_data(data:Data) -> bool:
+    "Inputs that look like images: N × C × H × W with 1 or 3 channels."
+    return data.x.dim() == 4 and data.x.shape[1] in (1, 3)
+
+@register_own('faces')
+def own_face_split(model, records:OwnRecords, *, config=None, quick:bool=False, seed:int=0, device=None, progress:bool=False, cache_dir=None) -> tuple:
+    "`(model, (training images, held-out images))` of at most 10 (`quick`) or 40 classes that both hold: MI-FACE needs a torch model over images."
+    if model_kind(model) != 'torch' or not is_image_data(records.train): raise NotApplicable("MI-FACE follows the gradients of a torch model over images")
+    shared = torch.tensor(sorted(set(records.train.y.tolist()) & set(records.test.y.tolist())))[:10 if quick else 40]
+    of_shared = lambda d: d.subset(torch.isin(d.y, shared).nonzero()[:, 0])
+    return model, (of_shared(records.train), of_shared(records.test))
 
 # %% ../nbs/31_inversion_faces.ipynb #76941172
 def show_inversions(split:FaceSplit, # the faces
@@ -393,15 +411,17 @@ def bench_face_inversion(models:tuple=('softmax', 'mlp'), # recognisers to time
                          lr:float=10., # MI-FACE step size
                          seed:int=0, root=None, device=None,
                         ) -> list:
-    "Seconds per face of batched and one-at-a-time MI-FACE, their ratio, and the batched faces' identification."
+    """Seconds per face of batched MI-FACE and of one face at a time (at its best thread count, 1 or the current one), their ratio, and the
+    batched faces' identification."""
     split = load_face_split(scale=scale, root=root)
     identifier, people = FaceIdentifier(split), np.arange(split.n_people)
     rows = []
     for kind in models:
         recogniser = train_face_model(kind, split, seed=seed, device=device, progress=False)
         batched = mi_face(recogniser, people, split.image_shape, lr, device=device)
-        single = sum(mi_face(recogniser, [p], split.image_shape, lr, device=device).seconds for p in people)
-        rows.append({'model': kind, 'batched s / face': batched.seconds / len(people), 'one at a time s / face': single / len(people),
-                     'ratio': single / batched.seconds, 'identified (classifier)': identification(identifier, batched, people)['classifier'],
+        batched_s = best_time(lambda: mi_face(recogniser, people, split.image_shape, lr, device=device), 1, device, warmup=False)
+        single_s, single_threads = best_thread_time(lambda: [mi_face(recogniser, [p], split.image_shape, lr, device=device) for p in people], device=device)
+        rows.append({'model': kind, 'batched s / face': batched_s / len(people), 'one at a time s / face': single_s / len(people),
+                     'one at a time threads': single_threads, 'ratio': single_s / batched_s, 'identified (classifier)': identification(identifier, batched, people)['classifier'],
                      'target s / face': {'softmax': 1., 'mlp': 60.}.get(kind), 'paper s / face': paper_value(PAPER_FACES, f'MI-FACE: {kind}', 'att-faces 112×92', 'seconds per face')})
     return rows

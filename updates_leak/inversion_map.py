@@ -15,12 +15,13 @@ from .core import ATTACK_METHOD, Anchor, Result, metric_rows, paper_value, seed_
 from .data import Feature, as_data, load_table
 from .oracle import model_kind, posteriors
 from .attacks import Headline, register_attack, register_preset
+from .attacks import NotApplicable, OwnRecords, register_own
 
 # %% auto #0
 __all__ = ['SURVEYS', 'PAPER_MAP', 'SurveyTask', 'feature_index', 'load_survey', 'feature_columns', 'encode_survey',
            'train_survey_tree', 'binned_survey', 'marginal_priors', 'error_model', 'check_prior', 'MapEstimate',
            'blackbox_map', 'leaf_cells', 'leaf_class_counts', 'whitebox_map', 'inversion_scores', 'attack_survey',
-           'MapInversionResult', 'run_map_inversion', 'surveys_preset', 'MapConfig', 'run_map']
+           'MapInversionResult', 'run_map_inversion', 'surveys_preset', 'MapConfig', 'run_map', 'own_survey']
 
 # %% ../nbs/30_inversion_map.ipynb #90f86a38
 SURVEYS = {  # name: (table, label column, default sensitive feature, its positive answer, columns dropped)
@@ -407,10 +408,18 @@ class MapConfig:
 
 @register_attack('map', family='inversion', threat=('black-box',), config=MapConfig, preset='surveys',
                  paper='Fredrikson, Lantz, Jha, Lin, Page, Ristenpart: Privacy in Pharmacogenetics, USENIX Security 2014; Fredrikson et al., CCS 2015',
-                 quick={'dataset': 'steak'})
+                 quick={'dataset': 'steak'},
+                 audit={'quick': [{}], 'full': [{}]})
 def run_map(target, # the model over `encode_survey(data.features, ·)`: a scikit-learn tree also gets the white-box estimators
             data:SurveyTask, # the survey, its sensitive feature and its members and non-members
             *, config:MapConfig=MapConfig(), seed:int=0, device=None, progress:bool=False,
            ) -> MapInversionResult:
     "MAP inference of a sensitive attribute from the model's answers (black-box) and its tree's leaf counts (white-box)."
     return MapInversionResult([r | dict(seed=seed) for r in attack_survey(data, seed=seed, model=target)])
+
+@register_own('surveys')
+def own_survey(model, records:OwnRecords, *, config=None, quick:bool=False, seed:int=0, device=None, progress:bool=False, cache_dir=None) -> tuple:
+    "`(model, SurveyTask)` of one's own tabular records, their columns binned (`binned_survey`): MAP inference needs the column to infer."
+    if records.sensitive is None: raise NotApplicable("give the column to infer (`sensitive`, or --sensitive COLUMN) for MAP attribute inference")
+    if records.train.x.dim() != 2: raise NotApplicable("MAP inference reads tabular records")
+    return model, binned_survey(records.train, records.test, records.sensitive, 4, records.columns, name='audited model')

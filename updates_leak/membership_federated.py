@@ -274,7 +274,7 @@ class FederatedConfig:
     observed: str = '26,27,28,29,30'  # comma-separated rounds the attacker uses
     layers: str = ''  # comma-separated gradient layers ('': the last weight layer)
     kernels: int = 100  # kernels per gradient component
-    epochs: int = 40  # attack-network training epochs
+    attack_epochs: int = 40  # attack-network training epochs
     ascent: float = 0.3  # the active attacker's gradient-ascent step
 
     def __post_init__(self):
@@ -283,21 +283,22 @@ class FederatedConfig:
         if self.mode == 'isolating' and self.attacker != 'global': raise ValueError("only the server (attacker 'global') can isolate a participant")
         try: self.rounds
         except ValueError: raise ValueError(f"observed must list rounds separated by commas, got {self.observed!r}") from None
-        check_count(self.kernels, 'kernels'); check_count(self.epochs, 'epochs'); check_positive(self.ascent, 'ascent')
+        check_count(self.kernels, 'kernels'); check_count(self.attack_epochs, 'attack_epochs'); check_positive(self.ascent, 'ascent')
 
     @property
     def rounds(self) -> tuple: return tuple(int(r) for r in self.observed.split(','))
 
 @register_attack('federated', family='membership', threat=('white-box', 'updates'), config=FederatedConfig, preset='federation',
                  paper='Nasr, Shokri, Houmansadr: Comprehensive Privacy Analysis of Deep Learning, S&P 2019',
-                 quick={'dataset': 'location', 'participants': 2, 'records': 100, 'rounds': 3, 'observed': '2,3', 'kernels': 10, 'epochs': 5})
+                 quick={'dataset': 'location', 'participants': 2, 'records': 100, 'rounds': 3, 'observed': '2,3', 'kernels': 10, 'attack_epochs': 5},
+                 audit="it watches the rounds of a federation, not a trained model")
 def run_federated_attack(target:FederatedSetting, # the FedAvg run under attack
                          data:Data, # the records its participants draw theirs from
                          *, config:FederatedConfig=FederatedConfig(), seed:int=0, device=None, progress:bool=False,
                         ) -> FederatedResult:
     "Membership inference in federated learning: the server or a participant watches the global model's rounds (and may meddle)."
     return run_federated(target, config.attacker, config.mode, config.rounds, config.layers.split(',') if config.layers else None,
-                         config.kernels, config.epochs, config.ascent, seed, pool=data, progress=progress, device=device)
+                         config.kernels, config.attack_epochs, config.ascent, seed, pool=data, progress=progress, device=device)
 
 # %% ../nbs/62_membership_federated.ipynb #d73e1917
 def target_losses(model:nn.Module, # a snapshot

@@ -13,7 +13,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.func import functional_call, stack_module_state, vmap
 
-from .core import (Result, artefact, best_thread_time, best_time, cache_lock, check_count, check_positive, child_seed, default_device, format_table,
+from .core import (private_rng, Result, artefact, best_thread_time, best_time, cache_lock, check_count, check_positive, child_seed, default_device, seeded_generator, format_table,
                                load_verified, metric_rows, numerics_key, progress as progress_bar, ray_map, save_verified, tensor_digest, torch_threads)
 from .attacks import (MembershipData, MembershipResult, answer_floor, answer_log_posteriors, as_oracle, membership_metrics, membership_result,
                                   plot_roc_curves, register_attack, register_preset, strongest_headline, true_label_confidence)
@@ -484,7 +484,8 @@ def _reference_attack_scores(target, data:MembershipData, config:ReferenceConfig
 # %% ../nbs/63_membership_lira.ipynb #regattacks
 @register_attack('loss', family='membership', threat=('black-box',), config=LossConfig, preset='membership',
                  paper='Yeom, Giacomelli, Fredrikson, Jha: Privacy Risk in Machine Learning, CSF 2018',
-                 quick={'dataset': 'location', 'population': 100})
+                 quick={'dataset': 'location', 'population': 100},
+                 audit={'quick': [{}], 'full': [{}]})
 def run_loss_attack(target, # the model under attack, or an `Oracle` around it
                     data:MembershipData, # the records under test (the population is not needed)
                     *, config:LossConfig=LossConfig(), seed:int=0, device=None, progress:bool=True,
@@ -504,7 +505,8 @@ def _reference_attack(name:str, target, data:MembershipData, config:ReferenceCon
 
 @register_attack('lira', family='membership', threat=('black-box', 'reference models', 'training recipe'), config=ReferenceConfig, preset='membership',
                  paper='Carlini, Chien, Nasr, Song, Terzis, Tramèr: Membership Inference Attacks From First Principles, S&P 2022',
-                 quick={'dataset': 'location', 'population': 100, 'references': 2, 'epochs': 2})
+                 quick={'dataset': 'location', 'population': 100, 'references': 2, 'epochs': 2},
+                 audit={'quick': None, 'full': [{'online': True}]})
 def run_lira(target, # the model under attack (its architecture or estimator trains the references), or an `Oracle` around it
              data:MembershipData, # the records under test, and the population the references train on
              *, config:ReferenceConfig=ReferenceConfig(), seed:int=0, device=None, progress:bool=True,
@@ -515,7 +517,8 @@ def run_lira(target, # the model under attack (its architecture or estimator tra
 
 @register_attack('rmia', family='membership', threat=('black-box', 'reference models', 'training recipe'), config=ReferenceConfig, preset='membership',
                  paper='Zarifzadeh, Liu, Nasr, Shokri: Low-Cost High-Power Membership Inference Attacks, ICML 2024',
-                 quick={'dataset': 'location', 'population': 100, 'references': 2, 'epochs': 2})
+                 quick={'dataset': 'location', 'population': 100, 'references': 2, 'epochs': 2},
+                 audit={'quick': None, 'full': [{'online': True}]})
 def run_rmia(target, # the model under attack (its architecture or estimator trains the references), or an `Oracle` around it
              data:MembershipData, # the records under test, and the population (half trains the references, half is z)
              *, config:ReferenceConfig=ReferenceConfig(), seed:int=0, device=None, progress:bool=True,
@@ -552,13 +555,15 @@ class ReferenceProtocolConfig:
 
 @register_attack('references', family='membership', threat=('black-box', 'reference models', 'training recipe'), config=ReferenceProtocolConfig,
                  preset='membership pool', paper='Carlini et al., S&P 2022; Zarifzadeh et al., ICML 2024 (their common protocol)',
-                 quick={'dataset': 'location', 'population': 50, 'references': 2})
+                 quick={'dataset': 'location', 'population': 50, 'references': 2},
+                 audit="the papers' protocol trains a target of its own; the audit's LiRA and RMIA attack the model given")
 def run_reference_protocol(target:MembershipTarget, # the recipe: architecture, epochs, learning rate, batch size and members
                            data:Data, # the pool (2 × `target.members` records) then the population
                            *, config:ReferenceProtocolConfig=ReferenceProtocolConfig(), seed:int=0, device=None, progress:bool=True,
                           ) -> ReferenceAttackResult:
     "LiRA, RMIA and the loss attack in the papers' protocol: a target and K references, each on a random half of the pool."
-    return run_reference_attacks(target.make_model(), data, 2 * target.members, config.references, target.epochs, target.lr, target.batch_size, seed,
+    with private_rng(seed): architecture = target.make_model()  # copied and re-initialised for each model
+    return run_reference_attacks(architecture, data, 2 * target.members, config.references, target.epochs, target.lr, target.batch_size, seed,
                                  target.dataset, online=not config.offline, device=device, progress=progress, augment=config.augment,
                                  stacked=not config.one_at_a_time, backend=config.backend, address=config.address or None, cache_dir=config.cache or None)
 
@@ -607,7 +612,7 @@ def disclosure_table(results:list, # `MembershipResult`s of several attacks and 
 def matmul_rate(device=None, size:int=1024) -> float:
     "FLOP/s of a large float32 matrix product on `device`, the best of five timings: the ceiling any training loop of dense layers runs under."
     device = torch.device(default_device(device))
-    a, b = torch.randn(size, size, device=device), torch.randn(size, size, device=device)
+    a, b = torch.randn(2, size, size, generator=seeded_generator(0)).to(device)
     def five_products():
         for _ in range(5): a @ b
     return 5 * 2 * size ** 3 / best_time(five_products, 5, device)

@@ -91,7 +91,8 @@ def fit_quantile_model(population:Data, # records known to be non-members
 # %% ../nbs/64_membership_qmia.ipynb #80a31a6c
 @register_attack('qmia', family='membership', threat=('black-box',), config=QmiaConfig, preset='membership',
                  paper='Bertran, Tang, Roth, Kearns, Morgenstern, Wu: Scalable Membership Inference Attacks via Quantile Regression, NeurIPS 2023',
-                 quick={'dataset': 'location', 'population': 200, 'epochs': 3})
+                 quick={'dataset': 'location', 'population': 200, 'epochs': 3},
+                 audit={'quick': [{}], 'full': [{}]})
 def run_qmia(target, # the model under attack, or an `Oracle` around it (its disclosure policy applies)
              data:MembershipData, # the records under test and the population the quantile model learns from
              *, config:QmiaConfig=QmiaConfig(), # the attack's options

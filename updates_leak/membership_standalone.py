@@ -15,7 +15,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.metrics import roc_curve
 
 from .attacks import MembershipData, register_attack, register_preset, strongest_headline
-from .core import ATTACK_METHOD, Result, artefact, check_count, child_seed, held_warnings, metric_rows, seeded_generator, set_seed
+from .core import ATTACK_METHOD, Result, artefact, check_count, child_seed, held_warnings, metric_rows, seeded_generator, private_rng
 from .data import WHOLE_DATASETS, Data, as_data, assert_disjoint, concat, disjoint_split, load_dataset
 from .attacks import plot_roc_curves
 from .membership_features import (BLACK_BOX, attack_metrics, best_threshold, check_layers, concat_rows,
@@ -24,12 +24,15 @@ from .membership_features import (BLACK_BOX, attack_metrics, best_threshold, che
                                               weight_layers)
 from .models import CifarCNN, fit, location_model, reinitialized, tabular_target
 from .oracle import model_accuracy, model_kind, posteriors, white_box
+from .attacks import OwnRecords, register_own
+from .core import check_positive
 
 # %% auto #0
 __all__ = ['TARGETS', 'NASR_VARIANTS', 'MembershipTarget', 'load_pool', 'membership_split', 'train_membership_model',
            'own_recipe', 'preset_membership_data', 'ShadowModelAttack', 'check_no_shared_records', 'MembershipAttack',
            'art_blackbox_scores', 'StandaloneResult', 'evaluate_scores', 'StandaloneSplit', 'run_standalone',
-           'nasr_protocol', 'NasrConfig', 'membership_split_preset', 'run_nasr', 'plot_roc']
+           'nasr_protocol', 'NasrConfig', 'membership_split_preset', 'run_nasr', 'own_membership_sample',
+           'own_membership_data', 'plot_roc']
 
 # %% ../nbs/61_membership_standalone.ipynb #ad2a60a4
 @dataclass
@@ -77,11 +80,11 @@ def train_membership_model(target:MembershipTarget, # the recipe
                            device:str|torch.device|None=None, # where a torch model trains (`None`: CUDA if available)
                           ):
     "A fresh model trained with the target's recipe (torch: Adam, no regularisation, returned on the CPU, in eval mode; scikit-learn: its `fit`)."
-    set_seed(seed)
-    model = target.make_model()
-    if model_kind(model) == 'sklearn': return model.fit(data.x.flatten(1).double().numpy(), data.y.numpy())
-    fit(model, data, epochs=target.epochs, lr=target.lr, batch_size=target.batch_size, optimizer='adam', seed=seed, progress=progress, device=device)
-    return model.cpu().eval()
+    with private_rng(seed):
+        model = target.make_model()
+        if model_kind(model) == 'sklearn': return model.fit(data.x.flatten(1).double().numpy(), data.y.numpy())
+        fit(model, data, epochs=target.epochs, lr=target.lr, batch_size=target.batch_size, optimizer='adam', seed=seed, progress=progress, device=device)
+        return model.cpu().eval()
 
 def own_recipe(model, # your trained model: a torch model or a scikit-learn estimator
                members:Data, # its training records
@@ -219,13 +222,13 @@ def art_blackbox_scores(model:nn.Module, # the target classifier
         from art.estimators.classification import PyTorchClassifier
     except ImportError as e:
         raise ImportError("the ART comparison needs adversarial-robustness-toolbox: pip install 'updates_leak[compare]'") from e
-    set_seed(seed)
-    classifier = PyTorchClassifier(model=model, loss=nn.CrossEntropyLoss(), input_shape=tuple(members.sample_shape),
-                                   nb_classes=members.n_classes, clip_values=(0., 1.))
-    attack = MembershipInferenceBlackBox(classifier, attack_model_type=attack_model_type)
-    attack.fit(x=members.x.numpy(), y=members.y.numpy(), test_x=nonmembers.x.numpy(), test_y=nonmembers.y.numpy())
-    return [torch.from_numpy(attack.infer(d.x.numpy(), d.y.numpy(), probabilities=True).reshape(-1).astype('float64'))
-            for d in records]
+    with private_rng(seed):
+        classifier = PyTorchClassifier(model=model, loss=nn.CrossEntropyLoss(), input_shape=tuple(members.sample_shape),
+                                       nb_classes=members.n_classes, clip_values=(0., 1.))
+        attack = MembershipInferenceBlackBox(classifier, attack_model_type=attack_model_type)
+        attack.fit(x=members.x.numpy(), y=members.y.numpy(), test_x=nonmembers.x.numpy(), test_y=nonmembers.y.numpy())
+        return [torch.from_numpy(attack.infer(d.x.numpy(), d.y.numpy(), probabilities=True).reshape(-1).astype('float64'))
+                for d in records]
 
 # %% ../nbs/61_membership_standalone.ipynb #b80159bb
 @dataclass
@@ -245,6 +248,10 @@ class StandaloneResult(Result):
 
     @property
     def headline(self): return strongest_headline(self.metrics)
+
+    def roc_curves(self) -> dict:
+        "Every attack's ROC curve, `{name: (fpr, tpr, auc)}`."
+        return {a: (*self.roc[a], self.metrics[a]['auc']) for a in self.roc}
 
     def rows(self) -> list:
         "Each attack's balanced accuracy, AUC and TPR at 0.1% and 1% FPR, and the target's accuracy on members and held-out records."
@@ -387,7 +394,7 @@ def nasr_protocol(model, # the target: torch for the white-box attacks, any kind
     allowed = NASR_VARIANTS if kind == 'torch' else ('black-box',)
     variants = allowed if variants is None else tuple(variants)
     if set(variants) - set(NASR_VARIANTS): raise ValueError(f"unknown attack variants {sorted(set(variants) - set(NASR_VARIANTS))}; choose from {NASR_VARIANTS}")
-    if set(variants) - set(allowed): white_box(model, f"the {' and '.join(sorted(set(variants) - set(allowed)))} attack")
+    if set(variants) - set(allowed): white_box(model, f"the {' and '.join(sorted(set(variants) - set(allowed)))} attack (it reads gradients)")
     n_shadow = n_shadow if split.recipe is not None and split.shadow is not None else 0
     layers = check_layers(model, weight_layers(model)[-1:] if layers is None else layers) if kind == 'torch' else []
     halves = _AttackHalves.of(split.parts)
@@ -404,14 +411,20 @@ def nasr_protocol(model, # the target: torch for the white-box attacks, any kind
 @dataclass
 class NasrConfig:
     "Options of Nasr et al.'s attacks and the black-box baselines run beside them."
+    variants: str = ''  # comma-separated attack networks: white-box, black-box, unsupervised ('': every one the model allows)
     layers: str = ''  # comma-separated gradient layers of the white-box attack ('': the last weight layer)
     kernels: int = 0  # kernels per gradient component (0: the paper's 1,000, fewer for wide layers)
-    epochs: int = 40  # attack-network training epochs
+    attack_epochs: int = 40  # attack-network training epochs
     shadow: int = 4  # Shokri et al.'s shadow models, trained on the population (0 skips them)
+    epochs: int = 40  # with one's own model: the shadow models' training epochs (Adam), the target's recipe as far as it is known
+    lr: float = 1e-3  # ... and their learning rate
     art: bool = False  # also IBM ART's black-box attack (the `compare` extra)
 
     def __post_init__(self):
-        check_count(self.kernels, 'kernels', low=0); check_count(self.epochs, 'epochs'); check_count(self.shadow, 'shadow models', low=0)
+        check_count(self.kernels, 'kernels', low=0); check_count(self.attack_epochs, 'attack_epochs'); check_count(self.shadow, 'shadow models', low=0)
+        check_count(self.epochs, 'epochs'); check_positive(self.lr, 'lr')
+        unknown = set(self.variants.split(',')) - set(NASR_VARIANTS) if self.variants else set()
+        if unknown: raise ValueError(f"unknown attack variants {sorted(unknown)}; choose from {', '.join(NASR_VARIANTS)}")
 
 @register_preset('membership split', datasets=tuple(TARGETS))
 def membership_split_preset(dataset:str, # a key of `TARGETS`
@@ -422,16 +435,43 @@ def membership_split_preset(dataset:str, # a key of `TARGETS`
 
 @register_attack('nasr', family='membership', threat=('white-box', 'training recipe'), config=NasrConfig, preset='membership split',
                  paper='Nasr, Shokri, Houmansadr: Comprehensive Privacy Analysis of Deep Learning, S&P 2019',
-                 quick={'dataset': 'location', 'kernels': 8, 'epochs': 2, 'shadow': 1})
+                 quick={'dataset': 'location', 'kernels': 8, 'attack_epochs': 2, 'shadow': 1},
+                 audit={'quick': [{'variants': 'white-box', 'kernels': 100, 'attack_epochs': 10, 'shadow': 0}], 'full': [{'variants': 'white-box', 'shadow': 2}]})
 def run_nasr(target, # the trained model: torch for the white-box attack, any kind for the black-box ones
              data:StandaloneSplit|MembershipData, # a preset's split, or members, non-members and a population (it trains the shadow models)
              *, config:NasrConfig=NasrConfig(), seed:int=0, device=None, progress:bool=True,
             ) -> StandaloneResult:
     "White-box membership inference from gradients (Nasr et al.), with the same network on outputs, shadow models and thresholds beside it."
-    split = data if isinstance(data, StandaloneSplit) else _own_target(target, data.members, data.nonmembers, data.population if config.shadow else None,
-                                                                       config.shadow, 40, 1e-3, data.name, seed)
+    trainable = model_kind(target) != 'function'  # shadow models are copies of the target: a predictions-only one has none
+    split = data if isinstance(data, StandaloneSplit) else _own_target(target, data.members, data.nonmembers,
+                                                                       data.population if config.shadow and trainable else None,
+                                                                       config.shadow, config.epochs, config.lr, data.name, seed)
     return nasr_protocol(target, split, layers=config.layers.split(',') if config.layers else None, kernels=config.kernels or None,
-                         attack_epochs=config.epochs, n_shadow=config.shadow, seed=seed, art=config.art, progress=progress, device=device)
+                         attack_epochs=config.attack_epochs, n_shadow=config.shadow, variants=tuple(config.variants.split(',')) if config.variants else None,
+                         seed=seed, art=config.art, progress=progress, device=device)
+
+# %% ../nbs/61_membership_standalone.ipynb #ownmemcode
+def own_membership_sample(records:OwnRecords, # the model's training and test records
+                          *, quick:bool=False, # at most 500 of each (default: 2,500, and a third of the test records kept for the population)
+                          seed:int=0, # seeds the sample
+                         ) -> tuple:
+    """`(MembershipData, the members' indices in the training records)`: as many members as test records, the test records left over as
+    the population (with fewer than 100 left over, half of the sampled test records join it)."""
+    train, test = records.train, records.test
+    n = min(500 if quick else min(2500, len(test) * 2 // 3), len(train), len(test))
+    g = torch.Generator().manual_seed(seed)
+    idx, order = torch.randperm(len(train), generator=g)[:n], torch.randperm(len(test), generator=g)
+    members, nonmembers, spare = train.subset(idx), test.subset(order[:n]), test.subset(order[n:])
+    if len(spare) < 100:
+        h = n // 2
+        spare = concat([nonmembers.subset(torch.arange(h, n)), spare]) if len(spare) else nonmembers.subset(torch.arange(h, n))
+        members, nonmembers, idx = members.subset(torch.arange(h)), nonmembers.subset(torch.arange(h)), idx[:h]
+    return MembershipData(members=members, nonmembers=nonmembers, population=spare, name='audited model'), idx
+
+@register_own('membership', 'membership split')
+def own_membership_data(model, records:OwnRecords, *, config=None, quick:bool=False, seed:int=0, device=None, progress:bool=False, cache_dir=None) -> tuple:
+    "`(model, MembershipData)` of one's own model and records, as `own_membership_sample` draws them."
+    return model, own_membership_sample(records, quick=quick, seed=seed)[0]
 
 # %% ../nbs/61_membership_standalone.ipynb #2dc556e7
 def plot_roc(result:StandaloneResult, # a finished experiment

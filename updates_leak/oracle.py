@@ -241,5 +241,5 @@ def white_box(model, # an `Oracle` or the model itself
     inner = model._versions[-1] if isinstance(model, Oracle) else model
     if isinstance(inner, nn.Module): return inner
     kind = 'a scikit-learn estimator' if model_kind(inner) == 'sklearn' else 'a prediction function'
-    raise WhiteBoxRequired(f"{attack} needs a torch nn.Module (it reads gradients or parameters), got {kind} "
-                           f"({type(inner).__name__}); the black-box attacks accept it")
+    raise WhiteBoxRequired(f"{attack} needs a torch nn.Module, got {kind} "
+                           f"({type(inner).__name__}); the attacks that only query a model accept it")

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from .core import ATTACK_METHOD, Result, artefact, metric_rows
+from .core import private_rng, ATTACK_METHOD, Result, artefact, metric_rows
 from .extraction import agreement, extract, make_model, solve_logits, uniform_queries
 from .extraction_retraining import fit_on_labels
 from .inversion_faces import FACES_STEP, FaceIdentifier, FaceSplit, identification, mi_face
@@ -116,7 +116,7 @@ def steal_face_recogniser(api:Oracle, # the provider's API
     start = time.perf_counter()
     x = uniform_queries(n, d, seed, low=0., high=1.)
     w, b = solve_rounded_logits(x, api(x), api.decimals)
-    stolen = make_model('softmax', d, k)
+    with private_rng(seed): stolen = make_model('softmax', d, k)  # its parameters are the solved ones
     with torch.no_grad(): stolen.linear.weight.copy_(w); stolen.linear.bias.copy_(b)
     return stolen.eval(), n, time.perf_counter() - start
 
@@ -160,7 +160,8 @@ class StealInvertConfig:
 
 @register_attack('steal-invert', family='extraction', threat=('black-box',), config=StealInvertConfig, preset='faces',
                  paper='Tramèr et al., USENIX Security 2016, Section 5.3; Fredrikson et al., CCS 2015',
-                 quick={'dataset': 'att-faces', 'scale': 4})
+                 quick={'dataset': 'att-faces', 'scale': 4},
+                 audit="it steals the AT&T faces' recogniser, then inverts it: the audit's extraction and inversion sections take the two halves on the model given")
 def run_steal_invert(target:nn.Module, # the provider's softmax recogniser
                      data:FaceSplit, # the faces
                      *, config:StealInvertConfig=StealInvertConfig(), seed:int=0, device=None, progress:bool=False,

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch.func import functional_call, vmap
 
 from .core import (CacheDamaged, best_thread_time, cache_lock, check_count, check_finite, check_positive, child_seed, chunks, default_device,
-                               load_verified, numerics_key, private_rng, progress as progress_bar, ray_map, save_verified, seeded_generator, set_seed,
+                               load_verified, numerics_key, private_rng, progress as progress_bar, ray_map, save_verified, seeded_generator,
                                torch_threads)
 from .data import Data, as_data, assert_disjoint, disjoint_split, load_dataset
 from .models import (CifarCNN, MnistCNN, accuracy, batch_order, check_dp_sgd, check_training, dp_sgd_gradient, fit, has_batch_norm,
@@ -141,10 +141,10 @@ def train_model(setting:UpdatesSetting, # the experiment
 
 def _train(setting:UpdatesSetting, data:Data, seed:int, device, progress:bool) -> nn.Module:
     "A fresh model of the setting's architecture trained on `data` with its scale's recipe; on the CPU, in eval mode."
-    set_seed(seed)
-    model = setting.architecture(n_classes=data.n_classes)
-    fit(model, data, epochs=setting.scale.epochs, lr=setting.scale.lr, momentum=0.9, batch_size=64, seed=seed, device=device, progress=progress)
-    return model.cpu().eval()
+    with private_rng(seed):
+        model = setting.architecture(n_classes=data.n_classes)
+        fit(model, data, epochs=setting.scale.epochs, lr=setting.scale.lr, momentum=0.9, batch_size=64, seed=seed, device=device, progress=progress)
+        return model.cpu().eval()
 
 # %% ../nbs/10_updates.ipynb #94b392e8
 def own_scale(n_records:int, # records available from the model's domain
@@ -165,7 +165,7 @@ def architecture_key(model:nn.Module) -> str:
     return f"{type(model).__name__}-{hashlib.sha256(layout.encode()).hexdigest()[:12]}"
 
 def _fresh_copy(model:nn.Module, n_classes:int|None=None) -> nn.Module:
-    "A freshly initialised copy of `model`, drawing from the global random stream (which `train_model` seeds)."
+    "A freshly initialised copy of `model`, its seed drawn from the global random stream, which `train_model` seeds inside `private_rng`."
     return reinitialized(model, seed=int(torch.randint(0, 2**31 - 1, ())))
 
 def own_setting(model:nn.Module, # the user's trained model M: the target, and the architecture of the shadow models
@@ -669,8 +669,8 @@ class DeltaAttack:
                  inputs:str='delta', # what the attack reads: 'delta' (the paper's δ) or 'log-ratio' (`Updates.log_ratio`)
                 ):
         if inputs not in ATTACK_INPUTS: raise ValueError(f"inputs must be one of {ATTACK_INPUTS}, got {inputs!r}")
-        torch.manual_seed(seed)
-        self.model = AttackMLP([n_features, *self.hidden, n_classes], list(self.dropouts), normalize=normalize)
+        with private_rng(seed):
+            self.model = AttackMLP([n_features, *self.hidden, n_classes], list(self.dropouts), normalize=normalize)
         self.n_classes, self.sign, self.seed, self.inputs = n_classes, sign, seed, inputs
 
     def features(self, updates:Updates) -> torch.Tensor:

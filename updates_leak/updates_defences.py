@@ -22,10 +22,13 @@ from .updates_li import evaluate_label_inference
 from .updates_ssr import evaluate_reconstruction
 from .attacks import register_preset
 from .updates import ARCHITECTURES, SCALES, prepare_experiment
+from .attacks import NotApplicable, OwnRecords, register_own
+from .updates import own_scale
 
 # %% auto #0
-__all__ = ['DEFENCES', 'Defence', 'defend_updates', 'defend_experiment', 'defended_accuracy', 'updates_preset', 'dp_epsilon',
-           'update_utility', 'DefenceResult', 'defence_table', 'evaluate_defences', 'plot_defences']
+__all__ = ['DEFENCES', 'Defence', 'defend_updates', 'defend_experiment', 'defended_accuracy', 'updates_preset',
+           'own_updates_experiment', 'dp_epsilon', 'update_utility', 'DefenceResult', 'defence_table',
+           'evaluate_defences', 'plot_defences']
 
 # %% ../nbs/15_updates_defences.ipynb #4bfce06d
 @dataclass(frozen=True)
@@ -110,6 +113,18 @@ def updates_preset(dataset:str, # a key of `updates.ARCHITECTURES`
                              update=DEFENCES[defence].update or UpdateConfig(), backend=backend, address=address or None)
     exp = defend_experiment(exp, DEFENCES[defence], seed)
     return exp.target, exp
+
+# %% ../nbs/15_updates_defences.ipynb #ownupdcode
+@register_own('updates')
+def own_updates_experiment(model, records:OwnRecords, *, config=None, quick:bool=False, seed:int=0, device=None, progress:bool=True, cache_dir=None) -> tuple:
+    """`(model, experiment)` of one's own torch model: two shadow models copy its architecture, and the provider's updates are simulated on the
+    test records (or on the update records given), at the audit's sizes."""
+    n = len(records.test) if records.update is None else len(records.test) * 10 // 7
+    if n < 50: raise NotApplicable(f"needs at least 50 test records to split between the provider and the attacker, got {len(records.test)}")
+    scale = own_scale(n, epochs=5 if quick else 20, n_shadow_updates=200 if quick else 1000, n_target_updates=50 if quick else 200)
+    exp = prepare_experiment('audited model', scale, set_size=getattr(config, 'set_size', 1), n_shadow_models=2, seed=seed, cache_dir=cache_dir,
+                             device=device, progress=progress, model=model, data=records.test, pool=records.update)
+    return model, exp
 
 # %% ../nbs/15_updates_defences.ipynb #9aa8cc26
 def dp_epsilon(update:UpdateConfig, # a DP-SGD update procedure (`clip_norm` and `noise_multiplier` set)

@@ -188,7 +188,8 @@ class LabelDistributionConfig:
 
 @register_attack('lde', family='updates', threat=('black-box', 'updates', 'reference models'), config=LabelDistributionConfig, preset='updates',
                  paper='Salem, Bhattacharya, Backes, Fritz, Zhang: Updates-Leak, USENIX Security 2020',
-                 quick={'dataset': 'mnist-embedded', 'quick': True, 'set_size': 5, 'n_shadow_models': 1, 'n_attack_models': 1})
+                 quick={'dataset': 'mnist-embedded', 'quick': True, 'set_size': 5, 'n_shadow_models': 1, 'n_attack_models': 1},
+                 audit={'quick': [{'set_size': 10, 'n_attack_models': 1}], 'full': [{'set_size': 10, 'n_attack_models': 3}]})
 def run_lde(target, # the provider's model (the experiment's target)
             data:UpdatesExperiment, # updates on sets of `config.set_size` records, of the target and of the shadow models
             *, config:LabelDistributionConfig=LabelDistributionConfig(), seed:int=0, device=None, progress:bool=True,

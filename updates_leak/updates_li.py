@@ -144,7 +144,8 @@ class LabelInferenceConfig:
 
 @register_attack('li', family='updates', threat=('black-box', 'updates', 'reference models'), config=LabelInferenceConfig, preset='updates',
                  paper='Salem, Bhattacharya, Backes, Fritz, Zhang: Updates-Leak, USENIX Security 2020', demo={'dataset': 'mnist-embedded', 'quick': True, 'n_attack_models': 1},
-                 quick={'dataset': 'mnist-embedded', 'quick': True, 'n_shadow_models': 1, 'n_attack_models': 1})
+                 quick={'dataset': 'mnist-embedded', 'quick': True, 'n_shadow_models': 1, 'n_attack_models': 1},
+                 audit={'quick': [{'n_attack_models': 1}], 'full': [{'n_attack_models': 3}]})
 def run_li(target, # the provider's model (the experiment's target)
            data:UpdatesExperiment, # single-record updates of the target and of the shadow models (`prepare_experiment` with set_size=1)
            *, config:LabelInferenceConfig=LabelInferenceConfig(), seed:int=0, device=None, progress:bool=True,

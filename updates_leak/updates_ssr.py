@@ -12,7 +12,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .core import ATTACK_METHOD, Anchor, Result, artefact, metric_rows, paper_value, seeded_generator
+from .core import private_rng, ATTACK_METHOD, Anchor, Result, artefact, metric_rows, paper_value, seeded_generator
 from .data import Data, check_range, concat
 from .models import AutoEncoder, fit, reconstruction_loss
 from .updates import AttackMLP, Updates, UpdatesExperiment, UpdatesSetting, check_compatible, check_delta, prepare_experiment
@@ -32,11 +32,11 @@ def pretrain_autoencoder(data:Data, # the attacker's own images
                          device=None, # where to train
                         ) -> AutoEncoder:
     "An `AutoEncoder` trained on the attacker's images (Adam, lr 1e-3, MSE)."
-    torch.manual_seed(seed)
-    ae = AutoEncoder(tuple(data.sample_shape), latent)
-    fit(ae, data, epochs=epochs, lr=1e-3, batch_size=128, optimizer='adam', loss_fn=reconstruction_loss, seed=seed,
-        device=device, progress=False)
-    return ae.cpu().eval()
+    with private_rng(seed):
+        ae = AutoEncoder(tuple(data.sample_shape), latent)
+        fit(ae, data, epochs=epochs, lr=1e-3, batch_size=128, optimizer='adam', loss_fn=reconstruction_loss, seed=seed,
+            device=device, progress=False)
+        return ae.cpu().eval()
 
 class SampleReconstructor(nn.Module):
     "A_SSR's attack model: an MLP from δ to the autoencoder's code, then the transferred decoder."
@@ -126,12 +126,12 @@ def train_reconstructor(exp:UpdatesExperiment, # from `prepare_experiment` with 
     ae = pretrain_autoencoder(own, latent, ae_epochs, seed, device)
     delta = torch.cat([u.delta() for u in exp.shadow_updates])
     x = torch.cat([sample_images(u, exp.setting.shadow_pool) for u in exp.shadow_updates])
-    torch.manual_seed(seed)
-    model = SampleReconstructor(delta.shape[1], ae.decoder, latent)
-    check_delta(model, delta)
-    fit(model, torch.utils.data.TensorDataset(delta, x), epochs=epochs, lr=1e-3, batch_size=128, optimizer='adam',
-        loss_fn=mse_loss_images, seed=seed, device=device, progress=False)
-    return model.cpu().eval()
+    with private_rng(seed):
+        model = SampleReconstructor(delta.shape[1], ae.decoder, latent)
+        check_delta(model, delta)
+        fit(model, torch.utils.data.TensorDataset(delta, x), epochs=epochs, lr=1e-3, batch_size=128, optimizer='adam',
+            loss_fn=mse_loss_images, seed=seed, device=device, progress=False)
+        return model.cpu().eval()
 
 class ReconstructorEnsemble(nn.Module):
     "The mean reconstruction of several A_SSR models: each model's own error partly cancels in the mean."
@@ -190,7 +190,8 @@ class ReconstructionConfig:
 
 @register_attack('ssr', family='updates', threat=('black-box', 'updates', 'reference models'), config=ReconstructionConfig, preset='updates',
                  paper='Salem, Bhattacharya, Backes, Fritz, Zhang: Updates-Leak, USENIX Security 2020',
-                 quick={'dataset': 'mnist-embedded', 'quick': True, 'n_shadow_models': 1})
+                 quick={'dataset': 'mnist-embedded', 'quick': True, 'n_shadow_models': 1},
+                 audit="its autoencoder and attack model train for minutes on image updates: `updates-leak updates --attack ssr` runs it")
 def run_ssr(target, # the provider's model (the experiment's target)
             data:UpdatesExperiment, # single-record updates over images in [0, 1]
             *, config:ReconstructionConfig=ReconstructionConfig(), seed:int=0, device=None, progress:bool=True,
