@@ -10,7 +10,8 @@ from sklearn.linear_model import LogisticRegression
 
 from updates_leak.attacks import OwnRecords
 from updates_leak.updates_defences import own_updates_experiment
-from updates_leak.audit import AuditResult, FAMILIES, audit, load_model, load_records, low_byte_statistic
+from updates_leak.audit import AuditResult, FAMILIES, audit, low_byte_statistic
+from updates_leak.loading import load_model, load_records
 from updates_leak.cli import main
 from updates_leak.core import check_rows, set_seed
 from updates_leak.data import as_data

@@ -4,7 +4,7 @@
 
 # %% ../nbs/70_audit.ipynb #24e5628a
 from __future__ import annotations
-import base64, contextlib, hashlib, html, importlib, io, json, math, os, sys, time, warnings
+import base64, contextlib, hashlib, io, json, math, os, time, warnings
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
@@ -13,8 +13,8 @@ import torch
 import torch.nn as nn
 
 from .core import Result, artefact, cache_lock, format_rows, format_table, metric_rows, numerics_key, private_rng, progress as progress_bar, tensor_digest, to_json
-from .data import Data, as_data, load_dataset, read_npz
-from .models import fit, load_weights, reinitialized
+from .data import Data, as_data, load_dataset
+from .models import fit, reinitialized
 from .oracle import WhiteBoxRequired, model_kind, model_accuracy, posteriors
 from .attacks import (FAMILIES, AttackSpec, Headline, OwnRecords, attacks_of, load_attacks, make_config, plot_roc_curves, preset_of,
                                   register_bench)
@@ -23,153 +23,12 @@ from .membership_standalone import own_membership_sample
 from .exfiltration_defences import first_layer_weights, ks_distance
 
 # %% auto #0
-__all__ = ['MODEL_FORMATS', 'FAMILY_EXTRAS', 'FLAG_MARGIN', 'FAMILY_CHECKS', 'import_object', 'sniff_pickle', 'load_torch_model',
-           'load_skops_model', 'OnnxClassifier', 'load_model', 'Records', 'load_records', 'check_audit_inputs',
-           'AuditSection', 'skipped', 'PlannedRun', 'recipe_options', 'run_planned', 'gain', 'run_label',
-           'section_verdict', 'headline_figure', 'section_figures', 'exposure', 'exposed_records', 'records_text',
-           'not_run_text', 'audit_family', 'weight_tensors', 'low_bytes', 'low_byte_statistic', 'honest_retrains',
-           'false_alarms', 'audit_exfiltration', 'model_fingerprint', 'audit_fingerprint', 'save_section',
-           'load_section', 'AuditResult', 'audit_html', 'write_report', 'audit', 'bench_audit']
-
-# %% ../nbs/70_audit.ipynb #468b396a
-MODEL_FORMATS = ('safetensors', 'skops', 'onnx', 'function')
-
-def import_object(spec:str, # 'package.module:name' (the current folder is searched first)
-                  what:str='object', # what it is, for errors
-                 ):
-    "The object `spec` names, imported without evaluating any text."
-    module, _, name = spec.partition(':')
-    if not module or not name or not all(part.isidentifier() for part in [*module.split('.'), *name.split('.')]):
-        raise ValueError(f"the {what} must be given as package.module:name, got {spec!r}")
-    if os.getcwd() not in sys.path: sys.path.insert(0, os.getcwd())
-    try: obj = importlib.import_module(module)
-    except ImportError as e: raise ValueError(f"cannot import the {what}'s module {module!r}: {e}") from None
-    for part in name.split('.'):
-        if not hasattr(obj, part): raise ValueError(f"module {module!r} has no {part!r} (the {what} {spec!r})")
-        obj = getattr(obj, part)
-    return obj
-
-# %% ../nbs/70_audit.ipynb #b5e83ca6
-def sniff_pickle(path:Path) -> str|None:
-    "What a file that is not safetensors looks like: 'a zip archive (torch.save)', 'a pickle' or `None`."
-    with open(path, 'rb') as f: head = f.read(4)
-    if head.startswith(b'PK'): return 'a zip archive (torch.save)'
-    if head[:1] == b'\x80': return 'a pickle'
-    return None
-
-def load_torch_model(weights:str|Path, # a `.safetensors` file of the model's state_dict
-                     arch:str|None, # the architecture, 'package.module:Class' (or a function that returns the model)
-                     arch_kwargs:dict|str|None=None, # its keyword arguments, a dict or JSON text
-                    ) -> nn.Module:
-    "A torch model built from its architecture and loaded with safetensors weights, in eval mode; nothing is unpickled."
-    weights = Path(weights)
-    if not weights.is_file(): raise ValueError(f"{weights} does not exist")
-    looks_like = sniff_pickle(weights)
-    if weights.suffix != '.safetensors' or looks_like:
-        raise ValueError(f"{weights} is {looks_like or 'not a .safetensors file'}: "
-                         "torch weights must be safetensors (never unpickled); save them with "
-                         "safetensors.torch.save_file(model.state_dict(), 'model.safetensors')")
-    if not arch: raise ValueError(f"{weights} holds weights only: give the architecture with --arch package.module:Class")
-    try: kwargs = json.loads(arch_kwargs) if isinstance(arch_kwargs, str) and arch_kwargs.strip() else (arch_kwargs or {})
-    except json.JSONDecodeError as e: raise ValueError(f"the architecture's keyword arguments are not valid JSON ({e}): {arch_kwargs!r}") from None
-    if not isinstance(kwargs, dict): raise ValueError(f"the architecture's keyword arguments must be a JSON object, got {arch_kwargs!r}")
-    make = import_object(arch, 'architecture')
-    try: model = make(**kwargs)
-    except TypeError as e: raise ValueError(f"cannot build {arch}(**{kwargs}): {e}") from None
-    if not isinstance(model, nn.Module): raise ValueError(f"{arch}(**{kwargs}) returned a {type(model).__name__}, not a torch nn.Module")
-    try: load_weights(model, weights)
-    except RuntimeError as e:
-        detail = ' '.join(str(e).split('\n\t')[1:3]) or str(e)
-        raise ValueError(f"the weights in {weights} do not fit {arch}: {' '.join(detail.split())[:300]}") from None
-    return model.eval()
-
-# %% ../nbs/70_audit.ipynb #4e38f820
-def _need(module:str, extra:str='audit'):
-    try: return importlib.import_module(module)
-    except ImportError: raise ValueError(f"reading this model needs {module.split('.')[0]}: pip install 'updates-leak[{extra}]'") from None
-
-def load_skops_model(path:str|Path):
-    "A scikit-learn estimator from a `skops` file, refusing any type skops does not trust by default."
-    sio = _need('skops.io')
-    path = Path(path)
-    if not path.exists(): raise ValueError(f"{path} does not exist")
-    try: untrusted = sio.get_untrusted_types(file=path)
-    except Exception as e: raise ValueError(f"{path}: not a readable skops file ({' '.join(str(e).split()) or type(e).__name__})") from None
-    if untrusted: raise ValueError(f"{path} holds types skops does not trust, refused: {', '.join(untrusted)}")
-    model = sio.load(path)
-    if model_kind(model) != 'sklearn': raise ValueError(f"{path} holds a {type(model).__name__}, not a classifier with predict_proba or decision_function")
-    return model
-
-# %% ../nbs/70_audit.ipynb #546868ba
-class OnnxClassifier:
-    "A predictions-only wrapper around an ONNX classifier run by onnxruntime: posteriors for a batch of inputs."
-    def __init__(self, path:str|Path):
-        ort = _need('onnxruntime')
-        self.path = Path(path)
-        if not self.path.exists(): raise ValueError(f"{self.path} does not exist")
-        try: self.session = ort.InferenceSession(str(self.path), providers=['CPUExecutionProvider'])
-        except Exception as e: raise ValueError(f"{self.path}: not a readable ONNX model ({' '.join(str(e).split())[:200]})") from None
-        self.input = self.session.get_inputs()[0]
-        self.__name__ = f'ONNX model {self.path.name}'
-
-    def __call__(self, x:torch.Tensor) -> np.ndarray:
-        dtype = np.float64 if 'double' in self.input.type else np.float32
-        a = x.detach().cpu().numpy().astype(dtype)
-        outs = [o for o in self.session.run(None, {self.input.name: a}) if isinstance(o, np.ndarray) and o.ndim == 2 and o.dtype.kind == 'f']
-        if not outs: raise ValueError(f"{self.path} returns no N × classes array of floats")
-        p = outs[0].astype(np.float64)
-        if p.min() < 0 or np.abs(p.sum(1) - 1).max() > 1e-3: p = torch.softmax(torch.from_numpy(p), 1).numpy()
-        return p
-
-# %% ../nbs/70_audit.ipynb #a0b155e1
-def load_model(model:str|Path|None=None, # a `.safetensors`, `.skops` or `.onnx` file
-               arch:str|None=None, # with safetensors: the architecture, 'package.module:Class'
-               arch_kwargs:dict|str|None=None, # with safetensors: the architecture's keyword arguments (a dict or JSON)
-               predict:str|None=None, # instead of a file: a predictions-only function, 'package.module:function'
-              ):
-    "The model an audit runs on, from any of `MODEL_FORMATS`, loaded without unpickling anything."
-    if (model is None) == (predict is None): raise ValueError("give the model as a file (--model) or as a predictions function (--predict), one of them")
-    if predict is not None:
-        fn = import_object(predict, 'predictions function')
-        if not callable(fn): raise ValueError(f"{predict} is a {type(fn).__name__}, not a function")
-        return fn
-    path = Path(model)
-    if path.suffix == '.skops': return load_skops_model(path)
-    if path.suffix == '.onnx': return OnnxClassifier(path)
-    return load_torch_model(path, arch, arch_kwargs)
-
-# %% ../nbs/70_audit.ipynb #576cdfe7
-@dataclass
-class Records:
-    "Records for an audit: the data and, for a table, its column names."
-    data: Data
-    columns: list|None = None  # feature names (a CSV's header), or `None`
-
-def load_records(spec, # a `Data` or `(x, y)`, or a path to `.npz` / `.csv`, or a dataset name ('name' or 'name:split')
-                 label:str='label', # a CSV's label column
-                 split:str='train', # a dataset name's split when the name does not say
-                 root=None, # data root for dataset names
-                 name:str|None=None, # what the records are called in errors
-                ) -> Records:
-    "Records from any of the forms the audit accepts."
-    if not isinstance(spec, (str, Path)): return Records(as_data(spec, name=name or 'records'))
-    path = Path(spec)
-    if path.suffix == '.npz':
-        return Records(as_data(read_npz(path, ('x', 'y')), name=name or path.stem))
-    if path.suffix == '.csv':
-        import pandas as pd
-        if not path.exists(): raise ValueError(f"{path} does not exist")
-        table = pd.read_csv(path)
-        if label not in table.columns: raise ValueError(f"{path} has no label column {label!r} (columns: {', '.join(map(str, table.columns))}); name it with --label")
-        features = table.drop(columns=[label])
-        text = [c for c in features.columns if not np.issubdtype(features[c].dtype, np.number)]
-        if text: raise ValueError(f"{path}: every column but the label must be numeric; not numeric: {', '.join(map(str, text))}")
-        return Records(as_data((features.to_numpy(np.float32), table[label].to_numpy()), name=name or path.stem), list(map(str, features.columns)))
-    if path.suffix: raise ValueError(f"{path}: records must be an .npz file (x, y), a .csv file or a dataset name")
-    dataset, _, part = str(spec).partition(':')
-    if dataset in ('digits', 'iris', 'breast-cancer', 'wine'):
-        raise ValueError(f"{dataset} has no fixed split: save your split as .npz files (x, y) and give those")
-    return Records(load_dataset(dataset, part or split, root))
+__all__ = ['FAMILY_EXTRAS', 'FLAG_MARGIN', 'FAMILY_CHECKS', 'check_audit_inputs', 'AuditSection', 'skipped', 'PlannedRun',
+           'recipe_options', 'run_planned', 'gain', 'run_label', 'section_verdict', 'headline_figure',
+           'section_figures', 'exposure', 'exposed_records', 'records_text', 'not_run_text', 'audit_family',
+           'weight_tensors', 'low_bytes', 'low_byte_statistic', 'honest_retrains', 'false_alarms', 'audit_exfiltration',
+           'model_fingerprint', 'audit_fingerprint', 'save_section', 'load_section', 'AuditResult', 'audit',
+           'bench_audit']
 
 # %% ../nbs/70_audit.ipynb #42e5dca2
 def check_audit_inputs(model, train:Data, test:Data, device=None) -> int:
@@ -555,79 +414,8 @@ class AuditResult(Result):
 
     def documents(self) -> dict:
         "Files beside the JSON: the HTML report."
+        from updates_leak.report import audit_html  # the report reads this result: imported when it is written
         return {'html': audit_html(self)}
-
-# %% ../nbs/70_audit.ipynb #859745e6
-_CSS = """body{font:14px/1.45 system-ui,sans-serif;max-width:1000px;margin:2em auto;padding:0 1em;color:#222}
-h1{font-size:1.6em}h2{font-size:1.25em;border-bottom:1px solid #ccc;padding-bottom:.2em;margin-top:1.8em}
-table{border-collapse:collapse;margin:.6em 0;font-size:12px}td,th{border:1px solid #ddd;padding:3px 7px;text-align:left}
-th{background:#f3f3f3}.verdict{font-weight:600}.meta{color:#666;font-size:12px}img{max-width:100%}
-.skipped{color:#888}@media print{h2{page-break-before:auto}img{page-break-inside:avoid}}"""
-
-def _cell(v) -> str:
-    if isinstance(v, float): return '—' if math.isnan(v) else f'{v:.4g}'
-    return html.escape(str(v))
-
-def _html_table(rows:list) -> str:
-    if not rows: return ''
-    keys = list(dict.fromkeys(k for r in rows for k in r))
-    return ('<table><tr>' + ''.join(f'<th>{html.escape(k)}</th>' for k in keys) + '</tr>' +
-            ''.join('<tr>' + ''.join(f'<td>{_cell(r.get(k, ""))}</td>' for k in keys) + '</tr>' for r in rows) + '</table>')
-
-def _pivot(rows:list) -> list:
-    "Long-form rows as one row per (attack, setting, metric) with a column per method."
-    out = {}
-    for r in rows: out.setdefault((r['attack'], r['setting'], r['metric']), {'attack': r['attack'], 'setting': r['setting'], 'metric': r['metric']})[r['method']] = r['value']
-    return list(out.values())
-
-def _img(png:bytes) -> str: return f'<img alt="figure" src="data:image/png;base64,{base64.b64encode(png).decode()}">'
-
-def _exposed_html(e:dict) -> str:
-    "The most exposed training records: images as a strip, other records as a table."
-    x, y, score, loss, index = e['x'], e['y'], e['score'], e['loss'], e['index']
-    if x.dim() == 4 and x.shape[1] in (1, 3):
-        import matplotlib.pyplot as plt
-        fig, axes = plt.subplots(1, len(x), figsize=(1.2 * len(x), 1.6), squeeze=False)
-        for a, im, lab, s, l, i in zip(axes[0], x, y, score, loss, index):
-            a.imshow(im[0] if im.shape[0] == 1 else im.permute(1, 2, 0).clamp(0, 1), cmap='gray'); a.axis('off')
-            a.set_title(f'#{int(i)} y={int(lab)}\n{float(s):.2f}, loss {float(l):.1e}', fontsize=6)
-        return _img(_png(fig))
-    cols = x.flatten(1)[:, :8].tolist()
-    return _html_table([{'record': int(i), 'label': int(lab), 'exposure': float(s), 'loss': float(l), **{f'x{j}': v for j, v in enumerate(c)}}
-                        for i, lab, s, l, c in zip(index, y, score, loss, cols)])
-
-# %% ../nbs/70_audit.ipynb #03cb320e
-def audit_html(result:AuditResult) -> str:
-    "The audit as one self-contained HTML page."
-    r = result
-    parts = [f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>Privacy audit: {html.escape(r.model)}</title><style>{_CSS}</style></head><body>",
-             f"<h1>Privacy audit of {html.escape(r.model)}</h1>",
-             f"<p class='meta'>{r.parameters:,} parameters · {r.n_train:,} training records (accuracy {r.train_accuracy:.1%}) · "
-             f"{r.n_test:,} test records (accuracy {r.test_accuracy:.1%}) · {r.n_classes} classes · {r.seconds:.0f} s · "
-             f"options {html.escape(json.dumps(to_json(r.options)))}</p>",
-             '<h2>Summary</h2>', _html_table(r.summary())]
-    for s in r.sections:
-        parts.append(f"<h2>{s.family.capitalize()}</h2>")
-        if s.skipped: parts.append(f"<p class='skipped'>{html.escape(s.verdict)}</p>"); continue
-        parts.append(f"<p class='verdict'>{html.escape(s.verdict)}</p><p class='meta'>Ran: {html.escape(s.ran)} · {s.records:,} records · "
-                     f"{s.queries:,} queries · {s.seconds:.1f} s</p>")
-        parts += [_img(f) for f in s.figures]
-        if s.exposed is not None:
-            parts.append("<p>The training records most exposed: record number in the training set, label, exposure (the fraction of test records "
-                         "of the same class that the model fits worse) and loss:</p>")
-            parts.append(_exposed_html(s.exposed))
-        parts.append('<details><summary>Every number</summary>' + _html_table(_pivot(s.rows())) + '</details>')
-    parts.append("<p class='meta'>Made by updates_leak's audit. The train/test split given is the ground truth of membership.</p></body></html>")
-    return '\n'.join(parts)
-
-# %% ../nbs/70_audit.ipynb #e6800c51
-def write_report(result:AuditResult, out:str|Path) -> tuple:
-    "Write `audit.html` and `audit.json` into `out`; returns their paths."
-    out = Path(out); out.mkdir(parents=True, exist_ok=True)
-    page, data = out/'audit.html', out/'audit.json'
-    for path, text in ((page, audit_html(result)), (data, json.dumps(result.to_dict(), indent=1))):
-        tmp = path.with_name(f'.{path.name}.{os.getpid()}.tmp'); tmp.write_text(text); os.replace(tmp, path)
-    return page, data
 
 # %% ../nbs/70_audit.ipynb #1965fab4
 def _describe(model) -> tuple:

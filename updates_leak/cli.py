@@ -13,7 +13,8 @@ from typing import Callable
 from fastcore.docments import docments
 
 from .attacks import ATTACKS, BENCHES, FAMILIES, AttackSpec, ConfigOption, attack_spec, attacks_of, load_attacks, make_config, preset_of
-from .audit import audit, load_model, load_records
+from .audit import audit
+from .loading import load_model, load_records
 from .core import Result, format_rows, format_table, write_results
 from .data import MissingDataError
 from .oracle import QueryBudgetExceeded, WhiteBoxRequired
