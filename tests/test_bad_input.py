@@ -15,7 +15,7 @@ from updates_leak.data import Data, as_data, check_range, disjoint_split
 from updates_leak.exfiltration import lsb_encode, run_exfiltration, secret_images, synthetic_inputs
 from updates_leak.extraction import extract, load_task, make_model, run_extraction, solve_logits, uniform_queries
 from updates_leak.extraction_retraining import retrain
-from updates_leak.extraction_trees import Feature, TreeOracle, run_tree_extraction
+from updates_leak.extraction_trees import Feature, run_tree_extraction, tree_api
 from updates_leak.inversion_faces import image_split, load_face_split, mi_face, run_face_inversion
 from updates_leak.inversion_map import binned_survey, check_prior, run_map_inversion
 from updates_leak.membership_features import check_layers, train_nasr_attack
@@ -151,7 +151,7 @@ CASES = [
     ('trees: unknown variant', lambda: run_tree_extraction(variant='sideways'), ValueError, "'path-finding' or 'top-down'"),
     ('trees: own tree without data', lambda: run_tree_extraction(tree=DecisionTreeClassifier().fit(X, Y)), ValueError, 'test records'),
     ('trees: data of another width', lambda: run_tree_extraction(tree=DecisionTreeClassifier().fit(X, Y), data=(X[:, :3], Y)), ValueError, 'reads 4 features'),
-    ('trees: incomplete query refused', lambda: TreeOracle(DecisionTreeClassifier().fit(X, Y), [Feature(f'x{j}') for j in range(4)], incomplete=False)(np.full((1, 4), np.nan)), ValueError, 'incomplete'),
+    ('trees: incomplete query refused', lambda: tree_api(DecisionTreeClassifier().fit(X, Y), [Feature(f'x{j}') for j in range(4)], incomplete=False)(np.full((1, 4), np.nan)), ValueError, 'NaN'),
     # --- inversion ---
     ('MAP: prior not summing to 1', lambda: check_prior([0.5, 0.6], 2), ValueError, 'sum to 1'),
     ('MAP: prior of the wrong length', lambda: check_prior([1.], 2), ValueError, 'one probability per candidate'),

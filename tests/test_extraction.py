@@ -10,7 +10,7 @@ from sklearn.tree import DecisionTreeClassifier
 from updates_leak.extraction import (agreement, extract, load_task, n_unknowns, run_extraction, train_target,
                                      uniform_queries)
 from updates_leak.extraction_retraining import retrain
-from updates_leak.extraction_trees import Feature, TreeOracle, encode, path_finding, random_input, top_down
+from updates_leak.extraction_trees import DeployedTree, Feature, encode, path_finding, random_input, top_down, tree_api
 from updates_leak.oracle import Oracle, QueryBudgetExceeded
 
 @pytest.fixture(scope='module')
@@ -79,19 +79,24 @@ def iris_tree():
 @pytest.mark.parametrize('variant', ['path-finding', 'top-down'])
 def test_tree_leaves_are_recovered_exactly(iris_tree, variant):
     tree, features, x = iris_tree
-    oracle = TreeOracle(tree, features)
-    stolen = path_finding(oracle, epsilon=1e-7) if variant == "path-finding" else top_down(oracle, epsilon=1e-7)
-    assert {l.id for l in stolen.leaves} == oracle.leaf_ids
+    oracle = tree_api(tree, features)
+    stolen = path_finding(oracle, features, epsilon=1e-7) if variant == "path-finding" else top_down(oracle, features, epsilon=1e-7)
+    assert {l.id for l in stolen.leaves} == DeployedTree(tree, features).leaf_ids
     u = random_input(features, np.random.default_rng(3), 5000)
     ids, labels = oracle(u)
-    assert (stolen.predict_ids(u) == ids).all() and (stolen.predict(x) == tree.predict(x)).all()
+    assert oracle.queries > 5000  # the attack's queries and the check's, all counted by the Oracle
+    assert (stolen.predict_ids(u) == ids.numpy()).all() and (stolen.predict(x) == tree.predict(x)).all()
 
 def test_tree_api_checks_its_input(iris_tree):
     tree, features, _ = iris_tree
-    with pytest.raises(ValueError, match='incomplete'):
-        TreeOracle(tree, features, incomplete=False)(np.full((1, 4), np.nan))
+    with pytest.raises(ValueError, match='NaN'):
+        tree_api(tree, features, incomplete=False)(np.full((1, 4), np.nan))
+    with pytest.raises(ValueError, match='incomplete queries'):
+        top_down(tree_api(tree, features, incomplete=False), features)
+    with pytest.raises(ValueError, match='leaf identifiers'):
+        path_finding(Oracle(tree, (4,), value_range=None), features)  # an API of posteriors names no leaf
     with pytest.raises(QueryBudgetExceeded):
-        path_finding(TreeOracle(tree, features, budget=5))
+        path_finding(tree_api(tree, features, budget=5), features)
 
 def test_float64_oracle_answers_in_full_precision(cancer):
     target = train_target('lr', cancer)

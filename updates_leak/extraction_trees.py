@@ -13,16 +13,19 @@ from sklearn.tree import DecisionTreeClassifier
 
 from .core import ATTACK_METHOD, Result, metric_rows
 from .data import Feature, as_data, load_table
-from .oracle import QueryBudgetExceeded, OracleInputError
+import torch
+
+from .oracle import Oracle, QueryBudgetExceeded
 from .attacks import Headline, register_attack, register_preset
 from .core import check_positive
 from .attacks import NotApplicable, OwnRecords, register_own
 from .data import Data
 
 # %% auto #0
-__all__ = ['TREE_TABLES', 'TreeTask', 'encode', 'load_tree_task', 'TreeOracle', 'StolenLeaf', 'StolenTree', 'CachedAPI', 'sweep',
-           'random_input', 'path_finding', 'top_down', 'TreeExtractionResult', 'continuous_features', 'train_tree',
-           'run_tree_extraction', 'trees_preset', 'PathFindingConfig', 'run_paths', 'own_tree']
+__all__ = ['TREE_TABLES', 'TreeTask', 'encode', 'load_tree_task', 'DeployedTree', 'tree_api', 'StolenLeaf', 'StolenTree',
+           'CachedAPI', 'sweep', 'random_input', 'path_finding', 'top_down', 'TreeExtractionResult',
+           'continuous_features', 'train_tree', 'run_tree_extraction', 'trees_preset', 'PathFindingConfig', 'run_paths',
+           'own_tree']
 
 # %% ../nbs/21_extraction_trees.ipynb #3acd9ea6
 @dataclass
@@ -75,62 +78,72 @@ def load_tree_task(name:str, # one of `TREE_TABLES`
     return TreeTask(name, features, x[tr], y[tr], x[te], y[te], [str(c) for c in classes])
 
 # %% ../nbs/21_extraction_trees.ipynb #9363ea70
-class TreeOracle:
-    "A decision-tree prediction API that reveals a pseudo-identifier of the node each query ends in."
+class DeployedTree:
+    "A fitted decision tree over raw inputs (category codes, numbers) as its provider deploys it: it names the leaf each query ends in, and a missing feature (NaN) stops a query at the node that needs it."
     def __init__(self, tree:DecisionTreeClassifier, # fitted on `encode(features, x)`
                  features:list, # the feature space (`Feature`s)
-                 incomplete:bool=True, # accept missing features (NaN) and stop at the node that needs one
-                 budget:int|None=None, # maximum number of queries
+                 *,
                  seed:int=0, # seeds the pseudo-identifiers
                 ):
-        self.tree, self.features, self.incomplete, self.budget = tree.tree_, features, incomplete, budget
-        self.queries = 0
+        self.tree, self.features = tree.tree_, features
         owner = np.concatenate([[j] * f.width for j, f in enumerate(features)])
         t = self.tree
         self._raw_feature = np.where(t.feature >= 0, owner[np.maximum(t.feature, 0)], -1)
         self._ids = np.random.default_rng(seed).choice(2 ** 31, size=t.node_count, replace=False)
         self._labels = t.value[:, 0].argmax(1)
+        self._categorical = np.array([f.categorical for f in features])
+        self._low = np.array([0. if f.categorical else f.low for f in features])
+        self._high = np.array([f.width if f.categorical else f.high for f in features])  # category codes lie in [0, width)
 
+    n_features_in_ = property(lambda self: len(self.features), doc="Raw features a query holds.")
     @property
     def n_leaves(self) -> int: return int((self.tree.children_left < 0).sum())
     @property
     def leaf_ids(self) -> set: return set(self._ids[self.tree.children_left < 0].tolist())
 
-    def validate(self, x) -> np.ndarray:
-        "Check a batch of raw queries: shape, category codes, ranges, and NaN only where allowed."
+    def check_query(self, x):
+        "`ValueError` naming the first feature with a value outside its domain (a category code that does not exist, a number out of range); NaN passes."
         x = np.asarray(x, dtype=float)
-        if x.ndim != 2 or x.shape[1] != len(self.features):
-            raise OracleInputError(f"queries must have shape (N, {len(self.features)}), got {x.shape}")
-        missing = np.isnan(x)
-        if missing.any() and not self.incomplete: raise OracleInputError("this API does not accept incomplete queries (NaN)")
-        for j, f in enumerate(self.features):
-            v = x[~missing[:, j], j]
-            bad = (v != np.round(v)) | (v < 0) | (v >= f.width) if f.categorical else (v < f.low) | (v > f.high)
-            if bad.any(): raise OracleInputError(f"feature {f.name!r}: value {v[bad][0]} is outside its domain")
-        return x
+        with np.errstate(invalid='ignore'):
+            outside = np.where(self._categorical, (x != np.round(x)) | (x >= self._high), x > self._high) | (x < self._low)
+        bad = np.argwhere(outside & ~np.isnan(x))
+        if len(bad): i, j = bad[0]; raise ValueError(f"feature {self.features[j].name!r}: value {x[i, j]} is outside its domain")
 
-    def query(self, x) -> tuple:
-        "Node pseudo-identifiers and labels for a batch of raw queries (N×F, NaN = missing)."
-        x = self.validate(x)
-        if self.budget is not None and self.queries + len(x) > self.budget:
-            raise QueryBudgetExceeded(f"this batch needs {len(x)} queries but only {self.budget - self.queries} of the budget of {self.budget} remain")
-        self.queries += len(x)
+    def nodes(self, x) -> np.ndarray:
+        "The node each raw query (N×F, NaN = missing) ends in: a leaf, or the first node that needs a missing feature."
+        x = np.asarray(x, dtype=float)
         enc = encode(self.features, np.nan_to_num(x))
         t, node = self.tree, np.zeros(len(x), dtype=int)
         rows = np.arange(len(x))
         active = t.children_left[node] >= 0
         while active.any():
             n = node[active]
-            raw = self._raw_feature[n]
-            known = ~np.isnan(x[rows[active], raw])
+            known = ~np.isnan(x[rows[active], self._raw_feature[n]])
             go_left = enc[rows[active], t.feature[n]] <= t.threshold[n]
-            nxt = np.where(go_left, t.children_left[n], t.children_right[n])
-            node[active] = np.where(known, nxt, n)
+            node[active] = np.where(known, np.where(go_left, t.children_left[n], t.children_right[n]), n)
             still = active.copy(); still[active] = known
             active = still & (t.children_left[node] >= 0)
+        return node
+
+    def leaves(self, x) -> tuple:
+        "Pseudo-identifiers and labels of the nodes the queries end in (what the API reveals)."
+        node = self.nodes(x)
         return self._ids[node], self._labels[node]
 
-    __call__ = query
+    def predict_proba(self, x) -> np.ndarray:
+        "The class frequencies of the node each query ends in."
+        value = self.tree.value[self.nodes(x), 0]
+        return value / value.sum(1, keepdims=True)
+
+def tree_api(tree:DecisionTreeClassifier, # fitted on `encode(features, x)`
+             features:list, # the feature space (`Feature`s)
+             *,
+             incomplete:bool=True, # accept missing features (NaN) and stop at the node that needs one
+             budget:int|None=None, # maximum number of queries
+             seed:int=0, # seeds the pseudo-identifiers
+            ) -> Oracle:
+    "The tree behind an `Oracle` that answers each query with the pseudo-identifier of the node it ends in and its label."
+    return Oracle(DeployedTree(tree, features, seed=seed), (len(features),), output='leaf', missing=incomplete, budget=budget, value_range=None)
 
 # %% ../nbs/21_extraction_trees.ipynb #d199a92f
 @dataclass
@@ -170,8 +183,8 @@ class StolenTree:
 
 # %% ../nbs/21_extraction_trees.ipynb #c3a533d8
 class CachedAPI:
-    "Wraps a `TreeOracle` with a memo of answered queries (an attacker never asks twice)."
-    def __init__(self, api:TreeOracle): self.api, self.memo = api, {}
+    "Wraps a leaf-answering `Oracle` with a memo of answered queries (an attacker never asks twice)."
+    def __init__(self, api:Oracle): self.api, self.memo = api, {}
     def __call__(self, x:np.ndarray) -> int:
         key = tuple(np.where(np.isnan(x), np.inf, x))
         if key not in self.memo: self.memo[key] = tuple(int(a[0]) for a in self.api(x[None]))
@@ -221,12 +234,19 @@ def random_input(features:list, rng:np.random.Generator, n:int=1) -> np.ndarray:
     "Inputs drawn uniformly from the feature space (uniform categories, uniform numbers)."
     return np.stack([rng.integers(f.width, size=n).astype(float) if f.categorical else rng.uniform(f.low, f.high, n) for f in features], 1)
 
-def path_finding(api:TreeOracle, # the tree API (complete queries suffice)
+def _leaf_api(api:Oracle):
+    "`ValueError` unless `api` names the leaf of each answer."
+    if not (isinstance(api, Oracle) and api.output == 'leaf'): raise ValueError("tree extraction needs an `Oracle` that answers leaf identifiers (`tree_api`)")
+
+def path_finding(api:Oracle, # the tree API, answering leaf identifiers (complete queries suffice)
+                 features:list, # the feature space the API accepts (`Feature`s), which the attacker knows
+                 *,
                  epsilon:float=1e-5, # boundary precision, as a fraction of each continuous feature's range
                  seed:int=0, # seeds the starting input
                 ) -> StolenTree:
     "Bottom-up extraction: explore leaves from a random input, sweeping every feature through each new leaf."
-    features, ask = api.features, CachedAPI(api)
+    _leaf_api(api)
+    ask = CachedAPI(api)
     queue = [random_input(features, np.random.default_rng(seed))[0]]
     leaves, seen = {}, set()
     while queue:
@@ -248,12 +268,15 @@ def path_finding(api:TreeOracle, # the tree API (complete queries suffice)
 # %% ../nbs/21_extraction_trees.ipynb #e2c1cd77
 def _probe_value(f:Feature) -> float: return 0. if f.categorical else (f.low + f.high) / 2
 
-def top_down(api:TreeOracle, # the tree API; must accept incomplete queries
+def top_down(api:Oracle, # the tree API, answering leaf identifiers; must accept incomplete queries
+             features:list, # the feature space the API accepts (`Feature`s), which the attacker knows
+             *,
              epsilon:float=1e-5, # boundary precision, as a fraction of each continuous feature's range
             ) -> StolenTree:
     "Top-down extraction: find each node's split feature by setting missing features, then sweep it."
-    if not api.incomplete: raise ValueError("top-down extraction needs an API that accepts incomplete queries; use `path_finding`")
-    features, ask = api.features, CachedAPI(api)
+    _leaf_api(api)
+    if not api.missing: raise ValueError("top-down extraction needs an API that accepts incomplete queries; use `path_finding`")
+    ask = CachedAPI(api)
     leaves, visited = [], set()
     stack = [(np.full(len(features), np.nan), {})]
     while stack:
@@ -346,16 +369,17 @@ def run_tree_extraction(dataset:str='steak', # one of `TREE_TABLES` (a preset: t
         x_test, y_test = test.x.flatten(1).double().numpy(), test.y.numpy()
         if x_test.shape[1] != tree.n_features_in_: raise ValueError(f"the tree reads {tree.n_features_in_} features, the data has {x_test.shape[1]}")
         features = continuous_features(x_test)
-    api = TreeOracle(tree, features, seed=seed)
+    api = tree_api(tree, features, seed=seed)
     start = time.perf_counter()
-    stolen = path_finding(api, epsilon, seed) if variant == 'path-finding' else top_down(api, epsilon)
+    stolen = path_finding(api, features, epsilon=epsilon, seed=seed) if variant == 'path-finding' else top_down(api, features, epsilon=epsilon)
     seconds, queries = time.perf_counter() - start, api.queries
     u = random_input(features, np.random.default_rng(seed + 1), n_uniform)
-    true_ids, true_labels = api(u)
-    _, true_test = api(x_test)
+    deployed = DeployedTree(tree, features, seed=seed)  # what the provider computes, for the evaluation (not counted as queries)
+    true_ids, true_labels = deployed.leaves(u)
+    _, true_test = deployed.leaves(x_test)
     target_acc = float((tree.predict(encode(features, x_test)) == y_test).mean())
     majority = float((true_test == pd.Series(true_test).mode()[0]).mean())
-    return TreeExtractionResult(dataset=name, variant=variant, leaves=api.n_leaves, leaves_found=len({l.id for l in stolen.leaves} & api.leaf_ids),
+    return TreeExtractionResult(dataset=name, variant=variant, leaves=deployed.n_leaves, leaves_found=len({l.id for l in stolen.leaves} & deployed.leaf_ids),
                                 queries=queries, r_test=float((stolen.predict(x_test) == true_test).mean()),
                                 r_unif=float((stolen.predict(u) == true_labels).mean()), leaf_agreement_unif=float((stolen.predict_ids(u) == true_ids).mean()),
                                 seconds=seconds, target_accuracy=target_acc, r_majority=majority)

@@ -26,12 +26,12 @@ class QueryBudgetExceeded(RuntimeError):
     "The oracle's query budget does not cover the requested batch (no answer was given, nothing was counted)."
 
 class OracleInputError(ValueError):
-    "A query the API would reject: wrong shape, non-numeric, NaN/infinite, or outside the valid input range."
+    "A query the API would reject: wrong shape, non-numeric, NaN/infinite, or outside the valid input range or the model's domain."
 
 class WhiteBoxRequired(TypeError):
     "A white-box attack was given something it cannot look inside: a scikit-learn estimator or a prediction function."
 
-OUTPUT_MODES = ('posteriors', 'top-k', 'label')
+OUTPUT_MODES = ('posteriors', 'top-k', 'label', 'leaf')
 
 # %% ../nbs/03_oracle.ipynb #70db99e7
 MODEL_KINDS = ('torch', 'sklearn', 'function')
@@ -84,7 +84,7 @@ def model_accuracy(model, # any kind of model (see `posteriors`)
 # %% ../nbs/03_oracle.ipynb #c5e18c65
 class Disclosure:
     "A disclosure policy: what an API reveals of the true posteriors (all of them, the top k, the label only), rounded or noisy."
-    def __init__(self, output:str='posteriors', # 'posteriors', 'top-k' (others zeroed) or 'label'
+    def __init__(self, output:str='posteriors', # 'posteriors', 'top-k' (others zeroed), 'label' or 'leaf' (see `Oracle`)
                  decimals:int|None=None, # round confidences to this many decimals
                  top_k:int|None=None, # classes revealed when `output='top-k'`
                  noise_std:float|None=None, # std of Gaussian noise added to the posteriors (then clipped at 0 and renormalised)
@@ -103,6 +103,7 @@ class Disclosure:
               generator:torch.Generator|None=None, # the noise's random stream
              ) -> torch.Tensor:
         "What the API answers for `probs`: N × classes confidences, or N labels when `output='label'`."
+        if self.output == 'leaf': raise ValueError("a leaf answer names where a query ends in the model: only an `Oracle` can give it")
         if self.output == 'label': return probs.argmax(1)
         if self.noise_std:
             noise = torch.randn(probs.shape, generator=generator, dtype=probs.dtype).to(probs.device)  # a CPU stream: the same noise on every device
@@ -129,7 +130,8 @@ class Oracle:
     "A black-box prediction API around the thing under attack: a torch classifier returning logits, a scikit-learn estimator or a function returning posteriors."
     def __init__(self, model, # the provider's model (see `model_kind`); never moved or changed
                  input_shape:tuple|None=None, # shape of one input, e.g. (1, 28, 28) (`None`: a scikit-learn estimator's `n_features_in_`)
-                 output:str='posteriors', # 'posteriors', 'top-k' (others zeroed) or 'label'
+                 *,
+                 output:str='posteriors', # 'posteriors', 'top-k' (others zeroed), 'label', or 'leaf' (the leaf each query ends in and its label)
                  decimals:int|None=None, # round confidences to this many decimals (a countermeasure)
                  top_k:int|None=None, # classes revealed when `output='top-k'`
                  noise_std:float|None=None, # std of Gaussian noise added to posteriors (a countermeasure)
@@ -139,11 +141,15 @@ class Oracle:
                  seed:int=0, # seeds the noise
                  policy:Disclosure|None=None, # the disclosure policy, instead of `output`, `decimals`, `top_k` and `noise_std`
                  dtype:torch.dtype|None=None, # precision of the queries (default: the torch model's; float64 for scikit-learn; float32 for a function)
+                 missing:bool=False, # accept NaN as a missing feature (an API that answers incomplete queries)
                 ):
         self.policy = policy if policy is not None else Disclosure(output, decimals, top_k, noise_std)
         if budget is not None and budget < 0: raise ValueError(f"budget must be non-negative, got {budget}")
         if value_range is not None and not value_range[0] < value_range[1]: raise ValueError(f"value_range must be (low, high) with low < high, got {value_range}")
         self.kind = model_kind(model)
+        if self.policy.output == 'leaf' and not callable(getattr(model, 'leaves', None)):
+            raise ValueError(f"output='leaf' needs a model that names the leaf each query ends in (a `leaves(x)` method), got {type(model).__name__}")
+        self.missing = missing
         if input_shape is None and getattr(model, 'n_features_in_', None) is not None: input_shape = (int(model.n_features_in_),)
         if input_shape is None: raise ValueError("input_shape is needed for a torch model or a function: the shape of one input, e.g. (64,) or (1, 28, 28)")
         self.input_shape, self.budget, self.value_range = tuple(input_shape), budget, value_range
@@ -185,11 +191,16 @@ def validate(self:Oracle, x, # a batch of queries
     except TypeError as e: raise OracleInputError(str(e)) from None
     try:
         check_shape(x, (None, *self.input_shape), 'query')
-        check_finite(x, 'query')
+        check_finite(x.nan_to_num(0.) if self.missing else x, 'query')
     except ValueError as e: raise OracleInputError(str(e) + (" (send a single input as a batch of one)" if x.dim() == len(self.input_shape) else '')) from None
-    if self.value_range is not None and len(x) and (x.min() < self.value_range[0] or x.max() > self.value_range[1]):
+    given = x[~x.isnan()] if self.missing else x
+    if self.value_range is not None and len(given) and (given.min() < self.value_range[0] or given.max() > self.value_range[1]):
         lo, hi = self.value_range
-        raise OracleInputError(f"query values must lie in [{lo}, {hi}], got [{float(x.min()):.4g}, {float(x.max()):.4g}]")
+        raise OracleInputError(f"query values must lie in [{lo}, {hi}], got [{float(given.min()):.4g}, {float(given.max()):.4g}]")
+    in_domain = getattr(self._versions[-1], 'check_query', None)  # a model may check its own input domain (e.g. category codes)
+    if in_domain is not None:
+        try: in_domain(x)
+        except ValueError as e: raise OracleInputError(str(e)) from None
     return x
 
 @patch
@@ -201,19 +212,34 @@ def charge(self:Oracle, n:int, # queries about to be answered
     self.queries += n
 
 @patch
+def _check_version(self:Oracle, version:int):
+    "`IndexError` unless the provider has deployed `version`."
+    if not -self.n_versions <= version < self.n_versions:
+        raise IndexError(f"version {version} does not exist; the provider has deployed {self.n_versions}")
+
+@patch
 def _true_answers(self:Oracle, x, version:int) -> torch.Tensor:
     "The deployed version's true posteriors of a valid batch, counted against the budget (what every answer is made from)."
     x = self.validate(x)
-    if not -self.n_versions <= version < self.n_versions:
-        raise IndexError(f"version {version} does not exist; the provider has deployed {self.n_versions}")
+    self._check_version(version)
     self.charge(len(x))
     return posteriors(self._versions[version], x, self.device)
+
+@patch
+def _leaf_answers(self:Oracle, x, version:int) -> tuple:
+    "`(identifiers, labels)` of the leaf each query of a valid batch ends in, counted against the budget."
+    x = self.validate(x)
+    self._check_version(version)
+    self.charge(len(x))
+    ids, labels = self._versions[version].leaves(x)
+    return torch.as_tensor(ids), torch.as_tensor(labels)
 
 @patch
 def query(self:Oracle, x, # inputs, N × input_shape, values in `value_range`
            version:int=-1, # which deployed version to ask (0 = the original, -1 = the latest)
           ) -> torch.Tensor:
-    "Answer a batch of queries: posteriors (N × classes) or labels (N), per the oracle's policy."
+    "Answer a batch of queries: posteriors (N × classes), labels (N), or `(leaf identifiers, labels)` for `output='leaf'`, per the oracle's policy."
+    if self.output == 'leaf': return self._leaf_answers(x, version)
     return self.policy.apply(self._true_answers(x, version), self.noise)
 
 Oracle.__call__ = Oracle.query
