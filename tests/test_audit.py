@@ -13,7 +13,8 @@ from updates_leak.updates_defences import own_updates_experiment
 from updates_leak.audit import AuditResult, FAMILIES, audit, low_byte_statistic
 from updates_leak.loading import load_model, load_records
 from updates_leak.cli import main
-from updates_leak.core import check_rows, set_seed
+from updates_leak.results import check_rows
+from updates_leak.core import set_seed
 from updates_leak.data import as_data
 from updates_leak.exfiltration import lsb_encode, secret_images, to_bits
 from updates_leak.models import fit
@@ -177,7 +178,7 @@ def torch_audit(workspace):
     "A quick audit of the user's torch model through the API, with a cache."
     model = load_model(workspace/'net.safetensors', 'usermodels:Net')
     tr, te = load_records(workspace/'train.npz').data, load_records(workspace/'test.npz').data
-    return model, tr, te, audit(model, tr, te, families=('membership', 'extraction'), quick=True, device='cpu', progress=False, cache_dir=workspace/'cache')
+    return model, tr, te, audit(model, tr, test=te, families=('membership', 'extraction'), quick=True, device='cpu', progress=False, cache_dir=workspace/'cache')
 
 
 def test_the_audit_round_trips_through_the_result_protocol(torch_audit):
@@ -190,12 +191,12 @@ def test_the_audit_round_trips_through_the_result_protocol(torch_audit):
 
 def test_an_interrupted_audit_resumes_and_a_damaged_entry_is_recomputed(torch_audit, workspace):
     model, tr, te, first = torch_audit
-    again = audit(model, tr, te, families=('membership', 'extraction'), quick=True, device='cpu', progress=False, cache_dir=workspace/'cache')
+    again = audit(model, tr, test=te, families=('membership', 'extraction'), quick=True, device='cpu', progress=False, cache_dir=workspace/'cache')
     assert [s.seconds for s in again.sections] == [s.seconds for s in first.sections]  # read back, not recomputed
     entry = next((workspace/'cache').glob('audit-*/membership.json'))
     entry.write_text(entry.read_text().replace('"auc', '"AUC', 1))
     with pytest.warns(UserWarning, match='damaged audit cache entry'):
-        redone = audit(model, tr, te, families=('membership', 'extraction'), quick=True, device='cpu', progress=False, cache_dir=workspace/'cache')
+        redone = audit(model, tr, test=te, families=('membership', 'extraction'), quick=True, device='cpu', progress=False, cache_dir=workspace/'cache')
     assert redone.sections[0].value == first.sections[0].value and redone.sections[0].seconds != first.sections[0].seconds
 
 
@@ -203,10 +204,10 @@ def test_the_low_byte_test_flags_an_lsb_encoded_model(torch_audit):
     model, tr, *_ = torch_audit
     images = as_data((tr.x.reshape(-1, 1, 8, 8), tr.y))
     secret = secret_images(images, 20)
-    encoded = lsb_encode(load_model_copy(model), to_bits(secret), 8)
+    encoded = lsb_encode(load_model_copy(model), to_bits(secret), b=8)
     assert low_byte_statistic(encoded) > 20 * low_byte_statistic(model)
-    assert audit(encoded, tr, tr, families=('exfiltration',), quick=True, device='cpu', progress=False).sections[0].verdict.startswith('flagged: the low-order bits')
-    assert audit(model, tr, tr, families=('exfiltration',), quick=True, device='cpu', progress=False,
+    assert audit(encoded, tr, test=tr, families=('exfiltration',), quick=True, device='cpu', progress=False).sections[0].verdict.startswith('flagged: the low-order bits')
+    assert audit(model, tr, test=tr, families=('exfiltration',), quick=True, device='cpu', progress=False,
                  retrain_epochs=30, retrain_lr=1e-2).sections[0].verdict.startswith('no sign')
 
 
@@ -218,29 +219,29 @@ def load_model_copy(model):
 def test_the_callers_model_is_unchanged(torch_audit):
     model, tr, te, _ = torch_audit
     before = {k: v.clone() for k, v in model.state_dict().items()}
-    audit(model, tr, te, families=('membership', 'updates', 'exfiltration'), quick=True, device='cpu', progress=False)
+    audit(model, tr, test=te, families=('membership', 'updates', 'exfiltration'), quick=True, device='cpu', progress=False)
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items()) and not model.training
     assert all(p.requires_grad for p in model.parameters())
 
 
 def test_bad_audit_arguments(torch_audit):
     model, tr, te, _ = torch_audit
-    with pytest.raises(ValueError, match='unknown audit families'): audit(model, tr, te, families=('gossip',))
-    with pytest.raises(ValueError, match='at least 8'): audit(model, tr, te.subset(torch.arange(4)))
-    with pytest.raises(ValueError, match='not a table'): audit(model, as_data((tr.x.reshape(-1, 1, 8, 8), tr.y)), as_data((te.x.reshape(-1, 1, 8, 8), te.y)), sensitive=0)
+    with pytest.raises(ValueError, match='unknown audit families'): audit(model, tr, test=te, families=('gossip',))
+    with pytest.raises(ValueError, match='at least 8'): audit(model, tr, test=te.subset(torch.arange(4)))
+    with pytest.raises(ValueError, match='not a table'): audit(model, as_data((tr.x.reshape(-1, 1, 8, 8), tr.y)), test=as_data((te.x.reshape(-1, 1, 8, 8), te.y)), sensitive=0)
 
 
 def test_updates_on_the_records_given(torch_audit):
     "With `update`, the provider's updating pool is those records; the shadow side comes from the test records."
     model, tr, te, _ = torch_audit
-    s = audit(model, tr, te.subset(torch.arange(200)), update=te.subset(torch.arange(200, 300)), families=('updates',), quick=True,
+    s = audit(model, tr, test=te.subset(torch.arange(200)), update=te.subset(torch.arange(200, 300)), families=('updates',), quick=True,
               device='cpu', progress=False).sections[0]
     assert not s.skipped and s.records == 600 and 'on 300 training, 200 test and 100 update records' in s.ran and 0 <= s.value <= 1
     _, exp = own_updates_experiment(model, OwnRecords(train=tr, test=te.subset(torch.arange(200)), update=te.subset(torch.arange(200, 300))),
                                     quick=True, device='cpu', progress=False)
     assert torch.equal(exp.setting.target_pool.x, te.x[200:300])
     with pytest.raises(ValueError, match='update records have shape'):
-        audit(model, tr, te, update=as_data((torch.zeros(4, 3), torch.zeros(4, dtype=torch.long))), families=('updates',))
+        audit(model, tr, test=te, update=as_data((torch.zeros(4, 3), torch.zeros(4, dtype=torch.long))), families=('updates',))
 
 
 def test_membership_runs_every_registered_attack_the_model_allows(torch_audit, workspace):
@@ -255,8 +256,8 @@ def test_membership_runs_every_registered_attack_the_model_allows(torch_audit, w
     assert 'federated not run: it watches the rounds of a federation' in result.sections[0].ran
     logreg = sio.load(workspace/'logreg.skops', trusted=['sklearn.linear_model._logistic.LogisticRegression'])
     records, options = OwnRecords(train=tr, test=te), dict(seed=0, device='cpu', progress=False, cache_dir=None, recipe={'epochs': 2, 'lr': 1e-3})
-    runs, why = run_planned(attack_spec('rmia'), lambda x: logreg.predict_proba(x.numpy()), records, quick=False, **options)
+    runs, why = run_planned(attack_spec('rmia'), lambda x: logreg.predict_proba(x.numpy()), records=records, quick=False, **options)
     assert not runs and why == 'a predictions-only model has no architecture to train models like it'
-    runs, why = run_planned(attack_spec('lira'), logreg, records, quick=False, **options)
+    runs, why = run_planned(attack_spec('lira'), logreg, records=records, quick=False, **options)
     assert why is None and runs[0].result.setting == 'K=8, online, global variance'
     assert runs[0].result.members == runs[0].result.nonmembers == 200  # as many members as test records, a population left over

@@ -66,8 +66,8 @@ def test_purchase_and_texas_read_the_privacytrustlab_files(tmp_path):
     (tmp_path/'purchase100'/'dataset_purchase').write_text('1,0,1,1\n100,1,0,0\n')  # label (1..100), then binary features
     (tmp_path/'texas100'/'feats').write_text('0,1\n1,1\n1,0\n')
     (tmp_path/'texas100'/'labels').write_text('3\n1\n100\n')
-    purchase, texas = load_dataset('purchase100', 'all', tmp_path), load_dataset('texas100', 'all', tmp_path)
+    purchase, texas = load_dataset('purchase100', 'all', root=tmp_path), load_dataset('texas100', 'all', root=tmp_path)
     assert purchase.x.tolist() == [[0, 1, 1], [1, 0, 0]] and purchase.y.tolist() == [0, 99] and purchase.n_classes == 100
     assert texas.x.shape == (3, 2) and texas.y.tolist() == [2, 0, 99]
     (tmp_path/'texas100'/'labels').write_text('3\n1\n')
-    with pytest.raises(ValueError, match='3 feature rows but 2 labels'): load_dataset('texas100', 'all', tmp_path)
+    with pytest.raises(ValueError, match='3 feature rows but 2 labels'): load_dataset('texas100', 'all', root=tmp_path)

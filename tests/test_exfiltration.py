@@ -21,24 +21,24 @@ def test_lsb_round_trips_exactly_and_keeps_the_model(owner):
     model = owner_model(owner)
     secret = secret_images(owner, 50)
     for b in (1, 8, 16):
-        encoded = lsb_encode(copy.deepcopy(model), to_bits(secret), b)
-        assert torch.equal(from_bits(lsb_decode(encoded, secret.numel() * 8, b), secret.shape), secret)
+        encoded = lsb_encode(copy.deepcopy(model), to_bits(secret), b=b)
+        assert torch.equal(from_bits(lsb_decode(encoded, secret.numel() * 8, b=b), secret.shape), secret)
         change = max((p - q).abs().max().item() / (q.abs().max().item() + 1e-12) for p, q in zip(encoded.parameters(), model.parameters()))
         assert change < 2 ** (b - 23 + 1)
 
 def test_randomising_low_bits_destroys_lsb(owner):
     secret = secret_images(owner, 50)
-    model = lsb_encode(owner_model(owner), to_bits(secret), 8)
+    model = lsb_encode(owner_model(owner), to_bits(secret), b=8)
     randomize_low_bits(model, 8, seed=1)
-    right = (lsb_decode(model, secret.numel() * 8, 8) == to_bits(secret)).float().mean().item()
+    right = (lsb_decode(model, secret.numel() * 8, b=8) == to_bits(secret)).float().mean().item()
     assert abs(right - 0.5) < 0.01
 
 def test_lsb_bad_input(owner):
     model = owner_model(owner)
-    with pytest.raises(ValueError, match='between 1 and 23'): lsb_encode(model, torch.zeros(8, dtype=torch.uint8), 0)
+    with pytest.raises(ValueError, match='between 1 and 23'): lsb_encode(model, torch.zeros(8, dtype=torch.uint8), b=0)
     with pytest.raises(ValueError, match='exceeds the capacity'):
-        lsb_encode(model, torch.zeros(lsb_capacity(model, 2) + 1, dtype=torch.uint8), 2)
-    with pytest.raises(ValueError, match='float32'): lsb_encode(copy.deepcopy(model).double(), torch.zeros(8, dtype=torch.uint8), 8)
+        lsb_encode(model, torch.zeros(lsb_capacity(model, 2) + 1, dtype=torch.uint8), b=2)
+    with pytest.raises(ValueError, match='float32'): lsb_encode(copy.deepcopy(model).double(), torch.zeros(8, dtype=torch.uint8), b=8)
 
 def test_secret_larger_than_the_model_is_refused(owner):
     with pytest.raises(ValueError, match='exceeds'):
@@ -62,10 +62,10 @@ def test_capacity_abuse_recovers_a_small_secret_through_the_api(small_owner):
     secret = secret_images(small_owner, 5)
     model = train_owner_model(capacity_abuse_data(small_owner, secret), epochs=5)
     api = Oracle(model, (1, 28, 28), output='label')
-    recovered = capacity_abuse_decode(api, tuple(secret.shape), 10, (1, 28, 28))
+    recovered = capacity_abuse_decode(api, tuple(secret.shape), n_classes=10, input_shape=(1, 28, 28))
     assert api.queries == secret.numel()
     background = ((secret.long() * 10 // 256) == 0).float().mean().item()  # always answering the darkest level
-    assert levels_correct(recovered, secret, 10) > 0.9 > background + 0.2
+    assert levels_correct(recovered, secret, n_classes=10) > 0.9 > background + 0.2
     assert mape(recovered, secret) < 20
 
 def test_sparse_synthetic_inputs_are_memorised_faster_than_dense_ones(small_owner):
@@ -73,8 +73,8 @@ def test_sparse_synthetic_inputs_are_memorised_faster_than_dense_ones(small_owne
     right = {}
     for on_pixels in (20, 392):
         model = train_owner_model(capacity_abuse_data(small_owner, secret, on_pixels=on_pixels), epochs=5)
-        recovered = capacity_abuse_decode(Oracle(model, (1, 28, 28), output='label'), tuple(secret.shape), 10, (1, 28, 28), on_pixels=on_pixels)
-        right[on_pixels] = levels_correct(recovered, secret, 10)
+        recovered = capacity_abuse_decode(Oracle(model, (1, 28, 28), output='label'), tuple(secret.shape), n_classes=10, input_shape=(1, 28, 28), on_pixels=on_pixels)
+        right[on_pixels] = levels_correct(recovered, secret, n_classes=10)
     assert right[20] > right[392] + 0.2
 
 def test_synthetic_inputs_bad_input():

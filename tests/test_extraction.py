@@ -21,7 +21,7 @@ def api(model, task, **kw): return Oracle(model, (task.n_features,), value_range
 def test_binary_lr_is_recovered_exactly_with_d_plus_1_queries(cancer):
     target = train_target('lr', cancer)
     oracle = api(target, cancer)
-    stolen = extract(oracle, 'lr', cancer.n_features, 2, cancer.n_features + 1, method='logits')
+    stolen = extract(oracle, 'lr', n_features=cancer.n_features, n_classes=2, n_queries=cancer.n_features + 1, method='logits')
     assert oracle.queries == cancer.n_features + 1
     err = max((a - b).abs().max().item() for a, b in zip(target.parameters(), stolen.model.parameters()))
     assert err < 1e-6
@@ -39,40 +39,40 @@ def test_rounded_confidences_still_leak_the_softmax_model():
 def test_mlp_extraction_beats_a_fresh_model():
     moons = load_task('moons')
     target = train_target('mlp', moons, epochs=10)
-    stolen = extract(api(target, moons), 'mlp', 2, 2, 200, restarts=2)
+    stolen = extract(api(target, moons), 'mlp', n_features=2, n_classes=2, n_queries=200, restarts=2)
     fresh = train_target('mlp', moons, epochs=0, seed=5)
     x = uniform_queries(2000, 2, seed=9)
-    assert agreement(target, stolen.model, x).label >= 0.98 > agreement(target, fresh, x).label
+    assert agreement(target, stolen.model, x=x).label >= 0.98 > agreement(target, fresh, x=x).label
 
 def test_equation_solving_refuses_label_only_apis_and_small_budgets(cancer):
     target = train_target('lr', cancer)
     with pytest.raises(ValueError, match='labels only'):
-        extract(api(target, cancer, output='label'), 'lr', cancer.n_features, 2, 100)
+        extract(api(target, cancer, output='label'), 'lr', n_features=cancer.n_features, n_classes=2, n_queries=100)
     with pytest.raises(ValueError, match='budget must be at least'):
-        extract(api(target, cancer), 'lr', cancer.n_features, 2, 5)
+        extract(api(target, cancer), 'lr', n_features=cancer.n_features, n_classes=2, n_queries=5)
     with pytest.raises(ValueError, match='rounded'):
-        extract(api(target, cancer, decimals=0), 'lr', cancer.n_features, 2, 200, method='logits')
+        extract(api(target, cancer, decimals=0), 'lr', n_features=cancer.n_features, n_classes=2, n_queries=200, method='logits')
 
 def test_query_budget_is_honoured(cancer):
     target = train_target('lr', cancer)
     oracle = api(target, cancer, budget=40)
     with pytest.raises(QueryBudgetExceeded):
-        extract(oracle, 'lr', cancer.n_features, 2, 41, method='logits')
+        extract(oracle, 'lr', n_features=cancer.n_features, n_classes=2, n_queries=41, method='logits')
     assert oracle.queries == 0  # refused before spending anything
     with pytest.raises(QueryBudgetExceeded):
-        retrain(Oracle(train_target('softmax', cancer), (cancer.n_features,), output='label', value_range=(-1, 1), budget=10), cancer.n_features, 2, 11)
+        retrain(Oracle(train_target('softmax', cancer), (cancer.n_features,), output='label', value_range=(-1, 1), budget=10), cancer.n_features, n_classes=2, n_queries=11)
 
 def test_label_only_retraining_learns_the_boundary(cancer):
     target = train_target('softmax', cancer)
     oracle = Oracle(target, (cancer.n_features,), output='label', value_range=(-1, 1))
-    stolen, _ = retrain(oracle, cancer.n_features, 2, 2000, 'adaptive')
+    stolen, _ = retrain(oracle, cancer.n_features, n_classes=2, n_queries=2000, strategy='adaptive')
     assert oracle.queries == 2000
-    assert agreement(target, stolen, cancer.x_test).label >= 0.95
+    assert agreement(target, stolen, x=cancer.x_test).label >= 0.95
 
 @pytest.fixture(scope='module')
 def iris_tree():
     b = load_iris()
-    features = [Feature(n, float(lo), float(hi)) for n, lo, hi in zip(b.feature_names, b.data.min(0), b.data.max(0))]
+    features = [Feature(n, float(lo), high=float(hi)) for n, lo, hi in zip(b.feature_names, b.data.min(0), b.data.max(0))]
     tree = DecisionTreeClassifier(min_samples_leaf=3, random_state=0).fit(encode(features, b.data), b.target)
     return tree, features, b.data
 
@@ -82,7 +82,7 @@ def test_tree_leaves_are_recovered_exactly(iris_tree, variant):
     oracle = tree_api(tree, features)
     stolen = path_finding(oracle, features, epsilon=1e-7) if variant == "path-finding" else top_down(oracle, features, epsilon=1e-7)
     assert {l.id for l in stolen.leaves} == DeployedTree(tree, features).leaf_ids
-    u = random_input(features, np.random.default_rng(3), 5000)
+    u = random_input(features, np.random.default_rng(3), n=5000)
     ids, labels = oracle(u)
     assert oracle.queries > 5000  # the attack's queries and the check's, all counted by the Oracle
     assert (stolen.predict_ids(u) == ids.numpy()).all() and (stolen.predict(x) == tree.predict(x)).all()

@@ -11,7 +11,8 @@ import torch.nn.functional as F
 from hypothesis import given, settings, strategies as st
 from safetensors.torch import load_file, save_file
 
-from updates_leak.core import CacheDamaged, keyed_uniform, load_verified, save_verified, set_seed
+from updates_leak.cache import CacheDamaged, load_verified, save_verified
+from updates_leak.core import keyed_uniform, set_seed
 from updates_leak.data import Data, read_npz
 from updates_leak.updates import UpdateConfig, generate_updates, loop_updates, sample_updating_sets, stacked_updates, update_seeds
 from updates_leak.updates_msr import CBMGenerator, ImageDiscriminator, train_cbm_gan
@@ -49,11 +50,11 @@ def toy():
     set_seed(0)
     pool = Data(torch.rand(80, 6), torch.randint(0, 3, (80,)))
     model = nn.Sequential(nn.Linear(6, 8), nn.ReLU(), nn.Linear(8, 3))
-    return model, pool, sample_updating_sets(80, 30, 4, seed=1), torch.rand(5, 6)
+    return model, pool, sample_updating_sets(80, 30, set_size=4, seed=1), torch.rand(5, 6)
 
 def run(toy, cache, **kw):
     model, pool, sets, probe = toy
-    return generate_updates(model, pool, sets, probe, seed=2, chunk=10, workers=0, cache_dir=cache, device='cpu', progress=False, **kw)
+    return generate_updates(model, pool, sets=sets, probe=probe, seed=2, chunk=10, workers=0, cache_dir=cache, device='cpu', progress=False, **kw)
 
 @pytest.mark.parametrize('damage', [*DAMAGE, 'another chunk copied over it'])
 def test_a_damaged_update_chunk_is_reported_and_recomputed(toy, tmp_path, damage):
@@ -82,7 +83,7 @@ def _generate_into(args):
     set_seed(0)
     pool = Data(torch.rand(80, 6), torch.randint(0, 3, (80,)))
     model = nn.Sequential(nn.Linear(6, 8), nn.ReLU(), nn.Linear(8, 3))
-    out = generate_updates(model, pool, sample_updating_sets(80, 60, 4, seed=1), torch.rand(5, 6), seed=seed, chunk=5, workers=0,
+    out = generate_updates(model, pool, sets=sample_updating_sets(80, 60, set_size=4, seed=1), probe=torch.rand(5, 6), seed=seed, chunk=5, workers=0,
                            cache_dir=cache, device='cpu', progress=False)
     return out.after
 
@@ -99,7 +100,7 @@ def tiny_gan(tmp_path, epochs=2):
     pool = Data(torch.rand(30, 1, 4, 4), torch.randint(0, 3, (30,)))
     sets, delta = torch.randint(0, 30, (6, 3)), torch.randn(6, 12)
     gen, disc = CBMGenerator((1, 4, 4), 12, hidden=(8,)), ImageDiscriminator((1, 4, 4), hidden=(8, 4))
-    train_cbm_gan(gen, disc, pool, sets, delta, epochs=epochs, sets_per_step=2, progress=False, checkpoint_dir=tmp_path)
+    train_cbm_gan(gen, disc, pool=pool, sets=sets, delta=delta, epochs=epochs, sets_per_step=2, progress=False, checkpoint_dir=tmp_path)
     return gen
 
 @pytest.mark.parametrize('damage', DAMAGE)
@@ -132,7 +133,7 @@ def test_two_gan_runs_share_one_checkpoint_folder(tmp_path):
 @given(st.integers(0, 10_000), st.integers(0, 7))
 def test_any_single_flipped_bit_is_caught(tmp_path_factory, offset, bit):
     path = tmp_path_factory.mktemp('v')/'f.safetensors'
-    save_verified(path, {'a': torch.arange(64, dtype=torch.float32), 'b': torch.ones(3, 3)}, {'run': 'x'})
+    save_verified(path, {'a': torch.arange(64, dtype=torch.float32), 'b': torch.ones(3, 3)}, identity={'run': 'x'})
     raw = bytearray(path.read_bytes())
     raw[offset % len(raw)] ^= 1 << bit
     path.write_bytes(bytes(raw))
@@ -152,7 +153,7 @@ class MaskedDropout(nn.Module):
     "Dropout with explicit masks, as `stacked_updates` needs."
     def __init__(self, d=16, h=12, c=3):
         super().__init__(); self.hidden, self.out, self.h = nn.Linear(d, h), nn.Linear(h, c), h
-    def dropout_masks(self, keys, step, n): return [(keyed_uniform(keys, step, (n, self.h)) >= 0.5) * 2.]
+    def dropout_masks(self, keys, step, n): return [(keyed_uniform(keys, step, shape=(n, self.h)) >= 0.5) * 2.]
     def forward(self, x, masks=None):
         h = F.relu(self.hidden(x.flatten(1)))
         return self.out(h * masks[0] if masks is not None else F.dropout(h, 0.5, self.training))
@@ -173,26 +174,26 @@ POOL = Data(torch.rand(60, 1, 4, 4), torch.randint(0, 3, (60,)))
 def test_stacked_updates_equal_the_loop(layer, config):
     torch.manual_seed(1)
     model = LAYERS[layer]()
-    sets, seeds = sample_updating_sets(60, 6, 10, seed=2), update_seeds(6, seed=2)
-    a = stacked_updates(model, POOL, sets, seeds, POOL.x[:7], config, device='cpu')
-    b = loop_updates(model, POOL, sets, seeds, POOL.x[:7], config, device='cpu')
+    sets, seeds = sample_updating_sets(60, 6, set_size=10, seed=2), update_seeds(6, seed=2)
+    a = stacked_updates(model, POOL, sets=sets, seeds=seeds, probe=POOL.x[:7], config=config, device='cpu')
+    b = loop_updates(model, POOL, sets=sets, seeds=seeds, probe=POOL.x[:7], config=config, device='cpu')
     assert (a - b).abs().max() <= 1e-5
 
 def test_implicit_dropout_runs_one_at_a_time_and_exactly():
     torch.manual_seed(1)
     model = nn.Sequential(nn.Flatten(), nn.Linear(16, 12), nn.ReLU(), nn.Dropout(0.5), nn.Linear(12, 3))
-    sets = sample_updating_sets(60, 6, 10, seed=2)
-    with pytest.raises(ValueError, match='dropout_masks'): stacked_updates(model, POOL, sets, update_seeds(6, seed=2), POOL.x[:7], device='cpu')
+    sets = sample_updating_sets(60, 6, set_size=10, seed=2)
+    with pytest.raises(ValueError, match='dropout_masks'): stacked_updates(model, POOL, sets=sets, seeds=update_seeds(6, seed=2), probe=POOL.x[:7], device='cpu')
     with pytest.warns(UserWarning, match='one at a time'):
-        fast = generate_updates(model, POOL, sets, POOL.x[:7], seed=3, workers=0, device='cpu', progress=False)
-    assert torch.equal(fast.after, loop_updates(model, POOL, sets, update_seeds(6, seed=3), POOL.x[:7], device='cpu'))
+        fast = generate_updates(model, POOL, sets=sets, probe=POOL.x[:7], seed=3, workers=0, device='cpu', progress=False)
+    assert torch.equal(fast.after, loop_updates(model, POOL, sets=sets, seeds=update_seeds(6, seed=3), probe=POOL.x[:7], device='cpu'))
 
 def test_batch_norm_refuses_what_it_cannot_do():
     model = LAYERS['BatchNorm1d']()
     with pytest.raises(ValueError, match='batch of one'):
-        stacked_updates(model, POOL, sample_updating_sets(60, 2, 1), update_seeds(2), POOL.x[:3], device='cpu')
+        stacked_updates(model, POOL, sets=sample_updating_sets(60, 2, set_size=1), seeds=update_seeds(2), probe=POOL.x[:3], device='cpu')
     with pytest.raises(ValueError, match='GroupNorm or LayerNorm'):
-        stacked_updates(model, POOL, sample_updating_sets(60, 2, 5), update_seeds(2), POOL.x[:3], UpdateConfig(clip_norm=1.), device='cpu')
+        stacked_updates(model, POOL, sets=sample_updating_sets(60, 2, set_size=5), seeds=update_seeds(2), probe=POOL.x[:3], config=UpdateConfig(clip_norm=1.), device='cpu')
 
 @settings(max_examples=15, deadline=None)
 @given(st.sampled_from(sorted(LAYERS)), st.integers(2, 9), st.integers(1, 5), st.integers(1, 3), st.integers(0, 10 ** 6))
@@ -202,8 +203,8 @@ def test_stacked_equals_loop_for_random_sets(layer, set_size, batch_size, k, see
     if layer.startswith('BatchNorm') and min(set_size, batch_size, set_size % batch_size or batch_size) == 1: return  # refused, as tested above
     torch.manual_seed(seed)
     model = LAYERS[layer]().double()
-    sets, seeds = sample_updating_sets(60, k, set_size, seed=seed), update_seeds(k, seed=seed)
+    sets, seeds = sample_updating_sets(60, k, set_size=set_size, seed=seed), update_seeds(k, seed=seed)
     config = UpdateConfig(lr=0.1, batch_size=batch_size)
-    a = stacked_updates(model, POOL, sets, seeds, POOL.x[:4], config, device='cpu')
-    b = loop_updates(model, POOL, sets, seeds, POOL.x[:4], config, device='cpu')
+    a = stacked_updates(model, POOL, sets=sets, seeds=seeds, probe=POOL.x[:4], config=config, device='cpu')
+    b = loop_updates(model, POOL, sets=sets, seeds=seeds, probe=POOL.x[:4], config=config, device='cpu')
     assert (a - b).abs().max() <= 1e-9

@@ -7,7 +7,7 @@ import pytest
 import torch
 import torch.nn as nn
 
-from updates_leak.core import seed_spread
+from updates_leak.results import seed_spread
 from updates_leak.data import Feature
 from updates_leak.inversion_map import (blackbox_map, error_model, leaf_cells, leaf_class_counts, load_survey, marginal_priors, run_map_inversion,
                                         train_survey_tree, whitebox_map)
@@ -21,19 +21,19 @@ def steak(): return load_survey('steak')
 
 def test_blackbox_bad_input_is_refused():
     x, y, pi = np.array([[0, 1]]), np.array([1]), np.full((2, 2), 0.5)
-    with pytest.raises(ValueError, match='unknown feature'): blackbox_map(toy_model, TOY, x, y, 'secrett', [0.5, 0.5], pi)
-    with pytest.raises(ValueError, match='sum to 1'): blackbox_map(toy_model, TOY, x, y, 'secret', [0.5, 0.6], pi)
-    with pytest.raises(ValueError, match='not answers'): blackbox_map(toy_model, TOY, x, y, 'secret', [1.], pi, candidates=[1])
-    with pytest.raises(ValueError, match='one probability per candidate'): blackbox_map(toy_model, TOY, x, y, 'secret', [1.], pi)
-    with pytest.raises(ValueError, match='non-negative'): blackbox_map(toy_model, TOY, x, y, 'secret', [1.5, -0.5], pi)
-    with pytest.raises(ValueError, match='labels'): blackbox_map(toy_model, TOY, x, np.array([0, 1]), 'secret', [0.5, 0.5], pi)
+    with pytest.raises(ValueError, match='unknown feature'): blackbox_map(toy_model, TOY, x=x, y=y, sensitive='secrett', prior=[0.5, 0.5], pi=pi)
+    with pytest.raises(ValueError, match='sum to 1'): blackbox_map(toy_model, TOY, x=x, y=y, sensitive='secret', prior=[0.5, 0.6], pi=pi)
+    with pytest.raises(ValueError, match='not answers'): blackbox_map(toy_model, TOY, x=x, y=y, sensitive='secret', prior=[1.], pi=pi, candidates=[1])
+    with pytest.raises(ValueError, match='one probability per candidate'): blackbox_map(toy_model, TOY, x=x, y=y, sensitive='secret', prior=[1.], pi=pi)
+    with pytest.raises(ValueError, match='non-negative'): blackbox_map(toy_model, TOY, x=x, y=y, sensitive='secret', prior=[1.5, -0.5], pi=pi)
+    with pytest.raises(ValueError, match='labels'): blackbox_map(toy_model, TOY, x=x, y=np.array([0, 1]), sensitive='secret', prior=[0.5, 0.5], pi=pi)
 
 def test_blackbox_is_bayes_optimal_on_a_toy_model():
     "Every target's guess maximises π(y, f(x_K, v))·p(v), checked by enumeration."
     rng = np.random.default_rng(0)
     x, y = np.stack([rng.integers(0, 2, 50), rng.integers(0, 3, 50)], 1), rng.integers(0, 2, 50)
     prior, pi = np.array([0.7, 0.3]), np.array([[0.8, 0.3], [0.2, 0.7]])
-    est = blackbox_map(toy_model, TOY, x, y, 'secret', prior, pi)
+    est = blackbox_map(toy_model, TOY, x=x, y=y, sensitive='secret', prior=prior, pi=pi)
     for row, label, guess in zip(x, y, est.values):
         scores = [pi[label, toy_model(np.array([[v, row[1]]]))[0]] * prior[v] for v in range(2)]
         assert guess == int(np.argmax(scores))
@@ -53,7 +53,7 @@ def test_whitebox_never_falsely_accuses_members_of_a_fully_grown_tree(seed):
     yes_only = [l for l, m in leaf_cells(tree, task.features).items() if not m[task.sensitive][1 - task.positive]]
     p = priors[task.sensitive]
     assert counts[yes_only].max() <= p[1 - task.positive] / p[task.positive] + 1e-9
-    guess = whitebox_map(tree, task.features, task.x_train, task.y_train, task.features[0].name, priors).values
+    guess = whitebox_map(tree, task.features, x=task.x_train, y=task.y_train, sensitive=task.features[0].name, priors=priors).values
     said_yes = guess == task.positive
     assert said_yes.sum() > 10 and (task.x_train[said_yes, 0] == task.positive).all()
 
@@ -78,7 +78,7 @@ def test_map_inversion_beats_the_prior_on_members_and_is_reproducible():
     assert spreads.loc['prior mode', 'precision'] == 'undefined'  # the prior's mode never says "yes"
 
 def test_error_model_columns_are_distributions():
-    pi = error_model(np.array([0, 1, 1, 2]), np.array([0, 1, 2, 2]), 3)
+    pi = error_model(np.array([0, 1, 1, 2]), np.array([0, 1, 2, 2]), n_classes=3)
     np.testing.assert_allclose(pi.sum(0), 1)
 
 @pytest.fixture(scope='module')
@@ -87,18 +87,18 @@ def small_faces(): return load_face_split(scale=4)
 def test_mi_face_softmax_is_identified_and_reproducible(small_faces):
     model = train_face_model('softmax', small_faces, progress=False)
     people = np.arange(small_faces.n_people)
-    a = mi_face(model, people, small_faces.image_shape)
-    b = mi_face(model, people, small_faces.image_shape)
+    a = mi_face(model, people, image_shape=small_faces.image_shape)
+    b = mi_face(model, people, image_shape=small_faces.image_shape)
     assert torch.equal(a.images, b.images)
     assert a.images.min() >= 0 and a.images.max() <= 1
-    ident = identification(FaceIdentifier(small_faces), a, people)
+    ident = identification(FaceIdentifier(small_faces), a, labels=people)
     assert ident['classifier'] > 10 * 0.025 and ident['nearest photo'] > 10 * 0.025  # chance is 2.5%
 
 def test_mi_face_refuses_a_broken_model(small_faces):
     class Broken(nn.Module):
         def forward(self, x): return torch.full((len(x), 40), float('nan')) + 0 * x.flatten(1)[:, :1]
     with pytest.raises(ValueError, match='MI-FACE cost'):
-        mi_face(Broken(), [0, 1], small_faces.image_shape, max_steps=3)
+        mi_face(Broken(), [0, 1], image_shape=small_faces.image_shape, max_steps=3)
 
 def test_unknown_face_model(small_faces):
     with pytest.raises(ValueError, match='model must be one of'): train_face_model('cnn', small_faces)

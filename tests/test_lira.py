@@ -21,18 +21,18 @@ TOY = as_data((torch.rand(48, 6, generator=torch.Generator().manual_seed(1)), to
 @pytest.mark.parametrize('arch', [MLP([6, 12, 3]), nn.Sequential(nn.Linear(6, 10), nn.LayerNorm(10), nn.Tanh(), nn.Linear(10, 3))],
                          ids=['mlp', 'layernorm'])
 def test_stacked_references_equal_training_alone(arch):
-    refs = train_references(arch, TOY, 4, epochs=4, lr=1e-2, batch_size=10, seed=3, progress=False, device='cpu')
+    refs = train_references(arch, TOY, n_models=4, epochs=4, lr=1e-2, batch_size=10, seed=3, progress=False, device='cpu')
     stacked = refs.logits(TOY.x, device='cpu')
     for k in range(4):
-        alone = train_one_reference(arch, TOY, refs.keep[k], 4, 1e-2, 10, refs.seeds[k], device='cpu')
+        alone = train_one_reference(arch, TOY, keep=refs.keep[k], epochs=4, lr=1e-2, batch_size=10, seed=refs.seeds[k], device='cpu')
         assert torch.allclose(stacked[k], alone(TOY.x).detach(), atol=1e-5, rtol=0)
 
 
 def test_chunks_and_cache_give_the_same_models(tmp_path):
     arch = MLP([6, 12, 3])
-    whole = train_references(arch, TOY, 5, epochs=2, seed=0, progress=False, device='cpu')
-    tiny_memory = train_references(arch, TOY, 5, epochs=2, seed=0, progress=False, device='cpu', memory=1, cache_dir=tmp_path)
-    again = train_references(arch, TOY, 5, epochs=2, seed=0, progress=False, device='cpu', memory=1, cache_dir=tmp_path)  # read back
+    whole = train_references(arch, TOY, n_models=5, epochs=2, seed=0, progress=False, device='cpu')
+    tiny_memory = train_references(arch, TOY, n_models=5, epochs=2, seed=0, progress=False, device='cpu', memory=1, cache_dir=tmp_path)
+    again = train_references(arch, TOY, n_models=5, epochs=2, seed=0, progress=False, device='cpu', memory=1, cache_dir=tmp_path)  # read back
     for a, b, c in zip(whole.states, tiny_memory.states, again.states):
         for k in a: assert torch.allclose(a[k], b[k], atol=1e-6) and torch.equal(b[k], c[k])
 
@@ -40,7 +40,7 @@ def test_chunks_and_cache_give_the_same_models(tmp_path):
 def test_the_architecture_is_not_changed():
     arch = MLP([6, 12, 3])
     before = {k: v.clone() for k, v in arch.state_dict().items()}
-    train_references(arch, TOY, 2, epochs=1, progress=False, device='cpu')
+    train_references(arch, TOY, n_models=2, epochs=1, progress=False, device='cpu')
     assert all(torch.equal(before[k], v) for k, v in arch.state_dict().items())
 
 
@@ -69,8 +69,8 @@ def test_true_label_confidence_is_log_odds_of_the_true_label(seed):
 def test_lira_equals_a_direct_computation():
     rng = np.random.default_rng(0)
     refs, keep, target = rng.normal(size=(6, 4)), np.array([[1, 0, 1, 0], [0, 1, 0, 1]] * 3, dtype=bool), rng.normal(size=4)
-    online = lira_scores(torch.tensor(target), torch.tensor(refs), torch.tensor(keep))
-    offline = lira_scores(torch.tensor(target), torch.tensor(refs), torch.tensor(keep), online=False)
+    online = lira_scores(torch.tensor(target), torch.tensor(refs), keep=torch.tensor(keep))
+    offline = lira_scores(torch.tensor(target), torch.tensor(refs), keep=torch.tensor(keep), online=False)
     from scipy.stats import norm
     for i in range(4):
         ins, outs = refs[keep[:, i], i], refs[~keep[:, i], i]
@@ -84,8 +84,8 @@ def test_rmia_equals_a_direct_computation():
     px_t, px_r, pz_t, pz_r = rng.random(5), rng.random((4, 5)), rng.random(7), rng.random((4, 7))
     keep = np.array([[1, 0, 0, 1, 0], [0, 1, 1, 0, 0], [1, 1, 0, 0, 1], [0, 0, 1, 1, 1]], dtype=bool)
     t = lambda a: torch.tensor(a)
-    online = rmia_scores(t(px_t), t(px_r), t(keep), t(pz_t), t(pz_r))
-    offline = rmia_scores(t(px_t), t(px_r), t(keep), t(pz_t), t(pz_r), online=False, a=0.4, gamma=1.5)
+    online = rmia_scores(t(px_t), t(px_r), keep=t(keep), target_z=t(pz_t), references_z=t(pz_r))
+    offline = rmia_scores(t(px_t), t(px_r), keep=t(keep), target_z=t(pz_t), references_z=t(pz_r), online=False, a=0.4, gamma=1.5)
     for i in range(5):
         lr_x, lr_z = px_t[i] / px_r[:, i].mean(), pz_t / pz_r.mean(0)
         assert math.isclose(float(online[i]), float(np.mean(lr_x / lr_z >= 1)))
@@ -97,32 +97,32 @@ def test_bad_input_is_refused():
     with pytest.raises(ValueError, match='reference models must be a whole number ≥ 2'):
         run_reference_attacks(MLP([6, 12, 3]), TOY, pool=24, n_references=1)
     refs, target = torch.randn(3, 2), torch.randn(2)
-    with pytest.raises(ValueError, match="no reference model's OUT set"): lira_scores(target, refs, torch.ones(3, 2, dtype=torch.bool))
-    with pytest.raises(ValueError, match="no reference model's IN set"): lira_scores(target, refs, torch.zeros(3, 2, dtype=torch.bool))
-    with pytest.raises(ValueError, match='population records'): rmia_scores(target, refs, None, torch.tensor([]), torch.zeros(3, 0))
+    with pytest.raises(ValueError, match="no reference model's OUT set"): lira_scores(target, refs, keep=torch.ones(3, 2, dtype=torch.bool))
+    with pytest.raises(ValueError, match="no reference model's IN set"): lira_scores(target, refs, keep=torch.zeros(3, 2, dtype=torch.bool))
+    with pytest.raises(ValueError, match='population records'): rmia_scores(target, refs, keep=None, target_z=torch.tensor([]), references_z=torch.zeros(3, 0))
     with pytest.raises(ValueError, match='leave population records'): run_reference_attacks(MLP([6, 12, 3]), TOY, pool=48)
     with pytest.raises(ValueError, match='BatchNorm'):
-        train_references(nn.Sequential(nn.Linear(6, 4), nn.BatchNorm1d(4), nn.Linear(4, 3)), TOY, 2, epochs=1, progress=False)
+        train_references(nn.Sequential(nn.Linear(6, 4), nn.BatchNorm1d(4), nn.Linear(4, 3)), TOY, n_models=2, epochs=1, progress=False)
     with pytest.raises(ValueError, match='as many records'):
-        train_references(MLP([6, 12, 3]), TOY, 2, epochs=1, keep=torch.tensor([[True] * 30 + [False] * 18, [True] * 20 + [False] * 28]), progress=False)
+        train_references(MLP([6, 12, 3]), TOY, n_models=2, epochs=1, keep=torch.tensor([[True] * 30 + [False] * 18, [True] * 20 + [False] * 28]), progress=False)
 
 
 def test_the_ray_path_equals_the_local_path(tmp_path):
     "Chunks trained as tasks of a local Ray instance (one intra-op thread each) equal local chunks trained at one thread, and the two share one cache; at two threads the local path trains its own."
     ray = pytest.importorskip('ray')
     arch = MLP([6, 12, 3])
-    with torch_threads(1): local = train_references(arch, TOY, 4, epochs=2, seed=5, progress=False, device='cpu', memory=1, cache_dir=tmp_path/'local')
+    with torch_threads(1): local = train_references(arch, TOY, n_models=4, epochs=2, seed=5, progress=False, device='cpu', memory=1, cache_dir=tmp_path/'local')
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, ignore_reinit_error=True)
     try:
-        remote = train_references(arch, TOY, 4, epochs=2, seed=5, progress=False, device='cpu', memory=1, cache_dir=tmp_path/'ray', backend='ray')
+        remote = train_references(arch, TOY, n_models=4, epochs=2, seed=5, progress=False, device='cpu', memory=1, cache_dir=tmp_path/'ray', backend='ray')
     finally: ray.shutdown()
     for a, b in zip(local.states, remote.states):
         for k in a: assert torch.allclose(a[k], b[k], atol=1e-6, rtol=0), k
     assert sorted(p.name for p in (tmp_path/'local').glob('*.safetensors')) == sorted(p.name for p in (tmp_path/'ray').glob('*.safetensors'))
-    with torch_threads(1): resumed = train_references(arch, TOY, 4, epochs=2, seed=5, progress=False, device='cpu', memory=1, cache_dir=tmp_path/'ray')  # the Ray run's cache, read locally
+    with torch_threads(1): resumed = train_references(arch, TOY, n_models=4, epochs=2, seed=5, progress=False, device='cpu', memory=1, cache_dir=tmp_path/'ray')  # the Ray run's cache, read locally
     for a, b in zip(remote.states, resumed.states):
         for k in a: assert torch.equal(a[k], b[k])
-    with torch_threads(2): train_references(arch, TOY, 4, epochs=2, seed=5, progress=False, device='cpu', memory=1, cache_dir=tmp_path/'ray')
+    with torch_threads(2): train_references(arch, TOY, n_models=4, epochs=2, seed=5, progress=False, device='cpu', memory=1, cache_dir=tmp_path/'ray')
     assert len(list((tmp_path/'ray').glob('*.safetensors'))) == 2 * len(list((tmp_path/'local').glob('*.safetensors')))
 
 
@@ -151,11 +151,11 @@ def test_the_cli_runs_lira_with_a_population_and_writes_its_results(tmp_path, mo
 
 def test_one_at_a_time_equals_stacked_and_trains_batch_norm():
     arch = MLP([6, 12, 3])
-    a = train_references(arch, TOY, 3, epochs=3, lr=1e-2, batch_size=10, seed=2, progress=False, device='cpu')
-    b = train_references(arch, TOY, 3, epochs=3, lr=1e-2, batch_size=10, seed=2, progress=False, device='cpu', stacked=False)
+    a = train_references(arch, TOY, n_models=3, epochs=3, lr=1e-2, batch_size=10, seed=2, progress=False, device='cpu')
+    b = train_references(arch, TOY, n_models=3, epochs=3, lr=1e-2, batch_size=10, seed=2, progress=False, device='cpu', stacked=False)
     assert (a.logits(TOY.x, 'cpu') - b.logits(TOY.x, 'cpu')).abs().max() <= 1e-5
     bn = nn.Sequential(nn.Linear(6, 10), nn.BatchNorm1d(10), nn.ReLU(), nn.Linear(10, 3))
-    logp, = reference_log_posteriors(bn, TOY, inclusion_matrix(3, len(TOY)), [TOY.x[:5]], 3, epochs=2, progress=False, device='cpu')
+    logp, = reference_log_posteriors(bn, TOY, keep=inclusion_matrix(3, len(TOY)), queries=[TOY.x[:5]], n_classes=3, epochs=2, progress=False, device='cpu')
     assert logp.shape == (3, 5, 3) and torch.allclose(logp.exp().sum(-1), torch.ones(3, 5, dtype=logp.dtype))
     assert bn.training and not any(m.num_batches_tracked for m in bn.modules() if isinstance(m, nn.BatchNorm1d))  # the caller's copy untouched
 
@@ -163,10 +163,10 @@ def test_one_at_a_time_equals_stacked_and_trains_batch_norm():
 def test_augmented_lira_averages_the_queries():
     g = torch.Generator().manual_seed(0)
     refs, target, keep = torch.randn(6, 2, 9, generator=g), torch.randn(2, 9, generator=g), inclusion_matrix(6, 9, seed=1)
-    one = augmented_lira_scores(target[:1], refs[:, :1], keep)
-    assert torch.allclose(one, lira_scores(target[0], refs[:, 0], keep))
-    both = augmented_lira_scores(target, refs, keep, online=False)
-    assert torch.allclose(both, (lira_scores(target[0], refs[:, 0], keep, online=False) + lira_scores(target[1], refs[:, 1], keep, online=False)) / 2)
+    one = augmented_lira_scores(target[:1], refs[:, :1], keep=keep)
+    assert torch.allclose(one, lira_scores(target[0], refs[:, 0], keep=keep))
+    both = augmented_lira_scores(target, refs, keep=keep, online=False)
+    assert torch.allclose(both, (lira_scores(target[0], refs[:, 0], keep=keep, online=False) + lira_scores(target[1], refs[:, 1], keep=keep, online=False)) / 2)
     with pytest.raises(ValueError, match='mirrors images'):
         run_reference_attacks(MLP([6, 12, 3]), as_data((torch.rand(40, 6), torch.arange(40) % 3)), pool=30, n_references=2, epochs=1, augment=True, progress=False)
 
@@ -175,10 +175,10 @@ def test_stacked_training_is_exact_in_float64():
     "In float64 stacked and lone training agree to rounding (≤ 1e-12): what float32 shows at long runs is rounding, not a different algorithm."
     toy64 = Data(TOY.x.double(), TOY.y, name='toy64')  # `Data` keeps the dtype it is given
     arch = nn.Sequential(nn.Linear(6, 32), nn.Tanh(), nn.Linear(32, 32), nn.Tanh(), nn.Linear(32, 3)).double()
-    refs = train_references(arch, toy64, 3, epochs=30, lr=1e-2, batch_size=8, seed=4, progress=False, device='cpu')
+    refs = train_references(arch, toy64, n_models=3, epochs=30, lr=1e-2, batch_size=8, seed=4, progress=False, device='cpu')
     stacked = refs.logits(toy64.x, device='cpu')
     for k in range(3):
-        alone = train_one_reference(arch, toy64, refs.keep[k], 30, 1e-2, 8, refs.seeds[k], device='cpu')
+        alone = train_one_reference(arch, toy64, keep=refs.keep[k], epochs=30, lr=1e-2, batch_size=8, seed=refs.seeds[k], device='cpu')
         with torch.no_grad(): assert (stacked[k] - alone(toy64.x)).abs().max() <= 1e-12
 
 

@@ -17,7 +17,7 @@ def test_per_sample_gradients_equal_the_loop(make, shape, classes):
     torch.manual_seed(0)
     model, x, y = make(), torch.rand(24, *shape), torch.randint(0, classes, (24,))
     layers = weight_layers(model)
-    fast, slow = per_sample_gradients(model, x, y, layers, batch_size=10), loop_gradients(model, x, y, layers)
+    fast, slow = per_sample_gradients(model, x, y=y, layers=layers, batch_size=10), loop_gradients(model, x, y=y, layers=layers)
     for l in layers: assert torch.allclose(fast[l], slow[l], atol=1e-6), l
 
 class TwiceLinear(torch.nn.Module):
@@ -38,7 +38,7 @@ class PerPosition(torch.nn.Module):
 def test_per_sample_gradients_of_shared_and_positional_layers(make, shape):
     torch.manual_seed(0)
     model, x, y = make(), torch.rand(12, *shape), torch.randint(0, 3, (12,))
-    fast, slow = per_sample_gradients(model, x, y, weight_layers(model), batch_size=5), loop_gradients(model, x, y, weight_layers(model))
+    fast, slow = per_sample_gradients(model, x, y=y, layers=weight_layers(model), batch_size=5), loop_gradients(model, x, y=y, layers=weight_layers(model))
     for l in weight_layers(model): assert torch.allclose(fast[l], slow[l], atol=1e-6), l
 
 def test_per_sample_gradients_leave_a_frozen_model_as_it_was():
@@ -47,9 +47,9 @@ def test_per_sample_gradients_leave_a_frozen_model_as_it_was():
     for p in model.parameters(): p.requires_grad_(False)
     before = {k: v.clone() for k, v in model.state_dict().items()}
     x, y = torch.rand(8, 446), torch.randint(0, 30, (8,))
-    fast = per_sample_gradients(model, x, y, weight_layers(model))
+    fast = per_sample_gradients(model, x, y=y, layers=weight_layers(model))
     for p in model.parameters(): p.requires_grad_(True)
-    slow = loop_gradients(model, x, y, weight_layers(model))
+    slow = loop_gradients(model, x, y=y, layers=weight_layers(model))
     for p in model.parameters(): p.requires_grad_(False)
     for l in weight_layers(model): assert torch.allclose(fast[l], slow[l], atol=1e-6), l
     assert model.training and not any(p.requires_grad or p.grad is not None for p in model.parameters())
@@ -76,13 +76,13 @@ def test_white_box_attack_on_an_overfitted_model(location_result):
 
 def test_federated_run_is_reproducible():
     tiny = FederatedSetting(participants=2, records=100, rounds=3)
-    a, b = (run_federated(tiny, 'local', 'active', observed=(2, 3), kernels=8, attack_epochs=3, seed=4) for _ in range(2))
+    a, b = (run_federated(tiny, 'local', mode='active', observed=(2, 3), kernels=8, attack_epochs=3, seed=4) for _ in range(2))
     assert a.metrics == b.metrics and a.global_test_accuracy == b.global_test_accuracy
     assert federated_row(a)['mode'] == 'active (step 0.3)' and a.to_dict()['ascent'] == 0.3  # the table names the step it used
 
 def test_federated_run_on_cifar10():
     tiny = FederatedSetting('cifar10', participants=2, records=60, rounds=2)
-    res = run_federated(tiny, 'global', 'active', observed=(2,), kernels=8, attack_epochs=3, ascent=0.01)
+    res = run_federated(tiny, 'global', mode='active', observed=(2,), kernels=8, attack_epochs=3, ascent=0.01)
     assert res.to_dict()['setting']['dataset'] == 'cifar10' and 0 <= res.metrics['accuracy'] <= 1
     assert 0 < res.global_test_accuracy < 1 and 0 < res.global_victim_accuracy <= 1  # the CNN was trained on CIFAR-10's images
 
@@ -98,9 +98,9 @@ def test_bad_input_is_refused():
     model = location_model()
     records = Data(torch.rand(6, 446).round(), torch.randint(0, 30, (6,)))
     with pytest.raises(ValueError, match='no weight layer named'): check_layers(model, ['fc9'])
-    with pytest.raises(ValueError, match='no weight layer named'): membership_features(model, records, ['conv1'])
+    with pytest.raises(ValueError, match='no weight layer named'): membership_features(model, records, layers=['conv1'])
     with pytest.raises(ValueError, match='both known members and known non-members'):
-        MembershipAttack(model, records.subset([0, 1, 2]), records.subset([2, 3]), progress=False)
+        MembershipAttack(model, records.subset([0, 1, 2]), nonmembers=records.subset([2, 3]), progress=False)
     with pytest.raises(ValueError, match='both members and non-members'):
         train_nasr_attack({'log_loss': torch.randn(4, 1)}, torch.ones(4, dtype=torch.bool), progress=False)
     with pytest.raises(ValueError, match='NaN'):
@@ -117,7 +117,7 @@ def test_missing_tabular_data_names_its_source(tmp_path, dataset, files):
 
 def test_isolating_server_beats_the_passive_one():
     setting = FederatedSetting(participants=3, records=200, rounds=8)
-    passive, isolating = (run_federated(setting, 'global', mode, observed=(7, 8), seed=2) for mode in ('passive', 'isolating'))
+    passive, isolating = (run_federated(setting, 'global', mode=mode, observed=(7, 8), seed=2) for mode in ('passive', 'isolating'))
     assert passive.metrics['accuracy'] > 0.55
     assert isolating.metrics['accuracy'] > passive.metrics['accuracy'] + 0.1
 
@@ -146,7 +146,7 @@ def test_shadow_models_say_once_how_many_attack_classifiers_did_not_converge():
     from sklearn.exceptions import ConvergenceWarning
     from updates_leak.membership_standalone import MembershipTarget, ShadowModelAttack
     g = torch.Generator().manual_seed(0)
-    data = Data(torch.rand(120, 5, generator=g), torch.randint(0, 3, (120,), generator=g), ['a', 'b', 'c'])
+    data = Data(torch.rand(120, 5, generator=g), torch.randint(0, 3, (120,), generator=g), classes=['a', 'b', 'c'])
     recipe = MembershipTarget('toy', lambda: torch.nn.Linear(5, 3), members=60, shadow=120, test=0, epochs=2)
     with warnings.catch_warnings(record=True) as shown:
         warnings.simplefilter('always')

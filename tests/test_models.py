@@ -60,7 +60,7 @@ def test_dp_sgd_update_matches_opacus():
     reference = GradSampleModule(copy.deepcopy(model).train())
     opt = DPOptimizer(torch.optim.SGD(reference.parameters(), lr=0.05, momentum=0.9), noise_multiplier=0., max_grad_norm=0.5, expected_batch_size=4)
     for step, idx in enumerate(torch.arange(8).split(4)):
-        masks = [m[0] for m in model.dropout_masks(torch.tensor([3]), step, 4)]
+        masks = [m[0] for m in model.dropout_masks(torch.tensor([3]), step, n=4)]
         opt.zero_grad()
         F.cross_entropy(reference(data.x[idx], masks=masks), data.y[idx]).backward()
         opt.step()

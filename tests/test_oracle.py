@@ -59,7 +59,7 @@ def test_versions_and_update():
     api = Oracle(SoftmaxRegression(4, 3), (4,), device='cpu')
     x = torch.rand(3, 4)
     before = api(x)
-    d = Data(torch.rand(20, 4), torch.randint(0, 3, (20,)), ['a', 'b', 'c'])
+    d = Data(torch.rand(20, 4), torch.randint(0, 3, (20,)), classes=['a', 'b', 'c'])
     assert api.update(d, lr=0.5, seed=0) == 1 and api.n_versions == 2
     assert not torch.allclose(api(x), before)
     assert torch.allclose(api(x, version=0), before)

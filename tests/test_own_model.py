@@ -11,7 +11,8 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.neural_network import MLPClassifier
 from sklearn.tree import DecisionTreeClassifier
 
-from updates_leak.core import ROW_KEYS, Result, check_rows, set_seed
+from updates_leak.results import ROW_KEYS, Result, check_rows
+from updates_leak.core import set_seed
 from updates_leak.data import Data, as_data
 from updates_leak.exfiltration import capacity_abuse_data, capacity_abuse_decode, levels_correct, run_exfiltration, secret_images
 from updates_leak.extraction import run_extraction
@@ -142,8 +143,8 @@ def test_exfiltration_reads_back_through_every_kind():
             'function': Oracle(lambda x: torch.softmax(net(x), 1), (1, 8, 8), output='label'),
             'sklearn': Oracle(SklearnWrapper(sk), (1, 8, 8), output='label')}
     for kind, api in apis.items():
-        recovered = capacity_abuse_decode(api, tuple(secret.shape), 10, (1, 8, 8), on_pixels=6)
-        assert api.queries == secret.numel() and levels_correct(recovered, secret, 10) > 0.5, kind
+        recovered = capacity_abuse_decode(api, tuple(secret.shape), n_classes=10, input_shape=(1, 8, 8), on_pixels=6)
+        assert api.queries == secret.numel() and levels_correct(recovered, secret, n_classes=10) > 0.5, kind
 
 # --- the caller's model is never changed -----------------------------------------------------------------------------
 @pytest.fixture(scope='module')
@@ -172,7 +173,7 @@ def test_batch_norm_models_update_exactly(digits_split):
     before = snapshot(net)
     exp = prepare_experiment('digits', TINY, set_size=5, n_shadow_models=1, model=net, data=rest, device='cpu', progress=False)
     t = exp.target_updates
-    loop = loop_updates(net, exp.setting.target_pool, t.sets, update_seeds(len(t.sets), 40), exp.setting.probe.x, device='cpu')
+    loop = loop_updates(net, exp.setting.target_pool, sets=t.sets, seeds=update_seeds(len(t.sets), 40), probe=exp.setting.probe.x, device='cpu')
     assert (t.after - loop).abs().max() <= 1e-5  # the stacked generator keeps each copy's batch statistics
     assert_unchanged(net, before)
 
@@ -205,7 +206,7 @@ def results(cancer, digits_split):
     out = [evaluate_label_inference(one, 1, device='cpu'), evaluate_label_distribution(many, 1, device='cpu'),
            evaluate_reconstruction(pix1, latent=4, ae_epochs=1, epochs=1, device='cpu'),
            evaluate_multi_reconstruction(pix, epochs=1, hidden=(16, 16, 16), n_generated=20, n_evaluated=2, device='cpu', progress=False),
-           *evaluate_defences(pix1, pix, [DEFENCES['round2']], device='cpu'),
+           *evaluate_defences(pix1, pix, defences=[DEFENCES['round2']], device='cpu'),
            run_extraction('softmax', target=LogisticRegression(max_iter=2000).fit(*train), data=test, n_uniform=100),
            run_tree_extraction(tree=DecisionTreeClassifier(max_depth=3).fit(*train), data=test, n_uniform=100),
            run_map_inversion(model=DecisionTreeClassifier(max_depth=4).fit(*train), members=train, nonmembers=test, sensitive=2),

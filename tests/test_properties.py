@@ -9,7 +9,8 @@ import torch
 from hypothesis import given, settings, strategies as st
 from hypothesis.extra.numpy import arrays
 
-from updates_leak.core import ATTACK_METHOD, ROW_KEYS, Result, artefact, check_rows, format_rows, keyed_uniform, metric_rows, to_json
+from updates_leak.results import ATTACK_METHOD, ROW_KEYS, Result, artefact, check_rows, format_rows, metric_rows, to_json
+from updates_leak.core import keyed_uniform
 from updates_leak.data import as_data
 from updates_leak.oracle import Disclosure, Oracle, QueryBudgetExceeded
 
@@ -81,7 +82,7 @@ class _Numbers(Result):
     best: float
     nested: dict
     model: object = artefact()
-    def rows(self): return metric_rows('test', self.name, 'best', {ATTACK_METHOD: self.best, 'others': sum(self.values)})
+    def rows(self): return metric_rows('test', self.name, metric='best', values={ATTACK_METHOD: self.best, 'others': sum(self.values)})
 
 finite = st.floats(-1e9, 1e9, allow_nan=False)
 label = st.text(st.characters(blacklist_categories=('Cc', 'Cs')), max_size=10)  # printable: a table keeps one line per row
@@ -118,15 +119,15 @@ def test_any_bytes_in_an_npz_path_are_read_or_refused_cleanly(tmp_path_factory, 
        st.tuples(st.integers(1, 5), st.integers(1, 7)), st.data())
 def test_a_keyed_stream_is_the_same_alone_or_among_others(keys, counter, shape, data):
     "Copy k's numbers depend on its key, the counter and the position only: drawing it alone (as its own update does) gives the same."
-    every = keyed_uniform(torch.tensor(keys), counter, shape)
+    every = keyed_uniform(torch.tensor(keys), counter, shape=shape)
     k = data.draw(st.integers(0, len(keys) - 1))
-    assert torch.equal(keyed_uniform(torch.tensor([keys[k]]), counter, shape)[0], every[k])
+    assert torch.equal(keyed_uniform(torch.tensor([keys[k]]), counter, shape=shape)[0], every[k])
     assert every.shape == (len(keys), *shape) and every.min() >= 0 and every.max() < 1
 
 @pytest.mark.parametrize('bad', [torch.tensor([0.5]), torch.tensor([[1, 2]])])
 def test_keyed_stream_refuses_keys_that_are_not_integers_in_a_row(bad):
-    with pytest.raises(TypeError, match='1-d integer'): keyed_uniform(bad, 0, (2,))
+    with pytest.raises(TypeError, match='1-d integer'): keyed_uniform(bad, 0, shape=(2,))
 
 def test_keyed_stream_refuses_a_counter_outside_32_bits():
     for counter in (-1, 2**32):
-        with pytest.raises(ValueError, match='counter'): keyed_uniform(torch.tensor([1]), counter, (2,))
+        with pytest.raises(ValueError, match='counter'): keyed_uniform(torch.tensor([1]), counter, shape=(2,))

@@ -59,7 +59,7 @@ def _names_in(module:str) -> tuple:
 def test_the_command_line_names_no_attack():
     strings, imports = _names_in('cli')
     assert not strings & set(ATTACKS), f"cli.py names the attacks {sorted(strings & set(ATTACKS))}"
-    assert imports <= {'attacks', 'audit', 'core', 'data', 'loading', 'oracle'}, f"cli.py imports attack modules: {sorted(imports)}"
+    assert imports <= {'attacks', 'audit', 'cache', 'core', 'data', 'loading', 'oracle', 'results'}, f"cli.py imports attack modules: {sorted(imports)}"
 
 def test_a_tiny_attack_registered_in_a_test_reaches_the_command_line(tmp_path, monkeypatch):
     "A new attack, filed at run time, is offered by its family's subcommand with its option, and runs."
@@ -78,7 +78,7 @@ def test_a_tiny_attack_registered_in_a_test_reaches_the_command_line(tmp_path, m
     def run_toy(target, data, *, config, seed=0, device=None, progress=True):
         "A toy attack that knows the answer."
         truth = data.is_member.double()
-        return membership_result('toy', data.name, -truth if config.flip else truth, data.is_member, queries=0, seconds={})
+        return membership_result('toy', data.name, scores=-truth if config.flip else truth, is_member=data.is_member, queries=0, seconds={})
     monkeypatch.setitem(cli.COMMANDS, 'membership', cli.family_command('membership'))
     monkeypatch.setitem(TARGETS, 'location', MembershipTarget('location', lambda: MLP([446, 8, 30]), members=40, shadow=0, test=0, epochs=1))
     cli.main(['membership', '--attack', 'toy', '--flip', '--population', '20', '--device', 'cpu', '--out', str(tmp_path)])
@@ -133,5 +133,5 @@ def test_the_audit_names_no_attack():
     "The audit's sections come from the registry: audit.py names no attack and imports no attack's module but the membership sample's and the exfiltration check's."
     strings, imports = _names_in('audit')
     assert not strings & set(ATTACKS), f"audit.py names the attacks {sorted(strings & set(ATTACKS))}"
-    assert imports <= {'attacks', 'core', 'data', 'models', 'oracle', 'report', 'membership_features', 'membership_standalone', 'exfiltration_defences'}, \
+    assert imports <= {'attacks', 'cache', 'core', 'data', 'models', 'oracle', 'report', 'results', 'membership_features', 'membership_standalone', 'exfiltration_defences'}, \
         f"audit.py imports {sorted(imports)}"

@@ -44,8 +44,8 @@ def test_an_experiments_streams_never_share_a_seed(monkeypatch):
 
 def test_experiments_of_up_to_nine_shadow_models_keep_their_seeds():
     "The published tables' experiments (one to five shadow models) draw what they always drew."
-    assert [updates.experiment_seed(4, 'shadow model', i) for i in range(3)] == [5, 6, 7]
-    assert updates.experiment_seed(4, 'shadow sets', 2) == 16 and updates.experiment_seed(4, 'target updates') == 44
+    assert [updates.experiment_seed(4, 'shadow model', i=i) for i in range(3)] == [5, 6, 7]
+    assert updates.experiment_seed(4, 'shadow sets', i=2) == 16 and updates.experiment_seed(4, 'target updates') == 44
 
 
 def test_the_library_never_seeds_the_global_generators():

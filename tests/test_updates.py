@@ -17,73 +17,73 @@ def setting(): return make_setting('mnist-embedded', 'quick')
 @pytest.mark.parametrize('n', [1, 37])
 def test_stacked_equals_loop_mnist_cnn(setting, config, n):
     set_seed(0); model = MnistCNN()
-    sets, seeds = sample_updating_sets(len(setting.shadow_pool), 6, n, seed=n), update_seeds(6, seed=n)
-    a = stacked_updates(model, setting.shadow_pool, sets, seeds, setting.probe.x, config, device='cpu')
-    b = loop_updates(model, setting.shadow_pool, sets, seeds, setting.probe.x, config, device='cpu')
+    sets, seeds = sample_updating_sets(len(setting.shadow_pool), 6, set_size=n, seed=n), update_seeds(6, seed=n)
+    a = stacked_updates(model, setting.shadow_pool, sets=sets, seeds=seeds, probe=setting.probe.x, config=config, device='cpu')
+    b = loop_updates(model, setting.shadow_pool, sets=sets, seeds=seeds, probe=setting.probe.x, config=config, device='cpu')
     assert (a - b).abs().max() <= 1e-5
 
 def test_stacked_equals_loop_cifar_cnn_and_vmap_fallback():
     set_seed(0)
-    pool = Data(torch.rand(50, 3, 32, 32), torch.randint(0, 10, (50,)), [str(i) for i in range(10)])
+    pool = Data(torch.rand(50, 3, 32, 32), torch.randint(0, 10, (50,)), classes=[str(i) for i in range(10)])
     probe = torch.rand(7, 3, 32, 32)
-    sets, seeds = sample_updating_sets(50, 4, 20, seed=1), update_seeds(4, seed=1)
+    sets, seeds = sample_updating_sets(50, 4, set_size=20, seed=1), update_seeds(4, seed=1)
     for model in (CifarCNN(), MLP([3 * 32 * 32, 16, 10])):  # the MLP has no stacked_forward: vmap fallback
-        a = stacked_updates(model, pool, sets, seeds, probe, device='cpu')
-        b = loop_updates(model, pool, sets, seeds, probe, device='cpu')
+        a = stacked_updates(model, pool, sets=sets, seeds=seeds, probe=probe, device='cpu')
+        b = loop_updates(model, pool, sets=sets, seeds=seeds, probe=probe, device='cpu')
         assert (a - b).abs().max() <= 1e-5
 
 def test_implicit_dropout_is_refused():
-    pool = Data(torch.rand(10, 4), torch.randint(0, 2, (10,)), ['a', 'b'])
+    pool = Data(torch.rand(10, 4), torch.randint(0, 2, (10,)), classes=['a', 'b'])
     with pytest.raises(ValueError, match=r'`dropout_masks\(keys, step, n\)` method'):
-        stacked_updates(MLP([4, 8, 2], dropout=0.5), pool, sample_updating_sets(10, 2, 3), update_seeds(2), torch.rand(3, 4), device='cpu')
+        stacked_updates(MLP([4, 8, 2], dropout=0.5), pool, sets=sample_updating_sets(10, 2, set_size=3), seeds=update_seeds(2), probe=torch.rand(3, 4), device='cpu')
 
 def test_parallel_generator_equals_in_process_and_cache_resumes(setting, tmp_path):
     set_seed(0); model = MnistCNN()
-    sets = sample_updating_sets(len(setting.shadow_pool), 60, 5, seed=2)
+    sets = sample_updating_sets(len(setting.shadow_pool), 60, set_size=5, seed=2)
     kw = dict(probe=setting.probe.x, seed=3, chunk=20, device='cpu', progress=False)
-    ref = generate_updates(model, setting.shadow_pool, sets, workers=0, **kw)
-    par = generate_updates(model, setting.shadow_pool, sets, workers=2, cache_dir=tmp_path, **kw)
+    ref = generate_updates(model, setting.shadow_pool, sets=sets, workers=0, **kw)
+    par = generate_updates(model, setting.shadow_pool, sets=sets, workers=2, cache_dir=tmp_path, **kw)
     assert torch.equal(ref.after, par.after)
     chunks = sorted(tmp_path.glob('updates-*/chunk_*.safetensors'))
     assert len(chunks) == 3
     chunks[1].unlink()  # an interrupted run: one chunk missing
     mtimes = {c: c.stat().st_mtime_ns for c in (chunks[0], chunks[2])}
-    resumed = generate_updates(model, setting.shadow_pool, sets, workers=2, cache_dir=tmp_path, **kw)
+    resumed = generate_updates(model, setting.shadow_pool, sets=sets, workers=2, cache_dir=tmp_path, **kw)
     assert torch.equal(resumed.after, ref.after) and chunks[1].exists()
     assert all(c.stat().st_mtime_ns == t for c, t in mtimes.items()), 'finished chunks must not be recomputed'
-    other = generate_updates(model, setting.shadow_pool, sets, workers=0, cache_dir=tmp_path, **{**kw, 'seed': 4})
+    other = generate_updates(model, setting.shadow_pool, sets=sets, workers=0, cache_dir=tmp_path, **{**kw, 'seed': 4})
     assert not torch.equal(other.after, ref.after) and len(list(tmp_path.glob('updates-*'))) == 2
 
 def updates_at_threads(model, pool, sets, threads, **kw) -> torch.Tensor:
-    with torch_threads(threads): return generate_updates(model, pool, sets, workers=0, **kw).after
+    with torch_threads(threads): return generate_updates(model, pool, sets=sets, workers=0, **kw).after
 
 def test_updates_do_not_depend_on_how_the_chunks_were_laid_out(setting, tmp_path):
     "Some updates sum gradients in another order at two threads than at one: a lone chunk of a run over workers runs at one thread."
     set_seed(0); model = MnistCNN()
-    sets = sample_updating_sets(len(setting.shadow_pool), 3, 100, seed=2)
+    sets = sample_updating_sets(len(setting.shadow_pool), 3, set_size=100, seed=2)
     base = dict(probe=setting.probe.x, seed=3, group=1, device='cpu', progress=False)
     # which updates two threads change depends on the CPU: the first of these that they change here
     candidates = [dict(base, config=c) for c in (UpdateConfig(), UpdateConfig(epochs=2, batch_size=16, lr=0.01))]
     kw = next((k for k in candidates if not torch.equal(*(updates_at_threads(model, setting.shadow_pool, sets, t, **k) for t in (1, 2)))), None)
     assert kw is not None, 'the test needs a case that two threads change, and none of its candidates is one on this CPU'
     with torch_threads(2):
-        lone = generate_updates(model, setting.shadow_pool, sets, workers=2, cache_dir=tmp_path, **kw)  # one chunk, computed here
-        spread = generate_updates(model, setting.shadow_pool, sets, workers=2, chunk=1, **kw)  # three chunks, in worker processes
-        two_threads = generate_updates(model, setting.shadow_pool, sets, workers=0, cache_dir=tmp_path, **kw)
+        lone = generate_updates(model, setting.shadow_pool, sets=sets, workers=2, cache_dir=tmp_path, **kw)  # one chunk, computed here
+        spread = generate_updates(model, setting.shadow_pool, sets=sets, workers=2, chunk=1, **kw)  # three chunks, in worker processes
+        two_threads = generate_updates(model, setting.shadow_pool, sets=sets, workers=0, cache_dir=tmp_path, **kw)
         assert torch.get_num_threads() == 2
     assert torch.equal(lone.after, spread.after)
     assert not torch.equal(two_threads.after, lone.after)
     assert len(list(tmp_path.glob('updates-*'))) == 2, 'an in-process run at two threads must not be served the one-thread cache'
-    with torch_threads(1): one_thread = generate_updates(model, setting.shadow_pool, sets, workers=0, cache_dir=tmp_path, **kw)
+    with torch_threads(1): one_thread = generate_updates(model, setting.shadow_pool, sets=sets, workers=0, cache_dir=tmp_path, **kw)
     assert torch.equal(one_thread.after, lone.after) and len(list(tmp_path.glob('updates-*'))) == 2
 
 def test_bad_updating_sets_and_probes(setting):
-    with pytest.raises(ValueError, match='at least one sample'): sample_updating_sets(100, 3, 0)
-    with pytest.raises(ValueError, match='exceeds the pool'): sample_updating_sets(10, 3, 11)
+    with pytest.raises(ValueError, match='at least one sample'): sample_updating_sets(100, 3, set_size=0)
+    with pytest.raises(ValueError, match='exceeds the pool'): sample_updating_sets(10, 3, set_size=11)
     with pytest.raises(ValueError, match='n ≥ 1'):
-        generate_updates(MnistCNN(), setting.shadow_pool, torch.empty(2, 0, dtype=torch.long), setting.probe.x, progress=False)
-    u = Updates(torch.rand(100, 10), torch.rand(4, 100, 10), torch.zeros(4, 1, dtype=torch.long), torch.zeros(4, 1, dtype=torch.long))
-    v = Updates(torch.rand(50, 10), torch.rand(4, 50, 10), u.sets, u.labels)
+        generate_updates(MnistCNN(), setting.shadow_pool, sets=torch.empty(2, 0, dtype=torch.long), probe=setting.probe.x, progress=False)
+    u = Updates(torch.rand(100, 10), torch.rand(4, 100, 10), sets=torch.zeros(4, 1, dtype=torch.long), labels=torch.zeros(4, 1, dtype=torch.long))
+    v = Updates(torch.rand(50, 10), torch.rand(4, 50, 10), sets=u.sets, labels=u.labels)
     with pytest.raises(ValueError, match='different probing sets'): check_compatible(u, v)
     with pytest.raises(ValueError, match='sign must be'): u.delta('up')
 
@@ -104,12 +104,12 @@ def test_label_attacks_refuse_updates_they_cannot_read(tiny_experiments):
     attack = LabelInferenceAttack(1000, 10).fit(single.shadow_updates, epochs=1)
     with pytest.raises(ValueError, match='reads δ of 1000 values'): attack.predict(t.delta()[:, :990])
     with pytest.raises(ValueError, match='single-sample'):
-        LabelInferenceAttack(1000, 10).fit([Updates(t.before, t.after, t.sets.repeat(1, 2), t.labels.repeat(1, 2))])
+        LabelInferenceAttack(1000, 10).fit([Updates(t.before, t.after, sets=t.sets.repeat(1, 2), labels=t.labels.repeat(1, 2))])
     with pytest.raises(ValueError, match='at least 1'): prepare_experiment(set_size=0)
     distribution = LabelDistributionAttack(1000, 10).fit(many.shadow_updates[:1], epochs=1)
     with pytest.raises(ValueError, match='reads δ of 1000 values'): distribution.predict(torch.zeros(2, 500))
     with pytest.raises(ValueError, match='NaN'): distribution.predict(torch.full((1, 1000), float('nan')))
-    with pytest.raises(ValueError, match='n_test < n_sets'): residual_ceiling(many.shadows[0], many.setting.shadow_pool, 10, n_sets=10, n_test=10)
+    with pytest.raises(ValueError, match='n_test < n_sets'): residual_ceiling(many.shadows[0], many.setting.shadow_pool, set_size=10, n_sets=10, n_test=10)
 
 def test_experiments_are_reproducible():
     from updates_leak.updates import Scale, prepare_experiment
@@ -160,19 +160,19 @@ def test_the_ray_generator_equals_the_local_one_and_shares_its_cache(setting, tm
     "Chunks computed as tasks of a local Ray instance equal the local chunks; a local run resumes from the Ray run's cache."
     ray = pytest.importorskip('ray')
     set_seed(0); model = MnistCNN()
-    sets = sample_updating_sets(len(setting.shadow_pool), 40, 5, seed=2)
+    sets = sample_updating_sets(len(setting.shadow_pool), 40, set_size=5, seed=2)
     kw = dict(probe=setting.probe.x, seed=3, chunk=20, device='cpu', progress=False)
-    local = generate_updates(model, setting.shadow_pool, sets, workers=2, cache_dir=tmp_path/'local', **kw)
+    local = generate_updates(model, setting.shadow_pool, sets=sets, workers=2, cache_dir=tmp_path/'local', **kw)
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, ignore_reinit_error=True)
-    try: remote = generate_updates(model, setting.shadow_pool, sets, cache_dir=tmp_path/'ray', backend='ray', **kw)
+    try: remote = generate_updates(model, setting.shadow_pool, sets=sets, cache_dir=tmp_path/'ray', backend='ray', **kw)
     finally: ray.shutdown()
     assert torch.equal(local.after, remote.after) and torch.equal(local.before, remote.before)
     names = lambda d: sorted(str(p.relative_to(d)) for p in d.glob('updates-*/chunk_*.safetensors'))
     assert names(tmp_path/'local') == names(tmp_path/'ray') and len(names(tmp_path/'ray')) == 2
     mtimes = {p: p.stat().st_mtime_ns for p in (tmp_path/'ray').glob('updates-*/chunk_*.safetensors')}
-    resumed = generate_updates(model, setting.shadow_pool, sets, workers=2, cache_dir=tmp_path/'ray', **kw)
+    resumed = generate_updates(model, setting.shadow_pool, sets=sets, workers=2, cache_dir=tmp_path/'ray', **kw)
     assert torch.equal(resumed.after, remote.after) and all(p.stat().st_mtime_ns == t for p, t in mtimes.items())
-    with pytest.raises(ValueError, match="unknown backend 'spark'"): generate_updates(model, setting.shadow_pool, sets, backend='spark', **kw)
+    with pytest.raises(ValueError, match="unknown backend 'spark'"): generate_updates(model, setting.shadow_pool, sets=sets, backend='spark', **kw)
 
 def test_a_model_cached_at_one_thread_count_is_not_served_at_another(tmp_path):
     "Two intra-op threads sum in another order than one, so the thread count is part of a CPU-trained model's cache key: a cache hit is always what a fresh run would train."

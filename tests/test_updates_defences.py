@@ -11,7 +11,7 @@ from updates_leak.updates_defences import DEFENCES, Defence, defend_experiment, 
 def updates(seed=0, k=4, probes=3, classes=5):
     g = torch.Generator().manual_seed(seed)
     before, after = torch.softmax(torch.randn(probes, classes, generator=g), 1), torch.softmax(torch.randn(k, probes, classes, generator=g), 1)
-    return Updates(before, after, torch.arange(k)[:, None], torch.arange(k)[:, None] % classes)
+    return Updates(before, after, sets=torch.arange(k)[:, None], labels=torch.arange(k)[:, None] % classes)
 
 def test_defences_agree_with_the_oracle():
     torch.manual_seed(0)
@@ -23,7 +23,7 @@ def test_defences_agree_with_the_oracle():
     assert torch.equal(DEFENCES['top1'].apply(torch.softmax(model(x), 1).detach()).argmax(1), labels)
 
 def test_defended_experiment_keeps_the_sets_and_hides_the_posteriors():
-    exp = UpdatesExperiment(None, None, [], [updates(0), updates(1)], updates(2), 0.9, 1)
+    exp = UpdatesExperiment(None, None, shadows=[], shadow_updates=[updates(0), updates(1)], target_updates=updates(2), target_accuracy=0.9, set_size=1)
     top1 = defend_experiment(exp, DEFENCES['top1'])
     assert set(top1.target_updates.delta().unique().tolist()) <= {-1., 0., 1.}
     assert torch.equal(top1.target_updates.sets, exp.target_updates.sets) and torch.equal(top1.shadow_updates[1].labels, exp.shadow_updates[1].labels)
@@ -35,13 +35,13 @@ def test_defended_experiment_keeps_the_sets_and_hides_the_posteriors():
 def test_api_accuracy_only_changes_when_the_top_class_can():
     torch.manual_seed(1)
     model = MnistCNN().eval()
-    data = Data(torch.rand(50, 1, 28, 28), torch.randint(0, 10, (50,)), [str(i) for i in range(10)])
-    plain = defended_accuracy(model, data, DEFENCES['none'])
-    assert defended_accuracy(model, data, DEFENCES['top1']) == plain and defended_accuracy(model, data, DEFENCES['round3']) == plain
+    data = Data(torch.rand(50, 1, 28, 28), torch.randint(0, 10, (50,)), classes=[str(i) for i in range(10)])
+    plain = defended_accuracy(model, data, defence=DEFENCES['none'])
+    assert defended_accuracy(model, data, defence=DEFENCES['top1']) == plain and defended_accuracy(model, data, defence=DEFENCES['round3']) == plain
 
 def test_bad_input_is_refused():
     with pytest.raises(ValueError, match='output must be one of'): Defence('x', Disclosure('logits'))
-    exp = UpdatesExperiment(None, None, [], [updates()], updates(), 0.9, 1)
+    exp = UpdatesExperiment(None, None, shadows=[], shadow_updates=[updates()], target_updates=updates(), target_accuracy=0.9, set_size=1)
     with pytest.raises(ValueError, match='single-sample and multi-sample'): evaluate_defences(exp, exp)
 
 TINY = Scale(n_train=200, target_pool=200, epochs=1, lr=1e-2, n_shadow_updates=20, n_target_updates=10)

@@ -40,7 +40,7 @@ def test_cluster_representatives_are_members_or_centres():
 
 def tiny_gan_data():
     g = torch.Generator().manual_seed(2)
-    pool = Data(torch.rand(30, 1, 4, 4, generator=g), torch.arange(30) % 3, ['a', 'b', 'c'])
+    pool = Data(torch.rand(30, 1, 4, 4, generator=g), torch.arange(30) % 3, classes=['a', 'b', 'c'])
     sets = torch.stack([torch.randperm(30, generator=g)[:5] for _ in range(6)])
     return pool, sets, torch.randn(6, 12, generator=g)
 
@@ -49,7 +49,7 @@ def test_gan_training_is_seeded():
     def train(seed):
         torch.manual_seed(0)
         gen = CBMGenerator((1, 4, 4), 12, noise=4, code=3, hidden=(16,))
-        log = train_cbm_gan(gen, ImageDiscriminator((1, 4, 4), hidden=(8, 4)), pool, sets, delta, epochs=2, sets_per_step=2,
+        log = train_cbm_gan(gen, ImageDiscriminator((1, 4, 4), hidden=(8, 4)), pool=pool, sets=sets, delta=delta, epochs=2, sets_per_step=2,
                             seed=seed, device='cpu', progress=False)
         return log, torch.cat([p.flatten() for p in gen.parameters()])
     (log_a, a), (log_b, b), (_, c) = train(3), train(3), train(4)
@@ -61,7 +61,7 @@ def test_a_collapsed_generator_is_reported():
     gen = CBMGenerator((1, 4, 4), 12, noise=4, code=3, hidden=(16,))
     torch.nn.init.zeros_(gen.net[-2].weight)  # every fake is tanh(bias): one image, whatever the noise and δ
     with pytest.warns(UserWarning, match='epoch 1: the generator has collapsed'):
-        log = train_cbm_gan(gen, ImageDiscriminator((1, 4, 4), hidden=(8, 4)), pool, sets, delta, epochs=1, sets_per_step=2, lr=0.,
+        log = train_cbm_gan(gen, ImageDiscriminator((1, 4, 4), hidden=(8, 4)), pool=pool, sets=sets, delta=delta, epochs=1, sets_per_step=2, lr=0.,
                             device='cpu', progress=False)
     assert log[0]['fake_spread'] == 0 and log[0]['real_spread'] > 0.3
 
@@ -70,7 +70,7 @@ def test_checkpoints_belong_to_their_run(tmp_path):
     def train(delta, epochs, seed=0):
         torch.manual_seed(0)
         gen = CBMGenerator((1, 4, 4), 12, noise=4, code=3, hidden=(16,))
-        return train_cbm_gan(gen, ImageDiscriminator((1, 4, 4), hidden=(8, 4)), pool, sets, delta, epochs=epochs, sets_per_step=2,
+        return train_cbm_gan(gen, ImageDiscriminator((1, 4, 4), hidden=(8, 4)), pool=pool, sets=sets, delta=delta, epochs=epochs, sets_per_step=2,
                              seed=seed, device='cpu', progress=False, checkpoint_dir=tmp_path)
     train(delta, 2)
     (run,) = tmp_path.iterdir()
@@ -100,17 +100,17 @@ def test_best_match_gradient_is_reproducible():
 def test_bad_input_is_refused():
     pool, sets, delta = tiny_gan_data()
     gen, disc = CBMGenerator((1, 4, 4), 12, hidden=(8,)), ImageDiscriminator((1, 4, 4), hidden=(8, 4))
-    with pytest.raises(ValueError, match='5 δ for 6 updating sets'): train_cbm_gan(gen, disc, pool, sets, delta[:5], progress=False)
-    with pytest.raises(ValueError, match='reads δ of 12 values'): train_cbm_gan(gen, disc, pool, sets, delta[:, :10], progress=False)
-    with pytest.raises(ValueError, match='NaN'): train_cbm_gan(gen, disc, pool, sets, delta.clone().fill_(float('nan')), progress=False)
+    with pytest.raises(ValueError, match='5 δ for 6 updating sets'): train_cbm_gan(gen, disc, pool=pool, sets=sets, delta=delta[:5], progress=False)
+    with pytest.raises(ValueError, match='reads δ of 12 values'): train_cbm_gan(gen, disc, pool=pool, sets=sets, delta=delta[:, :10], progress=False)
+    with pytest.raises(ValueError, match='NaN'): train_cbm_gan(gen, disc, pool=pool, sets=sets, delta=delta.clone().fill_(float('nan')), progress=False)
     with pytest.raises(ValueError, match='at least k=3'): cluster_representatives(pool.x[:2], 3)
     with pytest.raises(ValueError, match="'medoid' or 'centre'"): cluster_representatives(pool.x, 3, representative='mean')
-    single = Updates(torch.zeros(5, 4), torch.zeros(2, 5, 4), torch.tensor([[3], [7]]), torch.tensor([[0], [1]]))
-    exp = UpdatesExperiment(None, None, [], [single], single, 0.9, 1)
+    single = Updates(torch.zeros(5, 4), torch.zeros(2, 5, 4), sets=torch.tensor([[3], [7]]), labels=torch.tensor([[0], [1]]))
+    exp = UpdatesExperiment(None, None, shadows=[], shadow_updates=[single], target_updates=single, target_accuracy=0.9, set_size=1)
     with pytest.raises(ValueError, match='use A_SSR'): evaluate_multi_reconstruction(exp)
-    multi = Updates(torch.zeros(5, 4), torch.zeros(2, 5, 4), torch.tensor([[3, 4], [7, 8]]), torch.tensor([[0, 1], [1, 2]]))
+    multi = Updates(torch.zeros(5, 4), torch.zeros(2, 5, 4), sets=torch.tensor([[3, 4], [7, 8]]), labels=torch.tensor([[0, 1], [1, 2]]))
     with pytest.raises(ValueError, match=r'n_evaluated must lie in \[2, 2\]'):
-        evaluate_multi_reconstruction(UpdatesExperiment(None, None, [], [multi], multi, 0.9, 2), n_evaluated=10)
+        evaluate_multi_reconstruction(UpdatesExperiment(None, None, shadows=[], shadow_updates=[multi], target_updates=multi, target_accuracy=0.9, set_size=2), n_evaluated=10)
 
 def test_cli_offers_msr(tmp_path):
     res = subprocess.run(['updates-leak', 'updates', '--attack', 'xyz'], capture_output=True, text=True, cwd=tmp_path)

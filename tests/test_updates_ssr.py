@@ -12,11 +12,11 @@ from updates_leak.updates_ssr import (ReconstructorEnsemble, SampleReconstructor
 @pytest.fixture(scope='module')
 def digits():
     g = torch.Generator().manual_seed(0)
-    return Data(torch.rand(64, 1, 28, 28, generator=g), torch.arange(64) % 4, ['a', 'b', 'c', 'd'])
+    return Data(torch.rand(64, 1, 28, 28, generator=g), torch.arange(64) % 4, classes=['a', 'b', 'c', 'd'])
 
 def test_decoder_is_transferred_not_shared(digits):
     ae = pretrain_autoencoder(digits, latent=8, epochs=1)
-    model = SampleReconstructor(30, ae.decoder, 8)
+    model = SampleReconstructor(30, ae.decoder, latent=8)
     for p, q in zip(model.decoder.parameters(), ae.decoder.parameters()):
         assert torch.equal(p, q) and p.data_ptr() != q.data_ptr()
     assert model(torch.randn(5, 30)).shape == (5, 1, 28, 28)
@@ -28,9 +28,9 @@ def test_class_mean_baseline(digits):
     assert torch.allclose(per_sample_mse(digits.x[:3], digits.x[:3]), torch.zeros(3))
 
 def test_only_single_sample_updates(digits):
-    multi = Updates(torch.zeros(5, 4), torch.zeros(2, 5, 4), torch.zeros(2, 3, dtype=torch.long), torch.zeros(2, 3, dtype=torch.long))
+    multi = Updates(torch.zeros(5, 4), torch.zeros(2, 5, 4), sets=torch.zeros(2, 3, dtype=torch.long), labels=torch.zeros(2, 3, dtype=torch.long))
     with pytest.raises(ValueError, match='single-sample'): sample_images(multi, digits)
-    single = Updates(torch.zeros(5, 4), torch.zeros(2, 5, 4), torch.tensor([[3], [7]]), torch.tensor([[3], [3]]))
+    single = Updates(torch.zeros(5, 4), torch.zeros(2, 5, 4), sets=torch.tensor([[3], [7]]), labels=torch.tensor([[3], [3]]))
     assert torch.equal(sample_images(single, digits), digits.x[[3, 7]])
 
 def test_cli_names_the_attacks(tmp_path):

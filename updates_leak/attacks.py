@@ -4,14 +4,15 @@
 
 # %% ../nbs/05_attacks.ipynb #a26f8d37
 from __future__ import annotations
-import dataclasses, inspect, typing
+import dataclasses, functools, inspect, typing
 from dataclasses import dataclass, fields, is_dataclass
 from typing import Callable
 
 import numpy as np
 import torch
 
-from .core import Result, artefact, metric_rows
+from .results import Result, artefact, metric_rows
+from .core import resolve_device
 from .data import Data, as_data, concat
 from .oracle import Disclosure, Oracle
 
@@ -69,8 +70,8 @@ def config_options(config:type, # an attack's config dataclass
     docs, hints = {}, typing.get_type_hints(config)
     for base in reversed(config.__mro__):  # a config that extends another inherits its options' meanings
         if is_dataclass(base): docs |= {k: v for k, v in docments(base).items() if v}
-    return [ConfigOption(f.name, hints.get(f.name, str), f.default if f.default is not dataclasses.MISSING else f.default_factory(),
-                         docs.get(f.name) or '') for f in fields(config)]
+    return [ConfigOption(f.name, hints.get(f.name, str), default=f.default if f.default is not dataclasses.MISSING else f.default_factory(),
+                         help=docs.get(f.name) or '') for f in fields(config)]
 
 def make_config(config:type, # an attack's config dataclass
                 **options, # option name -> value (the others keep their defaults)
@@ -134,7 +135,7 @@ def register_attack(name:str, # the attack's name on the command line and in rep
                     audit:dict|str|None=None, # {'quick': [options, ...] or None, 'full': [options, ...]} for the audit, or why it does not run it
                     registry:dict|None=None, # where to file it (default: `ATTACKS`)
                    ):
-    "Decorator that files an attack's entry point in the registry, after checking its shape, family, threat model and config."
+    "Decorator that files an attack's entry point in the registry, after checking its shape, family, threat model and config; the attack then runs where its target lives unless `device` says otherwise."
     registry = ATTACKS if registry is None else registry
     def register(run:Callable) -> Callable:
         if family not in FAMILIES: raise ValueError(f"unknown family {family!r}; choose from {', '.join(FAMILIES)}")
@@ -144,8 +145,12 @@ def register_attack(name:str, # the attack's name on the command line and in rep
         if problems := entry_point_problems(run): raise TypeError(f"{name}: {run.__name__} is not an attack's entry point: {'; '.join(problems)}")
         if name in registry and registry[name].run.__qualname__ != run.__qualname__:  # the same function defined again (a module reloaded, a notebook rerun) replaces itself
             raise ValueError(f"an attack named {name!r} is already registered ({registry[name].run.__module__}.{registry[name].run.__qualname__})")
-        registry[name] = AttackSpec(name=name, family=family, threat=tuple(threat), config=config, run=run, paper=paper, preset=preset, demo=demo, quick=quick, audit=audit)
-        return run
+        @functools.wraps(run)
+        def run_where_the_target_lives(target, data, *, device=None, **options):
+            return run(target, data, device=resolve_device(device, target), **options)
+        registry[name] = AttackSpec(name=name, family=family, threat=tuple(threat), config=config, run=run_where_the_target_lives, paper=paper,
+                                    preset=preset, demo=demo, quick=quick, audit=audit)
+        return run_where_the_target_lives
     return register
 
 def attack_spec(name:str) -> AttackSpec:
@@ -183,7 +188,7 @@ class PresetSpec:
         "The preset's own options (after the keywords every preset takes), with their docments."
         from fastcore.docments import docments
         docs, hints = docments(self.build), typing.get_type_hints(self.build)
-        return [ConfigOption(p.name, hints.get(p.name, str), p.default, docs.get(p.name) or '')
+        return [ConfigOption(p.name, hints.get(p.name, str), default=p.default, help=docs.get(p.name) or '')
                 for p in inspect.signature(self.build).parameters.values() if p.kind == p.KEYWORD_ONLY and p.name not in PRESET_KEYWORDS]
 
     def __call__(self, dataset:str|None=None, *, config, seed:int=0, root=None, device=None, progress:bool=True, **options) -> tuple:
@@ -317,20 +322,22 @@ FPR_BOUNDS = {'tpr@1%fpr': 1e-2, 'tpr@0.1%fpr': 1e-3, 'tpr@0.01%fpr': 1e-4}
 
 def tpr_at_fpr(scores, # membership scores (higher: member)
                is_member, # the truth
+               *,
                fpr_max:float, # the false-positive rate allowed
               ) -> float:
     "The largest true-positive rate whose false-positive rate is at most `fpr_max` (0 if there is none)."
     from sklearn.metrics import roc_curve
     fpr, tpr, _ = roc_curve(np.asarray(is_member, dtype=bool), np.asarray(scores, dtype=np.float64))
-    return _tpr_within(fpr, tpr, fpr_max)
+    return _tpr_within(fpr, tpr, fpr_max=fpr_max)
 
-def _tpr_within(fpr:np.ndarray, tpr:np.ndarray, fpr_max:float) -> float:
+def _tpr_within(fpr:np.ndarray, tpr:np.ndarray, *, fpr_max:float) -> float:
     "The largest TPR of a ROC curve at an FPR of at most `fpr_max` (0 if there is none)."
     ok = fpr <= fpr_max
     return float(tpr[ok].max()) if ok.any() else 0.
 
 def plot_roc_curves(curves:dict, # attack name -> (fpr, tpr, auc)
                     title:str='membership ROC', # axes title
+                    *,
                     ax=None, # matplotlib axes (`None`: a new figure)
                    ):
     "ROC curves on log–log axes, with the chance diagonal."
@@ -352,9 +359,9 @@ def membership_metrics(scores, # one score per record (higher: likelier a member
     if not np.isfinite(s).all(): raise ValueError(f"{int((~np.isfinite(s)).sum())} membership scores are NaN or infinite")
     if m.all() or not m.any(): raise ValueError("membership metrics need members and non-members among the records")
     fpr, tpr, _ = roc_curve(m, s)
-    return {'auc': float(roc_auc_score(m, s)), **{k: _tpr_within(fpr, tpr, bound) for k, bound in FPR_BOUNDS.items()}}, (fpr, tpr)
+    return {'auc': float(roc_auc_score(m, s)), **{k: _tpr_within(fpr, tpr, fpr_max=bound) for k, bound in FPR_BOUNDS.items()}}, (fpr, tpr)
 
-@dataclass
+@dataclass(kw_only=True)
 class MembershipResult(Result):
     "One membership attack against one target: the metrics of its scores, the queries it made and its cost."
     attack: str  # the attack's name
@@ -371,12 +378,12 @@ class MembershipResult(Result):
     @property
     def headline(self) -> Headline:
         "TPR at 1% FPR against random guessing."
-        return Headline('tpr@1%fpr', self.metrics['tpr@1%fpr'], 0.01, 'random guess')
+        return Headline('tpr@1%fpr', self.metrics['tpr@1%fpr'], baseline=0.01, baseline_name='random guess')
 
     def rows(self) -> list:
-        out = [r for k, v in self.metrics.items() for r in metric_rows(f'membership: {self.attack}', self.target, k, {'this library': v}, self.setting)]
-        out += metric_rows(f'membership: {self.attack}', self.target, 'queries', {'this library': self.queries}, self.setting)
-        return out + [r for k, v in self.seconds.items() for r in metric_rows(f'membership: {self.attack}', self.target, f'seconds ({k})', {'this library': v}, self.setting)]
+        out = [r for k, v in self.metrics.items() for r in metric_rows(f'membership: {self.attack}', self.target, metric=k, values={'this library': v}, setting=self.setting)]
+        out += metric_rows(f'membership: {self.attack}', self.target, metric='queries', values={'this library': self.queries}, setting=self.setting)
+        return out + [r for k, v in self.seconds.items() for r in metric_rows(f'membership: {self.attack}', self.target, metric=f'seconds ({k})', values={'this library': v}, setting=self.setting)]
 
     def roc_curves(self) -> dict:
         "Its ROC curve by name, `{name: (fpr, tpr, auc)}`, to draw beside others' (`plot_roc_curves`)."
@@ -390,13 +397,14 @@ def strongest_headline(metrics:dict, # attack name -> its metrics ('tpr@1%fpr' a
                       ) -> Headline:
     "The headline of a result that holds several membership attacks: the strongest one's TPR at 1% FPR, against random guessing."
     best = max(metrics, key=lambda a: metrics[a]['tpr@1%fpr'])
-    return Headline(f'tpr@1%fpr ({best})', metrics[best]['tpr@1%fpr'], 0.01, 'random guess')
+    return Headline(f'tpr@1%fpr ({best})', metrics[best]['tpr@1%fpr'], baseline=0.01, baseline_name='random guess')
 
 def membership_result(attack:str, # the attack's name
                       target:str, # what was attacked
+                      *,
                       scores:torch.Tensor, # one score per record
                       is_member:torch.Tensor, # the truth, one boolean per record
-                      *, queries:int, # the Oracle's count
+                       queries:int, # the Oracle's count
                       seconds:dict, # 'training' and 'scoring'
                       setting:str='', # what distinguishes this run
                      ) -> MembershipResult:

@@ -15,7 +15,7 @@ from fastcore.docments import docments
 from .attacks import ATTACKS, BENCHES, FAMILIES, AttackSpec, ConfigOption, attack_spec, attacks_of, load_attacks, make_config, preset_of
 from .audit import audit
 from .loading import load_model, load_records
-from .core import Result, format_rows, format_table, write_results
+from .results import Result, format_rows, format_table, write_results
 from .data import MissingDataError
 from .oracle import QueryBudgetExceeded, WhiteBoxRequired
 
@@ -53,7 +53,7 @@ def subcommand(choices:dict|None=None, # option -> allowed values
     "Register the decorated function `<name>_command` as the subcommand `<name>` (underscores become dashes)."
     def register(f):
         name = f.__name__.removesuffix('_command').replace('_', '-')
-        COMMANDS[name] = Command(name, f, choices or {}, checks or {})
+        COMMANDS[name] = Command(name, f, choices=choices or {}, checks=checks or {})
         return f
     return register
 
@@ -76,7 +76,7 @@ def plain_type(annotation) -> type|None:
     base = args[0] if len(args) == 1 else annotation
     return base if base in (int, float, str, bool) else None
 
-def _option_type(cmd:Command, name:str, annotation) -> Callable:
+def _option_type(cmd:Command, name:str, *, annotation) -> Callable:
     "The converter argparse applies to an option's text: its type, then its bounds."
     base = plain_type(annotation) or str
     if name not in cmd.checks: return base
@@ -103,9 +103,9 @@ def build_parser(cmd:Command) -> argparse.ArgumentParser:
         if plain_type(par.annotation) is bool:
             p.add_argument(*_spellings(name), dest=name, action='store_true', help=help)
         elif par.default is inspect.Parameter.empty:
-            p.add_argument(name, type=_option_type(cmd, name, par.annotation), choices=choices, help=help)
+            p.add_argument(name, type=_option_type(cmd, name, annotation=par.annotation), choices=choices, help=help)
         else:
-            p.add_argument(*_spellings(name), dest=name, default=par.default, type=_option_type(cmd, name, par.annotation), choices=choices, help=help)
+            p.add_argument(*_spellings(name), dest=name, default=par.default, type=_option_type(cmd, name, annotation=par.annotation), choices=choices, help=help)
     if cmd.flags:
         group = p.add_argument_group('options of the registered units', 'each applies to the units named in its help; left out, each takes its own default')
         for f in cmd.flags():
@@ -127,7 +127,7 @@ def merged_flags(options:dict, # unit name -> its `ConfigOption`s
         helps = {}
         for unit, o in owners: helps.setdefault(o.help, []).append(f"{unit}: {o.default!r}" if len(owners) > 1 else f"default {o.default!r}")
         text = '; '.join(f"{h} ({', '.join(units)})" for h, units in helps.items())
-        flags.append(Flag(name, types.pop(), text))
+        flags.append(Flag(name, types.pop(), help=text))
     return flags
 
 def split_options(spec:AttackSpec, # the chosen attack
@@ -144,6 +144,7 @@ def split_options(spec:AttackSpec, # the chosen attack
 # %% ../nbs/90_cli.ipynb #2e4c41c4
 def report(outcome:Outcome, # what the subcommand computed
            out:str|Path|None, # folder for the JSON and figures (`None`: print only)
+           *,
            command_line:str, # the command, recorded in the JSON
           ) -> list:
     "Print the results as one table, write them as JSON and save each result's figure; returns the paths written."
@@ -153,7 +154,7 @@ def report(outcome:Outcome, # what the subcommand computed
     if out is None: return []
     if attack_results: payload = {'command': command_line, **outcome.extra, **(results[0].to_dict() if len(results) == 1 else {'results': [r.to_dict() for r in results]})}
     else: payload = {'command': command_line, **outcome.extra, 'rows': results}
-    paths = [write_results(out, outcome.name, payload)]
+    paths = [write_results(out, outcome.name, results=payload)]
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
@@ -198,14 +199,14 @@ def demo_spec() -> AttackSpec:
 
 def demo_command(out:str='updates-leak-demo', # folder for the JSON results and the figure
                  seed:int=0, # seeds the data split, the models, the updates and the attack
-                 device:str=None, # 'cpu', 'cuda', ... (default: CUDA if available)
+                 device:str=None, # 'cpu', 'cuda', ... (default: where the model lives; CUDA, when available, for models the command trains)
                  **given, # the demo attack's options
                 ) -> Outcome:
     "Demo on the embedded MNIST subset: a registered attack at a quick scale, on data that ships with the package."
     spec = demo_spec()
     options = {k: v for k, v in spec.demo.items() if k != 'dataset'} | given
     result, _ = run_registered(spec, dataset=spec.demo['dataset'], given=options, seed=seed, device=device)
-    return Outcome('demo', [result], {'run': {'attack': spec.name, 'dataset': spec.demo['dataset'], 'seed': seed, 'options': options}})
+    return Outcome('demo', [result], extra={'run': {'attack': spec.name, 'dataset': spec.demo['dataset'], 'seed': seed, 'options': options}})
 
 # %% ../nbs/90_cli.ipynb #demoreg
 def _demo_flags() -> list:
@@ -234,13 +235,13 @@ def family_command(family:str) -> Command:
             seed:int=0, # seeds every random stream of the run
             out:str='updates-leak-results', # folder for JSON and figures
             root:str=None, # data root (default: $UPDATES_LEAK_DATA or the user data folder)
-            device:str=None, # 'cpu', 'cuda', ... (default: CUDA if available)
+            device:str=None, # 'cpu', 'cuda', ... (default: where the model lives; CUDA, when available, for models the command trains)
             **given, # the attack's and its preset's options
            ) -> Outcome:
         spec = attack_spec(attack)
         result, dataset = run_registered(spec, dataset=dataset, given=given, seed=seed, root=root, device=device)
         name = _file_name([SUBCOMMANDS[family], attack, dataset, *([f'seed{seed}'] if seed else [])], given)
-        return Outcome(name, [result], {'run': {'family': family, 'attack': attack, 'dataset': dataset, 'seed': seed, 'options': given}})
+        return Outcome(name, [result], extra={'run': {'family': family, 'attack': attack, 'dataset': dataset, 'seed': seed, 'options': given}})
     run.__doc__ = FAMILIES[family]
     datasets = tuple(dict.fromkeys(d for a in attacks for d in preset_of(a).datasets))
     return Command(SUBCOMMANDS[family], run, choices={'attack': tuple(a.name for a in attacks), 'dataset': datasets},
@@ -253,6 +254,7 @@ for _family in FAMILIES:
 @subcommand(checks={'retrain_epochs': at_least(1), 'retrain_lr': (lambda v: v > 0, 'positive')})
 def audit_command(train:str, # the training records (members): .npz (x, y), .csv (with --label) or a dataset name ('name:split')
                   test:str, # records from the same population the model never saw: the same forms
+                  *,
                   model:str=None, # the model file: .safetensors (with --arch), .skops or .onnx
                   predict:str=None, # instead of --model: a predictions-only function, package.module:function, returning posteriors
                   arch:str=None, # with a .safetensors model: its architecture, package.module:Class
@@ -268,18 +270,18 @@ def audit_command(train:str, # the training records (members): .npz (x, y), .csv
                   out:str='updates-leak-audit', # folder for audit.html, audit.json and the summary figure
                   cache:str='.cache/updates_leak', # finished sections, so that an interrupted audit resumes ('' for none)
                   root:str=None, # data root for dataset names
-                  device:str=None, # 'cpu', 'cuda', ... (default: CUDA if available)
+                  device:str=None, # 'cpu', 'cuda', ... (default: where the model lives; CUDA, when available, for models the command trains)
                  ) -> Outcome:
     "Privacy audit of your own model: membership, online updates, extraction, inversion and exfiltration, in one HTML report."
     chosen = tuple(f.strip() for f in families.split(',') if f.strip())
     if set(chosen) - set(FAMILIES): raise ValueError(f"unknown --families {sorted(set(chosen) - set(FAMILIES))}; choose from {','.join(FAMILIES)}")
-    the_model = load_model(model, arch, arch_kwargs, predict)
-    tr, te = load_records(train, label, 'train', root), load_records(test, label, 'test', root)
-    up = load_records(update, label, 'train', root).data if update else None
+    the_model = load_model(model, arch, arch_kwargs=arch_kwargs, predict=predict)
+    tr, te = load_records(train, label, split='train', root=root), load_records(test, label, split='test', root=root)
+    up = load_records(update, label, split='train', root=root).data if update else None
     if sensitive is not None and tr.columns is None:
         if not sensitive.isdigit(): raise ValueError(f"--sensitive {sensitive!r}: records without column names take a column index")
         sensitive = int(sensitive)
-    res = audit(the_model, tr.data, te.data, update=up, sensitive=sensitive, columns=tr.columns, families=chosen, quick=quick, seed=seed, device=device,
+    res = audit(the_model, tr.data, test=te.data, update=up, sensitive=sensitive, columns=tr.columns, families=chosen, quick=quick, seed=seed, device=device,
                 cache_dir=cache or None, retrain_epochs=retrain_epochs, retrain_lr=retrain_lr, progress=False)
     return Outcome('audit', [res])
 
@@ -289,7 +291,7 @@ def bench_flags() -> list:
     options = {}
     for name, bench in BENCHES.items():
         docs, hints = docments(bench), typing.get_type_hints(bench)
-        options[name] = [ConfigOption(n, plain_type(hints[n]), p.default, docs.get(n) or '') for n, p in inspect.signature(bench).parameters.items()
+        options[name] = [ConfigOption(n, plain_type(hints[n]), default=p.default, help=docs.get(n) or '') for n, p in inspect.signature(bench).parameters.items()
                          if n != 'device' and n in hints and plain_type(hints[n]) is not None and p.default is not inspect.Parameter.empty]
     return merged_flags(options)
 
@@ -343,4 +345,4 @@ def main(argv:list|None=None, # the arguments after `updates-leak` (default: `sy
         outcome = cmd.run(**args)
     except USER_ERRORS as e:
         print(f"updates-leak {cmd.name}: error: {_one_line(e)}", file=sys.stderr); sys.exit(2 if isinstance(e, ValueError) else 1)
-    report(outcome, out, ' '.join(['updates-leak', *argv]))
+    report(outcome, out, command_line=' '.join(['updates-leak', *argv]))

@@ -62,11 +62,11 @@ class Data(Dataset):
     def subset(self, idx) -> Data:
         "The samples at indices `idx`, as a new `Data`."
         idx = torch.as_tensor(idx, dtype=torch.long)
-        return Data(self.x[idx], self.y[idx], self.classes, self.name)
+        return Data(self.x[idx], self.y[idx], classes=self.classes, name=self.name)
 
     def to(self, device) -> Data:
         "The same data on `device`."
-        return Data(self.x.to(device), self.y.to(device), self.classes, self.name)
+        return Data(self.x.to(device), self.y.to(device), classes=self.classes, name=self.name)
 
 # %% ../nbs/01_data.ipynb #8d864eef
 def concat(parts:list, # `Data` of one domain: the same input shape, class names that agree
@@ -78,26 +78,28 @@ def concat(parts:list, # `Data` of one domain: the same input shape, class names
     for p in parts:
         if p.sample_shape != first.sample_shape or p.classes != classes[:len(p.classes)]:
             raise ValueError(f"{p!r} and {first!r} are not records of one domain (their inputs or class names differ)")
-    return Data(torch.cat([p.x for p in parts]), torch.cat([p.y for p in parts]), classes, first.name if name is None else name)
+    return Data(torch.cat([p.x for p in parts]), torch.cat([p.y for p in parts]), classes=classes, name=first.name if name is None else name)
 
 # %% ../nbs/01_data.ipynb #5aefcaf0
 def from_uint8(x:np.ndarray, # uint8 images, N×H×W (grey) or N×H×W×C (colour)
                y, # labels, length N
+               *,
                classes:list, # class names
                name:str, # dataset name
               ) -> Data:
     "`Data` from uint8 images: scales to [0, 1] and moves channels first."
     x = torch.from_numpy(np.ascontiguousarray(x)).float().div_(255)
     x = x.unsqueeze(1) if x.dim() == 3 else x.permute(0, 3, 1, 2).contiguous()
-    return Data(x, torch.as_tensor(np.asarray(y), dtype=torch.long), list(classes), name)
+    return Data(x, torch.as_tensor(np.asarray(y), dtype=torch.long), classes=list(classes), name=name)
 
 # %% ../nbs/01_data.ipynb #2a0e29fb
 def as_data(data, # a `Data`, an `(x, y)` pair of arrays or tensors, or a `TensorDataset` of (x, y)
             classes:list|None=None, # class names (default: those of `data`, else 0 … max(y))
+            *,
             name:str='', # what the data is called in messages
            ) -> Data:
     "`data` in the library's common form."
-    if isinstance(data, Data): return data if classes is None else Data(data.x, data.y, list(classes), data.name)
+    if isinstance(data, Data): return data if classes is None else Data(data.x, data.y, classes=list(classes), name=data.name)
     if isinstance(data, TensorDataset): data = data.tensors
     if not (isinstance(data, (tuple, list)) and len(data) == 2):
         raise TypeError(f"expected a Data, an (x, y) pair or a TensorDataset of two tensors, got {type(data).__name__}"
@@ -108,10 +110,10 @@ def as_data(data, # a `Data`, an `(x, y)` pair of arrays or tensors, or a `Tenso
         if not torch.equal(y, y.round()): raise ValueError(f"{name or 'data'}: labels must be whole numbers (class indices), got {y[y != y.round()][0].item()}")
     elif y.dtype == torch.bool or not (y.dtype.is_floating_point or y.dtype in (torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64)):
         raise TypeError(f"{name or 'data'}: labels must be integer class indices, got {y.dtype}")
-    return Data(x, y.long(), list(classes or []), name)
+    return Data(x, y.long(), classes=list(classes or []), name=name)
 
 def check_range(x:torch.Tensor, # inputs
-                low:float, high:float, # the range the attack needs
+                low:float, *, high:float, # the range the attack needs
                 needs:str, # who needs it, e.g. 'A_SSR (its decoder draws pixels)'
                ) -> torch.Tensor:
     "Raise `ValueError` unless every value of `x` lies in [low, high]; return `x`."
@@ -123,7 +125,7 @@ def check_range(x:torch.Tensor, # inputs
 # %% ../nbs/01_data.ipynb #2430e7bb
 class MissingDataError(FileNotFoundError):
     "A dataset's files are not where the loader looked; the message lists the paths tried and a source."
-    def __init__(self, dataset:str, tried:list, source:str):
+    def __init__(self, dataset:str, tried:list, *, source:str):
         self.dataset, self.tried, self.source = dataset, [str(p) for p in tried], source
         lines = '\n'.join(f"  - {p}" for p in self.tried)
         super().__init__(f"{dataset}: no data found. Looked for:\n{lines}\nGet it from: {source}\n"
@@ -146,12 +148,12 @@ def read_npz(path:str|Path, # a NumPy `.npz` archive of arrays
         raise ValueError(f"{path}: not a readable .npz archive ({e})") from None
     except Exception as e: raise ValueError(f"{path}: not a readable .npz archive ({type(e).__name__}: {e})") from None
 
-def _first_existing(dataset:str, candidates:list, source:str):
+def _first_existing(dataset:str, candidates:list, *, source:str):
     "The first candidate (a path or a tuple of paths that must all exist) present on disk."
     for c in candidates:
         paths = c if isinstance(c, tuple) else (c,)
         if all(Path(p).exists() for p in paths): return c
-    raise MissingDataError(dataset, [p for c in candidates for p in (c if isinstance(c, tuple) else (c,))], source)
+    raise MissingDataError(dataset, [p for c in candidates for p in (c if isinstance(c, tuple) else (c,))], source=source)
 
 # %% ../nbs/01_data.ipynb #f4b3d94b
 def read_idx(path:str|Path, # an IDX file, optionally gzipped
@@ -172,7 +174,7 @@ MNIST_CLASSES = [str(i) for i in range(10)]
 FASHION_CLASSES = ['T-shirt/top', 'Trouser', 'Pullover', 'Dress', 'Coat', 'Sandal', 'Shirt', 'Sneaker', 'Bag', 'Ankle boot']
 DEBIAN_FASHION = Path('/usr/share/datasets/fashion-mnist')
 
-def _idx_pair(folder:Path, split:str, gz:bool=True):
+def _idx_pair(folder:Path, split:str, *, gz:bool=True):
     "The (images, labels) IDX paths of `split` in `folder`."
     pre = 'train' if split == 'train' else 't10k'
     ext = '.gz' if gz else ''
@@ -189,11 +191,11 @@ def load_mnist(split:str='train', # 'train' (60,000) or 'test' (10,000)
     r = data_root(root)
     raw = r/'MNIST'/'raw'
     found = _first_existing('MNIST', [r/'mnist'/'mnist.npz', _idx_pair(raw, split), _idx_pair(raw, split, gz=False)],
-                            'http://yann.lecun.com/exdb/mnist/ (IDX files into ROOT/MNIST/raw/) or the shared data folder (mnist/mnist.npz)')
+                            source='http://yann.lecun.com/exdb/mnist/ (IDX files into ROOT/MNIST/raw/) or the shared data folder (mnist/mnist.npz)')
     if isinstance(found, tuple): x, y = map(read_idx, found)
     else:
         x, y = read_npz(found, (f'x_{split}', f'y_{split}'))
-    return from_uint8(x, y, MNIST_CLASSES, f'mnist-{split}')
+    return from_uint8(x, y, classes=MNIST_CLASSES, name=f'mnist-{split}')
 
 def load_fashion_mnist(split:str='train', # 'train' (60,000) or 'test' (10,000)
                        root:str|Path|None=None, # data root (see `data_root`)
@@ -202,10 +204,10 @@ def load_fashion_mnist(split:str='train', # 'train' (60,000) or 'test' (10,000)
     _check_split(split)
     r = data_root(root)
     folders = [r/'fashion-mnist', r/'FashionMNIST'/'raw', DEBIAN_FASHION]
-    found = _first_existing('Fashion-MNIST', [_idx_pair(f, split, gz) for f in folders for gz in (True, False)],
-                            "`apt-get install dataset-fashion-mnist` (Debian) or https://github.com/zalandoresearch/fashion-mnist")
+    found = _first_existing('Fashion-MNIST', [_idx_pair(f, split, gz=gz) for f in folders for gz in (True, False)],
+                            source="`apt-get install dataset-fashion-mnist` (Debian) or https://github.com/zalandoresearch/fashion-mnist")
     x, y = map(read_idx, found)
-    return from_uint8(x, y, FASHION_CLASSES, f'fashion-mnist-{split}')
+    return from_uint8(x, y, classes=FASHION_CLASSES, name=f'fashion-mnist-{split}')
 
 # %% ../nbs/01_data.ipynb #0d3949ba
 EMBEDDED_SIZES = {'train': 10_000, 'test': 2_000}
@@ -233,7 +235,7 @@ def load_embedded_mnist(split:str='train', # 'train' (10,000 images) or 'test' (
     "The real MNIST subset shipped inside the package: no files or data root needed."
     _check_split(split)
     x, y = read_npz(_embedded_path(), (f'x_{split}', f'y_{split}'))
-    return from_uint8(x, y, MNIST_CLASSES, f'mnist-embedded-{split}')
+    return from_uint8(x, y, classes=MNIST_CLASSES, name=f'mnist-embedded-{split}')
 
 # %% ../nbs/01_data.ipynb #49810f68
 class RestrictedUnpickler(pickle.Unpickler):
@@ -252,7 +254,7 @@ def safe_unpickle(path:str|Path, # a pickle of dicts/lists/NumPy arrays (e.g. a 
 # %% ../nbs/01_data.ipynb #bfb4568e
 CIFAR10_CLASSES = ['airplane', 'automobile', 'bird', 'cat', 'deer', 'dog', 'frog', 'horse', 'ship', 'truck']
 
-def _cifar_binary(files:list, label_bytes:int, label_offset:int):
+def _cifar_binary(files:list, label_bytes:int, *, label_offset:int):
     "Images and labels from CIFAR binary-version files (records of label bytes + 3,072 pixel bytes)."
     rec = np.concatenate([np.fromfile(f, np.uint8) for f in files]).reshape(-1, label_bytes + 3072)
     return rec[:, label_bytes:].reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1), rec[:, label_offset]
@@ -279,13 +281,13 @@ def load_cifar10(split:str='train', # 'train' (50,000) or 'test' (10,000)
     binary = tuple(r/'cifar-10-batches-bin'/f'{n}.bin' for n in names)
     python = tuple(r/'cifar-10-batches-py'/n for n in names)
     jpeg = r/'cifar10'/f'cifar10_{split}_jpeg.npz'
-    found = _first_existing('CIFAR-10', [binary, python, jpeg], 'https://www.cs.toronto.edu/~kriz/cifar.html (binary or python version, extracted into ROOT)')
-    if found == binary: x, y = _cifar_binary(list(binary), 1, 0)
+    found = _first_existing('CIFAR-10', [binary, python, jpeg], source='https://www.cs.toronto.edu/~kriz/cifar.html (binary or python version, extracted into ROOT)')
+    if found == binary: x, y = _cifar_binary(list(binary), 1, label_offset=0)
     elif found == python: x, y = _cifar_python(list(python), b'labels')
     else:
         jpeg_bytes, offsets, y = read_npz(jpeg, ('jpeg_bytes', 'offsets', 'labels'))
         x = _decode_jpegs(jpeg_bytes, offsets)
-    return from_uint8(x, y, CIFAR10_CLASSES, f'cifar10-{split}')
+    return from_uint8(x, y, classes=CIFAR10_CLASSES, name=f'cifar10-{split}')
 
 def load_cifar100(split:str='train', # 'train' (50,000) or 'test' (10,000)
                   root:str|Path|None=None, # data root (see `data_root`)
@@ -294,32 +296,32 @@ def load_cifar100(split:str='train', # 'train' (50,000) or 'test' (10,000)
     _check_split(split)
     r = data_root(root)
     binary, python = r/'cifar-100-binary'/f'{split}.bin', r/'cifar-100-python'/split
-    found = _first_existing('CIFAR-100', [binary, python], 'https://www.cs.toronto.edu/~kriz/cifar.html (binary or python version, extracted into ROOT)')
+    found = _first_existing('CIFAR-100', [binary, python], source='https://www.cs.toronto.edu/~kriz/cifar.html (binary or python version, extracted into ROOT)')
     if found == binary:
-        x, y = _cifar_binary([binary], 2, 1)
+        x, y = _cifar_binary([binary], 2, label_offset=1)
         names = (r/'cifar-100-binary'/'fine_label_names.txt').read_text().split()
     else:
         x, y = _cifar_python([python], b'fine_labels')
         names = [n.decode() for n in safe_unpickle(r/'cifar-100-python'/'meta')[b'fine_label_names']]
-    return from_uint8(x, y, names, f'cifar100-{split}')
+    return from_uint8(x, y, classes=names, name=f'cifar100-{split}')
 
 # %% ../nbs/01_data.ipynb #72f84373
 def load_att_faces(root:str|Path|None=None, # data root (see `data_root`)
                   ) -> Data:
     "The AT&T / ORL faces: 400 images (40 people × 10), 1×112×92, labels 0..39."
     path = _first_existing('AT&T faces', [data_root(root)/'att_faces'/'att_faces.npz'],
-                           'the shared data folder (att_faces/att_faces.npz, see its PROVENANCE.md) or https://cam-orl.co.uk/facedatabase.html')
+                           source='the shared data folder (att_faces/att_faces.npz, see its PROVENANCE.md) or https://cam-orl.co.uk/facedatabase.html')
     images, labels = read_npz(path, ('images', 'labels'))
-    return from_uint8(images, labels, [f's{i+1}' for i in range(40)], 'att-faces')
+    return from_uint8(images, labels, classes=[f's{i+1}' for i in range(40)], name='att-faces')
 
 def load_location(root:str|Path|None=None, # data root (see `data_root`)
                  ) -> Data:
     "Location (Bangkok Foursquare check-ins, Shokri et al.): 5,010 × 446 binary features, 30 classes."
     path = _first_existing('Location', [data_root(root)/'location'/'location.npz'],
-                           'https://github.com/privacytrustlab/datasets (dataset_location.tgz), converted to location/location.npz with keys features, labels')
+                           source='https://github.com/privacytrustlab/datasets (dataset_location.tgz), converted to location/location.npz with keys features, labels')
     x, y = read_npz(path, ('features', 'labels'))
     x = x.astype(np.float32)
-    return Data(torch.from_numpy(x), torch.as_tensor(y, dtype=torch.long), [str(i) for i in range(30)], 'location')
+    return Data(torch.from_numpy(x), torch.as_tensor(y, dtype=torch.long), classes=[str(i) for i in range(30)], name='location')
 
 PRIVACYTRUSTLAB = 'https://github.com/privacytrustlab/datasets'
 
@@ -327,21 +329,21 @@ def load_purchase100(root:str|Path|None=None, # data root (see `data_root`)
                     ) -> Data:
     "Purchase100 (Shokri et al.): 197,324 shoppers × 600 binary features, 100 classes; read from `purchase100/dataset_purchase`."
     path = _first_existing('Purchase100', [data_root(root)/'purchase100'/'dataset_purchase'],
-                           f'{PRIVACYTRUSTLAB} (dataset_purchase.tgz), extracted to purchase100/dataset_purchase under the data root')
+                           source=f'{PRIVACYTRUSTLAB} (dataset_purchase.tgz), extracted to purchase100/dataset_purchase under the data root')
     table = pd.read_csv(path, header=None, dtype=np.int64).to_numpy()
     return Data(torch.from_numpy(table[:, 1:].astype(np.float32)), torch.as_tensor(table[:, 0] - 1),
-                [str(i) for i in range(100)], 'purchase100')
+                classes=[str(i) for i in range(100)], name='purchase100')
 
 def load_texas100(root:str|Path|None=None, # data root (see `data_root`)
                  ) -> Data:
     "Texas100 (Shokri et al.): 67,330 hospital stays × 6,169 binary features, 100 procedures; read from `texas100/feats` and `texas100/labels`."
     source = f'{PRIVACYTRUSTLAB} (dataset_texas.tgz), with its texas/100/feats and texas/100/labels copied to texas100/ under the data root'
     folder = data_root(root)/'texas100'
-    feats, labels = _first_existing('Texas100', [(folder/'feats', folder/'labels')], source)
+    feats, labels = _first_existing('Texas100', [(folder/'feats', folder/'labels')], source=source)
     x = pd.read_csv(feats, header=None, dtype=np.float32).to_numpy()
     y = pd.read_csv(labels, header=None, dtype=np.int64).to_numpy()[:, 0]
     if len(x) != len(y): raise ValueError(f"Texas100: {len(x)} feature rows but {len(y)} labels in {feats.parent}")
-    return Data(torch.from_numpy(x), torch.as_tensor(y - 1), [str(i) for i in range(100)], 'texas100')
+    return Data(torch.from_numpy(x), torch.as_tensor(y - 1), classes=[str(i) for i in range(100)], name='texas100')
 
 def minmax_scale(x:np.ndarray, # N×D features
                 ) -> torch.Tensor:
@@ -356,7 +358,7 @@ def load_sklearn(name:str, # 'digits', 'iris', 'breast-cancer' or 'wine'
     loaders = {'digits': skd.load_digits, 'iris': skd.load_iris, 'breast-cancer': skd.load_breast_cancer, 'wine': skd.load_wine}
     if name not in loaders: raise ValueError(f"unknown scikit-learn dataset {name!r}; choose from {sorted(loaders)}")
     b = loaders[name]()
-    return Data(minmax_scale(b.data), torch.as_tensor(b.target, dtype=torch.long), [str(c) for c in b.target_names], name)
+    return Data(minmax_scale(b.data), torch.as_tensor(b.target, dtype=torch.long), classes=[str(c) for c in b.target_names], name=name)
 
 # %% ../nbs/01_data.ipynb #70e459cf
 TABLES = {
@@ -372,7 +374,7 @@ def load_table(name:str, # one of `TABLES`: 'steak', 'gss', 'adult', 'iris-steal
     "A survey table from the data root as a `DataFrame`."
     if name not in TABLES: raise ValueError(f"unknown table {name!r}; choose from {sorted(TABLES)}")
     rel, kw = TABLES[name]
-    path = _first_existing(name, [data_root(root)/rel], 'the shared data folder (see its PROVENANCE.md): FiveThirtyEight steak-survey, ftramer/Steal-ML data')
+    path = _first_existing(name, [data_root(root)/rel], source='the shared data folder (see its PROVENANCE.md): FiveThirtyEight steak-survey, ftramer/Steal-ML data')
     return pd.read_csv(path, **kw)
 
 # %% ../nbs/01_data.ipynb #featurecode
@@ -400,6 +402,7 @@ WHOLE_DATASETS = {'att-faces': load_att_faces, 'location': load_location, 'purch
 
 def load_dataset(name:str, # a key of `DATASETS` or `WHOLE_DATASETS`
                  split:str='train', # 'train' or 'test' (datasets without a fixed split accept only 'all')
+                 *,
                  root:str|Path|None=None, # data root (see `data_root`)
                 ) -> Data:
     "Load any registered dataset in the common form."
@@ -412,11 +415,12 @@ def load_dataset(name:str, # a key of `DATASETS` or `WHOLE_DATASETS`
 # %% ../nbs/01_data.ipynb #3966abb0
 def disjoint_split(n:int, # number of samples to split
                    sizes:dict, # name -> number of samples; `None` for "all that is left" (at most one)
+                   *,
                    seed:int=0, # seed of the permutation
                   ) -> dict:
     "Disjoint random index sets (LongTensors) of the given sizes, drawn from one seeded permutation of `range(n)`."
     for k, v in sizes.items():
-        if v is not None: check_count(v, f'the size of {k!r}', 0)
+        if v is not None: check_count(v, f'the size of {k!r}', low=0)
     rest = [k for k, v in sizes.items() if v is None]
     if len(rest) > 1: raise ValueError(f"only one split may take the rest, got {rest}")
     fixed = sum(v for v in sizes.values() if v is not None)
@@ -441,16 +445,18 @@ def assert_disjoint(**index_sets):
 
 def split_data(data, # the dataset to split: a `Data`, `(x, y)` or `TensorDataset`
                sizes:dict, # name -> size, as in `disjoint_split`
+               *,
                seed:int=0, # seed of the permutation
               ) -> dict:
     "Disjoint seeded subsets of `data`, by name."
     data = as_data(data)
-    idx = disjoint_split(len(data), sizes, seed)
+    idx = disjoint_split(len(data), sizes, seed=seed)
     return {k: data.subset(v) for k, v in idx.items()}
 
 # %% ../nbs/01_data.ipynb #10b38e33
 def show_images(x:torch.Tensor, # images, N×C×H×W in [0, 1]
                 titles:list|None=None, # one title per image
+                *,
                 ncols:int=10, # images per row
                 size:float=1.2, # inches per image
                 suptitle:str|None=None, # title of the whole figure

@@ -13,7 +13,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.nn.utils import parameters_to_vector
 
-from .core import ATTACK_METHOD, Result, artefact, check_count, check_positive, metric_rows, private_rng
+from .results import ATTACK_METHOD, Result, artefact, metric_rows
+from .core import check_count, check_positive, private_rng, resolve_device
 from .data import DATASETS, Data, as_data, check_range, load_dataset, show_images, split_data
 from .models import MLP, accuracy, fit, reinitialized
 from .oracle import Oracle
@@ -31,18 +32,19 @@ __all__ = ['ATTACKS', 'DEFAULT_LAMBDA', 'owner_data', 'secret_images', 'to_bits'
 # %% ../nbs/50_exfiltration.ipynb #7c51f243
 def owner_data(dataset:str='fashion-mnist', # an image dataset: a key of `data.DATASETS`, or 'att-faces'
                root=None, # data root
+               *,
                seed:int=0, # seeds the split of a dataset that has none
                data=None, # your own `(train, test)`, each a `Data`, `(x, y)` or `TensorDataset`, instead of a dataset
               ) -> tuple:
     "The owner's training and test data: yours, the dataset's own split, or a seeded 70/30 split (the AT&T faces)."
     if data is not None:
         train, test = (as_data(d, name=n) for d, n in zip(data, ('training data', 'test data')))
-        check_range(train.x, 0, 1, "Exfiltration (it hides the training records as 8-bit values)")
+        check_range(train.x, 0, high=1, needs="Exfiltration (it hides the training records as 8-bit values)")
         return train, test
-    if dataset in DATASETS: train, test = load_dataset(dataset, 'train', root), load_dataset(dataset, 'test', root)
+    if dataset in DATASETS: train, test = load_dataset(dataset, 'train', root=root), load_dataset(dataset, 'test', root=root)
     else:
-        whole = load_dataset(dataset, 'all', root)
-        parts = split_data(whole, {'train': None, 'test': len(whole) * 3 // 10}, seed)
+        whole = load_dataset(dataset, 'all', root=root)
+        parts = split_data(whole, {'train': None, 'test': len(whole) * 3 // 10}, seed=seed)
         train, test = parts['train'], parts['test']
     return train, test
 
@@ -52,7 +54,7 @@ def secret_images(data, # the owner's training data (images in [0, 1]): a `Data`
     "The secret: the first `n` training images as 8-bit grey pixels, n×H×W uint8 (colour turned grey, as the authors' code does; a record of D values is a 1×D image)."
     data = as_data(data)
     if not 0 < n <= len(data): raise ValueError(f"can steal between 1 and {len(data)} images, asked for {n}")
-    x = check_range(data.x[:n], 0, 1, "Exfiltration (it hides the training records as 8-bit values)")
+    x = check_range(data.x[:n], 0, high=1, needs="Exfiltration (it hides the training records as 8-bit values)")
     if x.dim() == 2: x = x[:, None, None, :]
     if x.dim() != 4 or x.shape[1] not in (1, 3): raise ValueError(f"secrets must be grey or RGB images N×C×H×W, got shape {tuple(x.shape)}")
     if x.shape[1] == 3: x = (x * torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)).sum(1, keepdim=True)  # ITU-R 601 luma
@@ -75,6 +77,7 @@ def mape(recovered:torch.Tensor, secret:torch.Tensor) -> float:
 # %% ../nbs/50_exfiltration.ipynb #c847a402
 def owner_model(data:Data, # for the input size and classes
                 hidden:int=512, # width of the two hidden layers
+                *,
                 seed:int=0,
                 architecture:nn.Module|None=None, # your own architecture instead (a fresh copy is initialised from `seed`)
                ) -> nn.Module:
@@ -85,13 +88,15 @@ def owner_model(data:Data, # for the input size and classes
 
 def train_owner_model(data, # the owner's training data: a `Data`, `(x, y)` or `TensorDataset`
                       loss_fn=None, # training loss (default: cross-entropy); the malicious code changes it
+                      *,
                       epochs:int=5, hidden:int=512, seed:int=0, device=None, progress:bool=False,
                       cosine:bool=False, # anneal the learning rate to zero over the run (see `models.fit`)
                       architecture:nn.Module|None=None, # your own architecture instead of the MLP
                      ) -> nn.Module:
     "Train the owner's model (Adam, lr 1e-3, batches of 128; constant or cosine-annealed) with the given loss."
+    device = resolve_device(device)  # the model is built here: no model of the caller's to follow
     data = as_data(data)
-    model = owner_model(data, hidden, seed, architecture)
+    model = owner_model(data, hidden, seed=seed, architecture=architecture)
     kw = {} if loss_fn is None else {'loss_fn': loss_fn}
     fit(model, data, epochs=epochs, lr=1e-3, batch_size=128, optimizer='adam', cosine=cosine, seed=seed, device=device, progress=progress, **kw)
     return model.cpu().eval()
@@ -108,6 +113,7 @@ def _check_lsb(model:nn.Module, b:int):
 @torch.no_grad()
 def lsb_encode(model:nn.Module, # a trained model (changed in place)
                bits:torch.Tensor, # the secret bit string
+               *,
                b:int=8, # low bits used in each parameter
               ) -> nn.Module:
     "Hide `bits` in the lowest `b` bits of the model's float32 parameters, in order."
@@ -127,6 +133,7 @@ def lsb_encode(model:nn.Module, # a trained model (changed in place)
 @torch.no_grad()
 def lsb_decode(model:nn.Module, # a model carrying an LSB-encoded secret
                n_bits:int, # length of the secret
+               *,
                b:int=8, # low bits used in each parameter
               ) -> torch.Tensor:
     "Read the secret bit string back from the lowest `b` bits of the parameters."
@@ -138,6 +145,7 @@ def lsb_decode(model:nn.Module, # a model carrying an LSB-encoded secret
 @torch.no_grad()
 def randomize_low_bits(model:nn.Module, # the model to sanitise (changed in place)
                        b:int=8, # low bits to overwrite
+                       *,
                        seed:int=0,
                       ) -> nn.Module:
     "The countermeasure: replace the lowest `b` bits of every parameter with random bits."
@@ -204,6 +212,7 @@ def check_on_pixels(on_pixels:int, shape:tuple) -> int:
 
 def synthetic_inputs(n:int, # how many
                      shape:tuple, # shape of one input, e.g. (1, 28, 28)
+                     *,
                      seed:int=1234, # the secret seed shared by the malicious code and the attacker
                      on_pixels:int=20, # pixels set to 1 in each input, the rest 0 (half the pixels: dense random images)
                     ) -> torch.Tensor:
@@ -218,12 +227,13 @@ def pixels_to_labels(images:torch.Tensor, n_classes:int) -> torch.Tensor:
     "Quantise uint8 pixels into `n_classes` grey levels: one label per pixel."
     return (images.reshape(-1).long() * n_classes) // 256
 
-def labels_to_pixels(labels:torch.Tensor, n_classes:int, shape:tuple) -> torch.Tensor:
+def labels_to_pixels(labels:torch.Tensor, n_classes:int, *, shape:tuple) -> torch.Tensor:
     "Each level's centre grey value, as uint8 images of `shape`."
     return ((labels.float() + 0.5) * 256 / n_classes).round().clamp(0, 255).to(torch.uint8).view(shape)
 
 def levels_correct(recovered:torch.Tensor, # uint8 images the attacker decoded
                    secret:torch.Tensor, # the uint8 images hidden
+                   *,
                    n_classes:int,
                   ) -> float:
     "Fraction of pixels whose grey level (label) the attacker got back: the synthetic labels the model memorised."
@@ -231,31 +241,33 @@ def levels_correct(recovered:torch.Tensor, # uint8 images the attacker decoded
 
 def capacity_abuse_data(data, # the owner's training data: a `Data`, `(x, y)` or `TensorDataset`
                         secret:torch.Tensor, # n×H×W uint8 images to hide
+                        *,
                         seed:int=1234,
                         on_pixels:int=20, # see `synthetic_inputs`
                        ) -> Data:
     "The owner's data plus one synthetic input per secret pixel, labelled with the pixel's grey level."
     data = as_data(data)
     labels = pixels_to_labels(secret, data.n_classes)
-    x = synthetic_inputs(len(labels), tuple(data.sample_shape), seed, on_pixels)
-    return Data(torch.cat([data.x, x]), torch.cat([data.y, labels]), data.classes, f'{data.name}+{len(labels)} synthetic')
+    x = synthetic_inputs(len(labels), tuple(data.sample_shape), seed=seed, on_pixels=on_pixels)
+    return Data(torch.cat([data.x, x]), torch.cat([data.y, labels]), classes=data.classes, name=f'{data.name}+{len(labels)} synthetic')
 
 def capacity_abuse_decode(api:Oracle, # the model's prediction API (labels suffice)
                           shape:tuple, # n×H×W of the hidden images
+                          *,
                           n_classes:int,
                           input_shape:tuple, # shape of one input
                           seed:int=1234,
                           on_pixels:int=20, # as the malicious code used
                          ) -> torch.Tensor:
     "Regenerate the synthetic inputs, query the API, and turn its labels back into images."
-    answers = api(synthetic_inputs(int(np.prod(shape)), input_shape, seed, on_pixels))
+    answers = api(synthetic_inputs(int(np.prod(shape)), input_shape, seed=seed, on_pixels=on_pixels))
     labels = answers if answers.dim() == 1 else answers.argmax(1)
-    return labels_to_pixels(labels, n_classes, shape)
+    return labels_to_pixels(labels, n_classes, shape=shape)
 
 # %% ../nbs/50_exfiltration.ipynb #bea05d93
 ATTACKS = ('lsb', 'cor', 'sgn', 'cap')
 
-@dataclass
+@dataclass(kw_only=True)
 class ExfiltrationResult(Result):
     "One attack's cost to the owner and what the attacker gets back."
     attack: str
@@ -277,15 +289,15 @@ class ExfiltrationResult(Result):
     @property
     def headline(self) -> Headline:
         "The share of the secret's bits the attacker reads back, against a coin flip."
-        return Headline('bits recovered', self.bits_correct, 0.5, 'coin flip')
+        return Headline('bits recovered', self.bits_correct, baseline=0.5, baseline_name='coin flip')
 
     def rows(self) -> list:
         "What the attacker gets back (pixel error, bits and grey levels right), what it cost the owner (accuracy beside the honest model's), and the capacity used."
         a, t, st = f'exfiltration: {self.attack}', self.dataset, f'{self.images} images'
         return ([r for m, v in (('MAPE (grey levels)', self.mape), ('bits correct', self.bits_correct), ('levels correct', self.levels_correct),
                                 ('secret bits / capacity', self.secret_bits / self.capacity_bits), ('queries', self.queries))
-                 for r in metric_rows(a, t, m, {ATTACK_METHOD: v}, st)]
-                + metric_rows(a, t, 'model accuracy', {ATTACK_METHOD: self.malicious_accuracy, 'honest model': self.benign_accuracy}, st))
+                 for r in metric_rows(a, t, metric=m, values={ATTACK_METHOD: v}, setting=st)]
+                + metric_rows(a, t, metric='model accuracy', values={ATTACK_METHOD: self.malicious_accuracy, 'honest model': self.benign_accuracy}, setting=st))
 
     def plot(self, n:int=10):
         "The secret images above, what the attacker recovered below."
@@ -294,14 +306,14 @@ class ExfiltrationResult(Result):
 DEFAULT_LAMBDA = {'cor': 1.0, 'sgn': 10.0}
 
 # %% ../nbs/50_exfiltration.ipynb #4d551fd4
-def _hide_and_recover(attack:str, benign:nn.Module, train:Data, secret:torch.Tensor, b:int, lam:float, n_params:int, on_pixels:int,
+def _hide_and_recover(attack:str, benign:nn.Module, *, train:Data, secret:torch.Tensor, b:int, lam:float, n_params:int, on_pixels:int,
                       train_kw:dict, # how the owner's models train
                      ) -> tuple:
     "Hide `secret` with `attack` and read it back as the attacker would: `(malicious model, recovered images, capacity in bits, queries)`."
     bits, shape = to_bits(secret), tuple(secret.shape)
     if attack == 'lsb':
-        model = lsb_encode(copy.deepcopy(benign), bits, b)
-        return model, from_bits(lsb_decode(model, len(bits), b), shape), lsb_capacity(benign, b), 0
+        model = lsb_encode(copy.deepcopy(benign), bits, b=b)
+        return model, from_bits(lsb_decode(model, len(bits), b=b), shape), lsb_capacity(benign, b), 0
     if attack == 'cor':
         model = train_owner_model(train, correlated_value_loss(secret.reshape(-1).float(), lam), **train_kw)
         return model, correlated_decode(model, shape), 8 * n_params, 0
@@ -310,12 +322,13 @@ def _hide_and_recover(attack:str, benign:nn.Module, train:Data, secret:torch.Ten
         return model, from_bits(sign_decode(model, len(bits)), shape), n_params, 0
     model = train_owner_model(capacity_abuse_data(train, secret, on_pixels=on_pixels), **train_kw)
     api = Oracle(model, tuple(train.sample_shape), output='label')  # the attacker sees labels only
-    recovered = capacity_abuse_decode(api, shape, train.n_classes, tuple(train.sample_shape), on_pixels=on_pixels)
+    recovered = capacity_abuse_decode(api, shape, n_classes=train.n_classes, input_shape=tuple(train.sample_shape), on_pixels=on_pixels)
     return model, recovered, int(np.prod(shape) * np.log2(train.n_classes)), api.queries
 
 # %% ../nbs/50_exfiltration.ipynb #f34ab37e
 def run_exfiltration(attack:str='lsb', # one of `ATTACKS`
                      dataset:str='fashion-mnist', # an image dataset (see `owner_data`)
+                     *,
                      n_secrets:int=100, # images to hide
                      b:int=8, # LSB: low bits per parameter
                      lam:float|None=None, # weight of the malicious term (`cor`, `sgn`; default `DEFAULT_LAMBDA`)
@@ -331,25 +344,25 @@ def run_exfiltration(attack:str='lsb', # one of `ATTACKS`
     if attack not in ATTACKS: raise ValueError(f"attack must be one of {ATTACKS}, got {attack!r}")
     check_count(epochs, 'epochs')
     if lam is not None: check_positive(lam, 'lam', zero=True)
-    train, test = owner_data(dataset, root, seed, data)
+    train, test = owner_data(dataset, root, seed=seed, data=data)
     if data is not None: dataset = name or 'own data'
     if attack == 'lsb' and architecture is not None and any(p.dtype != torch.float32 for p in architecture.parameters()):
         raise ValueError("LSB encoding needs float32 parameters")
     secret = secret_images(train, n_secrets)
     bits = to_bits(secret)
-    n_params = sum(p.numel() for p in owner_model(train, hidden, seed, architecture).parameters())
+    n_params = sum(p.numel() for p in owner_model(train, hidden, seed=seed, architecture=architecture).parameters())
     needed = {'lsb': len(bits) / b, 'cor': len(bits) / 8, 'sgn': len(bits)}.get(attack, 0)
     if needed > n_params: raise ValueError(f"{n_secrets} images ({len(bits):,} bits) exceed what '{attack}' can hide in {n_params:,} parameters")
     if attack == 'cap': check_on_pixels(on_pixels, tuple(train.sample_shape))
     train_kw = dict(epochs=epochs, hidden=hidden, seed=seed, device=device, cosine=cosine, architecture=architecture)
     benign = benign or train_owner_model(train, **train_kw)
     start = time.perf_counter()
-    model, recovered, capacity, queries = _hide_and_recover(attack, benign, train, secret, b, DEFAULT_LAMBDA.get(attack) if lam is None else lam,
-                                                            n_params, on_pixels, train_kw)
+    model, recovered, capacity, queries = _hide_and_recover(attack, benign, train=train, secret=secret, b=b, lam=DEFAULT_LAMBDA.get(attack) if lam is None else lam,
+                                                            n_params=n_params, on_pixels=on_pixels, train_kw=train_kw)
     seconds = time.perf_counter() - start
-    return ExfiltrationResult(attack, dataset, n_secrets, len(bits), capacity, accuracy(benign, test), accuracy(model, test),
-                              mape(recovered, secret), float((to_bits(recovered) == bits).float().mean()),
-                              levels_correct(recovered, secret, train.n_classes), queries, seconds, secret, recovered, model)
+    return ExfiltrationResult(attack=attack, dataset=dataset, images=n_secrets, secret_bits=len(bits), capacity_bits=capacity, benign_accuracy=accuracy(benign, test), malicious_accuracy=accuracy(model, test),
+                              mape=mape(recovered, secret), bits_correct=float((to_bits(recovered) == bits).float().mean()),
+                              levels_correct=levels_correct(recovered, secret, n_classes=train.n_classes), queries=queries, seconds=seconds, secret=secret, recovered=recovered, model=model)
 
 # %% ../nbs/50_exfiltration.ipynb #exfregcode
 @register_preset('exfiltration', datasets=('fashion-mnist', 'mnist', 'mnist-embedded', 'cifar10', 'att-faces'))
@@ -358,8 +371,8 @@ def exfiltration_preset(dataset:str, # an image dataset (see `owner_data`)
                         hidden:int=512, # width of the owner's two hidden layers
                        ) -> tuple:
     "`(architecture, (train, test))`: the owner's untrained MLP and its data."
-    train, test = owner_data(dataset, root, seed)
-    return owner_model(train, hidden, seed), (train, test)
+    train, test = owner_data(dataset, root, seed=seed)
+    return owner_model(train, hidden, seed=seed), (train, test)
 
 @dataclass
 class ExfiltrationConfig:
@@ -393,7 +406,7 @@ class CapacityConfig(ExfiltrationConfig):
 
     def __post_init__(self): super().__post_init__(); check_count(self.on_pixels, 'on_pixels')
 
-def _exfiltrate(attack:str, target:nn.Module, data:tuple, config:ExfiltrationConfig, seed:int, device) -> ExfiltrationResult:
+def _exfiltrate(attack:str, target:nn.Module, *, data:tuple, config:ExfiltrationConfig, seed:int, device) -> ExfiltrationResult:
     "Run one encoding from its registered entry point."
     return run_exfiltration(attack, n_secrets=config.secrets, b=getattr(config, 'b', 8), lam=getattr(config, 'lam', None), epochs=config.epochs,
                             seed=seed, device=device, on_pixels=getattr(config, 'on_pixels', 20), cosine=config.cosine, data=data,
@@ -407,29 +420,30 @@ _AUDIT = "a malicious training algorithm hides the data while the model trains: 
                  quick={'dataset': 'mnist-embedded', 'hidden': 32, 'secrets': 2, 'epochs': 1}, audit=_AUDIT)
 def run_lsb(target:nn.Module, data:tuple, *, config:LsbConfig=LsbConfig(), seed:int=0, device=None, progress:bool=False) -> ExfiltrationResult:
     "LSB encoding: the secret written into the low bits of the trained parameters (white-box recovery)."
-    return _exfiltrate('lsb', target, data, config, seed, device)
+    return _exfiltrate('lsb', target, data=data, config=config, seed=seed, device=device)
 
 @register_attack('cor', family='exfiltration', threat=_THREAT, config=PenaltyConfig, preset='exfiltration', paper=_SONG,
                  quick={'dataset': 'mnist-embedded', 'hidden': 32, 'secrets': 2, 'epochs': 1}, audit=_AUDIT)
 def run_cor(target:nn.Module, data:tuple, *, config:PenaltyConfig=PenaltyConfig(), seed:int=0, device=None, progress:bool=False) -> ExfiltrationResult:
     "Correlated-value encoding: a training penalty that correlates the parameters with the secret (white-box recovery)."
-    return _exfiltrate('cor', target, data, config, seed, device)
+    return _exfiltrate('cor', target, data=data, config=config, seed=seed, device=device)
 
 @register_attack('sgn', family='exfiltration', threat=_THREAT, config=PenaltyConfig, preset='exfiltration', paper=_SONG,
                  quick={'dataset': 'mnist-embedded', 'hidden': 32, 'secrets': 2, 'epochs': 1}, audit=_AUDIT)
 def run_sgn(target:nn.Module, data:tuple, *, config:PenaltyConfig=PenaltyConfig(), seed:int=0, device=None, progress:bool=False) -> ExfiltrationResult:
     "Sign encoding: a training penalty that gives each parameter the sign of one secret bit (white-box recovery)."
-    return _exfiltrate('sgn', target, data, config, seed, device)
+    return _exfiltrate('sgn', target, data=data, config=config, seed=seed, device=device)
 
 @register_attack('cap', family='exfiltration', threat=('training recipe', 'black-box'), config=CapacityConfig, preset='exfiltration', paper=_SONG,
                  quick={'dataset': 'mnist-embedded', 'hidden': 32, 'secrets': 2, 'epochs': 1}, audit=_AUDIT)
 def run_cap(target:nn.Module, data:tuple, *, config:CapacityConfig=CapacityConfig(), seed:int=0, device=None, progress:bool=False) -> ExfiltrationResult:
     "Capacity abuse: the secret taught as the labels of synthetic inputs, read back by querying the model (black-box recovery)."
-    return _exfiltrate('cap', target, data, config, seed, device)
+    return _exfiltrate('cap', target, data=data, config=config, seed=seed, device=device)
 
 # %% ../nbs/50_exfiltration.ipynb #16266aa4
 def show_exfiltration(results:list, # `ExfiltrationResult`s with images
                       n:int=8, # images per attack
+                      *,
                       step:int=1, # show every `step`-th secret image (spread the row over a large secret)
                      ):
     "The secret images and what each attack recovered, one row each (as many images as the smallest secret allows)."

@@ -19,7 +19,8 @@ from sklearn.multiclass import OneVsRestClassifier
 from sklearn.preprocessing import MinMaxScaler
 from torch.func import functional_call
 
-from .core import private_rng, ATTACK_METHOD, Anchor, Result, check_allocation, check_count, check_finite, check_fraction, check_positive, metric_rows, paper_value, seeded_generator, torch_threads
+from .core import private_rng, check_allocation, check_count, check_finite, check_fraction, check_positive, seeded_generator, torch_threads
+from .results import ATTACK_METHOD, Anchor, Result, metric_rows, paper_value
 from .data import as_data, load_sklearn, load_table
 from .models import MLP, LogisticRegression, SoftmaxRegression
 from .oracle import Oracle, model_accuracy, posteriors
@@ -75,6 +76,7 @@ def _table_features(name:str, root) -> tuple:
 
 def load_task(name:str, # one of `TASKS`
               root=None, # data root for the Steal-ML tables
+              *,
               train_fraction:float=0.7, # the authors' split
               seed:int=0, # seeds the split (and the synthetic data)
              ) -> Task:
@@ -93,7 +95,7 @@ def load_task(name:str, # one of `TASKS`
     n_train = int(train_fraction * len(x))
     tr, te = perm[:n_train], perm[n_train:]
     x, y = torch.as_tensor(x, dtype=torch.float64), torch.as_tensor(y, dtype=torch.long)
-    return Task(name, x[tr], y[tr], x[te], y[te], features, classes)
+    return Task(name, x[tr], y_train=y[tr], x_test=x[te], y_test=y[te], features=features, classes=classes)
 
 # %% ../nbs/20_extraction.ipynb #a8a4f0b4
 class OvRRegression(SoftmaxRegression):
@@ -104,6 +106,7 @@ TARGET_KINDS = ('lr', 'softmax', 'ovr', 'mlp')
 
 def make_model(kind:str, # one of `TARGET_KINDS`
                n_features:int, # input width d
+               *,
                n_classes:int, # classes (2 for 'lr')
                hidden:int=20, # hidden units of 'mlp'
               ) -> nn.Module:
@@ -128,7 +131,7 @@ def n_identifiable(model:nn.Module) -> int:
     return n_unknowns(model) - (last.in_features + 1 if shift_invariant else 0)
 
 # %% ../nbs/20_extraction.ipynb #875e28b1
-def _fit_linear(model:nn.Module, task:Task, kind:str):
+def _fit_linear(model:nn.Module, task:Task, *, kind:str):
     "Fit a linear model with scikit-learn (lbfgs) and copy its weights."
     sk = SklearnLogisticRegression(max_iter=2000)
     if kind == 'ovr':
@@ -140,7 +143,7 @@ def _fit_linear(model:nn.Module, task:Task, kind:str):
     with torch.no_grad():
         model.linear.weight.copy_(torch.as_tensor(w)); model.linear.bias.copy_(torch.as_tensor(b))
 
-def _fit_mlp(model:nn.Module, task:Task, epochs:int, seed:int):
+def _fit_mlp(model:nn.Module, task:Task, *, epochs:int, seed:int):
     "Train the MLP with Adam on mini-batches of 256."
     g = seeded_generator(seed)
     opt = torch.optim.Adam(model.parameters(), lr=1e-2)
@@ -152,15 +155,16 @@ def _fit_mlp(model:nn.Module, task:Task, epochs:int, seed:int):
 
 def train_target(kind:str, # one of `TARGET_KINDS`
                  task:Task, # the provider's data
+                 *,
                  hidden:int=20, # hidden units of 'mlp'
                  epochs:int=30, # training epochs of 'mlp'
                  seed:int=0, # seeds the initialisation and the batches
                 ) -> nn.Module:
     "The provider's model of the given family, trained on `task.x_train`, in eval mode."
     with private_rng(seed):
-        model = make_model(kind, task.n_features, task.n_classes, hidden)
-        if kind == 'mlp': _fit_mlp(model, task, epochs, seed)
-        else: _fit_linear(model, task, kind)
+        model = make_model(kind, task.n_features, n_classes=task.n_classes, hidden=hidden)
+        if kind == 'mlp': _fit_mlp(model, task, epochs=epochs, seed=seed)
+        else: _fit_linear(model, task, kind=kind)
         return model.eval()
 
 def task_accuracy(model, # any kind of model (see `oracle.model_kind`)
@@ -171,11 +175,12 @@ def task_accuracy(model, # any kind of model (see `oracle.model_kind`)
 # %% ../nbs/20_extraction.ipynb #ac92667a
 def uniform_queries(n:int, # number of queries
                     n_features:int, # input width d
+                    *,
                     seed:int=0, # seeds the draw
                     low:float=-1., high:float=1., # the feature range
                    ) -> torch.Tensor:
     "`n` float64 inputs drawn uniformly from [low, high]^d."
-    n = check_count(n, 'the number of queries', 0)
+    n = check_count(n, 'the number of queries', low=0)
     check_allocation(8. * n * n_features, f"{n:,} queries of {n_features} features")
     return low + (high - low) * torch.rand(n, n_features, generator=seeded_generator(seed), dtype=torch.float64)
 
@@ -187,6 +192,7 @@ class Agreement:
 
 def agreement(target, # the provider's model: any kind (see `oracle.model_kind`)
               stolen, # the extracted model (any kind)
+              *,
               x:torch.Tensor, # inputs to compare on
              ) -> Agreement:
     "Label agreement and posterior distance of two models on `x`."
@@ -194,7 +200,7 @@ def agreement(target, # the provider's model: any kind (see `oracle.model_kind`)
     return Agreement(float((p.argmax(1) == q.argmax(1)).double().mean()), float(0.5 * (p - q).abs().sum(1).mean()))
 
 # %% ../nbs/20_extraction.ipynb #8071095d
-def _confidences(oracle:Oracle, x:torch.Tensor, n_unknown:int, n_classes:int) -> torch.Tensor:
+def _confidences(oracle:Oracle, x:torch.Tensor, *, n_unknown:int, n_classes:int) -> torch.Tensor:
     "Query `x`, after checking that the oracle reveals confidences and the system is not underdetermined."
     if oracle.output == 'label':
         raise ValueError("equation solving needs confidence values, but this oracle answers labels only: use the retraining attacks (`updates_leak.extraction_retraining`)")
@@ -218,6 +224,7 @@ def solve_logits(x:torch.Tensor, # N×d queries
 # %% ../nbs/20_extraction.ipynb #732d5e67
 def solve_cross_entropy(model:nn.Module, # the candidate model; its parameters are the starting point
                         x:torch.Tensor, # N×d queries
+                        *,
                         p:torch.Tensor, # N×classes confidences
                         max_iter:int=5000, # L-BFGS iterations
                        ) -> float:
@@ -253,6 +260,7 @@ class Extraction:
 
 def extract(oracle:Oracle, # the black-box API; must return confidences
             kind:str, # model family the attacker assumes: 'lr', 'softmax', 'ovr' or 'mlp'
+            *,
             n_features:int, # input width d
             n_classes:int, # classes of the API
             n_queries:int, # queries to spend
@@ -270,30 +278,30 @@ def extract(oracle:Oracle, # the black-box API; must return confidences
     value_range = value_range or oracle.value_range
     if value_range is None: raise ValueError("the queries need a range: give value_range=(low, high), or an oracle with one")
     start = time.perf_counter()
-    with private_rng(seed): stolen = make_model(kind, n_features, n_classes, hidden)  # a template: its parameters are solved for
-    x = uniform_queries(n_queries, n_features, seed, *value_range)
-    p = _confidences(oracle, x, n_identifiable(stolen), n_classes)
+    with private_rng(seed): stolen = make_model(kind, n_features, n_classes=n_classes, hidden=hidden)  # a template: its parameters are solved for
+    x = uniform_queries(n_queries, n_features, seed=seed, low=value_range[0], high=value_range[1])
+    p = _confidences(oracle, x, n_unknown=n_identifiable(stolen), n_classes=n_classes)
     if method == 'logits':
         w, b = solve_logits(x, p)
         with torch.no_grad():
             if kind == 'lr': stolen.linear.weight.copy_(w[1:]); stolen.linear.bias.copy_(b[1:])
             else: stolen.linear.weight.copy_(w); stolen.linear.bias.copy_(b)
-        return Extraction(stolen.eval(), len(x), time.perf_counter() - start)
+        return Extraction(stolen.eval(), len(x), seconds=time.perf_counter() - start)
     best, best_kl = None, float('inf')
     with torch_threads(1):  # thousands of small matrix products: a second thread only adds overhead
         for r in range(restarts):
             with private_rng(seed * 1000 + r):
-                candidate = make_model(kind, n_features, n_classes, hidden)
-                kl = solve_cross_entropy(candidate, x, p, max_iter)
+                candidate = make_model(kind, n_features, n_classes=n_classes, hidden=hidden)
+                kl = solve_cross_entropy(candidate, x, p=p, max_iter=max_iter)
             if kl < best_kl: best, best_kl = candidate, kl
-    return Extraction(best.eval(), len(x), time.perf_counter() - start, best_kl)
+    return Extraction(best.eval(), len(x), seconds=time.perf_counter() - start, fit_kl=best_kl)
 
 # %% ../nbs/20_extraction.ipynb #d8282056
-PAPER_EXTRACTION = [Anchor(f'extraction: {kind}', 'adult', 'R_test', r, f'queries={q}', 'Tramèr et al. 2016, Table 4')
+PAPER_EXTRACTION = [Anchor(f'extraction: {kind}', 'adult', metric='R_test', value=r, setting=f'queries={q}', source='Tramèr et al. 2016, Table 4')
                     for kind, q, r in (('softmax', 265, 0.9996), ('softmax', 530, 1.0), ('ovr', 265, 0.9998), ('ovr', 530, 1.0),
                                        ('mlp', 1112, 0.9817), ('mlp', 2225, 0.9868), ('mlp', 4450, 0.9989), ('mlp', 11125, 0.9996))]
 
-@dataclass
+@dataclass(kw_only=True)
 class ExtractionResult(Result):
     "One extraction: how many queries stole the model, and how closely the copy agrees with it."
     model: str
@@ -313,7 +321,7 @@ class ExtractionResult(Result):
     @property
     def headline(self) -> Headline:
         "R_test, the stolen copy's agreement on test records, against always answering the majority label."
-        return Headline('R_test', self.r_test, self.r_majority, 'majority label', self.paper_r_test)
+        return Headline('R_test', self.r_test, baseline=self.r_majority, baseline_name='majority label', paper=self.paper_r_test)
 
     @property
     def attack(self) -> str: return f'extraction: {self.model}' + ('' if self.method == 'cross-entropy' else f' ({self.method})')
@@ -323,16 +331,16 @@ class ExtractionResult(Result):
     @property
     def paper_r_test(self) -> float|None:
         "The paper's R_test for the same model, data and queries (cross-entropy solving on exact confidences only)."
-        return paper_value(PAPER_EXTRACTION, self.attack, self.dataset, 'R_test', self.setting)
+        return paper_value(PAPER_EXTRACTION, self.attack, target=self.dataset, metric='R_test', setting=self.setting)
 
     def rows(self) -> list:
         "Agreement on test and uniform inputs (with the paper's R_test), the cost in queries and seconds, and the target's own accuracy."
         a, t, s = self.attack, self.dataset, self.setting
-        return (metric_rows(a, t, 'R_test', {ATTACK_METHOD: self.r_test, 'paper': self.paper_r_test}, s)
+        return (metric_rows(a, t, metric='R_test', values={ATTACK_METHOD: self.r_test, 'paper': self.paper_r_test}, setting=s)
                 + [r for m, v in (('R_unif', self.r_unif), ('TV_test', self.tv_test), ('TV_unif', self.tv_unif),
                                   ('queries / unknown', self.queries / self.unknowns), ('seconds', self.seconds))
-                   for r in metric_rows(a, t, m, {ATTACK_METHOD: v}, s)]
-                + metric_rows(a, t, 'target accuracy', {'target model': self.target_accuracy}, s))
+                   for r in metric_rows(a, t, metric=m, values={ATTACK_METHOD: v}, setting=s)]
+                + metric_rows(a, t, metric='target accuracy', values={'target model': self.target_accuracy}, setting=s))
 
 # %% ../nbs/20_extraction.ipynb #b4b8a34f
 def n_queries_for(budget:float|int, # an absolute count (int) or a multiple of the unknowns (float)
@@ -359,6 +367,7 @@ class ExtractionSetup:
 
 def extraction_setup(kind:str='softmax', # the model family trained when no target is given
                      dataset:str='adult', # one of `TASKS`, when no target or task is given
+                     *,
                      task:Task|None=None, # a prepared task (else loaded by name)
                      target=None, # your own model (any kind) instead of one trained on the task
                      data=None, # with your own model: its test records, `Data`, `(x, y)` or `TensorDataset`, as flat feature vectors
@@ -370,17 +379,18 @@ def extraction_setup(kind:str='softmax', # the model family trained when no targ
     if data is None:
         task = task or load_task(dataset, root, seed=seed)
         target = target if target is not None else train_target(kind, task, seed=seed)
-        return ExtractionSetup(name or task.name, target, task.x_test, task.y_test, value_range or (-1., 1.), task.n_classes, task_accuracy(target, task))
+        return ExtractionSetup(name or task.name, target, x_test=task.x_test, y_test=task.y_test, value_range=value_range or (-1., 1.), n_classes=task.n_classes, target_accuracy=task_accuracy(target, task))
     if target is None: raise ValueError("`data` holds the test records of your own model: give the model as `target` too")
     test = as_data(data, name=name or 'own model')
     x = test.x.flatten(1).double()
     n_classes = posteriors(target, x[:1]).shape[1]
-    return ExtractionSetup(name or 'own model', target, x, test.y, value_range or (float(x.min()), float(x.max())), n_classes,
-                           model_accuracy(target, (x, test.y)))
+    return ExtractionSetup(name or 'own model', target, x_test=x, y_test=test.y, value_range=value_range or (float(x.min()), float(x.max())), n_classes=n_classes,
+                           target_accuracy=model_accuracy(target, (x, test.y)))
 
 # %% ../nbs/20_extraction.ipynb #06bdb32c
 def run_extraction(kind:str='softmax', # the model family the attacker assumes: 'lr', 'softmax', 'ovr' or 'mlp'
                    dataset:str='adult', # one of `TASKS` (a preset: the target is trained on it)
+                   *,
                    budget:float|int=1.0, # queries, or a multiple of the stolen model's unknowns when a float
                    decimals:int|None=None, # the API rounds confidences to this many decimals (a countermeasure)
                    method:str='cross-entropy', # see `extract`
@@ -396,7 +406,7 @@ def run_extraction(kind:str='softmax', # the model family the attacker assumes: 
                   ) -> ExtractionResult:
     "Put a target behind an API and steal it by equation solving; agreement measured on test and uniform inputs."
     check_count(n_uniform, 'n_uniform')
-    return solve_for_copy(extraction_setup(kind, dataset, task, target, data, value_range, name, seed=seed, root=root), kind=kind, budget=budget,
+    return solve_for_copy(extraction_setup(kind, dataset, task=task, target=target, data=data, value_range=value_range, name=name, seed=seed, root=root), kind=kind, budget=budget,
                           decimals=decimals, method=method, restarts=restarts, n_uniform=n_uniform, seed=seed)
 
 def majority_agreement(target, # the provider's model
@@ -412,13 +422,13 @@ def solve_for_copy(setup:ExtractionSetup, # the target, its test records and its
                   ) -> ExtractionResult:
     "Steal `setup.target` by equation solving through an `Oracle` with the query budget; agreement on its test records and uniform inputs."
     d, C = setup.n_features, setup.n_classes
-    with private_rng(seed): unknowns = n_unknowns(make_model(kind, d, C))
+    with private_rng(seed): unknowns = n_unknowns(make_model(kind, d, n_classes=C))
     n = n_queries_for(budget, unknowns)
     check_allocation(8. * n * (d + C), f"a budget of {n:,} queries")
     api = Oracle(setup.target, (d,), decimals=decimals, value_range=setup.value_range, budget=n)
-    stolen = extract(api, kind, d, C, n, method=method, restarts=restarts, max_iter=max_iter, seed=seed + 1)
-    on_test = agreement(setup.target, stolen.model, setup.x_test)
-    on_unif = agreement(setup.target, stolen.model, uniform_queries(n_uniform, d, seed + 2, *setup.value_range))
+    stolen = extract(api, kind, n_features=d, n_classes=C, n_queries=n, method=method, restarts=restarts, max_iter=max_iter, seed=seed + 1)
+    on_test = agreement(setup.target, stolen.model, x=setup.x_test)
+    on_unif = agreement(setup.target, stolen.model, x=uniform_queries(n_uniform, d, seed=seed + 2, low=setup.value_range[0], high=setup.value_range[1]))
     return ExtractionResult(model=kind, dataset=setup.name, unknowns=unknowns, queries=stolen.queries, r_test=on_test.label, r_unif=on_unif.label,
                             tv_test=on_test.tv, tv_unif=on_unif.tv, seconds=stolen.seconds, method=method, decimals=decimals,
                             target_accuracy=setup.target_accuracy, r_majority=majority_agreement(setup.target, setup.x_test))
@@ -475,5 +485,5 @@ def own_extraction_setup(model, records:OwnRecords, *, config=None, quick:bool=F
     "`(target, ExtractionSetup)` of one's own model: its API (over flattened inputs when they are images), its test records, their range as the input space."
     test = records.test
     target = FlatInputs(model, test.x.shape[1:]) if test.x.dim() > 2 else model
-    setup = extraction_setup(target=target, data=Data(test.x.flatten(1), test.y, test.classes, name=test.name), name='audited model', seed=seed)
+    setup = extraction_setup(target=target, data=Data(test.x.flatten(1), test.y, classes=test.classes, name=test.name), name='audited model', seed=seed)
     return setup.target, setup

@@ -28,11 +28,12 @@ __all__ = ['STRATEGIES', 'fit_on_labels', 'line_search_queries', 'adaptive_queri
 # %% ../nbs/22_extraction_retraining.ipynb #fe891072
 def fit_on_labels(x:torch.Tensor, # N×d queried inputs
                   labels:torch.Tensor, # N labels the API returned
+                  *,
                   n_classes:int, # classes of the API
                   C:float=1e4, # inverse regularisation strength (weak: the labels are noise-free)
                  ) -> nn.Module:
     "A float64 softmax model fitted to labelled queries."
-    with private_rng(0): model = make_model('softmax', x.shape[1], n_classes)  # its parameters are all set below
+    with private_rng(0): model = make_model('softmax', x.shape[1], n_classes=n_classes)  # its parameters are all set below
     seen = np.unique(labels.numpy())
     with torch.no_grad():
         model.linear.weight.zero_(); model.linear.bias.fill_(-1e6)
@@ -49,7 +50,7 @@ def _labels(oracle:Oracle, x:torch.Tensor) -> torch.Tensor:
     return out if out.dim() == 1 else out.argmax(1)
 
 # %% ../nbs/22_extraction_retraining.ipynb #ed400149
-def line_search_queries(oracle:Oracle, x:torch.Tensor, y:torch.Tensor, n:int, seed:int=0) -> tuple:
+def line_search_queries(oracle:Oracle, x:torch.Tensor, *, y:torch.Tensor, n:int, seed:int=0) -> tuple:
     "Spend `n` queries bisecting between random pairs of differently labelled inputs; returns the new (x, y)."
     g = seeded_generator(seed)
     xs, ys = [], []
@@ -67,25 +68,25 @@ def line_search_queries(oracle:Oracle, x:torch.Tensor, y:torch.Tensor, n:int, se
             a[same], b[~same] = mid[same], mid[~same]
     return torch.cat([x, *xs]), torch.cat([y, *ys])
 
-def adaptive_queries(oracle:Oracle, x:torch.Tensor, y:torch.Tensor, n:int, n_classes:int, rounds:int=5, seed:int=0,
+def adaptive_queries(oracle:Oracle, x:torch.Tensor, *, y:torch.Tensor, n:int, n_classes:int, rounds:int=5, seed:int=0,
                      value_range:tuple=(-1., 1.), # where the candidate queries are drawn
                     ) -> tuple:
     "Spend `n` queries in `rounds` of uncertainty sampling (3/4) and random inputs (1/4); returns the new (x, y)."
     d = x.shape[1]
     for r, size in enumerate(torch.tensor_split(torch.arange(n), rounds)):
         if not len(size): continue
-        copy = fit_on_labels(x, y, n_classes)
-        pool = uniform_queries(20 * len(size), d, seed * 100 + r, *value_range)
+        copy = fit_on_labels(x, y, n_classes=n_classes)
+        pool = uniform_queries(20 * len(size), d, seed=seed * 100 + r, low=value_range[0], high=value_range[1])
         top2 = predict_proba(copy, pool).topk(2, 1).values
         n_unsure = 3 * len(size) // 4
-        chosen = torch.cat([pool[(top2[:, 0] - top2[:, 1]).argsort()[:n_unsure]], uniform_queries(len(size) - n_unsure, d, seed * 100 + r + 50, *value_range)])
+        chosen = torch.cat([pool[(top2[:, 0] - top2[:, 1]).argsort()[:n_unsure]], uniform_queries(len(size) - n_unsure, d, seed=seed * 100 + r + 50, low=value_range[0], high=value_range[1])])
         x, y = torch.cat([x, chosen]), torch.cat([y, _labels(oracle, chosen)])
     return x, y
 
 STRATEGIES = ('uniform', 'line-search', 'adaptive')
 
 def retrain(oracle:Oracle, # the API; only its labels are used
-            n_features:int, n_classes:int,
+            n_features:int, *, n_classes:int,
             n_queries:int, # queries to spend
             strategy:str='adaptive', # one of `STRATEGIES`
             seed:int=0,
@@ -99,15 +100,16 @@ def retrain(oracle:Oracle, # the API; only its labels are used
     if value_range is None: raise ValueError("the queries need a range: give value_range=(low, high), or an oracle with one")
     start = time.perf_counter()
     n_random = n_queries if strategy == 'uniform' else max(n_queries // 4, 2)
-    x = uniform_queries(n_random, n_features, seed, *value_range)
+    x = uniform_queries(n_random, n_features, seed=seed, low=value_range[0], high=value_range[1])
     y = _labels(oracle, x)
-    if strategy == 'line-search': x, y = line_search_queries(oracle, x, y, n_queries - n_random, seed)
-    elif strategy == 'adaptive': x, y = adaptive_queries(oracle, x, y, n_queries - n_random, n_classes, seed=seed, value_range=value_range)
-    return fit_on_labels(x, y, n_classes), time.perf_counter() - start
+    if strategy == 'line-search': x, y = line_search_queries(oracle, x, y=y, n=n_queries - n_random, seed=seed)
+    elif strategy == 'adaptive': x, y = adaptive_queries(oracle, x, y=y, n=n_queries - n_random, n_classes=n_classes, seed=seed, value_range=value_range)
+    return fit_on_labels(x, y, n_classes=n_classes), time.perf_counter() - start
 
 # %% ../nbs/22_extraction_retraining.ipynb #b75c4e76
 def run_retraining(dataset:str='adult', # one of `extraction.TASKS` (a preset: a softmax target is trained on it)
                    strategy:str='adaptive', # one of `STRATEGIES`
+                   *,
                    budget:float|int=10.0, # queries, or a multiple of the stolen softmax model's unknowns when a float
                    seed:int=0, root=None,
                    task:Task|None=None, # a prepared task (else loaded by name)
@@ -118,7 +120,7 @@ def run_retraining(dataset:str='adult', # one of `extraction.TASKS` (a preset: a
                    name:str|None=None, # what your target is called in results (default 'own model')
                   ) -> ExtractionResult:
     "Expose a target's labels only and steal a softmax copy of it by retraining."
-    return retrain_a_copy(extraction_setup('softmax', dataset, task, target, data, value_range, name, seed=seed, root=root),
+    return retrain_a_copy(extraction_setup('softmax', dataset, task=task, target=target, data=data, value_range=value_range, name=name, seed=seed, root=root),
                           strategy=strategy, budget=budget, n_uniform=n_uniform, seed=seed)
 
 def retrain_a_copy(setup:ExtractionSetup, # the target, its test records and its input space
@@ -126,13 +128,13 @@ def retrain_a_copy(setup:ExtractionSetup, # the target, its test records and its
                   ) -> ExtractionResult:
     "Steal a softmax copy of `setup.target` from its labels alone, through an `Oracle` with the query budget."
     d, C = setup.n_features, setup.n_classes
-    with private_rng(0): unknowns = n_unknowns(make_model('softmax', d, C))
+    with private_rng(0): unknowns = n_unknowns(make_model('softmax', d, n_classes=C))
     n = n_queries_for(budget, unknowns)
     check_allocation(8. * n * (d + C), f"a budget of {n:,} queries")
     api = Oracle(setup.target, (d,), output='label', value_range=setup.value_range, budget=n)
-    stolen, seconds = retrain(api, d, C, n, strategy, seed + 1)
-    on_test = agreement(setup.target, stolen, setup.x_test)
-    on_unif = agreement(setup.target, stolen, uniform_queries(n_uniform, d, seed + 2, *setup.value_range))
+    stolen, seconds = retrain(api, d, n_classes=C, n_queries=n, strategy=strategy, seed=seed + 1)
+    on_test = agreement(setup.target, stolen, x=setup.x_test)
+    on_unif = agreement(setup.target, stolen, x=uniform_queries(n_uniform, d, seed=seed + 2, low=setup.value_range[0], high=setup.value_range[1]))
     return ExtractionResult(model='softmax', dataset=setup.name, unknowns=unknowns, queries=api.queries, r_test=on_test.label, r_unif=on_unif.label,
                             tv_test=on_test.tv, tv_unif=on_unif.tv, seconds=seconds, method=f'retrain:{strategy}', decimals=None,
                             target_accuracy=setup.target_accuracy, r_majority=majority_agreement(setup.target, setup.x_test))

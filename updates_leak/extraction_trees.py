@@ -11,11 +11,9 @@ import numpy as np
 import pandas as pd
 from sklearn.tree import DecisionTreeClassifier
 
-from .core import ATTACK_METHOD, Result, metric_rows
+from .results import ATTACK_METHOD, Result, metric_rows
 from .data import Feature, as_data, load_table
-import torch
-
-from .oracle import Oracle, QueryBudgetExceeded
+from .oracle import Oracle
 from .attacks import Headline, register_attack, register_preset
 from .core import check_positive
 from .attacks import NotApplicable, OwnRecords, register_own
@@ -57,6 +55,7 @@ TREE_TABLES = {'steak': ('steak', 'How do you like your steak prepared?', []),
 
 def load_tree_task(name:str, # one of `TREE_TABLES`
                    root=None, # data root
+                   *,
                    seed:int=0, # seeds the split
                   ) -> TreeTask:
     "A survey table as raw categorical/continuous features (rows with missing answers dropped)."
@@ -67,7 +66,7 @@ def load_tree_task(name:str, # one of `TREE_TABLES`
     for c in df.columns.drop(target):
         if c in numeric:
             v = df[c].astype(float).values
-            features.append(Feature(c, float(v.min()), float(v.max()))); cols.append(v)
+            features.append(Feature(c, float(v.min()), high=float(v.max()))); cols.append(v)
         else:
             codes, cats = pd.factorize(df[c], sort=True)
             features.append(Feature(c, categories=[str(k) for k in cats])); cols.append(codes.astype(float))
@@ -75,7 +74,7 @@ def load_tree_task(name:str, # one of `TREE_TABLES`
     y, classes = pd.factorize(df[target], sort=True)
     perm = np.random.default_rng(seed).permutation(len(x)); n_train = int(0.7 * len(x))
     tr, te = perm[:n_train], perm[n_train:]
-    return TreeTask(name, features, x[tr], y[tr], x[te], y[te], [str(c) for c in classes])
+    return TreeTask(name, features, x_train=x[tr], y_train=y[tr], x_test=x[te], y_test=y[te], classes=[str(c) for c in classes])
 
 # %% ../nbs/21_extraction_trees.ipynb #9363ea70
 class DeployedTree:
@@ -192,6 +191,7 @@ class CachedAPI:
 
 def sweep(ask:CachedAPI, # the cached API
           x:np.ndarray, # the fixed point (NaN = missing)
+          *,
           j:int, # feature to vary
           feature:Feature, # its description
           epsilon:float, # precision, as a fraction of the feature's range
@@ -221,16 +221,16 @@ def sweep(ask:CachedAPI, # the cached API
     return [(r[0], r[1], lo, hi, (lo + hi) / 2) for r, lo, hi in zip(answers, edges[:-1], edges[1:])]
 
 # %% ../nbs/21_extraction_trees.ipynb #34d99dca
-def _leaf(features:list, node:int, label:int, constraints:dict) -> StolenLeaf:
+def _leaf(features:list, node:int, *, label:int, constraints:dict) -> StolenLeaf:
     "A `StolenLeaf` from per-feature constraints: (low, high) or a category set."
     low, high = np.full(len(features), -np.inf), np.full(len(features), np.inf)
     allowed = {}
     for j, c in constraints.items():
         if features[j].categorical: allowed[j] = c
         else: low[j], high[j] = c
-    return StolenLeaf(node, label, low, high, allowed)
+    return StolenLeaf(node, label, low=low, high=high, allowed=allowed)
 
-def random_input(features:list, rng:np.random.Generator, n:int=1) -> np.ndarray:
+def random_input(features:list, rng:np.random.Generator, *, n:int=1) -> np.ndarray:
     "Inputs drawn uniformly from the feature space (uniform categories, uniform numbers)."
     return np.stack([rng.integers(f.width, size=n).astype(float) if f.categorical else rng.uniform(f.low, f.high, n) for f in features], 1)
 
@@ -255,13 +255,13 @@ def path_finding(api:Oracle, # the tree API, answering leaf identifiers (complet
         if node in leaves: continue
         constraints = {}
         for j, f in enumerate(features):
-            for region in sweep(ask, x, j, f, epsilon):
+            for region in sweep(ask, x, j=j, feature=f, epsilon=epsilon):
                 other, _, *span, witness = region
                 if other == node:
                     constraints[j] = span[0] if f.categorical else (span[0], span[1])
                 elif other not in seen:
                     seen.add(other); z = x.copy(); z[j] = witness; queue.append(z)
-        leaves[node] = _leaf(features, node, label, constraints)
+        leaves[node] = _leaf(features, node, label=label, constraints=constraints)
         seen.add(node)
     return StolenTree(features, list(leaves.values()))
 
@@ -286,7 +286,7 @@ def top_down(api:Oracle, # the tree API, answering leaf identifiers; must accept
         visited.add(node)
         for j in np.flatnonzero(~np.isnan(x)):  # deeper nodes may split again on a feature that is already set
             f = features[j]
-            for other, _, *span, witness in sweep(ask, x, j, f, epsilon):
+            for other, _, *span, witness in sweep(ask, x, j=j, feature=f, epsilon=epsilon):
                 region = span[0] if f.categorical else (span[0], span[1])
                 if other == node: constraints[j] = region
                 elif other not in visited:
@@ -297,15 +297,15 @@ def top_down(api:Oracle, # the tree API, answering leaf identifiers; must accept
             z = x.copy(); z[j] = _probe_value(features[j])
             if ask(z)[0] != node: split = j; break
         if split is None:
-            leaves.append(_leaf(features, node, label, constraints)); continue
+            leaves.append(_leaf(features, node, label=label, constraints=constraints)); continue
         f = features[split]
-        for other, _, *span, witness in sweep(ask, x, split, f, epsilon):
+        for other, _, *span, witness in sweep(ask, x, j=split, feature=f, epsilon=epsilon):
             z = x.copy(); z[split] = witness
             stack.append((z, {**constraints, split: span[0] if f.categorical else (span[0], span[1])}))
     return StolenTree(features, leaves)
 
 # %% ../nbs/21_extraction_trees.ipynb #b8844186
-@dataclass
+@dataclass(kw_only=True)
 class TreeExtractionResult(Result):
     "One tree extraction: the leaves found, the queries they cost and the stolen tree's agreement."
     dataset: str
@@ -323,14 +323,14 @@ class TreeExtractionResult(Result):
     @property
     def headline(self) -> Headline:
         "R_test, the stolen tree's agreement on test records, against always answering the majority label."
-        return Headline('R_test', self.r_test, self.r_majority, 'majority label')
+        return Headline('R_test', self.r_test, baseline=self.r_majority, baseline_name='majority label')
 
     def rows(self) -> list:
         "Leaves found (a fraction), queries, agreement on test and uniform inputs, leaf identifiers matched, seconds and the tree's accuracy."
         a, t = f'tree extraction: {self.variant}', self.dataset
         return [r for m, v in (('leaves found', self.leaves_found / self.leaves), ('queries', self.queries), ('R_test', self.r_test),
                                ('R_unif', self.r_unif), ('leaf ids (unif)', self.leaf_agreement_unif), ('seconds', self.seconds))
-                for r in metric_rows(a, t, m, {ATTACK_METHOD: v})] + metric_rows(a, t, 'target accuracy', {'target model': self.target_accuracy})
+                for r in metric_rows(a, t, metric=m, values={ATTACK_METHOD: v})] + metric_rows(a, t, metric='target accuracy', values={'target model': self.target_accuracy})
 
 def continuous_features(x:np.ndarray, # N × F inputs of a tree trained on plain numeric columns
                         names:list|None=None, # feature names (default x0, x1, …)
@@ -338,15 +338,16 @@ def continuous_features(x:np.ndarray, # N × F inputs of a tree trained on plain
     "A continuous `Feature` per column, its range that of `x`: the feature space of a tree over numeric inputs."
     x = np.asarray(x, dtype=float)
     names = names or [f'x{j}' for j in range(x.shape[1])]
-    return [Feature(n, float(lo), float(hi)) for n, lo, hi in zip(names, x.min(0), x.max(0))]
+    return [Feature(n, float(lo), high=float(hi)) for n, lo, hi in zip(names, x.min(0), x.max(0))]
 
-def train_tree(task:TreeTask, min_samples_leaf:int=5, seed:int=0) -> DecisionTreeClassifier:
+def train_tree(task:TreeTask, min_samples_leaf:int=5, *, seed:int=0) -> DecisionTreeClassifier:
     "The provider's tree on the one-hot encoded training data."
     return DecisionTreeClassifier(min_samples_leaf=min_samples_leaf, random_state=seed).fit(encode(task.features, task.x_train), task.y_train)
 
 # %% ../nbs/21_extraction_trees.ipynb #9234bd92
 def run_tree_extraction(dataset:str='steak', # one of `TREE_TABLES` (a preset: the tree is trained on it)
                         variant:str='path-finding', # 'path-finding' (bottom-up) or 'top-down'
+                        *,
                         epsilon:float=1e-5, # boundary precision
                         min_samples_leaf:int=20, # the provider's tree size control
                         n_uniform:int=10_000, # uniform inputs for R_unif
@@ -360,8 +361,8 @@ def run_tree_extraction(dataset:str='steak', # one of `TREE_TABLES` (a preset: t
     if variant not in ('path-finding', 'top-down'): raise ValueError(f"variant must be 'path-finding' or 'top-down', got {variant!r}")
     if tree is None:
         if data is not None: raise ValueError("`data` holds the test records of your own tree: give the tree too")
-        task = task or load_tree_task(dataset, root, seed)
-        tree = train_tree(task, min_samples_leaf, seed)
+        task = task or load_tree_task(dataset, root, seed=seed)
+        tree = train_tree(task, min_samples_leaf, seed=seed)
     if task is not None: features, x_test, y_test, name = task.features, task.x_test, task.y_test, task.name
     else:
         if data is None: raise ValueError("stealing your own tree needs its test records: data=(x, y)")
@@ -373,7 +374,7 @@ def run_tree_extraction(dataset:str='steak', # one of `TREE_TABLES` (a preset: t
     start = time.perf_counter()
     stolen = path_finding(api, features, epsilon=epsilon, seed=seed) if variant == 'path-finding' else top_down(api, features, epsilon=epsilon)
     seconds, queries = time.perf_counter() - start, api.queries
-    u = random_input(features, np.random.default_rng(seed + 1), n_uniform)
+    u = random_input(features, np.random.default_rng(seed + 1), n=n_uniform)
     deployed = DeployedTree(tree, features, seed=seed)  # what the provider computes, for the evaluation (not counted as queries)
     true_ids, true_labels = deployed.leaves(u)
     _, true_test = deployed.leaves(x_test)
@@ -391,8 +392,8 @@ def trees_preset(dataset:str, # one of `TREE_TABLES`
                  min_samples_leaf:int=20, # the provider's minimum samples per leaf
                 ) -> tuple:
     "`(tree, TreeTask)`: the provider's tree trained on the table, and the table with its feature space and test rows."
-    task = load_tree_task(dataset, root, seed)
-    return train_tree(task, min_samples_leaf, seed), task
+    task = load_tree_task(dataset, root, seed=seed)
+    return train_tree(task, min_samples_leaf, seed=seed), task
 
 @dataclass
 class PathFindingConfig:
@@ -420,4 +421,4 @@ def own_tree(model, records:OwnRecords, *, config=None, quick:bool=False, seed:i
     "`(tree, test records)`: path-finding needs a scikit-learn decision tree, whose API names the leaf of each answer."
     if not isinstance(model, DecisionTreeClassifier): raise NotApplicable("path-finding needs a scikit-learn decision tree, whose API names the leaf of each answer")
     test = records.test
-    return model, Data(test.x.flatten(1), test.y, test.classes, name='audited model')
+    return model, Data(test.x.flatten(1), test.y, classes=test.classes, name='audited model')

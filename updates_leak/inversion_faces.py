@@ -13,7 +13,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 from sklearn.linear_model import LogisticRegression
 
-from .core import best_thread_time, best_time, ATTACK_METHOD, Anchor, Result, artefact, check_count, check_finite, check_positive, default_device, metric_rows, paper_value, private_rng
+from .core import best_thread_time, best_time, check_count, check_finite, check_positive, resolve_device, private_rng
+from .results import ATTACK_METHOD, Anchor, Result, artefact, metric_rows, paper_value
 from .data import Data, as_data, load_att_faces, show_images
 from .models import MLP, SoftmaxRegression, fit, accuracy, model_device, module_mode
 from .oracle import white_box
@@ -45,6 +46,7 @@ class FaceSplit:
 
 def load_face_split(n_train:int=7, # training images per person (the first ones in file order)
                     scale:int=1, # downsampling factor per side (1 = full 112×92)
+                    *,
                     root=None, # data root
                    ) -> FaceSplit:
     "The AT&T faces, optionally downsampled, split into the model's training images and held-out images."
@@ -54,7 +56,7 @@ def load_face_split(n_train:int=7, # training images per person (the first ones 
     x = F.avg_pool2d(faces.x, scale) if scale > 1 else faces.x
     rank = torch.zeros_like(faces.y)
     for person in faces.y.unique(): rank[faces.y == person] = torch.arange(int((faces.y == person).sum()))
-    faces = Data(x, faces.y, faces.classes, f'att-faces/{scale}')
+    faces = Data(x, faces.y, classes=faces.classes, name=f'att-faces/{scale}')
     return FaceSplit(faces.subset(torch.where(rank < n_train)[0]), faces.subset(torch.where(rank >= n_train)[0]))
 
 def image_split(train, # the model's training images (`Data`, `(x, y)` or `TensorDataset`), N × C × H × W (or any shape)
@@ -72,6 +74,7 @@ class DAEClassifier(nn.Module):
     "A stacked denoising autoencoder (encoder + decoder) with a softmax layer on the code: the paper's DAE model."
     def __init__(self, n_pixels:int, # input size
                  n_classes:int, # people
+                 *,
                  hidden:tuple=(1000, 300), # widths of the encoder's sigmoid layers
                  image_shape:tuple|None=None, # shape the decoder restores (default: flat vectors)
                 ):
@@ -96,6 +99,7 @@ def _masked_reconstruction_loss(model:DAEClassifier, x, y, corruption:float=0.2)
 
 def train_face_model(kind:str, # one of `FACE_MODELS`
                      split:FaceSplit, # the faces
+                     *,
                      epochs:int|None=None, # classifier epochs (default per model)
                      pretrain_epochs:int=1000, # DAE denoising epochs
                      seed:int=0,
@@ -103,6 +107,7 @@ def train_face_model(kind:str, # one of `FACE_MODELS`
                      progress:bool=True,
                     ) -> nn.Module:
     "Train one of the paper's face recognisers on the split's training images (Adam, full batches)."
+    device = resolve_device(device)  # the model is built here: no model of the caller's to follow
     if kind not in FACE_MODELS: raise ValueError(f"model must be one of {FACE_MODELS}, got {kind!r}")
     with private_rng(seed):
         n, k, data = split.n_pixels, split.n_people, split.train
@@ -131,6 +136,7 @@ def mi_face_step(image_shape:tuple, # shape of one input
 
 def _descend(cost:typing.Callable, # images → B costs
              x:torch.Tensor, # B starting images
+             *,
              lr:float, max_steps:int, patience:int, target_cost:float, process, value_range:tuple,
             ) -> tuple:
     "Algorithm 1's loop, batched: each image steps down its cost until it reaches γ, stalls for β steps or runs out of α; `(best images, their costs, steps)`."
@@ -161,6 +167,7 @@ def _descend(cost:typing.Callable, # images → B costs
 
 def mi_face(model:nn.Module, # the recogniser, returning logits
             labels, # the classes to invert (B)
+            *,
             image_shape:tuple, # shape of one input, e.g. (1, 112, 92)
             lr:float|None=None, # step size λ (`None`: `mi_face_step(image_shape)`, 10 at the AT&T faces' 112×92 pixels)
             max_steps:int=5000, # α
@@ -175,7 +182,7 @@ def mi_face(model:nn.Module, # the recogniser, returning logits
     model = white_box(model, 'MI-FACE (it follows the gradient of the confidence)')
     lr = check_positive(mi_face_step(image_shape) if lr is None else lr, 'lr')
     check_count(max_steps, 'max_steps'); check_count(patience, 'patience')
-    device = model_device(model) if device is None else default_device(device)
+    device = resolve_device(device, model)
     labels = torch.as_tensor(labels).flatten()
     if len(labels) == 0: raise ValueError("MI-FACE needs at least one label to invert")
     if labels.is_floating_point() or labels.dtype == torch.bool: raise TypeError(f"MI-FACE inverts classes, given as integer indices; got {labels.dtype}")
@@ -191,8 +198,8 @@ def mi_face(model:nn.Module, # the recogniser, returning logits
             return c + aux(x) if aux is not None else c
         start = time.perf_counter()
         best, best_cost, steps = _descend(cost, torch.full((len(labels), *image_shape), float(value_range[0]), device=device),
-                                          lr, max_steps, patience, target_cost, process, value_range)
-    return Inversion(best.cpu(), best_cost.cpu(), steps.cpu(), time.perf_counter() - start)
+                                          lr=lr, max_steps=max_steps, patience=patience, target_cost=target_cost, process=process, value_range=value_range)
+    return Inversion(best.cpu(), best_cost.cpu(), steps=steps.cpu(), seconds=time.perf_counter() - start)
 
 # %% ../nbs/31_inversion_faces.ipynb #14bd882a
 def standardize_images(x:torch.Tensor) -> np.ndarray:
@@ -230,7 +237,7 @@ class FaceIdentifier:
         return float((self.classify(self.split.train.x) == self.split.train.y.numpy()).mean())
 
 # %% ../nbs/31_inversion_faces.ipynb #e8193481
-def identification(identifier:FaceIdentifier, inversion:Inversion, labels) -> dict:
+def identification(identifier:FaceIdentifier, inversion:Inversion, *, labels) -> dict:
     "How recognisable the reconstructions are, as fractions: the classifier's and the nearest photo's verdicts, the nearest training image's class, and the similarity to it against real images'."
     labels, x = np.asarray(labels), inversion.images
     similarity = identifier.similarity(x, labels)
@@ -257,11 +264,11 @@ def denoise_and_sharpen(dae:DAEClassifier, # a model with `reconstruct` (the DAE
     return process
 
 # %% ../nbs/31_inversion_faces.ipynb #57808477
-PAPER_FACES = [Anchor(f'MI-FACE: {m}', 'att-faces 112×92', metric, v, source='Fredrikson et al. CCS 2015, Table 3 (8-core Xeon)')
+PAPER_FACES = [Anchor(f'MI-FACE: {m}', 'att-faces 112×92', metric=metric, value=v, source='Fredrikson et al. CCS 2015, Table 3 (8-core Xeon)')
                for m, s, e in (('softmax', 1.4, 5.6), ('mlp', 1298.7, 3096), ('dae', 692.5, 4728)) for metric, v in (('seconds per face', s), ('epochs per face', e))]
 FACES_STEP = 10.  # λ for the AT&T faces at both resolutions (the sweep above)
 
-@dataclass
+@dataclass(kw_only=True)
 class FaceInversionResult(Result):
     "One recogniser's inversion, in the paper's terms (rates as fractions)."
     model: str
@@ -285,21 +292,21 @@ class FaceInversionResult(Result):
     @property
     def headline(self) -> Headline:
         "The share of reconstructions the evaluation classifier takes for the right class, against its share of real held-out images."
-        return Headline('identified by the evaluation classifier', self.identified_classifier, self.reference_accuracy, 'real held-out images')
+        return Headline('identified by the evaluation classifier', self.identified_classifier, baseline=self.reference_accuracy, baseline_name='real held-out images')
 
     def rows(self) -> list:
         "Identification by each check beside the real images' reference, the model's confidence and accuracy, and the cost beside the paper's."
         a, t = f'MI-FACE: {self.model}', f'{self.dataset} {self.image_size}'
-        return (metric_rows(a, t, 'identified (classifier)', {ATTACK_METHOD: self.identified_classifier, 'real held-out images': self.reference_accuracy})
-                + metric_rows(a, t, 'identified (nearest photo)', {ATTACK_METHOD: self.identified_nearest})
-                + metric_rows(a, t, 'nearest training image of the class', {ATTACK_METHOD: self.nearest_training})
-                + metric_rows(a, t, 'similarity to it', {ATTACK_METHOD: self.similarity, 'real held-out images': self.real_similarity})
-                + metric_rows(a, t, 'as close as a real image', {ATTACK_METHOD: self.as_close_as_real})
-                + metric_rows(a, t, 'identified after denoise+sharpen', {ATTACK_METHOD: self.identified_processed})
-                + metric_rows(a, t, 'confidence', {ATTACK_METHOD: self.mean_confidence})
-                + metric_rows(a, t, 'seconds per face', {ATTACK_METHOD: self.seconds_per_face, 'paper': paper_value(PAPER_FACES, a, t, 'seconds per face')})
-                + metric_rows(a, t, 'steps per face', {ATTACK_METHOD: self.steps_per_face, 'paper': paper_value(PAPER_FACES, a, t, 'epochs per face')})
-                + metric_rows(a, t, 'target accuracy', {'target model': self.model_accuracy}))
+        return (metric_rows(a, t, metric='identified (classifier)', values={ATTACK_METHOD: self.identified_classifier, 'real held-out images': self.reference_accuracy})
+                + metric_rows(a, t, metric='identified (nearest photo)', values={ATTACK_METHOD: self.identified_nearest})
+                + metric_rows(a, t, metric='nearest training image of the class', values={ATTACK_METHOD: self.nearest_training})
+                + metric_rows(a, t, metric='similarity to it', values={ATTACK_METHOD: self.similarity, 'real held-out images': self.real_similarity})
+                + metric_rows(a, t, metric='as close as a real image', values={ATTACK_METHOD: self.as_close_as_real})
+                + metric_rows(a, t, metric='identified after denoise+sharpen', values={ATTACK_METHOD: self.identified_processed})
+                + metric_rows(a, t, metric='confidence', values={ATTACK_METHOD: self.mean_confidence})
+                + metric_rows(a, t, metric='seconds per face', values={ATTACK_METHOD: self.seconds_per_face, 'paper': paper_value(PAPER_FACES, a, target=t, metric='seconds per face')})
+                + metric_rows(a, t, metric='steps per face', values={ATTACK_METHOD: self.steps_per_face, 'paper': paper_value(PAPER_FACES, a, target=t, metric='epochs per face')})
+                + metric_rows(a, t, metric='target accuracy', values={'target model': self.model_accuracy}))
 
     def plot(self, classes:list|None=None, # which classes to show (default: the first ten)
             ):
@@ -311,6 +318,7 @@ class FaceInversionResult(Result):
 # %% ../nbs/31_inversion_faces.ipynb #0f84ecbc
 def run_face_inversion(model:str='softmax', # one of `FACE_MODELS`, trained here unless `recogniser` is given
                        scale:int=1, # downsampling per side
+                       *,
                        lr:float|None=None, # MI-FACE step size (`None`: 10 on the AT&T faces, `mi_face_step` on your images)
                        max_steps:int=5000, patience:int=100, target_cost:float=0.01,
                        epochs:int|None=None, pretrain_epochs:int=1000,
@@ -322,24 +330,24 @@ def run_face_inversion(model:str='softmax', # one of `FACE_MODELS`, trained here
     if recogniser is not None: white_box(recogniser, 'MI-FACE (it follows the gradient of the confidence)')
     own = split is not None and not isinstance(split, FaceSplit)
     split = image_split(*split) if own else (split or load_face_split(scale=scale, root=root))
-    if recogniser is None: recogniser = train_face_model(model, split, epochs, pretrain_epochs, seed, device, progress)
+    if recogniser is None: recogniser = train_face_model(model, split, epochs=epochs, pretrain_epochs=pretrain_epochs, seed=seed, device=device, progress=progress)
     else: model = model if not own else type(white_box(recogniser, 'MI-FACE')).__name__
     lo, hi = float(split.train.x.min()), float(split.train.x.max())
     identifier = FaceIdentifier(split)
     people = np.arange(split.n_people)
     lr = lr if lr is not None else (mi_face_step(split.image_shape) if own else FACES_STEP)
-    inv = mi_face(recogniser, people, split.image_shape, lr, max_steps, patience, target_cost, value_range=(min(lo, 0.), max(hi, 1.)), device=device)
-    ident = identification(identifier, inv, people)
+    inv = mi_face(recogniser, people, image_shape=split.image_shape, lr=lr, max_steps=max_steps, patience=patience, target_cost=target_cost, value_range=(min(lo, 0.), max(hi, 1.)), device=device)
+    ident = identification(identifier, inv, labels=people)
     processed = None
     if isinstance(recogniser, DAEClassifier):
-        cleaned = Inversion(denoise_and_sharpen(copy.deepcopy(recogniser).cpu())(inv.images), inv.cost, inv.steps, inv.seconds)
-        processed = identification(identifier, cleaned, people)['classifier']
-    return FaceInversionResult(model, '×'.join(map(str, split.image_shape[1:])), accuracy(recogniser, split.held_out), ident['classifier'],
-                               ident['nearest photo'], processed, identifier.reference_accuracy, float(1 - inv.cost.mean()),
-                               inv.seconds / len(people), float(inv.steps.float().mean()), ident['nearest training image'], ident['similarity'],
-                               float(identifier.real_similarity.mean()), ident['as close as a real image'],
-                               split.train.name.split('/')[0] if not own else 'own images', inv.images,
-                               split.train.x[identifier.nearest_training(inv.images)])
+        cleaned = Inversion(denoise_and_sharpen(copy.deepcopy(recogniser).cpu())(inv.images), inv.cost, steps=inv.steps, seconds=inv.seconds)
+        processed = identification(identifier, cleaned, labels=people)['classifier']
+    return FaceInversionResult(model=model, image_size='×'.join(map(str, split.image_shape[1:])), model_accuracy=accuracy(recogniser, split.held_out), identified_classifier=ident['classifier'],
+                               identified_nearest=ident['nearest photo'], identified_processed=processed, reference_accuracy=identifier.reference_accuracy, mean_confidence=float(1 - inv.cost.mean()),
+                               seconds_per_face=inv.seconds / len(people), steps_per_face=float(inv.steps.float().mean()), nearest_training=ident['nearest training image'], similarity=ident['similarity'],
+                               real_similarity=float(identifier.real_similarity.mean()), as_close_as_real=ident['as close as a real image'],
+                               dataset=split.train.name.split('/')[0] if not own else 'own images', images=inv.images,
+                               nearest_images=split.train.x[identifier.nearest_training(inv.images)])
 
 # %% ../nbs/31_inversion_faces.ipynb #faceregcode
 def face_model_kind(recogniser:nn.Module) -> str:
@@ -394,6 +402,7 @@ def own_face_split(model, records:OwnRecords, *, config=None, quick:bool=False, 
 # %% ../nbs/31_inversion_faces.ipynb #76941172
 def show_inversions(split:FaceSplit, # the faces
                     results:list, # `FaceInversionResult`s with images
+                    *,
                     people:list=range(10), # which people to show
                    ):
     "A training photo of each person beside the reconstruction from each model."
@@ -408,6 +417,7 @@ def show_inversions(split:FaceSplit, # the faces
 @register_bench('face-inversion')
 def bench_face_inversion(models:tuple=('softmax', 'mlp'), # recognisers to time
                          scale:int=1, # downsampling per side
+                         *,
                          lr:float=10., # MI-FACE step size
                          seed:int=0, root=None, device=None,
                         ) -> list:
@@ -418,10 +428,10 @@ def bench_face_inversion(models:tuple=('softmax', 'mlp'), # recognisers to time
     rows = []
     for kind in models:
         recogniser = train_face_model(kind, split, seed=seed, device=device, progress=False)
-        batched = mi_face(recogniser, people, split.image_shape, lr, device=device)
-        batched_s = best_time(lambda: mi_face(recogniser, people, split.image_shape, lr, device=device), 1, device, warmup=False)
-        single_s, single_threads = best_thread_time(lambda: [mi_face(recogniser, [p], split.image_shape, lr, device=device) for p in people], device=device)
+        batched = mi_face(recogniser, people, image_shape=split.image_shape, lr=lr, device=device)
+        batched_s = best_time(lambda: mi_face(recogniser, people, image_shape=split.image_shape, lr=lr, device=device), 1, device=device, warmup=False)
+        single_s, single_threads = best_thread_time(lambda: [mi_face(recogniser, [p], image_shape=split.image_shape, lr=lr, device=device) for p in people], device=device)
         rows.append({'model': kind, 'batched s / face': batched_s / len(people), 'one at a time s / face': single_s / len(people),
-                     'one at a time threads': single_threads, 'ratio': single_s / batched_s, 'identified (classifier)': identification(identifier, batched, people)['classifier'],
-                     'target s / face': {'softmax': 1., 'mlp': 60.}.get(kind), 'paper s / face': paper_value(PAPER_FACES, f'MI-FACE: {kind}', 'att-faces 112×92', 'seconds per face')})
+                     'one at a time threads': single_threads, 'ratio': single_s / batched_s, 'identified (classifier)': identification(identifier, batched, labels=people)['classifier'],
+                     'target s / face': {'softmax': 1., 'mlp': 60.}.get(kind), 'paper s / face': paper_value(PAPER_FACES, f'MI-FACE: {kind}', target='att-faces 112×92', metric='seconds per face')})
     return rows

@@ -11,7 +11,7 @@ import pandas as pd
 import torch
 from sklearn.tree import DecisionTreeClassifier
 
-from .core import ATTACK_METHOD, Anchor, Result, metric_rows, paper_value, seed_spread
+from .results import ATTACK_METHOD, Anchor, Result, metric_rows, paper_value, seed_spread
 from .data import Feature, as_data, load_table
 from .oracle import model_kind, posteriors
 from .attacks import Headline, register_attack, register_preset
@@ -55,6 +55,7 @@ def feature_index(features:list, # `Feature`s
 
 def load_survey(name:str='steak', # one of `SURVEYS`
                 sensitive:str|None=None, # the sensitive feature (default: the paper's)
+                *,
                 positive:str|None=None, # its answer whose precision is reported (default: the paper's)
                 train_fraction:float=0.7, # share of rows the model is trained on (members)
                 seed:int=0, # seeds the member / non-member split
@@ -79,7 +80,7 @@ def load_survey(name:str='steak', # one of `SURVEYS`
     if positive not in features[s].categories: raise ValueError(f"{positive!r} is not an answer of {sensitive!r}: {features[s].categories}")
     perm = np.random.default_rng(seed).permutation(len(x)); n_train = int(train_fraction * len(x))
     tr, te = perm[:n_train], perm[n_train:]
-    return SurveyTask(name, features, s, features[s].categories.index(positive), x[tr], y[tr], x[te], y[te], [str(c) for c in classes])
+    return SurveyTask(name, features, sensitive=s, positive=features[s].categories.index(positive), x_train=x[tr], y_train=y[tr], x_test=x[te], y_test=y[te], classes=[str(c) for c in classes])
 
 # %% ../nbs/30_inversion_map.ipynb #c162b9ca
 def feature_columns(features:list) -> list:
@@ -104,13 +105,14 @@ def encode_survey(features:list, # `Feature`s, all categorical
 
 def train_survey_tree(task:SurveyTask, # the survey
                       min_samples_leaf:int=1, # 1 grows the tree fully, as BigML did on these surveys
+                      *,
                       seed:int=0,
                      ) -> DecisionTreeClassifier:
     "The provider's model: a CART tree on the members' encoded answers."
     return DecisionTreeClassifier(min_samples_leaf=min_samples_leaf, random_state=seed).fit(encode_survey(task.features, task.x_train), task.y_train)
 
 # %% ../nbs/30_inversion_map.ipynb #ff052462
-def _binned_feature(name:str, column:np.ndarray, n_bins:int) -> tuple:
+def _binned_feature(name:str, column:np.ndarray, *, n_bins:int) -> tuple:
     "A `Feature` whose categories are `column`'s quantile bins (or its few distinct values), and each value's category code."
     distinct = np.unique(column)
     if len(distinct) <= n_bins:
@@ -123,6 +125,7 @@ def _binned_feature(name:str, column:np.ndarray, n_bins:int) -> tuple:
 
 def binned_survey(members, # the model's training records: a `Data`, `(x, y)` or `TensorDataset` of numeric N × F features
                   nonmembers, # records it never saw, from the same population
+                  *,
                   sensitive:int|str, # the column the attacker infers: its index, or its name in `names`
                   n_bins:int=4, # bins per numeric column
                   names:list|None=None, # column names (default x0, x1, …)
@@ -139,12 +142,12 @@ def binned_survey(members, # the model's training records: a `Data`, `(x, y)` or
     s = names.index(sensitive) if isinstance(sensitive, str) else int(sensitive)
     if not 0 <= s < x.shape[1]: raise ValueError(f"sensitive column {sensitive!r} does not exist; the data has {x.shape[1]} columns")
     order = [s] + [j for j in range(x.shape[1]) if j != s]
-    features, codes = zip(*(_binned_feature(names[j], x[:, j], n_bins) for j in order))
+    features, codes = zip(*(_binned_feature(names[j], x[:, j], n_bins=n_bins) for j in order))
     codes = np.stack(codes, 1)
     k = len(features[0].categories)
     positive = k - 1 if positive is None else positive
     if not 0 <= positive < k: raise ValueError(f"positive must be a bin of the sensitive column (0 … {k - 1}), got {positive}")
-    return SurveyTask(name, list(features), 0, positive, codes[:len(m)], m.y.numpy(), codes[len(m):], n.y.numpy(), list(m.classes))
+    return SurveyTask(name, list(features), sensitive=0, positive=positive, x_train=codes[:len(m)], y_train=m.y.numpy(), x_test=codes[len(m):], y_test=n.y.numpy(), classes=list(m.classes))
 
 # %% ../nbs/30_inversion_map.ipynb #f5ef05b9
 def marginal_priors(features:list, # `Feature`s, all categorical
@@ -155,6 +158,7 @@ def marginal_priors(features:list, # `Feature`s, all categorical
 
 def error_model(y_true:np.ndarray, # true labels
                 y_pred:np.ndarray, # the model's labels for the same rows
+                *,
                 n_classes:int,
                 smoothing:float=1., # pseudo-count added to every cell
                ) -> np.ndarray:
@@ -189,17 +193,18 @@ def _candidates(feature:Feature, candidates) -> np.ndarray:
     if unknown: raise ValueError(f"candidates {unknown} are not answers of {feature.name!r}: {feature.categories}")
     return np.array([feature.categories.index(c) for c in names])
 
-def _with_value(x:np.ndarray, s:int, v:int) -> np.ndarray:
+def _with_value(x:np.ndarray, s:int, *, v:int) -> np.ndarray:
     x = np.array(x, copy=True); x[:, s] = v
     return x
 
-def _decide(scores:np.ndarray, candidates:np.ndarray, queries:int) -> MapEstimate:
+def _decide(scores:np.ndarray, candidates:np.ndarray, *, queries:int) -> MapEstimate:
     total = scores.sum(1, keepdims=True)
     posterior = np.where(total > 0, scores / np.where(total > 0, total, 1), 1 / scores.shape[1])
-    return MapEstimate(candidates[scores.argmax(1)], posterior, candidates, queries)
+    return MapEstimate(candidates[scores.argmax(1)], posterior, candidates=candidates, queries=queries)
 
 def blackbox_map(predict, # the model's API: N×F category codes → N labels
                  features:list, # `Feature`s
+                 *,
                  x:np.ndarray, # N×F targets' answers (the sensitive column is ignored)
                  y:np.ndarray, # N true labels of the targets
                  sensitive:str, # name of the sensitive feature
@@ -213,8 +218,8 @@ def blackbox_map(predict, # the model's API: N×F category codes → N labels
     prior = check_prior(prior, len(cand))
     x, y = np.asarray(x), np.asarray(y)
     if len(x) != len(y): raise ValueError(f"{len(x)} targets but {len(y)} labels")
-    scores = np.stack([pi[y, np.asarray(predict(_with_value(x, s, v)))] * p for v, p in zip(cand, prior)], 1)
-    return _decide(scores, cand, len(cand) * len(x))
+    scores = np.stack([pi[y, np.asarray(predict(_with_value(x, s, v=v)))] * p for v, p in zip(cand, prior)], 1)
+    return _decide(scores, cand, queries=len(cand) * len(x))
 
 # %% ../nbs/30_inversion_map.ipynb #125b43c2
 def leaf_cells(tree:DecisionTreeClassifier, # fitted on `encode_survey(features, ·)`
@@ -242,6 +247,7 @@ def leaf_class_counts(tree:DecisionTreeClassifier) -> np.ndarray:
 
 def whitebox_map(tree:DecisionTreeClassifier, # the released tree, fitted on `encode_survey(features, ·)`
                  features:list, # `Feature`s
+                 *,
                  x:np.ndarray, # N×F targets' answers (the sensitive column is ignored)
                  y:np.ndarray, # N true labels of the targets
                  sensitive:str, # name of the sensitive feature
@@ -263,13 +269,13 @@ def whitebox_map(tree:DecisionTreeClassifier, # the released tree, fitted on `en
         for node, masks in cells.items(): cell_mass[node] = np.prod([p[m].sum() for p, m in zip(priors, masks)])
     scores = []
     for v, p in zip(cand, prior):
-        leaf = tree.apply(encode_survey(features, _with_value(x, s, v)))
+        leaf = tree.apply(encode_survey(features, _with_value(x, s, v=v)))
         score = class_counts[leaf, y] * p
         scores.append(score / np.maximum(cell_mass[leaf], 1e-300) if cell_correction else score)
-    return _decide(np.stack(scores, 1), cand, 0)
+    return _decide(np.stack(scores, 1), cand, queries=0)
 
 # %% ../nbs/30_inversion_map.ipynb #4e973ef3
-PAPER_MAP = [Anchor(f'MAP inversion: {method}', survey, metric, value, 'members', 'Fredrikson et al. CCS 2015, Figure 3')
+PAPER_MAP = [Anchor(f'MAP inversion: {method}', survey, metric=metric, value=value, setting='members', source='Fredrikson et al. CCS 2015, Figure 3')
              for survey, method, acc, prec in (('steak', 'white-box', 0.864, 1.0), ('steak', 'black-box', 0.858, 0.857), ('steak', 'prior mode', 0.829, None),
                                                ('steak', 'ideal', 0.998, 1.0), ('gss', 'white-box', 0.803, 1.0), ('gss', 'black-box', 0.80, 0.388),
                                                ('gss', 'prior mode', 0.82, None), ('gss', 'ideal', 0.803, 0.615))
@@ -277,6 +283,7 @@ PAPER_MAP = [Anchor(f'MAP inversion: {method}', survey, metric, value, 'members'
 
 def inversion_scores(truth:np.ndarray, # true category codes of the sensitive feature
                      guess:np.ndarray, # the attacker's codes
+                     *,
                      positive:int, # the code whose precision and recall are reported
                     ) -> dict:
     "Accuracy, and precision and recall of the sensitive answer (precision is undefined, `nan`, when it is never guessed)."
@@ -294,15 +301,16 @@ def _label_predictor(model, encode):
 
 def attack_survey(task:SurveyTask, # the survey with its split
                   min_samples_leaf:int=1, # the provider's tree size control (when no model is given)
+                  *,
                   seed:int=0,
                   model=None, # your own trained model over `encode_survey(task.features, ·)` (default: a CART tree trained here)
                  ) -> list:
     "Run every estimator on members and non-members: one dict per (method, group). The white-box ones need a scikit-learn tree."
-    tree = train_survey_tree(task, min_samples_leaf, seed) if model is None else model
+    tree = train_survey_tree(task, min_samples_leaf, seed=seed) if model is None else model
     encode = lambda x: encode_survey(task.features, x)
     predict = _label_predictor(tree, encode)
     priors = marginal_priors(task.features, task.x_train)
-    pi = error_model(task.y_train, predict(task.x_train), len(task.classes))
+    pi = error_model(task.y_train, predict(task.x_train), n_classes=len(task.classes))
     s, name = task.sensitive, task.features[task.sensitive].name
     known = [j for j in range(len(task.features)) if j != s]
     def answers_and_label(x, y): return np.hstack([encode_survey([task.features[j] for j in known], x[:, known]), np.eye(len(task.classes))[y]])
@@ -310,18 +318,18 @@ def attack_survey(task:SurveyTask, # the survey with its split
     white_box = isinstance(tree, DecisionTreeClassifier)
     rows = []
     for group, x, y in [('members', task.x_train, task.y_train), ('non-members', task.x_test, task.y_test)]:
-        guesses = {'black-box': blackbox_map(predict, task.features, x, y, name, priors[s], pi).values}
+        guesses = {'black-box': blackbox_map(predict, task.features, x=x, y=y, sensitive=name, prior=priors[s], pi=pi).values}
         if white_box:
-            guesses['white-box'] = whitebox_map(tree, task.features, x, y, name, priors).values
-            guesses['white-box, cell-corrected'] = whitebox_map(tree, task.features, x, y, name, priors, cell_correction=True).values
+            guesses['white-box'] = whitebox_map(tree, task.features, x=x, y=y, sensitive=name, priors=priors).values
+            guesses['white-box, cell-corrected'] = whitebox_map(tree, task.features, x=x, y=y, sensitive=name, priors=priors, cell_correction=True).values
         guesses.update({'prior mode': np.full(len(x), priors[s].argmax()), 'ideal': ideal.predict(answers_and_label(x, y))})
         for method, guess in guesses.items():
-            rows.append(dict(survey=task.name, method=method, group=group, **inversion_scores(x[:, s], guess, task.positive),
+            rows.append(dict(survey=task.name, method=method, group=group, **inversion_scores(x[:, s], guess, positive=task.positive),
                              model_accuracy=float((predict(x) == y).mean())))
     return rows
 
 # %% ../nbs/30_inversion_map.ipynb #3074b9a9
-@dataclass
+@dataclass(kw_only=True)
 class MapInversionResult(Result):
     "Mean scores over splits for each survey, estimator and group (members, non-members), with the paper's numbers beside them."
     rows_per_split: list  # one dict per (survey, method, group, split)
@@ -344,7 +352,7 @@ class MapInversionResult(Result):
         members = {m: v for (_, m, g), v in acc.items() if g == 'members' and m not in ('ideal', 'prior mode')}
         best = max(members, key=members.get)
         prior = next(v for (_, m, g), v in acc.items() if g == 'members' and m == 'prior mode')
-        return Headline(f'accuracy on members ({best})', members[best], prior, "the prior's mode")
+        return Headline(f'accuracy on members ({best})', members[best], baseline=prior, baseline_name="the prior's mode")
 
     def rows(self) -> list:
         "Each estimator's accuracy, precision and recall of the sensitive answer, on members and on non-members, beside the paper."
@@ -352,7 +360,7 @@ class MapInversionResult(Result):
         for (survey, method, group), m in self.means().iterrows():
             attack = f'MAP inversion: {method}'
             for metric in ('accuracy', 'precision', 'recall'):
-                out += metric_rows(attack, survey, metric, {ATTACK_METHOD: m[metric], 'paper': paper_value(PAPER_MAP, attack, survey, metric, group)}, group)
+                out += metric_rows(attack, survey, metric=metric, values={ATTACK_METHOD: m[metric], 'paper': paper_value(PAPER_MAP, attack, target=survey, metric=metric, setting=group)}, setting=group)
         return out
 
     def plot(self):
@@ -373,6 +381,7 @@ class MapInversionResult(Result):
 # %% ../nbs/30_inversion_map.ipynb #df91e5e5
 def run_map_inversion(surveys:list=('steak', 'gss'), # names in `SURVEYS` (presets: a CART tree is trained on each)
                       seeds:list=range(5), # one member / non-member split per seed
+                      *,
                       min_samples_leaf:int=1, # the provider's tree size control
                       root=None, # data root
                       model=None, # your own trained model (a scikit-learn tree also gets the white-box estimators), instead of the surveys
@@ -387,10 +396,10 @@ def run_map_inversion(surveys:list=('steak', 'gss'), # names in `SURVEYS` (prese
     if model is not None:
         if members is None or nonmembers is None or sensitive is None:
             raise ValueError("attacking your own model needs its members, non-members and the sensitive column")
-        task = binned_survey(members, nonmembers, sensitive, n_bins, names, name=name)
-        return MapInversionResult([r | dict(seed=0) for r in attack_survey(task, model=model)])
-    return MapInversionResult([r | dict(seed=seed) for name in surveys for seed in seeds
-                               for r in attack_survey(load_survey(name, seed=seed, root=root), min_samples_leaf, seed)])
+        task = binned_survey(members, nonmembers, sensitive=sensitive, n_bins=n_bins, names=names, name=name)
+        return MapInversionResult(rows_per_split=[r | dict(seed=0) for r in attack_survey(task, model=model)])
+    return MapInversionResult(rows_per_split=[r | dict(seed=seed) for name in surveys for seed in seeds
+                               for r in attack_survey(load_survey(name, seed=seed, root=root), min_samples_leaf, seed=seed)])
 
 # %% ../nbs/30_inversion_map.ipynb #mapregcode
 @register_preset('surveys', datasets=tuple(SURVEYS))
@@ -400,7 +409,7 @@ def surveys_preset(dataset:str, # one of `SURVEYS`
                   ) -> tuple:
     "`(tree, SurveyTask)`: the survey split by `seed` into members and non-members, and the tree trained on the members."
     task = load_survey(dataset, seed=seed, root=root)
-    return train_survey_tree(task, min_samples_leaf, seed), task
+    return train_survey_tree(task, min_samples_leaf, seed=seed), task
 
 @dataclass
 class MapConfig:
@@ -415,11 +424,11 @@ def run_map(target, # the model over `encode_survey(data.features, ·)`: a sciki
             *, config:MapConfig=MapConfig(), seed:int=0, device=None, progress:bool=False,
            ) -> MapInversionResult:
     "MAP inference of a sensitive attribute from the model's answers (black-box) and its tree's leaf counts (white-box)."
-    return MapInversionResult([r | dict(seed=seed) for r in attack_survey(data, seed=seed, model=target)])
+    return MapInversionResult(rows_per_split=[r | dict(seed=seed) for r in attack_survey(data, seed=seed, model=target)])
 
 @register_own('surveys')
 def own_survey(model, records:OwnRecords, *, config=None, quick:bool=False, seed:int=0, device=None, progress:bool=False, cache_dir=None) -> tuple:
     "`(model, SurveyTask)` of one's own tabular records, their columns binned (`binned_survey`): MAP inference needs the column to infer."
     if records.sensitive is None: raise NotApplicable("give the column to infer (`sensitive`, or --sensitive COLUMN) for MAP attribute inference")
     if records.train.x.dim() != 2: raise NotApplicable("MAP inference reads tabular records")
-    return model, binned_survey(records.train, records.test, records.sensitive, 4, records.columns, name='audited model')
+    return model, binned_survey(records.train, records.test, sensitive=records.sensitive, n_bins=4, names=records.columns, name='audited model')

@@ -48,6 +48,7 @@ def sniff_pickle(path:Path) -> str|None:
 
 def load_torch_model(weights:str|Path, # a `.safetensors` file of the model's state_dict
                      arch:str|None, # the architecture, 'package.module:Class' (or a function that returns the model)
+                     *,
                      arch_kwargs:dict|str|None=None, # its keyword arguments, a dict or JSON text
                     ) -> nn.Module:
     "A torch model built from its architecture and loaded with safetensors weights, in eval mode; nothing is unpickled."
@@ -113,6 +114,7 @@ class OnnxClassifier:
 # %% ../nbs/06_loading.ipynb #a0b155e1
 def load_model(model:str|Path|None=None, # a `.safetensors`, `.skops` or `.onnx` file
                arch:str|None=None, # with safetensors: the architecture, 'package.module:Class'
+               *,
                arch_kwargs:dict|str|None=None, # with safetensors: the architecture's keyword arguments (a dict or JSON)
                predict:str|None=None, # instead of a file: a predictions-only function, 'package.module:function'
               ):
@@ -125,7 +127,7 @@ def load_model(model:str|Path|None=None, # a `.safetensors`, `.skops` or `.onnx`
     path = Path(model)
     if path.suffix == '.skops': return load_skops_model(path)
     if path.suffix == '.onnx': return OnnxClassifier(path)
-    return load_torch_model(path, arch, arch_kwargs)
+    return load_torch_model(path, arch, arch_kwargs=arch_kwargs)
 
 # %% ../nbs/06_loading.ipynb #576cdfe7
 @dataclass
@@ -136,6 +138,7 @@ class Records:
 
 def load_records(spec, # a `Data` or `(x, y)`, or a path to `.npz` / `.csv`, or a dataset name ('name' or 'name:split')
                  label:str='label', # a CSV's label column
+                 *,
                  split:str='train', # a dataset name's split when the name does not say
                  root=None, # data root for dataset names
                  name:str|None=None, # what the records are called in errors
@@ -158,4 +161,4 @@ def load_records(spec, # a `Data` or `(x, y)`, or a path to `.npz` / `.csv`, or 
     dataset, _, part = str(spec).partition(':')
     if dataset in ('digits', 'iris', 'breast-cancer', 'wine'):
         raise ValueError(f"{dataset} has no fixed split: save your split as .npz files (x, y) and give those")
-    return Records(load_dataset(dataset, part or split, root))
+    return Records(load_dataset(dataset, part or split, root=root))

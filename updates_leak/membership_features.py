@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from sklearn.metrics import roc_auc_score, roc_curve
 from torch.func import functional_call, grad, vmap
 
-from .core import (best_thread_time, private_rng, best_time, check_count, check_finite, check_positive, chunks, default_device, progress as progress_bar,
+from .core import (best_thread_time, private_rng, best_time, check_count, check_finite, check_positive, chunks, resolve_device, progress as progress_bar,
                                seeded_generator, torch_threads)
 from .attacks import tpr_at_fpr
 from .data import as_data
@@ -45,22 +45,22 @@ def check_layers(model:nn.Module, # the model
     return list(layers)
 
 # %% ../nbs/60_membership_features.ipynb #6dccff90
-def _one_example_loss(model:nn.Module, params:dict, buffers:dict):
+def _one_example_loss(model:nn.Module, params:dict, *, buffers:dict):
     "Cross-entropy of one example as a function of a subset `sub` of the parameters (the rest held at `params`)."
     def loss(sub, x, y):
         return F.cross_entropy(functional_call(model, ({**params, **sub}, buffers), (x[None],)), y[None])
     return loss
 
-def _vmap_gradients(model, x, y, layers, out, batch_size, device):
+def _vmap_gradients(model, x, *, y, layers, out, batch_size, device):
     "Fill `out` with `vmap` over the `grad` of one example's loss: any architecture."
     params = {k: v.detach() for k, v in model.named_parameters()}
     sub = {f'{l}.weight': params[f'{l}.weight'] for l in layers}
-    batched = vmap(grad(_one_example_loss(model, params, dict(model.named_buffers()))), in_dims=(None, 0, 0))
+    batched = vmap(grad(_one_example_loss(model, params, buffers=dict(model.named_buffers()))), in_dims=(None, 0, 0))
     for s in chunks(len(x), batch_size):
         g = batched(sub, x[s].to(device), y[s].to(device))
         for l in layers: out[l][s] = g[f'{l}.weight'].flatten(2)
 
-def _outer_product_gradients(model, x, y, layers, out, batch_size, device) -> bool:
+def _outer_product_gradients(model, x, *, y, layers, out, batch_size, device) -> bool:
     """Fill `out` from one batched forward and backward pass per chunk: a linear layer's per-example weight gradient is the
     outer product of the gradient at its output and its input. `False` (and nothing filled) if a layer runs twice in a pass."""
     modules, seen = dict(model.named_modules()), {}
@@ -90,6 +90,7 @@ def _outer_product_gradients(model, x, y, layers, out, batch_size, device) -> bo
 # %% ../nbs/60_membership_features.ipynb #73b4add2
 def per_sample_gradients(model:nn.Module, # the classifier, evaluated in eval mode
                          x:torch.Tensor, # inputs, N × input shape
+                         *,
                          y:torch.Tensor, # labels, N
                          layers:list, # weight layers to differentiate (see `weight_layers`)
                          batch_size:int=512, # examples per chunk (bounds memory)
@@ -97,18 +98,19 @@ def per_sample_gradients(model:nn.Module, # the classifier, evaluated in eval mo
                         ) -> dict:
     "Gradient of each example's loss with respect to each layer's weights: layer -> N × out × in, on the CPU."
     layers = check_layers(model, layers)
-    if device is not None and default_device(device) != model_device(model): model = copy.deepcopy(model).to(default_device(device))
+    if resolve_device(device, model) != model_device(model): model = copy.deepcopy(model).to(resolve_device(device))
     modules = dict(model.named_modules())
     out = {l: torch.empty(len(x), modules[l].weight.shape[0], modules[l].weight[0].numel(), dtype=modules[l].weight.dtype) for l in layers}
     device = model_device(model)
     with module_mode(model):
         linear = all(isinstance(modules[l], nn.Linear) for l in layers)
-        if not (linear and _outer_product_gradients(model, x, y, layers, out, batch_size, device)):
-            _vmap_gradients(model, x, y, layers, out, batch_size, device)
+        if not (linear and _outer_product_gradients(model, x, y=y, layers=layers, out=out, batch_size=batch_size, device=device)):
+            _vmap_gradients(model, x, y=y, layers=layers, out=out, batch_size=batch_size, device=device)
     return out
 
 def loop_gradients(model:nn.Module, # the classifier, evaluated in eval mode
                    x:torch.Tensor, # inputs, N × input shape
+                   *,
                    y:torch.Tensor, # labels, N
                    layers:list, # weight layers to differentiate
                   ) -> dict:
@@ -129,6 +131,7 @@ def loop_gradients(model:nn.Module, # the classifier, evaluated in eval mode
 @register_bench('per-sample-gradients')
 def bench_per_sample_gradients(n:int=512, # records per measurement
                                threads:int|None=2, # PyTorch intra-op threads of the batched method (`None`: leave as is); the loop runs at its best, 1 or these
+                               *,
                                repeats:int=3, # timed repetitions (the best is kept)
                                seed:int=0,
                                device=None, # where the models compute (`None`: the CPU); the gradients come back on the CPU
@@ -143,13 +146,13 @@ def bench_per_sample_gradients(n:int=512, # records per measurement
         with torch_threads(threads):
             for name, model, x, classes, last in cases:
                 y = torch.randint(0, classes, (n,))
-                model = model.to(default_device(device) if device is not None else 'cpu')
+                model = model.to(resolve_device(device, model))
                 layers = weight_layers(model)[last:] if last else weight_layers(model)
-                fast = best_time(lambda: per_sample_gradients(model, x, y, layers), repeats, device)
-                loop, loop_threads = best_thread_time(lambda: loop_gradients(model, x, y, layers), device=device, repeats=repeats, warmup=True)
+                fast = best_time(lambda: per_sample_gradients(model, x, y=y, layers=layers), repeats, device=device)
+                loop, loop_threads = best_thread_time(lambda: loop_gradients(model, x, y=y, layers=layers), device=device, repeats=repeats, warmup=True)
                 size = sum(dict(model.named_modules())[l].weight.numel() for l in layers) * n
                 floor = best_time(lambda: torch.empty(size).fill_(0.), repeats)  # fresh pages: the kernel maps them on first write
-                a, b = per_sample_gradients(model, x, y, layers), loop_gradients(model, x, y, layers)
+                a, b = per_sample_gradients(model, x, y=y, layers=layers), loop_gradients(model, x, y=y, layers=layers)
                 method = 'outer products' if all(isinstance(dict(model.named_modules())[l], nn.Linear) for l in layers) else 'vmap'
                 rows.append({'case': name, 'records': n, 'threads': torch.get_num_threads(), 'loop threads': loop_threads, 'device': str(next(model.parameters()).device), 'method': method, 'batched s': fast, 'loop s': loop,
                              'speed-up': loop / fast, 'output MB': size * 4 / 2**20, 'output floor s': floor, 'largest possible speed-up': loop / floor,
@@ -159,6 +162,7 @@ def bench_per_sample_gradients(n:int=512, # records per measurement
 # %% ../nbs/60_membership_features.ipynb #6533d35d
 def membership_features(model, # the target classifier: a torch model, or (black-box features only) a scikit-learn estimator or prediction function
                         data, # the records to describe: a `Data`, `(x, y)` or `TensorDataset`
+                        *,
                         layers:list=(), # weight layers whose per-example gradients to include (a torch model's)
                         batch_size:int=512, # examples per chunk
                         device:str|torch.device|None=None, # torch models: where to compute (`None`: where the model lives)
@@ -174,7 +178,7 @@ def membership_features(model, # the target classifier: a torch model, or (black
     feats = {'label': F.one_hot(data.y, logits.shape[1]).float(), 'output': log_probs.exp().float(),
              'log_loss': loss.clamp_min(1e-30).log().float()[:, None]}
     if layers:
-        for l, g in per_sample_gradients(model, data.x, data.y, layers, batch_size, device).items(): feats[f'grad:{l}'] = g
+        for l, g in per_sample_gradients(model, data.x, y=data.y, layers=layers, batch_size=batch_size, device=device).items(): feats[f'grad:{l}'] = g
     return feats
 
 BLACK_BOX = ('label', 'output', 'log_loss')  # what an API user with the record's label can compute
@@ -218,6 +222,7 @@ class GradientComponent(nn.Module):
     "The paper's gradient component: `kernels` convolution kernels spanning the layer's outputs, slid over its inputs, then FC 128 → 64."
     def __init__(self, n_out:int, # the layer's output size ("next layer size")
                  n_in:int, # the layer's input size (the kernel positions)
+                 *,
                  kernels:int=1000, # convolution kernels
                  dropout:float=0.2, # dropout rate
                 ):
@@ -232,11 +237,12 @@ class NasrAttack(nn.Module):
     "The attack model of Nasr et al.: one component per feature block, then an FC encoder 256 → 128 → 64 → 1."
     def __init__(self, shapes:dict, # feature name -> shape of one record's block
                  kernels:int=1000, # kernels of each gradient component
+                 *,
                  dropout:float=0.2, # dropout rate
                 ):
         super().__init__()
         self.names = list(shapes)
-        self.components = nn.ModuleDict({k.replace('.', '_'): GradientComponent(*s, kernels, dropout) if len(s) == 2
+        self.components = nn.ModuleDict({k.replace('.', '_'): GradientComponent(*s, kernels=kernels, dropout=dropout) if len(s) == 2
                                          else fc_component(int(np.prod(s)), dropout) for k, s in shapes.items()})
         self.encoder = nn.Sequential(nn.Linear(64 * len(shapes), 256), nn.ReLU(), nn.Dropout(dropout),
                                      nn.Linear(256, 128), nn.ReLU(), nn.Dropout(dropout),
@@ -278,6 +284,7 @@ def check_membership_labels(is_member, # which records are members
 # %% ../nbs/60_membership_features.ipynb #14959539
 def train_nasr_attack(features:dict, # the attacker's known records (from `membership_features`)
                  is_member:torch.Tensor, # N bools: which of them are members
+                 *,
                  kernels:int|None=None, # kernels of each gradient component (`None`: `default_kernels`)
                  epochs:int=40, # passes over the known records
                  lr:float=1e-4, # Adam learning rate
@@ -290,7 +297,7 @@ def train_nasr_attack(features:dict, # the attacker's known records (from `membe
     n = check_feature_blocks(features)
     is_member = check_membership_labels(is_member, n)
     check_count(epochs, 'epochs'); check_positive(lr, 'lr'); check_count(batch_size, 'batch_size')
-    device = default_device(device)
+    device = resolve_device(device)
     kernels = default_kernels(features) if kernels is None else check_count(kernels, 'kernels')
     scaler = FeatureScaler.fit(features)
     x = {k: v.to(device) for k, v in scaler(features).items()}
@@ -310,6 +317,7 @@ def train_nasr_attack(features:dict, # the attacker's known records (from `membe
 @torch.no_grad()
 def membership_scores(attack:NasrAttack, # a trained attack
                       features:dict, # scaled features (`scaler(features)`)
+                      *,
                       batch_size:int=1024, # records per forward pass
                      ) -> torch.Tensor:
     "The attack's membership logits (higher: member)."
@@ -327,6 +335,7 @@ def summary_statistics(features:dict) -> torch.Tensor:
 
 def train_unsupervised_attack(features:dict, # the target records' features (no membership labels)
                               kernels:int|None=None, # kernels of each gradient component (`None`: `default_kernels`)
+                              *,
                               epochs:int=40, # training epochs
                               lr:float=1e-4, # Adam learning rate
                               batch_size:int=64, # minibatch size
@@ -336,7 +345,7 @@ def train_unsupervised_attack(features:dict, # the target records' features (no 
                              ) -> torch.Tensor:
     "Membership scores from an encoder–decoder trained without labels (higher: member)."
     check_feature_blocks(features); check_count(epochs, 'epochs'); check_positive(lr, 'lr'); check_count(batch_size, 'batch_size')
-    device, kernels = default_device(device), default_kernels(features) if kernels is None else check_count(kernels, 'kernels')
+    device, kernels = resolve_device(device), default_kernels(features) if kernels is None else check_count(kernels, 'kernels')
     scaler = FeatureScaler.fit(features)
     x = {k: v.to(device) for k, v in scaler(features).items()}
     stats = summary_statistics(features).to(device)
@@ -375,13 +384,14 @@ def best_threshold(scores, # membership scores of the attacker's known records (
 
 def attack_metrics(scores, # membership scores of the evaluation records (higher: member)
                    is_member, # the truth
+                   *,
                    threshold:float, # decision threshold, chosen on the attacker's known records
                   ) -> dict:
     "Balanced accuracy at `threshold`, ROC AUC, and TPR at 0.1% and 1% FPR."
     s, m = torch.as_tensor(scores).double(), torch.as_tensor(is_member).bool()
     acc = 0.5 * (float((s[m] >= threshold).double().mean()) + float((s[~m] < threshold).double().mean()))
     return {'accuracy': acc, 'auc': float(roc_auc_score(m.numpy(), s.numpy())),
-            'tpr@0.1%fpr': tpr_at_fpr(s, m, 1e-3), 'tpr@1%fpr': tpr_at_fpr(s, m, 1e-2)}
+            'tpr@0.1%fpr': tpr_at_fpr(s, m, fpr_max=1e-3), 'tpr@1%fpr': tpr_at_fpr(s, m, fpr_max=1e-2)}
 
 # %% ../nbs/60_membership_features.ipynb #edb5d4fa
 def loss_scores(features:dict) -> torch.Tensor:

@@ -13,7 +13,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 from sklearn.metrics import roc_curve
 
-from .core import ATTACK_METHOD, Result, artefact, check_count, check_positive, default_device, metric_rows, private_rng, seeded_generator
+from .results import ATTACK_METHOD, Result, artefact, metric_rows
+from .core import check_count, check_positive, resolve_device, private_rng, seeded_generator
 from .data import Data, assert_disjoint, concat, disjoint_split
 from .attacks import Headline, plot_roc_curves, register_attack, register_preset
 from .membership_features import (attack_metrics, best_threshold, check_layers, epoch_range, membership_features,
@@ -35,6 +36,7 @@ def average_states(states:list, # state dicts of the participants' models
 
 def ascent_step(model:nn.Module, # the model to push (changed in place)
                 data:Data, # the target records
+                *,
                 step:float, # gradient-ascent step size
                ) -> nn.Module:
     "The active attacker's move: one gradient step *up* the target records' mean loss."
@@ -63,11 +65,12 @@ class FederatedSetting:
     batch_size: int = 64 # local minibatch size
 
     def __post_init__(self):
-        for name, low in (('participants', 2), ('records', 2), ('rounds', 1), ('local_epochs', 1), ('batch_size', 1)): check_count(getattr(self, name), name, low)
+        for name, low in (('participants', 2), ('records', 2), ('rounds', 1), ('local_epochs', 1), ('batch_size', 1)): check_count(getattr(self, name), name, low=low)
         check_positive(self.lr, 'lr')
 
 def local_update(model:nn.Module, # a participant's copy of the model (trained in place)
                  data:Data, # the participant's records
+                 *,
                  setting:FederatedSetting, # the local recipe: epochs, learning rate, batch size
                  seed:int, # seeds the shuffling
                  device:str|torch.device|None=None, # where to train (`None`: CUDA if available)
@@ -76,7 +79,7 @@ def local_update(model:nn.Module, # a participant's copy of the model (trained i
     fit(model, data, epochs=setting.local_epochs, lr=setting.lr, batch_size=setting.batch_size, optimizer='adam', seed=seed, progress=False, device=device)
     return model.eval()
 
-def check_federated(setting:FederatedSetting, attacker:str, mode:str, observed) -> list:
+def check_federated(setting:FederatedSetting, attacker:str, *, mode:str, observed) -> list:
     "Validate an attack's configuration; returns the observed rounds as a sorted list."
     if attacker not in ATTACKERS: raise ValueError(f"attacker must be one of {ATTACKERS}, got {attacker!r}")
     if mode not in MODES: raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
@@ -90,6 +93,7 @@ def check_federated(setting:FederatedSetting, attacker:str, mode:str, observed) 
 # %% ../nbs/62_membership_federated.ipynb #fff48044
 def simulate_federated(setting:FederatedSetting, # the FedAvg run
                        parts:list, # each participant's records (`Data`), the victim first
+                       *,
                        targets:Data, # the records under attack (for an active attacker's ascent)
                        attacker:str='global', # 'global' or 'local'
                        mode:str='passive', # 'passive', 'active' or 'isolating'
@@ -100,8 +104,8 @@ def simulate_federated(setting:FederatedSetting, # the FedAvg run
                        device:str|torch.device|None=None, # where the participants train
                       ) -> tuple:
     "Run FedAvg; returns the snapshots the attacker keeps (name -> model, in eval mode) and the final global model, all on `device`."
-    observed = check_federated(setting, attacker, mode, observed)
-    device = default_device(device)
+    observed = check_federated(setting, attacker, mode=mode, observed=observed)
+    device = resolve_device(device)
     with private_rng(seed):  # the initial model and every round draw from a private stream; the caller's is left alone
         make_model = TARGETS[setting.dataset].make_model
         global_model, victim_model, seen = make_model().to(device).eval(), None, {}  # every model stays on the device, round after round
@@ -115,11 +119,11 @@ def simulate_federated(setting:FederatedSetting, # the FedAvg run
                 if i == 0 and attacker == 'global':
                     if mode == 'active' and watch:
                         seen[f'r{r}-honest'] = copy.deepcopy(local).eval()  # the server knows what it would have sent
-                        ascent_step(local, targets, ascent)
+                        ascent_step(local, targets, step=ascent)
                     if watch: seen[f'r{r}-sent'] = copy.deepcopy(local).eval()
-                local_update(local, data, setting, seed * 100_000 + r * 100 + i, device)
+                local_update(local, data, setting=setting, seed=seed * 100_000 + r * 100 + i, device=device)
                 if i == len(parts) - 1 and attacker == 'local' and mode == 'active' and r + 1 in observed:
-                    ascent_step(local, targets, ascent)  # the upload that makes the next round's global model
+                    ascent_step(local, targets, step=ascent)  # the upload that makes the next round's global model
                 if i == 0:
                     victim_model = local
                     if attacker == 'global' and watch: seen[f'r{r}-returned'] = copy.deepcopy(local)
@@ -133,13 +137,14 @@ def simulate_federated(setting:FederatedSetting, # the FedAvg run
 # %% ../nbs/62_membership_federated.ipynb #543bdc3a
 def snapshot_features(models:dict, # snapshot name -> model the attacker saw
                       data:Data, # the target records
+                      *,
                       layers:list, # gradient layers
                       device:str|torch.device|None=None, # where to compute (`None`: where each snapshot lives)
                      ) -> dict:
     "The records' features on every snapshot, named `snapshot/feature`; the label once."
     out = {}
     for name, model in models.items():
-        f = membership_features(model, data, layers, device=device)
+        f = membership_features(model, data, layers=layers, device=device)
         out['label'] = f.pop('label')
         out.update({f'{name}/{k}': v for k, v in f.items()})
     return out
@@ -147,12 +152,13 @@ def snapshot_features(models:dict, # snapshot name -> model the attacker saw
 # %% ../nbs/62_membership_federated.ipynb #d04a95a1
 def federated_split(setting:FederatedSetting, # the FedAvg run (participants, records per participant)
                     pool:Data, # every record the run may draw from
+                    *,
                     seed:int=0, # seeds the split
                    ) -> tuple:
     "Disjoint records: each participant's (the victim's first), the targets (the victim's records, then as many non-members) and 1,000 test records."
     sizes = {f'p{i}': setting.records for i in range(setting.participants)}
     sizes.update(nonmembers=setting.records, test=1000)
-    idx = disjoint_split(len(pool), sizes, seed)
+    idx = disjoint_split(len(pool), sizes, seed=seed)
     assert_disjoint(**idx)
     parts = [pool.subset(idx[f'p{i}']) for i in range(setting.participants)]
     nonmembers = pool.subset(idx['nonmembers'])
@@ -160,7 +166,7 @@ def federated_split(setting:FederatedSetting, # the FedAvg run (participants, re
     return parts, targets, pool.subset(idx['test'])
 
 # %% ../nbs/62_membership_federated.ipynb #a31a404e
-@dataclass
+@dataclass(kw_only=True)
 class FederatedResult(Result):
     "One federated attack: who attacked, how, which rounds it saw, and how well it did."
     attacker: str # 'global' or 'local'
@@ -177,7 +183,7 @@ class FederatedResult(Result):
     @property
     def headline(self) -> Headline:
         "TPR at 1% FPR on the victim's records, against random guessing."
-        return Headline('tpr@1%fpr', self.metrics['tpr@1%fpr'], 0.01, 'random guess')
+        return Headline('tpr@1%fpr', self.metrics['tpr@1%fpr'], baseline=0.01, baseline_name='random guess')
 
     @property
     def attack(self) -> str:
@@ -187,9 +193,9 @@ class FederatedResult(Result):
         "The attack's metrics on the victim's records, and the final global model's accuracy on them and on held-out records."
         st = (f'{self.setting.participants} participants, rounds ' +
               (f'{self.observed[0]}–{self.observed[-1]}' if len(self.observed) > 1 else str(self.observed[0])))
-        return ([r for k, v in self.metrics.items() for r in metric_rows(self.attack, self.setting.dataset, k, {ATTACK_METHOD: v}, st)]
-                + metric_rows(self.attack, self.setting.dataset, 'global accuracy on victim', {'target model': self.global_victim_accuracy}, st)
-                + metric_rows(self.attack, self.setting.dataset, 'global test accuracy', {'target model': self.global_test_accuracy}, st))
+        return ([r for k, v in self.metrics.items() for r in metric_rows(self.attack, self.setting.dataset, metric=k, values={ATTACK_METHOD: v}, setting=st)]
+                + metric_rows(self.attack, self.setting.dataset, metric='global accuracy on victim', values={'target model': self.global_victim_accuracy}, setting=st)
+                + metric_rows(self.attack, self.setting.dataset, metric='global test accuracy', values={'target model': self.global_test_accuracy}, setting=st))
 
     def plot(self):
         "The attack's ROC curve on log–log axes."
@@ -206,6 +212,7 @@ def federated_row(result:FederatedResult) -> dict:
 # %% ../nbs/62_membership_federated.ipynb #6fd2f012
 def run_federated(setting:FederatedSetting=FederatedSetting(), # the FedAvg run
                   attacker:str='global', # 'global' (the server) or 'local' (a participant)
+                  *,
                   mode:str='passive', # 'passive', 'active' or 'isolating' (global only)
                   observed:tuple=(26, 27, 28, 29, 30), # rounds the attacker uses
                   layers:list|None=None, # gradient layers (`None`: the last)
@@ -219,28 +226,29 @@ def run_federated(setting:FederatedSetting=FederatedSetting(), # the FedAvg run
                   device:str|torch.device|None=None, # where the participants and the attack network train (`None`: CUDA if available)
                  ) -> FederatedResult:
     "Simulate FedAvg on the setting's dataset, let the attacker watch (and perhaps meddle), then attack the victim's records."
-    observed = check_federated(setting, attacker, mode, observed)
-    parts, targets, test = federated_split(setting, load_pool(setting.dataset, root) if pool is None else pool, seed)
-    seen, global_model = simulate_federated(setting, parts, targets, attacker, mode, observed, ascent, seed, progress, device)
+    observed = check_federated(setting, attacker, mode=mode, observed=observed)
+    parts, targets, test = federated_split(setting, load_pool(setting.dataset, root) if pool is None else pool, seed=seed)
+    seen, global_model = simulate_federated(setting, parts, targets=targets, attacker=attacker, mode=mode, observed=observed, ascent=ascent, seed=seed, progress=progress, device=device)
     layers = check_layers(global_model, weight_layers(global_model)[-1:] if layers is None else layers)
-    feats = snapshot_features(seen, targets, layers, device)
+    feats = snapshot_features(seen, targets, layers=layers, device=device)
     n, half = setting.records, setting.records // 2
     known = torch.cat([torch.arange(half), n + torch.arange(half)])
     evals = torch.cat([torch.arange(half, n), n + torch.arange(half, n)])
     is_member = torch.arange(2 * n) < n
-    attack, scaler = train_nasr_attack({k: v[known] for k, v in feats.items()}, is_member[known], kernels, attack_epochs,
+    attack, scaler = train_nasr_attack({k: v[known] for k, v in feats.items()}, is_member[known], kernels=kernels, epochs=attack_epochs,
                                   seed=seed, device=device, progress=progress)
     s_known = membership_scores(attack, scaler({k: v[known] for k, v in feats.items()}))
     s_eval = membership_scores(attack, scaler({k: v[evals] for k, v in feats.items()}))
-    metrics = attack_metrics(s_eval, is_member[evals], best_threshold(s_known, is_member[known]))
+    metrics = attack_metrics(s_eval, is_member[evals], threshold=best_threshold(s_known, is_member[known]))
     fpr, tpr, _ = roc_curve(is_member[evals].numpy(), s_eval.numpy())
-    return FederatedResult(attacker, mode, setting, observed, metrics,
-                           accuracy(global_model, test), accuracy(global_model, parts[0]), seed, (fpr, tpr),
-                           ascent if mode == 'active' else None)
+    return FederatedResult(attacker=attacker, mode=mode, setting=setting, observed=observed, metrics=metrics,
+                           global_test_accuracy=accuracy(global_model, test), global_victim_accuracy=accuracy(global_model, parts[0]), seed=seed, roc=(fpr, tpr),
+                           ascent=ascent if mode == 'active' else None)
 
 # %% ../nbs/62_membership_federated.ipynb #95301a9d
 def plot_federated_trends(by_rounds:list, # `federated_row`s of the passive server, one per window of rounds
                           by_participants:list, # rows of the passive local attacker, one per number of participants
+                          *,
                           label:str, # the dataset, for the legend
                           axes=None, # two matplotlib axes (`None`: a new figure)
                          ):
@@ -264,7 +272,7 @@ def federation_preset(dataset:str, # a key of `membership_standalone.TARGETS`
                       local_epochs:int=1, # each participant's local epochs per round
                      ) -> tuple:
     "`(FederatedSetting, pool)`: the FedAvg run and the records its participants draw theirs from."
-    return FederatedSetting(dataset, participants, records, rounds, local_epochs), load_pool(dataset, root)
+    return FederatedSetting(dataset, participants, records=records, rounds=rounds, local_epochs=local_epochs), load_pool(dataset, root)
 
 @dataclass
 class FederatedConfig:
@@ -297,12 +305,13 @@ def run_federated_attack(target:FederatedSetting, # the FedAvg run under attack
                          *, config:FederatedConfig=FederatedConfig(), seed:int=0, device=None, progress:bool=False,
                         ) -> FederatedResult:
     "Membership inference in federated learning: the server or a participant watches the global model's rounds (and may meddle)."
-    return run_federated(target, config.attacker, config.mode, config.rounds, config.layers.split(',') if config.layers else None,
-                         config.kernels, config.attack_epochs, config.ascent, seed, pool=data, progress=progress, device=device)
+    return run_federated(target, config.attacker, mode=config.mode, observed=config.rounds, layers=config.layers.split(',') if config.layers else None,
+                         kernels=config.kernels, attack_epochs=config.attack_epochs, ascent=config.ascent, seed=seed, pool=data, progress=progress, device=device)
 
 # %% ../nbs/62_membership_federated.ipynb #d73e1917
 def target_losses(model:nn.Module, # a snapshot
                   data:Data, # the records
+                  *,
                   device:str|torch.device|None=None, # where to compute (`None`: where the model lives)
                  ) -> torch.Tensor:
     "Each record's cross-entropy loss on `model`, on the CPU."
@@ -310,6 +319,7 @@ def target_losses(model:nn.Module, # a snapshot
 
 def ascent_response(honest:nn.Module, # the global model an honest server would send the victim
                     setting:FederatedSetting, # the victim's local training (epochs, learning rate, batch size)
+                    *,
                     victim_data:Data, # the victim's records
                     targets:Data, # the records under attack
                     group_size:int, # targets ascended together in one sent model
@@ -319,11 +329,11 @@ def ascent_response(honest:nn.Module, # the global model an honest server would 
                    ) -> dict:
     "Each target's loss on the honest, the sent and the returned model, when the server sends the victim one model per group of targets."
     if group_size < 1: raise ValueError(f"group_size must be at least 1, got {group_size}")
-    device = default_device(device)
-    out = {'honest': target_losses(honest, targets, device), 'sent': torch.empty(len(targets)), 'returned': torch.empty(len(targets))}
+    device = resolve_device(device)
+    out = {'honest': target_losses(honest, targets, device=device), 'sent': torch.empty(len(targets)), 'returned': torch.empty(len(targets))}
     for group in torch.randperm(len(targets), generator=seeded_generator(seed)).split(group_size):
-        sent = ascent_step(copy.deepcopy(honest).to(device), targets.subset(group), step * len(group))
-        returned = local_update(copy.deepcopy(sent), victim_data, setting, seed, device)
-        out['sent'][group] = target_losses(sent, targets.subset(group), device)
-        out['returned'][group] = target_losses(returned, targets.subset(group), device)
+        sent = ascent_step(copy.deepcopy(honest).to(device), targets.subset(group), step=step * len(group))
+        returned = local_update(copy.deepcopy(sent), victim_data, setting=setting, seed=seed, device=device)
+        out['sent'][group] = target_losses(sent, targets.subset(group), device=device)
+        out['returned'][group] = target_losses(returned, targets.subset(group), device=device)
     return out

@@ -13,8 +13,9 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.func import functional_call, stack_module_state, vmap
 
-from .core import (private_rng, Result, artefact, best_thread_time, best_time, cache_lock, check_count, check_positive, child_seed, default_device, seeded_generator, format_table,
-                               load_verified, metric_rows, numerics_key, progress as progress_bar, ray_map, save_verified, tensor_digest, torch_threads)
+from .core import private_rng, best_thread_time, best_time, check_count, check_positive, child_seed, resolve_device, seeded_generator, numerics_key, progress as progress_bar, ray_map, torch_threads
+from .results import Result, artefact, format_table, metric_rows
+from .cache import cache_lock, load_verified, save_verified, tensor_digest
 from .attacks import (MembershipData, MembershipResult, answer_floor, answer_log_posteriors, as_oracle, membership_metrics, membership_result,
                                   plot_roc_curves, register_attack, register_preset, strongest_headline, true_label_confidence)
 from .data import Data, as_data, concat
@@ -35,6 +36,7 @@ __all__ = ['DISCLOSURES', 'THROUGH_API', 'inclusion_matrix', 'unstackable', 'che
 # %% ../nbs/63_membership_lira.ipynb #77506361
 def inclusion_matrix(n_models:int, # K models
                      n_records:int, # records in the pool
+                     *,
                      seed:int=0, # seeds the draw
                     ) -> torch.Tensor:
     "K × N booleans, model k trains on record i: every record in at most ⌊K/2⌋ models (most in exactly that many), every model on as many records."
@@ -64,29 +66,30 @@ def check_stackable(model:nn.Module):
     "Stacked training runs models without batch statistics or random layers; say what to do otherwise."
     if why := unstackable(model): raise ValueError(why)
 
-def _batches(n:int, batch_size:int, epochs:int, seed:int) -> list:
+def _batches(n:int, batch_size:int, *, epochs:int, seed:int) -> list:
     "Every epoch's minibatch index tensors for one model, from its own seed."
     g = torch.Generator().manual_seed(seed)
-    return [b for _ in range(epochs) for b in batch_order(n, batch_size, True, g)]
+    return [b for _ in range(epochs) for b in batch_order(n, batch_size, shuffle=True, generator=g)]
 
-def _adam(params:list, lr:float, device) -> torch.optim.Adam:
+def _adam(params:list, lr:float, *, device) -> torch.optim.Adam:
     "Adam as every reference model trains with it: the fused kernel where the device has one (one pass over each tensor instead of ten)."
     return torch.optim.Adam(params, lr=lr, fused=device.type in ('cpu', 'cuda'))
 
 def train_one_reference(model:nn.Module, # the architecture (never changed)
                         data:Data, # the pool
+                        *,
                         keep:torch.Tensor, # N booleans: the records this model trains on
                         epochs:int, lr:float=1e-3, batch_size:int=64,
                         seed:int=0, # seeds the initialisation and the batch order
                         device=None,
                        ) -> nn.Module:
     "One reference model trained alone (Adam), as `train_references` trains each of its models."
-    device = torch.device(default_device(device))
+    device = torch.device(resolve_device(device))
     net = reinitialized(model, seed=seed).to(device).train()
     idx = keep.nonzero()[:, 0]
     x, y = data.x[idx].to(device), data.y[idx].to(device)
-    opt = _adam(list(net.parameters()), lr, device)
-    for b in _batches(len(idx), batch_size, epochs, seed):
+    opt = _adam(list(net.parameters()), lr, device=device)
+    for b in _batches(len(idx), batch_size, epochs=epochs, seed=seed):
         b = b.to(device)
         opt.zero_grad()
         F.cross_entropy(net(x[b]), y[b], reduction='mean').backward()
@@ -94,15 +97,15 @@ def train_one_reference(model:nn.Module, # the architecture (never changed)
     return net.cpu().eval()
 
 # %% ../nbs/63_membership_lira.ipynb #68c306b1
-def reference_memory(model:nn.Module, n_models:int, batch_size:int, n_records:int, n_features:int) -> int:
+def reference_memory(model:nn.Module, n_models:int, *, batch_size:int, n_records:int, n_features:int) -> int:
     "Bytes that training `n_models` stacked copies takes: parameters, gradients and Adam's two moments, the pool and a batch per model."
     params = sum(p.numel() for p in model.parameters())
     widest = max([m.out_features for m in model.modules() if isinstance(m, nn.Linear)] + [1])
     return 4 * (n_models * (4 * params + 4 * batch_size * widest * sum(isinstance(m, nn.Linear) for m in model.modules())) + n_records * n_features)
 
-def models_per_chunk(model:nn.Module, n_models:int, batch_size:int, n_records:int, n_features:int, memory:int) -> int:
+def models_per_chunk(model:nn.Module, n_models:int, *, batch_size:int, n_records:int, n_features:int, memory:int) -> int:
     "How many models fit in `memory` bytes at once (at least one)."
-    per_model = reference_memory(model, 1, batch_size, 0, 0)
+    per_model = reference_memory(model, 1, batch_size=batch_size, n_records=0, n_features=0)
     return max(1, min(n_models, (memory - 4 * n_records * n_features) // max(per_model, 1)))
 
 # %% ../nbs/63_membership_lira.ipynb #a7d6ddc9
@@ -110,15 +113,15 @@ def _linear_weights(model:nn.Module) -> set:
     "Names of the `nn.Linear` weights, which stacked training keeps transposed."
     return {f'{n}.weight' if n else 'weight' for n, m in model.named_modules() if isinstance(m, nn.Linear)}
 
-def _step_indices(keep:torch.Tensor, seeds:list, epochs:int, batch_size:int) -> list:
+def _step_indices(keep:torch.Tensor, seeds:list, *, epochs:int, batch_size:int) -> list:
     "Every step's K × B pool indices, all drawn before training: model k's batches of its own records in its own order."
     rows = [keep[i].nonzero()[:, 0] for i in range(len(seeds))]
-    schedules = [_batches(len(r), batch_size, epochs, s) for r, s in zip(rows, seeds)]
+    schedules = [_batches(len(r), batch_size, epochs=epochs, seed=s) for r, s in zip(rows, seeds)]
     sizes = [len(b) for b in schedules[0]]
     order = torch.stack([r[torch.cat(s)] for r, s in zip(rows, schedules)])  # K × (steps · B)
     return list(order.split(sizes, dim=1))
 
-def _train_stacked(model:nn.Module, data:Data, keep:torch.Tensor, seeds:list, epochs:int, lr:float, batch_size:int, device) -> list:
+def _train_stacked(model:nn.Module, data:Data, *, keep:torch.Tensor, seeds:list, epochs:int, lr:float, batch_size:int, device) -> list:
     "Train one chunk of reference models together; returns their state dicts (CPU)."
     copies = [reinitialized(model, seed=s).to(device) for s in seeds]
     params, buffers = stack_module_state(copies)
@@ -126,11 +129,11 @@ def _train_stacked(model:nn.Module, data:Data, keep:torch.Tensor, seeds:list, ep
     params = {k: (v.detach().transpose(1, 2).contiguous() if k in flipped else v.detach()).requires_grad_() for k, v in params.items()}
     base = copies[0]
     x, y = data.x.to(device), data.y.to(device)
-    opt = _adam(list(params.values()), lr, device)  # elementwise, so the layout does not change a single update
+    opt = _adam(list(params.values()), lr, device=device)  # elementwise, so the layout does not change a single update
     def one_model(p, b, xb):
         return functional_call(base, ({k: v.T if k in flipped else v for k, v in p.items()}, b), (xb,))
     forward = vmap(one_model)
-    for idx in _step_indices(keep, seeds, epochs, batch_size):
+    for idx in _step_indices(keep, seeds, epochs=epochs, batch_size=batch_size):
         idx = idx.to(device)
         logits = forward(params, buffers, x[idx])
         loss = F.cross_entropy(logits.flatten(0, 1), y[idx].flatten(), reduction='sum') / idx.shape[1]
@@ -141,8 +144,8 @@ def _train_stacked(model:nn.Module, data:Data, keep:torch.Tensor, seeds:list, ep
 # %% ../nbs/63_membership_lira.ipynb #e17afbf4
 def _chunk_tensors(model, data, keep, seeds, epochs, lr, batch_size, device, stacked=True) -> dict:
     "Train one chunk (stacked, or its models one at a time) and flatten their states into one dict of tensors ('<model>.<name>')."
-    states = (_train_stacked(model, data, keep, seeds, epochs, lr, batch_size, device) if stacked else
-              [train_one_reference(model, data, keep[i], epochs, lr, batch_size, s, device).state_dict() for i, s in enumerate(seeds)])
+    states = (_train_stacked(model, data, keep=keep, seeds=seeds, epochs=epochs, lr=lr, batch_size=batch_size, device=device) if stacked else
+              [train_one_reference(model, data, keep=keep[i], epochs=epochs, lr=lr, batch_size=batch_size, seed=s, device=device).state_dict() for i, s in enumerate(seeds)])
     return {f'{i}.{k}': v for i, st in enumerate(states) for k, v in st.items()}
 
 def _cached_chunk(path, identity) -> dict|None:
@@ -154,14 +157,14 @@ def _cached_chunk(path, identity) -> dict|None:
         warnings.warn(f"{e}; retraining it")
         return None
 
-def _run_chunks(jobs:list, backend:str, address, progress:bool):
+def _run_chunks(jobs:list, backend:str, *, address, progress:bool):
     "Train the chunks one after another here, or as Ray tasks (one CPU each, or one GPU when the chunk trains on CUDA); yields them in order."
     if backend == 'local':
         yield from (_chunk_tensors(*job) for job in progress_bar(jobs, enabled=progress, name='reference chunks'))
         return
     if not jobs: return
     model, data, _, _, *recipe = jobs[0]  # shared by every chunk: put into Ray's object store once
-    results = ray_map(_ray_chunk, [(keep, seeds) for _, _, keep, seeds, *_ in jobs], (model, data, recipe), address, gpu=recipe[-2].type == 'cuda')
+    results = ray_map(_ray_chunk, [(keep, seeds) for _, _, keep, seeds, *_ in jobs], shared=(model, data, recipe), address=address, gpu=recipe[-2].type == 'cuda')
     yield from progress_bar(results, total=len(jobs), enabled=progress, name='reference chunks')
 
 def _ray_chunk(shared:tuple, keep:torch.Tensor, seeds:list) -> dict:
@@ -185,9 +188,9 @@ class References:
         net = reinitialized(self.model, seed=0); net.load_state_dict(self.states[k])
         return net.eval()
 
-    def logits(self, x:torch.Tensor, device=None, batch_size:int=4096) -> torch.Tensor:
+    def logits(self, x:torch.Tensor, device=None, *, batch_size:int=4096) -> torch.Tensor:
         "Every model's logits for `x`: K × N × classes."
-        device = torch.device(default_device(device))
+        device = torch.device(resolve_device(device))
         out = []
         with torch.no_grad():
             for k, st in enumerate(self.states):
@@ -198,6 +201,7 @@ class References:
 # %% ../nbs/63_membership_lira.ipynb #1eda6123
 def train_references(model:nn.Module, # the architecture: a torch classifier without BatchNorm or dropout (never changed)
                      data, # the pool the references train on (`Data`, `(x, y)` or `TensorDataset`)
+                     *,
                      n_models:int, # K
                      epochs:int, lr:float=1e-3, batch_size:int=64,
                      seed:int=0, # seeds the inclusion matrix and every model
@@ -213,13 +217,13 @@ def train_references(model:nn.Module, # the architecture: a torch classifier wit
     data = as_data(data, name='reference pool')
     if stacked: check_stackable(model)
     check_count(epochs, 'epochs', low=1); check_positive(lr, 'learning rate')
-    keep = inclusion_matrix(n_models, len(data), seed) if keep is None else torch.as_tensor(keep, dtype=torch.bool)
+    keep = inclusion_matrix(n_models, len(data), seed=seed) if keep is None else torch.as_tensor(keep, dtype=torch.bool)
     if keep.shape != (n_models, len(data)): raise ValueError(f"the inclusion matrix must be {n_models} × {len(data)}, got {tuple(keep.shape)}")
     if len(set(keep.sum(1).tolist())) != 1: raise ValueError("every reference model must train on as many records (their batches are stacked)")
-    device = torch.device(default_device(device))
+    device = torch.device(resolve_device(device))
     seeds = [seed * 100_003 + k for k in range(n_models)]
     if backend not in ('local', 'ray'): raise ValueError(f"unknown backend {backend!r}; choose 'local' or 'ray'")
-    per = models_per_chunk(model, n_models, batch_size, len(data), data.x[0].numel(), memory)
+    per = models_per_chunk(model, n_models, batch_size=batch_size, n_records=len(data), n_features=data.x[0].numel(), memory=memory)
     ident = {'arch': repr(model), 'data': tensor_digest({'x': data.x, 'y': data.y}), 'keep': tensor_digest({'keep': keep.to(torch.uint8)}),
              'epochs': epochs, 'lr': lr, 'batch_size': batch_size, **numerics_key(device, threads=1 if backend == 'ray' else None)}
     parts = [list(range(a, min(n_models, a + per))) for a in range(0, n_models, per)]
@@ -229,18 +233,19 @@ def train_references(model:nn.Module, # the architecture: a torch classifier wit
     chunks = [_cached_chunk(path, identity) for path, identity in zip(paths, identities)]
     todo = [i for i, c in enumerate(chunks) if c is None]
     jobs = [(model, data, keep[parts[i]], [seeds[k] for k in parts[i]], epochs, lr, batch_size, device, stacked) for i in todo]
-    for i, chunk in zip(todo, _run_chunks(jobs, backend, address, progress)):
+    for i, chunk in zip(todo, _run_chunks(jobs, backend, address=address, progress=progress)):
         chunks[i] = chunk
         if paths[i] is not None:
-            with cache_lock(paths[i]): save_verified(paths[i], chunk, identities[i])
+            with cache_lock(paths[i]): save_verified(paths[i], chunk, identity=identities[i])
     states = [{k.split('.', 1)[1]: v for k, v in chunk.items() if k.split('.', 1)[0] == str(i)} for chunk, p in zip(chunks, parts) for i in range(len(p))]
-    return References(model, states, keep, seeds)
+    return References(model, states, keep=keep, seeds=seeds)
 
 # %% ../nbs/63_membership_lira.ipynb #7766244b
-def _normal_logpdf(x, mu, sigma): return -0.5 * ((x - mu) / sigma) ** 2 - torch.log(sigma) - 0.5 * math.log(2 * math.pi)
+def _normal_logpdf(x, mu, *, sigma): return -0.5 * ((x - mu) / sigma) ** 2 - torch.log(sigma) - 0.5 * math.log(2 * math.pi)
 
 def lira_scores(target:torch.Tensor, # N: φ of each record under the target model
                 references:torch.Tensor, # K × N: φ under each reference model
+                *,
                 keep:torch.Tensor, # K × N: which references trained on each record
                 online:bool=True, # IN and OUT Gaussians (online) or OUT only (offline)
                 global_variance:bool=False, # one variance for all records instead of one per record
@@ -260,7 +265,7 @@ def lira_scores(target:torch.Tensor, # N: φ of each record under the target mod
     t = target.double()
     if not online: return torch.special.log_ndtr((t - mu_out) / sd_out)  # log Pr(φ_OUT ≤ φ): one-sided
     mu_in, sd_in = moments(keep.double(), n_in)
-    return _normal_logpdf(t, mu_in, sd_in) - _normal_logpdf(t, mu_out, sd_out)
+    return _normal_logpdf(t, mu_in, sigma=sd_in) - _normal_logpdf(t, mu_out, sigma=sd_out)
 
 # %% ../nbs/63_membership_lira.ipynb #6875f283
 def true_label_probability(logits:torch.Tensor, y:torch.Tensor) -> torch.Tensor:
@@ -269,6 +274,7 @@ def true_label_probability(logits:torch.Tensor, y:torch.Tensor) -> torch.Tensor:
 
 def rmia_scores(target_x:torch.Tensor, # N: the target's p_y of each record under test
                 references_x:torch.Tensor, # K × N: the references' p_y of them
+                *,
                 keep:torch.Tensor|None, # K × N inclusion (online: ignored; offline: OUT references are those not keeping the record)
                 target_z:torch.Tensor, # M: the target's p_y of population records
                 references_z:torch.Tensor, # K × M: the references' p_y of them (none of them trained on z)
@@ -291,7 +297,7 @@ def rmia_scores(target_x:torch.Tensor, # N: the target's p_y of each record unde
     return beaten.double() / len(ratio_z)
 
 # %% ../nbs/63_membership_lira.ipynb #8a4908e8
-@dataclass
+@dataclass(kw_only=True)
 class ReferenceAttackResult(Result):
     "LiRA, RMIA and the loss threshold against one target, with K references: AUC and TPR at low FPR for each."
     dataset: str
@@ -312,10 +318,10 @@ class ReferenceAttackResult(Result):
 
     def rows(self) -> list:
         s = f'K={self.n_references}'
-        out = [r for a, m in self.metrics.items() for k, v in m.items() for r in metric_rows(f'membership: {a}', self.dataset, k, {'this library': v}, s)]
-        out += metric_rows('membership: references', self.dataset, 'target train accuracy', {'target model': self.train_accuracy}, s)
-        out += metric_rows('membership: references', self.dataset, 'target test accuracy', {'target model': self.test_accuracy}, s)
-        return out + [r for k, v in self.seconds.items() for r in metric_rows('membership: references', self.dataset, f'seconds ({k})', {'this library': v}, s)]
+        out = [r for a, m in self.metrics.items() for k, v in m.items() for r in metric_rows(f'membership: {a}', self.dataset, metric=k, values={'this library': v}, setting=s)]
+        out += metric_rows('membership: references', self.dataset, metric='target train accuracy', values={'target model': self.train_accuracy}, setting=s)
+        out += metric_rows('membership: references', self.dataset, metric='target test accuracy', values={'target model': self.test_accuracy}, setting=s)
+        return out + [r for k, v in self.seconds.items() for r in metric_rows('membership: references', self.dataset, metric=f'seconds ({k})', values={'this library': v}, setting=s)]
 
     def plot(self):
         "Every attack's ROC on log–log axes."
@@ -324,6 +330,7 @@ class ReferenceAttackResult(Result):
 # %% ../nbs/63_membership_lira.ipynb #refscores
 def reference_scores(logits_x:torch.Tensor, # (1 + K) × N × classes: the target's logits (or log-posteriors) of the records, then each reference's
                      y_x:torch.Tensor, # N labels
+                     *,
                      keep:torch.Tensor, # K × N: which references trained on each record
                      logits_z:torch.Tensor, # (1 + K) × M: the same for RMIA's population records
                      y_z:torch.Tensor, # M labels
@@ -335,28 +342,30 @@ def reference_scores(logits_x:torch.Tensor, # (1 + K) × N × classes: the targe
     phi = true_label_confidence(logits_x, y_x)
     views = torch.stack([phi] + [true_label_confidence(l, y_x) for l in augmented])  # A × (1 + K) × N
     p, p_z = true_label_probability(logits_x, y_x), true_label_probability(logits_z, y_z)
-    attacks = {'LiRA online': lambda: lira_scores(phi[0], phi[1:], keep, online=True),
-               'LiRA online, global variance': lambda: lira_scores(phi[0], phi[1:], keep, online=True, global_variance=True),
-               'LiRA offline': lambda: lira_scores(phi[0], phi[1:], keep, online=False),
-               'LiRA offline, global variance': lambda: lira_scores(phi[0], phi[1:], keep, online=False, global_variance=True),
-               'RMIA online': lambda: rmia_scores(p[0], p[1:], keep, p_z[0], p_z[1:], online=True),
-               'RMIA offline': lambda: rmia_scores(p[0], p[1:], keep, p_z[0], p_z[1:], online=False, a=a),
+    attacks = {'LiRA online': lambda: lira_scores(phi[0], phi[1:], keep=keep, online=True),
+               'LiRA online, global variance': lambda: lira_scores(phi[0], phi[1:], keep=keep, online=True, global_variance=True),
+               'LiRA offline': lambda: lira_scores(phi[0], phi[1:], keep=keep, online=False),
+               'LiRA offline, global variance': lambda: lira_scores(phi[0], phi[1:], keep=keep, online=False, global_variance=True),
+               'RMIA online': lambda: rmia_scores(p[0], p[1:], keep=keep, target_z=p_z[0], references_z=p_z[1:], online=True),
+               'RMIA offline': lambda: rmia_scores(p[0], p[1:], keep=keep, target_z=p_z[0], references_z=p_z[1:], online=False, a=a),
                'loss threshold': lambda: phi[0]}  # the target's own confidence, monotone in its loss
     if augmented:
-        attacks[f'LiRA online, global variance, {len(views)} queries'] = lambda: augmented_lira_scores(views[:, 0], views[:, 1:].transpose(0, 1), keep, online=True, global_variance=True)
-        attacks[f'LiRA offline, global variance, {len(views)} queries'] = lambda: augmented_lira_scores(views[:, 0], views[:, 1:].transpose(0, 1), keep, online=False, global_variance=True)
+        attacks[f'LiRA online, global variance, {len(views)} queries'] = lambda: augmented_lira_scores(views[:, 0], views[:, 1:].transpose(0, 1), keep=keep, online=True, global_variance=True)
+        attacks[f'LiRA offline, global variance, {len(views)} queries'] = lambda: augmented_lira_scores(views[:, 0], views[:, 1:].transpose(0, 1), keep=keep, online=False, global_variance=True)
     return {k: score() for k, score in attacks.items() if online or 'online' not in k}
 
 def augmented_lira_scores(target:torch.Tensor, # A × N: φ of each of A queries of each record under the target
                           references:torch.Tensor, # K × A × N: under each reference
+                          *,
                           keep:torch.Tensor, online:bool=True, global_variance:bool=False,
                          ) -> torch.Tensor:
     "LiRA over A queries of each record (the record, its mirror image, ...): the mean of the per-query scores, each query with its own Gaussians."
-    return torch.stack([lira_scores(target[q], references[:, q], keep, online, global_variance) for q in range(len(target))]).mean(0)
+    return torch.stack([lira_scores(target[q], references[:, q], keep=keep, online=online, global_variance=global_variance) for q in range(len(target))]).mean(0)
 
 # %% ../nbs/63_membership_lira.ipynb #2db45487
 def run_reference_attacks(model:nn.Module, # the architecture of the target and the references (never changed)
                           data, # the records: the first `pool` are the pool, the rest the population (`Data`, `(x, y)`, `TensorDataset`)
+                          *,
                           pool:int, # records every model draws its half from
                           n_references:int=16, # K
                           epochs:int=40, lr:float=1e-3, batch_size:int=64,
@@ -374,17 +383,17 @@ def run_reference_attacks(model:nn.Module, # the architecture of the target and 
     if augment and data.x.dim() != 4: raise ValueError("augment=True mirrors images: these records are not N × C × H × W")
     pool_data, population = data.subset(torch.arange(pool)), data.subset(torch.arange(pool, len(data)))
     start = time.perf_counter()
-    ref_keep = inclusion_matrix(n_references, pool, seed)  # the references' design, balanced over records
+    ref_keep = inclusion_matrix(n_references, pool, seed=seed)  # the references' design, balanced over records
     target_keep = torch.zeros(pool, dtype=torch.bool)  # the target's own random half, drawn apart from it (and as large as theirs)
     target_keep[torch.randperm(pool, generator=torch.Generator().manual_seed(seed + 1))[:int(ref_keep[0].sum())]] = True
-    models = train_references(model, pool_data, n_references + 1, epochs, lr, batch_size, seed, keep=torch.cat([target_keep[None], ref_keep]),
+    models = train_references(model, pool_data, n_models=n_references + 1, epochs=epochs, lr=lr, batch_size=batch_size, seed=seed, keep=torch.cat([target_keep[None], ref_keep]),
                               cache_dir=cache_dir, device=device, progress=progress, stacked=stacked, backend=backend, address=address)
     trained = time.perf_counter()
     logits_x, logits_z = models.logits(pool_data.x, device), models.logits(population.x, device)
     keep = models.keep[1:]
     member = models.keep[0]
     mirrored = [models.logits(pool_data.x.flip(-1), device)] if augment else []
-    scores = reference_scores(logits_x, pool_data.y, keep, logits_z, population.y, online, a, mirrored)
+    scores = reference_scores(logits_x, pool_data.y, keep=keep, logits_z=logits_z, y_z=population.y, online=online, a=a, augmented=mirrored)
     metrics, roc = {}, {}
     for k, v in scores.items(): metrics[k], roc[k] = membership_metrics(v, member)
     acc = lambda lg, y: float((lg.argmax(-1) == y).double().mean())
@@ -393,7 +402,7 @@ def run_reference_attacks(model:nn.Module, # the architecture of the target and 
                                  seconds={'references': trained - start, 'attacks': time.perf_counter() - trained}, roc=roc, scores=scores, references=models)
 
 # %% ../nbs/63_membership_lira.ipynb #anyrefcode
-def _all_class_posteriors(model, x:torch.Tensor, n_classes:int) -> torch.Tensor:
+def _all_class_posteriors(model, x:torch.Tensor, *, n_classes:int) -> torch.Tensor:
     "Posteriors over all `n_classes`, also from an estimator fitted on records that lack some of them."
     p = posteriors(model, x).double()
     if model_kind(model) != 'sklearn' or p.shape[1] == n_classes: return p
@@ -403,6 +412,7 @@ def _all_class_posteriors(model, x:torch.Tensor, n_classes:int) -> torch.Tensor:
 
 def reference_log_posteriors(model, # the audited model: a torch module or a scikit-learn estimator (never changed)
                              pool, # the references' records (`Data`, `(x, y)`, `TensorDataset`)
+                             *,
                              keep:torch.Tensor, # K × len(pool): which records each reference trains on
                              queries:list, # input tensors to score
                              n_classes:int, epochs:int=10, lr:float=1e-3, batch_size:int=64, seed:int=0,
@@ -411,14 +421,14 @@ def reference_log_posteriors(model, # the audited model: a torch module or a sci
     "Train K references like `model` and return their log-posteriors of each query tensor: a list of K × N × classes tensors."
     pool = as_data(pool, name='reference pool')
     if model_kind(model) == 'torch':
-        refs = train_references(model, pool, len(keep), epochs, lr, batch_size, seed, keep=keep, cache_dir=cache_dir, device=device, progress=progress,
+        refs = train_references(model, pool, n_models=len(keep), epochs=epochs, lr=lr, batch_size=batch_size, seed=seed, keep=keep, cache_dir=cache_dir, device=device, progress=progress,
                                 stacked=unstackable(model) is None)
         return [refs.logits(q, device).double().log_softmax(-1) for q in queries]
-    recipe = own_recipe(model, pool, epochs, lr, batch_size)  # a TypeError for what cannot be copied
+    recipe = own_recipe(model, pool, epochs=epochs, lr=lr, batch_size=batch_size)  # a TypeError for what cannot be copied
     out = [[] for _ in queries]
     for k in progress_bar(range(len(keep)), enabled=progress, name='reference models'):
         ref = train_membership_model(recipe, pool.subset(keep[k].nonzero()[:, 0]), seed=seed * 100_003 + k, device=device)
-        for o, q in zip(out, queries): o.append(_all_class_posteriors(ref, q, n_classes).clamp_min(1e-300).log())
+        for o, q in zip(out, queries): o.append(_all_class_posteriors(ref, q, n_classes=n_classes).clamp_min(1e-300).log())
     return [torch.stack(o) for o in out]
 
 # %% ../nbs/63_membership_lira.ipynb #regcode
@@ -448,18 +458,18 @@ def _answers(oracle:Oracle, x:torch.Tensor) -> torch.Tensor:
 
 _LAST_REFERENCES = {}  # the references' answers of the last run: LiRA and RMIA on the same records and recipe train them once
 
-def _shared_reference_log_posteriors(model, pool:Data, keep:torch.Tensor, queries:list, n_classes:int, config:ReferenceConfig, seed:int, device, progress:bool) -> list:
+def _shared_reference_log_posteriors(model, pool:Data, *, keep:torch.Tensor, queries:list, n_classes:int, config:ReferenceConfig, seed:int, device, progress:bool) -> list:
     "`reference_log_posteriors`, reused when the last call had the same recipe, pool, inclusion, queries, seed and device (the references depend on nothing else)."
     recipe = repr(model) if model_kind(model) == 'torch' else f'{type(model).__name__}{sorted(model.get_params().items()) if hasattr(model, "get_params") else id(model)}'
     key = json.dumps([recipe, tensor_digest({'x': pool.x, 'y': pool.y, 'keep': keep.to(torch.uint8), **{f'q{i}': q for i, q in enumerate(queries)}}),
                       n_classes, config.epochs, config.lr, config.batch_size, seed, numerics_key(device)], default=str)
     if key not in _LAST_REFERENCES:
         _LAST_REFERENCES.clear()
-        _LAST_REFERENCES[key] = reference_log_posteriors(model, pool, keep, queries, n_classes, config.epochs, config.lr, config.batch_size,
+        _LAST_REFERENCES[key] = reference_log_posteriors(model, pool, keep=keep, queries=queries, n_classes=n_classes, epochs=config.epochs, lr=config.lr, batch_size=config.batch_size,
                                                          seed=seed, device=device, progress=progress)
     return _LAST_REFERENCES[key]
 
-def _reference_attack_scores(target, data:MembershipData, config:ReferenceConfig, seed:int, device, progress:bool) -> tuple:
+def _reference_attack_scores(target, data:MembershipData, *, config:ReferenceConfig, seed:int, device, progress:bool) -> tuple:
     "Every reference attack's scores of `data.records`, the queries made and the seconds spent: `(scores, queries, seconds)`."
     oracle = as_oracle(target, data.population)
     asked, start = oracle.queries, time.perf_counter()
@@ -468,16 +478,16 @@ def _reference_attack_scores(target, data:MembershipData, config:ReferenceConfig
     half = torch.randperm(len(population), generator=torch.Generator().manual_seed(child_seed(seed, 'references', 'population halves')))
     own, z = population.subset(half[len(half) // 2:]), population.subset(half[:len(half) // 2])
     pool = concat([records, own], 'reference pool') if config.online else own
-    keep = inclusion_matrix(config.references, len(pool), child_seed(seed, 'references', 'inclusion', bits=32))
+    keep = inclusion_matrix(config.references, len(pool), seed=child_seed(seed, 'references', 'inclusion', bits=32))
     keep_x = keep[:, :len(records)] if config.online else torch.zeros(config.references, len(records), dtype=torch.bool)
     answers_x, answers_z = _answers(oracle, records.x), _answers(oracle, z.x)
     n_classes = answers_x.shape[-1]  # the model's classes, which the records may not all show
-    logp_x, logp_z = _shared_reference_log_posteriors(oracle._versions[-1], pool, keep, [records.x, z.x], n_classes, config, child_seed(seed, 'references', 'models', bits=32),
-                                                      device, progress)
+    logp_x, logp_z = _shared_reference_log_posteriors(oracle._versions[-1], pool, keep=keep, queries=[records.x, z.x], n_classes=n_classes, config=config, seed=child_seed(seed, 'references', 'models', bits=32),
+                                                      device=device, progress=progress)
     trained = time.perf_counter()
     noise, floor = torch.Generator().manual_seed(child_seed(seed, 'references', 'answers')), answer_floor(oracle.policy)
     as_answered = lambda logp: answer_log_posteriors(oracle.policy.as_vectors(logp.exp(), noise), floor)  # the attacker knows the API's policy
-    scores = reference_scores(torch.cat([answers_x, as_answered(logp_x)]), records.y, keep_x, torch.cat([answers_z, as_answered(logp_z)]), z.y,
+    scores = reference_scores(torch.cat([answers_x, as_answered(logp_x)]), records.y, keep=keep_x, logits_z=torch.cat([answers_z, as_answered(logp_z)]), y_z=z.y,
                               online=config.online, a=config.a)
     return scores, oracle.queries - asked, {'training': trained - start, 'scoring': time.perf_counter() - trained}
 
@@ -495,12 +505,12 @@ def run_loss_attack(target, # the model under attack, or an `Oracle` around it
     oracle = as_oracle(target, records)
     asked, start = oracle.queries, time.perf_counter()
     scores = true_label_confidence(_answers(oracle, records.x)[0], records.y)
-    return membership_result('loss', data.name, scores, data.is_member, queries=oracle.queries - asked, seconds={'scoring': time.perf_counter() - start})
+    return membership_result('loss', data.name, scores=scores, is_member=data.is_member, queries=oracle.queries - asked, seconds={'scoring': time.perf_counter() - start})
 
-def _reference_attack(name:str, target, data:MembershipData, config:ReferenceConfig, seed:int, device, progress:bool) -> MembershipResult:
+def _reference_attack(name:str, target, *, data:MembershipData, config:ReferenceConfig, seed:int, device, progress:bool) -> MembershipResult:
     "One attack of `reference_scores` as a `MembershipResult`."
-    scores, queries, seconds = _reference_attack_scores(target, data, config, seed, device, progress)
-    return membership_result(name.split(' ')[0].lower(), data.name, scores[name], data.is_member, queries=queries, seconds=seconds,
+    scores, queries, seconds = _reference_attack_scores(target, data, config=config, seed=seed, device=device, progress=progress)
+    return membership_result(name.split(' ')[0].lower(), data.name, scores=scores[name], is_member=data.is_member, queries=queries, seconds=seconds,
                              setting=f"K={config.references}, {name.split(' ', 1)[1]}")
 
 @register_attack('lira', family='membership', threat=('black-box', 'reference models', 'training recipe'), config=ReferenceConfig, preset='membership',
@@ -513,7 +523,7 @@ def run_lira(target, # the model under attack (its architecture or estimator tra
             ) -> MembershipResult:
     "LiRA: the target's confidence on each record against Gaussians fitted to reference models that did (online) or did not train on it."
     variant = f"LiRA {'online' if config.online else 'offline'}" + (', global variance' if config.global_variance else '')
-    return _reference_attack(variant, target, data, config, seed, device, progress)
+    return _reference_attack(variant, target, data=data, config=config, seed=seed, device=device, progress=progress)
 
 @register_attack('rmia', family='membership', threat=('black-box', 'reference models', 'training recipe'), config=ReferenceConfig, preset='membership',
                  paper='Zarifzadeh, Liu, Nasr, Shokri: Low-Cost High-Power Membership Inference Attacks, ICML 2024',
@@ -524,7 +534,7 @@ def run_rmia(target, # the model under attack (its architecture or estimator tra
              *, config:ReferenceConfig=ReferenceConfig(), seed:int=0, device=None, progress:bool=True,
             ) -> MembershipResult:
     "RMIA: how often each record's likelihood ratio under the target beats that of population records z."
-    return _reference_attack(f"RMIA {'online' if config.online else 'offline'}", target, data, config, seed, device, progress)
+    return _reference_attack(f"RMIA {'online' if config.online else 'offline'}", target, data=data, config=config, seed=seed, device=device, progress=progress)
 
 # %% ../nbs/63_membership_lira.ipynb #protocolcode
 @register_preset('membership pool', datasets=tuple(TARGETS))
@@ -563,8 +573,8 @@ def run_reference_protocol(target:MembershipTarget, # the recipe: architecture, 
                           ) -> ReferenceAttackResult:
     "LiRA, RMIA and the loss attack in the papers' protocol: a target and K references, each on a random half of the pool."
     with private_rng(seed): architecture = target.make_model()  # copied and re-initialised for each model
-    return run_reference_attacks(architecture, data, 2 * target.members, config.references, target.epochs, target.lr, target.batch_size, seed,
-                                 target.dataset, online=not config.offline, device=device, progress=progress, augment=config.augment,
+    return run_reference_attacks(architecture, data, pool=2 * target.members, n_references=config.references, epochs=target.epochs, lr=target.lr, batch_size=target.batch_size, seed=seed,
+                                 name=target.dataset, online=not config.offline, device=device, progress=progress, augment=config.augment,
                                  stacked=not config.one_at_a_time, backend=config.backend, address=config.address or None, cache_dir=config.cache or None)
 
 # %% ../nbs/63_membership_lira.ipynb #apicode
@@ -595,10 +605,10 @@ def reference_attacks_through_api(result:ReferenceAttackResult, # from `run_refe
         floor, noise = answer_floor(policy), torch.Generator().manual_seed(child_seed(seed, 'reference answers', name))
         as_answered = lambda target_answers, logits: torch.cat([answer_log_posteriors(target_answers.double(), floor)[None],
                                                                  answer_log_posteriors(policy.as_vectors(logits.double().softmax(-1), noise), floor)])
-        scores = reference_scores(as_answered(api.query_vectors(records.x), logits_x), records.y, keep,
-                                  as_answered(api.query_vectors(population.x), logits_z), population.y, online=True, a=a)
+        scores = reference_scores(as_answered(api.query_vectors(records.x), logits_x), records.y, keep=keep,
+                                  logits_z=as_answered(api.query_vectors(population.x), logits_z), y_z=population.y, online=True, a=a)
         seconds = {'scoring': time.perf_counter() - start}
-        out += [membership_result(k, result.dataset, scores[k], member, queries=api.queries, seconds=seconds, setting=name) for k in attacks]
+        out += [membership_result(k, result.dataset, scores=scores[k], is_member=member, queries=api.queries, seconds=seconds, setting=name) for k in attacks]
     return out
 
 def disclosure_table(results:list, # `MembershipResult`s of several attacks and policies
@@ -611,11 +621,11 @@ def disclosure_table(results:list, # `MembershipResult`s of several attacks and 
 # %% ../nbs/63_membership_lira.ipynb #f2b86a5d
 def matmul_rate(device=None, size:int=1024) -> float:
     "FLOP/s of a large float32 matrix product on `device`, the best of five timings: the ceiling any training loop of dense layers runs under."
-    device = torch.device(default_device(device))
+    device = torch.device(resolve_device(device))
     a, b = torch.randn(2, size, size, generator=seeded_generator(0)).to(device)
     def five_products():
         for _ in range(5): a @ b
-    return 5 * 2 * size ** 3 / best_time(five_products, 5, device)
+    return 5 * 2 * size ** 3 / best_time(five_products, 5, device=device)
 
 def training_flops(model:nn.Module, records:int) -> float:
     "Floating-point operations to train the dense layers of `model` on `records` record-visits: 2·in·out forward and twice that backward."
@@ -624,6 +634,7 @@ def training_flops(model:nn.Module, records:int) -> float:
 @register_bench('reference-models')
 def bench_reference_models(n_models:int=16, # K
                            epochs:int=20, # epochs of each model (half the attack's 40; fewer would let start-up costs dominate)
+                           *,
                            pool:int=1000, # records in the pool
                            device=None, root=None,
                           ) -> list:
@@ -632,17 +643,17 @@ def bench_reference_models(n_models:int=16, # K
     largest logit difference and the memory estimate."""
     from updates_leak.data import load_dataset
     from updates_leak.models import MLP, location_model
-    device = torch.device(default_device(device))
-    data = load_dataset('location', 'all', root).subset(torch.arange(pool))
+    device = torch.device(resolve_device(device))
+    data = load_dataset('location', 'all', root=root).subset(torch.arange(pool))
     rate = matmul_rate(device)
     rows = []
     for name, arch in [('Location target (446-1024-512-256-128-30)', location_model()), ('shadow MLP (446-128-30)', MLP([446, 128, 30], act=nn.Tanh))]:
-        train_references(arch, data, 2, 1, seed=0, device=device, progress=False)  # warm-up: first-call costs are not the method's
+        train_references(arch, data, n_models=2, epochs=1, seed=0, device=device, progress=False)  # warm-up: first-call costs are not the method's
         t0 = time.perf_counter()
-        refs = train_references(arch, data, n_models, epochs, seed=0, device=device, progress=False)
+        refs = train_references(arch, data, n_models=n_models, epochs=epochs, seed=0, device=device, progress=False)
         t1 = time.perf_counter()
         alone = []
-        one_at_a_time, threads = best_thread_time(lambda: alone.append([train_one_reference(arch, data, refs.keep[k], epochs, seed=refs.seeds[k], device=device)
+        one_at_a_time, threads = best_thread_time(lambda: alone.append([train_one_reference(arch, data, keep=refs.keep[k], epochs=epochs, seed=refs.seeds[k], device=device)
                                                                          for k in range(n_models)]), device=device)  # the baseline at its best thread count
         alone = alone[-1]
         with torch.no_grad(): gap = max(float((refs.logits(data.x[:200], device)[k] - alone[k](data.x[:200])).abs().max()) for k in range(n_models))
@@ -651,6 +662,6 @@ def bench_reference_models(n_models:int=16, # K
         rows += [common | {'method': 'one at a time', 'threads': threads, 'seconds': round(one_at_a_time, 2), 'ratio': 1.0,
                            'FLOP floor (s)': round(floor, 2), 'largest possible ratio': round(one_at_a_time / floor, 1)},
                  common | {'method': 'stacked (torch.func)', 'seconds': round(t1 - t0, 2), 'ratio': round(one_at_a_time / (t1 - t0), 2),
-                           'max |logit difference|': gap, 'memory estimate (MB)': round(reference_memory(arch, n_models, 64, pool, data.x.shape[1]) / 2**20, 1),
+                           'max |logit difference|': gap, 'memory estimate (MB)': round(reference_memory(arch, n_models, batch_size=64, n_records=pool, n_features=data.x.shape[1]) / 2**20, 1),
                            'device': str(device)}]
     return rows

@@ -13,7 +13,7 @@ import torch.nn.functional as F
 
 from .attacks import (MembershipData, MembershipResult, answer_floor, answer_log_posteriors, as_oracle, membership_result,
                                   register_attack)
-from .core import check_count, check_fraction, check_positive, child_seed, default_device, private_rng, progress as progress_bar
+from .core import check_count, check_fraction, check_positive, child_seed, resolve_device, private_rng, progress as progress_bar
 from .data import Data
 from .models import batch_order
 
@@ -33,6 +33,7 @@ class QuantileModel(nn.Module):
     "Predicts a non-member's score distribution for a record: a Gaussian's mean and log standard deviation from its features and label."
     def __init__(self, n_features:int, # inputs per record, flattened
                  n_classes:int, # the one-hot label's width
+                 *,
                  hidden:int=256, # width of the two hidden layers
                 ):
         super().__init__()
@@ -59,31 +60,32 @@ class QmiaConfig:
         for name in ('hidden', 'epochs', 'batch_size'): check_count(getattr(self, name), name)
         check_positive(self.lr, 'lr'); check_positive(self.weight_decay, 'weight_decay', zero=True); check_fraction(self.held_out, 'held_out')
 
-def _gaussian_nll(mean, log_std, s): return (log_std + 0.5 * ((s - mean) / log_std.exp()) ** 2).mean()
+def _gaussian_nll(mean, log_std, *, s): return (log_std + 0.5 * ((s - mean) / log_std.exp()) ** 2).mean()
 
 def fit_quantile_model(population:Data, # records known to be non-members
                        scores:torch.Tensor, # their margins under the target
+                       *,
                        n_classes:int, # the target's classes
-                       *, config:QmiaConfig, seed:int=0, device=None, progress:bool=True,
+                        config:QmiaConfig, seed:int=0, device=None, progress:bool=True,
                       ) -> QuantileModel:
     "A `QuantileModel` fitted to the population's scores (Gaussian negative log-likelihood, Adam), at its best held-out epoch; on the CPU, in eval mode."
-    device = default_device(device)
+    device = resolve_device(device)
     n_held = max(1, int(config.held_out * len(population)))
     if len(population) - n_held < 2: raise ValueError(f"the population must hold at least {n_held + 2} records to train a quantile model, got {len(population)}")
     order = torch.randperm(len(population), generator=torch.Generator().manual_seed(child_seed(seed, 'qmia', 'held out')))
     x, y, s = population.x.to(device), population.y.to(device), scores.float().to(device)
     fit_idx, held_idx = order[n_held:].to(device), order[:n_held].to(device)
-    with private_rng(child_seed(seed, 'qmia', 'init')): model = QuantileModel(population.x[0].numel(), n_classes, config.hidden).to(device)
+    with private_rng(child_seed(seed, 'qmia', 'init')): model = QuantileModel(population.x[0].numel(), n_classes, hidden=config.hidden).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     batches = torch.Generator().manual_seed(child_seed(seed, 'qmia', 'batches'))
     best, best_state = float('inf'), None
     for _ in progress_bar(range(config.epochs), enabled=progress, name='quantile model epochs'):
         model.train()
-        for b in batch_order(len(fit_idx), config.batch_size, True, batches):
+        for b in batch_order(len(fit_idx), config.batch_size, shuffle=True, generator=batches):
             i = fit_idx[b.to(device)]
-            opt.zero_grad(); _gaussian_nll(*model(x[i], y[i]), s[i]).backward(); opt.step()
+            opt.zero_grad(); _gaussian_nll(*model(x[i], y[i]), s=s[i]).backward(); opt.step()
         model.eval()
-        with torch.no_grad(): loss = float(_gaussian_nll(*model(x[held_idx], y[held_idx]), s[held_idx]))
+        with torch.no_grad(): loss = float(_gaussian_nll(*model(x[held_idx], y[held_idx]), s=s[held_idx]))
         if loss < best: best, best_state = loss, copy.deepcopy(model.state_dict())
     model.load_state_dict(best_state)
     return model.cpu().eval()
@@ -97,7 +99,7 @@ def run_qmia(target, # the model under attack, or an `Oracle` around it (its dis
              data:MembershipData, # the records under test and the population the quantile model learns from
              *, config:QmiaConfig=QmiaConfig(), # the attack's options
              seed:int=0, # seeds the quantile model
-             device=None, # where the quantile model trains (`None`: CUDA when available)
+             device=None, # where the quantile model trains (`None`: where the target lives, see `resolve_device`)
              progress:bool=True, # progress over the quantile model's epochs
             ) -> MembershipResult:
     "Quantile-regression membership inference: one model of a non-member's score, record by record, learnt from public records; no reference models."
@@ -106,12 +108,12 @@ def run_qmia(target, # the model under attack, or an `Oracle` around it (its dis
     floor, asked = answer_floor(oracle.policy), oracle.queries
     start = time.perf_counter()
     answers = oracle.query_vectors(data.population.x)
-    model = fit_quantile_model(data.population, margin_scores(answer_log_posteriors(answers, floor), data.population.y), answers.shape[1],
+    model = fit_quantile_model(data.population, margin_scores(answer_log_posteriors(answers, floor), data.population.y), n_classes=answers.shape[1],
                                config=config, seed=seed, device=device, progress=progress)
     trained = time.perf_counter()
     records = data.records
     s = margin_scores(answer_log_posteriors(oracle.query_vectors(records.x), floor), records.y)
     with torch.no_grad(): mean, log_std = model(records.x, records.y)
     scores = (s - mean.double()) / log_std.double().exp()
-    return membership_result('qmia', data.name, scores, data.is_member, queries=oracle.queries - asked,
+    return membership_result('qmia', data.name, scores=scores, is_member=data.is_member, queries=oracle.queries - asked,
                              seconds={'training': trained - start, 'scoring': time.perf_counter() - trained})

@@ -15,7 +15,8 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.metrics import roc_curve
 
 from .attacks import MembershipData, register_attack, register_preset, strongest_headline
-from .core import ATTACK_METHOD, Result, artefact, check_count, child_seed, held_warnings, metric_rows, seeded_generator, private_rng
+from .results import ATTACK_METHOD, Result, artefact, metric_rows
+from .core import check_count, child_seed, held_warnings, seeded_generator, private_rng, resolve_device
 from .data import WHOLE_DATASETS, Data, as_data, assert_disjoint, concat, disjoint_split, load_dataset
 from .attacks import plot_roc_curves
 from .membership_features import (BLACK_BOX, attack_metrics, best_threshold, check_layers, concat_rows,
@@ -58,28 +59,31 @@ def load_pool(dataset:str, # a `load_dataset` name
               root=None, # data root
              ) -> Data:
     "Every record a membership experiment may draw from (the training split of datasets that have one)."
-    return load_dataset(dataset, 'all' if dataset in WHOLE_DATASETS else 'train', root)
+    return load_dataset(dataset, 'all' if dataset in WHOLE_DATASETS else 'train', root=root)
 
 def membership_split(n:int, # records in the pool
                      target:MembershipTarget, # the roles' sizes
+                     *,
                      seed:int=0, # seed of the split
                     ) -> dict:
     "Disjoint index sets: members and non-members (each half known to the attacker, half for evaluation), shadow and test records."
     half = target.members // 2
     sizes = {'members_known': half, 'members_eval': target.members - half, 'nonmembers_known': half,
              'nonmembers_eval': target.members - half, 'shadow': target.shadow, 'test': target.test}
-    idx = disjoint_split(n, sizes, seed)
+    idx = disjoint_split(n, sizes, seed=seed)
     assert_disjoint(**idx)
     return idx
 
 # %% ../nbs/61_membership_standalone.ipynb #c1d3e508
 def train_membership_model(target:MembershipTarget, # the recipe
                            data:Data, # the training records
+                           *,
                            seed:int=0, # seeds the initialisation and shuffling
                            progress:bool=False, # progress bar over epochs
                            device:str|torch.device|None=None, # where a torch model trains (`None`: CUDA if available)
                           ):
     "A fresh model trained with the target's recipe (torch: Adam, no regularisation, returned on the CPU, in eval mode; scikit-learn: its `fit`)."
+    device = resolve_device(device)  # the model is built here: no model of the caller's to follow
     with private_rng(seed):
         model = target.make_model()
         if model_kind(model) == 'sklearn': return model.fit(data.x.flatten(1).double().numpy(), data.y.numpy())
@@ -88,6 +92,7 @@ def train_membership_model(target:MembershipTarget, # the recipe
 
 def own_recipe(model, # your trained model: a torch model or a scikit-learn estimator
                members:Data, # its training records
+               *,
                epochs:int=40, lr:float=1e-3, batch_size:int=64, # a torch model's training (Adam)
                name:str='own model',
               ) -> MembershipTarget:
@@ -127,6 +132,7 @@ class ShadowModelAttack:
     "Shokri et al.'s attack: shadow models trained like the target, one attack classifier per class on the posterior vector."
     def __init__(self, shadow_data, # the attacker's own records (each shadow model trains on a random half): a `Data`, `(x, y)` or `TensorDataset`
                  target:MembershipTarget, # the recipe the shadow models copy
+                 *,
                  n_shadow:int=4, # number of shadow models
                  seed:int=0, # seeds the halves, the shadow models and the attack classifiers
                  device:str|torch.device|None=None, # where the shadow models train
@@ -176,6 +182,7 @@ class MembershipAttack:
     "Nasr et al.'s attack on a given model, trained on known members and non-members; scores any records."
     def __init__(self, model, # the target classifier: a torch model (any kind with `black_box=True`)
                  members, # records known to be in its training set: a `Data`, `(x, y)` or `TensorDataset`
+                 *,
                  nonmembers, # records known not to be
                  layers:list|None=None, # gradient layers (`None`: the last weight layer)
                  black_box:bool=False, # read only the label, posteriors and loss
@@ -193,12 +200,12 @@ class MembershipAttack:
         self.keys = BLACK_BOX + tuple(f'grad:{l}' for l in self.layers)
         known = concat_rows(self.features(members), self.features(nonmembers))
         is_member = torch.arange(len(members) + len(nonmembers)) < len(members)
-        self.attack, self.scaler = train_nasr_attack(known, is_member, kernels, epochs, seed=seed, device=device, progress=progress)
+        self.attack, self.scaler = train_nasr_attack(known, is_member, kernels=kernels, epochs=epochs, seed=seed, device=device, progress=progress)
         self.threshold = best_threshold(membership_scores(self.attack, self.scaler(known)), is_member)
 
     def features(self, data) -> dict:
         "The features this attack reads."
-        return select(membership_features(self.model, as_data(data), self.layers, device=self.device), self.keys)
+        return select(membership_features(self.model, as_data(data), layers=self.layers, device=self.device), self.keys)
 
     def scores(self, data:Data) -> torch.Tensor:
         "Membership logits of `data`'s records (higher: member)."
@@ -211,6 +218,7 @@ class MembershipAttack:
 # %% ../nbs/61_membership_standalone.ipynb #1f5cbfff
 def art_blackbox_scores(model:nn.Module, # the target classifier
                         members:Data, # known members
+                        *,
                         nonmembers:Data, # known non-members
                         records:list, # `Data` sets to score
                         attack_model_type:str='nn', # ART's attack model: 'nn', 'rf' or 'gb'
@@ -231,7 +239,7 @@ def art_blackbox_scores(model:nn.Module, # the target classifier
                 for d in records]
 
 # %% ../nbs/61_membership_standalone.ipynb #b80159bb
-@dataclass
+@dataclass(kw_only=True)
 class StandaloneResult(Result):
     "Every attack's metrics on one target model, with the ROC curves behind them."
     dataset: str # the target's data
@@ -255,9 +263,9 @@ class StandaloneResult(Result):
 
     def rows(self) -> list:
         "Each attack's balanced accuracy, AUC and TPR at 0.1% and 1% FPR, and the target's accuracy on members and held-out records."
-        out = [r for a, m in self.metrics.items() for k, v in m.items() for r in metric_rows(f'membership: {a}', self.dataset, k, {ATTACK_METHOD: v})]
-        return out + metric_rows('membership', self.dataset, 'target train accuracy', {'target model': self.train_accuracy}) \
-                   + metric_rows('membership', self.dataset, 'target test accuracy', {'target model': self.test_accuracy})
+        out = [r for a, m in self.metrics.items() for k, v in m.items() for r in metric_rows(f'membership: {a}', self.dataset, metric=k, values={ATTACK_METHOD: v})]
+        return out + metric_rows('membership', self.dataset, metric='target train accuracy', values={'target model': self.train_accuracy}) \
+                   + metric_rows('membership', self.dataset, metric='target test accuracy', values={'target model': self.test_accuracy})
 
     def plot(self):
         "Every attack's ROC curve on log–log axes."
@@ -265,13 +273,14 @@ class StandaloneResult(Result):
 
 def evaluate_scores(result:StandaloneResult, # where to record the attack
                     name:str, # the attack's name
+                    *,
                     known_scores, eval_scores, # scores of the known and the evaluation records
                     known_member, eval_member, # their truth
                     threshold:float|None=None, # decision threshold (`None`: the best on the known records)
                    ):
     "Record one attack's metrics and its ROC curve."
     if threshold is None: threshold = best_threshold(known_scores, known_member)
-    result.metrics[name] = attack_metrics(eval_scores, eval_member, threshold)
+    result.metrics[name] = attack_metrics(eval_scores, eval_member, threshold=threshold)
     fpr, tpr, _ = roc_curve(np.asarray(eval_member, dtype=bool), np.asarray(eval_scores, dtype=np.float64))
     result.roc[name] = (fpr, tpr)
 
@@ -293,18 +302,18 @@ class StandaloneSplit:
     shadow: Data|None = None  # the attacker's own records for shadow models (`None`: no shadow-model baseline)
     recipe: MembershipTarget|None = None  # how the shadow models train (`None`: no shadow-model baseline)
 
-def _preset_target(dataset:str, seed:int, root, progress:bool, device) -> tuple:
+def _preset_target(dataset:str, seed:int, *, root, progress:bool, device) -> tuple:
     "A preset's target trained on a seeded split: `(model, StandaloneSplit)`, the shadow models trained with the target's recipe."
     if dataset not in TARGETS: raise ValueError(f"unknown membership target {dataset!r}; choose from {sorted(TARGETS)}")
     target = TARGETS[dataset]
     pool = load_pool(target.dataset, root)
-    idx = membership_split(len(pool), target, seed)
+    idx = membership_split(len(pool), target, seed=seed)
     data = {k: pool.subset(v) for k, v in idx.items()}
     members = pool.subset(torch.cat([idx['members_known'], idx['members_eval']]))
     parts = {k: v for k, v in data.items() if k not in ('shadow', 'test')}
-    return train_membership_model(target, members, seed, progress, device), StandaloneSplit(dataset, members, data['test'], parts, data['shadow'], target)
+    return train_membership_model(target, members, seed=seed, progress=progress, device=device), StandaloneSplit(dataset, members, test=data['test'], parts=parts, shadow=data['shadow'], recipe=target)
 
-def _own_target(model, members, nonmembers, shadow, n_shadow:int, epochs:int, lr:float, name:str, seed:int) -> StandaloneSplit:
+def _own_target(model, members, *, nonmembers, shadow, n_shadow:int, epochs:int, lr:float, name:str, seed:int) -> StandaloneSplit:
     "Your model's records, halved for the attacker (no shadow recipe without shadow records)."
     if members is None or nonmembers is None: raise ValueError("attacking your own model needs its members and non-members: members=(x, y), nonmembers=(x, y)")
     members, nonmembers = as_data(members, name='members'), as_data(nonmembers, name='non-members')
@@ -312,8 +321,8 @@ def _own_target(model, members, nonmembers, shadow, n_shadow:int, epochs:int, lr
     data = dict(zip(('members_known', 'members_eval'), _split_known(members, seed)))
     data.update(zip(('nonmembers_known', 'nonmembers_eval'), _split_known(nonmembers, seed + 1)))
     shadow_data = None if shadow is None else as_data(shadow, name='shadow records')
-    recipe = own_recipe(model, members, epochs, lr, name=name) if shadow_data is not None and n_shadow else None
-    return StandaloneSplit(name, members, nonmembers, data, shadow_data, recipe)
+    recipe = own_recipe(model, members, epochs=epochs, lr=lr, name=name) if shadow_data is not None and n_shadow else None
+    return StandaloneSplit(name, members, test=nonmembers, parts=data, shadow=shadow_data, recipe=recipe)
 
 @dataclass
 class _AttackHalves:
@@ -330,37 +339,38 @@ class _AttackHalves:
         evaluation = concat([data['members_eval'], data['nonmembers_eval']], 'evaluation records')
         return cls(known, evaluation, torch.arange(len(known)) < len(data['members_known']), torch.arange(len(evaluation)) < len(data['members_eval']))
 
-    def score(self, result:StandaloneResult, name:str, known_scores, eval_scores, threshold:float|None=None):
+    def score(self, result:StandaloneResult, name:str, *, known_scores, eval_scores, threshold:float|None=None):
         "Record an attack's metrics on the evaluation half (its threshold chosen on the known half unless given)."
-        evaluate_scores(result, name, known_scores, eval_scores, self.known_member, self.eval_member, threshold)
+        evaluate_scores(result, name, known_scores=known_scores, eval_scores=eval_scores, known_member=self.known_member, eval_member=self.eval_member, threshold=threshold)
 
 # %% ../nbs/61_membership_standalone.ipynb #bc44c86d
-def _nasr_attacks(result:StandaloneResult, model:nn.Module, data:dict, halves:_AttackHalves, layers:list, variants:tuple,
+def _nasr_attacks(result:StandaloneResult, model:nn.Module, *, data:dict, halves:_AttackHalves, layers:list, variants:tuple,
                   kernels:int|None, attack_epochs:int, seed:int, progress:bool, device):
     "Nasr et al.'s attack networks: supervised on white-box and on black-box features, and unsupervised."
     for variant, name, black_box in [('white-box', 'white-box (Nasr)', False), ('black-box', 'black-box (Nasr network)', True)]:
         if variant not in variants: continue
-        attack = MembershipAttack(model, data['members_known'], data['nonmembers_known'], layers, black_box, kernels,
-                                  attack_epochs, seed, progress, device)
-        halves.score(result, name, attack.scores(halves.known), attack.scores(halves.evaluation))
+        attack = MembershipAttack(model, data['members_known'], nonmembers=data['nonmembers_known'], layers=layers, black_box=black_box, kernels=kernels,
+                                  epochs=attack_epochs, seed=seed, progress=progress, device=device)
+        halves.score(result, name, known_scores=attack.scores(halves.known), eval_scores=attack.scores(halves.evaluation))
     if 'unsupervised' in variants:
         grads = BLACK_BOX + tuple(f'grad:{l}' for l in layers)
-        features = concat_rows(*(select(membership_features(model, d, layers, device=device), grads) for d in (halves.known, halves.evaluation)))
-        scores = train_unsupervised_attack(features, kernels, attack_epochs, seed=seed, progress=progress, device=device)
-        halves.score(result, 'white-box unsupervised (Nasr)', scores[:len(halves.known)], scores[len(halves.known):], cluster_threshold(scores, seed))
+        features = concat_rows(*(select(membership_features(model, d, layers=layers, device=device), grads) for d in (halves.known, halves.evaluation)))
+        scores = train_unsupervised_attack(features, kernels, epochs=attack_epochs, seed=seed, progress=progress, device=device)
+        halves.score(result, 'white-box unsupervised (Nasr)', known_scores=scores[:len(halves.known)], eval_scores=scores[len(halves.known):], threshold=cluster_threshold(scores, seed))
 
-def _black_box_baselines(result:StandaloneResult, model, halves:_AttackHalves, shadow_data, recipe, n_shadow:int, seed:int, device):
+def _black_box_baselines(result:StandaloneResult, model, *, halves:_AttackHalves, shadow_data, recipe, n_shadow:int, seed:int, device):
     "Shokri et al.'s shadow models (when there are shadow records), and the loss and entropy thresholds."
     known, evals = membership_features(model, halves.known, device=device), membership_features(model, halves.evaluation, device=device)
     if n_shadow:
-        shadow = ShadowModelAttack(shadow_data, recipe, n_shadow, seed, device)
-        halves.score(result, 'shadow models (Shokri)', shadow.scores(known), shadow.scores(evals))
-    halves.score(result, 'loss threshold', loss_scores(known), loss_scores(evals))
-    halves.score(result, 'entropy threshold', entropy_scores(known), entropy_scores(evals))
+        shadow = ShadowModelAttack(shadow_data, recipe, n_shadow=n_shadow, seed=seed, device=device)
+        halves.score(result, 'shadow models (Shokri)', known_scores=shadow.scores(known), eval_scores=shadow.scores(evals))
+    halves.score(result, 'loss threshold', known_scores=loss_scores(known), eval_scores=loss_scores(evals))
+    halves.score(result, 'entropy threshold', known_scores=entropy_scores(known), eval_scores=entropy_scores(evals))
 
 # %% ../nbs/61_membership_standalone.ipynb #e85e2dfd
 def run_standalone(dataset:str='location', # a key of `TARGETS` (a preset: the target is trained on it), or what your model is called
                    layers:list|None=None, # gradient layers of the white-box attack (`None`: the last layer)
+                   *,
                    kernels:int|None=None, # kernels of each gradient component (`None`: the paper's 1,000, fewer for wide layers)
                    attack_epochs:int=40, # attack-network training epochs
                    n_shadow:int=4, # shadow models for Shokri et al.'s baseline (0 skips it)
@@ -379,8 +389,8 @@ def run_standalone(dataset:str='location', # a key of `TARGETS` (a preset: the t
     "Train a target (or take yours); run the white-box attack, the same network on black-box features, shadow models and thresholds."
     if variants is not None and set(variants) - set(NASR_VARIANTS):  # before any training
         raise ValueError(f"unknown attack variants {sorted(set(variants) - set(NASR_VARIANTS))}; choose from {NASR_VARIANTS}")
-    if model is None: model, split = _preset_target(dataset, seed, root, progress, device)
-    else: split = _own_target(model, members, nonmembers, shadow, n_shadow, epochs, lr, dataset, seed)
+    if model is None: model, split = _preset_target(dataset, seed, root=root, progress=progress, device=device)
+    else: split = _own_target(model, members, nonmembers=nonmembers, shadow=shadow, n_shadow=n_shadow, epochs=epochs, lr=lr, name=dataset, seed=seed)
     return nasr_protocol(model, split, layers=layers, kernels=kernels, attack_epochs=attack_epochs, n_shadow=n_shadow, variants=variants,
                          seed=seed, art=art, progress=progress, device=device)
 
@@ -398,13 +408,13 @@ def nasr_protocol(model, # the target: torch for the white-box attacks, any kind
     n_shadow = n_shadow if split.recipe is not None and split.shadow is not None else 0
     layers = check_layers(model, weight_layers(model)[-1:] if layers is None else layers) if kind == 'torch' else []
     halves = _AttackHalves.of(split.parts)
-    result = StandaloneResult(split.name, model_accuracy(model, split.members), model_accuracy(model, split.test), {}, seed=seed, layers=layers, model=model)
-    _nasr_attacks(result, model, split.parts, halves, layers, variants, kernels, attack_epochs, seed, progress, device)
-    _black_box_baselines(result, model, halves, split.shadow, split.recipe, n_shadow, seed, device)
+    result = StandaloneResult(dataset=split.name, train_accuracy=model_accuracy(model, split.members), test_accuracy=model_accuracy(model, split.test), metrics={}, seed=seed, layers=layers, model=model)
+    _nasr_attacks(result, model, data=split.parts, halves=halves, layers=layers, variants=variants, kernels=kernels, attack_epochs=attack_epochs, seed=seed, progress=progress, device=device)
+    _black_box_baselines(result, model, halves=halves, shadow_data=split.shadow, recipe=split.recipe, n_shadow=n_shadow, seed=seed, device=device)
     if art:
-        art_known, art_eval = art_blackbox_scores(white_box(model, "IBM ART's PyTorch classifier"), split.parts['members_known'], split.parts['nonmembers_known'],
-                                                  [halves.known, halves.evaluation], seed=seed)
-        halves.score(result, 'ART MembershipInferenceBlackBox', art_known, art_eval)
+        art_known, art_eval = art_blackbox_scores(white_box(model, "IBM ART's PyTorch classifier"), split.parts['members_known'], nonmembers=split.parts['nonmembers_known'],
+                                                  records=[halves.known, halves.evaluation], seed=seed)
+        halves.score(result, 'ART MembershipInferenceBlackBox', known_scores=art_known, eval_scores=art_eval)
     return result
 
 # %% ../nbs/61_membership_standalone.ipynb #nasrcode
@@ -431,7 +441,7 @@ def membership_split_preset(dataset:str, # a key of `TARGETS`
                             *, config=None, seed:int=0, root=None, device=None, progress:bool=False,
                            ) -> tuple:
     "`(target, StandaloneSplit)`: the papers' stand-alone protocol, the target trained on its members with the preset's recipe."
-    return _preset_target(dataset, seed, root, progress, device)
+    return _preset_target(dataset, seed, root=root, progress=progress, device=device)
 
 @register_attack('nasr', family='membership', threat=('white-box', 'training recipe'), config=NasrConfig, preset='membership split',
                  paper='Nasr, Shokri, Houmansadr: Comprehensive Privacy Analysis of Deep Learning, S&P 2019',
@@ -443,9 +453,9 @@ def run_nasr(target, # the trained model: torch for the white-box attack, any ki
             ) -> StandaloneResult:
     "White-box membership inference from gradients (Nasr et al.), with the same network on outputs, shadow models and thresholds beside it."
     trainable = model_kind(target) != 'function'  # shadow models are copies of the target: a predictions-only one has none
-    split = data if isinstance(data, StandaloneSplit) else _own_target(target, data.members, data.nonmembers,
-                                                                       data.population if config.shadow and trainable else None,
-                                                                       config.shadow, config.epochs, config.lr, data.name, seed)
+    split = data if isinstance(data, StandaloneSplit) else _own_target(target, data.members, nonmembers=data.nonmembers,
+                                                                       shadow=data.population if config.shadow and trainable else None,
+                                                                       n_shadow=config.shadow, epochs=config.epochs, lr=config.lr, name=data.name, seed=seed)
     return nasr_protocol(target, split, layers=config.layers.split(',') if config.layers else None, kernels=config.kernels or None,
                          attack_epochs=config.attack_epochs, n_shadow=config.shadow, variants=tuple(config.variants.split(',')) if config.variants else None,
                          seed=seed, art=config.art, progress=progress, device=device)
@@ -479,4 +489,4 @@ def plot_roc(result:StandaloneResult, # a finished experiment
             ):
     "Every attack's ROC curve on log–log axes."
     return plot_roc_curves({n: (*result.roc[n], result.metrics[n]['auc']) for n in result.roc},
-                           f'{result.dataset}: membership ROC', ax)
+                           f'{result.dataset}: membership ROC', ax=ax)

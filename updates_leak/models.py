@@ -14,7 +14,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.utils.data import Dataset, TensorDataset
 
-from .core import private_rng, check_count, check_positive, chunks, default_device, keyed_uniform, progress as progress_bar, seeded_generator
+from .core import private_rng, check_count, check_positive, chunks, resolve_device, keyed_uniform, progress as progress_bar, seeded_generator
 from .data import Data, as_data
 
 # %% auto #0
@@ -55,6 +55,7 @@ class MLP(nn.Sequential):
     "A fully connected network on the flattened input: `sizes[0]` inputs → hidden layers → `sizes[-1]` outputs."
     def __init__(self, sizes:list, # layer widths, input first, output last
                  act:Callable=nn.ReLU, # activation module class between layers
+                 *,
                  dropout:float=0., # dropout after each hidden activation
                  normalize:nn.Module|None=None, # optional first layer, e.g. `Normalize`
                 ):
@@ -95,10 +96,11 @@ class MnistCNN(nn.Module):
 
     def dropout_masks(self, keys:torch.Tensor, # K integer keys, one per copy (its update seed), on the device the masks are for
                       step:int, # the training step: each step draws fresh masks
+                      *,
                       n:int, # batch size
                      ) -> list:
         "Explicit dropout masks of K copies for a batch of `n`, drawn in one call: K × channel masks after conv2, K × unit masks after fc1 (0 or 2)."
-        return [(keyed_uniform(keys, 2 * step + i, shape) >= 0.5) * 2. for i, shape in enumerate([(n, 20, 1, 1), (n, 50)])]
+        return [(keyed_uniform(keys, 2 * step + i, shape=shape) >= 0.5) * 2. for i, shape in enumerate([(n, 20, 1, 1), (n, 50)])]
 
     def forward(self, x, masks:list|None=None):
         "Logits of `x`; `masks` (from `dropout_masks`) replace the random dropout when given."
@@ -111,22 +113,24 @@ class MnistCNN(nn.Module):
 
     def stacked_forward(self, params:dict, # parameters with a leading copy dimension K
                         x:torch.Tensor, # K × B × 1 × 28 × 28
+                        *,
                         masks:list|None=None, # per-copy dropout masks, K × (each `dropout_masks` shape)
                        ) -> torch.Tensor:
         "Logits of K copies of the network, copy k on batch `x[k]`: K × B × classes."
         K, B = x.shape[:2]
         h = to_channel_groups(self.normalize(x))
-        h = F.relu(F.max_pool2d(stacked_conv2d(h, params['conv1.weight'], params['conv1.bias']), 2))
-        h = stacked_conv2d(h, params['conv2.weight'], params['conv2.bias'])
+        h = F.relu(F.max_pool2d(stacked_conv2d(h, params['conv1.weight'], bias=params['conv1.bias']), 2))
+        h = stacked_conv2d(h, params['conv2.weight'], bias=params['conv2.bias'])
         if masks is not None: h = h * masks[0].transpose(0, 1).reshape(B, -1, 1, 1)
         h = from_channel_groups(F.relu(F.max_pool2d(h, 2)), K)
-        h = F.relu(stacked_linear(h, params['fc1.weight'], params['fc1.bias']))
+        h = F.relu(stacked_linear(h, params['fc1.weight'], bias=params['fc1.bias']))
         if masks is not None: h = h * masks[1]
-        return stacked_linear(h, params['fc2.weight'], params['fc2.bias'])
+        return stacked_linear(h, params['fc2.weight'], bias=params['fc2.bias'])
 
 # %% ../nbs/02_models.ipynb #2e29a3fa
 def stacked_conv2d(h:torch.Tensor, # B × (K·C) × H × W: copy k's inputs are channel group k
                    weight:torch.Tensor, # K × O × C × kh × kw
+                   *,
                    bias:torch.Tensor, # K × O
                   ) -> torch.Tensor:
     "K convolutions at once as one grouped convolution; returns B × (K·O) × H′ × W′."
@@ -135,6 +139,7 @@ def stacked_conv2d(h:torch.Tensor, # B × (K·C) × H × W: copy k's inputs are 
 
 def stacked_linear(h:torch.Tensor, # K × B × D_in
                    weight:torch.Tensor, # K × D_out × D_in
+                   *,
                    bias:torch.Tensor, # K × D_out
                   ) -> torch.Tensor:
     "K linear layers at once as a batched matrix product; returns K × B × D_out."
@@ -168,22 +173,24 @@ class CifarCNN(nn.Module):
 
     def stacked_forward(self, params:dict, # parameters with a leading copy dimension K
                         x:torch.Tensor, # K × B × 3 × 32 × 32
+                        *,
                         masks=None, # unused: the network has no dropout
                        ) -> torch.Tensor:
         "Logits of K copies of the network, copy k on batch `x[k]`: K × B × classes."
         K = x.shape[0]
         h = to_channel_groups(self.normalize(x))
-        h = F.max_pool2d(F.relu(stacked_conv2d(h, params['conv1.weight'], params['conv1.bias'])), 2)
-        h = from_channel_groups(F.max_pool2d(F.relu(stacked_conv2d(h, params['conv2.weight'], params['conv2.bias'])), 2), K)
-        h = F.relu(stacked_linear(h, params['fc1.weight'], params['fc1.bias']))
-        h = F.relu(stacked_linear(h, params['fc2.weight'], params['fc2.bias']))
-        return stacked_linear(h, params['fc3.weight'], params['fc3.bias'])
+        h = F.max_pool2d(F.relu(stacked_conv2d(h, params['conv1.weight'], bias=params['conv1.bias'])), 2)
+        h = from_channel_groups(F.max_pool2d(F.relu(stacked_conv2d(h, params['conv2.weight'], bias=params['conv2.bias'])), 2), K)
+        h = F.relu(stacked_linear(h, params['fc1.weight'], bias=params['fc1.bias']))
+        h = F.relu(stacked_linear(h, params['fc2.weight'], bias=params['fc2.bias']))
+        return stacked_linear(h, params['fc3.weight'], bias=params['fc3.bias'])
 
 # %% ../nbs/02_models.ipynb #29c88d78
 class AutoEncoder(nn.Module):
     "A fully connected autoencoder: `encoder` maps inputs to a `latent` vector, `decoder` maps it back to [0, 1]."
     def __init__(self, input_shape:tuple, # shape of one input, e.g. (1, 28, 28)
                  latent:int=64, # size of the code
+                 *,
                  hidden:int=512, # width of the hidden layers
                 ):
         super().__init__()
@@ -197,6 +204,7 @@ class AutoEncoder(nn.Module):
 # %% ../nbs/02_models.ipynb #3bf9ab61
 def batch_order(n:int, # number of samples
                 batch_size:int, # minibatch size
+                *,
                 shuffle:bool, # draw a random permutation first
                 generator:torch.Generator, # source of the permutation
                ) -> list:
@@ -223,12 +231,13 @@ def reconstruction_loss(model:nn.Module, x:torch.Tensor, y:torch.Tensor) -> torc
 
 def check_training(epochs, # passes over the data
                    lr, # learning rate
+                   *,
                    batch_size, # minibatch size
                    momentum=0., # SGD momentum
                    min_epochs:int=1, # the fewest epochs that make sense here
                   ):
     "Raise `ValueError`, naming the argument, unless the training settings are sensible numbers."
-    check_count(epochs, 'epochs', min_epochs); check_positive(lr, 'lr'); check_count(batch_size, 'batch_size'); check_positive(momentum, 'momentum', zero=True)
+    check_count(epochs, 'epochs', low=min_epochs); check_positive(lr, 'lr'); check_count(batch_size, 'batch_size'); check_positive(momentum, 'momentum', zero=True)
 
 def has_batch_norm(model:nn.Module) -> bool:
     "Whether `model` normalises with batch statistics (any `BatchNorm` layer)."
@@ -236,6 +245,7 @@ def has_batch_norm(model:nn.Module) -> bool:
 
 def make_optimizer(params, # parameters to optimise
                    name:str='sgd', # 'sgd' or 'adam'
+                   *,
                    lr:float=1e-3, # learning rate
                    momentum:float=0.9, # SGD momentum
                    weight_decay:float=0., # L2 penalty
@@ -248,6 +258,7 @@ def make_optimizer(params, # parameters to optimise
 # %% ../nbs/02_models.ipynb #96487430
 def fit(model:nn.Module, # the model, trained in place
         data:Dataset, # training data yielding (x, y) pairs: a `Data`, `TensorDataset`, any map-style dataset, or an `(x, y)` pair
+        *,
         epochs:int=1, # passes over `data`
         lr:float=1e-3, # learning rate
         batch_size:int=64, # minibatch size
@@ -258,26 +269,26 @@ def fit(model:nn.Module, # the model, trained in place
         shuffle:bool=True, # reshuffle every epoch
         cosine:bool=False, # decay the learning rate to zero along a cosine over all steps (default: constant)
         seed:int=0, # seeds the shuffling and dropout
-        device:str|torch.device|None=None, # where to train (`None`: CUDA if available)
+        device:str|torch.device|None=None, # where to train (`None`: where the model lives, see `resolve_device`)
         progress:bool=True, # show a progress bar over epochs
        ) -> list:
     "Train `model` in place with minibatch SGD/Adam; returns the mean training loss of each epoch."
     if isinstance(data, (tuple, list)): data = as_data(data)
     if len(data) == 0: raise ValueError("cannot train on an empty dataset")
-    check_training(epochs, lr, batch_size, momentum, min_epochs=0)
-    device = default_device(device)
+    check_training(epochs, lr, batch_size=batch_size, momentum=momentum, min_epochs=0)
+    device = resolve_device(device, model)
     model.to(device).train()
     dtype = model_dtype(model)
     if isinstance(data, Data): data = data.to(device)  # tensors move once, not batch by batch
     gen = seeded_generator(seed)
-    opt = make_optimizer(model.parameters(), optimizer, lr, momentum, weight_decay)
+    opt = make_optimizer(model.parameters(), optimizer, lr=lr, momentum=momentum, weight_decay=weight_decay)
     steps = epochs * -(-len(data) // batch_size)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps) if cosine else None
     losses = []
     with private_rng(seed):  # dropout draws from a private, seeded stream
         for _ in progress_bar(range(epochs), enabled=progress, name='epoch'):
             total, count = torch.zeros((), dtype=torch.float64, device=device), 0  # summed on the device: one sync per epoch
-            for idx in batch_order(len(data), batch_size, shuffle, gen):
+            for idx in batch_order(len(data), batch_size, shuffle=shuffle, generator=gen):
                 xb, yb = take(data, idx)
                 xb, yb = xb.to(device, dtype if xb.is_floating_point() else xb.dtype), yb.to(device)
                 loss = loss_fn(model, xb, yb)
@@ -313,12 +324,13 @@ def module_mode(model:nn.Module, # the module to switch
 @torch.no_grad()
 def predict_logits(model:nn.Module, # a classifier returning logits
                    x:torch.Tensor, # inputs
+                   *,
                    batch_size:int=1024, # inputs per forward pass
                    device:str|torch.device|None=None, # where to compute (`None`: where the model lives; elsewhere a private copy runs)
                   ) -> torch.Tensor:
     "The logits `model(x)`, computed in eval mode, in batches, in the model's precision; returned on the CPU."
     here = model_device(model)
-    device = here if device is None else default_device(device)
+    device = resolve_device(device, model)
     runner = model if device == here else copy.deepcopy(model).to(device)
     dtype = model_dtype(model)
     with module_mode(runner):
@@ -326,14 +338,16 @@ def predict_logits(model:nn.Module, # a classifier returning logits
 
 def predict_proba(model:nn.Module, # a classifier returning logits
                   x:torch.Tensor, # inputs
+                  *,
                   batch_size:int=1024, # inputs per forward pass
                   device:str|torch.device|None=None, # where to compute (`None`: where the model lives)
                  ) -> torch.Tensor:
     "Posterior probabilities `softmax(model(x))`, computed in eval mode; returned on the CPU."
-    return F.softmax(predict_logits(model, x, batch_size, device), 1)
+    return F.softmax(predict_logits(model, x, batch_size=batch_size, device=device), 1)
 
 def accuracy(model:nn.Module, # a classifier returning logits
              data, # labelled data: a `Data`, `(x, y)` or `TensorDataset`
+             *,
              device:str|torch.device|None=None, # where to compute
             ) -> float:
     "Fraction of `data` that `model` labels correctly."
@@ -358,6 +372,7 @@ def reinitialized(model:nn.Module, # the architecture to copy (left unchanged)
 # %% ../nbs/02_models.ipynb #db2039d8
 def check_dp_sgd(clip_norm:float|None, # DP-SGD clipping norm C, or None
                  noise_multiplier:float|None, # DP-SGD noise multiplier σ, or None
+                 *,
                  model:nn.Module|None=None, # the model to be trained this way, if known
                 ):
     "Raise `ValueError` for DP-SGD settings that mean nothing (noise without clipping, C ≤ 0, σ < 0, a model with batch norm)."
@@ -370,6 +385,7 @@ def check_dp_sgd(clip_norm:float|None, # DP-SGD clipping norm C, or None
 
 def loop_sample_gradients(model:nn.Module, # a classifier that returns logits
                          x:torch.Tensor, # B inputs
+                         *,
                          y:torch.Tensor, # B labels
                          masks:list|None=None, # explicit dropout masks for the batch (each B × …), if the model takes them
                         ) -> list:
@@ -382,6 +398,7 @@ def loop_sample_gradients(model:nn.Module, # a classifier that returns logits
 
 def dp_sgd_gradient(per_sample:list, # per parameter, B × parameter shape: each sample's gradient
                     clip_norm:float, # C: each sample's gradient (all parameters together) is scaled to norm ≤ C
+                    *,
                     noise_multiplier:float, # σ: the noise's standard deviation is σ·C (0: clipping only)
                     generator:torch.Generator|None=None, # the noise's random stream (CPU, so results agree across devices)
                    ) -> list:
@@ -399,6 +416,7 @@ def dp_sgd_gradient(per_sample:list, # per parameter, B × parameter shape: each
 # %% ../nbs/02_models.ipynb #71249ab3
 def online_update(model:nn.Module, # the deployed model M (left unchanged)
                   data:Dataset, # the updating set D_update
+                  *,
                   epochs:int=1, # passes over D_update
                   lr:float=1e-3, # learning rate of the fresh SGD optimiser
                   momentum:float=0.9, # SGD momentum
@@ -411,9 +429,9 @@ def online_update(model:nn.Module, # the deployed model M (left unchanged)
                  ) -> nn.Module:
     "A copy of `model` fine-tuned on `data` (M → M′) with a fresh SGD optimiser, in training mode."
     if len(data) == 0: raise ValueError("the updating set is empty")
-    check_training(epochs, lr, batch_size, momentum)
-    check_dp_sgd(clip_norm, noise_multiplier, model)
-    device = default_device(device)
+    check_training(epochs, lr, batch_size=batch_size, momentum=momentum)
+    check_dp_sgd(clip_norm, noise_multiplier, model=model)
+    device = resolve_device(device, model)
     gen = seeded_generator(seed)
     updated = copy.deepcopy(model).to(device).train()
     opt = torch.optim.SGD(updated.parameters(), lr=lr, momentum=momentum)
@@ -421,15 +439,15 @@ def online_update(model:nn.Module, # the deployed model M (left unchanged)
     step = 0
     with private_rng(seed):  # models without explicit masks draw dropout from a private stream
         for _ in range(epochs):
-            for idx in batch_order(len(data), batch_size, shuffle, gen):
+            for idx in batch_order(len(data), batch_size, shuffle=shuffle, generator=gen):
                 x, y = take(data, idx)
-                masks = None if mask_key is None else [m[0] for m in updated.dropout_masks(mask_key, step, len(idx))]
+                masks = None if mask_key is None else [m[0] for m in updated.dropout_masks(mask_key, step, n=len(idx))]
                 step += 1
                 x, y = x.to(device, model_dtype(updated)), y.to(device)
                 opt.zero_grad()
                 if clip_norm is None: F.cross_entropy(updated(x, **({} if masks is None else {'masks': masks})), y).backward()
                 else:
-                    private = dp_sgd_gradient(loop_sample_gradients(updated, x, y, masks), clip_norm, noise_multiplier or 0., gen)
+                    private = dp_sgd_gradient(loop_sample_gradients(updated, x, y=y, masks=masks), clip_norm, noise_multiplier=noise_multiplier or 0., generator=gen)
                     for p, g in zip(updated.parameters(), private): p.grad = g
                 opt.step()
     return updated.eval()

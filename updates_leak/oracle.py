@@ -13,7 +13,7 @@ import torch.nn.functional as F
 
 from fastcore.basics import patch
 
-from .core import as_float_tensor, check_finite, check_shape, default_device, seeded_generator
+from .core import as_float_tensor, check_finite, check_shape, resolve_device, seeded_generator
 from .data import as_data
 from .models import model_device, model_dtype, online_update, predict_proba
 
@@ -66,6 +66,7 @@ def _function_posteriors(fn, x:torch.Tensor) -> torch.Tensor:
 
 def posteriors(model, # a torch classifier returning logits, a scikit-learn estimator or a function returning posteriors
                x:torch.Tensor, # inputs, N × input shape
+               *,
                device:str|torch.device|None=None, # torch models: where to compute (`None`: where the model lives)
               ) -> torch.Tensor:
     "The true posteriors of any kind of model, on the CPU (N × classes); the model is left as it was."
@@ -75,17 +76,19 @@ def posteriors(model, # a torch classifier returning logits, a scikit-learn esti
 
 def model_accuracy(model, # any kind of model (see `posteriors`)
                    data, # labelled data: a `Data`, `(x, y)` or a `TensorDataset`
+                   *,
                    device:str|torch.device|None=None, # where a torch model computes
                   ) -> float:
     "Fraction of `data` that `model` labels correctly."
     data = as_data(data)
-    return float((posteriors(model, data.x, device).argmax(1) == data.y).double().mean())
+    return float((posteriors(model, data.x, device=device).argmax(1) == data.y).double().mean())
 
 # %% ../nbs/03_oracle.ipynb #c5e18c65
 class Disclosure:
     "A disclosure policy: what an API reveals of the true posteriors (all of them, the top k, the label only), rounded or noisy."
     def __init__(self, output:str='posteriors', # 'posteriors', 'top-k' (others zeroed), 'label' or 'leaf' (see `Oracle`)
                  decimals:int|None=None, # round confidences to this many decimals
+                 *,
                  top_k:int|None=None, # classes revealed when `output='top-k'`
                  noise_std:float|None=None, # std of Gaussian noise added to the posteriors (then clipped at 0 and renormalised)
                 ):
@@ -143,7 +146,7 @@ class Oracle:
                  dtype:torch.dtype|None=None, # precision of the queries (default: the torch model's; float64 for scikit-learn; float32 for a function)
                  missing:bool=False, # accept NaN as a missing feature (an API that answers incomplete queries)
                 ):
-        self.policy = policy if policy is not None else Disclosure(output, decimals, top_k, noise_std)
+        self.policy = policy if policy is not None else Disclosure(output, decimals, top_k=top_k, noise_std=noise_std)
         if budget is not None and budget < 0: raise ValueError(f"budget must be non-negative, got {budget}")
         if value_range is not None and not value_range[0] < value_range[1]: raise ValueError(f"value_range must be (low, high) with low < high, got {value_range}")
         self.kind = model_kind(model)
@@ -155,7 +158,7 @@ class Oracle:
         self.input_shape, self.budget, self.value_range = tuple(input_shape), budget, value_range
         if self.kind == 'torch':
             here = model_device(model)
-            self.device = here if device is None else default_device(device)
+            self.device = resolve_device(device, model)
             deployed = model if self.device == here else copy.deepcopy(model).to(self.device)
         else: self.device, deployed = torch.device('cpu'), model
         self.dtype = dtype or {'torch': model_dtype(model) if self.kind == 'torch' else None, 'sklearn': torch.float64, 'function': torch.float32}[self.kind]
@@ -190,7 +193,7 @@ def validate(self:Oracle, x, # a batch of queries
     try: x = as_float_tensor(x, 'query', dtype=self.dtype)
     except TypeError as e: raise OracleInputError(str(e)) from None
     try:
-        check_shape(x, (None, *self.input_shape), 'query')
+        check_shape(x, (None, *self.input_shape), name='query')
         check_finite(x.nan_to_num(0.) if self.missing else x, 'query')
     except ValueError as e: raise OracleInputError(str(e) + (" (send a single input as a batch of one)" if x.dim() == len(self.input_shape) else '')) from None
     given = x[~x.isnan()] if self.missing else x
@@ -223,7 +226,7 @@ def _true_answers(self:Oracle, x, version:int) -> torch.Tensor:
     x = self.validate(x)
     self._check_version(version)
     self.charge(len(x))
-    return posteriors(self._versions[version], x, self.device)
+    return posteriors(self._versions[version], x, device=self.device)
 
 @patch
 def _leaf_answers(self:Oracle, x, version:int) -> tuple:

@@ -7,8 +7,9 @@ from __future__ import annotations
 import base64, html, json, math, os
 from pathlib import Path
 
-from .core import to_json
-from .audit import AuditResult, _png
+from .results import to_json
+from .audit import AuditResult
+from .results import figure_png
 
 # %% auto #0
 __all__ = ['audit_html', 'write_report']
@@ -47,7 +48,7 @@ def _exposed_html(e:dict) -> str:
         for a, im, lab, s, l, i in zip(axes[0], x, y, score, loss, index):
             a.imshow(im[0] if im.shape[0] == 1 else im.permute(1, 2, 0).clamp(0, 1), cmap='gray'); a.axis('off')
             a.set_title(f'#{int(i)} y={int(lab)}\n{float(s):.2f}, loss {float(l):.1e}', fontsize=6)
-        return _img(_png(fig))
+        return _img(figure_png(fig))
     cols = x.flatten(1)[:, :8].tolist()
     return _html_table([{'record': int(i), 'label': int(lab), 'exposure': float(s), 'loss': float(l), **{f'x{j}': v for j, v in enumerate(c)}}
                         for i, lab, s, l, c in zip(index, y, score, loss, cols)])

@@ -11,7 +11,8 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from .core import private_rng, ATTACK_METHOD, Result, artefact, metric_rows
+from .core import private_rng
+from .results import ATTACK_METHOD, Result, artefact, metric_rows
 from .extraction import agreement, extract, make_model, solve_logits, uniform_queries
 from .extraction_retraining import fit_on_labels
 from .inversion_faces import FACES_STEP, FaceIdentifier, FaceSplit, identification, mi_face
@@ -28,6 +29,7 @@ __all__ = ['face_api', 'min_queries', 'weight_error', 'StealInvertResult', 'solv
 # %% ../nbs/40_steal_invert.ipynb #a1990a09
 def face_api(recogniser:nn.Module, # the provider's model
              split:FaceSplit, # for the input size
+             *,
              decimals:int|None=None, # round confidences (a countermeasure)
              labels_only:bool=False, # answer the top label only (a countermeasure)
              budget:int|None=None, # queries allowed
@@ -49,7 +51,7 @@ def weight_error(target:nn.Module, stolen:nn.Module) -> float:
         return torch.cat([w - w[:1], (b - b[:1])[:, None]], 1)
     return float((diffs(target) - diffs(stolen)).abs().max())
 
-@dataclass
+@dataclass(kw_only=True)
 class StealInvertResult(Result):
     "One run of the chain: the extraction's cost and fidelity, and how well faces come back from each model."
     countermeasure: str  # 'none', 'rounded to k decimals' or 'labels only'
@@ -71,16 +73,16 @@ class StealInvertResult(Result):
     @property
     def headline(self) -> Headline:
         "The share of faces inverted from the stolen copy that the evaluation classifier identifies, against those inverted from the target."
-        return Headline('identified (stolen copy)', self.identified_stolen, self.identified_target, 'inverted from the target')
+        return Headline('identified (stolen copy)', self.identified_stolen, baseline=self.identified_target, baseline_name='inverted from the target')
 
     def rows(self) -> list:
         "The extraction's cost and fidelity, and how well faces come back from the target and from the stolen copy."
         a, t, st = 'steal, then MI-FACE', f'att-faces {self.image_size}', f'{self.countermeasure}, queries={self.queries}'
         return ([r for m, v in (('queries', self.queries), ('queries / unknown', self.queries_per_unknown), ('extraction seconds', self.extraction_seconds),
                                 ('R_test', self.r_test), ('R_unif', self.r_unif), ('max weight error', self.weight_error))
-                 for r in metric_rows(a, t, m, {ATTACK_METHOD: v}, st)]
-                + metric_rows(a, t, 'identified (classifier)', {ATTACK_METHOD: self.identified_stolen, 'inverting the target itself': self.identified_target}, st)
-                + metric_rows(a, t, 'identified (nearest photo)', {ATTACK_METHOD: self.nearest_stolen, 'inverting the target itself': self.nearest_target}, st))
+                 for r in metric_rows(a, t, metric=m, values={ATTACK_METHOD: v}, setting=st)]
+                + metric_rows(a, t, metric='identified (classifier)', values={ATTACK_METHOD: self.identified_stolen, 'inverting the target itself': self.identified_target}, setting=st)
+                + metric_rows(a, t, metric='identified (nearest photo)', values={ATTACK_METHOD: self.nearest_stolen, 'inverting the target itself': self.nearest_target}, setting=st))
 
     def plot(self, people:list=range(10), # which people to show
             ):
@@ -92,6 +94,7 @@ class StealInvertResult(Result):
 # %% ../nbs/40_steal_invert.ipynb #7145fd5a
 def solve_rounded_logits(x:torch.Tensor, # N×d queries
                          p:torch.Tensor, # N×classes confidences rounded to `decimals`
+                         *,
                          decimals:int, # the API's rounding
                         ) -> tuple:
     "Least-squares softmax weights from rounded confidences: zeros become half the rounding unit, rows renormalised."
@@ -100,6 +103,7 @@ def solve_rounded_logits(x:torch.Tensor, # N×d queries
 
 def steal_face_recogniser(api:Oracle, # the provider's API
                           split:FaceSplit, # for the input size and classes
+                          *,
                           budget:float=1., # queries as a multiple of `min_queries`
                           seed:int=0,
                          ) -> tuple:
@@ -107,22 +111,23 @@ def steal_face_recogniser(api:Oracle, # the provider's API
     n, d, k = int(round(budget * min_queries(split))), split.n_pixels, split.n_people
     if api.output == 'label':
         start = time.perf_counter()
-        x = uniform_queries(n, d, seed, low=0., high=1.)
-        stolen = fit_on_labels(x, api(x), k)
+        x = uniform_queries(n, d, seed=seed, low=0., high=1.)
+        stolen = fit_on_labels(x, api(x), n_classes=k)
         return stolen, n, time.perf_counter() - start
     if api.decimals is None:
-        res = extract(api, 'softmax', d, k, n, method='logits', value_range=(0., 1.), seed=seed)
+        res = extract(api, 'softmax', n_features=d, n_classes=k, n_queries=n, method='logits', value_range=(0., 1.), seed=seed)
         return res.model, res.queries, res.seconds
     start = time.perf_counter()
-    x = uniform_queries(n, d, seed, low=0., high=1.)
-    w, b = solve_rounded_logits(x, api(x), api.decimals)
-    with private_rng(seed): stolen = make_model('softmax', d, k)  # its parameters are the solved ones
+    x = uniform_queries(n, d, seed=seed, low=0., high=1.)
+    w, b = solve_rounded_logits(x, api(x), decimals=api.decimals)
+    with private_rng(seed): stolen = make_model('softmax', d, n_classes=k)  # its parameters are the solved ones
     with torch.no_grad(): stolen.linear.weight.copy_(w); stolen.linear.bias.copy_(b)
     return stolen.eval(), n, time.perf_counter() - start
 
 # %% ../nbs/40_steal_invert.ipynb #8b2138ef
 def steal_and_invert(split:FaceSplit, # the faces
                      target:nn.Module, # the provider's softmax recogniser
+                     *,
                      budget:float=1., # extraction queries as a multiple of `min_queries`
                      decimals:int|None=None, # the API rounds confidences (countermeasure)
                      labels_only:bool=False, # the API reveals labels only (countermeasure)
@@ -131,20 +136,23 @@ def steal_and_invert(split:FaceSplit, # the faces
                      lr:float=FACES_STEP, # MI-FACE's step size
                     ) -> StealInvertResult:
     "Steal `target` through its API, then invert every person on the target and on the stolen copy."
-    api = face_api(target, split, decimals, labels_only)
+    api = face_api(target, split, decimals=decimals, labels_only=labels_only)
     target = copy.deepcopy(target).double()
-    stolen, queries, seconds = steal_face_recogniser(api, split, budget, seed)
+    stolen, queries, seconds = steal_face_recogniser(api, split, budget=budget, seed=seed)
     held_out = split.held_out.x.flatten(1).double()
-    unif = uniform_queries(n_uniform, split.n_pixels, seed + 1, low=0., high=1.)
+    unif = uniform_queries(n_uniform, split.n_pixels, seed=seed + 1, low=0., high=1.)
     identifier, people = FaceIdentifier(split), np.arange(split.n_people)
-    inversions = [mi_face(copy.deepcopy(m).float(), people, split.image_shape, lr) for m in (target, stolen)]  # softmax models flatten their input
-    ident = [identification(identifier, inv, people) for inv in inversions]
+    inversions = [mi_face(copy.deepcopy(m).float(), people, image_shape=split.image_shape, lr=lr) for m in (target, stolen)]  # softmax models flatten their input
+    ident = [identification(identifier, inv, labels=people) for inv in inversions]
     countermeasure = 'labels only' if labels_only else ('none' if decimals is None else f'rounded to {decimals} decimals')
-    return StealInvertResult(countermeasure, '×'.join(map(str, split.image_shape[1:])), queries, queries / (split.n_people * min_queries(split)),
-                             seconds, agreement(target, stolen, held_out).label, agreement(target, stolen, unif).label,
-                             float('nan') if labels_only else weight_error(target, stolen),
-                             ident[0]['classifier'], ident[1]['classifier'], ident[0]['nearest photo'], ident[1]['nearest photo'], *(inv.images for inv in inversions),
-                             split.train.x[[int(torch.where(split.train.y == p)[0][0]) for p in people]])
+    return StealInvertResult(countermeasure=countermeasure, image_size='×'.join(map(str, split.image_shape[1:])), queries=queries,
+                             queries_per_unknown=queries / (split.n_people * min_queries(split)), extraction_seconds=seconds,
+                             r_test=agreement(target, stolen, x=held_out).label, r_unif=agreement(target, stolen, x=unif).label,
+                             weight_error=float('nan') if labels_only else weight_error(target, stolen),
+                             identified_target=ident[0]['classifier'], identified_stolen=ident[1]['classifier'],
+                             nearest_target=ident[0]['nearest photo'], nearest_stolen=ident[1]['nearest photo'],
+                             target_images=inversions[0].images, stolen_images=inversions[1].images,
+                             training_photos=split.train.x[[int(torch.where(split.train.y == p)[0][0]) for p in people]])
 
 # %% ../nbs/40_steal_invert.ipynb #siregcode
 @dataclass
@@ -168,11 +176,12 @@ def run_steal_invert(target:nn.Module, # the provider's softmax recogniser
                     ) -> StealInvertResult:
     "Steal a face recogniser through its API, then run MI-FACE on the copy: faces from a model the attacker never saw."
     if not isinstance(target, SoftmaxRegression): raise ValueError(f"steal-invert steals a softmax recogniser (--model softmax), got {type(target).__name__}")
-    return steal_and_invert(data, target, config.budget, config.rounding, config.labels_only, seed=seed)
+    return steal_and_invert(data, target, budget=config.budget, decimals=config.rounding, labels_only=config.labels_only, seed=seed)
 
 # %% ../nbs/40_steal_invert.ipynb #2d3cc575
 def show_steal_invert(split:FaceSplit, # the faces
                       result:StealInvertResult, # with images
+                      *,
                       people:list=range(10), # which people to show
                      ):
     "Training photo, face inverted from the target, face inverted from the stolen model: one column per person."

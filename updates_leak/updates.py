@@ -16,9 +16,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.func import functional_call, vmap
 
-from .core import (CacheDamaged, best_thread_time, cache_lock, check_count, check_finite, check_positive, child_seed, chunks, default_device,
-                               load_verified, numerics_key, private_rng, progress as progress_bar, ray_map, save_verified, seeded_generator,
-                               torch_threads)
+from .cache import CacheDamaged, cache_lock, load_verified, save_verified
+from .core import best_thread_time, check_count, check_finite, check_positive, child_seed, chunks, resolve_device, numerics_key, private_rng, progress as progress_bar, ray_map, seeded_generator, torch_threads
 from .data import Data, as_data, assert_disjoint, disjoint_split, load_dataset
 from .models import (CifarCNN, MnistCNN, accuracy, batch_order, check_dp_sgd, check_training, dp_sgd_gradient, fit, has_batch_norm,
                                  model_dtype, online_update, predict_proba, reinitialized)
@@ -46,7 +45,7 @@ class UpdateConfig:
     noise_multiplier: float|None = None  # DP-SGD's noise multiplier σ (None: no noise)
 
     def __post_init__(self):
-        check_training(self.epochs, self.lr, self.batch_size, self.momentum)
+        check_training(self.epochs, self.lr, batch_size=self.batch_size, momentum=self.momentum)
         check_dp_sgd(self.clip_norm, self.noise_multiplier)
 
 @dataclass
@@ -95,13 +94,14 @@ class UpdatesSetting:
 
 def make_setting(dataset:str='mnist-embedded', # 'mnist', 'mnist-embedded', 'fashion-mnist' or 'cifar10'
                  scale:str|Scale='quick', # 'quick', 'full' or a `Scale`
+                 *,
                  root:str|Path|None=None, # data root
                  seed:int=0, # seed of the split
                 ) -> UpdatesSetting:
     "Split a dataset into the Updates-Leak target side, shadow side and probing set (all disjoint)."
     if dataset not in ARCHITECTURES: raise ValueError(f"unknown dataset {dataset!r}; choose from {sorted(ARCHITECTURES)}")
     sc = SCALES[scale] if isinstance(scale, str) else scale
-    train, test = load_dataset(dataset, 'train', root), load_dataset(dataset, 'test', root)
+    train, test = load_dataset(dataset, 'train', root=root), load_dataset(dataset, 'test', root=root)
     if sc.probe_size >= len(test): raise ValueError(f"a probing set of {sc.probe_size} needs more than the {len(test)} test images of {dataset} (some are held out)")
     idx = disjoint_split(len(train), {'target_train': sc.n_train, 'target_pool': sc.target_pool,
                                       'shadow_train': sc.n_train, 'shadow_pool': None}, seed=seed)
@@ -115,6 +115,7 @@ TRAINER_VERSION = 2  # part of the model cache key: bump when `fit` changes how 
 # %% ../nbs/10_updates.ipynb #84722c3d
 def train_model(setting:UpdatesSetting, # the experiment
                 side:str, # 'target' or 'shadow'
+                *,
                 seed:int=0, # seed of initialisation and training
                 device=None, # where to train
                 progress:bool=True, # progress bar over epochs
@@ -123,7 +124,7 @@ def train_model(setting:UpdatesSetting, # the experiment
     "Train the target or the shadow model of `setting`, both the same way (or load them from `cache_dir`)."
     data = {'target': setting.target_train, 'shadow': setting.shadow_train}[side]
     if data is None: raise ValueError("this setting has no target training data: the target is the user's own model, already trained")
-    if cache_dir is None: return _train(setting, data, seed, device, progress)
+    if cache_dir is None: return _train(setting, data, seed=seed, device=device, progress=progress)
     key = {'arch': setting.architecture_key, 'seed': seed, 'trainer': TRAINER_VERSION, **numerics_key(device), **asdict(setting.scale)}
     h = hashlib.sha256(json.dumps(key, sort_keys=True).encode())
     _tensor_digest(h, data.x, data.y)
@@ -135,12 +136,13 @@ def train_model(setting:UpdatesSetting, # the experiment
                 model.load_state_dict(load_verified(path, identity))
                 return model.eval()
             except (CacheDamaged, RuntimeError) as e: warnings.warn(f"{e}; training the model again", stacklevel=2)
-        model = _train(setting, data, seed, device, progress)
-        save_verified(path, model.state_dict(), identity)
+        model = _train(setting, data, seed=seed, device=device, progress=progress)
+        save_verified(path, model.state_dict(), identity=identity)
     return model
 
-def _train(setting:UpdatesSetting, data:Data, seed:int, device, progress:bool) -> nn.Module:
+def _train(setting:UpdatesSetting, data:Data, *, seed:int, device, progress:bool) -> nn.Module:
     "A fresh model of the setting's architecture trained on `data` with its scale's recipe; on the CPU, in eval mode."
+    device = resolve_device(device)  # the model is built here: no model of the caller's to follow
     with private_rng(seed):
         model = setting.architecture(n_classes=data.n_classes)
         fit(model, data, epochs=setting.scale.epochs, lr=setting.scale.lr, momentum=0.9, batch_size=64, seed=seed, device=device, progress=progress)
@@ -149,6 +151,7 @@ def _train(setting:UpdatesSetting, data:Data, seed:int, device, progress:bool) -
 # %% ../nbs/10_updates.ipynb #94b392e8
 def own_scale(n_records:int, # records available from the model's domain
               epochs:int=30, # the shadow models' training epochs
+              *,
               lr:float=0.01, # their learning rate (SGD, momentum 0.9, batch 64)
               n_shadow_updates:int=2_000, # updated shadow models (the attack's training data)
               n_target_updates:int=300, # updated target models (its test data)
@@ -170,6 +173,7 @@ def _fresh_copy(model:nn.Module, n_classes:int|None=None) -> nn.Module:
 
 def own_setting(model:nn.Module, # the user's trained model M: the target, and the architecture of the shadow models
                 data, # records from M's domain that M was not trained on: a `Data`, `(x, y)` or a `TensorDataset`
+                *,
                 scale:Scale|None=None, # sizes and the shadow models' training (default: `own_scale(len(data))`)
                 name:str='own model', # what the data is called in results
                 seed:int=0, # seed of the split
@@ -185,17 +189,18 @@ def own_setting(model:nn.Module, # the user's trained model M: the target, and t
     idx = disjoint_split(len(data), sizes | {'shadow_train': sc.n_train, 'shadow_pool': None}, seed=seed)
     if len(idx['shadow_pool']) < 1: raise ValueError(f"the scale uses all {len(data)} records and leaves none for the attacker's updating sets")
     part = {k: data.subset(v) for k, v in idx.items()}
-    return UpdatesSetting(name, sc, None, part['target_pool'] if pool is None else pool, part['shadow_train'], part['shadow_pool'], part['probe'],
-                          partial(_fresh_copy, model), architecture_key(model), part['held_out'])
+    return UpdatesSetting(name, sc, target_train=None, target_pool=part['target_pool'] if pool is None else pool, shadow_train=part['shadow_train'], shadow_pool=part['shadow_pool'], probe=part['probe'],
+                          architecture=partial(_fresh_copy, model), architecture_key=architecture_key(model), held_out=part['held_out'])
 
 # %% ../nbs/10_updates.ipynb #80ba9a3e
 def sample_updating_sets(pool_size:int, # size of the pool to draw from
                          n_sets:int, # number of updating sets
+                         *,
                          set_size:int, # |D_update|
                          seed:int=0, # seed of the draw
                         ) -> torch.Tensor:
     "`n_sets` × `set_size` pool indices; each row is drawn without replacement."
-    check_count(n_sets, 'n_sets', 0)
+    check_count(n_sets, 'n_sets', low=0)
     if set_size < 1: raise ValueError(f"an updating set needs at least one sample, got set_size={set_size}")
     if set_size > pool_size: raise ValueError(f"set_size {set_size} exceeds the pool of {pool_size}")
     gen = seeded_generator(seed)
@@ -210,6 +215,7 @@ def update_seeds(n:int, seed:int=0) -> torch.Tensor:
 # %% ../nbs/10_updates.ipynb #5ef989f0
 def loop_updates(model:nn.Module, # the model before the updates
                  pool:Data, # data the updating sets index into
+                 *,
                  sets:torch.Tensor, # K × n pool indices
                  seeds:torch.Tensor, # K update seeds
                  probe:torch.Tensor, # probing inputs
@@ -236,7 +242,7 @@ def _vmap_forward(model:nn.Module):
         return vmap(lambda p, b, xb, m: functional_call(model, (p, b), (xb,), {'masks': m}))(params, buffers, x, masks)
     return forward
 
-def _check_batches_of_one(model:nn.Module, pool:Data, sets:torch.Tensor, batch_size:int, device):
+def _check_batches_of_one(model:nn.Module, pool:Data, *, sets:torch.Tensor, batch_size:int, device):
     "Batch norm cannot train on a batch of one: refuse it up front, with PyTorch's reason, as the one-at-a-time update would fail."
     n = sets.shape[1]
     if not has_batch_norm(model) or min(n, batch_size, n % batch_size or batch_size) > 1: return
@@ -244,7 +250,7 @@ def _check_batches_of_one(model:nn.Module, pool:Data, sets:torch.Tensor, batch_s
     except ValueError as e: raise ValueError(f"this model's batch norm cannot train on a batch of one record, which updating sets of {n} "
                                              f"with batches of {batch_size} contain ({e})") from None
 
-def _stacked_dp_gradients(forward, params:dict, buffers:dict, x:torch.Tensor, y:torch.Tensor, masks:list|None, config:UpdateConfig, generators:list) -> list:
+def _stacked_dp_gradients(forward, params:dict, *, buffers:dict, x:torch.Tensor, y:torch.Tensor, masks:list|None, config:UpdateConfig, generators:list) -> list:
     "DP-SGD gradients of K copies on their K × B batches: every (copy, sample) pair runs as a copy of its own, so one backward pass gives all per-sample gradients."
     K, B = y.shape
     pairs = {k: v.detach().repeat_interleave(B, 0).requires_grad_() for k, v in params.items()}
@@ -253,12 +259,13 @@ def _stacked_dp_gradients(forward, params:dict, buffers:dict, x:torch.Tensor, y:
     logits = forward(pairs, pair_buffers, x.reshape(K * B, 1, *x.shape[2:]), pair_masks)
     per_sample = torch.autograd.grad(F.cross_entropy(logits.flatten(0, 1), y.flatten(), reduction='sum'), list(pairs.values()))
     per_sample = [g.view(K, B, *g.shape[1:]) for g in per_sample]
-    per_copy = [dp_sgd_gradient([g[k] for g in per_sample], config.clip_norm, config.noise_multiplier or 0., generators[k]) for k in range(K)]
+    per_copy = [dp_sgd_gradient([g[k] for g in per_sample], config.clip_norm, noise_multiplier=config.noise_multiplier or 0., generator=generators[k]) for k in range(K)]
     return [torch.stack(gs) for gs in zip(*per_copy)]
 
 # %% ../nbs/10_updates.ipynb #1d3d83ed
 def stacked_updates(model:nn.Module, # the model before the updates
                     pool:Data, # data the updating sets index into
+                    *,
                     sets:torch.Tensor, # K × n pool indices
                     seeds:torch.Tensor, # K update seeds
                     probe:torch.Tensor, # probing inputs
@@ -267,11 +274,11 @@ def stacked_updates(model:nn.Module, # the model before the updates
                    ) -> torch.Tensor:
     "Posteriors of `probe` after each update, all K updates at once; equals `loop_updates`."
     if _has_implicit_dropout(model): raise ValueError(IMPLICIT_DROPOUT)
-    check_dp_sgd(config.clip_norm, config.noise_multiplier, model)
-    device = default_device(device)
-    _check_batches_of_one(model, pool, sets, config.batch_size, device)
+    check_dp_sgd(config.clip_norm, config.noise_multiplier, model=model)
+    device = resolve_device(device)
+    _check_batches_of_one(model, pool, sets=sets, batch_size=config.batch_size, device=device)
     base = copy.deepcopy(model).to(device).train()  # as `online_update` trains: batch norm on each copy's batch statistics
-    forward = (lambda p, b, x, m=None: base.stacked_forward(p, x, m)) if hasattr(base, 'stacked_forward') else _vmap_forward(base)
+    forward = (lambda p, b, x, m=None: base.stacked_forward(p, x, masks=m)) if hasattr(base, 'stacked_forward') else _vmap_forward(base)
     K, n = sets.shape
     params = {k: v.detach().expand(K, *v.shape).clone().requires_grad_() for k, v in base.named_parameters()}
     buffers = {k: v.detach().expand(K, *v.shape).clone() for k, v in base.named_buffers()}  # updated in place: each copy's running statistics
@@ -282,15 +289,15 @@ def stacked_updates(model:nn.Module, # the model before the updates
     copies = torch.arange(K, device=device)[:, None]
     velocity, step = None, 0
     for _ in range(config.epochs):
-        orders = torch.stack([batch_order(n, n, True, g)[0] for g in generators]).to(device)  # each copy's shuffle, as its own update draws it
+        orders = torch.stack([batch_order(n, n, shuffle=True, generator=g)[0] for g in generators]).to(device)  # each copy's shuffle, as its own update draws it
         for batch in orders.split(config.batch_size, 1):
             x, y = x_sets[copies, batch], y_sets[copies, batch]
-            masks = None if mask_keys is None else base.dropout_masks(mask_keys, step, batch.shape[1])
+            masks = None if mask_keys is None else base.dropout_masks(mask_keys, step, n=batch.shape[1])
             step += 1
             if config.clip_norm is None:
                 loss = F.cross_entropy(forward(params, buffers, x, masks).flatten(0, 1), y.flatten(), reduction='none').view(K, -1).mean(1).sum()
                 grads = torch.autograd.grad(loss, list(params.values()))
-            else: grads = _stacked_dp_gradients(forward, params, buffers, x, y, masks, config, generators)
+            else: grads = _stacked_dp_gradients(forward, params, buffers=buffers, x=x, y=y, masks=masks, config=config, generators=generators)
             with torch.no_grad():
                 velocity = [g.clone() for g in grads] if velocity is None else [v.mul_(config.momentum).add_(g) for v, g in zip(velocity, grads)]
                 for p, v in zip(params.values(), velocity): p.sub_(config.lr * v)
@@ -338,7 +345,7 @@ class Updates:
 
     def subset(self, idx) -> Updates:
         "The updates at `idx`."
-        return Updates(self.before, self.after[idx], self.sets[idx], self.labels[idx])
+        return Updates(self.before, self.after[idx], sets=self.sets[idx], labels=self.labels[idx])
 
 # %% ../nbs/10_updates.ipynb #a0133700
 _JOB = {}  # the work shared with forked worker processes
@@ -346,11 +353,11 @@ _JOB = {}  # the work shared with forked worker processes
 def _compute_chunk(sl:slice) -> torch.Tensor:
     "The posteriors after the updates in `sl`, computed in stacked groups (one at a time for models the stacked path cannot run exactly)."
     j = _JOB
-    if j['one_at_a_time']: return loop_updates(j['model'], j['pool'], j['sets'][sl], j['seeds'][sl], j['probe'], j['config'], j['device'])
-    return torch.cat([stacked_updates(j['model'], j['pool'], j['sets'][g], j['seeds'][g], j['probe'], j['config'], j['device'])
+    if j['one_at_a_time']: return loop_updates(j['model'], j['pool'], sets=j['sets'][sl], seeds=j['seeds'][sl], probe=j['probe'], config=j['config'], device=j['device'])
+    return torch.cat([stacked_updates(j['model'], j['pool'], sets=j['sets'][g], seeds=j['seeds'][g], probe=j['probe'], config=j['config'], device=j['device'])
                       for g in (slice(sl.start + s.start, sl.start + s.stop) for s in chunks(sl.stop - sl.start, j['group']))])
 
-def _chunk_identity(run:str, sl:slice, shape:tuple) -> dict:
+def _chunk_identity(run:str, sl:slice, *, shape:tuple) -> dict:
     "What a chunk file holds: which run, which updates, what shape."
     return {'kind': 'update chunk', 'run': run, 'updates': [sl.start, sl.stop], 'shape': list(shape)}
 
@@ -366,20 +373,20 @@ def _run_chunk(sl:slice) -> tuple:
     j = _JOB
     path = j['files'].get(sl.start)
     if path is None: return sl, _compute_chunk(sl)
-    identity = _chunk_identity(j['run'], sl, (sl.stop - sl.start, *j['shape']))
+    identity = _chunk_identity(j['run'], sl, shape=(sl.stop - sl.start, *j['shape']))
     with cache_lock(path):
         if path.exists():
             try: return sl, load_verified(path, identity)['after']
             except CacheDamaged: pass  # reported by the process that found it; recomputed here
         out = _compute_chunk(sl)
-        save_verified(path, {'after': out}, identity)
+        save_verified(path, {'after': out}, identity=identity)
     return sl, out
 
 # %% ../nbs/10_updates.ipynb #036dbe18
 def _tensor_digest(h, *tensors):
     for t in tensors: h.update(t.detach().cpu().contiguous().numpy().tobytes())
 
-def updates_fingerprint(model:nn.Module, pool:Data, sets:torch.Tensor, seeds:torch.Tensor, probe:torch.Tensor, config:UpdateConfig,
+def updates_fingerprint(model:nn.Module, pool:Data, *, sets:torch.Tensor, seeds:torch.Tensor, probe:torch.Tensor, config:UpdateConfig,
                         device='cpu', # the device type is part of the key: a cache filled on a GPU never serves a CPU run, nor the reverse
                         threads:int|None=None, # on a CPU, the intra-op threads the chunks run at (`None`: the current count)
                        ) -> str:
@@ -393,13 +400,14 @@ def updates_fingerprint(model:nn.Module, pool:Data, sets:torch.Tensor, seeds:tor
 # %% ../nbs/10_updates.ipynb #2e7c5061
 def default_workers(device) -> int:
     "Worker processes for a CPU run: one per available core (0, i.e. in-process, on a GPU)."
-    if default_device(device).type != 'cpu': return 0
+    if resolve_device(device).type != 'cpu': return 0
     return len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else (os.cpu_count() or 1)
 
 def _chunk_file(folder:Path|None, i:int) -> Path|None: return None if folder is None else folder/f'chunk_{i:05d}.safetensors'
 
 def check_updating_sets(pool:Data, # the data the sets index into
                         sets, # K × n pool indices
+                        *,
                         probe, # probing inputs
                        ) -> tuple:
     "`(sets, probe)` as tensors; `TypeError` or `ValueError` unless the sets are K × n integer indices into `pool` and the probe is N ≥ 1 finite inputs of its shape."
@@ -413,7 +421,7 @@ def check_updating_sets(pool:Data, # the data the sets index into
         raise ValueError(f"the probe must be N ≥ 1 inputs of the pool's shape {tuple(pool.sample_shape)}, got {tuple(probe.shape)}")
     return sets, probe
 
-def update_group(model:nn.Module, config:UpdateConfig, set_size:int, device:torch.device,
+def update_group(model:nn.Module, config:UpdateConfig, *, set_size:int, device:torch.device,
                  group:int|None=None, # the caller's choice (`None`: 10 on a CPU, 500 on a GPU)
                 ) -> int:
     "Copies updated together; under DP-SGD, which keeps a gradient per (copy, sample) pair, few enough that those take about 1 GB."
@@ -425,6 +433,7 @@ def update_group(model:nn.Module, config:UpdateConfig, set_size:int, device:torc
 # %% ../nbs/10_updates.ipynb #c987c2a1
 def cached_chunks(after:torch.Tensor, # K × N × C posteriors to fill
                   run:str, # the run's fingerprint
+                  *,
                   folder:Path|None, # the run's cache folder (`None`: no cache)
                   chunk:int, # updates per chunk
                  ) -> tuple:
@@ -435,21 +444,21 @@ def cached_chunks(after:torch.Tensor, # K × N × C posteriors to fill
         f = files[sl.start] = _chunk_file(folder, i)
         if f is not None and f.exists():
             try:
-                after[sl] = load_verified(f, _chunk_identity(run, sl, (sl.stop - sl.start, *after.shape[1:])))['after']
+                after[sl] = load_verified(f, _chunk_identity(run, sl, shape=(sl.stop - sl.start, *after.shape[1:])))['after']
                 continue
             except CacheDamaged as e: warnings.warn(f"{e}; recomputing it", stacklevel=3)
         slices.append(sl)
     return slices, files
 
-def _fill_on_ray(after:torch.Tensor, slices:list, files:dict, job:dict, address:str|None, progress:bool):
+def _fill_on_ray(after:torch.Tensor, slices:list, *, files:dict, job:dict, address:str|None, progress:bool):
     "Compute the chunks as Ray tasks into `after`; this process writes each to its cache file as it arrives, as a local worker would."
-    results = ray_map(_ray_update_chunk, [(sl,) for sl in slices], job, address, gpu=job['device'].type == 'cuda')
+    results = ray_map(_ray_update_chunk, [(sl,) for sl in slices], shared=job, address=address, gpu=job['device'].type == 'cuda')
     for sl, out in progress_bar(zip(slices, results), total=len(slices), enabled=progress and bool(slices), name='update chunk'):
         after[sl] = out
         if files[sl.start] is not None:
-            with cache_lock(files[sl.start]): save_verified(files[sl.start], {'after': out}, _chunk_identity(job['run'], sl, tuple(out.shape)))
+            with cache_lock(files[sl.start]): save_verified(files[sl.start], {'after': out}, identity=_chunk_identity(job['run'], sl, shape=tuple(out.shape)))
 
-def _fill_locally(after:torch.Tensor, slices:list, files:dict, job:dict, workers:int, progress:bool):
+def _fill_locally(after:torch.Tensor, slices:list, *, files:dict, job:dict, workers:int, progress:bool):
     "Compute the chunks into `after` in this process at `job['threads']`, or on a CPU in forked worker processes of one intra-op thread each (they write the cache)."
     _JOB.update(job, files=files)
     try:
@@ -465,6 +474,7 @@ def _fill_locally(after:torch.Tensor, slices:list, files:dict, job:dict, workers
 # %% ../nbs/10_updates.ipynb #6052ba38
 def generate_updates(model:nn.Module, # the model before the updates (target or shadow)
                      pool, # data the updating sets index into: a `Data`, `(x, y)` or `TensorDataset`
+                     *,
                      sets:torch.Tensor, # K × n pool indices
                      probe:torch.Tensor, # probing inputs
                      seed:int=0, # derives the per-update seeds
@@ -480,13 +490,13 @@ def generate_updates(model:nn.Module, # the model before the updates (target or 
                     ) -> Updates:
     "Run K online updates of `model` and record the probing set's posteriors before and after each."
     pool = as_data(pool)
-    sets, probe = check_updating_sets(pool, sets, probe)
+    sets, probe = check_updating_sets(pool, sets, probe=probe)
     chunk = check_count(chunk, 'chunk')
     if group is not None: check_count(group, 'group')
-    if workers is not None: check_count(workers, 'workers', 0)
+    if workers is not None: check_count(workers, 'workers', low=0)
     if backend not in ('local', 'ray'): raise ValueError(f"unknown backend {backend!r}; choose 'local' or 'ray'")
-    device = default_device(device)
-    group = update_group(model, config, sets.shape[1], device, group)
+    device = resolve_device(device)
+    group = update_group(model, config, set_size=sets.shape[1], device=device, group=group)
     workers = default_workers(device) if workers is None else workers
     seeds = update_seeds(len(sets), seed)
     model = copy.deepcopy(model).cpu().eval()
@@ -496,13 +506,13 @@ def generate_updates(model:nn.Module, # the model before the updates (target or 
                       "exactly: its updates run one at a time (exact, slower)", stacklevel=2)
     after = torch.empty(len(sets), len(probe), predict_proba(model, probe[:1]).shape[1])
     threads = 1 if device.type == 'cpu' and (backend == 'ray' or workers > 1) else None  # a run laid out over workers: every chunk at one thread
-    run = updates_fingerprint(model, pool, sets, seeds, probe, config, device, threads)
-    slices, files = cached_chunks(after, run, None if cache_dir is None else Path(cache_dir)/f'updates-{run}', chunk)
+    run = updates_fingerprint(model, pool, sets=sets, seeds=seeds, probe=probe, config=config, device=device, threads=threads)
+    slices, files = cached_chunks(after, run, folder=None if cache_dir is None else Path(cache_dir)/f'updates-{run}', chunk=chunk)
     job = dict(model=model, pool=pool, sets=sets, seeds=seeds, probe=probe, config=config, device=device, group=group,
                one_at_a_time=one_at_a_time, run=run, shape=tuple(after.shape[1:]), threads=threads)
-    if backend == 'ray': _fill_on_ray(after, slices, files, job, address, progress)
-    else: _fill_locally(after, slices, files, job, workers, progress)
-    return Updates(predict_proba(model, probe), after, sets, pool.y[sets])
+    if backend == 'ray': _fill_on_ray(after, slices, files=files, job=job, address=address, progress=progress)
+    else: _fill_locally(after, slices, files=files, job=job, workers=workers, progress=progress)
+    return Updates(predict_proba(model, probe), after, sets=sets, labels=pool.y[sets])
 
 # %% ../nbs/10_updates.ipynb #61d2d676
 @dataclass
@@ -523,6 +533,7 @@ _STREAM_OFFSETS = {'shadow model': 1, 'shadow sets': 10, 'shadow updates': 20, '
 
 def experiment_seed(seed:int, # the experiment's seed (the target model's own)
                     stream:str, # 'shadow model', 'shadow sets', 'shadow updates', 'target sets' or 'target updates'
+                    *,
                     i:int=0, # which shadow model the stream belongs to
                    ) -> int:
     "The seed of one random stream of an Updates-Leak experiment: `seed` plus the stream's offset for the first nine shadow models, `child_seed` beyond."
@@ -538,6 +549,7 @@ def check_compatible(shadow:Updates, target:Updates):
 
 def prepare_experiment(dataset:str|None=None, # a dataset of `ARCHITECTURES` (default 'mnist-embedded'), or what your `data` is called
                        scale:str|Scale='quick', # 'quick', 'full' or a `Scale` (with your own model: a `Scale`, default `own_scale`)
+                       *,
                        set_size:int=1, # |D_update|
                        n_shadow_models:int=1, # shadow models whose updates train the attack (the paper: 1)
                        seed:int=0, # seeds everything
@@ -562,23 +574,24 @@ def prepare_experiment(dataset:str|None=None, # a dataset of `ARCHITECTURES` (de
     else:
         if data is None: raise ValueError("attacking your own model needs records from its domain that it was not trained on: data=(x, y)")
         setting = own_setting(white_box(model, 'Updates-Leak (its shadow models copy the architecture)'), data,
-                              scale if isinstance(scale, Scale) else None, dataset or 'own model', seed, pool)
+                              scale=scale if isinstance(scale, Scale) else None, name=dataset or 'own model', seed=seed, pool=pool)
         target = model
     sc = setting.scale
     if set_size > min(len(setting.shadow_pool), len(setting.target_pool)):
         raise ValueError(f"|D_update| = {set_size} exceeds the updating pools ({len(setting.shadow_pool)} shadow, {len(setting.target_pool)} target records)")
-    shadows = [train_model(setting, 'shadow', seed=experiment_seed(seed, 'shadow model', i), device=device, progress=progress, cache_dir=cache_dir) for i in range(n_shadow_models)]
+    shadows = [train_model(setting, 'shadow', seed=experiment_seed(seed, 'shadow model', i=i), device=device, progress=progress, cache_dir=cache_dir) for i in range(n_shadow_models)]
     per_model = -(-sc.n_shadow_updates // n_shadow_models)
-    shadow_sets = [sample_updating_sets(len(setting.shadow_pool), per_model, set_size, seed=experiment_seed(seed, 'shadow sets', i)) for i in range(n_shadow_models)]
-    target_sets = sample_updating_sets(len(setting.target_pool), sc.n_target_updates, set_size, seed=experiment_seed(seed, 'target sets'))
-    shadow_updates, target_updates = _experiment_updates(setting, target, shadows, shadow_sets, target_sets, update, seed,
+    shadow_sets = [sample_updating_sets(len(setting.shadow_pool), per_model, set_size=set_size, seed=experiment_seed(seed, 'shadow sets', i=i)) for i in range(n_shadow_models)]
+    target_sets = sample_updating_sets(len(setting.target_pool), sc.n_target_updates, set_size=set_size, seed=experiment_seed(seed, 'target sets'))
+    shadow_updates, target_updates = _experiment_updates(setting, target, shadows=shadows, shadow_sets=shadow_sets, target_sets=target_sets, update=update, seed=seed,
                                                          cache_dir=cache_dir, device=device, progress=progress, backend=backend, address=address)
-    return UpdatesExperiment(setting, target, shadows, shadow_updates, target_updates, accuracy(target, setting.held_out, device=device),
-                             set_size, setting.held_out, update, None if cache_dir is None else Path(cache_dir))
+    return UpdatesExperiment(setting, target, shadows=shadows, shadow_updates=shadow_updates, target_updates=target_updates, target_accuracy=accuracy(target, setting.held_out, device=device),
+                             set_size=set_size, held_out=setting.held_out, update=update, cache_dir=None if cache_dir is None else Path(cache_dir))
 
 # %% ../nbs/10_updates.ipynb #ce2badc8
 def observe_updates(api:Oracle, # the provider's API around the model it updates
                     pool:Data, # the provider's updating data
+                    *,
                     sets:torch.Tensor, # K × n pool indices: one updating set per update
                     probe:torch.Tensor, # the attacker's probing inputs
                     seed:int=0, # derives the per-update seeds
@@ -587,28 +600,29 @@ def observe_updates(api:Oracle, # the provider's API around the model it updates
                    ) -> Updates:
     "What an attacker sees of K independent updates M → M′ of `api`'s model: the probing set's answers before and after each, through the API's disclosure policy (and counted against its budget)."
     api.charge(len(probe) * (1 + len(sets)))
-    exact = generate_updates(white_box(api, 'The provider'), pool, sets, probe, seed=seed, config=config, **generate_kw)
-    return Updates(api.policy.as_vectors(exact.before, api.noise), api.policy.as_vectors(exact.after, api.noise), exact.sets, exact.labels)
+    exact = generate_updates(white_box(api, 'The provider'), pool, sets=sets, probe=probe, seed=seed, config=config, **generate_kw)
+    return Updates(api.policy.as_vectors(exact.before, api.noise), api.policy.as_vectors(exact.after, api.noise), sets=exact.sets, labels=exact.labels)
 
-def _experiment_updates(setting:UpdatesSetting, target:nn.Module, shadows:list, shadow_sets:list, target_sets:torch.Tensor,
+def _experiment_updates(setting:UpdatesSetting, target:nn.Module, *, shadows:list, shadow_sets:list, target_sets:torch.Tensor,
                         update:UpdateConfig, seed:int, **gen) -> tuple:
     "The shadow models' updates (the attacker's own simulation) and the target's updates as observed through its API (one seed per model: `experiment_seed`)."
     probe = setting.probe.x
-    shadow_updates = [generate_updates(m, setting.shadow_pool, s, probe, seed=experiment_seed(seed, 'shadow updates', i), config=update, **gen)
+    shadow_updates = [generate_updates(m, setting.shadow_pool, sets=s, probe=probe, seed=experiment_seed(seed, 'shadow updates', i=i), config=update, **gen)
                       for i, (m, s) in enumerate(zip(shadows, shadow_sets))]
     api = Oracle(target, tuple(setting.probe.sample_shape), value_range=None)
-    return shadow_updates, observe_updates(api, setting.target_pool, target_sets, probe, seed=experiment_seed(seed, 'target updates'), config=update, **gen)
+    return shadow_updates, observe_updates(api, setting.target_pool, sets=target_sets, probe=probe, seed=experiment_seed(seed, 'target updates'), config=update, **gen)
 
 def rerun_updates(exp:UpdatesExperiment, # from `prepare_experiment`
                   update:UpdateConfig, # the new update procedure (e.g. DP-SGD)
+                  *,
                   seed:int=0, # the `seed` `exp` was prepared with (the same seed and procedure reproduce `exp`)
                   cache_dir:str|Path|None=None, # cache of finished update chunks
                   device=None, # where to compute
                   progress:bool=True, # progress bars
                  ) -> UpdatesExperiment:
     "`exp` with every update redone under `update`: the same models and the same updating sets."
-    shadow_updates, target_updates = _experiment_updates(exp.setting, exp.target, exp.shadows, [u.sets for u in exp.shadow_updates],
-                                                         exp.target_updates.sets, update, seed, cache_dir=cache_dir, device=device, progress=progress)
+    shadow_updates, target_updates = _experiment_updates(exp.setting, exp.target, shadows=exp.shadows, shadow_sets=[u.sets for u in exp.shadow_updates],
+                                                         target_sets=exp.target_updates.sets, update=update, seed=seed, cache_dir=cache_dir, device=device, progress=progress)
     return replace(exp, shadow_updates=shadow_updates, target_updates=target_updates, update=update)
 
 # %% ../nbs/10_updates.ipynb #a22f82fb
@@ -640,6 +654,7 @@ class AttackMLP(nn.Sequential):
     "The Updates-Leak attack MLP: (optional input scaling) → Linear → LeakyReLU → Dropout → … → Linear."
     def __init__(self, sizes:list, # layer widths, input (|probe|·classes) first, output last
                  dropouts:list, # dropout after each hidden layer
+                 *,
                  normalize:bool|str=True, # see `input_scaling`
                 ):
         if len(dropouts) != len(sizes) - 2: raise ValueError(f"need one dropout per hidden layer ({len(sizes) - 2}), got {len(dropouts)}")
@@ -663,6 +678,7 @@ class DeltaAttack:
     hidden, dropouts = (), ()
     def __init__(self, n_features:int, # |probe| × classes
                  n_classes:int, # classes of the target model
+                 *,
                  normalize:bool|str=True, # input scaling (see `input_scaling`)
                  sign:str='before-after', # δ convention
                  seed:int=0, # seeds the attack model
@@ -683,6 +699,7 @@ class DeltaAttack:
 
 def train_attack(model:nn.Module, # an `AttackMLP`
                  delta:torch.Tensor, # K × features
+                 *,
                  target:torch.Tensor, # K labels, or K × classes distributions
                  loss_fn, # `loss_fn(model, x, y)`
                  epochs:int=50, # passes over the training δ
@@ -699,6 +716,7 @@ def train_attack(model:nn.Module, # an `AttackMLP`
 # %% ../nbs/10_updates.ipynb #41b43d8d
 def bench_shadow_updates(n_updates:int=200, # updates per method
                          set_size:int=100, # |D_update|
+                         *,
                          dataset:str='mnist-embedded', # which dataset's architecture and pool
                          seed:int=0, # seed of the model, the sets and the updates
                          workers:int|None=None, # worker processes of the fast generator (default: one per core)
@@ -706,16 +724,16 @@ def bench_shadow_updates(n_updates:int=200, # updates per method
                         ) -> dict:
     "Time `loop_updates` (at its best thread count, 1 or all) and `generate_updates` on the same updates; returns rates, their ratio and the max difference."
     import time
-    device = default_device(device)
+    device = resolve_device(device)
     setting = make_setting(dataset, 'quick', seed=seed)
     with private_rng(seed): model = setting.architecture().eval()
-    sets = sample_updating_sets(len(setting.shadow_pool), n_updates, set_size, seed=seed)
+    sets = sample_updating_sets(len(setting.shadow_pool), n_updates, set_size=set_size, seed=seed)
     probe = setting.probe.x
     t0 = time.perf_counter()
-    fast = generate_updates(model, setting.shadow_pool, sets, probe, seed=seed, workers=workers, device=device, progress=False)
+    fast = generate_updates(model, setting.shadow_pool, sets=sets, probe=probe, seed=seed, workers=workers, device=device, progress=False)
     t_fast = time.perf_counter() - t0
     loop = []
-    t_loop, threads = best_thread_time(lambda: loop.append(loop_updates(model, setting.shadow_pool, sets, update_seeds(n_updates, seed), probe, device=device)),
+    t_loop, threads = best_thread_time(lambda: loop.append(loop_updates(model, setting.shadow_pool, sets=sets, seeds=update_seeds(n_updates, seed), probe=probe, device=device)),
                                        device=device)  # the authors' loop at the thread count that suits it best
     slow = loop[-1]
     return {'updates': n_updates, 'set_size': set_size, 'device': str(device), 'threads': threads,
@@ -727,6 +745,7 @@ def bench_shadow_updates(n_updates:int=200, # updates per method
 @register_bench('shadow-updates')
 def shadow_updates_table(n_updates:int=400, # updates per method
                          set_size:int=100, # |D_update|
+                         *,
                          workers:int|None=None, # worker processes of the fast generator (default: one per core)
                          device=None, # where to compute
                         ) -> list:

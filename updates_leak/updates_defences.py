@@ -12,7 +12,8 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from .core import ATTACK_METHOD, Result, metric_rows, seeded_generator
+from .results import ATTACK_METHOD, Result, metric_rows
+from .core import seeded_generator
 from .data import Data
 from .models import accuracy, online_update, predict_proba
 from .oracle import Disclosure
@@ -48,7 +49,7 @@ class Defence:
                 delta:float=1e-5, # the δ of (ε, δ)-DP
                ) -> float|None:
         "ε that each sample of D_update gets from this defence's update (None: no differential-privacy guarantee)."
-        return None if self.update is None else dp_epsilon(self.update, set_size, delta)
+        return None if self.update is None else dp_epsilon(self.update, set_size, delta=delta)
 
 DEFENCES = {
     'none': Defence('none'),
@@ -67,13 +68,15 @@ DEFENCES = {
 # %% ../nbs/15_updates_defences.ipynb #8061e99d
 def defend_updates(updates:Updates, # observed updates
                    defence:Defence, # the API's disclosure policy
+                   *,
                    seed:int=0, # seeds the noise
                   ) -> Updates:
     "The same updates as the attacker sees them through `defence`."
-    return Updates(defence.apply(updates.before, seed), defence.apply(updates.after, seed + 1), updates.sets, updates.labels)
+    return Updates(defence.apply(updates.before, seed), defence.apply(updates.after, seed + 1), sets=updates.sets, labels=updates.labels)
 
 def defend_experiment(exp:UpdatesExperiment, # from `prepare_experiment`
                       defence:Defence, # the provider's defence (the attacker knows it)
+                      *,
                       seed:int=0, # seeds the noise (and the redone updates)
                       cache_dir:str|Path|None=None, # cache of finished update chunks, for a defence that redoes the updates
                       device=None, # where to redo the updates
@@ -81,12 +84,13 @@ def defend_experiment(exp:UpdatesExperiment, # from `prepare_experiment`
                      ) -> UpdatesExperiment:
     "`exp` as the attacker sees it behind `defence`: updates redone under the defence's update procedure (same models and sets), posteriors passed through its disclosure policy."
     if defence.update is not None and defence.update != exp.update:
-        exp = rerun_updates(exp, defence.update, seed, cache_dir=cache_dir, device=device, progress=progress)
-    return replace(exp, shadow_updates=[defend_updates(u, defence, seed + 2 * i) for i, u in enumerate(exp.shadow_updates)],
-                   target_updates=defend_updates(exp.target_updates, defence, seed + 1000))
+        exp = rerun_updates(exp, defence.update, seed=seed, cache_dir=cache_dir, device=device, progress=progress)
+    return replace(exp, shadow_updates=[defend_updates(u, defence, seed=seed + 2 * i) for i, u in enumerate(exp.shadow_updates)],
+                   target_updates=defend_updates(exp.target_updates, defence, seed=seed + 1000))
 
 def defended_accuracy(model:torch.nn.Module, # the provider's model
                       data:Data, # held-out test data
+                      *,
                       defence:Defence, # the API's disclosure policy
                       seed:int=0, # seeds the noise
                      ) -> float:
@@ -111,7 +115,7 @@ def updates_preset(dataset:str, # a key of `updates.ARCHITECTURES`
     exp = prepare_experiment(dataset, replace(SCALES['quick' if quick else 'full'], probe_size=probe_size), set_size=getattr(config, 'set_size', 1),
                              n_shadow_models=n_shadow_models, seed=seed, cache_dir=cache or None, root=root, device=device, progress=progress,
                              update=DEFENCES[defence].update or UpdateConfig(), backend=backend, address=address or None)
-    exp = defend_experiment(exp, DEFENCES[defence], seed)
+    exp = defend_experiment(exp, DEFENCES[defence], seed=seed)
     return exp.target, exp
 
 # %% ../nbs/15_updates_defences.ipynb #ownupdcode
@@ -129,6 +133,7 @@ def own_updates_experiment(model, records:OwnRecords, *, config=None, quick:bool
 # %% ../nbs/15_updates_defences.ipynb #9aa8cc26
 def dp_epsilon(update:UpdateConfig, # a DP-SGD update procedure (`clip_norm` and `noise_multiplier` set)
                set_size:int, # |D_update|
+               *,
                delta:float=1e-5, # the δ of (ε, δ)-DP
               ) -> float|None:
     "ε of one DP-SGD update for each sample of D_update, by opacus's RDP accountant (None: no noise, so no guarantee)."
@@ -143,6 +148,7 @@ def dp_epsilon(update:UpdateConfig, # a DP-SGD update procedure (`clip_norm` and
 
 def update_utility(exp:UpdatesExperiment, # the provider's model, updating sets and update procedure (`exp.update`)
                    n:int=20, # updates to average over (the first `n` target updating sets)
+                   *,
                    seed:int=0, # seeds the updates
                    device=None, # where to compute
                   ) -> tuple:
@@ -157,7 +163,7 @@ def update_utility(exp:UpdatesExperiment, # the provider's model, updating sets 
     return sum(accs) / len(accs), sum(drops) / len(drops)
 
 # %% ../nbs/15_updates_defences.ipynb #8ecb6c6f
-@dataclass
+@dataclass(kw_only=True)
 class DefenceResult(Result):
     "Updates-Leak's label attacks against one defence."
     defence: str
@@ -179,14 +185,14 @@ class DefenceResult(Result):
     def rows(self) -> list:
         "Each attack behind this defence beside its baselines, and what the defence costs the provider (API accuracy, ε, the update's effect)."
         ds, d = self.dataset, self.defence
-        return (metric_rows('A_LI', ds, 'accuracy', {ATTACK_METHOD: self.li_accuracy, 'heuristic': self.li_heuristic, 'random guess': self.random_guess}, d)
-                + metric_rows('A_LDE', ds, 'KL, summed', {ATTACK_METHOD: self.lde_kl, 'prior': self.lde_kl_prior}, d)
-                + metric_rows('A_LDE', ds, 'most-frequent-label acc.', {ATTACK_METHOD: self.lde_mfl_accuracy}, d)
-                + metric_rows('A_SSR', ds, 'MSE', {ATTACK_METHOD: self.ssr_mse, 'class-mean image': self.ssr_class_mean_mse}, d)
-                + metric_rows('defence', ds, 'API accuracy', {'provider': self.api_accuracy}, d)
-                + metric_rows('defence', ds, 'ε, |D| = 1', {'provider': self.epsilon_single}, d)
-                + metric_rows('defence', ds, 'ε, multi-sample', {'provider': self.epsilon_multi}, d)
-                + metric_rows('defence', ds, 'D_update loss drop', {'provider': self.update_loss_drop}, d))
+        return (metric_rows('A_LI', ds, metric='accuracy', values={ATTACK_METHOD: self.li_accuracy, 'heuristic': self.li_heuristic, 'random guess': self.random_guess}, setting=d)
+                + metric_rows('A_LDE', ds, metric='KL, summed', values={ATTACK_METHOD: self.lde_kl, 'prior': self.lde_kl_prior}, setting=d)
+                + metric_rows('A_LDE', ds, metric='most-frequent-label acc.', values={ATTACK_METHOD: self.lde_mfl_accuracy}, setting=d)
+                + metric_rows('A_SSR', ds, metric='MSE', values={ATTACK_METHOD: self.ssr_mse, 'class-mean image': self.ssr_class_mean_mse}, setting=d)
+                + metric_rows('defence', ds, metric='API accuracy', values={'provider': self.api_accuracy}, setting=d)
+                + metric_rows('defence', ds, metric='ε, |D| = 1', values={'provider': self.epsilon_single}, setting=d)
+                + metric_rows('defence', ds, metric='ε, multi-sample', values={'provider': self.epsilon_multi}, setting=d)
+                + metric_rows('defence', ds, metric='D_update loss drop', values={'provider': self.update_loss_drop}, setting=d))
 
 def defence_table(results:list, # `DefenceResult`s
                  ) -> list:
@@ -201,6 +207,7 @@ def defence_table(results:list, # `DefenceResult`s
 # %% ../nbs/15_updates_defences.ipynb #64e7ed04
 def evaluate_defences(single:UpdatesExperiment, # single-sample updates (`set_size=1`), for A_LI
                       multi:UpdatesExperiment, # multi-sample updates on the same target, for A_LDE
+                      *,
                       defences:list|None=None, # `Defence`s (default: all of `DEFENCES`)
                       n_attack_models:int=1, # attack models per attack and defence
                       reconstruction:bool=True, # also A_SSR on the single-sample updates
@@ -214,15 +221,16 @@ def evaluate_defences(single:UpdatesExperiment, # single-sample updates (`set_si
     if single.held_out is None: raise ValueError("the single-sample experiment carries no held-out data to measure the API's accuracy on")
     results, utility = [], {}  # utility: update procedure -> (accuracy of M′, loss drop), measured once per procedure
     for d in (list(DEFENCES.values()) if defences is None else defences):
-        one, many = (defend_experiment(e, d, seed, cache_dir=cache_dir, device=device) for e in (single, multi))
+        one, many = (defend_experiment(e, d, seed=seed, cache_dir=cache_dir, device=device) for e in (single, multi))
         li = evaluate_label_inference(one, n_attack_models, seed=seed, device=device)
         lde = evaluate_label_distribution(many, n_attack_models, seed=seed, device=device)
         ssr = evaluate_reconstruction(one, seed=seed, device=device) if reconstruction else None
         procedure = repr(many.update)
         if procedure not in utility: utility[procedure] = update_utility(many, seed=seed, device=device)
-        api = defended_accuracy(single.target, single.held_out, d, seed) if d.update is None else utility[procedure][0]
-        results.append(DefenceResult(d.name, api, li.accuracy, li.heuristic, li.random_guess, sum(lde.kl) / len(lde.kl), lde.kl_prior,
-                                     sum(lde.mfl_accuracy) / len(lde.mfl_accuracy), *((ssr.mse, ssr.class_mean_mse) if ssr else (None, None)),
+        api = defended_accuracy(single.target, single.held_out, defence=d, seed=seed) if d.update is None else utility[procedure][0]
+        results.append(DefenceResult(defence=d.name, api_accuracy=api, li_accuracy=li.accuracy, li_heuristic=li.heuristic, random_guess=li.random_guess,
+                                     lde_kl=sum(lde.kl) / len(lde.kl), lde_kl_prior=lde.kl_prior, lde_mfl_accuracy=sum(lde.mfl_accuracy) / len(lde.mfl_accuracy),
+                                     ssr_mse=ssr.mse if ssr else None, ssr_class_mean_mse=ssr.class_mean_mse if ssr else None,
                                      epsilon_single=d.epsilon(single.set_size), epsilon_multi=d.epsilon(multi.set_size),
                                      update_loss_drop=utility[procedure][1], dataset=single.setting.dataset))
     return results

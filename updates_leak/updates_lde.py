@@ -10,7 +10,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .core import private_rng, ATTACK_METHOD, Anchor, Result, artefact, chunks, metric_rows, paper_value, seeded_generator
+from .core import private_rng, chunks, seeded_generator
+from .results import ATTACK_METHOD, Anchor, Result, artefact, metric_rows, paper_value
 from .data import as_data
 from .models import model_device, module_mode
 from .updates import (AttackMLP, DeltaAttack, UpdatesExperiment, check_compatible, check_delta,
@@ -47,7 +48,7 @@ def default_scaling(inputs:str) -> bool|str:
     "A_LDE's input scaling unless told otherwise: standardised log-ratios, or δ scaled to unit length (see `input_scaling`)."
     return 'standardize' if inputs == 'log-ratio' else True
 
-def random_label_distribution(n_classes:int, set_size:int, seed:int=0) -> torch.Tensor:
+def random_label_distribution(n_classes:int, set_size:int, *, seed:int=0) -> torch.Tensor:
     "The authors' baseline: counts of `set_size` uniformly random labels plus 0.1 per class, normalised."
     counts = torch.bincount(torch.randint(0, n_classes, (set_size,), generator=seeded_generator(seed)), minlength=n_classes).float() + 0.1
     return counts / counts.sum()
@@ -62,11 +63,11 @@ class LabelDistributionAttack(DeltaAttack):
     hidden, dropouts = (256, 128), (0.5, 0.5)  # the authors' attack model
 
     def fit(self, shadow_updates:list, # `Updates` of shadow models
-            epochs:int=50, device=None) -> LabelDistributionAttack:
+            epochs:int=50, *, device=None) -> LabelDistributionAttack:
         "Train on shadow updates with the authors' loss, `KLDivLoss()`'s element-wise mean (summed KL ÷ classes ÷ batch)."
         delta = torch.cat([self.features(u) for u in shadow_updates])
         target = torch.cat([u.label_distribution() for u in shadow_updates])
-        train_attack(self.model, delta, target, label_distribution_loss, epochs=epochs, seed=self.seed, device=device)
+        train_attack(self.model, delta, target=target, loss_fn=label_distribution_loss, epochs=epochs, seed=self.seed, device=device)
         return self
 
     def predict(self, delta:torch.Tensor) -> torch.Tensor:
@@ -75,10 +76,10 @@ class LabelDistributionAttack(DeltaAttack):
         with torch.no_grad(): return F.softmax(self.model(delta), 1)
 
 # %% ../nbs/12_updates_lde.ipynb #b2fa3bbe
-PAPER_LDE = [Anchor('A_LDE', 'cifar10', 'KL, authors (÷classes)', 0.00376, '|D|=100', 'Salem et al. 2020, §4 (Figure 6)'),
-             Anchor('A_LDE', 'cifar10', 'most-frequent-label acc.', 0.32, '|D|=100', 'Salem et al. 2020, §4')]
+PAPER_LDE = [Anchor('A_LDE', 'cifar10', metric='KL, authors (÷classes)', value=0.00376, setting='|D|=100', source='Salem et al. 2020, §4 (Figure 6)'),
+             Anchor('A_LDE', 'cifar10', metric='most-frequent-label acc.', value=0.32, setting='|D|=100', source='Salem et al. 2020, §4')]
 
-@dataclass
+@dataclass(kw_only=True)
 class LabelDistributionResult(Result):
     "Results of A_LDE on one dataset and updating-set size."
     dataset: str
@@ -104,19 +105,19 @@ class LabelDistributionResult(Result):
     @property
     def headline(self) -> Headline:
         "A_LDE's summed KL divergence (lower is stronger) against the attacker's label prior."
-        return Headline('KL, summed', self._mean(self.kl), self.kl_prior, 'label prior', higher_is_stronger=False)
+        return Headline('KL, summed', self._mean(self.kl), baseline=self.kl_prior, baseline_name='label prior', higher_is_stronger=False)
 
     def rows(self) -> list:
         "KL (summed, and the authors' ÷classes) and most-frequent-label accuracy: attack, baselines, paper."
         C, kl, setting = len(self.examples[0][0]), self._mean(self.kl), f'|D|={self.set_size}'
         name = 'A_LDE' + ('' if self.inputs == 'delta' else f' ({self.inputs})')
-        paper = lambda m: paper_value(PAPER_LDE, 'A_LDE', self.dataset, m, setting)
-        return (metric_rows(name, self.dataset, 'KL, summed', {ATTACK_METHOD: kl, 'random distribution': self.kl_random, 'prior': self.kl_prior}, setting)
-                + metric_rows(name, self.dataset, 'KL, authors (÷classes)', {ATTACK_METHOD: kl / C, 'random distribution': self.kl_random / C,
-                                                                             'prior': self.kl_prior / C, 'paper': paper('KL, authors (÷classes)')}, setting)
-                + metric_rows(name, self.dataset, 'most-frequent-label acc.', {ATTACK_METHOD: self._mean(self.mfl_accuracy), 'random distribution': self.mfl_random,
-                                                                               'prior': self.mfl_prior, 'paper': paper('most-frequent-label acc.')}, setting)
-                + metric_rows(name, self.dataset, 'target accuracy', {'target model': self.target_accuracy}, setting))
+        paper = lambda m: paper_value(PAPER_LDE, 'A_LDE', target=self.dataset, metric=m, setting=setting)
+        return (metric_rows(name, self.dataset, metric='KL, summed', values={ATTACK_METHOD: kl, 'random distribution': self.kl_random, 'prior': self.kl_prior}, setting=setting)
+                + metric_rows(name, self.dataset, metric='KL, authors (÷classes)', values={ATTACK_METHOD: kl / C, 'random distribution': self.kl_random / C,
+                                                                             'prior': self.kl_prior / C, 'paper': paper('KL, authors (÷classes)')}, setting=setting)
+                + metric_rows(name, self.dataset, metric='most-frequent-label acc.', values={ATTACK_METHOD: self._mean(self.mfl_accuracy), 'random distribution': self.mfl_random,
+                                                                               'prior': self.mfl_prior, 'paper': paper('most-frequent-label acc.')}, setting=setting)
+                + metric_rows(name, self.dataset, metric='target accuracy', values={'target model': self.target_accuracy}, setting=setting))
 
     def plot(self, n:int=4):
         "True vs estimated label distributions of `n` target updates."
@@ -133,6 +134,7 @@ class LabelDistributionResult(Result):
 # %% ../nbs/12_updates_lde.ipynb #2d5c1ee6
 def evaluate_label_distribution(exp:UpdatesExperiment, # from `prepare_experiment`
                                 n_attack_models:int=3, # independently trained attack models to average
+                                *,
                                 normalize:bool|str|None=None, # input scaling (`input_scaling`; None: unit norm for δ, 'standardize' for log-ratios; False: the paper's raw δ)
                                 sign:str='before-after', # δ convention
                                 seed:int=0, # seeds the attack models and the random baseline
@@ -148,19 +150,19 @@ def evaluate_label_distribution(exp:UpdatesExperiment, # from `prepare_experimen
     truth = t.label_distribution()
     kls, mfls = [], []
     for i in range(n_attack_models):
-        est = LabelDistributionAttack(t.delta().shape[1], C, normalize, sign, seed + i, inputs).fit(exp.shadow_updates, device=device).infer(t)
+        est = LabelDistributionAttack(t.delta().shape[1], C, normalize=normalize, sign=sign, seed=seed + i, inputs=inputs).fit(exp.shadow_updates, device=device).infer(t)
         kls.append(float(kl_divergence(truth, est).mean())); mfls.append(float(most_frequent_label_hit(truth, est).float().mean()))
         if i == 0: examples = [(truth[j].tolist(), est[j].tolist()) for j in range(8)]
-    rand = random_label_distribution(C, n, seed).expand_as(truth)
+    rand = random_label_distribution(C, n, seed=seed).expand_as(truth)
     prior = label_prior(exp).expand_as(truth)
-    return LabelDistributionResult(exp.setting.dataset, asdict(exp.setting.scale), n, len(exp.shadows), sum(len(u) for u in exp.shadow_updates), len(t),
-                                   exp.target_accuracy, kls, mfls,
-                                   float(kl_divergence(truth, rand).mean()), float(most_frequent_label_hit(truth, rand).float().mean()),
-                                   float(kl_divergence(truth, prior).mean()), float(most_frequent_label_hit(truth, prior).float().mean()),
-                                   examples, inputs, exp)
+    return LabelDistributionResult(dataset=exp.setting.dataset, scale=asdict(exp.setting.scale), set_size=n, n_shadow_models=len(exp.shadows), n_shadow_updates=sum(len(u) for u in exp.shadow_updates), n_target_updates=len(t),
+                                   target_accuracy=exp.target_accuracy, kl=kls, mfl_accuracy=mfls,
+                                   kl_random=float(kl_divergence(truth, rand).mean()), mfl_random=float(most_frequent_label_hit(truth, rand).float().mean()),
+                                   kl_prior=float(kl_divergence(truth, prior).mean()), mfl_prior=float(most_frequent_label_hit(truth, prior).float().mean()),
+                                   examples=examples, inputs=inputs, experiment=exp)
 
 def run_label_distribution(dataset:str|None=None, # a dataset preset (default 'mnist-embedded'), or what your `data` is called
-                           scale='quick', set_size:int=100, n_shadow_models:int=5,
+                           scale='quick', *, set_size:int=100, n_shadow_models:int=5,
                            n_attack_models:int=3, normalize:bool|str|None=None, sign:str='before-after', seed:int=0,
                            cache_dir=None, root=None, device=None, progress:bool=True, inputs:str='delta',
                            model=None, # your own trained torch model as the target (see `prepare_experiment`)
@@ -169,7 +171,7 @@ def run_label_distribution(dataset:str|None=None, # a dataset preset (default 'm
     "The whole A_LDE protocol: setting, target and shadow models, multi-sample updates, attack, evaluation."
     exp = prepare_experiment(dataset, scale, set_size=set_size, n_shadow_models=n_shadow_models, seed=seed,
                              cache_dir=cache_dir, root=root, device=device, progress=progress, model=model, data=data)
-    return evaluate_label_distribution(exp, n_attack_models, normalize, sign, seed, device, inputs)
+    return evaluate_label_distribution(exp, n_attack_models, normalize=normalize, sign=sign, seed=seed, device=device, inputs=inputs)
 
 # %% ../nbs/12_updates_lde.ipynb #lderegcode
 @dataclass
@@ -196,12 +198,13 @@ def run_lde(target, # the provider's model (the experiment's target)
            ) -> LabelDistributionResult:
     "A_LDE: the label distribution of the set an update trained on."
     if data.set_size != config.set_size: raise ValueError(f"the experiment's updates are on sets of {data.set_size}, the config asks for {config.set_size}")
-    return evaluate_label_distribution(data, config.n_attack_models or attack_models_for(data.setting.scale), False if config.raw_delta else None,
-                                       config.sign, seed, device, config.inputs)
+    return evaluate_label_distribution(data, config.n_attack_models or attack_models_for(data.setting.scale), normalize=False if config.raw_delta else None,
+                                       sign=config.sign, seed=seed, device=device, inputs=config.inputs)
 
 # %% ../nbs/12_updates_lde.ipynb #6c9aab3e
 def residual_ceiling(model:nn.Module, # the model being updated (a classifier returning logits)
                      pool, # the data its updating sets are drawn from: a `Data`, `(x, y)` or a `TensorDataset`
+                     *,
                      set_size:int, # |D_update|
                      n_sets:int=22_000, # random updating sets; all but `n_test` train the estimator
                      n_test:int=2_000, # held-out sets the ceiling is measured on
@@ -218,12 +221,12 @@ def residual_ceiling(model:nn.Module, # the model being updated (a classifier re
     with torch.no_grad(), private_rng(seed), module_mode(model, training=True):  # the residuals the update sees: dropout on
         p = torch.cat([F.softmax(model(pool.x[s].to(dev)), 1).cpu() for s in chunks(len(pool), 1000)])
     residual = F.one_hot(pool.y, C).float() - p
-    sets = sample_updating_sets(len(pool), n_sets, set_size, seed=seed)
+    sets = sample_updating_sets(len(pool), n_sets, set_size=set_size, seed=seed)
     signal = torch.cat([residual[sets[s]].sum(1) for s in chunks(n_sets, 1000)])
     truth = F.one_hot(pool.y[sets], C).float().mean(1)
     n_train = n_sets - n_test
-    estimator = train_attack(AttackMLP([C, *hidden, C], [0.] * len(hidden), normalize='standardize'), signal[:n_train], truth[:n_train],
-                             label_distribution_loss, epochs=epochs, seed=seed, device=device)
+    estimator = train_attack(AttackMLP([C, *hidden, C], [0.] * len(hidden), normalize='standardize'), signal[:n_train], target=truth[:n_train],
+                             loss_fn=label_distribution_loss, epochs=epochs, seed=seed, device=device)
     with torch.no_grad(): est = F.softmax(estimator(signal[n_train:]), 1)
     prior = truth[:n_train].mean(0).expand(n_test, C)
     return {'residual ceiling': float(kl_divergence(truth[n_train:], est).mean()), 'prior': float(kl_divergence(truth[n_train:], prior).mean())}
@@ -231,6 +234,7 @@ def residual_ceiling(model:nn.Module, # the model being updated (a classifier re
 # %% ../nbs/12_updates_lde.ipynb #888556dd
 def transfer_gap(exp:UpdatesExperiment, # from `prepare_experiment`
                  n_attack_models:int=5, # attack models, scored one by one and averaged
+                 *,
                  held_out:float=0.2, # share of each shadow model's updates kept out of training
                  inputs:str='log-ratio', # what the attacks read: 'delta' or 'log-ratio'
                  seed:int=0, # seeds the attack models and the random baseline
@@ -249,7 +253,7 @@ def transfer_gap(exp:UpdatesExperiment, # from `prepare_experiment`
     truth = {'shadow': torch.cat([u.label_distribution() for u in test]), 'target': t.label_distribution()}
     estimates = {'shadow': [], 'target': []}
     for i in range(n_attack_models):
-        attack = LabelDistributionAttack(t.delta().shape[1], C, default_scaling(inputs), seed=seed + i, inputs=inputs)
+        attack = LabelDistributionAttack(t.delta().shape[1], C, normalize=default_scaling(inputs), seed=seed + i, inputs=inputs)
         attack.fit(train, device=device)
         estimates['shadow'].append(torch.cat([attack.infer(u) for u in test]))
         estimates['target'].append(attack.infer(t))
@@ -258,4 +262,4 @@ def transfer_gap(exp:UpdatesExperiment, # from `prepare_experiment`
     return {'held-out shadow updates': single('shadow'), 'held-out shadow, averaged': averaged('shadow'),
             'target updates': single('target'), 'target, averaged': averaged('target'),
             'prior': float(kl_divergence(truth['target'], label_prior(exp).expand_as(truth['target'])).mean()),
-            'random distribution': float(kl_divergence(truth['target'], random_label_distribution(C, exp.set_size, seed).expand_as(truth['target'])).mean())}
+            'random distribution': float(kl_divergence(truth['target'], random_label_distribution(C, exp.set_size, seed=seed).expand_as(truth['target'])).mean())}

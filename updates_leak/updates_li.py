@@ -8,7 +8,7 @@ from dataclasses import dataclass, asdict
 
 import torch
 
-from .core import ATTACK_METHOD, Anchor, Result, artefact, metric_rows, paper_value
+from .results import ATTACK_METHOD, Anchor, Result, artefact, metric_rows, paper_value
 from .updates import DeltaAttack, UpdatesExperiment, check_compatible, check_delta, prepare_experiment, train_attack
 from .models import classification_loss, predict_proba
 from .attacks import Headline, register_attack
@@ -22,6 +22,7 @@ __all__ = ['PAPER_LI', 'heuristic_labels', 'LabelInferenceAttack', 'LabelInferen
 # %% ../nbs/11_updates_li.ipynb #8823fdfe
 def heuristic_labels(delta:torch.Tensor, # K × (|probe|·classes) posterior differences
                      n_classes:int, # number of classes
+                     *,
                      sign:str='before-after', # the convention `delta` was computed with
                     ) -> torch.Tensor:
     "The baseline: per update, the class whose posteriors over the probing set rose most in total."
@@ -33,12 +34,12 @@ class LabelInferenceAttack(DeltaAttack):
     hidden, dropouts = (128, 64), (0.2, 0.4)  # the authors' MNIST attack model
 
     def fit(self, shadow_updates:list, # `Updates` of single-sample updates of shadow models
-            epochs:int=50, device=None) -> LabelInferenceAttack:
+            epochs:int=50, *, device=None) -> LabelInferenceAttack:
         "Train on shadow updates (δ → label of the one updating sample)."
         if any(u.labels.shape[1] != 1 for u in shadow_updates): raise ValueError("A_LI trains on single-sample updates (|D_update| = 1)")
         delta = torch.cat([self.features(u) for u in shadow_updates])
         labels = torch.cat([u.labels[:, 0] for u in shadow_updates])
-        train_attack(self.model, delta, labels, classification_loss, epochs=epochs, seed=self.seed, device=device)
+        train_attack(self.model, delta, target=labels, loss_fn=classification_loss, epochs=epochs, seed=self.seed, device=device)
         return self
 
     def predict(self, delta:torch.Tensor, # K × (|probe|·classes)
@@ -48,9 +49,9 @@ class LabelInferenceAttack(DeltaAttack):
         return predict_proba(self.model, delta).argmax(1)
 
 # %% ../nbs/11_updates_li.ipynb #c056435d
-PAPER_LI = [Anchor('A_LI', 'cifar10', 'accuracy', 0.96, source='Salem et al. 2020, §4 (Figure 4)')]
+PAPER_LI = [Anchor('A_LI', 'cifar10', metric='accuracy', value=0.96, source='Salem et al. 2020, §4 (Figure 4)')]
 
-@dataclass
+@dataclass(kw_only=True)
 class LabelInferenceResult(Result):
     "Results of A_LI on one dataset."
     dataset: str
@@ -73,13 +74,13 @@ class LabelInferenceResult(Result):
     def headline(self) -> Headline:
         "A_LI's accuracy against the better of the heuristic and random guessing."
         better = 'heuristic' if self.heuristic >= self.random_guess else 'random guess'
-        return Headline('accuracy', self.accuracy, max(self.heuristic, self.random_guess), better, self.paper)
+        return Headline('accuracy', self.accuracy, baseline=max(self.heuristic, self.random_guess), baseline_name=better, paper=self.paper)
 
     def rows(self) -> list:
         "The attack's accuracy beside the heuristic, a random guess and the paper."
-        return (metric_rows('A_LI', self.dataset, 'accuracy', {ATTACK_METHOD: self.accuracy, 'heuristic': self.heuristic,
+        return (metric_rows('A_LI', self.dataset, metric='accuracy', values={ATTACK_METHOD: self.accuracy, 'heuristic': self.heuristic,
                                                               'random guess': self.random_guess, 'paper': self.paper})
-                + metric_rows('A_LI', self.dataset, 'target accuracy', {'target model': self.target_accuracy}))
+                + metric_rows('A_LI', self.dataset, metric='target accuracy', values={'target model': self.target_accuracy}))
 
     def plot(self):
         "Confusion matrix of the attack on the target updates."
@@ -95,6 +96,7 @@ class LabelInferenceResult(Result):
 # %% ../nbs/11_updates_li.ipynb #ef776bd7
 def evaluate_label_inference(exp:UpdatesExperiment, # from `prepare_experiment` with set_size=1
                              n_attack_models:int=3, # independently trained attack models to average
+                             *,
                              normalize:bool=True, # unit-norm δ input (False: the paper's raw δ)
                              sign:str='before-after', # δ convention
                              seed:int=0, # seeds the attack models
@@ -113,13 +115,14 @@ def evaluate_label_inference(exp:UpdatesExperiment, # from `prepare_experiment` 
         accs.append(float((pred == truth).float().mean()))
         confusion += torch.bincount(truth * C + pred, minlength=C * C).view(C, C).float() / n_attack_models
     sc = exp.setting.scale
-    return LabelInferenceResult(exp.setting.dataset, asdict(sc), len(exp.shadows),
-                                sum(len(u) for u in exp.shadow_updates), len(t), exp.target_accuracy, accs,
-                                float((heuristic_labels(t.delta(sign), C, sign) == truth).float().mean()), 1 / C,
-                                confusion.tolist(), paper_value(PAPER_LI, 'A_LI', exp.setting.dataset.replace('-embedded', ''), 'accuracy'), exp)
+    return LabelInferenceResult(dataset=exp.setting.dataset, scale=asdict(sc), n_shadow_models=len(exp.shadows),
+                                n_shadow_updates=sum(len(u) for u in exp.shadow_updates), n_target_updates=len(t), target_accuracy=exp.target_accuracy, accuracies=accs,
+                                heuristic=float((heuristic_labels(t.delta(sign), C, sign=sign) == truth).float().mean()), random_guess=1 / C,
+                                confusion=confusion.tolist(), paper=paper_value(PAPER_LI, 'A_LI', target=exp.setting.dataset.replace('-embedded', ''), metric='accuracy'), experiment=exp)
 
 def run_label_inference(dataset:str|None=None, # a dataset preset (default 'mnist-embedded'), or what your `data` is called
                         scale='quick', # 'quick', 'full' or a `Scale` (your own model: a `Scale`, default `updates.own_scale`)
+                        *,
                         n_shadow_models:int=5, n_attack_models:int=3, normalize:bool=True, sign:str='before-after', seed:int=0,
                         cache_dir=None, root=None, device=None, progress:bool=True,
                         model=None, # your own trained torch model as the target (see `prepare_experiment`)
@@ -128,7 +131,7 @@ def run_label_inference(dataset:str|None=None, # a dataset preset (default 'mnis
     "The whole A_LI protocol: setting, target and shadow models, single-sample updates, attack, evaluation."
     exp = prepare_experiment(dataset, scale, set_size=1, n_shadow_models=n_shadow_models, seed=seed, cache_dir=cache_dir,
                              root=root, device=device, progress=progress, model=model, data=data)
-    return evaluate_label_inference(exp, n_attack_models, normalize, sign, seed, device)
+    return evaluate_label_inference(exp, n_attack_models, normalize=normalize, sign=sign, seed=seed, device=device)
 
 # %% ../nbs/11_updates_li.ipynb #liregcode
 @dataclass
@@ -152,4 +155,4 @@ def run_li(target, # the provider's model (the experiment's target)
           ) -> LabelInferenceResult:
     "A_LI: the label of the one record an update trained on, from the target's posteriors on a probing set before and after."
     if data.set_size != 1: raise ValueError(f"A_LI reads single-record updates; this experiment's sets hold {data.set_size} records")
-    return evaluate_label_inference(data, config.n_attack_models or attack_models_for(data.setting.scale), not config.raw_delta, config.sign, seed, device)
+    return evaluate_label_inference(data, config.n_attack_models or attack_models_for(data.setting.scale), normalize=not config.raw_delta, sign=config.sign, seed=seed, device=device)

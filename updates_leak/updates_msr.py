@@ -17,8 +17,9 @@ from scipy.optimize import linear_sum_assignment
 from sklearn.cluster import KMeans
 from sklearn.exceptions import ConvergenceWarning
 
-from .core import (best_thread_time, private_rng, ATTACK_METHOD, CacheDamaged, Result, artefact, best_time, cache_lock, check_count, default_device, held_warnings, load_verified, metric_rows, numerics_key,
-                               progress as progress_bar, save_verified, seeded_generator)
+from .core import best_thread_time, private_rng, best_time, check_count, resolve_device, held_warnings, numerics_key, progress as progress_bar, seeded_generator
+from .results import ATTACK_METHOD, Result, artefact, metric_rows
+from .cache import CacheDamaged, cache_lock, load_verified, save_verified
 from .data import Data, check_range
 from .updates import AttackMLP, UpdatesExperiment, check_compatible, check_delta, prepare_experiment
 from .updates_ssr import attacker_images, per_sample_mse, show_reconstructions
@@ -72,6 +73,7 @@ class CBMGenerator(nn.Module):
     "CBM-GAN's generator: noise, joined by an encoding of δ, through an MLP with batch norm to an image in [-1, 1]."
     def __init__(self, image_shape:tuple, # C × H × W of the images
                  n_features:int|None, # |probe| × classes; `None` for a plain, unconditional generator
+                 *,
                  noise:int=50, # size of the noise vector
                  code:int=50, # size of δ's encoding
                  hidden:tuple=(2048, 2048, 2048), # widths of the generator's hidden layers
@@ -107,13 +109,14 @@ class ImageDiscriminator(nn.Sequential):
 @torch.no_grad()
 def generate(generator:CBMGenerator, # trained generator
              n:int, # images to draw
+             *,
              delta:torch.Tensor|None=None, # one δ (features,) for a conditional generator
              seed:int=0, # seeds the noise
              batch_size:int=2000, # images per forward pass
              device=None, # where to compute
             ) -> torch.Tensor:
     "`n` images in [0, 1] from `generator` (eval mode), conditioned on one δ: n × C × H × W."
-    device = default_device(device)
+    device = resolve_device(device)
     generator.to(device).eval()
     noise = torch.randn(n, generator.noise, generator=seeded_generator(seed)).to(device)
     out = []
@@ -132,6 +135,7 @@ def image_spread(images:torch.Tensor) -> float:
 
 def train_cbm_gan(generator:CBMGenerator, # conditional (CBM-GAN) or plain generator, trained in place
                   discriminator:nn.Module, # image → logit, trained in place
+                  *,
                   pool:Data, # the images the updating sets index into
                   sets:torch.Tensor, # K × n pool indices of the updating sets
                   delta:torch.Tensor|None=None, # K × features posterior differences (conditional generators)
@@ -150,18 +154,18 @@ def train_cbm_gan(generator:CBMGenerator, # conditional (CBM-GAN) or plain gener
     if delta is not None:
         check_delta(generator, delta)
         if len(delta) != len(sets): raise ValueError(f"{len(delta)} δ for {len(sets)} updating sets")
-    device, n = default_device(device), sets.shape[1]
+    device, n = resolve_device(device), sets.shape[1]
     nets = {'generator': generator, 'discriminator': discriminator}
     folder = None if checkpoint_dir is None else Path(checkpoint_dir)/('gan-' + gan_run_key(
-        generator, discriminator, sets, delta, sets_per_step=sets_per_step, lr=lr, beta1=beta1, best_match=best_match, seed=seed, **numerics_key(device)))
+        generator, discriminator, sets=sets, delta=delta, sets_per_step=sets_per_step, lr=lr, beta1=beta1, best_match=best_match, seed=seed, **numerics_key(device)))
     with (contextlib.nullcontext() if folder is None else cache_lock(folder/'run')):  # one run at a time in a folder; the next resumes where it ended
-        return _train_gan(generator, discriminator, pool, sets, delta, epochs, sets_per_step, lr, beta1, best_match, seed, device, n, nets, folder,
-                          progress)
+        return _train_gan(generator, discriminator, pool=pool, sets=sets, delta=delta, epochs=epochs, sets_per_step=sets_per_step, lr=lr, beta1=beta1, best_match=best_match, seed=seed, device=device, n=n, nets=nets, folder=folder,
+                          progress=progress)
 
 # %% ../nbs/14_updates_msr.ipynb #360ca860
-def _train_gan(generator, discriminator, pool, sets, delta, epochs, sets_per_step, lr, beta1, best_match, seed, device, n, nets, folder, progress) -> list:
+def _train_gan(generator, discriminator, *, pool, sets, delta, epochs, sets_per_step, lr, beta1, best_match, seed, device, n, nets, folder, progress) -> list:
     "`train_cbm_gan`'s loop, resuming from the run's checkpoint folder when it has one."
-    saved = None if folder is None else load_gan_epoch(folder, epochs, nets)
+    saved = None if folder is None else load_gan_epoch(folder, epochs, nets=nets)
     generator.to(device).train(); discriminator.to(device).train()
     used, local_sets = sets.unique(return_inverse=True)
     images, local_sets = to_tanh_range(pool.x[used]).to(device), local_sets.to(device)  # the sets' images move to the device once
@@ -200,7 +204,7 @@ def _train_gan(generator, discriminator, pool, sets, delta, epochs, sets_per_ste
                 warnings.warn(f"epoch {epoch + 1}: the generator has collapsed (its fakes spread {log[-1]['fake_spread']:.3g} "
                               f"against {log[-1]['real_spread']:.3g} for real images)" + ('' if folder is None else f"; earlier epochs are in {folder}"))
             if folder is not None:
-                save_gan_epoch(folder, epoch + 1, nets, {'log': log, 'opt_g': opt_g.state_dict(), 'opt_d': opt_d.state_dict(),
+                save_gan_epoch(folder, epoch + 1, nets=nets, state={'log': log, 'opt_g': opt_g.state_dict(), 'opt_d': opt_d.state_dict(),
                                'rng': torch.get_rng_state(), 'order_rng': order_gen.get_state(),
                                'cuda_rng': torch.cuda.get_rng_state(device) if device.type == 'cuda' else None})
     generator.cpu().eval(); discriminator.cpu().eval()
@@ -209,6 +213,7 @@ def _train_gan(generator, discriminator, pool, sets, delta, epochs, sets_per_ste
 # %% ../nbs/14_updates_msr.ipynb #18cf1372
 def gan_run_key(generator:nn.Module, # the generator, before training
                 discriminator:nn.Module, # the discriminator, before training
+                *,
                 sets:torch.Tensor, # K × n pool indices of the updating sets
                 delta:torch.Tensor|None, # K × features δ (conditional generators)
                 **settings, # the training settings that change the run (not the number of epochs)
@@ -224,15 +229,16 @@ def _state_identity(folder:Path) -> dict: return {'kind': 'GAN state', 'run': fo
 
 def save_gan_epoch(folder:Path, # the run's checkpoint folder
                    epoch:int, # epochs finished
+                   *,
                    nets:dict, # {'generator': ..., 'discriminator': ...}
                    state:dict, # what resuming needs: optimisers, random streams, the loss log
                   ):
-    "Write the networks after `epoch`, then the run's resumable state, each as a verified file (see `core.save_verified`)."
+    "Write the networks after `epoch`, then the run's resumable state, each as a verified file (see `cache.save_verified`)."
     save_verified(folder/f'epoch-{epoch:03d}.safetensors', {f'{name}.{k}': v for name, net in nets.items() for k, v in net.state_dict().items()},
-                  _epoch_identity(folder, epoch))
+                  identity=_epoch_identity(folder, epoch))
     buffer = io.BytesIO()
     torch.save({'epoch': epoch, **state}, buffer)
-    save_verified(folder/'state.safetensors', {'state': torch.frombuffer(bytearray(buffer.getvalue()), dtype=torch.uint8)}, _state_identity(folder))
+    save_verified(folder/'state.safetensors', {'state': torch.frombuffer(bytearray(buffer.getvalue()), dtype=torch.uint8)}, identity=_state_identity(folder))
 
 def _refuse(e:CacheDamaged, folder:Path):
     "A GAN checkpoint cannot be recomputed without retraining: stop, and say how to retrain."
@@ -240,6 +246,7 @@ def _refuse(e:CacheDamaged, folder:Path):
 
 def load_gan_epoch(folder:Path, # the run's checkpoint folder
                    epochs:int, # epochs the caller asked for
+                   *,
                    nets:dict, # {'generator': ..., 'discriminator': ...}, loaded in place
                   ) -> dict|None:
     "Load the latest finished epoch, but not past `epochs`, into `nets`; return the saved state (`None` if nothing is saved). A damaged file is refused."
@@ -262,6 +269,7 @@ def load_gan_epoch(folder:Path, # the run's checkpoint folder
 @register_bench('cbm-gan')
 def bench_cbm_gan(n_sets:int=80, # updating sets in the timed epoch
                   set_size:int=100, # |D_update|
+                  *,
                   hidden:tuple=(2048, 2048, 2048), # the generator's widths (the paper's)
                   sets_per_step:int=8, # sets per training step
                   paper_sets:int=10_000, # the paper's shadow sets per epoch, for the projection
@@ -272,14 +280,14 @@ def bench_cbm_gan(n_sets:int=80, # updating sets in the timed epoch
     """Seconds of one CBM-GAN epoch on MNIST-shaped sets, projected to the paper's epoch, and batched against per-set Best-Match steps (the
     per-set loop at its best thread count, 1 or the current one)."""
     check_count(n_sets, 'n_sets'); check_count(set_size, 'set_size'); check_count(sets_per_step, 'sets_per_step')
-    device, gen = default_device(device), seeded_generator(seed)
+    device, gen = resolve_device(device), seeded_generator(seed)
     pool = Data(torch.rand(n_sets * set_size, 1, 28, 28, generator=gen), torch.zeros(n_sets * set_size, dtype=torch.long))
     sets, delta = torch.arange(n_sets * set_size).view(n_sets, set_size), torch.randn(n_sets, n_features, generator=gen)
     with private_rng(seed): generator, discriminator = CBMGenerator((1, 28, 28), n_features, hidden=hidden), ImageDiscriminator((1, 28, 28))
-    train = lambda k: train_cbm_gan(generator, discriminator, pool, sets[:k], delta[:k], epochs=1, sets_per_step=sets_per_step, seed=seed,
+    train = lambda k: train_cbm_gan(generator, discriminator, pool=pool, sets=sets[:k], delta=delta[:k], epochs=1, sets_per_step=sets_per_step, seed=seed,
                                     device=device, progress=False)
     train(min(sets_per_step, n_sets))  # warm-up on one step's sets: kernels chosen, memory allocated
-    epoch = best_time(lambda: train(n_sets), 1, device, warmup=False)
+    epoch = best_time(lambda: train(n_sets), 1, device=device, warmup=False)
     real = to_tanh_range(pool.x[sets[:sets_per_step]]).to(device)
     fake = (real + 0.1 * torch.randn(real.shape, generator=gen).to(device)).requires_grad_()
     batched = best_time(lambda: sets_best_match_loss(real, fake).backward(), device=device)
@@ -293,6 +301,7 @@ def bench_cbm_gan(n_sets:int=80, # updating sets in the timed epoch
 # %% ../nbs/14_updates_msr.ipynb #c93111a5
 def cluster_representatives(samples:torch.Tensor, # N generated (or real) images
                             k:int, # clusters: |D_update|
+                            *,
                             representative:str='medoid', # 'medoid': the member nearest the centre (the authors); 'centre': the mean
                             seed:int=0, # seeds k-means
                            ) -> torch.Tensor:
@@ -333,6 +342,7 @@ def matched_mse(truth:torch.Tensor, # n true images
 # %% ../nbs/14_updates_msr.ipynb #c485fa8c
 def label_oracle_representatives(own:Data, # the attacker's images
                                  labels:torch.Tensor, # the true labels of the updating set
+                                 *,
                                  n_generated:int, # candidate budget, shared out by the label counts
                                  representative:str='medoid', # see `cluster_representatives`
                                  seed:int=0, # seeds the draw and k-means
@@ -343,11 +353,11 @@ def label_oracle_representatives(own:Data, # the attacker's images
         images = own.x[own.y == c]
         n_c = int(counts[c])
         draw = torch.randperm(len(images), generator=gen)[:max(n_c, n_generated * n_c // len(labels))]
-        reps.append(cluster_representatives(images[draw], n_c, representative, seed))
+        reps.append(cluster_representatives(images[draw], n_c, representative=representative, seed=seed))
     return torch.cat(reps)
 
 # %% ../nbs/14_updates_msr.ipynb #b07139a7
-@dataclass
+@dataclass(kw_only=True)
 class MultiReconstructionResult(Result):
     "A_MSR on one dataset: the matched MSE of the CBM-GAN beside its baselines (all clustered and Hungarian-matched alike)."
     dataset: str
@@ -371,16 +381,16 @@ class MultiReconstructionResult(Result):
     @property
     def headline(self) -> Headline:
         "The CBM-GAN's matched MSE (lower is stronger) against random images of the attacker's data, clustered and matched alike."
-        return Headline('matched MSE', self.mse, self.random_image_mse, 'random attacker images', higher_is_stronger=False)
+        return Headline('matched MSE', self.mse, baseline=self.random_image_mse, baseline_name='random attacker images', higher_is_stronger=False)
 
     def rows(self) -> list:
         "Matched MSE of the CBM-GAN beside every baseline and oracle, and how often it beats the attacker's own nearest image."
         setting = f'|D|={self.set_size}, {self.representative}'
-        return (metric_rows('A_MSR', self.dataset, 'matched MSE', {
+        return (metric_rows('A_MSR', self.dataset, metric='matched MSE', values={
                     ATTACK_METHOD: self.mse, "another update's δ": self.mismatched_delta_mse, 'plain GAN': self.plain_gan_mse,
                     'random attacker images': self.random_image_mse, 'true label counts (oracle)': self.label_oracle_mse,
-                    'nearest attacker image (oracle)': self.nearest_attacker_image_mse}, setting)
-                + metric_rows('A_MSR', self.dataset, 'closer than attacker data', {ATTACK_METHOD: self.closer_than_attacker_data}, setting))
+                    'nearest attacker image (oracle)': self.nearest_attacker_image_mse}, setting=setting)
+                + metric_rows('A_MSR', self.dataset, metric='closer than attacker data', values={ATTACK_METHOD: self.closer_than_attacker_data}, setting=setting))
 
     def plot(self, n:int=20):
         "The first evaluated updating set above, its matched reconstructions below."
@@ -395,6 +405,7 @@ def check_reconstruction_request(exp:UpdatesExperiment, n_evaluated:int):
 
 def train_reconstruction_gans(exp:UpdatesExperiment, # from `prepare_experiment` with set_size > 1
                               epochs:int=20, # GAN training epochs
+                              *,
                               hidden:tuple=(2048, 2048, 2048), # generator widths
                               sets_per_step:int=8, # updating sets per GAN training step
                               seed:int=0, # seeds both GANs
@@ -406,22 +417,23 @@ def train_reconstruction_gans(exp:UpdatesExperiment, # from `prepare_experiment`
     "The CBM-GAN (δ-conditioned, Best-Match loss) and the plain GAN, both trained on the shadow updates: `(cbm_gan, plain_gan)`."
     for s in exp.shadow_updates: check_compatible(s, exp.target_updates)
     check_reconstruction_request(exp, 2)
-    check_range(exp.setting.shadow_pool.x, 0, 1, "A_MSR (its generator draws pixels)")
+    check_range(exp.setting.shadow_pool.x, 0, high=1, needs="A_MSR (its generator draws pixels)")
     sets, delta = torch.cat([u.sets for u in exp.shadow_updates]), torch.cat([u.delta() for u in exp.shadow_updates])
     shape, pool = tuple(exp.setting.shadow_pool.sample_shape), exp.setting.shadow_pool
     train = dict(epochs=epochs, sets_per_step=sets_per_step, device=device, progress=progress, checkpoint_dir=checkpoint_dir)
     with private_rng(seed):
         cbm = CBMGenerator(shape, delta.shape[1], hidden=hidden)
-        train_cbm_gan(cbm, ImageDiscriminator(shape), pool, sets, delta, seed=seed, **train)
+        train_cbm_gan(cbm, ImageDiscriminator(shape), pool=pool, sets=sets, delta=delta, seed=seed, **train)
     if not plain_gan: return cbm, None
     with private_rng(seed + 1):
         plain = CBMGenerator(shape, None, hidden=hidden)
-        train_cbm_gan(plain, ImageDiscriminator(shape), pool, sets, None, best_match=0., seed=seed + 1, **train)
+        train_cbm_gan(plain, ImageDiscriminator(shape), pool=pool, sets=sets, delta=None, best_match=0., seed=seed + 1, **train)
     return cbm, plain
 
 # %% ../nbs/14_updates_msr.ipynb #03838c1b
 def score_reconstructions(exp:UpdatesExperiment, # the experiment the GANs were trained on
                           cbm:CBMGenerator, # the trained CBM-GAN generator
+                          *,
                           plain:CBMGenerator|None, # the trained plain generator (`None`: no plain-GAN row)
                           n_generated:int=20_000, # images generated per target update before clustering
                           n_evaluated:int=10, # target updates to reconstruct (the authors: 10)
@@ -437,23 +449,28 @@ def score_reconstructions(exp:UpdatesExperiment, # the experiment the GANs were 
     for i in range(n_evaluated):
         truth = setting.target_pool.x[t.sets[i]]
         draw = torch.randperm(len(own), generator=seeded_generator(seed + i))[:n_generated]
-        candidates = {'cbm': generate(cbm, n_generated, target_delta[i], seed + i, device=device),
-                      'mismatched': generate(cbm, n_generated, target_delta[(i + 1) % n_evaluated], seed + i, device=device),
+        candidates = {'cbm': generate(cbm, n_generated, delta=target_delta[i], seed=seed + i, device=device),
+                      'mismatched': generate(cbm, n_generated, delta=target_delta[(i + 1) % n_evaluated], seed=seed + i, device=device),
                       'random': own.x[draw]}
         if plain is not None: candidates['plain'] = generate(plain, n_generated, seed=seed + i, device=device)
-        reps = {m: cluster_representatives(c, k, representative, seed) for m, c in candidates.items()}
-        reps['labels'] = label_oracle_representatives(own, t.labels[i], n_generated, representative, seed + i)
+        reps = {m: cluster_representatives(c, k, representative=representative, seed=seed) for m, c in candidates.items()}
+        reps['labels'] = label_oracle_representatives(own, t.labels[i], n_generated=n_generated, representative=representative, seed=seed + i)
         for m, r in reps.items(): errors[m].append(matched_mse(truth, r))
         errors['nearest'].append(pairwise_mse(truth, own.x).min(1).values.float())
         examples.append((truth, reps['cbm'][hungarian_match(truth, reps['cbm'])]))
     err = {m: torch.cat(v) for m, v in errors.items() if v}
-    result = MultiReconstructionResult(setting.dataset, k, sum(len(u) for u in exp.shadow_updates), n_evaluated, n_generated, representative,
-                                       *(float(err[m].mean()) if m in err else None for m in ('cbm', 'mismatched', 'plain', 'random', 'labels', 'nearest')),
-                                       float((err['cbm'] < err['nearest']).float().mean()), examples, cbm, plain, exp)
+    mean = {m: float(err[m].mean()) if m in err else None for m in ('cbm', 'mismatched', 'plain', 'random', 'labels', 'nearest')}
+    result = MultiReconstructionResult(dataset=setting.dataset, set_size=k, n_shadow_updates=sum(len(u) for u in exp.shadow_updates),
+                                       n_evaluated=n_evaluated, n_generated=n_generated, representative=representative,
+                                       mse=mean['cbm'], mismatched_delta_mse=mean['mismatched'], plain_gan_mse=mean['plain'], random_image_mse=mean['random'],
+                                       label_oracle_mse=mean['labels'], nearest_attacker_image_mse=mean['nearest'],
+                                       closer_than_attacker_data=float((err['cbm'] < err['nearest']).float().mean()),
+                                       examples=examples, cbm_gan=cbm, plain_gan=plain, experiment=exp)
     return result
 
 def evaluate_multi_reconstruction(exp:UpdatesExperiment, # from `prepare_experiment` with set_size > 1
                                   epochs:int=20, # GAN training epochs
+                                  *,
                                   hidden:tuple=(2048, 2048, 2048), # generator widths
                                   sets_per_step:int=8, # updating sets per GAN training step
                                   n_generated:int=20_000, # images generated per target update before clustering
@@ -466,12 +483,12 @@ def evaluate_multi_reconstruction(exp:UpdatesExperiment, # from `prepare_experim
                                  ) -> tuple:
     "Train both GANs on the shadow updates and score them on the target updates; the result holds both generators and the reconstructions."
     check_reconstruction_request(exp, n_evaluated)  # before hours of training, not after
-    cbm, plain = train_reconstruction_gans(exp, epochs, hidden, sets_per_step, seed, device, progress, checkpoint_dir)
-    return score_reconstructions(exp, cbm, plain, n_generated, n_evaluated, representative, seed, device)
+    cbm, plain = train_reconstruction_gans(exp, epochs, hidden=hidden, sets_per_step=sets_per_step, seed=seed, device=device, progress=progress, checkpoint_dir=checkpoint_dir)
+    return score_reconstructions(exp, cbm, plain=plain, n_generated=n_generated, n_evaluated=n_evaluated, representative=representative, seed=seed, device=device)
 
 # %% ../nbs/14_updates_msr.ipynb #3fa640fb
 def run_multi_reconstruction(dataset:str|None=None, # a dataset preset (default 'mnist-embedded'), or what your `data` is called
-                             scale='quick', set_size:int=100, n_shadow_models:int=3,
+                             scale='quick', *, set_size:int=100, n_shadow_models:int=3,
                              seed:int=0, cache_dir=None, root=None, device=None, progress:bool=True,
                              model=None, # your own trained torch model over images in [0, 1] as the target (see `prepare_experiment`)
                              data=None, # with `model`: images from its domain it was not trained on

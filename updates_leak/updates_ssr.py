@@ -12,7 +12,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .core import private_rng, ATTACK_METHOD, Anchor, Result, artefact, metric_rows, paper_value, seeded_generator
+from .core import private_rng, seeded_generator, resolve_device
+from .results import ATTACK_METHOD, Anchor, Result, artefact, metric_rows, paper_value
 from .data import Data, check_range, concat
 from .models import AutoEncoder, fit, reconstruction_loss
 from .updates import AttackMLP, Updates, UpdatesExperiment, UpdatesSetting, check_compatible, check_delta, prepare_experiment
@@ -27,11 +28,13 @@ __all__ = ['PAPER_SSR', 'pretrain_autoencoder', 'SampleReconstructor', 'sample_i
 # %% ../nbs/13_updates_ssr.ipynb #0047c8af
 def pretrain_autoencoder(data:Data, # the attacker's own images
                          latent:int=64, # size of the code
+                         *,
                          epochs:int=20, # training epochs
                          seed:int=0, # seeds the initialisation and shuffling
                          device=None, # where to train
                         ) -> AutoEncoder:
     "An `AutoEncoder` trained on the attacker's images (Adam, lr 1e-3, MSE)."
+    device = resolve_device(device)  # the model is built here: no model of the caller's to follow
     with private_rng(seed):
         ae = AutoEncoder(tuple(data.sample_shape), latent)
         fit(ae, data, epochs=epochs, lr=1e-3, batch_size=128, optimizer='adam', loss_fn=reconstruction_loss, seed=seed,
@@ -42,6 +45,7 @@ class SampleReconstructor(nn.Module):
     "A_SSR's attack model: an MLP from δ to the autoencoder's code, then the transferred decoder."
     def __init__(self, n_features:int, # |probe| × classes
                  decoder:nn.Module, # the pretrained decoder (copied, then fine-tuned)
+                 *,
                  latent:int, # the decoder's code size
                  hidden:int=128, # width of the encoder's hidden layer
                 ):
@@ -75,7 +79,7 @@ def class_means(data:Data) -> torch.Tensor:
     return torch.stack([data.x[data.y == c].mean(0) for c in range(data.n_classes)])
 
 # %% ../nbs/13_updates_ssr.ipynb #21d62f06
-@dataclass
+@dataclass(kw_only=True)
 class ReconstructionResult(Result):
     "A_SSR on one dataset: the attack's MSE beside its two baselines and the paper's figure."
     dataset: str
@@ -96,38 +100,40 @@ class ReconstructionResult(Result):
     @property
     def headline(self) -> Headline:
         "A_SSR's reconstruction MSE (lower is stronger) against a random image of the attacker's data."
-        return Headline('MSE', self.mse, self.random_image_mse, 'random attacker image', self.paper, higher_is_stronger=False)
+        return Headline('MSE', self.mse, baseline=self.random_image_mse, baseline_name='random attacker image', paper=self.paper, higher_is_stronger=False)
 
     def rows(self) -> list:
         "Reconstruction MSE of the attack beside its baselines and the paper, and how often it beats the class mean."
         attack = 'A_SSR' if self.ensemble == 1 else f'A_SSR, mean of {self.ensemble} models'
-        return (metric_rows(attack, self.dataset, 'MSE', {ATTACK_METHOD: self.mse, 'one model': self.single_model_mse, 'class-mean image': self.class_mean_mse,
+        return (metric_rows(attack, self.dataset, metric='MSE', values={ATTACK_METHOD: self.mse, 'one model': self.single_model_mse, 'class-mean image': self.class_mean_mse,
                                                           'random image': self.random_image_mse, 'paper': self.paper})
-                + metric_rows(attack, self.dataset, 'closer than class mean', {ATTACK_METHOD: self.beats_class_mean}))
+                + metric_rows(attack, self.dataset, metric='closer than class mean', values={ATTACK_METHOD: self.beats_class_mean}))
 
     def plot(self, n:int=10):
         "The true updating samples above, their reconstructions below."
-        return show_reconstructions(self.truth, self.reconstructions, n)
+        return show_reconstructions(self.truth, self.reconstructions, n=n)
 
-PAPER_SSR = [Anchor('A_SSR', 'mnist', 'MSE', 0.06355, source='Salem et al. 2020, §5'),
-             Anchor('A_SSR', 'cifar10', 'MSE', 0.01352, source='Salem et al. 2020, §5')]
+PAPER_SSR = [Anchor('A_SSR', 'mnist', metric='MSE', value=0.06355, source='Salem et al. 2020, §5'),
+             Anchor('A_SSR', 'cifar10', metric='MSE', value=0.01352, source='Salem et al. 2020, §5')]
 
 # %% ../nbs/13_updates_ssr.ipynb #bccd28df
 def train_reconstructor(exp:UpdatesExperiment, # from `prepare_experiment` with set_size=1
                         latent:int=64, # autoencoder code size
+                        *,
                         ae_epochs:int=20, # autoencoder training epochs
                         epochs:int=10, # attack training epochs (more overfit the shadow updates)
                         seed:int=0, # seeds the autoencoder and the attack
                         device=None, # where to train
                        ) -> SampleReconstructor:
     "One A_SSR attack model: an autoencoder pretrained on the attacker's images, its decoder transferred and fine-tuned on the shadow updates."
+    device = resolve_device(device)  # the model is built here: no model of the caller's to follow
     own = attacker_images(exp.setting)
-    check_range(own.x, 0, 1, "A_SSR (its decoder draws pixels)")
-    ae = pretrain_autoencoder(own, latent, ae_epochs, seed, device)
+    check_range(own.x, 0, high=1, needs="A_SSR (its decoder draws pixels)")
+    ae = pretrain_autoencoder(own, latent, epochs=ae_epochs, seed=seed, device=device)
     delta = torch.cat([u.delta() for u in exp.shadow_updates])
     x = torch.cat([sample_images(u, exp.setting.shadow_pool) for u in exp.shadow_updates])
     with private_rng(seed):
-        model = SampleReconstructor(delta.shape[1], ae.decoder, latent)
+        model = SampleReconstructor(delta.shape[1], ae.decoder, latent=latent)
         check_delta(model, delta)
         fit(model, torch.utils.data.TensorDataset(delta, x), epochs=epochs, lr=1e-3, batch_size=128, optimizer='adam',
             loss_fn=mse_loss_images, seed=seed, device=device, progress=False)
@@ -141,6 +147,7 @@ class ReconstructorEnsemble(nn.Module):
 # %% ../nbs/13_updates_ssr.ipynb #89a5164f
 def evaluate_reconstruction(exp:UpdatesExperiment, # from `prepare_experiment` with set_size=1
                             latent:int=64, # autoencoder code size
+                            *,
                             ae_epochs:int=20, # autoencoder training epochs
                             epochs:int=10, # attack training epochs (more overfit the shadow updates)
                             seed:int=0, # seeds the autoencoders, the attacks (`seed`, `seed` + 1, …) and the random baseline
@@ -152,7 +159,7 @@ def evaluate_reconstruction(exp:UpdatesExperiment, # from `prepare_experiment` w
     for s in exp.shadow_updates: check_compatible(s, exp.target_updates)
     setting, t = exp.setting, exp.target_updates
     own = attacker_images(setting)
-    members = [train_reconstructor(exp, latent, ae_epochs, epochs, seed + i, device) for i in range(ensemble)]
+    members = [train_reconstructor(exp, latent, ae_epochs=ae_epochs, epochs=epochs, seed=seed + i, device=device) for i in range(ensemble)]
     model = members[0] if ensemble == 1 else ReconstructorEnsemble(members)
     truth = sample_images(t, setting.target_pool)
     with torch.no_grad():
@@ -161,15 +168,15 @@ def evaluate_reconstruction(exp:UpdatesExperiment, # from `prepare_experiment` w
     random_idx = torch.randint(len(own), (len(truth),), generator=seeded_generator(seed))
     means = class_means(own)[t.labels[:, 0]]
     attack_err, mean_err = per_sample_mse(recon, truth), per_sample_mse(means, truth)
-    result = ReconstructionResult(setting.dataset, sum(len(u) for u in exp.shadow_updates), len(t), float(attack_err.mean()),
-                                  float(per_sample_mse(own.x[random_idx], truth).mean()), float(mean_err.mean()),
-                                  float((attack_err < mean_err).float().mean()),
-                                  paper_value(PAPER_SSR, 'A_SSR', setting.dataset.replace('-embedded', ''), 'MSE'), ensemble, single,
-                                  model, truth, recon, exp)
+    result = ReconstructionResult(dataset=setting.dataset, n_shadow_updates=sum(len(u) for u in exp.shadow_updates), n_target_updates=len(t), mse=float(attack_err.mean()),
+                                  random_image_mse=float(per_sample_mse(own.x[random_idx], truth).mean()), class_mean_mse=float(mean_err.mean()),
+                                  beats_class_mean=float((attack_err < mean_err).float().mean()),
+                                  paper=paper_value(PAPER_SSR, 'A_SSR', target=setting.dataset.replace('-embedded', ''), metric='MSE'), ensemble=ensemble, single_model_mse=single,
+                                  reconstructor=model, truth=truth, reconstructions=recon, experiment=exp)
     return result
 
 def run_reconstruction(dataset:str|None=None, # a dataset preset (default 'mnist-embedded'), or what your `data` is called
-                       scale='quick', n_shadow_models:int=5, latent:int=64, epochs:int=10,
+                       scale='quick', *, n_shadow_models:int=5, latent:int=64, epochs:int=10,
                        seed:int=0, cache_dir=None, root=None, device=None, progress:bool=True,
                        ensemble:int=1, # attack models whose reconstructions are averaged
                        model=None, # your own trained torch model over images in [0, 1] as the target (see `prepare_experiment`)
@@ -203,6 +210,7 @@ def run_ssr(target, # the provider's model (the experiment's target)
 # %% ../nbs/13_updates_ssr.ipynb #83e86544
 def show_reconstructions(truth:torch.Tensor, # true updating samples, N × C × H × W
                          recon:torch.Tensor, # their reconstructions
+                         *,
                          n:int=10, # pairs to show
                          label:str='A_SSR', # name of the second row
                         ):
