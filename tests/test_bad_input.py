@@ -70,7 +70,7 @@ CASES = [
     ('oracle: negative decimals', lambda: API(decimals=-1), ValueError, 'non-negative'),
     ('oracle: NaN noise', lambda: API(noise_std=float('nan')), ValueError, 'noise_std'),
     ('oracle: negative noise', lambda: API(noise_std=-0.1), ValueError, 'noise_std'),
-    ('oracle: negative budget', lambda: API(budget=-5), ValueError, 'non-negative'),
+    ('oracle: negative budget', lambda: API(budget=-5), ValueError, 'budget must be a whole number ≥ 0'),
     ('oracle: reversed range', lambda: API(value_range=(1, 0)), ValueError, 'low < high'),
     ('oracle: NaN range', lambda: API(value_range=(0, float('nan'))), ValueError, 'low < high'),
     ('oracle: no input shape', lambda: Oracle(LIN), ValueError, 'input_shape is needed'),

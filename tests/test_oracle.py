@@ -67,6 +67,18 @@ def test_versions_and_update():
     with pytest.raises(ValueError, match='empty'): api.update(d.subset([]))
 
 @pytest.mark.parametrize('kw, msg', [(dict(output='probs'), 'output must be one of'), (dict(output='top-k'), 'positive top_k'),
-                                     (dict(decimals=-1), 'non-negative'), (dict(budget=-5), 'non-negative')])
+                                     (dict(decimals=-1), 'non-negative'), (dict(budget=-5), 'budget must be a whole number ≥ 0')])
 def test_bad_configuration(kw, msg):
     with pytest.raises(ValueError, match=msg): Oracle(SoftmaxRegression(4, 3), (4,), device='cpu', **kw)
+
+def test_a_model_that_answers_nan_is_named_and_costs_nothing():
+    "The torch path checks its answers as the function path does: NaN weights give an error, not NaN posteriors."
+    broken = SoftmaxRegression(4, 3)
+    with torch.no_grad(): broken.linear.weight[0, 0] = float('nan')
+    api = Oracle(broken, (4,), budget=10, device='cpu')
+    with pytest.raises(ValueError, match='NaN or infinite posteriors'): api(torch.rand(3, 4))
+    assert api.queries == 0 and api.remaining == 10
+
+@pytest.mark.parametrize('budget', [2.5, -1, True])
+def test_a_budget_is_a_whole_number_of_queries(budget):
+    with pytest.raises(ValueError, match='budget must be a whole number'): Oracle(SoftmaxRegression(4, 3), (4,), budget=budget)

@@ -13,7 +13,7 @@ import torch.nn.functional as F
 
 from fastcore.basics import patch
 
-from .core import as_float_tensor, check_finite, check_shape, resolve_device, seeded_generator
+from .core import as_float_tensor, check_count, check_finite, check_shape, resolve_device, seeded_generator
 from .data import as_data
 from .models import model_device, model_dtype, online_update, predict_proba
 
@@ -147,7 +147,7 @@ class Oracle:
                  missing:bool=False, # accept NaN as a missing feature (an API that answers incomplete queries)
                 ):
         self.policy = policy if policy is not None else Disclosure(output, decimals, top_k=top_k, noise_std=noise_std)
-        if budget is not None and budget < 0: raise ValueError(f"budget must be non-negative, got {budget}")
+        if budget is not None: budget = check_count(budget, 'budget', low=0)  # a fraction of a query means nothing
         if value_range is not None and not value_range[0] < value_range[1]: raise ValueError(f"value_range must be (low, high) with low < high, got {value_range}")
         self.kind = model_kind(model)
         if self.policy.output == 'leaf' and not callable(getattr(model, 'leaves', None)):
@@ -226,7 +226,12 @@ def _true_answers(self:Oracle, x, version:int) -> torch.Tensor:
     x = self.validate(x)
     self._check_version(version)
     self.charge(len(x))
-    return posteriors(self._versions[version], x, device=self.device)
+    p = posteriors(self._versions[version], x, device=self.device)
+    if not torch.isfinite(p).all():  # a model with NaN weights, or one that overflows: no answer is better than a wrong one
+        self.queries -= len(x)  # the model failed, not the query: nothing is charged
+        raise ValueError(f"the model answers NaN or infinite posteriors for {int((~torch.isfinite(p)).any(1).sum())} of {len(x)} queries; "
+                         "check its weights and its inputs' scale")
+    return p
 
 @patch
 def _leaf_answers(self:Oracle, x, version:int) -> tuple:
