@@ -82,3 +82,20 @@ def test_a_model_that_answers_nan_is_named_and_costs_nothing():
 @pytest.mark.parametrize('budget', [2.5, -1, True])
 def test_a_budget_is_a_whole_number_of_queries(budget):
     with pytest.raises(ValueError, match='budget must be a whole number'): Oracle(SoftmaxRegression(4, 3), (4,), budget=budget)
+
+def test_an_api_of_incomplete_queries_accepts_nan_but_never_infinity():
+    "NaN marks a missing feature when `missing=True`; an infinite value is refused as before, and costs nothing."
+    from sklearn.tree import DecisionTreeClassifier
+    x = np.random.default_rng(0).random((50, 2))
+    api = Oracle(DecisionTreeClassifier(random_state=0).fit(x, (x[:, 0] > .5).astype(int)), (2,), value_range=None, missing=True)
+    for bad in (np.inf, -np.inf):
+        with pytest.raises(OracleInputError, match='NaN or infinite'): api(np.array([[bad, 0.5]]))
+    assert api.queries == 0
+
+def test_a_leaf_api_refuses_confidence_vectors_before_charging():
+    from sklearn.tree import DecisionTreeClassifier
+    from updates_leak.extraction_trees import Feature, tree_api
+    x = np.random.default_rng(0).random((50, 2))
+    api = tree_api(DecisionTreeClassifier(random_state=0).fit(x, (x[:, 0] > .5).astype(int)), [Feature('a', 0., 1.), Feature('b', 0., 1.)])
+    with pytest.raises(ValueError, match='use `query`'): api.query_vectors(x[:3])
+    assert api.queries == 0

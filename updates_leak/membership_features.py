@@ -98,7 +98,7 @@ def per_sample_gradients(model:nn.Module, # the classifier, evaluated in eval mo
                         ) -> dict:
     "Gradient of each example's loss with respect to each layer's weights: layer -> N × out × in, on the CPU."
     layers = check_layers(model, layers)
-    if resolve_device(device, model) != model_device(model): model = copy.deepcopy(model).to(resolve_device(device))
+    if (where := resolve_device(device, model)) != model_device(model): model = copy.deepcopy(model).to(where)
     modules = dict(model.named_modules())
     out = {l: torch.empty(len(x), modules[l].weight.shape[0], modules[l].weight[0].numel(), dtype=modules[l].weight.dtype) for l in layers}
     device = model_device(model)

@@ -301,8 +301,7 @@ def fit(model:nn.Module, # the model, trained in place
 # %% ../nbs/02_models.ipynb #da1f334a
 def model_device(model:nn.Module) -> torch.device:
     "Where `model` lives: the device of its first parameter or buffer (the CPU for a module with neither)."
-    for t in (*model.parameters(), *model.buffers()): return t.device
-    return torch.device('cpu')
+    return resolve_device(None, model)
 
 def model_dtype(model:nn.Module) -> torch.dtype:
     "The precision `model` computes in: the dtype of its first floating-point parameter or buffer (float32 for a module with neither)."

@@ -194,7 +194,7 @@ def validate(self:Oracle, x, # a batch of queries
     except TypeError as e: raise OracleInputError(str(e)) from None
     try:
         check_shape(x, (None, *self.input_shape), name='query')
-        check_finite(x.nan_to_num(0.) if self.missing else x, 'query')
+        check_finite(torch.where(x.isnan(), 0., x) if self.missing else x, 'query')  # NaN may mark a missing feature; ±inf never passes
     except ValueError as e: raise OracleInputError(str(e) + (" (send a single input as a batch of one)" if x.dim() == len(self.input_shape) else '')) from None
     given = x[~x.isnan()] if self.missing else x
     if self.value_range is not None and len(given) and (given.min() < self.value_range[0] or given.max() > self.value_range[1]):
@@ -257,6 +257,7 @@ def query_vectors(self:Oracle, x, # inputs, N × input_shape, values in `value_r
                   version:int=-1, # which deployed version to ask
                  ) -> torch.Tensor:
     "`query` with every answer as an N × classes vector: a label answer becomes its one-hot vector (what an attack that reads confidences sees of a label-only API)."
+    if self.output == 'leaf': raise ValueError("an API that answers leaves has no confidence vectors; use `query`")  # refused before anything is charged
     return self.policy.as_vectors(self._true_answers(x, version), self.noise)
 
 # %% ../nbs/03_oracle.ipynb #c3730691
