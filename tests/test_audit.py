@@ -1,6 +1,6 @@
 """`updates-leak audit` on models in each of the four formats, bad input stopped before any work, and the
 report's JSON through the result protocol."""
-import json, pickle, textwrap
+import hashlib, json, pickle, textwrap
 
 import numpy as np
 import pytest
@@ -131,7 +131,7 @@ def test_records_that_do_not_fit_the_model_are_refused(workspace, monkeypatch, c
         assert run_cli(workspace, monkeypatch, 'train.npz', test, *model, '--out', str(workspace/'bad'), '--cache', '') == 2
         assert message in capsys.readouterr().err
     assert run_cli(workspace, monkeypatch, 'narrow.npz', 'narrow.npz', *model, '--out', str(workspace/'bad'), '--cache', '') == 2
-    assert 'does not accept the records' in capsys.readouterr().err
+    assert 'does not take the training records' in capsys.readouterr().err
 
 
 @pytest.mark.parametrize('name', ['payload.safetensors', 'payload.pt', 'payload.pkl'])
@@ -198,6 +198,22 @@ def test_an_interrupted_audit_resumes_and_a_damaged_entry_is_recomputed(torch_au
     with pytest.warns(UserWarning, match='damaged audit cache entry'):
         redone = audit(model, tr, test=te, families=('membership', 'extraction'), quick=True, device='cpu', progress=False, cache_dir=workspace/'cache')
     assert redone.sections[0].value == first.sections[0].value and redone.sections[0].seconds != first.sections[0].seconds
+
+
+def test_a_forged_entry_is_not_served(torch_audit, workspace):
+    "An edit with its digest recomputed, as anyone with write access could do, is refused: entries are signed."
+    model, tr, te, first = torch_audit
+    cache = workspace/'forged'
+    audit(model, tr, test=te, families=('membership',), quick=True, device='cpu', progress=False, cache_dir=cache)
+    entry = next(cache.glob('audit-*/membership.json'))
+    stored = json.loads(entry.read_text())
+    body = stored['section'].replace(json.dumps(first.sections[0].verdict), json.dumps('forged: no leakage at all'))
+    assert body != stored['section']
+    entry.write_text(json.dumps({'signature': hashlib.sha256(body.encode()).hexdigest(), 'section': body}))
+    with pytest.warns(UserWarning, match='signature does not match'):
+        again = audit(model, tr, test=te, families=('membership',), quick=True, device='cpu', progress=False,
+                      cache_dir=cache)
+    assert again.sections[0].verdict == first.sections[0].verdict
 
 
 def test_the_low_byte_test_flags_an_lsb_encoded_model(torch_audit):

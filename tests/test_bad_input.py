@@ -12,20 +12,22 @@ from sklearn.tree import DecisionTreeClassifier
 from updates_leak.cli import main
 from updates_leak.results import check_rows
 from updates_leak.core import chunks
+from updates_leak.attacks import MembershipData, membership_metrics, tpr_at_fpr
 from updates_leak.data import Data, as_data, check_range, disjoint_split
-from updates_leak.exfiltration import lsb_encode, run_exfiltration, secret_images, synthetic_inputs
+from updates_leak.exfiltration import LsbConfig, lsb_encode, run_exfiltration, secret_images, synthetic_inputs
 from updates_leak.extraction import extract, load_task, make_model, run_extraction, solve_logits, uniform_queries
 from updates_leak.extraction_retraining import retrain
 from updates_leak.extraction_trees import Feature, run_tree_extraction, tree_api
 from updates_leak.inversion_faces import image_split, load_face_split, mi_face, run_face_inversion
 from updates_leak.inversion_map import binned_survey, check_prior, run_map_inversion
-from updates_leak.membership_features import check_layers, train_nasr_attack
+from updates_leak.membership_features import check_layers, membership_features, per_sample_gradients, train_nasr_attack
+from updates_leak.membership_lira import run_loss_attack, run_reference_attacks
 from updates_leak.membership_federated import FederatedSetting, run_federated
 from updates_leak.membership_standalone import MembershipAttack, run_standalone
 from updates_leak.models import MLP, fit, online_update
 from updates_leak.oracle import Disclosure, Oracle, OracleInputError, QueryBudgetExceeded, WhiteBoxRequired
 from updates_leak.updates import Scale, UpdateConfig, generate_updates, own_scale, prepare_experiment, sample_updating_sets
-from updates_leak.updates_lde import evaluate_label_distribution, transfer_gap
+from updates_leak.updates_lde import evaluate_label_distribution, kl_divergence, transfer_gap
 from updates_leak.updates_li import evaluate_label_inference
 
 X = np.random.default_rng(0).random((40, 4)).astype(np.float32)
@@ -197,6 +199,26 @@ CASES = [
     ('federated: unknown attacker', lambda: run_federated(attacker='server'), ValueError, 'attacker must be one of'),
     ('federated: a participant isolating', lambda: run_federated(attacker='local', mode='isolating'), ValueError, 'only the server'),
     ('federated: zero records', lambda: run_federated(FederatedSetting(records=0)), ValueError, 'records'),
+    # --- records that do not fit the model, and values that mean nothing ---
+    ('data: text labels', lambda: as_data((X[:2], ['cat', 'dog'])), TypeError, 'class indices, got text'),
+    ('extract: records narrower than the model', lambda: run_extraction('softmax', target=LIN, data=(X[:, :3], Y)), ValueError, 'does not take the test records'),
+    ('extract: labels beyond the model', lambda: run_extraction('softmax', target=LIN, data=(X, np.arange(40) % 5)), ValueError, 'answers with 2 classes'),
+    ('MI-FACE: images the model does not take', lambda: mi_face(nn.Sequential(nn.Flatten(), nn.Linear(16, 2)), [0], image_shape=(1, 5, 5)), ValueError, 'does not take images'),
+    ('MI-FACE: pixels of 300', lambda: image_split((IMG.x * 300, IMG.y), IMG), ValueError, r'needs inputs in \[0, 1\]'),
+    ('gradients: labels beyond the model', lambda: per_sample_gradients(LIN, torch.rand(5, 4), y=torch.full((5,), 9), layers=['0']), ValueError, 'answers with 2 classes'),
+    ('gradients: lengths differ', lambda: per_sample_gradients(LIN, torch.rand(5, 4), y=torch.zeros(4, dtype=torch.long), layers=['0']), ValueError, '5 inputs but 4 labels'),
+    ('membership features: records of another width', lambda: membership_features(LIN, (X[:, :3], Y)), ValueError, 'does not take the records'),
+    ('loss attack: labels beyond the model', lambda: run_loss_attack(LIN, MembershipData(members=(X[:10], np.arange(10) % 5), nonmembers=(X[10:20], Y[10:20]), population=(X[20:], Y[20:]))), ValueError, 'answers with 2 classes'),
+    ('updates: labels beyond the model', lambda: prepare_experiment('toy', TINY, set_size=2, model=LIN, data=as_data((X, np.arange(40) % 5)), device='cpu', progress=False), ValueError, 'answers with 2 classes'),
+    ('reference attacks: an estimator', lambda: run_reference_attacks(SK, DATA, pool=20), TypeError, 'torch copies'),
+    ('metrics: negative FPR bound', lambda: tpr_at_fpr(np.random.rand(10), np.arange(10) < 5, fpr_max=-0.1), ValueError, 'fpr_max'),
+    ('metrics: lengths differ', lambda: membership_metrics(np.random.rand(10), np.arange(9) < 5), ValueError, 'one score and one truth value per record'),
+    ('KL: negative probabilities', lambda: kl_divergence(torch.tensor([[1.5, -0.5]]), torch.tensor([[0.5, 0.5]])), ValueError, 'probability distribution'),
+    ('KL: distributions of other lengths', lambda: kl_divergence(torch.tensor([[1., 0.]]), torch.tensor([[0.5, 0.25, 0.25]])), ValueError, 'differ in shape'),
+    ('exfiltration: 40 bits per parameter in the config', lambda: LsbConfig(b=40), ValueError, 'between 1 and 23'),
+    ('models: a zero-width layer', lambda: MLP([4, 0, 2]), ValueError, 'layer width 1 must be a whole number'),
+    ('models: dropout of 1.5', lambda: MLP([4, 3, 2], dropout=1.5), ValueError, r'dropout must lie in \[0, 1\)'),
+    ('MI-FACE: a reversed pixel range', lambda: mi_face(nn.Sequential(nn.Flatten(), nn.Linear(16, 2)), [0], image_shape=(1, 4, 4), value_range=(1, 0)), ValueError, 'low < high'),
     # --- the result protocol ---
     ('rows: a missing key', lambda: check_rows([{'attack': 'x'}]), ValueError, 'expected'),
     ('rows: a NaN value', lambda: check_rows([dict(attack='a', target='t', setting='', metric='m', method='this library', value=float('nan'))]), ValueError, 'finite'),
@@ -221,6 +243,8 @@ CLI_CASES = [
     ('membership', '--variants', 'grey-box'), ('extract', '--max_iter', '0'),
     ('bench', 'everything'), ('bench', 'shadow-updates', '--workers', '-1'), ('bench', 'shadow-updates', '--n_updates', '0'),
     ('bench', 'audit', '--n_updates', '5'),
+    ('membership', '--attack', 'nasr', '--layers', 'bogus'), ('exfiltrate', '--attack', 'lsb', '--b', '40'),
+    ('membership', '--attack', 'loss', '--epochs', '3'), ('exfiltrate', '--attack', 'cor', '--b', '4'),
 ]
 
 @pytest.mark.parametrize('argv', CLI_CASES, ids=[' '.join(a) for a in CLI_CASES])

@@ -133,5 +133,5 @@ def test_the_audit_names_no_attack():
     "The audit's sections come from the registry: audit.py names no attack and imports no attack's module but the membership sample's and the exfiltration check's."
     strings, imports = _names_in('audit')
     assert not strings & set(ATTACKS), f"audit.py names the attacks {sorted(strings & set(ATTACKS))}"
-    assert imports <= {'attacks', 'cache', 'core', 'data', 'models', 'oracle', 'report', 'results', 'membership_features', 'membership_standalone', 'exfiltration_defences'}, \
+    assert imports <= {'attacks', 'cache', 'core', 'data', 'loading', 'models', 'oracle', 'report', 'results', 'membership_features', 'membership_standalone', 'exfiltration_defences'}, \
         f"audit.py imports {sorted(imports)}"

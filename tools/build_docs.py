@@ -133,6 +133,13 @@ def parameter_table(obj, linkify) -> str:
     if not rows: return ''
     return '| | Type | Default | Details |\n|---|---|---|---|\n' + '\n'.join(rows)
 
+def docstring_markdown(obj, rendered:str) -> str:
+    "The docstring as the page shows it: its whole first paragraph in italics (nbdev italicises its first line), then the rest."
+    doc = inspect.getdoc(obj)
+    if not doc or not rendered.startswith('*'): return rendered
+    first, *more = doc.split('\n\n')
+    return '\n\n'.join([f"*{' '.join(first.split())}*", *more])
+
 def api_markdown(text:str, linkify) -> str:
     "A `show_doc` entry as nbdev renders it on its own sites: source link, a readable signature, the docstring, a parameter table."
     m = SHOW_DOC.match(text.strip())
@@ -140,7 +147,7 @@ def api_markdown(text:str, linkify) -> str:
     try: obj = api_object(m['path'], m['name'])
     except (ImportError, AttributeError): return text
     heading = f"{m['level']} {m['name']} {{#{m['name'].lower()}}}"  # the anchor nbdev's cross-references point to
-    parts = [m['source'], heading, '```python\n' + signature_text(m['name'], obj) + '\n```', m['rest'].strip(), parameter_table(obj, linkify)]
+    parts = [m['source'], heading, '```python\n' + signature_text(m['name'], obj) + '\n```', docstring_markdown(obj, m['rest'].strip()), parameter_table(obj, linkify)]
     return '\n\n'.join(p for p in parts if p)
 
 RULE = re.compile(r'^-+(  +-+)*$')

@@ -4,8 +4,8 @@
 
 # %% ../nbs/05_attacks.ipynb #a26f8d37
 from __future__ import annotations
-import dataclasses, functools, inspect, typing
-from dataclasses import dataclass, fields, is_dataclass
+import dataclasses, functools, inspect, numbers, typing
+from dataclasses import dataclass, field, fields, is_dataclass
 from typing import Callable
 
 import numpy as np
@@ -13,12 +13,12 @@ import torch
 
 from .results import Result, artefact, metric_rows
 from .core import resolve_device
-from .data import Data, as_data, concat
-from .oracle import Disclosure, Oracle
+from .data import Data, as_data, concat, record_ids, record_warnings
+from .oracle import Disclosure, Oracle, check_records
 
 # %% auto #0
 __all__ = ['FAMILIES', 'THREATS', 'ENTRY_KEYWORDS', 'ATTACKS', 'PRESET_KEYWORDS', 'PRESETS', 'BENCHES', 'ANSWER_FLOOR',
-           'FPR_BOUNDS', 'Headline', 'ConfigOption', 'config_options', 'make_config', 'AttackSpec',
+           'FPR_BOUNDS', 'Headline', 'ConfigOption', 'doc_summary', 'config_options', 'make_config', 'AttackSpec',
            'entry_point_problems', 'register_attack', 'attack_spec', 'notebook_number', 'attacks_of', 'PresetSpec',
            'register_preset', 'register_own', 'preset_of', 'OwnRecords', 'NotApplicable', 'register_bench',
            'MembershipData', 'as_oracle', 'answer_floor', 'answer_log_posteriors', 'true_label_confidence',
@@ -62,15 +62,21 @@ class ConfigOption:
     default: typing.Any
     help: str
 
+def doc_summary(fn:Callable) -> str:
+    "The first paragraph of `fn`'s docstring on one line: the summary the registry and the command line show."
+    return ' '.join(inspect.cleandoc(fn.__doc__ or '').split('\n\n')[0].split())
+
 def config_options(config:type, # an attack's config dataclass
                   ) -> list:
     "The options of `config`, in field order, with the meaning its docments give each."
     from fastcore.docments import docments
-    if not (isinstance(config, type) and is_dataclass(config)): raise TypeError(f"an attack's config must be a dataclass, got {config!r}")
+    if not (isinstance(config, type) and is_dataclass(config)):
+        raise TypeError(f"an attack's config must be a dataclass, got {config!r}")
     docs, hints = {}, typing.get_type_hints(config)
     for base in reversed(config.__mro__):  # a config that extends another inherits its options' meanings
         if is_dataclass(base): docs |= {k: v for k, v in docments(base).items() if v}
-    return [ConfigOption(f.name, hints.get(f.name, str), default=f.default if f.default is not dataclasses.MISSING else f.default_factory(),
+    return [ConfigOption(f.name, hints.get(f.name, str),
+                         default=f.default if f.default is not dataclasses.MISSING else f.default_factory(),
                          help=docs.get(f.name) or '') for f in fields(config)]
 
 def make_config(config:type, # an attack's config dataclass
@@ -79,7 +85,8 @@ def make_config(config:type, # an attack's config dataclass
     "An instance of `config`, or `ValueError` naming the options it does not have."
     known = [f.name for f in fields(config)]
     if unknown := sorted(set(options) - set(known)):
-        raise ValueError(f"{config.__name__} has no option {', '.join(map(repr, unknown))}; its options are {', '.join(known)}")
+        raise ValueError(f"{config.__name__} has no option {', '.join(map(repr, unknown))}; its options are "
+                         f"{', '.join(known)}")
     return config(**options)
 
 # %% ../nbs/05_attacks.ipynb #2d49c7f1
@@ -96,20 +103,23 @@ class AttackSpec:
     paper: str = ''  # where the attack comes from
     preset: str = ''  # the registered preset that builds `(target, data)` from a named dataset, for the command line
     demo: dict|None = None  # the preset's options for the demo on embedded data, if this attack is the demo
-    quick: dict|None = None  # the dataset and options (its config's and its preset's) of a run that takes seconds: the registry's test runs it
-    audit: dict|str|None = None  # how the audit runs it ('quick' and 'full' -> a list of option sets, or `None` to leave it out), or why it does not
+    # the dataset and options (its config's and its preset's) of a run that takes seconds: the registry's test runs it
+    quick: dict|None = None
+    # how the audit runs it ('quick' and 'full' -> a list of option sets, or `None` to leave it out), or why it does not
+    audit: dict|str|None = None
 
     @property
     def summary(self) -> str:
-        "The first line of the entry point's docstring."
-        return (self.run.__doc__ or '').strip().splitlines()[0] if self.run.__doc__ else ''
+        "The first paragraph of the entry point's docstring."
+        return doc_summary(self.run)
 
     @property
     def options(self) -> list: return config_options(self.config)
 
     def __call__(self, target, data, *, seed:int=0, device=None, progress:bool=True, **options):
         "Run the attack with its options given by name (the others at their defaults)."
-        return self.run(target, data, config=make_config(self.config, **options), seed=seed, device=device, progress=progress)
+        return self.run(target, data, config=make_config(self.config, **options), seed=seed, device=device,
+                        progress=progress)
 
 ATTACKS = {}
 
@@ -120,8 +130,10 @@ def entry_point_problems(run:Callable) -> list:
     if [p.name for p in params[:2]] != ['target', 'data'] or any(p.kind == p.KEYWORD_ONLY for p in params[:2]):
         problems.append(f"its first two parameters must be `target, data`, got {[p.name for p in params[:2]]}")
     rest = {p.name: p for p in params[2:]}
-    if missing := [k for k in ENTRY_KEYWORDS if k not in rest]: problems.append(f"it lacks the keyword-only parameters {missing}")
-    if positional := [p.name for p in params[2:] if p.kind != p.KEYWORD_ONLY]: problems.append(f"parameters after `data` must be keyword-only: {positional}")
+    if missing := [k for k in ENTRY_KEYWORDS if k not in rest]:
+        problems.append(f"it lacks the keyword-only parameters {missing}")
+    if positional := [p.name for p in params[2:] if p.kind != p.KEYWORD_ONLY]:
+        problems.append(f"parameters after `data` must be keyword-only: {positional}")
     return problems
 
 def register_attack(name:str, # the attack's name on the command line and in reports
@@ -129,33 +141,44 @@ def register_attack(name:str, # the attack's name on the command line and in rep
                     threat:tuple, # keys of `THREATS`
                     config:type, # the options, a dataclass
                     paper:str='', # the paper it comes from
-                    preset:str='', # the name of the preset that builds its `(target, data)` from a dataset (see `register_preset`)
+                    # the name of the preset that builds its `(target, data)` from a dataset (see `register_preset`)
+                    preset:str='',
                     demo:dict|None=None, # the preset's options that make this attack the command line's demo
                     quick:dict|None=None, # the dataset and options of a run in seconds, for the registry's test
-                    audit:dict|str|None=None, # {'quick': [options, ...] or None, 'full': [options, ...]} for the audit, or why it does not run it
+                    # {'quick': [options, ...] or None, 'full': [options, ...]} for the audit, or why it does not run it
+                    audit:dict|str|None=None,
                     registry:dict|None=None, # where to file it (default: `ATTACKS`)
                    ):
-    "Decorator that files an attack's entry point in the registry, after checking its shape, family, threat model and config; the attack then runs where its target lives unless `device` says otherwise."
+    """Decorator that files an attack's entry point in the registry, after checking its shape, family, threat model and
+    config; the attack then runs where its target lives unless `device` says otherwise."""
     registry = ATTACKS if registry is None else registry
     def register(run:Callable) -> Callable:
         if family not in FAMILIES: raise ValueError(f"unknown family {family!r}; choose from {', '.join(FAMILIES)}")
-        if unknown := [t for t in threat if t not in THREATS]: raise ValueError(f"unknown threat {unknown}; choose from {list(THREATS)}")
-        if not (isinstance(config, type) and is_dataclass(config)): raise TypeError(f"{name}: config must be a dataclass")
-        if isinstance(audit, dict) and set(audit) != {'quick', 'full'}: raise ValueError(f"{name}: an audit plan names 'quick' and 'full', got {sorted(audit)}")
-        if problems := entry_point_problems(run): raise TypeError(f"{name}: {run.__name__} is not an attack's entry point: {'; '.join(problems)}")
-        if name in registry and registry[name].run.__qualname__ != run.__qualname__:  # the same function defined again (a module reloaded, a notebook rerun) replaces itself
-            raise ValueError(f"an attack named {name!r} is already registered ({registry[name].run.__module__}.{registry[name].run.__qualname__})")
+        if unknown := [t for t in threat if t not in THREATS]:
+            raise ValueError(f"unknown threat {unknown}; choose from {list(THREATS)}")
+        if not (isinstance(config, type) and is_dataclass(config)):
+            raise TypeError(f"{name}: config must be a dataclass")
+        if isinstance(audit, dict) and set(audit) != {'quick', 'full'}:
+            raise ValueError(f"{name}: an audit plan names 'quick' and 'full', got {sorted(audit)}")
+        if problems := entry_point_problems(run):
+            raise TypeError(f"{name}: {run.__name__} is not an attack's entry point: {'; '.join(problems)}")
+        # the same function defined again (a module reloaded, a notebook rerun) replaces itself
+        if name in registry and registry[name].run.__qualname__ != run.__qualname__:
+            raise ValueError(f"an attack named {name!r} is already registered "
+                             f"({registry[name].run.__module__}.{registry[name].run.__qualname__})")
         @functools.wraps(run)
         def run_where_the_target_lives(target, data, *, device=None, **options):
             return run(target, data, device=resolve_device(device, target), **options)
-        registry[name] = AttackSpec(name=name, family=family, threat=tuple(threat), config=config, run=run_where_the_target_lives, paper=paper,
+        registry[name] = AttackSpec(name=name, family=family, threat=tuple(threat), config=config,
+                                    run=run_where_the_target_lives, paper=paper,
                                     preset=preset, demo=demo, quick=quick, audit=audit)
         return run_where_the_target_lives
     return register
 
 def attack_spec(name:str) -> AttackSpec:
     "The registered attack `name`, or `ValueError` listing those there are."
-    if name not in ATTACKS: raise ValueError(f"unknown attack {name!r}; the registered attacks are {', '.join(sorted(ATTACKS)) or 'none'}")
+    if name not in ATTACKS:
+        raise ValueError(f"unknown attack {name!r}; the registered attacks are {', '.join(sorted(ATTACKS)) or 'none'}")
     return ATTACKS[name]
 
 def notebook_number(run:Callable) -> float:
@@ -177,11 +200,13 @@ PRESETS = {}
 
 @dataclass(frozen=True)
 class PresetSpec:
-    "A registered preset: the datasets it knows and the function that builds an attack's `(target, data)` on one of them."
+    """A registered preset: the datasets it knows and the function that builds an attack's `(target, data)` on one of
+    them."""
     name: str
     datasets: tuple  # the dataset names it accepts; the first is the default
     build: Callable  # `build(dataset, *, config, seed, root, device, progress, **options) -> (target, data)`
-    own: Callable|None = None  # `own(model, records, *, config, quick, seed, device, progress, cache_dir) -> (target, data)`: the same from one's own model
+    # `own(model, records, *, config, quick, seed, device, progress, cache_dir) -> (target, data)`
+    own: Callable|None = None
 
     @property
     def options(self) -> list:
@@ -189,28 +214,37 @@ class PresetSpec:
         from fastcore.docments import docments
         docs, hints = docments(self.build), typing.get_type_hints(self.build)
         return [ConfigOption(p.name, hints.get(p.name, str), default=p.default, help=docs.get(p.name) or '')
-                for p in inspect.signature(self.build).parameters.values() if p.kind == p.KEYWORD_ONLY and p.name not in PRESET_KEYWORDS]
+                for p in inspect.signature(self.build).parameters.values() if p.kind == p.KEYWORD_ONLY
+                and p.name not in PRESET_KEYWORDS]
 
-    def __call__(self, dataset:str|None=None, *, config, seed:int=0, root=None, device=None, progress:bool=True, **options) -> tuple:
-        "`(target, data)` on `dataset` (default: the first the preset knows), or `ValueError` for a dataset or option it does not know."
+    def __call__(self, dataset:str|None=None, *, config, seed:int=0, root=None, device=None, progress:bool=True,
+                 **options) -> tuple:
+        """`(target, data)` on `dataset` (default: the first the preset knows), or `ValueError` for a dataset or option
+        it does not know."""
         dataset = self.datasets[0] if dataset is None else dataset
-        if dataset not in self.datasets: raise ValueError(f"the {self.name} preset has no dataset {dataset!r}; choose from {', '.join(self.datasets)}")
+        if dataset not in self.datasets:
+            raise ValueError(f"the {self.name} preset has no dataset {dataset!r}; choose from "
+                             f"{', '.join(self.datasets)}")
         known = {o.name for o in self.options}
-        if unknown := sorted(set(options) - known): raise ValueError(f"the {self.name} preset has no option {', '.join(map(repr, unknown))}")
+        if unknown := sorted(set(options) - known):
+            raise ValueError(f"the {self.name} preset has no option {', '.join(map(repr, unknown))}")
         return self.build(dataset, config=config, seed=seed, root=root, device=device, progress=progress, **options)
 
 def register_preset(name:str, # how attacks name it (`register_attack(..., preset=name)`)
                     *, datasets:tuple, # the dataset names it accepts, the default first
                     registry:dict|None=None, # where to file it (default: `PRESETS`)
                    ):
-    "Decorator that files a preset: `build(dataset, *, config, seed, root, device, progress, **options) -> (target, data)`."
+    """Decorator that files a preset: `build(dataset, *, config, seed, root, device, progress, **options) -> (target,
+    data)`."""
     registry = PRESETS if registry is None else registry
     def register(build:Callable) -> Callable:
         params = list(inspect.signature(build).parameters.values())
         if not params or params[0].name != 'dataset' or any(p.kind != p.KEYWORD_ONLY for p in params[1:]):
             raise TypeError(f"preset {name}: {build.__name__} must take `dataset` and then keyword-only options")
-        if missing := [k for k in PRESET_KEYWORDS if k not in {p.name for p in params}]: raise TypeError(f"preset {name}: it lacks {missing}")
-        if name in registry and registry[name].build.__qualname__ != build.__qualname__: raise ValueError(f"a preset named {name!r} is already registered")
+        if missing := [k for k in PRESET_KEYWORDS if k not in {p.name for p in params}]:
+            raise TypeError(f"preset {name}: it lacks {missing}")
+        if name in registry and registry[name].build.__qualname__ != build.__qualname__:
+            raise ValueError(f"a preset named {name!r} is already registered")
         registry[name] = PresetSpec(name=name, datasets=tuple(datasets), build=build)
         return build
     return register
@@ -218,10 +252,12 @@ def register_preset(name:str, # how attacks name it (`register_attack(..., prese
 def register_own(*names:str, # the presets that take one's own model this way
                  registry:dict|None=None, # where they are filed (default: `PRESETS`)
                 ):
-    "Decorator that teaches registered presets to build `(target, data)` from one's own model and `OwnRecords` (the audit's way in)."
+    """Decorator that teaches registered presets to build `(target, data)` from one's own model and `OwnRecords` (the
+    audit's way in)."""
     registry = PRESETS if registry is None else registry
     def register(own:Callable) -> Callable:
-        if missing := [k for k in ('config', 'quick', 'seed', 'device', 'progress', 'cache_dir') if k not in inspect.signature(own).parameters]:
+        if missing := [k for k in ('config', 'quick', 'seed', 'device', 'progress', 'cache_dir')
+                       if k not in inspect.signature(own).parameters]:
             raise TypeError(f"{own.__name__} lacks {missing}")
         for name in names:
             if name not in registry: raise ValueError(f"no preset named {name!r} is registered")
@@ -231,13 +267,15 @@ def register_own(*names:str, # the presets that take one's own model this way
 
 def preset_of(spec:AttackSpec) -> PresetSpec:
     "The preset an attack runs on from the command line, or `ValueError` when it has none."
-    if spec.preset not in PRESETS: raise ValueError(f"attack {spec.name!r} names no registered preset ({spec.preset!r})")
+    if spec.preset not in PRESETS:
+        raise ValueError(f"attack {spec.name!r} names no registered preset ({spec.preset!r})")
     return PRESETS[spec.preset]
 
 # %% ../nbs/05_attacks.ipynb #owncode
 @dataclass
 class OwnRecords:
-    "What an audit holds beside the model: its training records, records from the same population it never saw, and optional extras."
+    """What an audit holds beside the model: its training records, records from the same population it never saw, and
+    optional extras."""
     train: Data  # the model's training records (the members)
     test: Data  # records it never saw
     update: Data|None = None  # records the model is updated on (`None`: updates are simulated from `test`)
@@ -253,10 +291,12 @@ BENCHES = {}
 def register_bench(name:str, # how the command line names it
                    registry:dict|None=None, # where to file it (default: `BENCHES`)
                   ):
-    "Decorator that files a benchmark `bench(..., device=None) -> rows` under `name`; its options of plain types become flags."
+    """Decorator that files a benchmark `bench(..., device=None) -> rows` under `name`;
+    its options of plain types become flags."""
     registry = BENCHES if registry is None else registry
     def register(bench:Callable) -> Callable:
-        if 'device' not in inspect.signature(bench).parameters: raise TypeError(f"benchmark {name}: {bench.__name__} must take `device`")
+        if 'device' not in inspect.signature(bench).parameters:
+            raise TypeError(f"benchmark {name}: {bench.__name__} must take `device`")
         registry[name] = bench
         return bench
     return register
@@ -264,7 +304,8 @@ def register_bench(name:str, # how the command line names it
 # %% ../nbs/05_attacks.ipynb #0f40c406
 @dataclass
 class MembershipData:
-    "The records of a membership experiment: members and non-members under test, and population records known to be non-members."
+    """The records of a membership experiment: members and non-members under test, and population records known to be
+    non-members."""
     members: Data  # records in the target's training set
     nonmembers: Data  # records from the same distribution that it never saw
     population: Data  # records the attacker knows to be non-members (public data), disjoint from both
@@ -272,10 +313,30 @@ class MembershipData:
 
     def __post_init__(self):
         self.members, self.nonmembers, self.population = (as_data(d, name=n) for d, n in
-                                                          ((self.members, 'members'), (self.nonmembers, 'non-members'), (self.population, 'population')))
+                                                          ((self.members, 'members'), (self.nonmembers, 'non-members'),
+                                                           (self.population, 'population')))
         for d in (self.members, self.nonmembers, self.population):
             if len(d) < 1: raise ValueError(f"membership data: the {d.name or 'records'} are empty")
         concat([self.members, self.nonmembers, self.population])  # one domain, or a ValueError naming the parts
+
+    def warnings(self, *, uses_population:bool) -> list:
+        """What makes these records a poor sample, in words: single classes, repeated records, records that are both
+        members and non-members or both under test and in the population, and (for attacks that learn from it) a
+        population too small to resolve a 1% false-positive rate."""
+        out = [w for d, n in ((self.members, 'members'), (self.nonmembers, 'non-members'))
+               for w in record_warnings(d, name=n)]
+        members, nonmembers, population = record_ids(self.members, self.nonmembers, self.population)
+        if both := len(set(members.tolist()) & set(nonmembers.tolist())):
+            out.append(f"{both} records are both members and non-members (equal inputs and labels): no attack can "
+                       "tell them apart")
+        if uses_population:
+            if shared := len(set(population.tolist()) & set(torch.cat([members, nonmembers]).tolist())):
+                out.append(f"the population shares {shared} records with those under test: the attack learns from "
+                           "records it then scores")
+            if len(self.population) < 100:
+                out.append(f"the population holds {len(self.population)} records: scores learnt from fewer than 100 "
+                           "cannot resolve a false-positive rate of 1%")
+        return out
 
     @property
     def records(self) -> Data:
@@ -288,13 +349,15 @@ class MembershipData:
         return torch.arange(len(self.members) + len(self.nonmembers)) < len(self.members)
 
 # %% ../nbs/05_attacks.ipynb #a6a3e987
-ANSWER_FLOOR = 1e-30  # what a zero in an exact, top-k or label answer stands for: far below any posterior a float32 softmax gives
+# what a zero in an exact, top-k or label answer stands for: far below any posterior a float32 softmax gives
+ANSWER_FLOOR = 1e-30
 
 def as_oracle(target, # an `Oracle`, or a model to wrap in one (exact posteriors, no budget)
               data:Data, # records of the target's domain: their input shape is the oracle's
              ) -> Oracle:
     "`target` as the `Oracle` every black-box query goes through."
     if isinstance(target, Oracle): return target
+    check_records(target, data, name=data.name or 'the records')
     return Oracle(target, tuple(data.sample_shape), value_range=None)
 
 def answer_floor(policy:Disclosure|None, # the API's disclosure policy, which the attacker knows
@@ -302,7 +365,7 @@ def answer_floor(policy:Disclosure|None, # the API's disclosure policy, which th
     "What a zero in an answer stands for: half the rounding step when answers are rounded, else `ANSWER_FLOOR`."
     return 0.5 * 10. ** -policy.decimals if policy is not None and policy.decimals is not None else ANSWER_FLOOR
 
-def answer_log_posteriors(answers:torch.Tensor, # … × classes answers: posteriors (full, rounded, top-k) or one-hot labels
+def answer_log_posteriors(answers:torch.Tensor, # … × classes: posteriors (full, rounded, top-k) or one-hot labels
                           floor:float=ANSWER_FLOOR, # what a zero stands for (`answer_floor` of the policy)
                          ) -> torch.Tensor:
     "Log-posteriors of API answers, float64, each row renormalised after raising its zeros to `floor`."
@@ -312,13 +375,28 @@ def answer_log_posteriors(answers:torch.Tensor, # … × classes answers: poster
 def true_label_confidence(log_posteriors:torch.Tensor, # … × N × classes
                           y:torch.Tensor, # N labels
                          ) -> torch.Tensor:
-    "φ = log p_y − log(1 − p_y) of the true label, … × N, computed stably (the loss attack's score: higher, likelier a member)."
+    """φ = log p_y − log(1 − p_y) of the true label, … × N, computed stably (the loss attack's score: higher, likelier a
+    member)."""
     z = log_posteriors.double()
+    if len(y) and not 0 <= int(y.min()) <= int(y.max()) < z.shape[-1]:
+        raise ValueError(f"labels must lie in 0..{z.shape[-1] - 1}, the classes the answers have; got "
+                         f"{int(y.min())}..{int(y.max())}")
     index = y.expand(*z.shape[:-1]).unsqueeze(-1)
     return z.gather(-1, index).squeeze(-1) - torch.logsumexp(z.scatter(-1, index, float('-inf')), -1)
 
 # %% ../nbs/05_attacks.ipynb #48f64064
 FPR_BOUNDS = {'tpr@1%fpr': 1e-2, 'tpr@0.1%fpr': 1e-3, 'tpr@0.01%fpr': 1e-4}
+
+def _scores_and_truth(scores, is_member) -> tuple:
+    "Scores as float64 and the truth as booleans, one each per record, or `ValueError`."
+    s, m = np.asarray(scores, dtype=np.float64), np.asarray(is_member)
+    if s.ndim != 1 or m.shape != s.shape:
+        raise ValueError(f"one score and one truth value per record: got scores of shape {s.shape} and truth of shape "
+                         f"{m.shape}")
+    if m.dtype != bool and not np.isin(m, (0, 1)).all(): raise ValueError("the truth must be booleans (member or not)")
+    if not np.isfinite(s).all():
+        raise ValueError(f"{int((~np.isfinite(s)).sum())} membership scores are NaN or infinite")
+    return s, m.astype(bool)
 
 def tpr_at_fpr(scores, # membership scores (higher: member)
                is_member, # the truth
@@ -327,7 +405,10 @@ def tpr_at_fpr(scores, # membership scores (higher: member)
               ) -> float:
     "The largest true-positive rate whose false-positive rate is at most `fpr_max` (0 if there is none)."
     from sklearn.metrics import roc_curve
-    fpr, tpr, _ = roc_curve(np.asarray(is_member, dtype=bool), np.asarray(scores, dtype=np.float64))
+    if not (isinstance(fpr_max, numbers.Real) and 0 < fpr_max <= 1):
+        raise ValueError(f"fpr_max must be a false-positive rate in (0, 1], got {fpr_max!r}")
+    s, m = _scores_and_truth(scores, is_member)
+    fpr, tpr, _ = roc_curve(m, s)
     return _tpr_within(fpr, tpr, fpr_max=fpr_max)
 
 def _tpr_within(fpr:np.ndarray, tpr:np.ndarray, *, fpr_max:float) -> float:
@@ -355,11 +436,11 @@ def membership_metrics(scores, # one score per record (higher: likelier a member
                       ) -> tuple:
     "AUC and TPR at each bound of `FPR_BOUNDS`, and the ROC curve `(fpr, tpr)`."
     from sklearn.metrics import roc_auc_score, roc_curve
-    s, m = np.asarray(scores, dtype=np.float64), np.asarray(is_member, dtype=bool)
-    if not np.isfinite(s).all(): raise ValueError(f"{int((~np.isfinite(s)).sum())} membership scores are NaN or infinite")
+    s, m = _scores_and_truth(scores, is_member)
     if m.all() or not m.any(): raise ValueError("membership metrics need members and non-members among the records")
     fpr, tpr, _ = roc_curve(m, s)
-    return {'auc': float(roc_auc_score(m, s)), **{k: _tpr_within(fpr, tpr, fpr_max=bound) for k, bound in FPR_BOUNDS.items()}}, (fpr, tpr)
+    return {'auc': float(roc_auc_score(m, s)),
+            **{k: _tpr_within(fpr, tpr, fpr_max=bound) for k, bound in FPR_BOUNDS.items()}}, (fpr, tpr)
 
 @dataclass(kw_only=True)
 class MembershipResult(Result):
@@ -372,6 +453,7 @@ class MembershipResult(Result):
     nonmembers: int  # non-members among them
     queries: int  # questions the target's API answered
     seconds: dict  # 'training' (references, quantile models) and 'scoring'
+    warnings: list = field(default_factory=list)  # what makes the records a poor sample (`MembershipData.warnings`)
     scores: torch.Tensor|None = artefact(None)  # one score per record, members first
     roc: tuple|None = artefact(None)  # (fpr, tpr)
 
@@ -381,9 +463,15 @@ class MembershipResult(Result):
         return Headline('tpr@1%fpr', self.metrics['tpr@1%fpr'], baseline=0.01, baseline_name='random guess')
 
     def rows(self) -> list:
-        out = [r for k, v in self.metrics.items() for r in metric_rows(f'membership: {self.attack}', self.target, metric=k, values={'this library': v}, setting=self.setting)]
-        out += metric_rows(f'membership: {self.attack}', self.target, metric='queries', values={'this library': self.queries}, setting=self.setting)
-        return out + [r for k, v in self.seconds.items() for r in metric_rows(f'membership: {self.attack}', self.target, metric=f'seconds ({k})', values={'this library': v}, setting=self.setting)]
+        out = [r for k, v in self.metrics.items() for r in metric_rows(f'membership: {self.attack}', self.target,
+                                                                       metric=k, values={'this library': v},
+                                                                       setting=self.setting)]
+        out += metric_rows(f'membership: {self.attack}', self.target, metric='queries',
+                           values={'this library': self.queries}, setting=self.setting)
+        return out + [r for k, v in self.seconds.items() for r in metric_rows(f'membership: {self.attack}', self.target,
+                                                                              metric=f'seconds ({k})',
+                                                                              values={'this library': v},
+                                                                              setting=self.setting)]
 
     def roc_curves(self) -> dict:
         "Its ROC curve by name, `{name: (fpr, tpr, auc)}`, to draw beside others' (`plot_roc_curves`)."
@@ -395,7 +483,8 @@ class MembershipResult(Result):
 
 def strongest_headline(metrics:dict, # attack name -> its metrics ('tpr@1%fpr' among them)
                       ) -> Headline:
-    "The headline of a result that holds several membership attacks: the strongest one's TPR at 1% FPR, against random guessing."
+    """The headline of a result that holds several membership attacks:
+    the strongest one's TPR at 1% FPR, against random guessing."""
     best = max(metrics, key=lambda a: metrics[a]['tpr@1%fpr'])
     return Headline(f'tpr@1%fpr ({best})', metrics[best]['tpr@1%fpr'], baseline=0.01, baseline_name='random guess')
 
@@ -407,12 +496,15 @@ def membership_result(attack:str, # the attack's name
                        queries:int, # the Oracle's count
                       seconds:dict, # 'training' and 'scoring'
                       setting:str='', # what distinguishes this run
+                      warnings:list=(), # what makes the records a poor sample (`MembershipData.warnings`)
                      ) -> MembershipResult:
     "The `MembershipResult` of `scores`."
     metrics, roc = membership_metrics(scores, is_member)
     members = int(torch.as_tensor(is_member).bool().sum())
-    return MembershipResult(attack=attack, target=target, setting=setting, metrics=metrics, members=members, nonmembers=len(scores) - members,
-                            queries=queries, seconds=seconds, scores=torch.as_tensor(scores).double(), roc=roc)
+    return MembershipResult(attack=attack, target=target, setting=setting, metrics=metrics, members=members,
+                            nonmembers=len(scores) - members,
+                            queries=queries, seconds=seconds, warnings=list(warnings),
+                            scores=torch.as_tensor(scores).double(), roc=roc)
 
 # %% ../nbs/05_attacks.ipynb #d836725e
 def load_attacks() -> dict:
@@ -420,6 +512,7 @@ def load_attacks() -> dict:
     import importlib, re
     from pathlib import Path
     for path in sorted(Path(__file__).parent.glob('*.py')):
-        if path.stem not in ('attacks', '_modidx') and re.search(r'^@register_(attack|preset|bench)\(', path.read_text(encoding='utf-8'), re.M):
+        if path.stem not in ('attacks', '_modidx') and re.search(r'^@register_(attack|preset|bench)\(',
+                                                                 path.read_text(encoding='utf-8'), re.M):
             importlib.import_module(f'updates_leak.{path.stem}')
     return ATTACKS

@@ -4,7 +4,7 @@
 
 # %% ../nbs/70_audit.ipynb #24e5628a
 from __future__ import annotations
-import base64, contextlib, hashlib, json, math, os, time, warnings
+import base64, contextlib, hashlib, hmac, json, math, os, time, warnings
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
@@ -13,12 +13,14 @@ import torch
 import torch.nn as nn
 
 from .results import Result, artefact, figure_png, format_rows, format_table, metric_rows, to_json
-from .cache import cache_lock, tensor_digest
+from .cache import cache_lock, folder_secret, signature, tensor_digest
 from .core import numerics_key, private_rng, progress as progress_bar, resolve_device
-from .data import Data, as_data, load_dataset
+from .data import Data, check_range, load_dataset, record_ids, record_warnings
+from .loading import load_records
 from .models import fit, reinitialized
-from .oracle import WhiteBoxRequired, model_kind, model_accuracy, posteriors
-from .attacks import (FAMILIES, AttackSpec, Headline, OwnRecords, attacks_of, load_attacks, make_config, plot_roc_curves, preset_of,
+from .oracle import WhiteBoxRequired, check_records, model_kind, model_accuracy, posteriors
+from .attacks import (FAMILIES, AttackSpec, Headline, OwnRecords, attacks_of, load_attacks, make_config,
+                                  plot_roc_curves, preset_of,
                                   register_bench)
 from .membership_features import membership_features
 from .membership_standalone import own_membership_sample
@@ -34,17 +36,17 @@ __all__ = ['FAMILY_EXTRAS', 'FLAG_MARGIN', 'FAMILY_CHECKS', 'check_audit_inputs'
 
 # %% ../nbs/70_audit.ipynb #42e5dca2
 def check_audit_inputs(model, train:Data, *, test:Data, device=None) -> int:
-    "Check that `model` takes `train`'s and `test`'s records and answers with enough classes; returns the number of classes."
+    """Check that `model` takes `train`'s and `test`'s records and answers with enough classes;
+    returns the number of classes."""
     if train.x.shape[1:] != test.x.shape[1:]:
-        raise ValueError(f"training and test records differ in shape: {tuple(train.x.shape[1:])} and {tuple(test.x.shape[1:])}")
-    if len(train) < 8 or len(test) < 8: raise ValueError(f"an audit needs at least 8 training and 8 test records, got {len(train)} and {len(test)}")
-    try: p = posteriors(model, train.x[:8], device=device)
-    except ValueError: raise
-    except Exception as e:
-        raise ValueError(f"the model does not accept the records (shape {tuple(train.x.shape[1:])}): {type(e).__name__}: {' '.join(str(e).split())[:200]}") from None
-    n_labels = int(max(train.y.max(), test.y.max())) + 1
-    if p.shape[1] < n_labels: raise ValueError(f"the model answers with {p.shape[1]} classes, but the labels go up to {n_labels - 1}")
-    return int(p.shape[1])
+        raise ValueError(f"training and test records differ in shape: {tuple(train.x.shape[1:])} and "
+                         f"{tuple(test.x.shape[1:])}")
+    if train.x.dim() == 4:  # images: every attack on them draws or reads pixels in [0, 1]
+        for d in (train, test): check_range(d.x, 0, high=1, needs="An audit of image records")
+    if len(train) < 8 or len(test) < 8:
+        raise ValueError(f"an audit needs at least 8 training and 8 test records, got {len(train)} and {len(test)}")
+    return max(check_records(model, d, name=n, device=device) for d, n in ((train, 'the training records'),
+                                                                            (test, 'the test records')))
 
 # %% ../nbs/70_audit.ipynb #94fb865b
 @dataclass(kw_only=True)
@@ -62,7 +64,9 @@ class AuditSection(Result):
     baseline_name: str = ''  # what the baseline is
     section_rows: list = field(default_factory=list)  # the attacks' rows, long-form
     skipped: bool = False  # the section did not apply
-    figures: list = field(default_factory=list, repr=False, compare=False, metadata={'artefact': True})  # PNG images (bytes)
+    warnings: list = field(default_factory=list)  # what makes its records a poor sample (from its attacks' results)
+    # PNG images (bytes)
+    figures: list = field(default_factory=list, repr=False, compare=False, metadata={'artefact': True})
     exposed: dict = artefact(None)  # membership: the most exposed records ('x', 'y', 'score', 'index')
 
     def rows(self) -> list: return self.section_rows
@@ -85,7 +89,8 @@ class PlannedRun:
 def recipe_options(spec:AttackSpec, # a registered attack
                    recipe:dict, # the audit's training recipe: 'epochs', 'lr'
                   ) -> dict:
-    "The recipe's options that `spec` takes: those of its config's fields, for an attack that trains models like the target."
+    """The recipe's options that `spec` takes: those of its config's fields, for an attack that trains models like the
+    target."""
     names = {f.name for f in fields(spec.config)}
     return {k: v for k, v in recipe.items() if k in names} if 'training recipe' in spec.threat else {}
 
@@ -99,7 +104,8 @@ def run_planned(spec:AttackSpec, # a registered attack
     "Every run of `spec`'s audit plan: `(runs, why not)`, the `PlannedRun`s and, when it did not run, why."
     plan = spec.audit
     if isinstance(plan, str): return [], plan
-    if plan is None or plan['quick' if quick else 'full'] is None: return [], 'left out at --quick, where cheaper attacks stand in for it'
+    if plan is None or plan['quick' if quick else 'full'] is None:
+        return [], 'left out at --quick, where cheaper attacks stand in for it'
     own = preset_of(spec).own
     if own is None: return [], f"its preset ({spec.preset}) takes no model of one's own"
     if 'reference models' in spec.threat and model_kind(model) == 'function':
@@ -109,9 +115,12 @@ def run_planned(spec:AttackSpec, # a registered attack
         options = options | recipe_options(spec, recipe)
         config = make_config(spec.config, **options)
         try:
-            target, data = own(model, records, config=config, quick=quick, seed=seed, device=device, progress=progress, cache_dir=cache_dir)
-            runs.append(PlannedRun(spec, options, result=spec.run(target, data, config=config, seed=seed, device=device, progress=progress)))
-        except (ValueError, WhiteBoxRequired) as e:  # `NotApplicable` among them: this model or these records do not allow it
+            target, data = own(model, records, config=config, quick=quick, seed=seed, device=device, progress=progress,
+                               cache_dir=cache_dir)
+            runs.append(PlannedRun(spec, options, result=spec.run(target, data, config=config, seed=seed, device=device,
+                                                                  progress=progress)))
+        # `NotApplicable` among them: this model or these records do not allow it
+        except (ValueError, WhiteBoxRequired) as e:
             return runs, ' '.join(str(e).split())
     return runs, None
 
@@ -149,14 +158,16 @@ def headline_figure(runs:list, title:str):
     fig, ax = plt.subplots(figsize=(7, 0.6 + 0.42 * len(runs)))
     y = np.arange(len(runs))
     ax.barh(y + 0.2, [r.headline.value for r in runs], 0.4, color='tab:red', label='attack')
-    ax.barh(y - 0.2, [np.nan if r.headline.baseline is None else r.headline.baseline for r in runs], 0.4, color='tab:gray', label='baseline')
+    ax.barh(y - 0.2, [np.nan if r.headline.baseline is None else r.headline.baseline for r in runs], 0.4,
+            color='tab:gray', label='baseline')
     ax.set_yticks(y, [f"{run_label(r, runs)}\n{r.headline.metric}" for r in runs], fontsize=7); ax.invert_yaxis()
     ax.set_title(title, fontsize=9); ax.legend(fontsize=7)
     fig.tight_layout()
     return fig
 
 def section_figures(runs:list, family:str) -> list:
-    "PNGs: the headline figure, the ROC curves of every result that has them (together), then the first figure of each other attack."
+    """PNGs: the headline figure, the ROC curves of every result that has them (together), then the first figure of each
+    other attack."""
     figures = [figure_png(headline_figure(runs, f'{family}: each run against its baseline'))]
     curves = {k: v for r in runs if hasattr(r.result, 'roc_curves') for k, v in r.result.roc_curves().items()}
     if curves: figures.append(figure_png(plot_roc_curves(curves, f'{family} ROC (log–log)').figure))
@@ -166,8 +177,10 @@ def section_figures(runs:list, family:str) -> list:
     return figures
 
 # %% ../nbs/70_audit.ipynb #exposecode
-def exposure(member_loss:torch.Tensor, member_y:torch.Tensor, *, test_loss:torch.Tensor, test_y:torch.Tensor) -> torch.Tensor:
-    "Each member's exposure: the fraction of test records of its class with a higher loss (0.5 where a class has no test records)."
+def exposure(member_loss:torch.Tensor, member_y:torch.Tensor, *, test_loss:torch.Tensor,
+             test_y:torch.Tensor) -> torch.Tensor:
+    """Each member's exposure: the fraction of test records of its class with a higher loss (0.5 where a class has no
+    test records)."""
     out = torch.full((len(member_loss),), 0.5, dtype=torch.float64)
     for c in member_y.unique():
         ref = test_loss[test_y == c]
@@ -175,12 +188,15 @@ def exposure(member_loss:torch.Tensor, member_y:torch.Tensor, *, test_loss:torch
     return out
 
 def exposed_records(model, records:OwnRecords, *, quick:bool, seed:int, device=None, n:int=8) -> dict:
-    "The `n` most exposed members of the membership sample (`own_membership_sample`): 'x', 'y', 'score', 'loss' and 'index' (in the training records)."
+    """The `n` most exposed members of the membership sample (`own_membership_sample`):
+    'x', 'y', 'score', 'loss' and 'index' (in the training records)."""
     data, idx = own_membership_sample(records, quick=quick, seed=seed)
-    loss_m, loss_t = (membership_features(model, d, device=device)['log_loss'][:, 0].double().exp() for d in (data.members, data.nonmembers))
+    loss_m, loss_t = (membership_features(model, d, device=device)['log_loss'][:, 0].double().exp()
+                      for d in (data.members, data.nonmembers))
     exp = exposure(loss_m, data.members.y, test_loss=loss_t, test_y=data.nonmembers.y)
     top = torch.tensor(np.lexsort((loss_m.numpy(), -exp.numpy()))[:n])  # most exposed first, ties: lowest loss first
-    return {'x': data.members.x[top], 'y': data.members.y[top], 'score': exp[top], 'loss': loss_m[top], 'index': idx[top]}
+    return {'x': data.members.x[top], 'y': data.members.y[top], 'score': exp[top], 'loss': loss_m[top],
+            'index': idx[top]}
 
 # %% ../nbs/70_audit.ipynb #familycode
 FAMILY_EXTRAS = {'membership': exposed_records}  # family -> what its section shows beside its attacks
@@ -203,13 +219,15 @@ def audit_family(family:str, # one of `FAMILIES`
                  *,
                  records:OwnRecords, # its records
                   quick:bool=False, seed:int=0, device=None, progress:bool=True, cache_dir:Path|None=None,
-                 recipe:dict|None=None, # the audit's training recipe: 'epochs' and 'lr' (default: 2 epochs at `quick`, else 10; lr 1e-3)
+                 # the audit's training recipe: 'epochs' and 'lr' (default: 2 epochs at `quick`, else 10; lr 1e-3)
+                 recipe:dict|None=None,
                 ) -> AuditSection:
     "Every registered attack of `family` that the model allows, run as its audit plan says, in one section."
     start, runs, not_run = time.perf_counter(), [], {}
     recipe = recipe or {'epochs': 2 if quick else 10, 'lr': 1e-3}
     for spec in attacks_of(family):
-        done, why = run_planned(spec, model, records=records, quick=quick, seed=seed, device=device, progress=progress, cache_dir=cache_dir, recipe=recipe)
+        done, why = run_planned(spec, model, records=records, quick=quick, seed=seed, device=device, progress=progress,
+                                cache_dir=cache_dir, recipe=recipe)
         runs += done
         if why: not_run[spec.name] = why
     if not runs: return skipped(family, not_run_text(not_run, ': ') or 'no attack of this family is registered')
@@ -218,10 +236,15 @@ def audit_family(family:str, # one of `FAMILIES`
     ran = ', '.join(dict.fromkeys(run_label(r, runs) for r in runs)) + records_text(records) + \
           (f"; {not_run_text(not_run, ' not run: ')}" if not_run else '')
     extra = FAMILY_EXTRAS.get(family)
-    return AuditSection(family=family, verdict=verdict, ran=ran, records=len(records.train) + len(records.test) + len(records.update or []),
-                        queries=sum(q for r in runs if isinstance(q := getattr(r.result, 'queries', 0), int)), seconds=time.perf_counter() - start,
-                        headline=f'{run_label(best, runs)}: {h.metric}', value=float(h.value), baseline=float('nan') if h.baseline is None else float(h.baseline),
-                        baseline_name=h.baseline_name, section_rows=[row for r in runs for row in r.result.rows()], figures=section_figures(runs, family),
+    return AuditSection(family=family, verdict=verdict, ran=ran,
+                        records=len(records.train) + len(records.test) + len(records.update or []),
+                        queries=sum(q for r in runs if isinstance(q := getattr(r.result, 'queries', 0), int)),
+                        seconds=time.perf_counter() - start,
+                        headline=f'{run_label(best, runs)}: {h.metric}', value=float(h.value),
+                        baseline=float('nan') if h.baseline is None else float(h.baseline),
+                        baseline_name=h.baseline_name, section_rows=[row for r in runs for row in r.result.rows()],
+                        figures=section_figures(runs, family),
+                        warnings=list(dict.fromkeys(w for r in runs for w in getattr(r.result, 'warnings', []))),
                         exposed=extra(model, records, quick=quick, seed=seed, device=device) if extra else None)
 
 # %% ../nbs/70_audit.ipynb #49e1dbc5
@@ -233,11 +256,13 @@ def weight_tensors(model:nn.Module) -> list:
 
 def low_bytes(model:nn.Module) -> torch.Tensor:
     "The lowest byte of every weight's bit pattern (0–255)."
-    views = {torch.float64: torch.int64, torch.float32: torch.int32, torch.float16: torch.int16, torch.bfloat16: torch.int16}
+    views = {torch.float64: torch.int64, torch.float32: torch.int32, torch.float16: torch.int16,
+             torch.bfloat16: torch.int16}
     return torch.cat([w.reshape(-1).view(views[w.dtype]).long() & 0xFF for w in weight_tensors(model)])
 
 def low_byte_statistic(model:nn.Module) -> float:
-    "χ² distance of the weights' lowest bytes from uniform, per weight: about 255 / weights for random bits, up to 255 for constant ones."
+    """χ² distance of the weights' lowest bytes from uniform, per weight:
+    about 255 / weights for random bits, up to 255 for constant ones."""
     counts = torch.bincount(low_bytes(model), minlength=256).double()
     expected = counts.sum() / 256
     return float(((counts - expected) ** 2 / expected).sum() / counts.sum())
@@ -254,74 +279,96 @@ def honest_retrains(model:nn.Module, train:Data, *, n:int, epochs:int, lr:float,
 def false_alarms(statistics:list, # one statistic per honest retrain
                 ) -> float:
     "Fraction of honest retrains flagged when the threshold is calibrated on the others (leave one out)."
-    return float(np.mean([s > FLAG_MARGIN * max(t for j, t in enumerate(statistics) if j != i) for i, s in enumerate(statistics)]))
+    return float(np.mean([s > FLAG_MARGIN * max(t for j, t in enumerate(statistics)
+                                                if j != i) for i, s in enumerate(statistics)]))
 
 # %% ../nbs/70_audit.ipynb #4acc3a28
-def audit_exfiltration(model, records:OwnRecords, *, quick:bool=False, seed:int=0, device=None, retrain_epochs:int|None=None,
+def audit_exfiltration(model, records:OwnRecords, *, quick:bool=False, seed:int=0, device=None,
+                       retrain_epochs:int|None=None,
                        retrain_lr:float=1e-3) -> AuditSection:
     "Could the model hide its training data? The weight-distribution and low-byte tests, calibrated on honest retrains."
-    if model_kind(model) != 'torch': return skipped('exfiltration', 'the tests read the parameters, so they need the torch model')
+    if model_kind(model) != 'torch':
+        return skipped('exfiltration', 'the tests read the parameters, so they need the torch model')
     if not weight_tensors(model): return skipped('exfiltration', 'the model has no weight matrices to test')
     start = time.perf_counter()
     n, epochs = (4, retrain_epochs or 2) if quick else (6, retrain_epochs or 10)
     train = records.train
-    sample = train.subset(torch.randperm(len(train), generator=torch.Generator().manual_seed(seed))[:2000 if quick else 10_000])
-    reference, *honest = honest_retrains(model, sample, n=n, epochs=epochs, lr=retrain_lr, seed=seed + 1000, device=device)
+    sample = train.subset(torch.randperm(len(train),
+                                         generator=torch.Generator().manual_seed(seed))[:2000 if quick else 10_000])
+    reference, *honest = honest_retrains(model, sample, n=n, epochs=epochs, lr=retrain_lr, seed=seed + 1000,
+                                         device=device)
     ks = {'model': ks_distance(model, reference), 'honest': [ks_distance(h, reference) for h in honest]}
     lsb = {'model': low_byte_statistic(model), 'honest': [low_byte_statistic(h) for h in honest]}
     checks = {}
     for name, st in (('weight distribution (KS)', ks), ('low-order bits (χ²)', lsb)):
         threshold = FLAG_MARGIN * max(st['honest'])
-        checks[name] = dict(value=st['model'], threshold=threshold, honest=max(st['honest']), alarms=false_alarms(st['honest']), flagged=st['model'] > threshold)
+        checks[name] = dict(value=st['model'], threshold=threshold, honest=max(st['honest']),
+                            alarms=false_alarms(st['honest']), flagged=st['model'] > threshold)
     fired = [k for k, c in checks.items() if c['flagged']]
-    if 'low-order bits (χ²)' in fired: lead = 'flagged: the low-order bits of the weights are not random, as an LSB encoding makes them'
-    elif fired: lead = ("inconclusive: the first-layer weights are distributed unlike the audit's honest retrains, which also happens when the "
+    if 'low-order bits (χ²)' in fired:
+        lead = 'flagged: the low-order bits of the weights are not random, as an LSB encoding makes them'
+    elif fired:
+        lead = ("inconclusive: the first-layer weights are distributed unlike the audit's honest retrains, which also "
+                "happens when the "
                         "owner's recipe differs from theirs (rerun with its epochs and learning rate to tell)")
     else: lead = 'no sign of hidden training data'
-    verdict = lead + '; ' + '; '.join(f"{k} {c['value']:.3g} against a threshold of {c['threshold']:.3g} (false alarms on honest retrains {c['alarms']:.0%})"
+    verdict = lead + '; ' + '; '.join(f"{k} {c['value']:.3g} against a threshold of {c['threshold']:.3g} (false alarms "
+                                      f"on honest retrains {c['alarms']:.0%})"
                                     for k, c in checks.items())
     rows = [r for k, c in checks.items() for r in
-            metric_rows(f'exfiltration check: {k}', 'audited model', metric='statistic', values={'this library': c['value'], 'threshold': c['threshold'], 'honest retrain': c['honest']})
-            + metric_rows(f'exfiltration check: {k}', 'audited model', metric='false alarms', values={'honest retrain': c['alarms']})]
+            metric_rows(f'exfiltration check: {k}', 'audited model', metric='statistic',
+                        values={'this library': c['value'], 'threshold': c['threshold'], 'honest retrain': c['honest']})
+            + metric_rows(f'exfiltration check: {k}', 'audited model', metric='false alarms',
+                          values={'honest retrain': c['alarms']})]
     import matplotlib.pyplot as plt
     fig, (a, b) = plt.subplots(1, 2, figsize=(9, 2.8))
     a.hist(first_layer_weights(reference), 60, alpha=0.6, density=True, label='honest retrain')
     a.hist(first_layer_weights(model), 60, alpha=0.6, density=True, label='audited model')
     a.set(title='first-layer weights', xlabel='value'); a.legend(fontsize=7)
-    b.hist([low_bytes(reference).numpy(), low_bytes(model).numpy()], 32, label=['honest retrain', 'audited model'], density=True)
+    b.hist([low_bytes(reference).numpy(), low_bytes(model).numpy()], 32, label=['honest retrain', 'audited model'],
+           density=True)
     b.set(title='lowest byte of every weight', xlabel='byte value'); b.legend(fontsize=7)
     fig.tight_layout()
     lsb_check = checks['low-order bits (χ²)']
     return AuditSection(family='exfiltration', verdict=verdict,
-                        ran=f"{n} honest retrains ({epochs} epochs, Adam lr {retrain_lr:g}, {len(sample)} records); KS and low-byte χ² tests",
-                        records=len(sample), queries=0, seconds=time.perf_counter() - start, headline='low-byte χ² statistic', value=lsb_check['value'],
-                        baseline=lsb_check['threshold'], baseline_name='flag threshold', section_rows=rows, figures=[figure_png(fig)])
+                        ran=f"{n} honest retrains ({epochs} epochs, Adam lr {retrain_lr:g}, {len(sample)} records); KS "
+                            "and low-byte χ² tests",
+                        records=len(sample), queries=0, seconds=time.perf_counter() - start,
+                        headline='low-byte χ² statistic', value=lsb_check['value'],
+                        baseline=lsb_check['threshold'], baseline_name='flag threshold', section_rows=rows,
+                        figures=[figure_png(fig)])
 
-FAMILY_CHECKS = {'exfiltration': audit_exfiltration}  # family -> its check, for a family whose attacks cannot run on a finished model
+# family -> its check, for a family whose attacks cannot run on a finished model
+FAMILY_CHECKS = {'exfiltration': audit_exfiltration}
 
 # %% ../nbs/70_audit.ipynb #17fc4734
 def model_fingerprint(model, probe:torch.Tensor) -> str:
     "A digest of the model: its state (torch) or its answers on `probe`, with its type."
-    h = hashlib.sha256(f"{model_kind(model)}:{type(model).__module__}.{getattr(type(model), '__qualname__', '')}:{getattr(model, '__name__', '')}".encode())
+    kind = f"{type(model).__module__}.{getattr(type(model), '__qualname__', '')}:{getattr(model, '__name__', '')}"
+    h = hashlib.sha256(f"{model_kind(model)}:{kind}".encode())
     if model_kind(model) == 'torch':
         h.update(repr(model).encode()); h.update(tensor_digest(dict(model.state_dict())).encode())
     h.update(tensor_digest({'answers': posteriors(model, probe).float()}).encode())
     return h.hexdigest()
 
 def audit_fingerprint(model, train:Data, *, test:Data, update:Data|None, options:dict, device) -> str:
-    "What an audit's cache entries are keyed by: the model, every record, the options, the registered attacks, the device and a CPU's threads."
+    """What an audit's cache entries are keyed by:
+    the model, every record, the options, the registered attacks, the device and a CPU's threads."""
     h = hashlib.sha256(model_fingerprint(model, train.x[:64]).encode())
-    h.update(json.dumps(sorted((a.name, a.run.__module__, to_json(a.audit)) for a in load_attacks().values()), default=str).encode())  # a new attack or plan: new sections
+    h.update(json.dumps(sorted((a.name, a.run.__module__, to_json(a.audit)) for a in load_attacks().values()),
+                        default=str).encode())  # a new attack or plan: new sections
     for d in (train, test, update):
         h.update(b'-' if d is None else tensor_digest({'x': d.x, 'y': d.y}).encode())
-    h.update(json.dumps(to_json(options), sort_keys=True).encode()); h.update(json.dumps(numerics_key(device), sort_keys=True).encode())
+    h.update(json.dumps(to_json(options), sort_keys=True).encode())
+    h.update(json.dumps(numerics_key(device), sort_keys=True).encode())
     return h.hexdigest()
 
 # %% ../nbs/70_audit.ipynb #57fcc9a9
 def _section_payload(s:AuditSection) -> dict:
     d = s.to_dict()
     d['figures'] = [base64.b64encode(f).decode() for f in s.figures]
-    if s.exposed is not None: d['exposed'] = {k: to_json(v) for k, v in s.exposed.items()} | {'shape': list(s.exposed['x'].shape)}
+    if s.exposed is not None:
+        d['exposed'] = {k: to_json(v) for k, v in s.exposed.items()} | {'shape': list(s.exposed['x'].shape)}
     return d
 
 def _section_from(d:dict) -> AuditSection:
@@ -329,22 +376,24 @@ def _section_from(d:dict) -> AuditSection:
     s.figures = [base64.b64decode(f) for f in d.get('figures', [])]
     if d.get('exposed'):
         e = d['exposed']
-        s.exposed = {k: torch.tensor(v) for k, v in e.items() if k not in ('x', 'shape')} | {'x': torch.tensor(e['x']).reshape(e['shape'])}
+        s.exposed = {k: torch.tensor(v) for k, v in e.items()
+                     if k not in ('x', 'shape')} | {'x': torch.tensor(e['x']).reshape(e['shape'])}
     return s
 
 def save_section(path:Path, s:AuditSection):
-    "Write a finished section with the digest of its content, atomically."
+    "Write a finished section, signed with its folder's secret (`cache.folder_secret`), atomically."
     body = json.dumps(_section_payload(s), sort_keys=True)
     tmp = path.with_name(f'.{path.name}.{os.getpid()}.tmp')
-    tmp.write_text(json.dumps({'digest': hashlib.sha256(body.encode()).hexdigest(), 'section': body}))
+    tmp.write_text(json.dumps({'signature': signature(folder_secret(path.parent, create=True), body), 'section': body}))
     os.replace(tmp, path)
 
 def load_section(path:Path) -> AuditSection|None:
     "A cached section, or `None` when there is none or it is damaged (reported)."
     if not path.exists(): return None
     try:
-        entry = json.loads(path.read_text())
-        if hashlib.sha256(entry['section'].encode()).hexdigest() != entry['digest']: raise ValueError('digest mismatch')
+        entry, secret = json.loads(path.read_text()), folder_secret(path.parent, create=False)
+        if secret is None or not hmac.compare_digest(signature(secret, entry['section']), entry['signature']):
+            raise ValueError("its signature does not match (edited, or written without this folder's secret)")
         return _section_from(json.loads(entry['section']))
     except Exception as e:
         warnings.warn(f"{path}: damaged audit cache entry ({type(e).__name__}: {e}); recomputing it")
@@ -364,21 +413,30 @@ class AuditResult(Result):
     options: dict
     sections: list = field(default_factory=list, metadata={'artefact': True})  # `AuditSection`s (in `to_dict` as dicts)
     seconds: float = 0.
+    warnings: list = field(default_factory=list)  # what makes the records a poor sample (`data.record_warnings`)
 
     def rows(self) -> list:
         "Every section's rows, then each section's seconds and headline."
-        return [r for s in self.sections for r in s.rows()] + [
-            r for s in self.sections if not s.skipped for r in metric_rows(f'audit: {s.family}', 'audited model', metric='seconds', values={'this library': s.seconds})]
+        seconds = [r for s in self.sections if not s.skipped
+                   for r in metric_rows(f'audit: {s.family}', 'audited model', metric='seconds',
+                                        values={'this library': s.seconds})]
+        return [r for s in self.sections for r in s.rows()] + seconds
 
     def summary(self) -> list:
         "One row per family: the verdict, the headline number and its baseline, the time."
         return [{'family': s.family, 'headline': s.headline or '—', 'attack': s.value, 'baseline': s.baseline,
-                 'baseline is': s.baseline_name, 'seconds': round(s.seconds, 1), 'verdict': s.verdict} for s in self.sections]
+                 'baseline is': s.baseline_name, 'seconds': round(s.seconds, 1),
+                 'verdict': s.verdict} for s in self.sections]
 
     def brief(self) -> str:
         "The summary table and each family's verdict."
+        warned = [f"warning: {w}" for w in self.all_warnings()]
         return format_table([{k: v for k, v in r.items() if k != 'verdict'} for r in self.summary()]) + '\n\n' + \
-               '\n'.join(f"{s.family}: {s.verdict}" for s in self.sections)
+               '\n'.join([*warned, *(f"{s.family}: {s.verdict}" for s in self.sections)])
+
+    def all_warnings(self) -> list:
+        "The records' warnings, then each section's that the records' do not already say."
+        return list(dict.fromkeys([*self.warnings, *(w for s in self.sections for w in s.warnings)]))
 
     def table(self) -> str:
         "The summary and verdicts, then every attack's rows."
@@ -403,7 +461,8 @@ class AuditResult(Result):
         y = np.arange(len(ran))
         ax.barh(y + 0.2, [s.value for s in ran], 0.4, color='tab:red', label='attack')
         ax.barh(y - 0.2, [s.baseline for s in ran], 0.4, color='tab:gray', label='baseline')
-        ax.set_yticks(y, [f"{s.family}\n{s.headline}" for s in ran], fontsize=7); ax.invert_yaxis(); ax.legend(fontsize=7)
+        ax.set_yticks(y, [f"{s.family}\n{s.headline}" for s in ran], fontsize=7)
+        ax.invert_yaxis(); ax.legend(fontsize=7)
         ax.set_title('audit: each family against its baseline', fontsize=9)
         fig.tight_layout()
         return fig
@@ -420,18 +479,21 @@ def _describe(model) -> tuple:
     params = sum(p.numel() for p in model.parameters()) if kind == 'torch' else 0
     return f"{kind} model {name or type(model).__name__}", params
 
-def _family_section(family:str, model, *, records:OwnRecords,  quick:bool, seed:int, device, progress:bool, cache_dir, recipe:dict) -> AuditSection:
+def _family_section(family:str, model, *, records:OwnRecords,  quick:bool, seed:int, device, progress:bool, cache_dir,
+                    recipe:dict) -> AuditSection:
     "The family's registered attacks, or its check when none of them can run on a finished model."
-    section = audit_family(family, model, records=records, quick=quick, seed=seed, device=device, progress=progress, cache_dir=cache_dir, recipe=recipe)
+    section = audit_family(family, model, records=records, quick=quick, seed=seed, device=device, progress=progress,
+                           cache_dir=cache_dir, recipe=recipe)
     if not section.skipped or family not in FAMILY_CHECKS: return section
-    check = FAMILY_CHECKS[family](model, records, quick=quick, seed=seed, device=device, retrain_epochs=recipe['epochs'], retrain_lr=recipe['lr'])
+    check = FAMILY_CHECKS[family](model, records, quick=quick, seed=seed, device=device,
+                                  retrain_epochs=recipe['epochs'], retrain_lr=recipe['lr'])
     check.ran += f" (its attacks: {section.verdict.removeprefix('not run: ')})" if not check.skipped else ''
     return check
 
 def audit(model, # the model under audit: a torch module, a scikit-learn estimator or a function returning posteriors
           train, # its training records (the members): `Data`, `(x, y)`, `TensorDataset` or a path (see `load_records`)
           *, # every option by name
-          test, # records from the same population it never saw
+          test, # records from the same population it never saw (the same forms)
           update=None, # records the model is updated on (`None`: updates simulated from the test records)
           sensitive:int|str|None=None, # a column of tabular records to infer by MAP inversion
           columns:list|None=None, # the columns' names (a CSV's header)
@@ -439,21 +501,35 @@ def audit(model, # the model under audit: a torch module, a scikit-learn estimat
           quick:bool=False, # small sizes: a first look in about a minute
           seed:int=0, # seeds every section
           device=None, # where to compute (`None`: where the model lives, see `resolve_device`)
-          cache_dir:str|Path|None=None, # where finished sections are kept, so that an interrupted audit resumes (`None`: no cache)
-          retrain_epochs:int|None=None, retrain_lr:float=1e-3, # the recipe of models trained like the target (honest retrains, reference and shadow models): Adam, epochs 2 quick, else 10
+          # where finished sections are kept, so that an interrupted audit resumes (`None`: no cache)
+          cache_dir:str|Path|None=None,
+          # epochs of the models trained like the target (retrains, references, shadows): `None`: 2 quick, else 10
+          retrain_epochs:int|None=None,
+          retrain_lr:float=1e-3, # their learning rate (Adam)
           progress:bool=True, # progress bars
          ) -> AuditResult:
-    "Audit how much `model` leaks about its training records through each attack family; one result with a section per family."
+    """Audit how much `model` leaks about its training records through each attack family;
+    one result with a section per family."""
     unknown = set(families) - set(FAMILIES)
     if unknown: raise ValueError(f"unknown audit families {sorted(unknown)}; choose from {', '.join(FAMILIES)}")
-    train, test = as_data(train, name='training records'), as_data(test, name='test records')
-    update = None if update is None else as_data(update, name='update records')
-    if update is not None and update.x.shape[1:] != train.x.shape[1:]: raise ValueError(f"update records have shape {tuple(update.x.shape[1:])}, not {tuple(train.x.shape[1:])}")
-    if sensitive is not None and train.x.dim() != 2: raise ValueError("`sensitive` names a column of tabular records; these records are not a table")
+    train, test = (load_records(d, name=n) for d, n in ((train, 'training records'), (test, 'test records')))
+    columns, train, test = columns or train.columns, train.data, test.data  # a CSV's header names the columns
+    update = None if update is None else load_records(update, name='update records').data
+    if update is not None and update.x.shape[1:] != train.x.shape[1:]:
+        raise ValueError(f"update records have shape {tuple(update.x.shape[1:])}, not {tuple(train.x.shape[1:])}")
+    if sensitive is not None and train.x.dim() != 2:
+        raise ValueError("`sensitive` names a column of tabular records; these records are not a table")
     device = resolve_device(device, model)  # the sections compute where the model lives unless told otherwise
     n_classes = check_audit_inputs(model, train, test=test, device=device)
-    options = dict(families=list(families), quick=quick, seed=seed, sensitive=sensitive, retrain_epochs=retrain_epochs, retrain_lr=retrain_lr)
-    key = audit_fingerprint(model, train, test=test, update=update, options=options, device=device)[:20] if cache_dir else None
+    warned = [*record_warnings(train, n_classes=n_classes, name='the training records'),
+              *record_warnings(test, n_classes=n_classes, name='the test records')]
+    train_ids, test_ids = record_ids(train, test)
+    if shared := len(set(train_ids.tolist()) & set(test_ids.tolist())):
+        warned.append(f"{shared} test records also appear among the training records: those non-members are members")
+    options = dict(families=list(families), quick=quick, seed=seed, sensitive=sensitive, retrain_epochs=retrain_epochs,
+                   retrain_lr=retrain_lr)
+    key = audit_fingerprint(model, train, test=test, update=update, options=options,
+                            device=device)[:20] if cache_dir else None
     folder = Path(cache_dir)/f'audit-{key}' if cache_dir else None
     if folder: folder.mkdir(parents=True, exist_ok=True)
     start, sections = time.perf_counter(), []
@@ -465,14 +541,20 @@ def audit(model, # the model under audit: a torch module, a scikit-learn estimat
         section = load_section(path) if path else None
         if section is None:
             with (cache_lock(path) if path else contextlib.nullcontext()):
-                section = (load_section(path) if path else None) or _family_section(family, model, records=records, quick=quick, seed=seed, device=device,
-                                                                                     progress=progress, cache_dir=folder/family if folder else None,
+                section = (load_section(path) if path else None) or _family_section(family, model, records=records,
+                                                                                    quick=quick, seed=seed,
+                                                                                    device=device,
+                                                                                     progress=progress,
+                                                                                    cache_dir=folder/family if folder
+                                                                                    else None,
                                                                                      recipe=recipe)
                 if path: save_section(path, section)
         sections.append(section)
     kind, params = _describe(model)
-    return AuditResult(model=kind, parameters=params, n_train=len(train), n_test=len(test), n_classes=n_classes, train_accuracy=model_accuracy(model, train, device=device), test_accuracy=model_accuracy(model, test, device=device),
-                       options=options, sections=sections, seconds=time.perf_counter() - start)
+    return AuditResult(model=kind, parameters=params, n_train=len(train), n_test=len(test), n_classes=n_classes,
+                       train_accuracy=model_accuracy(model, train, device=device),
+                       test_accuracy=model_accuracy(model, test, device=device),
+                       options=options, sections=sections, seconds=time.perf_counter() - start, warnings=warned)
 
 # %% ../nbs/70_audit.ipynb #5ae88097
 @register_bench('audit')
@@ -481,12 +563,16 @@ def bench_audit(quick:bool=False, # time a `--quick` audit instead of the defaul
                 *,
                 root=None, # data root (the embedded subset needs none)
                ) -> list:
-    "Seconds per section of an audit of a 784–128–10 MLP (Adam, 5 epochs) on the embedded MNIST subset; one row per section and the total."
+    """Seconds per section of an audit of a 784–128–10 MLP (Adam, 5 epochs) on the embedded MNIST subset;
+    one row per section and the total."""
     device = resolve_device(device)  # the model is built here: no model of the caller's to follow
     train, test = load_dataset('mnist-embedded', 'train', root=root), load_dataset('mnist-embedded', 'test', root=root)
     with private_rng(0):
         model = nn.Sequential(nn.Flatten(), nn.Linear(784, 128), nn.ReLU(), nn.Linear(128, 10))
         fit(model, train, epochs=5, lr=1e-3, optimizer='adam', device=device, progress=False)
-    r = audit(model.eval(), train, test=test, quick=quick, device=device, progress=False, retrain_epochs=5)  # the retrains follow the model's recipe
-    return [{'section': s.family, 'seconds': round(s.seconds, 1), 'records': s.records, 'queries': s.queries, 'verdict': s.verdict[:60]} for s in r.sections] + \
-           [{'section': f"total ({'quick' if quick else 'default'}, {r.parameters:,} parameters, {r.n_train:,} training records)", 'seconds': round(r.seconds, 1)}]
+    # the retrains follow the model's recipe
+    r = audit(model.eval(), train, test=test, quick=quick, device=device, progress=False, retrain_epochs=5)
+    return [{'section': s.family, 'seconds': round(s.seconds, 1), 'records': s.records, 'queries': s.queries,
+             'verdict': s.verdict[:60]} for s in r.sections] + \
+           [{'section': f"total ({'quick' if quick else 'default'}, {r.parameters:,} parameters, {r.n_train:,} "
+                        "training records)", 'seconds': round(r.seconds, 1)}]

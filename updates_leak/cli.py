@@ -12,7 +12,8 @@ from typing import Callable
 
 from fastcore.docments import docments
 
-from .attacks import ATTACKS, BENCHES, FAMILIES, AttackSpec, ConfigOption, attack_spec, attacks_of, load_attacks, make_config, preset_of
+from .attacks import (ATTACKS, BENCHES, FAMILIES, AttackSpec, ConfigOption, attack_spec, attacks_of,
+                                  doc_summary, load_attacks, make_config, preset_of)
 from .audit import audit
 from .loading import load_model, load_records
 from .results import Result, format_rows, format_table, write_results
@@ -34,16 +35,18 @@ class Flag:
 
 @dataclass
 class Command:
-    "A subcommand: the function that runs it, the values its options may take, the bounds they must meet, and flags of registered units."
+    """A subcommand: the function that runs it, the values its options may take, the bounds they must meet, and flags of
+    registered units."""
     name: str
     run: Callable  # keyword arguments from the command line -> `Outcome`
     choices: dict = field(default_factory=dict)  # option -> allowed values
     checks: dict = field(default_factory=dict)  # option -> (predicate, what it must be)
-    flags: Callable|None = None  # () -> the `Flag`s of the registered units this subcommand runs (given: passed on; absent: their defaults)
-    summary_text: str = ''  # one line for `updates-leak --help` (default: the first line of `run`'s docstring)
+    # () -> the `Flag`s of the registered units this subcommand runs (given: passed on; absent: their defaults)
+    flags: Callable|None = None
+    summary_text: str = ''  # one line for `updates-leak --help` (default: the first paragraph of `run`'s docstring)
 
     @property
-    def summary(self) -> str: return self.summary_text or (self.run.__doc__ or '').splitlines()[0]
+    def summary(self) -> str: return self.summary_text or doc_summary(self.run)
 
 COMMANDS = {}
 
@@ -66,12 +69,14 @@ class Outcome:
     "What a subcommand computed: its results and the name of the files they are written to."
     name: str  # base name of the JSON file and figures
     results: list  # `Result`s, or plain rows (dicts) for benchmarks
-    extra: dict = field(default_factory=dict)  # more JSON fields, e.g. which attack ran on which preset with which options
+    # more JSON fields, e.g. which attack ran on which preset with which options
+    extra: dict = field(default_factory=dict)
 
 # %% ../nbs/90_cli.ipynb #2fca54ec
 def plain_type(annotation) -> type|None:
     "`int`, `float`, `str` or `bool` for an annotation of one of them (or of one of them or `None`), else `None`."
-    if isinstance(annotation, str): annotation = {'int': int, 'float': float, 'str': str, 'bool': bool}.get(annotation.split('|')[0].strip())
+    if isinstance(annotation, str):
+        annotation = {'int': int, 'float': float, 'str': str, 'bool': bool}.get(annotation.split('|')[0].strip())
     args = [a for a in typing.get_args(annotation) if a is not type(None)]
     base = args[0] if len(args) == 1 else annotation
     return base if base in (int, float, str, bool) else None
@@ -93,9 +98,11 @@ def _spellings(name:str) -> list:
     return [f'--{name}', *([f'--{name.replace("_", "-")}'] if '_' in name else [])]
 
 def build_parser(cmd:Command) -> argparse.ArgumentParser:
-    "An argparse parser for `cmd`, built from its function's signature and docments, and the flags of its registered units."
+    """An argparse parser for `cmd`, built from its function's signature and docments, and the flags of its registered
+    units."""
     docs = docments(cmd.run)
-    p = argparse.ArgumentParser(prog=f'updates-leak {cmd.name}', description=cmd.run.__doc__ if not cmd.summary_text else cmd.summary_text,
+    p = argparse.ArgumentParser(prog=f'updates-leak {cmd.name}',
+                                description=cmd.run.__doc__ if not cmd.summary_text else cmd.summary_text,
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     for name, par in inspect.signature(cmd.run).parameters.items():
         if par.kind == par.VAR_KEYWORD: continue  # the registered units' options, added below
@@ -105,27 +112,39 @@ def build_parser(cmd:Command) -> argparse.ArgumentParser:
         elif par.default is inspect.Parameter.empty:
             p.add_argument(name, type=_option_type(cmd, name, annotation=par.annotation), choices=choices, help=help)
         else:
-            p.add_argument(*_spellings(name), dest=name, default=par.default, type=_option_type(cmd, name, annotation=par.annotation), choices=choices, help=help)
+            p.add_argument(*_spellings(name), dest=name, default=par.default,
+                           type=_option_type(cmd, name, annotation=par.annotation), choices=choices, help=help)
     if cmd.flags:
-        group = p.add_argument_group('options of the registered units', 'each applies to the units named in its help; left out, each takes its own default')
+        group = p.add_argument_group('options of the registered units',
+                                     'each applies to the units named in its help; left out, each takes its own '
+                                     'default')
         for f in cmd.flags():
-            if f.type is bool: group.add_argument(*_spellings(f.name), dest=f.name, action=argparse.BooleanOptionalAction, default=argparse.SUPPRESS, help=f.help)
-            else: group.add_argument(*_spellings(f.name), dest=f.name, type=f.type, default=argparse.SUPPRESS, help=f.help)
+            if f.type is bool:
+                group.add_argument(*_spellings(f.name), dest=f.name, action=argparse.BooleanOptionalAction,
+                                   default=argparse.SUPPRESS, help=f.help)
+            else:
+                group.add_argument(*_spellings(f.name), dest=f.name, type=f.type, default=argparse.SUPPRESS,
+                                   help=f.help)
     return p
 
 # %% ../nbs/90_cli.ipynb #mergedcode
 def merged_flags(options:dict, # unit name -> its `ConfigOption`s
                 ) -> list:
-    "One `Flag` per option name across the units, its help naming the units that take it; `TypeError` when they disagree on its type."
+    """One `Flag` per option name across the units, its help naming the units that take it;
+    `TypeError` when they disagree on its type."""
     by_name = {}
     for unit, opts in options.items():
         for o in opts: by_name.setdefault(o.name, []).append((unit, o))
     flags = []
     for name, owners in by_name.items():
         types = {plain_type(o.type) or str for _, o in owners}
-        if len(types) > 1: raise TypeError(f"option {name!r} has different types in {[u for u, _ in owners]}: {sorted(t.__name__ for t in types)}")
+        if len(types) > 1:
+            raise TypeError(f"option {name!r} has different types in {[u for u, _ in owners]}: "
+                            f"{sorted(t.__name__ for t in types)}")
         helps = {}
-        for unit, o in owners: helps.setdefault(o.help, []).append(f"{unit}: {o.default!r}" if len(owners) > 1 else f"default {o.default!r}")
+        for unit, o in owners:
+            helps.setdefault(o.help,
+                             []).append(f"{unit}: {o.default!r}" if len(owners) > 1 else f"default {o.default!r}")
         text = '; '.join(f"{h} ({', '.join(units)})" for h, units in helps.items())
         flags.append(Flag(name, types.pop(), help=text))
     return flags
@@ -138,7 +157,8 @@ def split_options(spec:AttackSpec, # the chosen attack
     preset_names = {o.name for o in preset_of(spec).options}
     if foreign := sorted(set(given) - config_names - preset_names):
         takes = ', '.join('--' + n for n in sorted(config_names | preset_names)) or 'none'
-        raise ValueError(f"{', '.join('--' + k for k in foreign)}: not an option of --attack {spec.name} (its options: {takes})")
+        raise ValueError(f"{', '.join('--' + k for k in foreign)}: not an option of --attack {spec.name} (its options: "
+                         f"{takes})")
     return {k: v for k, v in given.items() if k in config_names}, {k: v for k, v in given.items() if k in preset_names}
 
 # %% ../nbs/90_cli.ipynb #2e4c41c4
@@ -150,9 +170,12 @@ def report(outcome:Outcome, # what the subcommand computed
     "Print the results as one table, write them as JSON and save each result's figure; returns the paths written."
     results = outcome.results
     attack_results = all(isinstance(r, Result) for r in results)
-    print((results[0].table() if len(results) == 1 else format_rows([row for r in results for row in r.rows()])) if attack_results else format_table(results))
+    print((results[0].table() if len(results) == 1 else format_rows([row for r in results for row in r.rows()]))
+          if attack_results else format_table(results))
     if out is None: return []
-    if attack_results: payload = {'command': command_line, **outcome.extra, **(results[0].to_dict() if len(results) == 1 else {'results': [r.to_dict() for r in results]})}
+    if attack_results:
+        payload = {'command': command_line, **outcome.extra,
+                   **(results[0].to_dict() if len(results) == 1 else {'results': [r.to_dict() for r in results]})}
     else: payload = {'command': command_line, **outcome.extra, 'rows': results}
     paths = [write_results(out, outcome.name, results=payload)]
     import matplotlib
@@ -171,11 +194,13 @@ def report(outcome:Outcome, # what the subcommand computed
     return paths
 
 # %% ../nbs/90_cli.ipynb #f133b5de
-RUN_ONLY = ('cache', 'backend', 'address', 'one_at_a_time')  # options that change where or how fast a run goes, not its result: left out of file names
+# options that change where or how fast a run goes, not its result: left out of file names
+RUN_ONLY = ('cache', 'backend', 'address', 'one_at_a_time')
 
 def _file_name(parts:list, given:dict) -> str:
     "A base name from `parts` and the options given (except `RUN_ONLY`), in characters safe in a file name."
-    words = [*parts, *(k if v is True else f'no-{k}' if v is False else f'{k}-{v}' for k, v in sorted(given.items()) if k not in RUN_ONLY)]
+    words = [*parts, *(k if v is True else f'no-{k}' if v is False else f'{k}-{v}' for k, v in sorted(given.items())
+                       if k not in RUN_ONLY)]
     return re.sub(r'[^\w.-]+', '-', '_'.join(map(str, words)))
 
 def run_registered(spec:AttackSpec, # the attack
@@ -183,7 +208,8 @@ def run_registered(spec:AttackSpec, # the attack
                    given:dict, # options given by name: its config's and its preset's
                    seed:int=0, root=None, device=None,
                   ) -> tuple:
-    "Build the config (checked before any work) and the preset's `(target, data)`, then run the attack: `(result, the dataset it ran on)`."
+    """Build the config (checked before any work) and the preset's `(target, data)`, then run the attack:
+    `(result, the dataset it ran on)`."""
     config_options, preset_options = split_options(spec, given)
     config = make_config(spec.config, **config_options)
     preset = preset_of(spec)
@@ -194,19 +220,22 @@ def run_registered(spec:AttackSpec, # the attack
 def demo_spec() -> AttackSpec:
     "The registered attack that names a demo."
     demos = [a for a in ATTACKS.values() if a.demo]
-    if len(demos) != 1: raise RuntimeError(f"exactly one registered attack must name a demo, found {[a.name for a in demos]}")
+    if len(demos) != 1:
+        raise RuntimeError(f"exactly one registered attack must name a demo, found {[a.name for a in demos]}")
     return demos[0]
 
 def demo_command(out:str='updates-leak-demo', # folder for the JSON results and the figure
                  seed:int=0, # seeds the data split, the models, the updates and the attack
-                 device:str=None, # 'cpu', 'cuda', ... (default: where the model lives; CUDA, when available, for models the command trains)
+                 # 'cpu', 'cuda', ... (default: where the model lives; CUDA if available for models it trains)
+                 device:str=None,
                  **given, # the demo attack's options
                 ) -> Outcome:
     "Demo on the embedded MNIST subset: a registered attack at a quick scale, on data that ships with the package."
     spec = demo_spec()
     options = {k: v for k, v in spec.demo.items() if k != 'dataset'} | given
     result, _ = run_registered(spec, dataset=spec.demo['dataset'], given=options, seed=seed, device=device)
-    return Outcome('demo', [result], extra={'run': {'attack': spec.name, 'dataset': spec.demo['dataset'], 'seed': seed, 'options': options}})
+    return Outcome('demo', [result], extra={'run': {'attack': spec.name, 'dataset': spec.demo['dataset'], 'seed': seed,
+                                                    'options': options}})
 
 # %% ../nbs/90_cli.ipynb #demoreg
 def _demo_flags() -> list:
@@ -216,10 +245,12 @@ def _demo_flags() -> list:
 
 load_attacks()  # every registered attack, preset and benchmark, before the subcommands read the registry
 COMMANDS['demo'] = Command('demo', demo_command, flags=_demo_flags,
-                           summary_text=f"Demo on the embedded MNIST subset: {demo_spec().summary.split(':')[0]} at the quick scale.")
+                           summary_text=f"Demo on the embedded MNIST subset: {demo_spec().summary.split(':')[0]} at "
+                                        "the quick scale.")
 
 # %% ../nbs/90_cli.ipynb #851f072f
-SUBCOMMANDS = {'membership': 'membership', 'updates': 'updates', 'extraction': 'extract', 'inversion': 'invert', 'exfiltration': 'exfiltrate'}  # family -> subcommand
+SUBCOMMANDS = {'membership': 'membership', 'updates': 'updates', 'extraction': 'extract', 'inversion': 'invert',
+               'exfiltration': 'exfiltrate'}  # family -> subcommand
 
 def family_flags(family:str) -> list:
     "The flags of a family's subcommand: every option of its attacks' configs and of their presets."
@@ -228,35 +259,40 @@ def family_flags(family:str) -> list:
     return merged_flags(options)
 
 def family_command(family:str) -> Command:
-    "The subcommand of a family: `--attack` among its registered attacks, `--dataset` among their presets' datasets, and their options as flags."
+    """The subcommand of a family: `--attack` among its registered attacks, `--dataset` among their presets' datasets,
+    and their options as flags."""
     attacks = attacks_of(family)
     def run(attack:str=attacks[0].name, # the registered attack to run
             dataset:str=None, # a dataset of the attack's preset (default: the preset's first)
             seed:int=0, # seeds every random stream of the run
             out:str='updates-leak-results', # folder for JSON and figures
             root:str=None, # data root (default: $UPDATES_LEAK_DATA or the user data folder)
-            device:str=None, # 'cpu', 'cuda', ... (default: where the model lives; CUDA, when available, for models the command trains)
+            # 'cpu', 'cuda', ... (default: where the model lives; CUDA if available for models it trains)
+            device:str=None,
             **given, # the attack's and its preset's options
            ) -> Outcome:
         spec = attack_spec(attack)
         result, dataset = run_registered(spec, dataset=dataset, given=given, seed=seed, root=root, device=device)
         name = _file_name([SUBCOMMANDS[family], attack, dataset, *([f'seed{seed}'] if seed else [])], given)
-        return Outcome(name, [result], extra={'run': {'family': family, 'attack': attack, 'dataset': dataset, 'seed': seed, 'options': given}})
+        return Outcome(name, [result], extra={'run': {'family': family, 'attack': attack, 'dataset': dataset,
+                                                      'seed': seed, 'options': given}})
     run.__doc__ = FAMILIES[family]
     datasets = tuple(dict.fromkeys(d for a in attacks for d in preset_of(a).datasets))
     return Command(SUBCOMMANDS[family], run, choices={'attack': tuple(a.name for a in attacks), 'dataset': datasets},
-                   flags=lambda: family_flags(family), summary_text=f"{FAMILIES[family]} ({', '.join(a.name for a in attacks)})")
+                   flags=lambda: family_flags(family),
+                   summary_text=f"{FAMILIES[family]} ({', '.join(a.name for a in attacks)})")
 
 for _family in FAMILIES:
     if attacks_of(_family): COMMANDS[SUBCOMMANDS[_family]] = family_command(_family)
 
 # %% ../nbs/90_cli.ipynb #3567e620
 @subcommand(checks={'retrain_epochs': at_least(1), 'retrain_lr': (lambda v: v > 0, 'positive')})
-def audit_command(train:str, # the training records (members): .npz (x, y), .csv (with --label) or a dataset name ('name:split')
+def audit_command(train:str, # the members: .npz (x, y), .csv (with --label) or a dataset name ('name:split')
                   test:str, # records from the same population the model never saw: the same forms
                   *,
                   model:str=None, # the model file: .safetensors (with --arch), .skops or .onnx
-                  predict:str=None, # instead of --model: a predictions-only function, package.module:function, returning posteriors
+                  # instead of --model: a predictions-only function, package.module:function, returning posteriors
+                  predict:str=None,
                   arch:str=None, # with a .safetensors model: its architecture, package.module:Class
                   arch_kwargs:str='{}', # the architecture's keyword arguments, as JSON
                   update:str=None, # records the model is updated on (default: updates simulated from the test records)
@@ -268,20 +304,26 @@ def audit_command(train:str, # the training records (members): .npz (x, y), .csv
                   retrain_lr:float=1e-3, # exfiltration: their learning rate (Adam)
                   seed:int=0, # seeds every section
                   out:str='updates-leak-audit', # folder for audit.html, audit.json and the summary figure
-                  cache:str='.cache/updates_leak', # finished sections, so that an interrupted audit resumes ('' for none)
+                  # finished sections, so that an interrupted audit resumes ('' for none)
+                  cache:str='.cache/updates_leak',
                   root:str=None, # data root for dataset names
-                  device:str=None, # 'cpu', 'cuda', ... (default: where the model lives; CUDA, when available, for models the command trains)
+                  # 'cpu', 'cuda', ... (default: where the model lives; CUDA if available for models it trains)
+                  device:str=None,
                  ) -> Outcome:
-    "Privacy audit of your own model: membership, online updates, extraction, inversion and exfiltration, in one HTML report."
+    """Privacy audit of your own model: membership, online updates, extraction, inversion and exfiltration, in one HTML
+    report."""
     chosen = tuple(f.strip() for f in families.split(',') if f.strip())
-    if set(chosen) - set(FAMILIES): raise ValueError(f"unknown --families {sorted(set(chosen) - set(FAMILIES))}; choose from {','.join(FAMILIES)}")
+    if set(chosen) - set(FAMILIES):
+        raise ValueError(f"unknown --families {sorted(set(chosen) - set(FAMILIES))}; choose from {','.join(FAMILIES)}")
     the_model = load_model(model, arch, arch_kwargs=arch_kwargs, predict=predict)
     tr, te = load_records(train, label, split='train', root=root), load_records(test, label, split='test', root=root)
     up = load_records(update, label, split='train', root=root).data if update else None
     if sensitive is not None and tr.columns is None:
-        if not sensitive.isdigit(): raise ValueError(f"--sensitive {sensitive!r}: records without column names take a column index")
+        if not sensitive.isdigit():
+            raise ValueError(f"--sensitive {sensitive!r}: records without column names take a column index")
         sensitive = int(sensitive)
-    res = audit(the_model, tr.data, test=te.data, update=up, sensitive=sensitive, columns=tr.columns, families=chosen, quick=quick, seed=seed, device=device,
+    res = audit(the_model, tr.data, test=te.data, update=up, sensitive=sensitive, columns=tr.columns, families=chosen,
+                quick=quick, seed=seed, device=device,
                 cache_dir=cache or None, retrain_epochs=retrain_epochs, retrain_lr=retrain_lr, progress=False)
     return Outcome('audit', [res])
 
@@ -291,8 +333,10 @@ def bench_flags() -> list:
     options = {}
     for name, bench in BENCHES.items():
         docs, hints = docments(bench), typing.get_type_hints(bench)
-        options[name] = [ConfigOption(n, plain_type(hints[n]), default=p.default, help=docs.get(n) or '') for n, p in inspect.signature(bench).parameters.items()
-                         if n != 'device' and n in hints and plain_type(hints[n]) is not None and p.default is not inspect.Parameter.empty]
+        options[name] = [ConfigOption(n, plain_type(hints[n]), default=p.default,
+                                      help=docs.get(n) or '') for n, p in inspect.signature(bench).parameters.items()
+                         if n != 'device' and n in hints and plain_type(hints[n]) is not None
+                         and p.default is not inspect.Parameter.empty]
     return merged_flags(options)
 
 def bench_command(name:str, # the benchmark
@@ -310,11 +354,13 @@ COMMANDS['bench'] = Command('bench', bench_command, choices={'name': tuple(BENCH
                             summary_text=f"Benchmarks, each beside its baseline at its best: {', '.join(BENCHES)}")
 
 # %% ../nbs/90_cli.ipynb #2e29a3fa
-USER_ERRORS = (ValueError, MissingDataError, QueryBudgetExceeded, WhiteBoxRequired)  # mistakes a user can act on: one line, no traceback
+# mistakes a user can act on: one line, no traceback
+USER_ERRORS = (ValueError, MissingDataError, QueryBudgetExceeded, WhiteBoxRequired)
 
 def _usage() -> str:
-    return "usage: updates-leak <command> [options]\n\ncommands:\n" + '\n'.join(f"  {k:<12} {c.summary}" for k, c in COMMANDS.items()) + \
-           "\n\n`updates-leak <command> --help` lists a command's options."
+    commands = '\n'.join(f"  {k:<12} {c.summary}" for k, c in COMMANDS.items())
+    return (f"usage: updates-leak <command> [options]\n\ncommands:\n{commands}"
+            "\n\n`updates-leak <command> --help` lists a command's options.")
 
 def _writable(out:str) -> Path:
     "`out` as a folder that exists and can be written to, or `ValueError`."
@@ -328,7 +374,8 @@ def _writable(out:str) -> Path:
 def _one_line(e:Exception) -> str:
     "The error as one line (a missing dataset names the paths tried and where to get the data)."
     if isinstance(e, MissingDataError):
-        return f"{e.dataset}: no data found (looked for {', '.join(e.tried)}); get it from {e.source}; set the data root with --root or UPDATES_LEAK_DATA"
+        return (f"{e.dataset}: no data found (looked for {', '.join(e.tried)}); get it from {e.source}; set the data "
+                "root with --root or UPDATES_LEAK_DATA")
     return ' '.join(str(e).split())
 
 def main(argv:list|None=None, # the arguments after `updates-leak` (default: `sys.argv[1:]`)
@@ -344,5 +391,6 @@ def main(argv:list|None=None, # the arguments after `updates-leak` (default: `sy
         out = _writable(args['out']) if args.get('out') else None
         outcome = cmd.run(**args)
     except USER_ERRORS as e:
-        print(f"updates-leak {cmd.name}: error: {_one_line(e)}", file=sys.stderr); sys.exit(2 if isinstance(e, ValueError) else 1)
+        print(f"updates-leak {cmd.name}: error: {_one_line(e)}", file=sys.stderr)
+        sys.exit(2 if isinstance(e, ValueError) else 1)
     report(outcome, out, command_line=' '.join(['updates-leak', *argv]))

@@ -19,11 +19,14 @@ __all__ = ['DATA_ENV', 'resolve_device', 'set_seed', 'seeded_generator', 'child_
 
 # %% ../nbs/00_core.ipynb #b76b7c3c
 def resolve_device(device:str|torch.device|None=None, # an explicit choice, which always wins
-                   model=None, # the model the computation uses: a torch module, or anything with a `device` (an `Oracle`)
+                   # the model the computation uses: a torch module, or anything with a `device` (an `Oracle`)
+                   model=None,
                   ) -> torch.device:
-    "What `device=None` means in the library: where `model` lives (the CPU for a module with no tensors), else CUDA when available, else the CPU."
+    """What `device=None` means in the library:
+    where `model` lives (the CPU for a module with no tensors), else CUDA when available, else the CPU."""
     if device is not None: return torch.device(device)
-    if isinstance(model, torch.nn.Module): return next((t.device for t in (*model.parameters(), *model.buffers())), torch.device('cpu'))
+    if isinstance(model, torch.nn.Module):
+        return next((t.device for t in (*model.parameters(), *model.buffers())), torch.device('cpu'))
     if isinstance(getattr(model, 'device', None), torch.device): return model.device
     return torch.device('cuda' if torch.cuda.is_available() else 'cpu')
 
@@ -51,12 +54,15 @@ def child_seed(seed:int, # the run's seed, as the caller passed it
                *names, # what the stream is for: strings and whole numbers, e.g. `'shadow model', 3`
                bits:int=63, # width of the result (63 suits `torch.Generator`; 32 suits scikit-learn's `random_state`)
               ) -> int:
-    "A seed in [0, 2^bits) for the stream `names` of the run `seed`: equal only when the seed and the names are equal (up to the hash)."
+    """A seed in [0, 2^bits) for the stream `names` of the run `seed`:
+    equal only when the seed and the names are equal (up to the hash)."""
     def whole(v, what):
-        if isinstance(v, bool) or not isinstance(v, numbers.Integral): raise TypeError(f"{what} must be a whole number, got {v!r}")
+        if isinstance(v, bool) or not isinstance(v, numbers.Integral):
+            raise TypeError(f"{what} must be a whole number, got {v!r}")
         return int(v)
     if not names: raise ValueError("child_seed needs at least one name: what the stream is for")
-    parts = [whole(seed, 'seed')] + [n if isinstance(n, str) else whole(n, 'a name that is not a string') for n in names]
+    parts = [whole(seed, 'seed')] + [n if isinstance(n, str)
+                                     else whole(n, 'a name that is not a string') for n in names]
     if not 1 <= bits <= 63: raise ValueError(f"bits must lie in 1..63, got {bits}")
     digest = hashlib.sha256(json.dumps(parts, ensure_ascii=True).encode()).digest()
     return int.from_bytes(digest[:8], 'big') >> (64 - bits)
@@ -75,7 +81,8 @@ def torch_threads(n:int|None, # intra-op threads inside the block; `None` leaves
 @contextmanager
 def held_warnings(category:type, # the warnings to hold back (their subclasses too)
                  ):
-    "Context manager that holds back the warnings of `category` raised in its block and yields the list it collects them in (filled when the block ends); other warnings pass on."
+    """Context manager that holds back the warnings of `category` raised in its block and yields the list it collects
+    them in (filled when the block ends); other warnings pass on."""
     held, caught = [], []
     try:
         with warnings.catch_warnings(record=True) as caught:
@@ -84,24 +91,29 @@ def held_warnings(category:type, # the warnings to hold back (their subclasses t
     finally:  # also when the block raised: nothing it warned is lost
         for w in caught:
             if issubclass(w.category, category): held.append(w)
-            else: warnings.warn_explicit(w.message, w.category, w.filename, w.lineno, source=w.source)  # under the caller's filters
+            # under the caller's filters
+            else: warnings.warn_explicit(w.message, w.category, w.filename, w.lineno, source=w.source)
 
 # %% ../nbs/00_core.ipynb #d2d4e9dc
 def numerics_key(device:str|torch.device|None=None, # where the computation runs (`None`: CUDA if available)
                  threads:int|None=None, # its intra-op threads on a CPU (`None`: the current count)
                 ) -> dict:
-    "What decides a computation's last bits besides its inputs, for a cache key: the PyTorch version and device type; the instruction set and intra-op thread count on a CPU, the model on a GPU."
+    """What decides a computation's last bits besides its inputs, for a cache key: the PyTorch version and device type;
+    the instruction set and intra-op thread count on a CPU, the model on a GPU."""
     device = resolve_device(device)
     key = {'torch': torch.__version__, 'device': device.type}
-    if device.type == 'cpu': return key | {'cpu kernels': torch.backends.cpu.get_cpu_capability(), 'threads': threads or torch.get_num_threads()}
+    if device.type == 'cpu':
+        return key | {'cpu kernels': torch.backends.cpu.get_cpu_capability(),
+                      'threads': threads or torch.get_num_threads()}
     if device.type == 'cuda' and torch.cuda.is_available(): key['gpu'] = torch.cuda.get_device_name(device)
     return key
 
 # %% ../nbs/00_core.ipynb #privrngcode
 @contextmanager
-def private_rng(seed:int, # seeds Python's, NumPy's, the CPU's and every visible CUDA device's generator inside the block
+def private_rng(seed:int, # seeds Python's, NumPy's, the CPU's and every CUDA device's generator in the block
                ):
-    "Run the block on freshly seeded global generators (Python, NumPy, torch CPU and CUDA), leaving the caller's random state as it was."
+    """Run the block on freshly seeded global generators (Python, NumPy, torch CPU and CUDA), leaving the caller's
+    random state as it was."""
     devices = list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
     python_state, numpy_state = random.getstate(), np.random.get_state()
     with torch.random.fork_rng(devices=devices):
@@ -123,12 +135,15 @@ def keyed_uniform(keys:torch.Tensor, # K integer keys, one per stream (on the de
                   *,
                   shape:tuple, # the shape of each stream's draw
                  ) -> torch.Tensor:
-    "Uniform numbers in [0, 1), K × `shape`, that depend only on (key, counter, position): counter-based and device-independent."
+    """Uniform numbers in [0, 1), K × `shape`, that depend only on (key, counter, position):
+    counter-based and device-independent."""
     keys = torch.as_tensor(keys)
-    if keys.is_floating_point() or keys.dim() != 1: raise TypeError(f"keys must be a 1-d integer tensor, got {keys.dtype} of shape {tuple(keys.shape)}")
+    if keys.is_floating_point() or keys.dim() != 1:
+        raise TypeError(f"keys must be a 1-d integer tensor, got {keys.dtype} of shape {tuple(keys.shape)}")
     if not 0 <= counter < 2**32: raise ValueError(f"counter must lie in 0..2³² − 1, got {counter}")
     stream = _mix32(_mix32(keys.long() & _MASK32) ^ counter)
-    bits = _mix32(stream[:, None] ^ _mix32(torch.arange(math.prod(shape), device=keys.device)))  # hashing the position first: no two streams are shifts of each other
+    # hashing the position first: no two streams are shifts of each other
+    bits = _mix32(stream[:, None] ^ _mix32(torch.arange(math.prod(shape), device=keys.device)))
     return (bits.double() / 2**32).float().view(len(keys), *shape)
 
 
@@ -140,10 +155,12 @@ def ray_map(fn:typing.Callable, # a module-level function (Ray workers import it
             address:str|None=None, # a Ray cluster's address (`None`: start or join a local instance)
             gpu:bool=False, # ask one GPU per task instead of none
            ):
-    "Run `fn(shared, *job)` for every job as a Ray task with one CPU (and one GPU with `gpu`); yield the results in the order of `jobs`."
+    """Run `fn(shared, *job)` for every job as a Ray task with one CPU (and one GPU with `gpu`);
+    yield the results in the order of `jobs`."""
     try: import ray
     except ImportError: raise ValueError("backend='ray' needs Ray: pip install 'updates-leak[ray]'") from None
-    if not ray.is_initialized(): ray.init(address=address, ignore_reinit_error=True, log_to_driver=False, include_dashboard=False)
+    if not ray.is_initialized():
+        ray.init(address=address, ignore_reinit_error=True, log_to_driver=False, include_dashboard=False)
     task = ray.remote(num_cpus=1, num_gpus=1 if gpu else 0)(fn)
     ref = ray.put(shared)
     futures = [task.remote(ref, *job) for job in jobs]
@@ -174,7 +191,8 @@ def as_float_tensor(x, # array-like: a tensor, NumPy array or nested list
         if not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
             raise TypeError(f"{name} must be numeric, got an array of dtype {arr.dtype}")
         t = torch.from_numpy(np.ascontiguousarray(arr))
-    if t.is_complex() or not (t.is_floating_point() or t.dtype in (torch.bool, torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64)):
+    if t.is_complex() or not (t.is_floating_point() or t.dtype in (torch.bool, torch.uint8, torch.int8, torch.int16,
+                                                                   torch.int32, torch.int64)):
         raise TypeError(f"{name} must be real-valued, got {t.dtype}")
     t = t.to(dtype)
     return t if device is None else t.to(device)
@@ -185,7 +203,8 @@ def check_finite(x:torch.Tensor, # tensor to check
     "Raise `ValueError` if `x` holds NaN or infinite values; return `x` unchanged."
     bad = ~torch.isfinite(x)
     if bad.any():
-        raise ValueError(f"{name} holds {int(bad.sum())} NaN or infinite value(s) (first at flat index {int(bad.flatten().nonzero()[0])})")
+        raise ValueError(f"{name} holds {int(bad.sum())} NaN or infinite value(s) (first at flat index "
+                         f"{int(bad.flatten().nonzero()[0])})")
     return x
 
 def check_shape(x:torch.Tensor, # tensor to check
@@ -208,7 +227,8 @@ def check_count(value, # what the caller passed
                ) -> int:
     "`value` as an `int` if it is a whole number ≥ `low` (not a bool, not a fraction), else `ValueError` naming `name`."
     whole = isinstance(value, numbers.Integral) or (isinstance(value, float) and value.is_integer())
-    if isinstance(value, bool) or not whole or value < low: raise ValueError(f"{name} must be a whole number ≥ {low}, got {value!r}")
+    if isinstance(value, bool) or not whole or value < low:
+        raise ValueError(f"{name} must be a whole number ≥ {low}, got {value!r}")
     return int(value)
 
 def check_positive(value, # what the caller passed
@@ -217,7 +237,8 @@ def check_positive(value, # what the caller passed
                    zero:bool=False, # also allow 0
                   ) -> float:
     "`value` as a `float` if it is a finite number > 0 (≥ 0 with `zero`), else `ValueError` naming `name`."
-    ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value) and (value >= 0 if zero else value > 0)
+    ok = (isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
+          and (value >= 0 if zero else value > 0))
     if not ok: raise ValueError(f"{name} must be a {'non-negative' if zero else 'positive'} number, got {value!r}")
     return float(value)
 
@@ -225,7 +246,8 @@ def check_fraction(value, # what the caller passed
                    name:str, # the argument's name, for the message
                   ) -> float:
     "`value` as a `float` if it lies strictly between 0 and 1, else `ValueError` naming `name`."
-    if not (isinstance(value, numbers.Real) and 0 < value < 1): raise ValueError(f"{name} must lie strictly between 0 and 1, got {value!r}")
+    if not (isinstance(value, numbers.Real) and 0 < value < 1):
+        raise ValueError(f"{name} must lie strictly between 0 and 1, got {value!r}")
     return float(value)
 
 def check_allocation(n_bytes:float, # what the request's arrays alone would take
@@ -235,7 +257,8 @@ def check_allocation(n_bytes:float, # what the request's arrays alone would take
     try: total = os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES')
     except (AttributeError, ValueError, OSError): return
     if n_bytes > total:
-        raise ValueError(f"{what} needs about {n_bytes / 2**30:,.3g} GiB of memory, more than this machine's {total / 2**30:,.3g} GiB")
+        raise ValueError(f"{what} needs about {n_bytes / 2**30:,.3g} GiB of memory, more than this machine's "
+                         f"{total / 2**30:,.3g} GiB")
 
 # %% ../nbs/00_core.ipynb #e7bcf563
 def chunks(n:int, # total number of items
@@ -269,7 +292,8 @@ def best_thread_time(fn:typing.Callable, # the work to time, called with no argu
                      device=None, # where `fn` computes: on CUDA, one count (the current one) is timed
                      repeats:int=1, warmup:bool=False, # as in `best_time`
                     ) -> tuple:
-    "`(seconds, threads)`: the fastest time of `fn` over the thread counts tried, and the count that gave it (a baseline at its best)."
+    """`(seconds, threads)`: the fastest time of `fn` over the thread counts tried, and the count that gave it (a
+    baseline at its best)."""
     on_gpu = device is not None and torch.device(device).type == 'cuda'
     counts = (torch.get_num_threads(),) if on_gpu else tuple(sorted(set(threads or (1, torch.get_num_threads()))))
     times = {}

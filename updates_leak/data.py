@@ -17,16 +17,18 @@ from .core import as_float_tensor, check_count, check_finite, data_root, seeded_
 
 # %% auto #0
 __all__ = ['MNIST_CLASSES', 'FASHION_CLASSES', 'DEBIAN_FASHION', 'EMBEDDED_SIZES', 'CIFAR10_CLASSES', 'PRIVACYTRUSTLAB', 'TABLES',
-           'DATASETS', 'WHOLE_DATASETS', 'Data', 'concat', 'from_uint8', 'as_data', 'check_range', 'MissingDataError',
-           'read_npz', 'read_idx', 'load_mnist', 'load_fashion_mnist', 'make_embedded_mnist', 'load_embedded_mnist',
-           'RestrictedUnpickler', 'safe_unpickle', 'load_cifar10', 'load_cifar100', 'load_att_faces', 'load_location',
-           'load_purchase100', 'load_texas100', 'minmax_scale', 'load_sklearn', 'load_table', 'Feature', 'load_dataset',
-           'disjoint_split', 'assert_disjoint', 'split_data', 'show_images']
+           'DATASETS', 'WHOLE_DATASETS', 'Data', 'concat', 'from_uint8', 'as_data', 'check_range', 'record_ids',
+           'record_warnings', 'MissingDataError', 'read_npz', 'read_idx', 'load_mnist', 'load_fashion_mnist',
+           'make_embedded_mnist', 'load_embedded_mnist', 'RestrictedUnpickler', 'safe_unpickle', 'load_cifar10',
+           'load_cifar100', 'load_att_faces', 'load_location', 'load_purchase100', 'load_texas100', 'minmax_scale',
+           'load_sklearn', 'load_table', 'Feature', 'load_dataset', 'disjoint_split', 'assert_disjoint', 'split_data',
+           'show_images']
 
 # %% ../nbs/01_data.ipynb #f95ba2e4
 @dataclass
 class Data(Dataset):
-    "A labelled dataset in the library's common form: `x` float (N×C×H×W images or N×D vectors), `y` int64 class indices."
+    """A labelled dataset in the library's common form:
+    `x` float (N×C×H×W images or N×D vectors), `y` int64 class indices."""
     x: torch.Tensor  # inputs, N×C×H×W (images) or N×D (vectors), floating point and finite
     y: torch.Tensor  # labels, N, int64 in [0, len(classes))
     classes: list = field(default_factory=list)  # class names, index = label (empty: '0' … str(max(y)))
@@ -34,20 +36,25 @@ class Data(Dataset):
 
     def __post_init__(self):
         what = self.name or 'Data'
-        if self.x.dim() < 2: raise ValueError(f"{what}: x must be N × features (or N×C×H×W images), got shape {tuple(self.x.shape)}")
-        if self.y.dim() != 1: raise ValueError(f"{what}: y must hold one label per input, got shape {tuple(self.y.shape)}")
-        if self.x.shape[0] != self.y.shape[0]: raise ValueError(f"{what}: {self.x.shape[0]} inputs but {self.y.shape[0]} labels")
+        if self.x.dim() < 2:
+            raise ValueError(f"{what}: x must be N × features (or N×C×H×W images), got shape {tuple(self.x.shape)}")
+        if self.y.dim() != 1:
+            raise ValueError(f"{what}: y must hold one label per input, got shape {tuple(self.y.shape)}")
+        if self.x.shape[0] != self.y.shape[0]:
+            raise ValueError(f"{what}: {self.x.shape[0]} inputs but {self.y.shape[0]} labels")
         if not self.x.is_floating_point(): raise TypeError(f"{what}: x must be float, got {self.x.dtype}")
         if self.y.dtype != torch.int64: raise TypeError(f"{what}: y must be int64, got {self.y.dtype}")
         check_finite(self.x, f'{what}: x')
-        if len(self.y) and int(self.y.min()) < 0: raise ValueError(f"{what}: labels must be class indices ≥ 0, got {int(self.y.min())}")
+        if len(self.y) and int(self.y.min()) < 0:
+            raise ValueError(f"{what}: labels must be class indices ≥ 0, got {int(self.y.min())}")
         if not self.classes and len(self.y): self.classes = [str(c) for c in range(int(self.y.max()) + 1)]
         if len(self.y) and int(self.y.max()) >= len(self.classes):
             raise ValueError(f"{what}: label {int(self.y.max())} has no class name ({len(self.classes)} classes)")
 
     def __len__(self): return len(self.y)
     def __getitem__(self, i): return self.x[i], self.y[i]
-    def __repr__(self): return f"Data({self.name!r}: {len(self)} × {tuple(self.sample_shape)}, {self.n_classes} classes)"
+    def __repr__(self):
+        return f"Data({self.name!r}: {len(self)} × {tuple(self.sample_shape)}, {self.n_classes} classes)"
 
     @property
     def sample_shape(self) -> torch.Size:
@@ -78,7 +85,8 @@ def concat(parts:list, # `Data` of one domain: the same input shape, class names
     for p in parts:
         if p.sample_shape != first.sample_shape or p.classes != classes[:len(p.classes)]:
             raise ValueError(f"{p!r} and {first!r} are not records of one domain (their inputs or class names differ)")
-    return Data(torch.cat([p.x for p in parts]), torch.cat([p.y for p in parts]), classes=classes, name=first.name if name is None else name)
+    return Data(torch.cat([p.x for p in parts]), torch.cat([p.y for p in parts]), classes=classes,
+                name=first.name if name is None else name)
 
 # %% ../nbs/01_data.ipynb #5aefcaf0
 def from_uint8(x:np.ndarray, # uint8 images, N×H×W (grey) or N×H×W×C (colour)
@@ -99,16 +107,25 @@ def as_data(data, # a `Data`, an `(x, y)` pair of arrays or tensors, or a `Tenso
             name:str='', # what the data is called in messages
            ) -> Data:
     "`data` in the library's common form."
-    if isinstance(data, Data): return data if classes is None else Data(data.x, data.y, classes=list(classes), name=data.name)
+    if isinstance(data, Data):
+        return data if classes is None else Data(data.x, data.y, classes=list(classes), name=data.name)
     if isinstance(data, TensorDataset): data = data.tensors
     if not (isinstance(data, (tuple, list)) and len(data) == 2):
         raise TypeError(f"expected a Data, an (x, y) pair or a TensorDataset of two tensors, got {type(data).__name__}"
                         + (f" of length {len(data)}" if isinstance(data, (tuple, list)) else ''))
     x = as_float_tensor(data[0], f'{name or "data"}: x')
-    y = torch.as_tensor(np.asarray(data[1]) if not isinstance(data[1], torch.Tensor) else data[1])
+    if not isinstance(data[1], torch.Tensor):
+        labels = np.array(data[1])  # a copy: read-only arrays (pandas, memory maps) stay the caller's
+        if labels.dtype.kind not in 'biuf':
+            what = 'text' if labels.dtype.kind in 'US' else f'{labels.dtype} values'
+            raise TypeError(f"{name or 'data'}: labels must be integer class indices, got {what}")
+    y = torch.as_tensor(labels) if not isinstance(data[1], torch.Tensor) else data[1]
     if y.is_floating_point():
-        if not torch.equal(y, y.round()): raise ValueError(f"{name or 'data'}: labels must be whole numbers (class indices), got {y[y != y.round()][0].item()}")
-    elif y.dtype == torch.bool or not (y.dtype.is_floating_point or y.dtype in (torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64)):
+        if not torch.equal(y, y.round()):
+            raise ValueError(f"{name or 'data'}: labels must be whole numbers (class indices), got "
+                             f"{y[y != y.round()][0].item()}")
+    elif y.dtype == torch.bool or not (y.dtype.is_floating_point
+                                       or y.dtype in (torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64)):
         raise TypeError(f"{name or 'data'}: labels must be integer class indices, got {y.dtype}")
     return Data(x, y.long(), classes=list(classes or []), name=name)
 
@@ -118,9 +135,34 @@ def check_range(x:torch.Tensor, # inputs
                ) -> torch.Tensor:
     "Raise `ValueError` unless every value of `x` lies in [low, high]; return `x`."
     if len(x) and (float(x.min()) < low or float(x.max()) > high):
-        raise ValueError(f"{needs} needs inputs in [{low:g}, {high:g}], got [{float(x.min()):.4g}, {float(x.max()):.4g}]: "
+        raise ValueError(f"{needs} needs inputs in [{low:g}, {high:g}], got [{float(x.min()):.4g}, "
+                         f"{float(x.max()):.4g}]: "
                          f"scale them first (e.g. `minmax_scale`)")
     return x
+
+# %% ../nbs/01_data.ipynb #a6cd5b1e
+def record_ids(*parts:Data) -> list:
+    "One id tensor per part: equal ids mark records with equal inputs and labels, within and across the parts."
+    rows = torch.cat([torch.cat([p.x.flatten(1).double(), p.y[:, None].double()], 1) for p in parts])
+    ids = torch.unique(rows, dim=0, return_inverse=True)[1]
+    return list(ids.split([len(p) for p in parts]))
+
+def record_warnings(data:Data, # records given to an attack or an audit
+                    *,
+                    n_classes:int|None=None, # the model's class count, when there is a model
+                    name:str|None=None, # what the records are called (default: their own name)
+                   ) -> list:
+    """What makes `data` a poor sample to measure leakage on, in words: a single class, and records that appear more
+    than once (each copy counts in every metric)."""
+    what, out = name or data.name or 'the records', []
+    present = data.y.unique()
+    if len(data) > 1 and len(present) == 1:
+        of = f" of the model's {n_classes}" if n_classes else ''
+        out.append(f"{what}: every record is of class {int(present[0])}{of}, so a per-class baseline is a perfect "
+                   "guess")
+    if repeats := len(data) - len(record_ids(data)[0].unique()):
+        out.append(f"{what}: {repeats} of {len(data)} records repeat another one (each copy counts in the metrics)")
+    return out
 
 # %% ../nbs/01_data.ipynb #2430e7bb
 class MissingDataError(FileNotFoundError):
@@ -134,7 +176,8 @@ class MissingDataError(FileNotFoundError):
 def read_npz(path:str|Path, # a NumPy `.npz` archive of arrays
              keys:tuple, # the arrays to read
             ) -> tuple:
-    "The named arrays of an `.npz` archive; pickled objects are never loaded, and a damaged or foreign file is refused with the library's own message."
+    """The named arrays of an `.npz` archive; pickled objects are never loaded, and a damaged or foreign file is refused
+    with the library's own message."""
     with open(path, 'rb') as f:
         if f.read(4) != b'PK\x03\x04': raise ValueError(f"{path}: not a readable .npz archive (it is not a zip file)")
     try:
@@ -144,7 +187,9 @@ def read_npz(path:str|Path, # a NumPy `.npz` archive of arrays
             return tuple(np.asarray(d[k]) for k in keys)
     except ValueError as e:
         if str(path) in str(e): raise
-        if 'pickle' in str(e): raise ValueError(f"{path}: holds Python objects, not plain arrays; the library does not load pickled data") from None
+        if 'pickle' in str(e):
+            raise ValueError(f"{path}: holds Python objects, not plain arrays; the library does not load "
+                             "pickled data") from None
         raise ValueError(f"{path}: not a readable .npz archive ({e})") from None
     except Exception as e: raise ValueError(f"{path}: not a readable .npz archive ({type(e).__name__}: {e})") from None
 
@@ -153,7 +198,8 @@ def _first_existing(dataset:str, candidates:list, *, source:str):
     for c in candidates:
         paths = c if isinstance(c, tuple) else (c,)
         if all(Path(p).exists() for p in paths): return c
-    raise MissingDataError(dataset, [p for c in candidates for p in (c if isinstance(c, tuple) else (c,))], source=source)
+    raise MissingDataError(dataset, [p for c in candidates for p in (c if isinstance(c, tuple) else (c,))],
+                           source=source)
 
 # %% ../nbs/01_data.ipynb #f4b3d94b
 def read_idx(path:str|Path, # an IDX file, optionally gzipped
@@ -171,7 +217,8 @@ def read_idx(path:str|Path, # an IDX file, optionally gzipped
 
 # %% ../nbs/01_data.ipynb #6e830aa5
 MNIST_CLASSES = [str(i) for i in range(10)]
-FASHION_CLASSES = ['T-shirt/top', 'Trouser', 'Pullover', 'Dress', 'Coat', 'Sandal', 'Shirt', 'Sneaker', 'Bag', 'Ankle boot']
+FASHION_CLASSES = ['T-shirt/top', 'Trouser', 'Pullover', 'Dress', 'Coat', 'Sandal', 'Shirt', 'Sneaker', 'Bag',
+                   'Ankle boot']
 DEBIAN_FASHION = Path('/usr/share/datasets/fashion-mnist')
 
 def _idx_pair(folder:Path, split:str, *, gz:bool=True):
@@ -191,7 +238,8 @@ def load_mnist(split:str='train', # 'train' (60,000) or 'test' (10,000)
     r = data_root(root)
     raw = r/'MNIST'/'raw'
     found = _first_existing('MNIST', [r/'mnist'/'mnist.npz', _idx_pair(raw, split), _idx_pair(raw, split, gz=False)],
-                            source='http://yann.lecun.com/exdb/mnist/ (IDX files into ROOT/MNIST/raw/) or the shared data folder (mnist/mnist.npz)')
+                            source='http://yann.lecun.com/exdb/mnist/ (IDX files into ROOT/MNIST/raw/) or the shared '
+                                   'data folder (mnist/mnist.npz)')
     if isinstance(found, tuple): x, y = map(read_idx, found)
     else:
         x, y = read_npz(found, (f'x_{split}', f'y_{split}'))
@@ -205,7 +253,8 @@ def load_fashion_mnist(split:str='train', # 'train' (60,000) or 'test' (10,000)
     r = data_root(root)
     folders = [r/'fashion-mnist', r/'FashionMNIST'/'raw', DEBIAN_FASHION]
     found = _first_existing('Fashion-MNIST', [_idx_pair(f, split, gz=gz) for f in folders for gz in (True, False)],
-                            source="`apt-get install dataset-fashion-mnist` (Debian) or https://github.com/zalandoresearch/fashion-mnist")
+                            source="`apt-get install dataset-fashion-mnist` (Debian) or "
+                                   "https://github.com/zalandoresearch/fashion-mnist")
     x, y = map(read_idx, found)
     return from_uint8(x, y, classes=FASHION_CLASSES, name=f'fashion-mnist-{split}')
 
@@ -281,7 +330,9 @@ def load_cifar10(split:str='train', # 'train' (50,000) or 'test' (10,000)
     binary = tuple(r/'cifar-10-batches-bin'/f'{n}.bin' for n in names)
     python = tuple(r/'cifar-10-batches-py'/n for n in names)
     jpeg = r/'cifar10'/f'cifar10_{split}_jpeg.npz'
-    found = _first_existing('CIFAR-10', [binary, python, jpeg], source='https://www.cs.toronto.edu/~kriz/cifar.html (binary or python version, extracted into ROOT)')
+    found = _first_existing('CIFAR-10', [binary, python, jpeg],
+                            source='https://www.cs.toronto.edu/~kriz/cifar.html (binary or python version, extracted '
+                                   'into ROOT)')
     if found == binary: x, y = _cifar_binary(list(binary), 1, label_offset=0)
     elif found == python: x, y = _cifar_python(list(python), b'labels')
     else:
@@ -296,7 +347,9 @@ def load_cifar100(split:str='train', # 'train' (50,000) or 'test' (10,000)
     _check_split(split)
     r = data_root(root)
     binary, python = r/'cifar-100-binary'/f'{split}.bin', r/'cifar-100-python'/split
-    found = _first_existing('CIFAR-100', [binary, python], source='https://www.cs.toronto.edu/~kriz/cifar.html (binary or python version, extracted into ROOT)')
+    found = _first_existing('CIFAR-100', [binary, python],
+                            source='https://www.cs.toronto.edu/~kriz/cifar.html (binary or python version, extracted '
+                                   'into ROOT)')
     if found == binary:
         x, y = _cifar_binary([binary], 2, label_offset=1)
         names = (r/'cifar-100-binary'/'fine_label_names.txt').read_text().split()
@@ -310,7 +363,8 @@ def load_att_faces(root:str|Path|None=None, # data root (see `data_root`)
                   ) -> Data:
     "The AT&T / ORL faces: 400 images (40 people × 10), 1×112×92, labels 0..39."
     path = _first_existing('AT&T faces', [data_root(root)/'att_faces'/'att_faces.npz'],
-                           source='the shared data folder (att_faces/att_faces.npz, see its PROVENANCE.md) or https://cam-orl.co.uk/facedatabase.html')
+                           source='the shared data folder (att_faces/att_faces.npz, see its PROVENANCE.md) or '
+                                  'https://cam-orl.co.uk/facedatabase.html')
     images, labels = read_npz(path, ('images', 'labels'))
     return from_uint8(images, labels, classes=[f's{i+1}' for i in range(40)], name='att-faces')
 
@@ -318,26 +372,32 @@ def load_location(root:str|Path|None=None, # data root (see `data_root`)
                  ) -> Data:
     "Location (Bangkok Foursquare check-ins, Shokri et al.): 5,010 × 446 binary features, 30 classes."
     path = _first_existing('Location', [data_root(root)/'location'/'location.npz'],
-                           source='https://github.com/privacytrustlab/datasets (dataset_location.tgz), converted to location/location.npz with keys features, labels')
+                           source='https://github.com/privacytrustlab/datasets (dataset_location.tgz), converted to '
+                                  'location/location.npz with keys features, labels')
     x, y = read_npz(path, ('features', 'labels'))
     x = x.astype(np.float32)
-    return Data(torch.from_numpy(x), torch.as_tensor(y, dtype=torch.long), classes=[str(i) for i in range(30)], name='location')
+    return Data(torch.from_numpy(x), torch.as_tensor(y, dtype=torch.long), classes=[str(i) for i in range(30)],
+                name='location')
 
 PRIVACYTRUSTLAB = 'https://github.com/privacytrustlab/datasets'
 
 def load_purchase100(root:str|Path|None=None, # data root (see `data_root`)
                     ) -> Data:
-    "Purchase100 (Shokri et al.): 197,324 shoppers × 600 binary features, 100 classes; read from `purchase100/dataset_purchase`."
+    """Purchase100 (Shokri et al.): 197,324 shoppers × 600 binary features, 100 classes;
+    read from `purchase100/dataset_purchase`."""
     path = _first_existing('Purchase100', [data_root(root)/'purchase100'/'dataset_purchase'],
-                           source=f'{PRIVACYTRUSTLAB} (dataset_purchase.tgz), extracted to purchase100/dataset_purchase under the data root')
+                           source=f'{PRIVACYTRUSTLAB} (dataset_purchase.tgz), extracted to '
+                                  'purchase100/dataset_purchase under the data root')
     table = pd.read_csv(path, header=None, dtype=np.int64).to_numpy()
     return Data(torch.from_numpy(table[:, 1:].astype(np.float32)), torch.as_tensor(table[:, 0] - 1),
                 classes=[str(i) for i in range(100)], name='purchase100')
 
 def load_texas100(root:str|Path|None=None, # data root (see `data_root`)
                  ) -> Data:
-    "Texas100 (Shokri et al.): 67,330 hospital stays × 6,169 binary features, 100 procedures; read from `texas100/feats` and `texas100/labels`."
-    source = f'{PRIVACYTRUSTLAB} (dataset_texas.tgz), with its texas/100/feats and texas/100/labels copied to texas100/ under the data root'
+    """Texas100 (Shokri et al.): 67,330 hospital stays × 6,169 binary features, 100 procedures;
+    read from `texas100/feats` and `texas100/labels`."""
+    source = (f'{PRIVACYTRUSTLAB} (dataset_texas.tgz), with its texas/100/feats and texas/100/labels copied to '
+              'texas100/ under the data root')
     folder = data_root(root)/'texas100'
     feats, labels = _first_existing('Texas100', [(folder/'feats', folder/'labels')], source=source)
     x = pd.read_csv(feats, header=None, dtype=np.float32).to_numpy()
@@ -355,10 +415,12 @@ def load_sklearn(name:str, # 'digits', 'iris', 'breast-cancer' or 'wine'
                 ) -> Data:
     "One of scikit-learn's bundled datasets, features min-max scaled to [0, 1]."
     import sklearn.datasets as skd
-    loaders = {'digits': skd.load_digits, 'iris': skd.load_iris, 'breast-cancer': skd.load_breast_cancer, 'wine': skd.load_wine}
+    loaders = {'digits': skd.load_digits, 'iris': skd.load_iris, 'breast-cancer': skd.load_breast_cancer,
+               'wine': skd.load_wine}
     if name not in loaders: raise ValueError(f"unknown scikit-learn dataset {name!r}; choose from {sorted(loaders)}")
     b = loaders[name]()
-    return Data(minmax_scale(b.data), torch.as_tensor(b.target, dtype=torch.long), classes=[str(c) for c in b.target_names], name=name)
+    return Data(minmax_scale(b.data), torch.as_tensor(b.target, dtype=torch.long),
+                classes=[str(c) for c in b.target_names], name=name)
 
 # %% ../nbs/01_data.ipynb #70e459cf
 TABLES = {
@@ -374,7 +436,9 @@ def load_table(name:str, # one of `TABLES`: 'steak', 'gss', 'adult', 'iris-steal
     "A survey table from the data root as a `DataFrame`."
     if name not in TABLES: raise ValueError(f"unknown table {name!r}; choose from {sorted(TABLES)}")
     rel, kw = TABLES[name]
-    path = _first_existing(name, [data_root(root)/rel], source='the shared data folder (see its PROVENANCE.md): FiveThirtyEight steak-survey, ftramer/Steal-ML data')
+    path = _first_existing(name, [data_root(root)/rel],
+                           source='the shared data folder (see its PROVENANCE.md): FiveThirtyEight steak-survey, '
+                                  'ftramer/Steal-ML data')
     return pd.read_csv(path, **kw)
 
 # %% ../nbs/01_data.ipynb #featurecode
@@ -397,7 +461,8 @@ DATASETS = {
     'mnist': load_mnist, 'mnist-embedded': lambda split='train', root=None: load_embedded_mnist(split),
     'fashion-mnist': load_fashion_mnist, 'cifar10': load_cifar10, 'cifar100': load_cifar100,
 }
-WHOLE_DATASETS = {'att-faces': load_att_faces, 'location': load_location, 'purchase100': load_purchase100, 'texas100': load_texas100,
+WHOLE_DATASETS = {'att-faces': load_att_faces, 'location': load_location, 'purchase100': load_purchase100,
+                  'texas100': load_texas100,
                   **{n: (lambda root=None, n=n: load_sklearn(n)) for n in ('digits', 'iris', 'breast-cancer', 'wine')}}
 
 def load_dataset(name:str, # a key of `DATASETS` or `WHOLE_DATASETS`
@@ -424,7 +489,8 @@ def disjoint_split(n:int, # number of samples to split
     rest = [k for k, v in sizes.items() if v is None]
     if len(rest) > 1: raise ValueError(f"only one split may take the rest, got {rest}")
     fixed = sum(v for v in sizes.values() if v is not None)
-    if any(v is not None and v < 0 for v in sizes.values()): raise ValueError(f"split sizes must be non-negative: {sizes}")
+    if any(v is not None and v < 0 for v in sizes.values()):
+        raise ValueError(f"split sizes must be non-negative: {sizes}")
     if fixed > n: raise ValueError(f"splits need {fixed} samples but only {n} are available")
     perm = torch.randperm(n, generator=seeded_generator(seed))
     out, start = {}, 0
@@ -469,7 +535,8 @@ def show_images(x:torch.Tensor, # images, N×C×H×W in [0, 1]
         ax.axis('off')
         if i >= n: continue
         img = x[i].detach().cpu().float()
-        ax.imshow(img[0] if img.shape[0] == 1 else img.permute(1, 2, 0), cmap='gray' if img.shape[0] == 1 else None, vmin=0, vmax=1)
+        ax.imshow(img[0] if img.shape[0] == 1 else img.permute(1, 2, 0), cmap='gray' if img.shape[0] == 1 else None,
+                  vmin=0, vmax=1)
         if titles is not None: ax.set_title(str(titles[i]), fontsize=8)
     if suptitle: fig.suptitle(suptitle)
     fig.tight_layout()

@@ -41,7 +41,8 @@ def owner_data(dataset:str='fashion-mnist', # an image dataset: a key of `data.D
         train, test = (as_data(d, name=n) for d, n in zip(data, ('training data', 'test data')))
         check_range(train.x, 0, high=1, needs="Exfiltration (it hides the training records as 8-bit values)")
         return train, test
-    if dataset in DATASETS: train, test = load_dataset(dataset, 'train', root=root), load_dataset(dataset, 'test', root=root)
+    if dataset in DATASETS:
+        train, test = load_dataset(dataset, 'train', root=root), load_dataset(dataset, 'test', root=root)
     else:
         whole = load_dataset(dataset, 'all', root=root)
         parts = split_data(whole, {'train': None, 'test': len(whole) * 3 // 10}, seed=seed)
@@ -51,13 +52,16 @@ def owner_data(dataset:str='fashion-mnist', # an image dataset: a key of `data.D
 def secret_images(data, # the owner's training data (images in [0, 1]): a `Data`, `(x, y)` or `TensorDataset`
                   n:int, # how many images to steal (the first n)
                  ) -> torch.Tensor:
-    "The secret: the first `n` training images as 8-bit grey pixels, n×H×W uint8 (colour turned grey, as the authors' code does; a record of D values is a 1×D image)."
+    """The secret: the first `n` training images as 8-bit grey pixels, n×H×W uint8 (colour turned grey, as the authors'
+    code does; a record of D values is a 1×D image)."""
     data = as_data(data)
     if not 0 < n <= len(data): raise ValueError(f"can steal between 1 and {len(data)} images, asked for {n}")
     x = check_range(data.x[:n], 0, high=1, needs="Exfiltration (it hides the training records as 8-bit values)")
     if x.dim() == 2: x = x[:, None, None, :]
-    if x.dim() != 4 or x.shape[1] not in (1, 3): raise ValueError(f"secrets must be grey or RGB images N×C×H×W, got shape {tuple(x.shape)}")
-    if x.shape[1] == 3: x = (x * torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)).sum(1, keepdim=True)  # ITU-R 601 luma
+    if x.dim() != 4 or x.shape[1] not in (1, 3):
+        raise ValueError(f"secrets must be grey or RGB images N×C×H×W, got shape {tuple(x.shape)}")
+    # ITU-R 601 luma
+    if x.shape[1] == 3: x = (x * torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)).sum(1, keepdim=True)
     return (x[:, 0] * 255).round().to(torch.uint8)
 
 def to_bits(images:torch.Tensor) -> torch.Tensor:
@@ -79,7 +83,8 @@ def owner_model(data:Data, # for the input size and classes
                 hidden:int=512, # width of the two hidden layers
                 *,
                 seed:int=0,
-                architecture:nn.Module|None=None, # your own architecture instead (a fresh copy is initialised from `seed`)
+                # your own architecture instead (a fresh copy is initialised from `seed`)
+                architecture:nn.Module|None=None,
                ) -> nn.Module:
     "The owner's architecture, untrained: yours, or an MLP with two hidden ReLU layers."
     with private_rng(seed):
@@ -98,7 +103,8 @@ def train_owner_model(data, # the owner's training data: a `Data`, `(x, y)` or `
     data = as_data(data)
     model = owner_model(data, hidden, seed=seed, architecture=architecture)
     kw = {} if loss_fn is None else {'loss_fn': loss_fn}
-    fit(model, data, epochs=epochs, lr=1e-3, batch_size=128, optimizer='adam', cosine=cosine, seed=seed, device=device, progress=progress, **kw)
+    fit(model, data, epochs=epochs, lr=1e-3, batch_size=128, optimizer='adam', cosine=cosine, seed=seed, device=device,
+        progress=progress, **kw)
     return model.cpu().eval()
 
 # %% ../nbs/50_exfiltration.ipynb #86ed8726
@@ -108,7 +114,8 @@ def lsb_capacity(model:nn.Module, b:int) -> int:
 
 def _check_lsb(model:nn.Module, b:int):
     if not 1 <= b <= 23: raise ValueError(f"b must be between 1 and 23 (the float32 mantissa bits), got {b}")
-    if any(p.dtype != torch.float32 for p in model.parameters()): raise ValueError("LSB encoding needs float32 parameters")
+    if any(p.dtype != torch.float32 for p in model.parameters()):
+        raise ValueError("LSB encoding needs float32 parameters")
 
 @torch.no_grad()
 def lsb_encode(model:nn.Module, # a trained model (changed in place)
@@ -118,7 +125,9 @@ def lsb_encode(model:nn.Module, # a trained model (changed in place)
               ) -> nn.Module:
     "Hide `bits` in the lowest `b` bits of the model's float32 parameters, in order."
     _check_lsb(model, b)
-    if len(bits) > lsb_capacity(model, b): raise ValueError(f"a secret of {len(bits):,} bits exceeds the capacity of {lsb_capacity(model, b):,} bits at b={b}")
+    if len(bits) > lsb_capacity(model, b):
+        raise ValueError(f"a secret of {len(bits):,} bits exceeds the capacity of {lsb_capacity(model, b):,} bits at "
+                         f"b={b}")
     weights = 2 ** torch.arange(b - 1, -1, -1, dtype=torch.int32)
     chunks = F.pad(bits.to(torch.int32), (0, (-len(bits)) % b)).view(-1, b)
     values, start = (chunks * weights).sum(1, dtype=torch.int32), 0
@@ -153,7 +162,8 @@ def randomize_low_bits(model:nn.Module, # the model to sanitise (changed in plac
     g = torch.Generator().manual_seed(seed)
     for p in model.parameters():
         ints = p.view(-1).view(torch.int32)
-        noise = torch.randint(0, 1 << b, ints.shape, generator=g, dtype=torch.int32).to(ints.device)  # one CPU stream: the same bits on every device
+        # one CPU stream: the same bits on every device
+        noise = torch.randint(0, 1 << b, ints.shape, generator=g, dtype=torch.int32).to(ints.device)
         ints.copy_((ints & ~((1 << b) - 1)) | noise)
     return model
 
@@ -163,7 +173,8 @@ def correlation_penalty(model:nn.Module, # the model being trained
                        ) -> torch.Tensor:
     "Minus the Pearson correlation between the first len(values) parameters and the secret values."
     theta = parameters_to_vector(model.parameters())
-    if len(values) > len(theta): raise ValueError(f"a secret of {len(values):,} values exceeds the {len(theta):,} parameters")
+    if len(values) > len(theta):
+        raise ValueError(f"a secret of {len(values):,} values exceeds the {len(theta):,} parameters")
     a, s = theta[:len(values)], values.to(theta)
     a, s = a - a.mean(), s - s.mean()
     return -(a * s).sum() / (a.norm() * s.norm() + 1e-12)
@@ -207,14 +218,16 @@ def sign_decode(model:nn.Module, n_bits:int) -> torch.Tensor:
 def check_on_pixels(on_pixels:int, shape:tuple) -> int:
     "The pixels of one input of `shape`, after checking that `on_pixels` of them can be on."
     size = int(np.prod(shape))
-    if not 0 < on_pixels <= size: raise ValueError(f"on_pixels must be between 1 and {size} (the pixels of one input), got {on_pixels}")
+    if not 0 < on_pixels <= size:
+        raise ValueError(f"on_pixels must be between 1 and {size} (the pixels of one input), got {on_pixels}")
     return size
 
 def synthetic_inputs(n:int, # how many
                      shape:tuple, # shape of one input, e.g. (1, 28, 28)
                      *,
                      seed:int=1234, # the secret seed shared by the malicious code and the attacker
-                     on_pixels:int=20, # pixels set to 1 in each input, the rest 0 (half the pixels: dense random images)
+                     # pixels set to 1 in each input, the rest 0 (half the pixels: dense random images)
+                     on_pixels:int=20,
                     ) -> torch.Tensor:
     "Deterministic synthetic inputs: binary images with `on_pixels` pixels on, placed at random from `seed`."
     size = check_on_pixels(on_pixels, shape)
@@ -249,7 +262,8 @@ def capacity_abuse_data(data, # the owner's training data: a `Data`, `(x, y)` or
     data = as_data(data)
     labels = pixels_to_labels(secret, data.n_classes)
     x = synthetic_inputs(len(labels), tuple(data.sample_shape), seed=seed, on_pixels=on_pixels)
-    return Data(torch.cat([data.x, x]), torch.cat([data.y, labels]), classes=data.classes, name=f'{data.name}+{len(labels)} synthetic')
+    return Data(torch.cat([data.x, x]), torch.cat([data.y, labels]), classes=data.classes,
+                name=f'{data.name}+{len(labels)} synthetic')
 
 def capacity_abuse_decode(api:Oracle, # the model's prediction API (labels suffice)
                           shape:tuple, # n×H×W of the hidden images
@@ -292,12 +306,16 @@ class ExfiltrationResult(Result):
         return Headline('bits recovered', self.bits_correct, baseline=0.5, baseline_name='coin flip')
 
     def rows(self) -> list:
-        "What the attacker gets back (pixel error, bits and grey levels right), what it cost the owner (accuracy beside the honest model's), and the capacity used."
+        """What the attacker gets back (pixel error, bits and grey levels right), what it cost the owner (accuracy
+        beside the honest model's), and the capacity used."""
         a, t, st = f'exfiltration: {self.attack}', self.dataset, f'{self.images} images'
-        return ([r for m, v in (('MAPE (grey levels)', self.mape), ('bits correct', self.bits_correct), ('levels correct', self.levels_correct),
-                                ('secret bits / capacity', self.secret_bits / self.capacity_bits), ('queries', self.queries))
+        return ([r for m, v in (('MAPE (grey levels)', self.mape), ('bits correct', self.bits_correct),
+                                ('levels correct', self.levels_correct),
+                                ('secret bits / capacity', self.secret_bits / self.capacity_bits),
+                                ('queries', self.queries))
                  for r in metric_rows(a, t, metric=m, values={ATTACK_METHOD: v}, setting=st)]
-                + metric_rows(a, t, metric='model accuracy', values={ATTACK_METHOD: self.malicious_accuracy, 'honest model': self.benign_accuracy}, setting=st))
+                + metric_rows(a, t, metric='model accuracy', values={ATTACK_METHOD: self.malicious_accuracy,
+                                                                     'honest model': self.benign_accuracy}, setting=st))
 
     def plot(self, n:int=10):
         "The secret images above, what the attacker recovered below."
@@ -306,10 +324,12 @@ class ExfiltrationResult(Result):
 DEFAULT_LAMBDA = {'cor': 1.0, 'sgn': 10.0}
 
 # %% ../nbs/50_exfiltration.ipynb #4d551fd4
-def _hide_and_recover(attack:str, benign:nn.Module, *, train:Data, secret:torch.Tensor, b:int, lam:float, n_params:int, on_pixels:int,
+def _hide_and_recover(attack:str, benign:nn.Module, *, train:Data, secret:torch.Tensor, b:int, lam:float, n_params:int,
+                      on_pixels:int,
                       train_kw:dict, # how the owner's models train
                      ) -> tuple:
-    "Hide `secret` with `attack` and read it back as the attacker would: `(malicious model, recovered images, capacity in bits, queries)`."
+    """Hide `secret` with `attack` and read it back as the attacker would:
+    `(malicious model, recovered images, capacity in bits, queries)`."""
     bits, shape = to_bits(secret), tuple(secret.shape)
     if attack == 'lsb':
         model = lsb_encode(copy.deepcopy(benign), bits, b=b)
@@ -322,7 +342,8 @@ def _hide_and_recover(attack:str, benign:nn.Module, *, train:Data, secret:torch.
         return model, from_bits(sign_decode(model, len(bits)), shape), n_params, 0
     model = train_owner_model(capacity_abuse_data(train, secret, on_pixels=on_pixels), **train_kw)
     api = Oracle(model, tuple(train.sample_shape), output='label')  # the attacker sees labels only
-    recovered = capacity_abuse_decode(api, shape, n_classes=train.n_classes, input_shape=tuple(train.sample_shape), on_pixels=on_pixels)
+    recovered = capacity_abuse_decode(api, shape, n_classes=train.n_classes, input_shape=tuple(train.sample_shape),
+                                      on_pixels=on_pixels)
     return model, recovered, int(np.prod(shape) * np.log2(train.n_classes)), api.queries
 
 # %% ../nbs/50_exfiltration.ipynb #f34ab37e
@@ -346,23 +367,31 @@ def run_exfiltration(attack:str='lsb', # one of `ATTACKS`
     if lam is not None: check_positive(lam, 'lam', zero=True)
     train, test = owner_data(dataset, root, seed=seed, data=data)
     if data is not None: dataset = name or 'own data'
-    if attack == 'lsb' and architecture is not None and any(p.dtype != torch.float32 for p in architecture.parameters()):
+    if (attack == 'lsb' and architecture is not None
+            and any(p.dtype != torch.float32 for p in architecture.parameters())):
         raise ValueError("LSB encoding needs float32 parameters")
     secret = secret_images(train, n_secrets)
     bits = to_bits(secret)
     n_params = sum(p.numel() for p in owner_model(train, hidden, seed=seed, architecture=architecture).parameters())
     needed = {'lsb': len(bits) / b, 'cor': len(bits) / 8, 'sgn': len(bits)}.get(attack, 0)
-    if needed > n_params: raise ValueError(f"{n_secrets} images ({len(bits):,} bits) exceed what '{attack}' can hide in {n_params:,} parameters")
+    if needed > n_params:
+        raise ValueError(f"{n_secrets} images ({len(bits):,} bits) exceed what '{attack}' can hide in {n_params:,} "
+                         "parameters")
     if attack == 'cap': check_on_pixels(on_pixels, tuple(train.sample_shape))
     train_kw = dict(epochs=epochs, hidden=hidden, seed=seed, device=device, cosine=cosine, architecture=architecture)
     benign = benign or train_owner_model(train, **train_kw)
     start = time.perf_counter()
-    model, recovered, capacity, queries = _hide_and_recover(attack, benign, train=train, secret=secret, b=b, lam=DEFAULT_LAMBDA.get(attack) if lam is None else lam,
+    model, recovered, capacity, queries = _hide_and_recover(attack, benign, train=train, secret=secret, b=b,
+                                                            lam=DEFAULT_LAMBDA.get(attack) if lam is None else lam,
                                                             n_params=n_params, on_pixels=on_pixels, train_kw=train_kw)
     seconds = time.perf_counter() - start
-    return ExfiltrationResult(attack=attack, dataset=dataset, images=n_secrets, secret_bits=len(bits), capacity_bits=capacity, benign_accuracy=accuracy(benign, test), malicious_accuracy=accuracy(model, test),
-                              mape=mape(recovered, secret), bits_correct=float((to_bits(recovered) == bits).float().mean()),
-                              levels_correct=levels_correct(recovered, secret, n_classes=train.n_classes), queries=queries, seconds=seconds, secret=secret, recovered=recovered, model=model)
+    return ExfiltrationResult(attack=attack, dataset=dataset, images=n_secrets, secret_bits=len(bits),
+                              capacity_bits=capacity, benign_accuracy=accuracy(benign, test),
+                              malicious_accuracy=accuracy(model, test),
+                              mape=mape(recovered, secret),
+                              bits_correct=float((to_bits(recovered) == bits).float().mean()),
+                              levels_correct=levels_correct(recovered, secret, n_classes=train.n_classes),
+                              queries=queries, seconds=seconds, secret=secret, recovered=recovered, model=model)
 
 # %% ../nbs/50_exfiltration.ipynb #exfregcode
 @register_preset('exfiltration', datasets=('fashion-mnist', 'mnist', 'mnist-embedded', 'cifar10', 'att-faces'))
@@ -388,7 +417,10 @@ class LsbConfig(ExfiltrationConfig):
     "Options of LSB encoding."
     b: int = 8  # low bits per parameter
 
-    def __post_init__(self): super().__post_init__(); check_count(self.b, 'b')
+    def __post_init__(self):
+        super().__post_init__()
+        if check_count(self.b, 'b') > 23:  # checked here, before the benign model trains
+            raise ValueError(f"b must be between 1 and 23 (the bits of a float32 mantissa), got {self.b}")
 
 @dataclass
 class PenaltyConfig(ExfiltrationConfig):
@@ -406,38 +438,48 @@ class CapacityConfig(ExfiltrationConfig):
 
     def __post_init__(self): super().__post_init__(); check_count(self.on_pixels, 'on_pixels')
 
-def _exfiltrate(attack:str, target:nn.Module, *, data:tuple, config:ExfiltrationConfig, seed:int, device) -> ExfiltrationResult:
+def _exfiltrate(attack:str, target:nn.Module, *, data:tuple, config:ExfiltrationConfig, seed:int,
+                device) -> ExfiltrationResult:
     "Run one encoding from its registered entry point."
-    return run_exfiltration(attack, n_secrets=config.secrets, b=getattr(config, 'b', 8), lam=getattr(config, 'lam', None), epochs=config.epochs,
-                            seed=seed, device=device, on_pixels=getattr(config, 'on_pixels', 20), cosine=config.cosine, data=data,
+    return run_exfiltration(attack, n_secrets=config.secrets, b=getattr(config, 'b', 8),
+                            lam=getattr(config, 'lam', None), epochs=config.epochs,
+                            seed=seed, device=device, on_pixels=getattr(config, 'on_pixels', 20), cosine=config.cosine,
+                            data=data,
                             architecture=target, name=data[0].name.split('/')[0])
 
 _SONG = 'Song, Ristenpart, Shmatikov: Machine Learning Models that Remember Too Much, CCS 2017'
 _THREAT = ('training recipe', 'white-box')
-_AUDIT = "a malicious training algorithm hides the data while the model trains: the audit's exfiltration check looks for its traces instead"
+_AUDIT = ("a malicious training algorithm hides the data while the model trains: the audit's exfiltration check looks "
+          "for its traces instead")
 
 @register_attack('lsb', family='exfiltration', threat=_THREAT, config=LsbConfig, preset='exfiltration', paper=_SONG,
                  quick={'dataset': 'mnist-embedded', 'hidden': 32, 'secrets': 2, 'epochs': 1}, audit=_AUDIT)
-def run_lsb(target:nn.Module, data:tuple, *, config:LsbConfig=LsbConfig(), seed:int=0, device=None, progress:bool=False) -> ExfiltrationResult:
+def run_lsb(target:nn.Module, data:tuple, *, config:LsbConfig=LsbConfig(), seed:int=0, device=None,
+            progress:bool=False) -> ExfiltrationResult:
     "LSB encoding: the secret written into the low bits of the trained parameters (white-box recovery)."
     return _exfiltrate('lsb', target, data=data, config=config, seed=seed, device=device)
 
 @register_attack('cor', family='exfiltration', threat=_THREAT, config=PenaltyConfig, preset='exfiltration', paper=_SONG,
                  quick={'dataset': 'mnist-embedded', 'hidden': 32, 'secrets': 2, 'epochs': 1}, audit=_AUDIT)
-def run_cor(target:nn.Module, data:tuple, *, config:PenaltyConfig=PenaltyConfig(), seed:int=0, device=None, progress:bool=False) -> ExfiltrationResult:
+def run_cor(target:nn.Module, data:tuple, *, config:PenaltyConfig=PenaltyConfig(), seed:int=0, device=None,
+            progress:bool=False) -> ExfiltrationResult:
     "Correlated-value encoding: a training penalty that correlates the parameters with the secret (white-box recovery)."
     return _exfiltrate('cor', target, data=data, config=config, seed=seed, device=device)
 
 @register_attack('sgn', family='exfiltration', threat=_THREAT, config=PenaltyConfig, preset='exfiltration', paper=_SONG,
                  quick={'dataset': 'mnist-embedded', 'hidden': 32, 'secrets': 2, 'epochs': 1}, audit=_AUDIT)
-def run_sgn(target:nn.Module, data:tuple, *, config:PenaltyConfig=PenaltyConfig(), seed:int=0, device=None, progress:bool=False) -> ExfiltrationResult:
+def run_sgn(target:nn.Module, data:tuple, *, config:PenaltyConfig=PenaltyConfig(), seed:int=0, device=None,
+            progress:bool=False) -> ExfiltrationResult:
     "Sign encoding: a training penalty that gives each parameter the sign of one secret bit (white-box recovery)."
     return _exfiltrate('sgn', target, data=data, config=config, seed=seed, device=device)
 
-@register_attack('cap', family='exfiltration', threat=('training recipe', 'black-box'), config=CapacityConfig, preset='exfiltration', paper=_SONG,
+@register_attack('cap', family='exfiltration', threat=('training recipe', 'black-box'), config=CapacityConfig,
+                 preset='exfiltration', paper=_SONG,
                  quick={'dataset': 'mnist-embedded', 'hidden': 32, 'secrets': 2, 'epochs': 1}, audit=_AUDIT)
-def run_cap(target:nn.Module, data:tuple, *, config:CapacityConfig=CapacityConfig(), seed:int=0, device=None, progress:bool=False) -> ExfiltrationResult:
-    "Capacity abuse: the secret taught as the labels of synthetic inputs, read back by querying the model (black-box recovery)."
+def run_cap(target:nn.Module, data:tuple, *, config:CapacityConfig=CapacityConfig(), seed:int=0, device=None,
+            progress:bool=False) -> ExfiltrationResult:
+    """Capacity abuse: the secret taught as the labels of synthetic inputs, read back by querying the model (black-box
+    recovery)."""
     return _exfiltrate('cap', target, data=data, config=config, seed=seed, device=device)
 
 # %% ../nbs/50_exfiltration.ipynb #16266aa4
@@ -451,4 +493,5 @@ def show_exfiltration(results:list, # `ExfiltrationResult`s with images
     rows = [results[0].secret[::step][:shown]] + [r.recovered[::step][:shown] for r in results]
     names = ['secret'] + [r.attack for r in results]
     imgs = torch.cat([r.float()[:, None] / 255 for r in rows])
-    return show_images(imgs, titles=[name if i == 0 else '' for name in names for i in range(shown)], ncols=shown, size=1.1)
+    return show_images(imgs, titles=[name if i == 0 else '' for name in names for i in range(shown)], ncols=shown,
+                       size=1.1)

@@ -19,11 +19,12 @@ from sklearn.multiclass import OneVsRestClassifier
 from sklearn.preprocessing import MinMaxScaler
 from torch.func import functional_call
 
-from .core import private_rng, check_allocation, check_count, check_finite, check_fraction, check_positive, seeded_generator, torch_threads
+from .core import (private_rng, check_allocation, check_count, check_finite, check_fraction, check_positive,
+                               seeded_generator, torch_threads)
 from .results import ATTACK_METHOD, Anchor, Result, metric_rows, paper_value
 from .data import as_data, load_sklearn, load_table
 from .models import MLP, LogisticRegression, SoftmaxRegression
-from .oracle import Oracle, model_accuracy, posteriors
+from .oracle import Oracle, check_records, model_accuracy, posteriors
 from .attacks import Headline, register_attack, register_preset
 from .attacks import OwnRecords, register_own
 from .data import Data
@@ -60,7 +61,9 @@ class Task:
     def n_features(self) -> int: return self.x_train.shape[1]
     @property
     def n_classes(self) -> int: return len(self.classes)
-    def __repr__(self): return f"Task({self.name!r}: {len(self.y_train)} train, {len(self.y_test)} test, {self.n_features} features, {self.n_classes} classes)"
+    def __repr__(self):
+        return (f"Task({self.name!r}: {len(self.y_train)} train, {len(self.y_test)} test, {self.n_features} features, "
+                f"{self.n_classes} classes)")
 
 # %% ../nbs/20_extraction.ipynb #43ee864a
 def _table_features(name:str, root) -> tuple:
@@ -88,7 +91,8 @@ def load_task(name:str, # one of `TASKS`
         features, classes = [f'x{i}' for i in range(x.shape[1])], [str(c) for c in np.unique(y)]
     elif name in SKLEARN_SETS:
         data = load_sklearn(name)
-        x, y, features, classes = data.x.double().numpy(), data.y.numpy(), [f'x{i}' for i in range(data.x.shape[1])], data.classes
+        x, y, classes = data.x.double().numpy(), data.y.numpy(), data.classes
+        features = [f'x{i}' for i in range(data.x.shape[1])]
     else: raise ValueError(f"unknown task {name!r}; choose from {TASKS}")
     x = MinMaxScaler((-1, 1)).fit_transform(x)
     perm = torch.randperm(len(x), generator=seeded_generator(seed))
@@ -112,7 +116,8 @@ def make_model(kind:str, # one of `TARGET_KINDS`
               ) -> nn.Module:
     "An untrained float64 model of the given family."
     if kind == 'lr':
-        if n_classes != 2: raise ValueError(f"'lr' is binary; this task has {n_classes} classes (use 'softmax' or 'ovr')")
+        if n_classes != 2:
+            raise ValueError(f"'lr' is binary; this task has {n_classes} classes (use 'softmax' or 'ovr')")
         m = LogisticRegression(n_features)
     elif kind == 'softmax': m = SoftmaxRegression(n_features, n_classes)
     elif kind == 'ovr': m = OvRRegression(n_features, n_classes)
@@ -203,10 +208,12 @@ def agreement(target, # the provider's model: any kind (see `oracle.model_kind`)
 def _confidences(oracle:Oracle, x:torch.Tensor, *, n_unknown:int, n_classes:int) -> torch.Tensor:
     "Query `x`, after checking that the oracle reveals confidences and the system is not underdetermined."
     if oracle.output == 'label':
-        raise ValueError("equation solving needs confidence values, but this oracle answers labels only: use the retraining attacks (`updates_leak.extraction_retraining`)")
+        raise ValueError("equation solving needs confidence values, but this oracle answers labels only: use the "
+                         "retraining attacks (`updates_leak.extraction_retraining`)")
     equations = len(x) * (n_classes - 1)
     if equations < n_unknown:
-        raise ValueError(f"{len(x)} queries give {equations} equations for {n_unknown} unknowns: the budget must be at least {-(-n_unknown // (n_classes - 1))} queries")
+        raise ValueError(f"{len(x)} queries give {equations} equations for {n_unknown} unknowns: the budget must be at "
+                         f"least {-(-n_unknown // (n_classes - 1))} queries")
     return oracle(x).to(torch.float64)
 
 def solve_logits(x:torch.Tensor, # N×d queries
@@ -215,7 +222,8 @@ def solve_logits(x:torch.Tensor, # N×d queries
     "Weights (classes×d) and biases of a softmax model that reproduces `p` exactly on `x` (class 0 fixed at zero)."
     check_finite(x, 'queries'); check_finite(p, 'the confidences')
     if (p <= 0).any():
-        raise ValueError(f"{int((p <= 0).sum())} confidences are 0 (rounded?): their log-odds are undefined; solve by cross-entropy instead")
+        raise ValueError(f"{int((p <= 0).sum())} confidences are 0 (rounded?): their log-odds are undefined; solve by "
+                         "cross-entropy instead")
     design = torch.cat([x, torch.ones(len(x), 1, dtype=x.dtype)], 1)
     log_odds = p.log() - p[:, :1].log()
     sol = torch.linalg.lstsq(design, log_odds, driver='gelsd').solution  # (d+1) × classes
@@ -242,7 +250,8 @@ def solve_cross_entropy(model:nn.Module, # the candidate model; its parameters a
         grad, = torch.autograd.grad(loss, theta)
         return loss.item(), grad.numpy()
     start = torch.cat([q.detach().flatten() for q in model.parameters()]).numpy()
-    res = minimize(objective, start, jac=True, method='L-BFGS-B', options=dict(maxiter=max_iter, gtol=1e-10, ftol=1e-15))
+    res = minimize(objective, start, jac=True, method='L-BFGS-B',
+                   options=dict(maxiter=max_iter, gtol=1e-10, ftol=1e-15))
     with torch.no_grad():
         for q, v in zip(model.parameters(), unflatten(torch.from_numpy(res.x)).values()): q.copy_(v)
     return res.fun + entropy
@@ -273,12 +282,15 @@ def extract(oracle:Oracle, # the black-box API; must return confidences
            ) -> Extraction:
     "Steal a model from `oracle` by equation solving on `n_queries` uniform queries."
     if method not in METHODS: raise ValueError(f"method must be one of {METHODS}, got {method!r}")
-    if method == 'logits' and kind not in ('lr', 'softmax'): raise ValueError(f"method='logits' solves linear models ('lr', 'softmax'), not {kind!r}")
+    if method == 'logits' and kind not in ('lr', 'softmax'):
+        raise ValueError(f"method='logits' solves linear models ('lr', 'softmax'), not {kind!r}")
     check_allocation(8. * check_count(n_queries, 'n_queries') * (n_features + n_classes), f"{n_queries:,} queries")
     value_range = value_range or oracle.value_range
-    if value_range is None: raise ValueError("the queries need a range: give value_range=(low, high), or an oracle with one")
+    if value_range is None:
+        raise ValueError("the queries need a range: give value_range=(low, high), or an oracle with one")
     start = time.perf_counter()
-    with private_rng(seed): stolen = make_model(kind, n_features, n_classes=n_classes, hidden=hidden)  # a template: its parameters are solved for
+    # a template: its parameters are solved for
+    with private_rng(seed): stolen = make_model(kind, n_features, n_classes=n_classes, hidden=hidden)
     x = uniform_queries(n_queries, n_features, seed=seed, low=value_range[0], high=value_range[1])
     p = _confidences(oracle, x, n_unknown=n_identifiable(stolen), n_classes=n_classes)
     if method == 'logits':
@@ -297,9 +309,12 @@ def extract(oracle:Oracle, # the black-box API; must return confidences
     return Extraction(best.eval(), len(x), seconds=time.perf_counter() - start, fit_kl=best_kl)
 
 # %% ../nbs/20_extraction.ipynb #d8282056
-PAPER_EXTRACTION = [Anchor(f'extraction: {kind}', 'adult', metric='R_test', value=r, setting=f'queries={q}', source='Tramèr et al. 2016, Table 4')
-                    for kind, q, r in (('softmax', 265, 0.9996), ('softmax', 530, 1.0), ('ovr', 265, 0.9998), ('ovr', 530, 1.0),
-                                       ('mlp', 1112, 0.9817), ('mlp', 2225, 0.9868), ('mlp', 4450, 0.9989), ('mlp', 11125, 0.9996))]
+PAPER_EXTRACTION = [Anchor(f'extraction: {kind}', 'adult', metric='R_test', value=r, setting=f'queries={q}',
+                           source='Tramèr et al. 2016, Table 4')
+                    for kind, q, r in (('softmax', 265, 0.9996), ('softmax', 530, 1.0), ('ovr', 265, 0.9998),
+                                       ('ovr', 530, 1.0),
+                                       ('mlp', 1112, 0.9817), ('mlp', 2225, 0.9868), ('mlp', 4450, 0.9989),
+                                       ('mlp', 11125, 0.9996))]
 
 @dataclass(kw_only=True)
 class ExtractionResult(Result):
@@ -321,12 +336,15 @@ class ExtractionResult(Result):
     @property
     def headline(self) -> Headline:
         "R_test, the stolen copy's agreement on test records, against always answering the majority label."
-        return Headline('R_test', self.r_test, baseline=self.r_majority, baseline_name='majority label', paper=self.paper_r_test)
+        return Headline('R_test', self.r_test, baseline=self.r_majority, baseline_name='majority label',
+                        paper=self.paper_r_test)
 
     @property
-    def attack(self) -> str: return f'extraction: {self.model}' + ('' if self.method == 'cross-entropy' else f' ({self.method})')
+    def attack(self) -> str:
+        return f'extraction: {self.model}' + ('' if self.method == 'cross-entropy' else f' ({self.method})')
     @property
-    def setting(self) -> str: return f'queries={self.queries}' + ('' if self.decimals is None else f', rounded to {self.decimals}')
+    def setting(self) -> str:
+        return f'queries={self.queries}' + ('' if self.decimals is None else f', rounded to {self.decimals}')
 
     @property
     def paper_r_test(self) -> float|None:
@@ -334,9 +352,11 @@ class ExtractionResult(Result):
         return paper_value(PAPER_EXTRACTION, self.attack, target=self.dataset, metric='R_test', setting=self.setting)
 
     def rows(self) -> list:
-        "Agreement on test and uniform inputs (with the paper's R_test), the cost in queries and seconds, and the target's own accuracy."
+        """Agreement on test and uniform inputs (with the paper's R_test), the cost in queries and seconds, and the
+        target's own accuracy."""
         a, t, s = self.attack, self.dataset, self.setting
-        return (metric_rows(a, t, metric='R_test', values={ATTACK_METHOD: self.r_test, 'paper': self.paper_r_test}, setting=s)
+        return (metric_rows(a, t, metric='R_test', values={ATTACK_METHOD: self.r_test, 'paper': self.paper_r_test},
+                            setting=s)
                 + [r for m, v in (('R_unif', self.r_unif), ('TV_test', self.tv_test), ('TV_unif', self.tv_unif),
                                   ('queries / unknown', self.queries / self.unknowns), ('seconds', self.seconds))
                    for r in metric_rows(a, t, metric=m, values={ATTACK_METHOD: v}, setting=s)]
@@ -370,8 +390,10 @@ def extraction_setup(kind:str='softmax', # the model family trained when no targ
                      *,
                      task:Task|None=None, # a prepared task (else loaded by name)
                      target=None, # your own model (any kind) instead of one trained on the task
-                     data=None, # with your own model: its test records, `Data`, `(x, y)` or `TensorDataset`, as flat feature vectors
-                     value_range:tuple|None=None, # the API's input range (default: the task's [−1, 1], or the range of `data`)
+                     # with your own model: its test records as flat features (`Data`, `(x, y)`, `TensorDataset`)
+                     data=None,
+                     # the API's input range (default: the task's [−1, 1], or the range of `data`)
+                     value_range:tuple|None=None,
                      name:str|None=None, # what the target is called (default: the dataset's name, or 'own model')
                      seed:int=0, root=None,
                     ) -> ExtractionSetup:
@@ -379,12 +401,16 @@ def extraction_setup(kind:str='softmax', # the model family trained when no targ
     if data is None:
         task = task or load_task(dataset, root, seed=seed)
         target = target if target is not None else train_target(kind, task, seed=seed)
-        return ExtractionSetup(name or task.name, target, x_test=task.x_test, y_test=task.y_test, value_range=value_range or (-1., 1.), n_classes=task.n_classes, target_accuracy=task_accuracy(target, task))
-    if target is None: raise ValueError("`data` holds the test records of your own model: give the model as `target` too")
+        return ExtractionSetup(name or task.name, target, x_test=task.x_test, y_test=task.y_test,
+                               value_range=value_range or (-1., 1.), n_classes=task.n_classes,
+                               target_accuracy=task_accuracy(target, task))
+    if target is None:
+        raise ValueError("`data` holds the test records of your own model: give the model as `target` too")
     test = as_data(data, name=name or 'own model')
     x = test.x.flatten(1).double()
-    n_classes = posteriors(target, x[:1]).shape[1]
-    return ExtractionSetup(name or 'own model', target, x_test=x, y_test=test.y, value_range=value_range or (float(x.min()), float(x.max())), n_classes=n_classes,
+    n_classes = check_records(target, (x, test.y), name='the test records')
+    return ExtractionSetup(name or 'own model', target, x_test=x, y_test=test.y,
+                           value_range=value_range or (float(x.min()), float(x.max())), n_classes=n_classes,
                            target_accuracy=model_accuracy(target, (x, test.y)))
 
 # %% ../nbs/20_extraction.ipynb #06bdb32c
@@ -399,14 +425,18 @@ def run_extraction(kind:str='softmax', # the model family the attacker assumes: 
                    seed:int=0, # seeds target training, queries and evaluation inputs
                    root=None, # data root
                    task:Task|None=None, # a prepared task (else loaded by name)
-                   target=None, # a trained target: yours, any kind (see `oracle.model_kind`), or one trained on the task
-                   data=None, # with your own target: its test records as flat feature vectors (`Data`, `(x, y)` or `TensorDataset`)
-                   value_range:tuple|None=None, # the API's input range (default: [−1, 1] for tasks, the range of `data` for yours)
+                   # a trained target: yours, any kind (see `oracle.model_kind`), or one trained on the task
+                   target=None,
+                   # with your own target: its test records as flat features (`Data`, `(x, y)`, `TensorDataset`)
+                   data=None,
+                   # the API's input range (default: [−1, 1] for tasks, the range of `data` for yours)
+                   value_range:tuple|None=None,
                    name:str|None=None, # what your target is called in results (default 'own model')
                   ) -> ExtractionResult:
     "Put a target behind an API and steal it by equation solving; agreement measured on test and uniform inputs."
     check_count(n_uniform, 'n_uniform')
-    return solve_for_copy(extraction_setup(kind, dataset, task=task, target=target, data=data, value_range=value_range, name=name, seed=seed, root=root), kind=kind, budget=budget,
+    return solve_for_copy(extraction_setup(kind, dataset, task=task, target=target, data=data, value_range=value_range,
+                                           name=name, seed=seed, root=root), kind=kind, budget=budget,
                           decimals=decimals, method=method, restarts=restarts, n_uniform=n_uniform, seed=seed)
 
 def majority_agreement(target, # the provider's model
@@ -420,26 +450,35 @@ def solve_for_copy(setup:ExtractionSetup, # the target, its test records and its
                    *, kind:str, budget:float|int, decimals:int|None, method:str, restarts:int, n_uniform:int, seed:int,
                    max_iter:int=5000, # L-BFGS iterations per fit
                   ) -> ExtractionResult:
-    "Steal `setup.target` by equation solving through an `Oracle` with the query budget; agreement on its test records and uniform inputs."
+    """Steal `setup.target` by equation solving through an `Oracle` with the query budget;
+    agreement on its test records and uniform inputs."""
     d, C = setup.n_features, setup.n_classes
     with private_rng(seed): unknowns = n_unknowns(make_model(kind, d, n_classes=C))
     n = n_queries_for(budget, unknowns)
     check_allocation(8. * n * (d + C), f"a budget of {n:,} queries")
     api = Oracle(setup.target, (d,), decimals=decimals, value_range=setup.value_range, budget=n)
-    stolen = extract(api, kind, n_features=d, n_classes=C, n_queries=n, method=method, restarts=restarts, max_iter=max_iter, seed=seed + 1)
+    stolen = extract(api, kind, n_features=d, n_classes=C, n_queries=n, method=method, restarts=restarts,
+                     max_iter=max_iter, seed=seed + 1)
     on_test = agreement(setup.target, stolen.model, x=setup.x_test)
-    on_unif = agreement(setup.target, stolen.model, x=uniform_queries(n_uniform, d, seed=seed + 2, low=setup.value_range[0], high=setup.value_range[1]))
-    return ExtractionResult(model=kind, dataset=setup.name, unknowns=unknowns, queries=stolen.queries, r_test=on_test.label, r_unif=on_unif.label,
-                            tv_test=on_test.tv, tv_unif=on_unif.tv, seconds=stolen.seconds, method=method, decimals=decimals,
-                            target_accuracy=setup.target_accuracy, r_majority=majority_agreement(setup.target, setup.x_test))
+    on_unif = agreement(setup.target, stolen.model,
+                        x=uniform_queries(n_uniform, d, seed=seed + 2, low=setup.value_range[0],
+                                          high=setup.value_range[1]))
+    return ExtractionResult(model=kind, dataset=setup.name, unknowns=unknowns, queries=stolen.queries,
+                            r_test=on_test.label, r_unif=on_unif.label,
+                            tv_test=on_test.tv, tv_unif=on_unif.tv, seconds=stolen.seconds, method=method,
+                            decimals=decimals,
+                            target_accuracy=setup.target_accuracy,
+                            r_majority=majority_agreement(setup.target, setup.x_test))
 
 # %% ../nbs/20_extraction.ipynb #eqregcode
 @register_preset('extraction', datasets=tuple(TASKS))
 def extraction_preset(dataset:str, # one of `TASKS`
-                      *, config=None, # the attack's config: its `model` is the family the provider trains (softmax when it has none)
+                      # the attack's config: its `model` is the family the provider trains (softmax when it has none)
+                      *, config=None,
                       seed:int=0, root=None, device=None, progress:bool=False,
                      ) -> tuple:
-    "`(target, ExtractionSetup)`: the provider's model trained on the task, with the task's test records and input space."
+    """`(target, ExtractionSetup)`: the provider's model trained on the task, with the task's test records and input
+    space."""
     setup = extraction_setup(getattr(config, 'model', 'softmax'), dataset, seed=seed, root=root)
     return setup.target, setup
 
@@ -452,18 +491,27 @@ class EquationConfig:
     rounding: int|None = None  # the API rounds confidences to this many decimals (a countermeasure)
     method: str = 'cross-entropy'  # 'cross-entropy', or 'logits' (exact, for 'lr' and 'softmax')
     restarts: int = 1  # random restarts of the MLP fit
-    max_iter: int = 5000  # L-BFGS iterations per cross-entropy fit (a target outside the assumed family never converges: this bounds the time)
+    # L-BFGS iterations per cross-entropy fit (bounds the time when the target is outside the family)
+    max_iter: int = 5000
     n_uniform: int = 10_000  # uniform inputs on which R_unif is measured
 
     def __post_init__(self):
-        if self.model not in ('lr', 'softmax', 'ovr', 'mlp'): raise ValueError(f"model must be 'lr', 'softmax', 'ovr' or 'mlp', got {self.model!r}")
-        if self.method not in ('cross-entropy', 'logits'): raise ValueError(f"method must be 'cross-entropy' or 'logits', got {self.method!r}")
-        check_positive(self.budget, 'budget'); check_count(self.queries, 'queries', low=0); check_count(self.restarts, 'restarts'); check_count(self.n_uniform, 'n_uniform'); check_count(self.max_iter, 'max_iter')
+        if self.model not in ('lr', 'softmax', 'ovr', 'mlp'):
+            raise ValueError(f"model must be 'lr', 'softmax', 'ovr' or 'mlp', got {self.model!r}")
+        if self.method not in ('cross-entropy', 'logits'):
+            raise ValueError(f"method must be 'cross-entropy' or 'logits', got {self.method!r}")
+        check_positive(self.budget, 'budget')
+        check_count(self.queries, 'queries', low=0)
+        check_count(self.restarts, 'restarts')
+        check_count(self.n_uniform, 'n_uniform'); check_count(self.max_iter, 'max_iter')
         if self.rounding is not None: check_count(self.rounding, 'rounding', low=0)
 
-@register_attack('equations', family='extraction', threat=('black-box',), config=EquationConfig, preset='extraction', paper='Tramèr, Zhang, Juels, Reiter, Ristenpart: Stealing Machine Learning Models via Prediction APIs, USENIX Security 2016',
+@register_attack('equations', family='extraction', threat=('black-box',), config=EquationConfig, preset='extraction',
+                 paper='Tramèr, Zhang, Juels, Reiter, Ristenpart: Stealing Machine Learning Models via Prediction '
+                       'APIs, USENIX Security 2016',
                  quick={'dataset': 'iris'},
-                 audit={'quick': [{'n_uniform': 1000, 'max_iter': 200}, {'rounding': 2, 'n_uniform': 1000, 'max_iter': 200}],
+                 audit={'quick': [{'n_uniform': 1000, 'max_iter': 200},
+                                  {'rounding': 2, 'n_uniform': 1000, 'max_iter': 200}],
                         'full': [*({'budget': b, 'n_uniform': 1000, 'max_iter': 200} for b in (0.5, 1., 2.)),
                                  *({'rounding': d, 'n_uniform': 1000, 'max_iter': 200} for d in (2, 1))]})
 def run_equations(target, # the provider's model, any kind (see `oracle.model_kind`)
@@ -471,19 +519,26 @@ def run_equations(target, # the provider's model, any kind (see `oracle.model_ki
                   *, config:EquationConfig=EquationConfig(), seed:int=0, device=None, progress:bool=False,
                  ) -> ExtractionResult:
     "Equation solving: a copy of the model's family fitted to its confidences on random queries."
-    return solve_for_copy(replace(data, target=target), kind=config.model, budget=config.queries or config.budget, decimals=config.rounding,
-                          method=config.method, restarts=config.restarts, n_uniform=config.n_uniform, max_iter=config.max_iter, seed=seed)
+    return solve_for_copy(replace(data, target=target), kind=config.model, budget=config.queries or config.budget,
+                          decimals=config.rounding,
+                          method=config.method, restarts=config.restarts, n_uniform=config.n_uniform,
+                          max_iter=config.max_iter, seed=seed)
 
 # %% ../nbs/20_extraction.ipynb #ownextcode
 class FlatInputs:
-    "A predictions-only view of a model over images that takes flattened inputs, for the attacks that need feature vectors."
-    def __init__(self, model, shape:tuple): self.model, self.shape, self.__name__ = model, tuple(shape), 'flattened model'
+    """A predictions-only view of a model over images that takes flattened inputs, for the attacks that need feature
+    vectors."""
+    def __init__(self, model, shape:tuple):
+        self.model, self.shape, self.__name__ = model, tuple(shape), 'flattened model'
     def __call__(self, x:torch.Tensor) -> torch.Tensor: return posteriors(self.model, x.reshape(-1, *self.shape))
 
 @register_own('extraction')
-def own_extraction_setup(model, records:OwnRecords, *, config=None, quick:bool=False, seed:int=0, device=None, progress:bool=False, cache_dir=None) -> tuple:
-    "`(target, ExtractionSetup)` of one's own model: its API (over flattened inputs when they are images), its test records, their range as the input space."
+def own_extraction_setup(model, records:OwnRecords, *, config=None, quick:bool=False, seed:int=0, device=None,
+                         progress:bool=False, cache_dir=None) -> tuple:
+    """`(target, ExtractionSetup)` of one's own model:
+    its API (over flattened inputs when they are images), its test records, their range as the input space."""
     test = records.test
     target = FlatInputs(model, test.x.shape[1:]) if test.x.dim() > 2 else model
-    setup = extraction_setup(target=target, data=Data(test.x.flatten(1), test.y, classes=test.classes, name=test.name), name='audited model', seed=seed)
+    setup = extraction_setup(target=target, data=Data(test.x.flatten(1), test.y, classes=test.classes, name=test.name),
+                             name='audited model', seed=seed)
     return setup.target, setup

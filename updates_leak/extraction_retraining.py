@@ -12,7 +12,8 @@ import torch.nn as nn
 from sklearn.linear_model import LogisticRegression as SklearnLogisticRegression
 
 from .core import private_rng, check_allocation, seeded_generator
-from .extraction import (ExtractionResult, Task, agreement, extraction_setup, make_model, n_unknowns, n_queries_for,
+from .extraction import (ExtractionResult, Task, agreement, extraction_setup, make_model, n_unknowns,
+                                     n_queries_for,
                                      uniform_queries)
 from .models import predict_proba
 from .oracle import Oracle, QueryBudgetExceeded
@@ -33,14 +34,16 @@ def fit_on_labels(x:torch.Tensor, # N×d queried inputs
                   C:float=1e4, # inverse regularisation strength (weak: the labels are noise-free)
                  ) -> nn.Module:
     "A float64 softmax model fitted to labelled queries."
-    with private_rng(0): model = make_model('softmax', x.shape[1], n_classes=n_classes)  # its parameters are all set below
+    # its parameters are all set below
+    with private_rng(0): model = make_model('softmax', x.shape[1], n_classes=n_classes)
     seen = np.unique(labels.numpy())
     with torch.no_grad():
         model.linear.weight.zero_(); model.linear.bias.fill_(-1e6)
         if len(seen) == 1: model.linear.bias[int(seen[0])] = 0.
         else:
             sk = SklearnLogisticRegression(C=C, max_iter=1000).fit(x.numpy(), labels.numpy())
-            w, b = (np.vstack([-sk.coef_, sk.coef_]) / 2, np.array([-1, 1]) * sk.intercept_ / 2) if len(seen) == 2 else (sk.coef_, sk.intercept_)
+            w, b = (np.vstack([-sk.coef_, sk.coef_]) / 2,
+                    np.array([-1, 1]) * sk.intercept_ / 2) if len(seen) == 2 else (sk.coef_, sk.intercept_)
             model.linear.weight[seen] = torch.as_tensor(w); model.linear.bias[seen] = torch.as_tensor(b)
     return model.eval()
 
@@ -79,7 +82,9 @@ def adaptive_queries(oracle:Oracle, x:torch.Tensor, *, y:torch.Tensor, n:int, n_
         pool = uniform_queries(20 * len(size), d, seed=seed * 100 + r, low=value_range[0], high=value_range[1])
         top2 = predict_proba(copy, pool).topk(2, 1).values
         n_unsure = 3 * len(size) // 4
-        chosen = torch.cat([pool[(top2[:, 0] - top2[:, 1]).argsort()[:n_unsure]], uniform_queries(len(size) - n_unsure, d, seed=seed * 100 + r + 50, low=value_range[0], high=value_range[1])])
+        chosen = torch.cat([pool[(top2[:, 0] - top2[:, 1]).argsort()[:n_unsure]],
+                            uniform_queries(len(size) - n_unsure, d, seed=seed * 100 + r + 50, low=value_range[0],
+                                            high=value_range[1])])
         x, y = torch.cat([x, chosen]), torch.cat([y, _labels(oracle, chosen)])
     return x, y
 
@@ -97,13 +102,16 @@ def retrain(oracle:Oracle, # the API; only its labels are used
     if oracle.remaining is not None and oracle.remaining < n_queries:
         raise QueryBudgetExceeded(f"the attack needs {n_queries} queries but only {oracle.remaining} remain")
     value_range = value_range or oracle.value_range
-    if value_range is None: raise ValueError("the queries need a range: give value_range=(low, high), or an oracle with one")
+    if value_range is None:
+        raise ValueError("the queries need a range: give value_range=(low, high), or an oracle with one")
     start = time.perf_counter()
     n_random = n_queries if strategy == 'uniform' else max(n_queries // 4, 2)
     x = uniform_queries(n_random, n_features, seed=seed, low=value_range[0], high=value_range[1])
     y = _labels(oracle, x)
     if strategy == 'line-search': x, y = line_search_queries(oracle, x, y=y, n=n_queries - n_random, seed=seed)
-    elif strategy == 'adaptive': x, y = adaptive_queries(oracle, x, y=y, n=n_queries - n_random, n_classes=n_classes, seed=seed, value_range=value_range)
+    elif strategy == 'adaptive':
+        x, y = adaptive_queries(oracle, x, y=y, n=n_queries - n_random, n_classes=n_classes, seed=seed,
+                                value_range=value_range)
     return fit_on_labels(x, y, n_classes=n_classes), time.perf_counter() - start
 
 # %% ../nbs/22_extraction_retraining.ipynb #b75c4e76
@@ -113,14 +121,17 @@ def run_retraining(dataset:str='adult', # one of `extraction.TASKS` (a preset: a
                    budget:float|int=10.0, # queries, or a multiple of the stolen softmax model's unknowns when a float
                    seed:int=0, root=None,
                    task:Task|None=None, # a prepared task (else loaded by name)
-                   target=None, # a trained target: yours, any kind (see `oracle.model_kind`), or one trained on the task
+                   # a trained target: yours, any kind (see `oracle.model_kind`), or one trained on the task
+                   target=None,
                    n_uniform:int=10_000, # uniform inputs for R_unif
                    data=None, # with your own target: its test records as flat feature vectors
-                   value_range:tuple|None=None, # the API's input range (default: [−1, 1] for tasks, the range of `data` for yours)
+                   # the API's input range (default: [−1, 1] for tasks, the range of `data` for yours)
+                   value_range:tuple|None=None,
                    name:str|None=None, # what your target is called in results (default 'own model')
                   ) -> ExtractionResult:
     "Expose a target's labels only and steal a softmax copy of it by retraining."
-    return retrain_a_copy(extraction_setup('softmax', dataset, task=task, target=target, data=data, value_range=value_range, name=name, seed=seed, root=root),
+    return retrain_a_copy(extraction_setup('softmax', dataset, task=task, target=target, data=data,
+                                           value_range=value_range, name=name, seed=seed, root=root),
                           strategy=strategy, budget=budget, n_uniform=n_uniform, seed=seed)
 
 def retrain_a_copy(setup:ExtractionSetup, # the target, its test records and its input space
@@ -134,10 +145,14 @@ def retrain_a_copy(setup:ExtractionSetup, # the target, its test records and its
     api = Oracle(setup.target, (d,), output='label', value_range=setup.value_range, budget=n)
     stolen, seconds = retrain(api, d, n_classes=C, n_queries=n, strategy=strategy, seed=seed + 1)
     on_test = agreement(setup.target, stolen, x=setup.x_test)
-    on_unif = agreement(setup.target, stolen, x=uniform_queries(n_uniform, d, seed=seed + 2, low=setup.value_range[0], high=setup.value_range[1]))
-    return ExtractionResult(model='softmax', dataset=setup.name, unknowns=unknowns, queries=api.queries, r_test=on_test.label, r_unif=on_unif.label,
-                            tv_test=on_test.tv, tv_unif=on_unif.tv, seconds=seconds, method=f'retrain:{strategy}', decimals=None,
-                            target_accuracy=setup.target_accuracy, r_majority=majority_agreement(setup.target, setup.x_test))
+    on_unif = agreement(setup.target, stolen, x=uniform_queries(n_uniform, d, seed=seed + 2, low=setup.value_range[0],
+                                                                high=setup.value_range[1]))
+    return ExtractionResult(model='softmax', dataset=setup.name, unknowns=unknowns, queries=api.queries,
+                            r_test=on_test.label, r_unif=on_unif.label,
+                            tv_test=on_test.tv, tv_unif=on_unif.tv, seconds=seconds, method=f'retrain:{strategy}',
+                            decimals=None,
+                            target_accuracy=setup.target_accuracy,
+                            r_majority=majority_agreement(setup.target, setup.x_test))
 
 # %% ../nbs/22_extraction_retraining.ipynb #retregcode
 @dataclass
@@ -150,16 +165,22 @@ class RetrainingConfig:
 
     def __post_init__(self):
         check_count(self.n_uniform, 'n_uniform')
-        if self.strategy not in STRATEGIES: raise ValueError(f"strategy must be one of {STRATEGIES}, got {self.strategy!r}")
+        if self.strategy not in STRATEGIES:
+            raise ValueError(f"strategy must be one of {STRATEGIES}, got {self.strategy!r}")
         check_positive(self.budget, 'budget'); check_count(self.queries, 'queries', low=0)
 
-@register_attack('retraining', family='extraction', threat=('black-box',), config=RetrainingConfig, preset='extraction', paper='Tramèr, Zhang, Juels, Reiter, Ristenpart: Stealing Machine Learning Models via Prediction APIs, USENIX Security 2016',
+@register_attack('retraining', family='extraction', threat=('black-box',), config=RetrainingConfig, preset='extraction',
+                 paper='Tramèr, Zhang, Juels, Reiter, Ristenpart: Stealing Machine Learning Models via Prediction '
+                       'APIs, USENIX Security 2016',
                  quick={'dataset': 'iris', 'budget': 2.0},
                  audit={'quick': [{'strategy': 'uniform', 'budget': 1., 'n_uniform': 1000}],
-                        'full': [{'strategy': s, 'budget': b, 'n_uniform': 1000} for s, b in (('uniform', 1.), ('uniform', 5.), ('adaptive', 1.))]})
+                        'full': [{'strategy': s, 'budget': b,
+                                  'n_uniform': 1000} for s, b in (('uniform', 1.), ('uniform', 5.), ('adaptive', 1.))]})
 def run_retraining_attack(target, # the provider's model, any kind
                           data:ExtractionSetup, # its test records and input space
                           *, config:RetrainingConfig=RetrainingConfig(), seed:int=0, device=None, progress:bool=False,
                          ) -> ExtractionResult:
-    "Retraining: a softmax copy trained on the labels the API answers, for queries chosen uniformly, by line search or adaptively."
-    return retrain_a_copy(replace(data, target=target), strategy=config.strategy, budget=config.queries or config.budget, n_uniform=config.n_uniform, seed=seed)
+    """Retraining: a softmax copy trained on the labels the API answers, for queries chosen uniformly, by line search or
+    adaptively."""
+    return retrain_a_copy(replace(data, target=target), strategy=config.strategy,
+                          budget=config.queries or config.budget, n_uniform=config.n_uniform, seed=seed)

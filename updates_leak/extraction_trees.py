@@ -37,7 +37,10 @@ class TreeTask:
     y_test: np.ndarray
     classes: list
 
-    def __repr__(self): return f"TreeTask({self.name!r}: {len(self.y_train)} train, {len(self.features)} features, {len(self.classes)} classes)"
+    def __repr__(self):
+        return (f"TreeTask({self.name!r}: {len(self.y_train)} train, {len(self.features)} features, "
+                f"{len(self.classes)} "
+                "classes)")
 
 def encode(features:list, # the feature space
            x:np.ndarray, # N×F raw inputs (category codes; no NaN)
@@ -50,7 +53,8 @@ def encode(features:list, # the feature space
 
 # %% ../nbs/21_extraction_trees.ipynb #c4ebf44d
 TREE_TABLES = {'steak': ('steak', 'How do you like your steak prepared?', []),
-               'adult-income': ('adult', 'income', ['age', 'fnlwgt', 'education-num', 'capital-gain', 'capital-loss', 'hours-per-week']),
+               'adult-income': ('adult', 'income',
+                                ['age', 'fnlwgt', 'education-num', 'capital-gain', 'capital-loss', 'hours-per-week']),
                'gss': ('gss', 'Happiness level', [])}
 
 def load_tree_task(name:str, # one of `TREE_TABLES`
@@ -74,11 +78,13 @@ def load_tree_task(name:str, # one of `TREE_TABLES`
     y, classes = pd.factorize(df[target], sort=True)
     perm = np.random.default_rng(seed).permutation(len(x)); n_train = int(0.7 * len(x))
     tr, te = perm[:n_train], perm[n_train:]
-    return TreeTask(name, features, x_train=x[tr], y_train=y[tr], x_test=x[te], y_test=y[te], classes=[str(c) for c in classes])
+    return TreeTask(name, features, x_train=x[tr], y_train=y[tr], x_test=x[te], y_test=y[te],
+                    classes=[str(c) for c in classes])
 
 # %% ../nbs/21_extraction_trees.ipynb #9363ea70
 class DeployedTree:
-    "A fitted decision tree over raw inputs (category codes, numbers) as its provider deploys it: it names the leaf each query ends in, and a missing feature (NaN) stops a query at the node that needs it."
+    """A fitted decision tree over raw inputs (category codes, numbers) as its provider deploys it:
+    it names the leaf each query ends in, and a missing feature (NaN) stops a query at the node that needs it."""
     def __init__(self, tree:DecisionTreeClassifier, # fitted on `encode(features, x)`
                  features:list, # the feature space (`Feature`s)
                  *,
@@ -92,7 +98,8 @@ class DeployedTree:
         self._labels = t.value[:, 0].argmax(1)
         self._categorical = np.array([f.categorical for f in features])
         self._low = np.array([0. if f.categorical else f.low for f in features])
-        self._high = np.array([f.width if f.categorical else f.high for f in features])  # category codes lie in [0, width)
+        # category codes lie in [0, width)
+        self._high = np.array([f.width if f.categorical else f.high for f in features])
 
     n_features_in_ = property(lambda self: len(self.features), doc="Raw features a query holds.")
     @property
@@ -101,12 +108,15 @@ class DeployedTree:
     def leaf_ids(self) -> set: return set(self._ids[self.tree.children_left < 0].tolist())
 
     def check_query(self, x):
-        "`ValueError` naming the first feature with a value outside its domain (a category code that does not exist, a number out of range); NaN passes."
+        """`ValueError` naming the first feature with a value outside its domain (a category code that does not exist, a
+        number out of range); NaN passes."""
         x = np.asarray(x, dtype=float)
         with np.errstate(invalid='ignore'):
-            outside = np.where(self._categorical, (x != np.round(x)) | (x >= self._high), x > self._high) | (x < self._low)
+            outside = np.where(self._categorical, (x != np.round(x)) | (x >= self._high),
+                               x > self._high) | (x < self._low)
         bad = np.argwhere(outside & ~np.isnan(x))
-        if len(bad): i, j = bad[0]; raise ValueError(f"feature {self.features[j].name!r}: value {x[i, j]} is outside its domain")
+        if len(bad):
+            i, j = bad[0]; raise ValueError(f"feature {self.features[j].name!r}: value {x[i, j]} is outside its domain")
 
     def nodes(self, x) -> np.ndarray:
         "The node each raw query (N×F, NaN = missing) ends in: a leaf, or the first node that needs a missing feature."
@@ -141,8 +151,10 @@ def tree_api(tree:DecisionTreeClassifier, # fitted on `encode(features, x)`
              budget:int|None=None, # maximum number of queries
              seed:int=0, # seeds the pseudo-identifiers
             ) -> Oracle:
-    "The tree behind an `Oracle` that answers each query with the pseudo-identifier of the node it ends in and its label."
-    return Oracle(DeployedTree(tree, features, seed=seed), (len(features),), output='leaf', missing=incomplete, budget=budget, value_range=None)
+    """The tree behind an `Oracle` that answers each query with the pseudo-identifier of the node it ends in and its
+    label."""
+    return Oracle(DeployedTree(tree, features, seed=seed), (len(features),), output='leaf', missing=incomplete,
+                  budget=budget, value_range=None)
 
 # %% ../nbs/21_extraction_trees.ipynb #d199a92f
 @dataclass
@@ -169,7 +181,8 @@ class StolenTree:
                     if j in leaf.allowed: v[:, k] += ~np.isin(x[:, j], list(leaf.allowed[j])) * 1e6
             else:
                 span = f.high - f.low or 1.
-                v += (np.maximum(low[:, j][None] - x[:, j:j+1], 0) + np.maximum(x[:, j:j+1] - high[:, j][None], 0)) / span
+                v += (np.maximum(low[:, j][None] - x[:, j:j+1], 0)
+                      + np.maximum(x[:, j:j+1] - high[:, j][None], 0)) / span
         return v
 
     def predict_ids(self, x) -> np.ndarray:
@@ -196,7 +209,8 @@ def sweep(ask:CachedAPI, # the cached API
           feature:Feature, # its description
           epsilon:float, # precision, as a fraction of the feature's range
          ) -> list:
-    "Every (identifier, label, low, high, witness value) region along feature `j` through `x` (categorical: identifier, label, categories, witness)."
+    """Every (identifier, label, low, high, witness value) region along feature `j` through `x` (categorical:
+    identifier, label, categories, witness)."""
     def at(v):
         z = x.copy(); z[j] = v
         return ask(z)
@@ -232,11 +246,13 @@ def _leaf(features:list, node:int, *, label:int, constraints:dict) -> StolenLeaf
 
 def random_input(features:list, rng:np.random.Generator, *, n:int=1) -> np.ndarray:
     "Inputs drawn uniformly from the feature space (uniform categories, uniform numbers)."
-    return np.stack([rng.integers(f.width, size=n).astype(float) if f.categorical else rng.uniform(f.low, f.high, n) for f in features], 1)
+    return np.stack([rng.integers(f.width, size=n).astype(float) if f.categorical
+                     else rng.uniform(f.low, f.high, n) for f in features], 1)
 
 def _leaf_api(api:Oracle):
     "`ValueError` unless `api` names the leaf of each answer."
-    if not (isinstance(api, Oracle) and api.output == 'leaf'): raise ValueError("tree extraction needs an `Oracle` that answers leaf identifiers (`tree_api`)")
+    if not (isinstance(api, Oracle) and api.output == 'leaf'):
+        raise ValueError("tree extraction needs an `Oracle` that answers leaf identifiers (`tree_api`)")
 
 def path_finding(api:Oracle, # the tree API, answering leaf identifiers (complete queries suffice)
                  features:list, # the feature space the API accepts (`Feature`s), which the attacker knows
@@ -275,7 +291,8 @@ def top_down(api:Oracle, # the tree API, answering leaf identifiers; must accept
             ) -> StolenTree:
     "Top-down extraction: find each node's split feature by setting missing features, then sweep it."
     _leaf_api(api)
-    if not api.missing: raise ValueError("top-down extraction needs an API that accepts incomplete queries; use `path_finding`")
+    if not api.missing:
+        raise ValueError("top-down extraction needs an API that accepts incomplete queries; use `path_finding`")
     ask = CachedAPI(api)
     leaves, visited = [], set()
     stack = [(np.full(len(features), np.nan), {})]
@@ -326,11 +343,14 @@ class TreeExtractionResult(Result):
         return Headline('R_test', self.r_test, baseline=self.r_majority, baseline_name='majority label')
 
     def rows(self) -> list:
-        "Leaves found (a fraction), queries, agreement on test and uniform inputs, leaf identifiers matched, seconds and the tree's accuracy."
+        """Leaves found (a fraction), queries, agreement on test and uniform inputs, leaf identifiers matched, seconds
+        and the tree's accuracy."""
         a, t = f'tree extraction: {self.variant}', self.dataset
-        return [r for m, v in (('leaves found', self.leaves_found / self.leaves), ('queries', self.queries), ('R_test', self.r_test),
-                               ('R_unif', self.r_unif), ('leaf ids (unif)', self.leaf_agreement_unif), ('seconds', self.seconds))
-                for r in metric_rows(a, t, metric=m, values={ATTACK_METHOD: v})] + metric_rows(a, t, metric='target accuracy', values={'target model': self.target_accuracy})
+        measures = (('leaves found', self.leaves_found / self.leaves), ('queries', self.queries),
+                    ('R_test', self.r_test), ('R_unif', self.r_unif), ('leaf ids (unif)', self.leaf_agreement_unif),
+                    ('seconds', self.seconds))
+        return ([r for m, v in measures for r in metric_rows(a, t, metric=m, values={ATTACK_METHOD: v})]
+                + metric_rows(a, t, metric='target accuracy', values={'target model': self.target_accuracy}))
 
 def continuous_features(x:np.ndarray, # N × F inputs of a tree trained on plain numeric columns
                         names:list|None=None, # feature names (default x0, x1, …)
@@ -342,7 +362,8 @@ def continuous_features(x:np.ndarray, # N × F inputs of a tree trained on plain
 
 def train_tree(task:TreeTask, min_samples_leaf:int=5, *, seed:int=0) -> DecisionTreeClassifier:
     "The provider's tree on the one-hot encoded training data."
-    return DecisionTreeClassifier(min_samples_leaf=min_samples_leaf, random_state=seed).fit(encode(task.features, task.x_train), task.y_train)
+    return DecisionTreeClassifier(min_samples_leaf=min_samples_leaf,
+                                  random_state=seed).fit(encode(task.features, task.x_train), task.y_train)
 
 # %% ../nbs/21_extraction_trees.ipynb #9234bd92
 def run_tree_extraction(dataset:str='steak', # one of `TREE_TABLES` (a preset: the tree is trained on it)
@@ -353,12 +374,16 @@ def run_tree_extraction(dataset:str='steak', # one of `TREE_TABLES` (a preset: t
                         n_uniform:int=10_000, # uniform inputs for R_unif
                         seed:int=0, root=None,
                         task:TreeTask|None=None, # a prepared task (else loaded)
-                        tree:DecisionTreeClassifier|None=None, # your own fitted tree over plain numeric columns, instead of training one
-                        data=None, # with your own tree: its test records (`Data`, `(x, y)`); their ranges bound the feature space
+                        # your own fitted tree over plain numeric columns, instead of training one
+                        tree:DecisionTreeClassifier|None=None,
+                        # with your own tree: its test records (`Data`, `(x, y)`); their ranges bound the feature space
+                        data=None,
                         name:str='own tree', # what your tree is called in results
                        ) -> TreeExtractionResult:
-    "Train a tree (or take yours), expose it as a leaf-identifier API and steal it; agreement on test and uniform inputs."
-    if variant not in ('path-finding', 'top-down'): raise ValueError(f"variant must be 'path-finding' or 'top-down', got {variant!r}")
+    """Train a tree (or take yours), expose it as a leaf-identifier API and steal it;
+    agreement on test and uniform inputs."""
+    if variant not in ('path-finding', 'top-down'):
+        raise ValueError(f"variant must be 'path-finding' or 'top-down', got {variant!r}")
     if tree is None:
         if data is not None: raise ValueError("`data` holds the test records of your own tree: give the tree too")
         task = task or load_tree_task(dataset, root, seed=seed)
@@ -368,21 +393,26 @@ def run_tree_extraction(dataset:str='steak', # one of `TREE_TABLES` (a preset: t
         if data is None: raise ValueError("stealing your own tree needs its test records: data=(x, y)")
         test = as_data(data)
         x_test, y_test = test.x.flatten(1).double().numpy(), test.y.numpy()
-        if x_test.shape[1] != tree.n_features_in_: raise ValueError(f"the tree reads {tree.n_features_in_} features, the data has {x_test.shape[1]}")
+        if x_test.shape[1] != tree.n_features_in_:
+            raise ValueError(f"the tree reads {tree.n_features_in_} features, the data has {x_test.shape[1]}")
         features = continuous_features(x_test)
     api = tree_api(tree, features, seed=seed)
     start = time.perf_counter()
-    stolen = path_finding(api, features, epsilon=epsilon, seed=seed) if variant == 'path-finding' else top_down(api, features, epsilon=epsilon)
+    stolen = path_finding(api, features, epsilon=epsilon,
+                          seed=seed) if variant == 'path-finding' else top_down(api, features, epsilon=epsilon)
     seconds, queries = time.perf_counter() - start, api.queries
     u = random_input(features, np.random.default_rng(seed + 1), n=n_uniform)
-    deployed = DeployedTree(tree, features, seed=seed)  # what the provider computes, for the evaluation (not counted as queries)
+    # what the provider computes, for the evaluation (not counted as queries)
+    deployed = DeployedTree(tree, features, seed=seed)
     true_ids, true_labels = deployed.leaves(u)
     _, true_test = deployed.leaves(x_test)
     target_acc = float((tree.predict(encode(features, x_test)) == y_test).mean())
     majority = float((true_test == pd.Series(true_test).mode()[0]).mean())
-    return TreeExtractionResult(dataset=name, variant=variant, leaves=deployed.n_leaves, leaves_found=len({l.id for l in stolen.leaves} & deployed.leaf_ids),
+    return TreeExtractionResult(dataset=name, variant=variant, leaves=deployed.n_leaves,
+                                leaves_found=len({l.id for l in stolen.leaves} & deployed.leaf_ids),
                                 queries=queries, r_test=float((stolen.predict(x_test) == true_test).mean()),
-                                r_unif=float((stolen.predict(u) == true_labels).mean()), leaf_agreement_unif=float((stolen.predict_ids(u) == true_ids).mean()),
+                                r_unif=float((stolen.predict(u) == true_labels).mean()),
+                                leaf_agreement_unif=float((stolen.predict_ids(u) == true_ids).mean()),
                                 seconds=seconds, target_accuracy=target_acc, r_majority=majority)
 
 # %% ../nbs/21_extraction_trees.ipynb #pathregcode
@@ -402,14 +432,18 @@ class PathFindingConfig:
     epsilon: float = 1e-5  # the precision to which each boundary is found
 
     def __post_init__(self):
-        if self.variant not in ('path-finding', 'top-down'): raise ValueError(f"variant must be 'path-finding' or 'top-down', got {self.variant!r}")
+        if self.variant not in ('path-finding', 'top-down'):
+            raise ValueError(f"variant must be 'path-finding' or 'top-down', got {self.variant!r}")
         check_positive(self.epsilon, 'epsilon')
 
-@register_attack('paths', family='extraction', threat=('black-box',), config=PathFindingConfig, preset='trees', paper='Tramèr, Zhang, Juels, Reiter, Ristenpart: Stealing Machine Learning Models via Prediction APIs, USENIX Security 2016',
+@register_attack('paths', family='extraction', threat=('black-box',), config=PathFindingConfig, preset='trees',
+                 paper='Tramèr, Zhang, Juels, Reiter, Ristenpart: Stealing Machine Learning Models via Prediction '
+                       'APIs, USENIX Security 2016',
                  quick={'dataset': 'steak'},
                  audit={'quick': [{}], 'full': [{}]})
 def run_paths(target:DecisionTreeClassifier, # the provider's tree, behind an API that names the leaf of each answer
-              data:TreeTask|Data, # its feature space and test rows, or test records of one's own (their ranges bound the feature space)
+              # its feature space and test rows, or test records of one's own (their ranges bound the feature space)
+              data:TreeTask|Data,
               *, config:PathFindingConfig=PathFindingConfig(), seed:int=0, device=None, progress:bool=False,
              ) -> TreeExtractionResult:
     "Path-finding: every leaf of a decision tree, found by walking its boundaries through leaf identifiers."
@@ -417,8 +451,10 @@ def run_paths(target:DecisionTreeClassifier, # the provider's tree, behind an AP
     return run_tree_extraction(variant=config.variant, epsilon=config.epsilon, seed=seed, tree=target, **own)
 
 @register_own('trees')
-def own_tree(model, records:OwnRecords, *, config=None, quick:bool=False, seed:int=0, device=None, progress:bool=False, cache_dir=None) -> tuple:
+def own_tree(model, records:OwnRecords, *, config=None, quick:bool=False, seed:int=0, device=None, progress:bool=False,
+             cache_dir=None) -> tuple:
     "`(tree, test records)`: path-finding needs a scikit-learn decision tree, whose API names the leaf of each answer."
-    if not isinstance(model, DecisionTreeClassifier): raise NotApplicable("path-finding needs a scikit-learn decision tree, whose API names the leaf of each answer")
+    if not isinstance(model, DecisionTreeClassifier):
+        raise NotApplicable("path-finding needs a scikit-learn decision tree, whose API names the leaf of each answer")
     test = records.test
     return model, Data(test.x.flatten(1), test.y, classes=test.classes, name='audited model')

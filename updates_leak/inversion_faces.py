@@ -4,7 +4,7 @@
 
 # %% ../nbs/31_inversion_faces.ipynb #feea6fb6
 from __future__ import annotations
-import copy, time, typing
+import copy, math, time, typing
 from dataclasses import dataclass
 
 import numpy as np
@@ -13,9 +13,10 @@ import torch.nn as nn
 import torch.nn.functional as F
 from sklearn.linear_model import LogisticRegression
 
-from .core import best_thread_time, best_time, check_count, check_finite, check_positive, resolve_device, private_rng
+from .core import (best_thread_time, best_time, check_count, check_finite, check_positive, resolve_device,
+                               private_rng)
 from .results import ATTACK_METHOD, Anchor, Result, artefact, metric_rows, paper_value
-from .data import Data, as_data, load_att_faces, show_images
+from .data import Data, as_data, check_range, load_att_faces, show_images
 from .models import MLP, SoftmaxRegression, fit, accuracy, model_device, module_mode
 from .oracle import white_box
 from .attacks import Headline, register_attack, register_preset
@@ -50,7 +51,8 @@ def load_face_split(n_train:int=7, # training images per person (the first ones 
                     root=None, # data root
                    ) -> FaceSplit:
     "The AT&T faces, optionally downsampled, split into the model's training images and held-out images."
-    if not 1 <= n_train <= 9: raise ValueError(f"n_train must be between 1 and 9 of each person's 10 images, got {n_train}")
+    if not 1 <= n_train <= 9:
+        raise ValueError(f"n_train must be between 1 and 9 of each person's 10 images, got {n_train}")
     check_count(scale, 'scale')
     faces = load_att_faces(root)
     x = F.avg_pool2d(faces.x, scale) if scale > 1 else faces.x
@@ -62,11 +64,15 @@ def load_face_split(n_train:int=7, # training images per person (the first ones 
 def image_split(train, # the model's training images (`Data`, `(x, y)` or `TensorDataset`), N × C × H × W (or any shape)
                 held_out, # images of the same classes the model never saw
                ) -> FaceSplit:
-    "One's own images split as MI-FACE's evaluation needs them: the training images (for the nearest-image check) and held-out ones (for the evaluation classifier)."
+    """One's own images split as MI-FACE's evaluation needs them:
+    the training images (for the nearest-image check) and held-out ones (for the evaluation classifier)."""
     train, held_out = as_data(train, name='training images'), as_data(held_out, name='held-out images')
     if held_out.x.shape[1:] != train.x.shape[1:]:
-        raise ValueError(f"the training and held-out inputs differ in shape: {tuple(train.x.shape[1:])} and {tuple(held_out.x.shape[1:])}")
-    if set(held_out.y.tolist()) != set(train.y.tolist()): raise ValueError("the held-out images must cover the same classes as the training images")
+        raise ValueError(f"the training and held-out inputs differ in shape: {tuple(train.x.shape[1:])} and "
+                         f"{tuple(held_out.x.shape[1:])}")
+    for d in (train, held_out): check_range(d.x, 0, high=1, needs="MI-FACE (it searches images with pixels in [0, 1])")
+    if set(held_out.y.tolist()) != set(train.y.tolist()):
+        raise ValueError("the held-out images must cover the same classes as the training images")
     return FaceSplit(train, held_out)
 
 # %% ../nbs/31_inversion_faces.ipynb #fd8bb095
@@ -131,7 +137,8 @@ class Inversion:
 
 def mi_face_step(image_shape:tuple, # shape of one input
                 ) -> float:
-    "MI-FACE's default step for inputs of this size: λ = 10 per 10,304 pixels (the AT&T faces), so that one step moves an image about as far in any size."
+    """MI-FACE's default step for inputs of this size:
+    λ = 10 per 10,304 pixels (the AT&T faces), so that one step moves an image about as far in any size."""
     return 10. * float(np.prod(image_shape)) / 10_304
 
 def _descend(cost:typing.Callable, # images → B costs
@@ -139,7 +146,8 @@ def _descend(cost:typing.Callable, # images → B costs
              *,
              lr:float, max_steps:int, patience:int, target_cost:float, process, value_range:tuple,
             ) -> tuple:
-    "Algorithm 1's loop, batched: each image steps down its cost until it reaches γ, stalls for β steps or runs out of α; `(best images, their costs, steps)`."
+    """Algorithm 1's loop, batched: each image steps down its cost until it reaches γ, stalls for β steps or runs out of
+    α; `(best images, their costs, steps)`."""
     pixels = [1] * (x.dim() - 1)
     best, best_cost = x.clone(), torch.full((len(x),), float('inf'), device=x.device)
     history = torch.full((patience, len(x)), float('inf'), device=x.device)  # the last β costs, a ring on the device
@@ -182,23 +190,34 @@ def mi_face(model:nn.Module, # the recogniser, returning logits
     model = white_box(model, 'MI-FACE (it follows the gradient of the confidence)')
     lr = check_positive(mi_face_step(image_shape) if lr is None else lr, 'lr')
     check_count(max_steps, 'max_steps'); check_count(patience, 'patience')
+    if not (len(value_range) == 2 and math.isfinite(value_range[0]) and math.isfinite(value_range[1])
+            and value_range[0] < value_range[1]):  # reversed, every pixel would clip to one value
+        raise ValueError(f"value_range must be (low, high) with low < high, got {value_range}")
     device = resolve_device(device, model)
     labels = torch.as_tensor(labels).flatten()
     if len(labels) == 0: raise ValueError("MI-FACE needs at least one label to invert")
-    if labels.is_floating_point() or labels.dtype == torch.bool: raise TypeError(f"MI-FACE inverts classes, given as integer indices; got {labels.dtype}")
+    if labels.is_floating_point() or labels.dtype == torch.bool:
+        raise TypeError(f"MI-FACE inverts classes, given as integer indices; got {labels.dtype}")
     labels = labels.to(device=device, dtype=torch.long)
     runner = model if model_device(model) == device else copy.deepcopy(model).to(device)
     with module_mode(runner):  # gradients are taken with respect to the images only; the model's own are left alone
-        with torch.no_grad(): n_classes = runner(torch.zeros(1, *image_shape, device=device)).shape[1]
+        try:
+            with torch.no_grad(): n_classes = runner(torch.zeros(1, *image_shape, device=device)).shape[1]
+        except RuntimeError as e:
+            raise ValueError(f"the model does not take images of shape {tuple(image_shape)}: "
+                             f"{' '.join(str(e).split())[:200]}") from None
         if int(labels.min()) < 0 or int(labels.max()) >= n_classes:
-            raise ValueError(f"the model has {n_classes} classes: labels must lie in 0..{n_classes - 1}, got {labels.min().item()}..{labels.max().item()}")
+            raise ValueError(f"the model has {n_classes} classes: labels must lie in 0..{n_classes - 1}, got "
+                             f"{labels.min().item()}..{labels.max().item()}")
         rows = torch.arange(len(labels), device=device)
         def cost(x):
             c = 1 - F.softmax(runner(x), 1)[rows, labels]
             return c + aux(x) if aux is not None else c
         start = time.perf_counter()
-        best, best_cost, steps = _descend(cost, torch.full((len(labels), *image_shape), float(value_range[0]), device=device),
-                                          lr=lr, max_steps=max_steps, patience=patience, target_cost=target_cost, process=process, value_range=value_range)
+        best, best_cost, steps = _descend(cost,
+                                          torch.full((len(labels), *image_shape), float(value_range[0]), device=device),
+                                          lr=lr, max_steps=max_steps, patience=patience, target_cost=target_cost,
+                                          process=process, value_range=value_range)
     return Inversion(best.cpu(), best_cost.cpu(), steps=steps.cpu(), seconds=time.perf_counter() - start)
 
 # %% ../nbs/31_inversion_faces.ipynb #14bd882a
@@ -214,7 +233,8 @@ class FaceIdentifier:
                  C:float=10., # inverse regularisation of the logistic regression
                 ):
         self.split = split
-        self.classifier = LogisticRegression(C=C, max_iter=5000).fit(standardize_images(split.held_out.x), split.held_out.y.numpy())
+        self.classifier = LogisticRegression(C=C, max_iter=5000).fit(standardize_images(split.held_out.x),
+                                                                     split.held_out.y.numpy())
         self.gallery = standardize_images(torch.cat([split.train.x, split.held_out.x]))
         self.gallery_people = torch.cat([split.train.y, split.held_out.y]).numpy()
 
@@ -223,7 +243,8 @@ class FaceIdentifier:
         self.real_similarity = self.similarity(split.held_out.x, split.held_out.y.numpy())
 
     def classify(self, x:torch.Tensor) -> np.ndarray: return self.classifier.predict(standardize_images(x))
-    def nearest(self, x:torch.Tensor) -> np.ndarray: return self.gallery_people[(standardize_images(x) @ self.gallery.T).argmax(1)]
+    def nearest(self, x:torch.Tensor) -> np.ndarray:
+        return self.gallery_people[(standardize_images(x) @ self.gallery.T).argmax(1)]
     def nearest_training(self, x:torch.Tensor) -> np.ndarray:
         "Index (into `split.train`) of the training image that correlates best with each image."
         return (standardize_images(x) @ self.training.T).argmax(1)
@@ -238,12 +259,15 @@ class FaceIdentifier:
 
 # %% ../nbs/31_inversion_faces.ipynb #e8193481
 def identification(identifier:FaceIdentifier, inversion:Inversion, *, labels) -> dict:
-    "How recognisable the reconstructions are, as fractions: the classifier's and the nearest photo's verdicts, the nearest training image's class, and the similarity to it against real images'."
+    """How recognisable the reconstructions are, as fractions:
+    the classifier's and the nearest photo's verdicts, the nearest training image's class, and the similarity to it
+    against real images'."""
     labels, x = np.asarray(labels), inversion.images
     similarity = identifier.similarity(x, labels)
     return {'classifier': float((identifier.classify(x) == labels).mean()),
             'nearest photo': float((identifier.nearest(x) == labels).mean()),
-            'nearest training image': float((identifier.training_people[identifier.nearest_training(x)] == labels).mean()),
+            'nearest training '
+            'image': float((identifier.training_people[identifier.nearest_training(x)] == labels).mean()),
             'similarity': float(similarity.mean()),
             'as close as a real image': float((similarity >= np.quantile(identifier.real_similarity, 0.05)).mean())}
 
@@ -264,8 +288,10 @@ def denoise_and_sharpen(dae:DAEClassifier, # a model with `reconstruct` (the DAE
     return process
 
 # %% ../nbs/31_inversion_faces.ipynb #57808477
-PAPER_FACES = [Anchor(f'MI-FACE: {m}', 'att-faces 112×92', metric=metric, value=v, source='Fredrikson et al. CCS 2015, Table 3 (8-core Xeon)')
-               for m, s, e in (('softmax', 1.4, 5.6), ('mlp', 1298.7, 3096), ('dae', 692.5, 4728)) for metric, v in (('seconds per face', s), ('epochs per face', e))]
+PAPER_FACES = [Anchor(f'MI-FACE: {m}', 'att-faces 112×92', metric=metric, value=v,
+                      source='Fredrikson et al. CCS 2015, Table 3 (8-core Xeon)')
+               for m, s, e in (('softmax', 1.4, 5.6), ('mlp', 1298.7, 3096),
+                               ('dae', 692.5, 4728)) for metric, v in (('seconds per face', s), ('epochs per face', e))]
 FACES_STEP = 10.  # λ for the AT&T faces at both resolutions (the sweep above)
 
 @dataclass(kw_only=True)
@@ -291,68 +317,97 @@ class FaceInversionResult(Result):
 
     @property
     def headline(self) -> Headline:
-        "The share of reconstructions the evaluation classifier takes for the right class, against its share of real held-out images."
-        return Headline('identified by the evaluation classifier', self.identified_classifier, baseline=self.reference_accuracy, baseline_name='real held-out images')
+        """The share of reconstructions the evaluation classifier takes for the right class, against its share of real
+        held-out images."""
+        return Headline('identified by the evaluation classifier', self.identified_classifier,
+                        baseline=self.reference_accuracy, baseline_name='real held-out images')
 
     def rows(self) -> list:
-        "Identification by each check beside the real images' reference, the model's confidence and accuracy, and the cost beside the paper's."
+        """Identification by each check beside the real images' reference, the model's confidence and accuracy, and the
+        cost beside the paper's."""
         a, t = f'MI-FACE: {self.model}', f'{self.dataset} {self.image_size}'
-        return (metric_rows(a, t, metric='identified (classifier)', values={ATTACK_METHOD: self.identified_classifier, 'real held-out images': self.reference_accuracy})
-                + metric_rows(a, t, metric='identified (nearest photo)', values={ATTACK_METHOD: self.identified_nearest})
-                + metric_rows(a, t, metric='nearest training image of the class', values={ATTACK_METHOD: self.nearest_training})
-                + metric_rows(a, t, metric='similarity to it', values={ATTACK_METHOD: self.similarity, 'real held-out images': self.real_similarity})
+        return (metric_rows(a, t, metric='identified (classifier)',
+                            values={ATTACK_METHOD: self.identified_classifier,
+                                    'real held-out images': self.reference_accuracy})
+                + metric_rows(a, t, metric='identified (nearest photo)',
+                              values={ATTACK_METHOD: self.identified_nearest})
+                + metric_rows(a, t, metric='nearest training image of the class',
+                              values={ATTACK_METHOD: self.nearest_training})
+                + metric_rows(a, t, metric='similarity to it',
+                              values={ATTACK_METHOD: self.similarity, 'real held-out images': self.real_similarity})
                 + metric_rows(a, t, metric='as close as a real image', values={ATTACK_METHOD: self.as_close_as_real})
-                + metric_rows(a, t, metric='identified after denoise+sharpen', values={ATTACK_METHOD: self.identified_processed})
+                + metric_rows(a, t, metric='identified after denoise+sharpen',
+                              values={ATTACK_METHOD: self.identified_processed})
                 + metric_rows(a, t, metric='confidence', values={ATTACK_METHOD: self.mean_confidence})
-                + metric_rows(a, t, metric='seconds per face', values={ATTACK_METHOD: self.seconds_per_face, 'paper': paper_value(PAPER_FACES, a, target=t, metric='seconds per face')})
-                + metric_rows(a, t, metric='steps per face', values={ATTACK_METHOD: self.steps_per_face, 'paper': paper_value(PAPER_FACES, a, target=t, metric='epochs per face')})
+                + metric_rows(a, t, metric='seconds per face',
+                              values={ATTACK_METHOD: self.seconds_per_face,
+                                      'paper': paper_value(PAPER_FACES, a, target=t, metric='seconds per face')})
+                + metric_rows(a, t, metric='steps per face',
+                              values={ATTACK_METHOD: self.steps_per_face,
+                                      'paper': paper_value(PAPER_FACES, a, target=t, metric='epochs per face')})
                 + metric_rows(a, t, metric='target accuracy', values={'target model': self.model_accuracy}))
 
     def plot(self, classes:list|None=None, # which classes to show (default: the first ten)
             ):
         "Each class's reconstruction above the training image nearest to it."
         classes = list(range(min(10, len(self.images)))) if classes is None else list(classes)
-        return show_images(torch.cat([self.images[classes], self.nearest_images[classes]]), ncols=len(classes), size=1.3,
+        return show_images(torch.cat([self.images[classes], self.nearest_images[classes]]), ncols=len(classes),
+                           size=1.3,
                            titles=[f'MI-FACE, class {c}' for c in classes] + ['nearest training image'] * len(classes))
 
 # %% ../nbs/31_inversion_faces.ipynb #0f84ecbc
 def run_face_inversion(model:str='softmax', # one of `FACE_MODELS`, trained here unless `recogniser` is given
                        scale:int=1, # downsampling per side
                        *,
-                       lr:float|None=None, # MI-FACE step size (`None`: 10 on the AT&T faces, `mi_face_step` on your images)
+                       # MI-FACE step size (`None`: 10 on the AT&T faces, `mi_face_step` on your images)
+                       lr:float|None=None,
                        max_steps:int=5000, patience:int=100, target_cost:float=0.01,
                        epochs:int|None=None, pretrain_epochs:int=1000,
                        seed:int=0, root=None, device=None, progress:bool=True,
-                       split=None, # a prepared `FaceSplit`, or your own `(training images, held-out images)` (see `image_split`)
-                       recogniser:nn.Module|None=None, # a trained recogniser: yours (a torch model over the split's images) or the zoo's
+                       # a prepared `FaceSplit`, or your own `(training images, held-out images)` (see `image_split`)
+                       split=None,
+                       # a trained recogniser: yours (a torch model over the split's images) or the zoo's
+                       recogniser:nn.Module|None=None,
                       ) -> FaceInversionResult:
     "Train a face recogniser (unless given), invert every class with MI-FACE, and judge the reconstructions."
     if recogniser is not None: white_box(recogniser, 'MI-FACE (it follows the gradient of the confidence)')
     own = split is not None and not isinstance(split, FaceSplit)
     split = image_split(*split) if own else (split or load_face_split(scale=scale, root=root))
-    if recogniser is None: recogniser = train_face_model(model, split, epochs=epochs, pretrain_epochs=pretrain_epochs, seed=seed, device=device, progress=progress)
+    if recogniser is None:
+        recogniser = train_face_model(model, split, epochs=epochs, pretrain_epochs=pretrain_epochs, seed=seed,
+                                      device=device, progress=progress)
     else: model = model if not own else type(white_box(recogniser, 'MI-FACE')).__name__
     lo, hi = float(split.train.x.min()), float(split.train.x.max())
     identifier = FaceIdentifier(split)
     people = np.arange(split.n_people)
     lr = lr if lr is not None else (mi_face_step(split.image_shape) if own else FACES_STEP)
-    inv = mi_face(recogniser, people, image_shape=split.image_shape, lr=lr, max_steps=max_steps, patience=patience, target_cost=target_cost, value_range=(min(lo, 0.), max(hi, 1.)), device=device)
+    inv = mi_face(recogniser, people, image_shape=split.image_shape, lr=lr, max_steps=max_steps, patience=patience,
+                  target_cost=target_cost, value_range=(min(lo, 0.), max(hi, 1.)), device=device)
     ident = identification(identifier, inv, labels=people)
     processed = None
     if isinstance(recogniser, DAEClassifier):
-        cleaned = Inversion(denoise_and_sharpen(copy.deepcopy(recogniser).cpu())(inv.images), inv.cost, steps=inv.steps, seconds=inv.seconds)
+        cleaned = Inversion(denoise_and_sharpen(copy.deepcopy(recogniser).cpu())(inv.images), inv.cost, steps=inv.steps,
+                            seconds=inv.seconds)
         processed = identification(identifier, cleaned, labels=people)['classifier']
-    return FaceInversionResult(model=model, image_size='×'.join(map(str, split.image_shape[1:])), model_accuracy=accuracy(recogniser, split.held_out), identified_classifier=ident['classifier'],
-                               identified_nearest=ident['nearest photo'], identified_processed=processed, reference_accuracy=identifier.reference_accuracy, mean_confidence=float(1 - inv.cost.mean()),
-                               seconds_per_face=inv.seconds / len(people), steps_per_face=float(inv.steps.float().mean()), nearest_training=ident['nearest training image'], similarity=ident['similarity'],
-                               real_similarity=float(identifier.real_similarity.mean()), as_close_as_real=ident['as close as a real image'],
+    return FaceInversionResult(model=model, image_size='×'.join(map(str, split.image_shape[1:])),
+                               model_accuracy=accuracy(recogniser, split.held_out),
+                               identified_classifier=ident['classifier'],
+                               identified_nearest=ident['nearest photo'], identified_processed=processed,
+                               reference_accuracy=identifier.reference_accuracy,
+                               mean_confidence=float(1 - inv.cost.mean()),
+                               seconds_per_face=inv.seconds / len(people),
+                               steps_per_face=float(inv.steps.float().mean()),
+                               nearest_training=ident['nearest training image'], similarity=ident['similarity'],
+                               real_similarity=float(identifier.real_similarity.mean()),
+                               as_close_as_real=ident['as close as a real image'],
                                dataset=split.train.name.split('/')[0] if not own else 'own images', images=inv.images,
                                nearest_images=split.train.x[identifier.nearest_training(inv.images)])
 
 # %% ../nbs/31_inversion_faces.ipynb #faceregcode
 def face_model_kind(recogniser:nn.Module) -> str:
     "The kind of `FACE_MODELS` a recogniser is, or its class's name."
-    return {SoftmaxRegression: 'softmax', MLP: 'mlp', DAEClassifier: 'dae'}.get(type(recogniser), type(recogniser).__name__)
+    return {SoftmaxRegression: 'softmax', MLP: 'mlp', DAEClassifier: 'dae'}.get(type(recogniser),
+                                                                                type(recogniser).__name__)
 
 @register_preset('faces', datasets=('att-faces',))
 def faces_preset(dataset:str, # 'att-faces'
@@ -376,7 +431,8 @@ class MiFaceConfig:
         check_count(self.max_steps, 'max_steps')
 
 @register_attack('mi-face', family='inversion', threat=('white-box',), config=MiFaceConfig, preset='faces',
-                 paper='Fredrikson, Jha, Ristenpart: Model Inversion Attacks that Exploit Confidence Information, CCS 2015',
+                 paper='Fredrikson, Jha, Ristenpart: Model Inversion Attacks that Exploit Confidence Information, '
+                       'CCS 2015',
                  quick={'dataset': 'att-faces', 'scale': 4, 'max_steps': 50},
                  audit={'quick': [{'max_steps': 300}], 'full': [{'max_steps': 3000}]})
 def run_mi_face(target:nn.Module, # the recogniser (torch: MI-FACE follows its gradients)
@@ -384,7 +440,8 @@ def run_mi_face(target:nn.Module, # the recogniser (torch: MI-FACE follows its g
                 *, config:MiFaceConfig=MiFaceConfig(), seed:int=0, device=None, progress:bool=True,
                ) -> FaceInversionResult:
     "MI-FACE: an image of each class, found by gradient descent on the recogniser's confidence in it."
-    return run_face_inversion(face_model_kind(target), lr=config.lr, max_steps=config.max_steps, seed=seed, device=device, progress=progress,
+    return run_face_inversion(face_model_kind(target), lr=config.lr, max_steps=config.max_steps, seed=seed,
+                              device=device, progress=progress,
                               split=data, recogniser=target)
 
 def is_image_data(data:Data) -> bool:
@@ -392,9 +449,12 @@ def is_image_data(data:Data) -> bool:
     return data.x.dim() == 4 and data.x.shape[1] in (1, 3)
 
 @register_own('faces')
-def own_face_split(model, records:OwnRecords, *, config=None, quick:bool=False, seed:int=0, device=None, progress:bool=False, cache_dir=None) -> tuple:
-    "`(model, (training images, held-out images))` of at most 10 (`quick`) or 40 classes that both hold: MI-FACE needs a torch model over images."
-    if model_kind(model) != 'torch' or not is_image_data(records.train): raise NotApplicable("MI-FACE follows the gradients of a torch model over images")
+def own_face_split(model, records:OwnRecords, *, config=None, quick:bool=False, seed:int=0, device=None,
+                   progress:bool=False, cache_dir=None) -> tuple:
+    """`(model, (training images, held-out images))` of at most 10 (`quick`) or 40 classes that both hold:
+    MI-FACE needs a torch model over images."""
+    if model_kind(model) != 'torch' or not is_image_data(records.train):
+        raise NotApplicable("MI-FACE follows the gradients of a torch model over images")
     shared = torch.tensor(sorted(set(records.train.y.tolist()) & set(records.test.y.tolist())))[:10 if quick else 40]
     of_shared = lambda d: d.subset(torch.isin(d.y, shared).nonzero()[:, 0])
     return model, (of_shared(records.train), of_shared(records.test))
@@ -409,7 +469,8 @@ def show_inversions(split:FaceSplit, # the faces
     first = [int(torch.where(split.train.y == p)[0][0]) for p in people]
     rows = [split.train.x[first]] + [r.images[list(people)] for r in results]
     names = ['training photo'] + [f'{r.model} (MI-FACE)' for r in results]
-    fig = show_images(torch.cat(rows), titles=[f'{n}\n{split.train.classes[p]}' if i == 0 else n for n in names for i, p in enumerate(people)],
+    fig = show_images(torch.cat(rows), titles=[f'{n}\n{split.train.classes[p]}' if i == 0
+                                               else n for n in names for i, p in enumerate(people)],
                       ncols=len(people), size=1.3)
     return fig
 
@@ -421,17 +482,24 @@ def bench_face_inversion(models:tuple=('softmax', 'mlp'), # recognisers to time
                          lr:float=10., # MI-FACE step size
                          seed:int=0, root=None, device=None,
                         ) -> list:
-    """Seconds per face of batched MI-FACE and of one face at a time (at its best thread count, 1 or the current one), their ratio, and the
-    batched faces' identification."""
+    """Seconds per face of batched MI-FACE and of one face at a time (at its best thread count, 1 or the current one),
+    their ratio, and the batched faces' identification."""
     split = load_face_split(scale=scale, root=root)
     identifier, people = FaceIdentifier(split), np.arange(split.n_people)
     rows = []
     for kind in models:
         recogniser = train_face_model(kind, split, seed=seed, device=device, progress=False)
         batched = mi_face(recogniser, people, image_shape=split.image_shape, lr=lr, device=device)
-        batched_s = best_time(lambda: mi_face(recogniser, people, image_shape=split.image_shape, lr=lr, device=device), 1, device=device, warmup=False)
-        single_s, single_threads = best_thread_time(lambda: [mi_face(recogniser, [p], image_shape=split.image_shape, lr=lr, device=device) for p in people], device=device)
-        rows.append({'model': kind, 'batched s / face': batched_s / len(people), 'one at a time s / face': single_s / len(people),
-                     'one at a time threads': single_threads, 'ratio': single_s / batched_s, 'identified (classifier)': identification(identifier, batched, labels=people)['classifier'],
-                     'target s / face': {'softmax': 1., 'mlp': 60.}.get(kind), 'paper s / face': paper_value(PAPER_FACES, f'MI-FACE: {kind}', target='att-faces 112×92', metric='seconds per face')})
+        batched_s = best_time(lambda: mi_face(recogniser, people, image_shape=split.image_shape, lr=lr, device=device),
+                              1, device=device, warmup=False)
+        single_s, single_threads = best_thread_time(lambda: [mi_face(recogniser, [p], image_shape=split.image_shape,
+                                                                     lr=lr, device=device) for p in people],
+                                                    device=device)
+        rows.append({'model': kind, 'batched s / face': batched_s / len(people),
+                     'one at a time s / face': single_s / len(people),
+                     'one at a time threads': single_threads, 'ratio': single_s / batched_s,
+                     'identified (classifier)': identification(identifier, batched, labels=people)['classifier'],
+                     'target s / face': {'softmax': 1., 'mlp': 60.}.get(kind),
+                     'paper s / face': paper_value(PAPER_FACES, f'MI-FACE: {kind}', target='att-faces 112×92',
+                                                   metric='seconds per face')})
     return rows

@@ -13,7 +13,7 @@ from sklearn.tree import DecisionTreeClassifier
 
 from .results import ATTACK_METHOD, Anchor, Result, metric_rows, paper_value, seed_spread
 from .data import Feature, as_data, load_table
-from .oracle import model_kind, posteriors
+from .oracle import answered_classes, model_kind, posteriors
 from .attacks import Headline, register_attack, register_preset
 from .attacks import NotApplicable, OwnRecords, register_own
 
@@ -25,7 +25,8 @@ __all__ = ['SURVEYS', 'PAPER_MAP', 'SurveyTask', 'feature_index', 'load_survey',
 
 # %% ../nbs/30_inversion_map.ipynb #90f86a38
 SURVEYS = {  # name: (table, label column, default sensitive feature, its positive answer, columns dropped)
-    'steak': ('steak', 'How do you like your steak prepared?', 'Have you ever cheated on your significant other?', 'Yes', ['RespondentID']),
+    'steak': ('steak', 'How do you like your steak prepared?', 'Have you ever cheated on your significant other?',
+              'Yes', ['RespondentID']),
     'gss': ('gss', 'Happiness level', 'watched x-rated movies in the last year', 'YES', ['year', 'id']),
 }
 
@@ -43,7 +44,8 @@ class SurveyTask:
     classes: list  # label names
 
     def __repr__(self):
-        return f"SurveyTask({self.name!r}: {len(self.y_train)} members, {len(self.y_test)} non-members, sensitive={self.features[self.sensitive].name!r})"
+        return (f"SurveyTask({self.name!r}: {len(self.y_train)} members, {len(self.y_test)} non-members, "
+                f"sensitive={self.features[self.sensitive].name!r})")
 
 def feature_index(features:list, # `Feature`s
                   name:str, # a feature's name
@@ -77,14 +79,17 @@ def load_survey(name:str='steak', # one of `SURVEYS`
     x = np.stack(cols, 1)
     y, classes = pd.factorize(df[label], sort=True)
     positive = positive or (default_positive if sensitive == default_sensitive else features[s].categories[-1])
-    if positive not in features[s].categories: raise ValueError(f"{positive!r} is not an answer of {sensitive!r}: {features[s].categories}")
+    if positive not in features[s].categories:
+        raise ValueError(f"{positive!r} is not an answer of {sensitive!r}: {features[s].categories}")
     perm = np.random.default_rng(seed).permutation(len(x)); n_train = int(train_fraction * len(x))
     tr, te = perm[:n_train], perm[n_train:]
-    return SurveyTask(name, features, sensitive=s, positive=features[s].categories.index(positive), x_train=x[tr], y_train=y[tr], x_test=x[te], y_test=y[te], classes=[str(c) for c in classes])
+    return SurveyTask(name, features, sensitive=s, positive=features[s].categories.index(positive), x_train=x[tr],
+                      y_train=y[tr], x_test=x[te], y_test=y[te], classes=[str(c) for c in classes])
 
 # %% ../nbs/30_inversion_map.ipynb #c162b9ca
 def feature_columns(features:list) -> list:
-    "For each feature, the slice of model-input columns that encodes it (1 column if binary or binned numeric, else one per category)."
+    """For each feature, the slice of model-input columns that encodes it (1 column if binary or binned numeric, else
+    one per category)."""
     widths = [1 if len(f.categories) == 2 or f.values is not None else len(f.categories) for f in features]
     starts = np.cumsum([0] + widths)
     return [slice(int(a), int(b)) for a, b in zip(starts[:-1], starts[1:])]
@@ -94,7 +99,8 @@ def encode_survey(features:list, # `Feature`s, all categorical
                  ) -> np.ndarray:
     "The model input: binned numeric features as their bins' values, binary features as 0/1, others one-hot."
     x = np.asarray(x)
-    if x.ndim != 2 or x.shape[1] != len(features): raise ValueError(f"expected N×{len(features)} category codes, got shape {x.shape}")
+    if x.ndim != 2 or x.shape[1] != len(features):
+        raise ValueError(f"expected N×{len(features)} category codes, got shape {x.shape}")
     cols = []
     for j, f in enumerate(features):
         k = len(f.categories)
@@ -109,21 +115,25 @@ def train_survey_tree(task:SurveyTask, # the survey
                       seed:int=0,
                      ) -> DecisionTreeClassifier:
     "The provider's model: a CART tree on the members' encoded answers."
-    return DecisionTreeClassifier(min_samples_leaf=min_samples_leaf, random_state=seed).fit(encode_survey(task.features, task.x_train), task.y_train)
+    return DecisionTreeClassifier(min_samples_leaf=min_samples_leaf,
+                                  random_state=seed).fit(encode_survey(task.features, task.x_train), task.y_train)
 
 # %% ../nbs/30_inversion_map.ipynb #ff052462
 def _binned_feature(name:str, column:np.ndarray, *, n_bins:int) -> tuple:
-    "A `Feature` whose categories are `column`'s quantile bins (or its few distinct values), and each value's category code."
+    """A `Feature` whose categories are `column`'s quantile bins (or its few distinct values), and each value's category
+    code."""
     distinct = np.unique(column)
     if len(distinct) <= n_bins:
-        return Feature(name, categories=[f'{v:g}' for v in distinct], values=distinct.tolist()), np.searchsorted(distinct, column)
+        return Feature(name, categories=[f'{v:g}' for v in distinct],
+                       values=distinct.tolist()), np.searchsorted(distinct, column)
     edges = np.unique(np.quantile(column, np.linspace(0, 1, n_bins + 1)[1:-1]))
     codes = np.searchsorted(edges, column, side='right')
     values = [float(np.median(column[codes == c])) for c in range(len(edges) + 1)]
     bounds = [-np.inf, *edges, np.inf]
-    return Feature(name, categories=[f'[{a:.3g}, {b:.3g})' for a, b in zip(bounds[:-1], bounds[1:])], values=values), codes
+    return Feature(name, categories=[f'[{a:.3g}, {b:.3g})' for a, b in zip(bounds[:-1], bounds[1:])],
+                   values=values), codes
 
-def binned_survey(members, # the model's training records: a `Data`, `(x, y)` or `TensorDataset` of numeric N × F features
+def binned_survey(members, # the training records: numeric N × F features (`Data`, `(x, y)`, `TensorDataset`)
                   nonmembers, # records it never saw, from the same population
                   *,
                   sensitive:int|str, # the column the attacker infers: its index, or its name in `names`
@@ -138,16 +148,20 @@ def binned_survey(members, # the model's training records: a `Data`, `(x, y)` or
     x = torch.cat([m.x.flatten(1), n.x.flatten(1)]).double().numpy()
     names = list(names) if names is not None else [f'x{j}' for j in range(x.shape[1])]
     if len(names) != x.shape[1]: raise ValueError(f"{len(names)} names for {x.shape[1]} columns")
-    if isinstance(sensitive, str) and sensitive not in names: raise ValueError(f"unknown column {sensitive!r}; the columns are {names}")
+    if isinstance(sensitive, str) and sensitive not in names:
+        raise ValueError(f"unknown column {sensitive!r}; the columns are {names}")
     s = names.index(sensitive) if isinstance(sensitive, str) else int(sensitive)
-    if not 0 <= s < x.shape[1]: raise ValueError(f"sensitive column {sensitive!r} does not exist; the data has {x.shape[1]} columns")
+    if not 0 <= s < x.shape[1]:
+        raise ValueError(f"sensitive column {sensitive!r} does not exist; the data has {x.shape[1]} columns")
     order = [s] + [j for j in range(x.shape[1]) if j != s]
     features, codes = zip(*(_binned_feature(names[j], x[:, j], n_bins=n_bins) for j in order))
     codes = np.stack(codes, 1)
     k = len(features[0].categories)
     positive = k - 1 if positive is None else positive
-    if not 0 <= positive < k: raise ValueError(f"positive must be a bin of the sensitive column (0 … {k - 1}), got {positive}")
-    return SurveyTask(name, list(features), sensitive=0, positive=positive, x_train=codes[:len(m)], y_train=m.y.numpy(), x_test=codes[len(m):], y_test=n.y.numpy(), classes=list(m.classes))
+    if not 0 <= positive < k:
+        raise ValueError(f"positive must be a bin of the sensitive column (0 … {k - 1}), got {positive}")
+    return SurveyTask(name, list(features), sensitive=0, positive=positive, x_train=codes[:len(m)], y_train=m.y.numpy(),
+                      x_test=codes[len(m):], y_test=n.y.numpy(), classes=list(m.classes))
 
 # %% ../nbs/30_inversion_map.ipynb #f5ef05b9
 def marginal_priors(features:list, # `Feature`s, all categorical
@@ -172,9 +186,11 @@ def check_prior(prior, # probabilities of the candidate values
                ) -> np.ndarray:
     "A prior as a float array; clear errors for a wrong length, negative entries or a sum other than 1."
     prior = np.asarray(prior, dtype=float)
-    if prior.shape != (n,): raise ValueError(f"the prior needs one probability per candidate value ({n}), got shape {prior.shape}")
+    if prior.shape != (n,):
+        raise ValueError(f"the prior needs one probability per candidate value ({n}), got shape {prior.shape}")
     if np.isnan(prior).any() or (prior < 0).any(): raise ValueError("prior probabilities must be non-negative numbers")
-    if not np.isclose(prior.sum(), 1, atol=1e-6): raise ValueError(f"prior probabilities must sum to 1, they sum to {prior.sum():.6g}")
+    if not np.isclose(prior.sum(), 1, atol=1e-6):
+        raise ValueError(f"prior probabilities must sum to 1, they sum to {prior.sum():.6g}")
     return prior
 
 # %% ../nbs/30_inversion_map.ipynb #024ebb60
@@ -258,7 +274,8 @@ def whitebox_map(tree:DecisionTreeClassifier, # the released tree, fitted on `en
     "Fredrikson et al. (2015): argmax_v n_{leaf(x_K, v), y′}·p(v), from the leaf counts a released tree carries."
     s = feature_index(features, sensitive)
     cand = _candidates(features[s], candidates)
-    if len(priors) != len(features): raise ValueError(f"need one prior per feature ({len(features)}), got {len(priors)}")
+    if len(priors) != len(features):
+        raise ValueError(f"need one prior per feature ({len(features)}), got {len(priors)}")
     prior = check_prior(np.asarray(priors[s])[cand] / np.asarray(priors[s])[cand].sum(), len(cand))
     x, y = np.asarray(x), np.asarray(y)
     if len(x) != len(y): raise ValueError(f"{len(x)} targets but {len(y)} labels")
@@ -275,9 +292,12 @@ def whitebox_map(tree:DecisionTreeClassifier, # the released tree, fitted on `en
     return _decide(np.stack(scores, 1), cand, queries=0)
 
 # %% ../nbs/30_inversion_map.ipynb #4e973ef3
-PAPER_MAP = [Anchor(f'MAP inversion: {method}', survey, metric=metric, value=value, setting='members', source='Fredrikson et al. CCS 2015, Figure 3')
-             for survey, method, acc, prec in (('steak', 'white-box', 0.864, 1.0), ('steak', 'black-box', 0.858, 0.857), ('steak', 'prior mode', 0.829, None),
-                                               ('steak', 'ideal', 0.998, 1.0), ('gss', 'white-box', 0.803, 1.0), ('gss', 'black-box', 0.80, 0.388),
+PAPER_MAP = [Anchor(f'MAP inversion: {method}', survey, metric=metric, value=value, setting='members',
+                    source='Fredrikson et al. CCS 2015, Figure 3')
+             for survey, method, acc, prec in (('steak', 'white-box', 0.864, 1.0), ('steak', 'black-box', 0.858, 0.857),
+                                               ('steak', 'prior mode', 0.829, None),
+                                               ('steak', 'ideal', 0.998, 1.0), ('gss', 'white-box', 0.803, 1.0),
+                                               ('gss', 'black-box', 0.80, 0.388),
                                                ('gss', 'prior mode', 0.82, None), ('gss', 'ideal', 0.803, 0.615))
              for metric, value in (('accuracy', acc), ('precision', prec)) if value is not None]
 
@@ -286,7 +306,8 @@ def inversion_scores(truth:np.ndarray, # true category codes of the sensitive fe
                      *,
                      positive:int, # the code whose precision and recall are reported
                     ) -> dict:
-    "Accuracy, and precision and recall of the sensitive answer (precision is undefined, `nan`, when it is never guessed)."
+    """Accuracy, and precision and recall of the sensitive answer (precision is undefined, `nan`, when it is never
+    guessed)."""
     truth, guess = np.asarray(truth), np.asarray(guess)
     hit = (guess == positive) & (truth == positive)
     said, has = (guess == positive).sum(), (truth == positive).sum()
@@ -295,52 +316,68 @@ def inversion_scores(truth:np.ndarray, # true category codes of the sensitive fe
 
 # %% ../nbs/30_inversion_map.ipynb #d7d57fb3
 def _label_predictor(model, encode):
-    "The model's labels for category codes: a scikit-learn estimator's `predict`, or the argmax of any model's posteriors."
-    if model_kind(model) == 'sklearn' and hasattr(model, 'predict'): return lambda q: np.asarray(model.predict(encode(q)))
+    """The model's labels for category codes: a scikit-learn estimator's `predict`, or the argmax of any model's
+    posteriors."""
+    if model_kind(model) == 'sklearn' and hasattr(model, 'predict'):
+        return lambda q: np.asarray(model.predict(encode(q)))
     return lambda q: posteriors(model, torch.as_tensor(encode(q))).argmax(1).numpy()
 
 def attack_survey(task:SurveyTask, # the survey with its split
                   min_samples_leaf:int=1, # the provider's tree size control (when no model is given)
                   *,
                   seed:int=0,
-                  model=None, # your own trained model over `encode_survey(task.features, ·)` (default: a CART tree trained here)
+                  # your own trained model over `encode_survey(task.features, ·)` (default: a CART tree trained here)
+                  model=None,
                  ) -> list:
-    "Run every estimator on members and non-members: one dict per (method, group). The white-box ones need a scikit-learn tree."
+    """Run every estimator on members and non-members: one dict per (method, group).
+
+    The white-box ones need a scikit-learn tree."""
     tree = train_survey_tree(task, min_samples_leaf, seed=seed) if model is None else model
     encode = lambda x: encode_survey(task.features, x)
     predict = _label_predictor(tree, encode)
     priors = marginal_priors(task.features, task.x_train)
-    pi = error_model(task.y_train, predict(task.x_train), n_classes=len(task.classes))
+    # the model's classes, not the records': members may hold only some of them
+    n_classes = max(len(task.classes), answered_classes(tree, torch.as_tensor(encode(task.x_train[:1]))))
+    pi = error_model(task.y_train, predict(task.x_train), n_classes=n_classes)
     s, name = task.sensitive, task.features[task.sensitive].name
     known = [j for j in range(len(task.features)) if j != s]
-    def answers_and_label(x, y): return np.hstack([encode_survey([task.features[j] for j in known], x[:, known]), np.eye(len(task.classes))[y]])
-    ideal = DecisionTreeClassifier(random_state=seed).fit(answers_and_label(task.x_train, task.y_train), task.x_train[:, s])
+    def answers_and_label(x, y):
+        return np.hstack([encode_survey([task.features[j] for j in known], x[:, known]), np.eye(n_classes)[y]])
+    ideal = DecisionTreeClassifier(random_state=seed).fit(answers_and_label(task.x_train, task.y_train),
+                                                          task.x_train[:, s])
     white_box = isinstance(tree, DecisionTreeClassifier)
     rows = []
     for group, x, y in [('members', task.x_train, task.y_train), ('non-members', task.x_test, task.y_test)]:
-        guesses = {'black-box': blackbox_map(predict, task.features, x=x, y=y, sensitive=name, prior=priors[s], pi=pi).values}
+        guesses = {'black-box': blackbox_map(predict, task.features, x=x, y=y, sensitive=name, prior=priors[s],
+                                             pi=pi).values}
         if white_box:
             guesses['white-box'] = whitebox_map(tree, task.features, x=x, y=y, sensitive=name, priors=priors).values
-            guesses['white-box, cell-corrected'] = whitebox_map(tree, task.features, x=x, y=y, sensitive=name, priors=priors, cell_correction=True).values
-        guesses.update({'prior mode': np.full(len(x), priors[s].argmax()), 'ideal': ideal.predict(answers_and_label(x, y))})
+            guesses['white-box, cell-corrected'] = whitebox_map(tree, task.features, x=x, y=y, sensitive=name,
+                                                                priors=priors, cell_correction=True).values
+        guesses.update({'prior mode': np.full(len(x), priors[s].argmax()),
+                        'ideal': ideal.predict(answers_and_label(x, y))})
         for method, guess in guesses.items():
-            rows.append(dict(survey=task.name, method=method, group=group, **inversion_scores(x[:, s], guess, positive=task.positive),
+            rows.append(dict(survey=task.name, method=method, group=group,
+                             **inversion_scores(x[:, s], guess, positive=task.positive),
                              model_accuracy=float((predict(x) == y).mean())))
     return rows
 
 # %% ../nbs/30_inversion_map.ipynb #3074b9a9
 @dataclass(kw_only=True)
 class MapInversionResult(Result):
-    "Mean scores over splits for each survey, estimator and group (members, non-members), with the paper's numbers beside them."
+    """Mean scores over splits for each survey, estimator and group (members, non-members), with the paper's numbers
+    beside them."""
     rows_per_split: list  # one dict per (survey, method, group, split)
 
     def means(self) -> pd.DataFrame:
         "Mean accuracy, precision, recall and model accuracy (fractions) per survey, estimator and group, over splits."
         df = pd.DataFrame(self.rows_per_split)
-        return df.groupby(['survey', 'method', 'group'], sort=False)[['accuracy', 'precision', 'recall', 'model_accuracy']].mean()
+        return df.groupby(['survey', 'method', 'group'],
+                          sort=False)[['accuracy', 'precision', 'recall', 'model_accuracy']].mean()
 
     def spreads(self) -> pd.DataFrame:
-        "Accuracy, precision and recall as 'mean (lowest–highest)' over the splits (precision over the splits where it is defined)."
+        """Accuracy, precision and recall as 'mean (lowest–highest)' over the splits (precision over the splits where it
+        is defined)."""
         def spread(v): return seed_spread(v.dropna().tolist()) if v.notna().any() else 'undefined'
         df = pd.DataFrame(self.rows_per_split)
         return df.groupby(['survey', 'method', 'group'], sort=False)[['accuracy', 'precision', 'recall']].agg(spread)
@@ -352,15 +389,20 @@ class MapInversionResult(Result):
         members = {m: v for (_, m, g), v in acc.items() if g == 'members' and m not in ('ideal', 'prior mode')}
         best = max(members, key=members.get)
         prior = next(v for (_, m, g), v in acc.items() if g == 'members' and m == 'prior mode')
-        return Headline(f'accuracy on members ({best})', members[best], baseline=prior, baseline_name="the prior's mode")
+        return Headline(f'accuracy on members ({best})', members[best], baseline=prior,
+                        baseline_name="the prior's mode")
 
     def rows(self) -> list:
-        "Each estimator's accuracy, precision and recall of the sensitive answer, on members and on non-members, beside the paper."
+        """Each estimator's accuracy, precision and recall of the sensitive answer, on members and on non-members,
+        beside the paper."""
         out = []
         for (survey, method, group), m in self.means().iterrows():
             attack = f'MAP inversion: {method}'
             for metric in ('accuracy', 'precision', 'recall'):
-                out += metric_rows(attack, survey, metric=metric, values={ATTACK_METHOD: m[metric], 'paper': paper_value(PAPER_MAP, attack, target=survey, metric=metric, setting=group)}, setting=group)
+                out += metric_rows(attack, survey, metric=metric,
+                                   values={ATTACK_METHOD: m[metric],
+                                           'paper': paper_value(PAPER_MAP, attack, target=survey, metric=metric,
+                                                                setting=group)}, setting=group)
         return out
 
     def plot(self):
@@ -384,7 +426,7 @@ def run_map_inversion(surveys:list=('steak', 'gss'), # names in `SURVEYS` (prese
                       *,
                       min_samples_leaf:int=1, # the provider's tree size control
                       root=None, # data root
-                      model=None, # your own trained model (a scikit-learn tree also gets the white-box estimators), instead of the surveys
+                      model=None, # your own trained model instead of the surveys (a scikit-learn tree: white-box too)
                       members=None, # with `model`: its training records (numeric features)
                       nonmembers=None, # with `model`: records it never saw
                       sensitive:int|str|None=None, # with `model`: the column to infer
@@ -399,7 +441,8 @@ def run_map_inversion(surveys:list=('steak', 'gss'), # names in `SURVEYS` (prese
         task = binned_survey(members, nonmembers, sensitive=sensitive, n_bins=n_bins, names=names, name=name)
         return MapInversionResult(rows_per_split=[r | dict(seed=0) for r in attack_survey(task, model=model)])
     return MapInversionResult(rows_per_split=[r | dict(seed=seed) for name in surveys for seed in seeds
-                               for r in attack_survey(load_survey(name, seed=seed, root=root), min_samples_leaf, seed=seed)])
+                               for r in attack_survey(load_survey(name, seed=seed, root=root), min_samples_leaf,
+                                                      seed=seed)])
 
 # %% ../nbs/30_inversion_map.ipynb #mapregcode
 @register_preset('surveys', datasets=tuple(SURVEYS))
@@ -407,7 +450,8 @@ def surveys_preset(dataset:str, # one of `SURVEYS`
                    *, config=None, seed:int=0, root=None, device=None, progress:bool=False,
                    min_samples_leaf:int=1, # the provider's minimum samples per leaf
                   ) -> tuple:
-    "`(tree, SurveyTask)`: the survey split by `seed` into members and non-members, and the tree trained on the members."
+    """`(tree, SurveyTask)`: the survey split by `seed` into members and non-members, and the tree trained on the
+    members."""
     task = load_survey(dataset, seed=seed, root=root)
     return train_survey_tree(task, min_samples_leaf, seed=seed), task
 
@@ -416,19 +460,26 @@ class MapConfig:
     "MAP inversion has no options: every estimator the model allows runs."
 
 @register_attack('map', family='inversion', threat=('black-box',), config=MapConfig, preset='surveys',
-                 paper='Fredrikson, Lantz, Jha, Lin, Page, Ristenpart: Privacy in Pharmacogenetics, USENIX Security 2014; Fredrikson et al., CCS 2015',
+                 paper='Fredrikson, Lantz, Jha, Lin, Page, Ristenpart: Privacy in Pharmacogenetics, USENIX Security '
+                       '2014; Fredrikson et al., CCS 2015',
                  quick={'dataset': 'steak'},
                  audit={'quick': [{}], 'full': [{}]})
-def run_map(target, # the model over `encode_survey(data.features, ·)`: a scikit-learn tree also gets the white-box estimators
+def run_map(target, # the model over `encode_survey(data.features, ·)` (a scikit-learn tree: white-box too)
             data:SurveyTask, # the survey, its sensitive feature and its members and non-members
             *, config:MapConfig=MapConfig(), seed:int=0, device=None, progress:bool=False,
            ) -> MapInversionResult:
-    "MAP inference of a sensitive attribute from the model's answers (black-box) and its tree's leaf counts (white-box)."
-    return MapInversionResult(rows_per_split=[r | dict(seed=seed) for r in attack_survey(data, seed=seed, model=target)])
+    """MAP inference of a sensitive attribute from the model's answers (black-box) and its tree's leaf counts
+    (white-box)."""
+    return MapInversionResult(rows_per_split=[r | dict(seed=seed) for r in attack_survey(data, seed=seed,
+                                                                                         model=target)])
 
 @register_own('surveys')
-def own_survey(model, records:OwnRecords, *, config=None, quick:bool=False, seed:int=0, device=None, progress:bool=False, cache_dir=None) -> tuple:
-    "`(model, SurveyTask)` of one's own tabular records, their columns binned (`binned_survey`): MAP inference needs the column to infer."
-    if records.sensitive is None: raise NotApplicable("give the column to infer (`sensitive`, or --sensitive COLUMN) for MAP attribute inference")
+def own_survey(model, records:OwnRecords, *, config=None, quick:bool=False, seed:int=0, device=None,
+               progress:bool=False, cache_dir=None) -> tuple:
+    """`(model, SurveyTask)` of one's own tabular records, their columns binned (`binned_survey`):
+    MAP inference needs the column to infer."""
+    if records.sensitive is None:
+        raise NotApplicable("give the column to infer (`sensitive`, or --sensitive COLUMN) for MAP attribute inference")
     if records.train.x.dim() != 2: raise NotApplicable("MAP inference reads tabular records")
-    return model, binned_survey(records.train, records.test, sensitive=records.sensitive, n_bins=4, names=records.columns, name='audited model')
+    return model, binned_survey(records.train, records.test, sensitive=records.sensitive, n_bins=4,
+                                names=records.columns, name='audited model')

@@ -59,14 +59,20 @@ def load_torch_model(weights:str|Path, # a `.safetensors` file of the model's st
         raise ValueError(f"{weights} is {looks_like or 'not a .safetensors file'}: "
                          "torch weights must be safetensors (never unpickled); save them with "
                          "safetensors.torch.save_file(model.state_dict(), 'model.safetensors')")
-    if not arch: raise ValueError(f"{weights} holds weights only: give the architecture with --arch package.module:Class")
-    try: kwargs = json.loads(arch_kwargs) if isinstance(arch_kwargs, str) and arch_kwargs.strip() else (arch_kwargs or {})
-    except json.JSONDecodeError as e: raise ValueError(f"the architecture's keyword arguments are not valid JSON ({e}): {arch_kwargs!r}") from None
-    if not isinstance(kwargs, dict): raise ValueError(f"the architecture's keyword arguments must be a JSON object, got {arch_kwargs!r}")
+    if not arch:
+        raise ValueError(f"{weights} holds weights only: give the architecture with --arch package.module:Class")
+    try:
+        kwargs = json.loads(arch_kwargs) if isinstance(arch_kwargs,
+                                                       str) and arch_kwargs.strip() else (arch_kwargs or {})
+    except json.JSONDecodeError as e:
+        raise ValueError(f"the architecture's keyword arguments are not valid JSON ({e}): {arch_kwargs!r}") from None
+    if not isinstance(kwargs, dict):
+        raise ValueError(f"the architecture's keyword arguments must be a JSON object, got {arch_kwargs!r}")
     make = import_object(arch, 'architecture')
     try: model = make(**kwargs)
     except TypeError as e: raise ValueError(f"cannot build {arch}(**{kwargs}): {e}") from None
-    if not isinstance(model, nn.Module): raise ValueError(f"{arch}(**{kwargs}) returned a {type(model).__name__}, not a torch nn.Module")
+    if not isinstance(model, nn.Module):
+        raise ValueError(f"{arch}(**{kwargs}) returned a {type(model).__name__}, not a torch nn.Module")
     try: load_weights(model, weights)
     except RuntimeError as e:
         detail = ' '.join(str(e).split('\n\t')[1:3]) or str(e)
@@ -76,7 +82,9 @@ def load_torch_model(weights:str|Path, # a `.safetensors` file of the model's st
 # %% ../nbs/06_loading.ipynb #4e38f820
 def _need(module:str, extra:str='audit'):
     try: return importlib.import_module(module)
-    except ImportError: raise ValueError(f"reading this model needs {module.split('.')[0]}: pip install 'updates-leak[{extra}]'") from None
+    except ImportError:
+        raise ValueError(f"reading this model needs {module.split('.')[0]}: pip install "
+                         f"'updates-leak[{extra}]'") from None
 
 def load_skops_model(path:str|Path):
     "A scikit-learn estimator from a `skops` file, refusing any type skops does not trust by default."
@@ -84,10 +92,14 @@ def load_skops_model(path:str|Path):
     path = Path(path)
     if not path.exists(): raise ValueError(f"{path} does not exist")
     try: untrusted = sio.get_untrusted_types(file=path)
-    except Exception as e: raise ValueError(f"{path}: not a readable skops file ({' '.join(str(e).split()) or type(e).__name__})") from None
+    except Exception as e:
+        raise ValueError(f"{path}: not a readable skops file "
+                         f"({' '.join(str(e).split()) or type(e).__name__})") from None
     if untrusted: raise ValueError(f"{path} holds types skops does not trust, refused: {', '.join(untrusted)}")
     model = sio.load(path)
-    if model_kind(model) != 'sklearn': raise ValueError(f"{path} holds a {type(model).__name__}, not a classifier with predict_proba or decision_function")
+    if model_kind(model) != 'sklearn':
+        raise ValueError(f"{path} holds a {type(model).__name__}, not a classifier with predict_proba or "
+                         "decision_function")
     return model
 
 # %% ../nbs/06_loading.ipynb #546868ba
@@ -98,14 +110,16 @@ class OnnxClassifier:
         self.path = Path(path)
         if not self.path.exists(): raise ValueError(f"{self.path} does not exist")
         try: self.session = ort.InferenceSession(str(self.path), providers=['CPUExecutionProvider'])
-        except Exception as e: raise ValueError(f"{self.path}: not a readable ONNX model ({' '.join(str(e).split())[:200]})") from None
+        except Exception as e:
+            raise ValueError(f"{self.path}: not a readable ONNX model ({' '.join(str(e).split())[:200]})") from None
         self.input = self.session.get_inputs()[0]
         self.__name__ = f'ONNX model {self.path.name}'
 
     def __call__(self, x:torch.Tensor) -> np.ndarray:
         dtype = np.float64 if 'double' in self.input.type else np.float32
         a = x.detach().cpu().numpy().astype(dtype)
-        outs = [o for o in self.session.run(None, {self.input.name: a}) if isinstance(o, np.ndarray) and o.ndim == 2 and o.dtype.kind == 'f']
+        outs = [o for o in self.session.run(None, {self.input.name: a}) if isinstance(o, np.ndarray) and o.ndim == 2
+                and o.dtype.kind == 'f']
         if not outs: raise ValueError(f"{self.path} returns no N × classes array of floats")
         p = outs[0].astype(np.float64)
         if p.min() < 0 or np.abs(p.sum(1) - 1).max() > 1e-3: p = torch.softmax(torch.from_numpy(p), 1).numpy()
@@ -119,7 +133,8 @@ def load_model(model:str|Path|None=None, # a `.safetensors`, `.skops` or `.onnx`
                predict:str|None=None, # instead of a file: a predictions-only function, 'package.module:function'
               ):
     "The model an audit runs on, from any of `MODEL_FORMATS`, loaded without unpickling anything."
-    if (model is None) == (predict is None): raise ValueError("give the model as a file (--model) or as a predictions function (--predict), one of them")
+    if (model is None) == (predict is None):
+        raise ValueError("give the model as a file (--model) or as a predictions function (--predict), one of them")
     if predict is not None:
         fn = import_object(predict, 'predictions function')
         if not callable(fn): raise ValueError(f"{predict} is a {type(fn).__name__}, not a function")
@@ -152,11 +167,21 @@ def load_records(spec, # a `Data` or `(x, y)`, or a path to `.npz` / `.csv`, or 
         import pandas as pd
         if not path.exists(): raise ValueError(f"{path} does not exist")
         table = pd.read_csv(path)
-        if label not in table.columns: raise ValueError(f"{path} has no label column {label!r} (columns: {', '.join(map(str, table.columns))}); name it with --label")
+        if label not in table.columns:
+            raise ValueError(f"{path} has no label column {label!r} (columns: {', '.join(map(str, table.columns))}); "
+                             "name it with --label")
+        if table.empty: raise ValueError(f"{path} holds no records (a header and no rows)")
+        if not pd.api.types.is_numeric_dtype(table[label]):
+            raise ValueError(f"{path}: the label column {label!r} holds text "
+                             f"({', '.join(map(repr, table[label].unique()[:3]))}"
+                             "…); give each record the class index the model answers with (0, 1, …)")
         features = table.drop(columns=[label])
-        text = [c for c in features.columns if not np.issubdtype(features[c].dtype, np.number)]
-        if text: raise ValueError(f"{path}: every column but the label must be numeric; not numeric: {', '.join(map(str, text))}")
-        return Records(as_data((features.to_numpy(np.float32), table[label].to_numpy()), name=name or path.stem), list(map(str, features.columns)))
+        text = [c for c in features.columns if not pd.api.types.is_numeric_dtype(features[c])]
+        if text:
+            raise ValueError(f"{path}: every column but the label must be numeric; not numeric: "
+                             f"{', '.join(map(str, text))}")
+        return Records(as_data((features.to_numpy(np.float32), table[label].to_numpy()), name=name or path.stem),
+                       list(map(str, features.columns)))
     if path.suffix: raise ValueError(f"{path}: records must be an .npz file (x, y), a .csv file or a dataset name")
     dataset, _, part = str(spec).partition(':')
     if dataset in ('digits', 'iris', 'breast-cancer', 'wine'):

@@ -15,12 +15,13 @@ import torch.nn.functional as F
 from sklearn.metrics import roc_auc_score, roc_curve
 from torch.func import functional_call, grad, vmap
 
-from .core import (best_thread_time, private_rng, best_time, check_count, check_finite, check_positive, chunks, resolve_device, progress as progress_bar,
+from .core import (best_thread_time, private_rng, best_time, check_count, check_finite, check_positive,
+                               chunks, resolve_device, progress as progress_bar,
                                seeded_generator, torch_threads)
 from .attacks import tpr_at_fpr
 from .data import as_data
 from .models import CifarCNN, location_model, model_device, module_mode, predict_logits
-from .oracle import model_kind, posteriors, white_box
+from .oracle import check_records, model_kind, posteriors, white_box
 from .attacks import register_bench
 
 # %% auto #0
@@ -33,7 +34,8 @@ __all__ = ['BLACK_BOX', 'weight_layers', 'check_layers', 'per_sample_gradients',
 # %% ../nbs/60_membership_features.ipynb #55bb641d
 def weight_layers(model:nn.Module) -> list:
     "Names of the model's layers with a weight matrix or kernel, input side first."
-    return [n for n, m in model.named_modules() if isinstance(getattr(m, 'weight', None), nn.Parameter) and m.weight.dim() > 1]
+    return [n for n, m in model.named_modules() if isinstance(getattr(m, 'weight', None), nn.Parameter)
+            and m.weight.dim() > 1]
 
 def check_layers(model:nn.Module, # the model
                  layers:list, # layer names the caller asked for
@@ -61,8 +63,10 @@ def _vmap_gradients(model, x, *, y, layers, out, batch_size, device):
         for l in layers: out[l][s] = g[f'{l}.weight'].flatten(2)
 
 def _outer_product_gradients(model, x, *, y, layers, out, batch_size, device) -> bool:
-    """Fill `out` from one batched forward and backward pass per chunk: a linear layer's per-example weight gradient is the
-    outer product of the gradient at its output and its input. `False` (and nothing filled) if a layer runs twice in a pass."""
+    """Fill `out` from one batched forward and backward pass per chunk.
+
+    A linear layer's per-example weight gradient is the outer product of the gradient at its output and its input.
+    `False` (and nothing filled) if a layer runs twice in a pass."""
     modules, seen = dict(model.named_modules()), {}
     def keep(name):
         def hook(module, inputs, output):
@@ -70,20 +74,25 @@ def _outer_product_gradients(model, x, *, y, layers, out, batch_size, device) ->
         return hook
     for s in chunks(len(x), batch_size):
         seen.clear()
-        handles = [modules[l].register_forward_hook(keep(l)) for l in layers]  # removed before the pass returns: the model is left as it was
+        # removed before the pass returns: the model is left as it was
+        handles = [modules[l].register_forward_hook(keep(l)) for l in layers]
         try:
             with torch.enable_grad():
-                xs = x[s].to(device).detach().requires_grad_()  # a graph to the layers' outputs even when the weights are frozen
-                loss = F.cross_entropy(model(xs), y[s].to(device), reduction='sum')  # eval mode: each example's loss depends on it alone
+                # a graph to the layers' outputs even when the weights are frozen
+                xs = x[s].to(device).detach().requires_grad_()
+                # eval mode: each example's loss depends on it alone
+                loss = F.cross_entropy(model(xs), y[s].to(device), reduction='sum')
                 if any(len(seen[l]) != 1 for l in layers): return False
                 grads = torch.autograd.grad(loss, [seen[l][0][1] for l in layers])
         finally:
             for h in handles: h.remove()
         for l, g in zip(layers, grads):
             a = seen[l][0][0]
-            rows = out[l][s] if device.type == 'cpu' else torch.empty_like(out[l][s], device=device)  # written in place: no temporary copy
+            # written in place: no temporary copy
+            rows = out[l][s] if device.type == 'cpu' else torch.empty_like(out[l][s], device=device)
             if a.dim() == 2: torch.mul(g[:, :, None], a[:, None, :], out=rows)
-            else: torch.bmm(g.flatten(1, -2).transpose(1, 2), a.flatten(1, -2), out=rows)  # extra dimensions (positions) sum
+            # extra dimensions (positions) sum
+            else: torch.bmm(g.flatten(1, -2).transpose(1, 2), a.flatten(1, -2), out=rows)
             if device.type != 'cpu': out[l][s] = rows.cpu()
     return True
 
@@ -94,17 +103,22 @@ def per_sample_gradients(model:nn.Module, # the classifier, evaluated in eval mo
                          y:torch.Tensor, # labels, N
                          layers:list, # weight layers to differentiate (see `weight_layers`)
                          batch_size:int=512, # examples per chunk (bounds memory)
-                         device:str|torch.device|None=None, # where to compute (`None`: where the model lives; elsewhere a private copy runs)
+                         # where to compute (`None`: where the model lives; elsewhere a private copy runs)
+                         device:str|torch.device|None=None,
                         ) -> dict:
     "Gradient of each example's loss with respect to each layer's weights: layer -> N × out × in, on the CPU."
     layers = check_layers(model, layers)
+    if len(x) != len(y): raise ValueError(f"{len(x)} inputs but {len(y)} labels")
+    check_records(model, (x, y), name='the inputs')
     if (where := resolve_device(device, model)) != model_device(model): model = copy.deepcopy(model).to(where)
     modules = dict(model.named_modules())
-    out = {l: torch.empty(len(x), modules[l].weight.shape[0], modules[l].weight[0].numel(), dtype=modules[l].weight.dtype) for l in layers}
+    out = {l: torch.empty(len(x), modules[l].weight.shape[0], modules[l].weight[0].numel(),
+                          dtype=modules[l].weight.dtype) for l in layers}
     device = model_device(model)
     with module_mode(model):
         linear = all(isinstance(modules[l], nn.Linear) for l in layers)
-        if not (linear and _outer_product_gradients(model, x, y=y, layers=layers, out=out, batch_size=batch_size, device=device)):
+        if not (linear and _outer_product_gradients(model, x, y=y, layers=layers, out=out, batch_size=batch_size,
+                                                    device=device)):
             _vmap_gradients(model, x, y=y, layers=layers, out=out, batch_size=batch_size, device=device)
     return out
 
@@ -130,14 +144,18 @@ def loop_gradients(model:nn.Module, # the classifier, evaluated in eval mode
 # %% ../nbs/60_membership_features.ipynb #36697361
 @register_bench('per-sample-gradients')
 def bench_per_sample_gradients(n:int=512, # records per measurement
-                               threads:int|None=2, # PyTorch intra-op threads of the batched method (`None`: leave as is); the loop runs at its best, 1 or these
+                               # intra-op threads of the batched method (`None`: as is); the loop runs at 1 or these
+                               threads:int|None=2,
                                *,
                                repeats:int=3, # timed repetitions (the best is kept)
                                seed:int=0,
-                               device=None, # where the models compute (`None`: the CPU); the gradients come back on the CPU
+                               # where the models compute (`None`: the CPU); the gradients come back on the CPU
+                               device=None,
                               ) -> list:
-    """Time `per_sample_gradients` against `loop_gradients` on the membership targets; one row per case, with the output floor:
-    the time to write a fresh tensor of the gradients' size, which neither method can beat."""
+    """Time `per_sample_gradients` against `loop_gradients` on the membership targets.
+
+    One row per case, with the output floor: the time to write a fresh tensor of the gradients' size, which neither
+    method can beat."""
     with private_rng(seed):
         cases = [('location, last layer', location_model(), torch.rand(n, 446).round(), 30, -1),
                  ('location, all layers', location_model(), torch.rand(n, 446).round(), 30, None),
@@ -149,26 +167,34 @@ def bench_per_sample_gradients(n:int=512, # records per measurement
                 model = model.to(resolve_device(device, model))
                 layers = weight_layers(model)[last:] if last else weight_layers(model)
                 fast = best_time(lambda: per_sample_gradients(model, x, y=y, layers=layers), repeats, device=device)
-                loop, loop_threads = best_thread_time(lambda: loop_gradients(model, x, y=y, layers=layers), device=device, repeats=repeats, warmup=True)
+                loop, loop_threads = best_thread_time(lambda: loop_gradients(model, x, y=y, layers=layers),
+                                                      device=device, repeats=repeats, warmup=True)
                 size = sum(dict(model.named_modules())[l].weight.numel() for l in layers) * n
-                floor = best_time(lambda: torch.empty(size).fill_(0.), repeats)  # fresh pages: the kernel maps them on first write
+                # fresh pages: the kernel maps them on first write
+                floor = best_time(lambda: torch.empty(size).fill_(0.), repeats)
                 a, b = per_sample_gradients(model, x, y=y, layers=layers), loop_gradients(model, x, y=y, layers=layers)
-                method = 'outer products' if all(isinstance(dict(model.named_modules())[l], nn.Linear) for l in layers) else 'vmap'
-                rows.append({'case': name, 'records': n, 'threads': torch.get_num_threads(), 'loop threads': loop_threads, 'device': str(next(model.parameters()).device), 'method': method, 'batched s': fast, 'loop s': loop,
-                             'speed-up': loop / fast, 'output MB': size * 4 / 2**20, 'output floor s': floor, 'largest possible speed-up': loop / floor,
+                method = 'outer products' if all(isinstance(dict(model.named_modules())[l],
+                                                            nn.Linear) for l in layers) else 'vmap'
+                rows.append({'case': name, 'records': n, 'threads': torch.get_num_threads(),
+                             'loop threads': loop_threads, 'device': str(next(model.parameters()).device),
+                             'method': method, 'batched s': fast, 'loop s': loop,
+                             'speed-up': loop / fast, 'output MB': size * 4 / 2**20, 'output floor s': floor,
+                             'largest possible speed-up': loop / floor,
                              'max abs diff': max(float((a[l] - b[l]).abs().max()) for l in layers)})
         return rows
 
 # %% ../nbs/60_membership_features.ipynb #6533d35d
-def membership_features(model, # the target classifier: a torch model, or (black-box features only) a scikit-learn estimator or prediction function
+def membership_features(model, # a torch classifier, or (black-box features only) an estimator or predictions function
                         data, # the records to describe: a `Data`, `(x, y)` or `TensorDataset`
                         *,
                         layers:list=(), # weight layers whose per-example gradients to include (a torch model's)
                         batch_size:int=512, # examples per chunk
-                        device:str|torch.device|None=None, # torch models: where to compute (`None`: where the model lives)
+                        # torch models: where to compute (`None`: where the model lives)
+                        device:str|torch.device|None=None,
                        ) -> dict:
     "One-hot label, posteriors, log-loss and per-layer gradients of every record, as named N-row tensors, on the CPU."
     data = as_data(data)
+    check_records(model, data, device=device)
     if model_kind(model) == 'torch': log_probs = predict_logits(model, data.x, device=device).double().log_softmax(1)
     else:
         if layers: white_box(model, 'Gradient features')
@@ -178,7 +204,9 @@ def membership_features(model, # the target classifier: a torch model, or (black
     feats = {'label': F.one_hot(data.y, logits.shape[1]).float(), 'output': log_probs.exp().float(),
              'log_loss': loss.clamp_min(1e-30).log().float()[:, None]}
     if layers:
-        for l, g in per_sample_gradients(model, data.x, y=data.y, layers=layers, batch_size=batch_size, device=device).items(): feats[f'grad:{l}'] = g
+        for l, g in per_sample_gradients(model, data.x, y=data.y, layers=layers, batch_size=batch_size,
+                                         device=device).items():
+            feats[f'grad:{l}'] = g
     return feats
 
 BLACK_BOX = ('label', 'output', 'log_loss')  # what an API user with the record's label can compute
@@ -219,7 +247,8 @@ def fc_component(d_in:int, # input size of the block
                          nn.Linear(128, 64), nn.ReLU())
 
 class GradientComponent(nn.Module):
-    "The paper's gradient component: `kernels` convolution kernels spanning the layer's outputs, slid over its inputs, then FC 128 → 64."
+    """The paper's gradient component: `kernels` convolution kernels spanning the layer's outputs, slid over its inputs,
+    then FC 128 → 64."""
     def __init__(self, n_out:int, # the layer's output size ("next layer size")
                  n_in:int, # the layer's input size (the kernel positions)
                  *,
@@ -242,7 +271,8 @@ class NasrAttack(nn.Module):
                 ):
         super().__init__()
         self.names = list(shapes)
-        self.components = nn.ModuleDict({k.replace('.', '_'): GradientComponent(*s, kernels=kernels, dropout=dropout) if len(s) == 2
+        self.components = nn.ModuleDict({k.replace('.', '_'): GradientComponent(*s, kernels=kernels, dropout=dropout)
+                                         if len(s) == 2
                                          else fc_component(int(np.prod(s)), dropout) for k, s in shapes.items()})
         self.encoder = nn.Sequential(nn.Linear(64 * len(shapes), 256), nn.ReLU(), nn.Dropout(dropout),
                                      nn.Linear(256, 128), nn.ReLU(), nn.Dropout(dropout),
@@ -260,7 +290,8 @@ def epoch_range(epochs:int, # number of epochs
 
 def default_kernels(features:dict, # the feature blocks the attack reads
                    ) -> int:
-    "Kernels per gradient component: the paper's 1,000, fewer for wide layers, so that a component's first dense layer reads at most 128,000 values (the paper's Location attack reads 1,000 × 128)."
+    """Kernels per gradient component: the paper's 1,000, fewer for wide layers, so that a component's first dense layer
+    reads at most 128,000 values (the paper's Location attack reads 1,000 × 128)."""
     return min([1000] + [max(16, 128_000 // v.shape[2]) for k, v in features.items() if k.startswith('grad:')])
 
 def check_feature_blocks(features:dict, # named feature blocks, one row per record
@@ -268,7 +299,8 @@ def check_feature_blocks(features:dict, # named feature blocks, one row per reco
     "The number of records, after checking that every block has one finite row per record."
     if not features: raise ValueError("the attack needs at least one feature block")
     lengths = {k: len(v) for k, v in features.items()}
-    if len(set(lengths.values())) != 1: raise ValueError(f"every feature block needs one row per record, got {lengths} records")
+    if len(set(lengths.values())) != 1:
+        raise ValueError(f"every feature block needs one row per record, got {lengths} records")
     for k, v in features.items(): check_finite(v, k)
     return next(iter(lengths.values()))
 
@@ -278,7 +310,8 @@ def check_membership_labels(is_member, # which records are members
     "`is_member` as a bool tensor of length `n`, with both members and non-members present."
     is_member = torch.as_tensor(is_member).bool()
     if is_member.shape != (n,): raise ValueError(f"is_member must have shape ({n},), got {tuple(is_member.shape)}")
-    if is_member.all() or not is_member.any(): raise ValueError("the attack needs both members and non-members to train on")
+    if is_member.all() or not is_member.any():
+        raise ValueError("the attack needs both members and non-members to train on")
     return is_member
 
 # %% ../nbs/60_membership_features.ipynb #14959539
@@ -327,10 +360,12 @@ def membership_scores(attack:NasrAttack, # a trained attack
 
 # %% ../nbs/60_membership_features.ipynb #ea624e94
 def summary_statistics(features:dict) -> torch.Tensor:
-    "What the unsupervised decoder rebuilds: log-loss, posterior entropy and the log-norm of each gradient block, N × k."
+    """What the unsupervised decoder rebuilds: log-loss, posterior entropy and the log-norm of each gradient block, N ×
+    k."""
     p = features['output'].double().clamp_min(1e-300)
     cols = [features['log_loss'][:, 0].double(), -(p * p.log()).sum(1)]
-    cols += [features[k].flatten(1).double().norm(dim=1).clamp_min(1e-30).log() for k in features if k.startswith('grad:')]
+    cols += [features[k].flatten(1).double().norm(dim=1).clamp_min(1e-30).log() for k in features
+             if k.startswith('grad:')]
     return torch.stack(cols, 1).float()
 
 def train_unsupervised_attack(features:dict, # the target records' features (no membership labels)
@@ -344,8 +379,10 @@ def train_unsupervised_attack(features:dict, # the target records' features (no 
                               device:str|torch.device|None=None, # where to train (`None`: CUDA if available)
                              ) -> torch.Tensor:
     "Membership scores from an encoder–decoder trained without labels (higher: member)."
-    check_feature_blocks(features); check_count(epochs, 'epochs'); check_positive(lr, 'lr'); check_count(batch_size, 'batch_size')
-    device, kernels = resolve_device(device), default_kernels(features) if kernels is None else check_count(kernels, 'kernels')
+    check_feature_blocks(features)
+    check_count(epochs, 'epochs'); check_positive(lr, 'lr'); check_count(batch_size, 'batch_size')
+    device = resolve_device(device)
+    kernels = default_kernels(features) if kernels is None else check_count(kernels, 'kernels')
     scaler = FeatureScaler.fit(features)
     x = {k: v.to(device) for k, v in scaler(features).items()}
     stats = summary_statistics(features).to(device)
@@ -353,7 +390,8 @@ def train_unsupervised_attack(features:dict, # the target records' features (no 
     n, gen = len(stats), seeded_generator(seed)
     with private_rng(seed):
         encoder = NasrAttack({k: tuple(v.shape[1:]) for k, v in features.items()}, kernels).to(device)
-        decoder = nn.Sequential(nn.Linear(1, 64), nn.ReLU(), nn.Linear(64, 128), nn.ReLU(), nn.Linear(128, stats.shape[1])).to(device)
+        decoder = nn.Sequential(nn.Linear(1, 64), nn.ReLU(), nn.Linear(64, 128), nn.ReLU(),
+                                nn.Linear(128, stats.shape[1])).to(device)
         opt = torch.optim.Adam([*encoder.parameters(), *decoder.parameters()], lr=lr)
         for _ in epoch_range(epochs, progress):
             encoder.train()

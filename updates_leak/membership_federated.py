@@ -17,7 +17,8 @@ from .results import ATTACK_METHOD, Result, artefact, metric_rows
 from .core import check_count, check_positive, resolve_device, private_rng, seeded_generator
 from .data import Data, assert_disjoint, concat, disjoint_split
 from .attacks import Headline, plot_roc_curves, register_attack, register_preset
-from .membership_features import (attack_metrics, best_threshold, check_layers, epoch_range, membership_features,
+from .membership_features import (attack_metrics, best_threshold, check_layers, epoch_range,
+                                              membership_features,
                                               membership_scores, train_nasr_attack, weight_layers)
 from .membership_standalone import TARGETS, load_pool
 from .models import accuracy, fit, predict_logits
@@ -65,7 +66,8 @@ class FederatedSetting:
     batch_size: int = 64 # local minibatch size
 
     def __post_init__(self):
-        for name, low in (('participants', 2), ('records', 2), ('rounds', 1), ('local_epochs', 1), ('batch_size', 1)): check_count(getattr(self, name), name, low=low)
+        for name, low in (('participants', 2), ('records', 2), ('rounds', 1), ('local_epochs', 1), ('batch_size', 1)):
+            check_count(getattr(self, name), name, low=low)
         check_positive(self.lr, 'lr')
 
 def local_update(model:nn.Module, # a participant's copy of the model (trained in place)
@@ -75,16 +77,20 @@ def local_update(model:nn.Module, # a participant's copy of the model (trained i
                  seed:int, # seeds the shuffling
                  device:str|torch.device|None=None, # where to train (`None`: CUDA if available)
                 ) -> nn.Module:
-    "A participant's round: `setting.local_epochs` of Adam (a fresh optimiser) on its records; returns the model in eval mode."
-    fit(model, data, epochs=setting.local_epochs, lr=setting.lr, batch_size=setting.batch_size, optimizer='adam', seed=seed, progress=False, device=device)
+    """A participant's round: `setting.local_epochs` of Adam (a fresh optimiser) on its records;
+    returns the model in eval mode."""
+    fit(model, data, epochs=setting.local_epochs, lr=setting.lr, batch_size=setting.batch_size, optimizer='adam',
+        seed=seed, progress=False, device=device)
     return model.eval()
 
 def check_federated(setting:FederatedSetting, attacker:str, *, mode:str, observed) -> list:
     "Validate an attack's configuration; returns the observed rounds as a sorted list."
     if attacker not in ATTACKERS: raise ValueError(f"attacker must be one of {ATTACKERS}, got {attacker!r}")
     if mode not in MODES: raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
-    if setting.dataset not in TARGETS: raise ValueError(f"unknown federated dataset {setting.dataset!r}; choose from {sorted(TARGETS)}")
-    if mode == 'isolating' and attacker != 'global': raise ValueError("only the server (global attacker) can isolate a participant")
+    if setting.dataset not in TARGETS:
+        raise ValueError(f"unknown federated dataset {setting.dataset!r}; choose from {sorted(TARGETS)}")
+    if mode == 'isolating' and attacker != 'global':
+        raise ValueError("only the server (global attacker) can isolate a participant")
     observed = sorted(set(observed))
     if not observed or not all(1 <= r <= setting.rounds for r in observed):
         raise ValueError(f"observed rounds must be a non-empty subset of 1..{setting.rounds}, got {observed}")
@@ -103,12 +109,14 @@ def simulate_federated(setting:FederatedSetting, # the FedAvg run
                        progress:bool=False, # progress bar over rounds
                        device:str|torch.device|None=None, # where the participants train
                       ) -> tuple:
-    "Run FedAvg; returns the snapshots the attacker keeps (name -> model, in eval mode) and the final global model, all on `device`."
+    """Run FedAvg; returns the snapshots the attacker keeps (name -> model, in eval mode) and the final global model,
+    all on `device`."""
     observed = check_federated(setting, attacker, mode=mode, observed=observed)
     device = resolve_device(device)
     with private_rng(seed):  # the initial model and every round draw from a private stream; the caller's is left alone
         make_model = TARGETS[setting.dataset].make_model
-        global_model, victim_model, seen = make_model().to(device).eval(), None, {}  # every model stays on the device, round after round
+        # every model stays on the device, round after round
+        global_model, victim_model, seen = make_model().to(device).eval(), None, {}
         for r in (i + 1 for i in epoch_range(setting.rounds, progress)):
             watch = r in observed
             if attacker == 'local' and watch: seen[f'r{r}-before'] = copy.deepcopy(global_model)
@@ -155,7 +163,8 @@ def federated_split(setting:FederatedSetting, # the FedAvg run (participants, re
                     *,
                     seed:int=0, # seeds the split
                    ) -> tuple:
-    "Disjoint records: each participant's (the victim's first), the targets (the victim's records, then as many non-members) and 1,000 test records."
+    """Disjoint records: each participant's (the victim's first), the targets (the victim's records, then as many
+    non-members) and 1,000 test records."""
     sizes = {f'p{i}': setting.records for i in range(setting.participants)}
     sizes.update(nonmembers=setting.records, test=1000)
     idx = disjoint_split(len(pool), sizes, seed=seed)
@@ -190,24 +199,31 @@ class FederatedResult(Result):
         return f'federated: {self.attacker} {self.mode}' + ('' if self.ascent is None else f' (step {self.ascent:g})')
 
     def rows(self) -> list:
-        "The attack's metrics on the victim's records, and the final global model's accuracy on them and on held-out records."
+        """The attack's metrics on the victim's records, and the final global model's accuracy on them and on held-out
+        records."""
         st = (f'{self.setting.participants} participants, rounds ' +
               (f'{self.observed[0]}–{self.observed[-1]}' if len(self.observed) > 1 else str(self.observed[0])))
-        return ([r for k, v in self.metrics.items() for r in metric_rows(self.attack, self.setting.dataset, metric=k, values={ATTACK_METHOD: v}, setting=st)]
-                + metric_rows(self.attack, self.setting.dataset, metric='global accuracy on victim', values={'target model': self.global_victim_accuracy}, setting=st)
-                + metric_rows(self.attack, self.setting.dataset, metric='global test accuracy', values={'target model': self.global_test_accuracy}, setting=st))
+        return ([r for k, v in self.metrics.items() for r in metric_rows(self.attack, self.setting.dataset, metric=k,
+                                                                         values={ATTACK_METHOD: v}, setting=st)]
+                + metric_rows(self.attack, self.setting.dataset, metric='global accuracy on victim',
+                              values={'target model': self.global_victim_accuracy}, setting=st)
+                + metric_rows(self.attack, self.setting.dataset, metric='global test accuracy',
+                              values={'target model': self.global_test_accuracy}, setting=st))
 
     def plot(self):
         "The attack's ROC curve on log–log axes."
-        return plot_roc_curves({self.attack: (*self.roc, self.metrics['auc'])}, f'{self.setting.dataset}, federated, rounds {self.observed}').figure
+        return plot_roc_curves({self.attack: (*self.roc, self.metrics['auc'])},
+                               f'{self.setting.dataset}, federated, rounds {self.observed}').figure
 
 def federated_row(result:FederatedResult) -> dict:
     "One run as a line of the paper-form tables this notebook prints (metrics in percent)."
     mode = result.mode if result.ascent is None else f'{result.mode} (step {result.ascent:g})'
     return {'attacker': result.attacker, 'mode': mode, 'participants': result.setting.participants,
-            'observed rounds': f'{result.observed[0]}–{result.observed[-1]}' if len(result.observed) > 1 else str(result.observed[0]),
+            'observed rounds': f'{result.observed[0]}–{result.observed[-1]}' if len(result.observed) > 1
+            else str(result.observed[0]),
             **{k: round(100 * v, 2) for k, v in result.metrics.items()},
-            'global acc on victim': round(100 * result.global_victim_accuracy, 2), 'global test acc': round(100 * result.global_test_accuracy, 2)}
+            'global acc on victim': round(100 * result.global_victim_accuracy, 2),
+            'global test acc': round(100 * result.global_test_accuracy, 2)}
 
 # %% ../nbs/62_membership_federated.ipynb #6fd2f012
 def run_federated(setting:FederatedSetting=FederatedSetting(), # the FedAvg run
@@ -221,28 +237,36 @@ def run_federated(setting:FederatedSetting=FederatedSetting(), # the FedAvg run
                   ascent:float=0.3, # the active attacker's gradient-ascent step
                   seed:int=0, # seeds the split, the FedAvg run and the attack
                   root=None, # data root
-                  pool:Data|None=None, # the records the participants draw theirs from (default: the setting's dataset, loaded from `root`)
+                  # the records the participants draw theirs from (default: the setting's dataset, loaded from `root`)
+                  pool:Data|None=None,
                   progress:bool=False, # progress bars
-                  device:str|torch.device|None=None, # where the participants and the attack network train (`None`: CUDA if available)
+                  # where the participants and the attack network train (`None`: CUDA if available)
+                  device:str|torch.device|None=None,
                  ) -> FederatedResult:
-    "Simulate FedAvg on the setting's dataset, let the attacker watch (and perhaps meddle), then attack the victim's records."
+    """Simulate FedAvg on the setting's dataset, let the attacker watch (and perhaps meddle), then attack the victim's
+    records."""
     observed = check_federated(setting, attacker, mode=mode, observed=observed)
-    parts, targets, test = federated_split(setting, load_pool(setting.dataset, root) if pool is None else pool, seed=seed)
-    seen, global_model = simulate_federated(setting, parts, targets=targets, attacker=attacker, mode=mode, observed=observed, ascent=ascent, seed=seed, progress=progress, device=device)
+    parts, targets, test = federated_split(setting, load_pool(setting.dataset, root) if pool is None else pool,
+                                           seed=seed)
+    seen, global_model = simulate_federated(setting, parts, targets=targets, attacker=attacker, mode=mode,
+                                            observed=observed, ascent=ascent, seed=seed, progress=progress,
+                                            device=device)
     layers = check_layers(global_model, weight_layers(global_model)[-1:] if layers is None else layers)
     feats = snapshot_features(seen, targets, layers=layers, device=device)
     n, half = setting.records, setting.records // 2
     known = torch.cat([torch.arange(half), n + torch.arange(half)])
     evals = torch.cat([torch.arange(half, n), n + torch.arange(half, n)])
     is_member = torch.arange(2 * n) < n
-    attack, scaler = train_nasr_attack({k: v[known] for k, v in feats.items()}, is_member[known], kernels=kernels, epochs=attack_epochs,
+    attack, scaler = train_nasr_attack({k: v[known] for k, v in feats.items()}, is_member[known], kernels=kernels,
+                                       epochs=attack_epochs,
                                   seed=seed, device=device, progress=progress)
     s_known = membership_scores(attack, scaler({k: v[known] for k, v in feats.items()}))
     s_eval = membership_scores(attack, scaler({k: v[evals] for k, v in feats.items()}))
     metrics = attack_metrics(s_eval, is_member[evals], threshold=best_threshold(s_known, is_member[known]))
     fpr, tpr, _ = roc_curve(is_member[evals].numpy(), s_eval.numpy())
     return FederatedResult(attacker=attacker, mode=mode, setting=setting, observed=observed, metrics=metrics,
-                           global_test_accuracy=accuracy(global_model, test), global_victim_accuracy=accuracy(global_model, parts[0]), seed=seed, roc=(fpr, tpr),
+                           global_test_accuracy=accuracy(global_model, test),
+                           global_victim_accuracy=accuracy(global_model, parts[0]), seed=seed, roc=(fpr, tpr),
                            ascent=ascent if mode == 'active' else None)
 
 # %% ../nbs/62_membership_federated.ipynb #95301a9d
@@ -257,7 +281,8 @@ def plot_federated_trends(by_rounds:list, # `federated_row`s of the passive serv
     if axes is None: _, axes = plt.subplots(1, 2, figsize=(9, 3.5))
     axes[0].plot([r['observed rounds'] for r in by_rounds], [r['accuracy'] for r in by_rounds], 'o-', label=label)
     axes[0].set(xlabel='rounds observed', ylabel='attack accuracy (%)', title='passive global attacker')
-    axes[1].plot([r['participants'] for r in by_participants], [r['accuracy'] for r in by_participants], 'o-', label=label)
+    axes[1].plot([r['participants'] for r in by_participants], [r['accuracy'] for r in by_participants], 'o-',
+                 label=label)
     axes[1].set(xlabel='participants', ylabel='attack accuracy (%)', title='passive local attacker')
     for ax in axes: ax.legend()
     return axes
@@ -272,7 +297,8 @@ def federation_preset(dataset:str, # a key of `membership_standalone.TARGETS`
                       local_epochs:int=1, # each participant's local epochs per round
                      ) -> tuple:
     "`(FederatedSetting, pool)`: the FedAvg run and the records its participants draw theirs from."
-    return FederatedSetting(dataset, participants, records=records, rounds=rounds, local_epochs=local_epochs), load_pool(dataset, root)
+    return FederatedSetting(dataset, participants, records=records, rounds=rounds,
+                            local_epochs=local_epochs), load_pool(dataset, root)
 
 @dataclass
 class FederatedConfig:
@@ -286,27 +312,36 @@ class FederatedConfig:
     ascent: float = 0.3  # the active attacker's gradient-ascent step
 
     def __post_init__(self):
-        if self.attacker not in ATTACKERS: raise ValueError(f"attacker must be one of {ATTACKERS}, got {self.attacker!r}")
+        if self.attacker not in ATTACKERS:
+            raise ValueError(f"attacker must be one of {ATTACKERS}, got {self.attacker!r}")
         if self.mode not in MODES: raise ValueError(f"mode must be one of {MODES}, got {self.mode!r}")
-        if self.mode == 'isolating' and self.attacker != 'global': raise ValueError("only the server (attacker 'global') can isolate a participant")
+        if self.mode == 'isolating' and self.attacker != 'global':
+            raise ValueError("only the server (attacker 'global') can isolate a participant")
         try: self.rounds
-        except ValueError: raise ValueError(f"observed must list rounds separated by commas, got {self.observed!r}") from None
-        check_count(self.kernels, 'kernels'); check_count(self.attack_epochs, 'attack_epochs'); check_positive(self.ascent, 'ascent')
+        except ValueError:
+            raise ValueError(f"observed must list rounds separated by commas, got {self.observed!r}") from None
+        check_count(self.kernels, 'kernels')
+        check_count(self.attack_epochs, 'attack_epochs'); check_positive(self.ascent, 'ascent')
 
     @property
     def rounds(self) -> tuple: return tuple(int(r) for r in self.observed.split(','))
 
-@register_attack('federated', family='membership', threat=('white-box', 'updates'), config=FederatedConfig, preset='federation',
+@register_attack('federated', family='membership', threat=('white-box', 'updates'), config=FederatedConfig,
+                 preset='federation',
                  paper='Nasr, Shokri, Houmansadr: Comprehensive Privacy Analysis of Deep Learning, S&P 2019',
-                 quick={'dataset': 'location', 'participants': 2, 'records': 100, 'rounds': 3, 'observed': '2,3', 'kernels': 10, 'attack_epochs': 5},
+                 quick={'dataset': 'location', 'participants': 2, 'records': 100, 'rounds': 3, 'observed': '2,3',
+                        'kernels': 10, 'attack_epochs': 5},
                  audit="it watches the rounds of a federation, not a trained model")
 def run_federated_attack(target:FederatedSetting, # the FedAvg run under attack
                          data:Data, # the records its participants draw theirs from
                          *, config:FederatedConfig=FederatedConfig(), seed:int=0, device=None, progress:bool=False,
                         ) -> FederatedResult:
-    "Membership inference in federated learning: the server or a participant watches the global model's rounds (and may meddle)."
-    return run_federated(target, config.attacker, mode=config.mode, observed=config.rounds, layers=config.layers.split(',') if config.layers else None,
-                         kernels=config.kernels, attack_epochs=config.attack_epochs, ascent=config.ascent, seed=seed, pool=data, progress=progress, device=device)
+    """Membership inference in federated learning:
+    the server or a participant watches the global model's rounds (and may meddle)."""
+    return run_federated(target, config.attacker, mode=config.mode, observed=config.rounds,
+                         layers=config.layers.split(',') if config.layers else None,
+                         kernels=config.kernels, attack_epochs=config.attack_epochs, ascent=config.ascent, seed=seed,
+                         pool=data, progress=progress, device=device)
 
 # %% ../nbs/62_membership_federated.ipynb #d73e1917
 def target_losses(model:nn.Module, # a snapshot
@@ -324,13 +359,16 @@ def ascent_response(honest:nn.Module, # the global model an honest server would 
                     targets:Data, # the records under attack
                     group_size:int, # targets ascended together in one sent model
                     step:float, # ascent step on the group's *summed* loss (0: the passive server)
-                    seed:int=0, # seeds the groups (a random partition: the server cannot sort by membership) and the victim's training
-                    device:str|torch.device|None=None, # where the victim trains and the losses are computed (`None`: CUDA if available)
+                    seed:int=0, # seeds the groups (a random partition, unknown to the server) and the victim's training
+                    # where the victim trains and the losses are computed (`None`: CUDA if available)
+                    device:str|torch.device|None=None,
                    ) -> dict:
-    "Each target's loss on the honest, the sent and the returned model, when the server sends the victim one model per group of targets."
+    """Each target's loss on the honest, the sent and the returned model, when the server sends the victim one model per
+    group of targets."""
     if group_size < 1: raise ValueError(f"group_size must be at least 1, got {group_size}")
     device = resolve_device(device)
-    out = {'honest': target_losses(honest, targets, device=device), 'sent': torch.empty(len(targets)), 'returned': torch.empty(len(targets))}
+    out = {'honest': target_losses(honest, targets, device=device), 'sent': torch.empty(len(targets)),
+           'returned': torch.empty(len(targets))}
     for group in torch.randperm(len(targets), generator=seeded_generator(seed)).split(group_size):
         sent = ascent_step(copy.deepcopy(honest).to(device), targets.subset(group), step=step * len(group))
         returned = local_update(copy.deepcopy(sent), victim_data, setting=setting, seed=seed, device=device)

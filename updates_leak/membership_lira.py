@@ -13,11 +13,15 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.func import functional_call, stack_module_state, vmap
 
-from .core import private_rng, best_thread_time, best_time, check_count, check_positive, child_seed, resolve_device, seeded_generator, numerics_key, progress as progress_bar, ray_map, torch_threads
+from .core import (private_rng, best_thread_time, best_time, check_count, check_positive, child_seed,
+                               resolve_device, seeded_generator, numerics_key, progress as progress_bar, ray_map,
+                               torch_threads)
 from .results import Result, artefact, format_table, metric_rows
 from .cache import cache_lock, load_verified, save_verified, tensor_digest
-from .attacks import (MembershipData, MembershipResult, answer_floor, answer_log_posteriors, as_oracle, membership_metrics, membership_result,
-                                  plot_roc_curves, register_attack, register_preset, strongest_headline, true_label_confidence)
+from .attacks import (MembershipData, MembershipResult, answer_floor, answer_log_posteriors, as_oracle,
+                                  membership_metrics, membership_result,
+                                  plot_roc_curves, register_attack, register_preset, strongest_headline,
+                                  true_label_confidence)
 from .data import Data, as_data, concat
 from .models import batch_order, has_batch_norm, reinitialized
 from .membership_standalone import TARGETS, MembershipTarget, load_pool, own_recipe, train_membership_model
@@ -39,15 +43,18 @@ def inclusion_matrix(n_models:int, # K models
                      *,
                      seed:int=0, # seeds the draw
                     ) -> torch.Tensor:
-    "K × N booleans, model k trains on record i: every record in at most ⌊K/2⌋ models (most in exactly that many), every model on as many records."
+    """K × N booleans, model k trains on record i:
+    every record in at most ⌊K/2⌋ models (most in exactly that many), every model on as many records."""
     check_count(n_models, 'models', low=1); check_count(n_records, 'pool records', low=2)
     g = torch.Generator().manual_seed(seed)
     records, models = torch.randperm(n_records, generator=g), torch.randperm(n_models, generator=g)
     keep = torch.zeros(n_models, n_records, dtype=torch.bool)
     half = max(1, n_models // 2)
-    for j, i in enumerate(records.tolist()): keep[models[(j + torch.arange(half)) % n_models], i] = True  # a cyclic design: balanced columns
+    # a cyclic design: balanced columns
+    for j, i in enumerate(records.tolist()): keep[models[(j + torch.arange(half)) % n_models], i] = True
     least = int(keep.sum(1).min())
-    for k in range(n_models):  # equal rows, so that the models' batches line up: the fuller models drop a few records, those in most models first
+    # equal rows, so that the models' batches line up: the fuller models drop a few records, those in most models first
+    for k in range(n_models):
         mine = keep[k].nonzero()[:, 0]
         mine = mine[torch.randperm(len(mine), generator=g)]
         drop = mine[keep[:, mine].sum(0).argsort(descending=True, stable=True)[:len(mine) - least]]
@@ -57,8 +64,11 @@ def inclusion_matrix(n_models:int, # K models
 # %% ../nbs/63_membership_lira.ipynb #c18e0654
 def unstackable(model:nn.Module) -> str|None:
     "Why stacked training cannot train `model` (batch statistics or random layers), or `None` if it can."
-    if has_batch_norm(model): return ("stacked reference training does not support BatchNorm (its batch statistics couple a model's records); "
-                                      "use LayerNorm or GroupNorm, or train the references one at a time with `train_one_reference`")
+    if has_batch_norm(model):
+        return ("stacked reference training does not support BatchNorm (its batch statistics couple a model's "
+                "records); "
+                                      "use LayerNorm or GroupNorm, or train the references one at a time with "
+                                      "`train_one_reference`")
     if any(isinstance(m, nn.Dropout) and m.p > 0 for m in model.modules()):
         return "stacked reference training does not support dropout; set p=0 or train the references one at a time"
 
@@ -72,7 +82,8 @@ def _batches(n:int, batch_size:int, *, epochs:int, seed:int) -> list:
     return [b for _ in range(epochs) for b in batch_order(n, batch_size, shuffle=True, generator=g)]
 
 def _adam(params:list, lr:float, *, device) -> torch.optim.Adam:
-    "Adam as every reference model trains with it: the fused kernel where the device has one (one pass over each tensor instead of ten)."
+    """Adam as every reference model trains with it:
+    the fused kernel where the device has one (one pass over each tensor instead of ten)."""
     return torch.optim.Adam(params, lr=lr, fused=device.type in ('cpu', 'cuda'))
 
 def train_one_reference(model:nn.Module, # the architecture (never changed)
@@ -98,12 +109,16 @@ def train_one_reference(model:nn.Module, # the architecture (never changed)
 
 # %% ../nbs/63_membership_lira.ipynb #68c306b1
 def reference_memory(model:nn.Module, n_models:int, *, batch_size:int, n_records:int, n_features:int) -> int:
-    "Bytes that training `n_models` stacked copies takes: parameters, gradients and Adam's two moments, the pool and a batch per model."
+    """Bytes that training `n_models` stacked copies takes:
+    parameters, gradients and Adam's two moments, the pool and a batch per model."""
     params = sum(p.numel() for p in model.parameters())
     widest = max([m.out_features for m in model.modules() if isinstance(m, nn.Linear)] + [1])
-    return 4 * (n_models * (4 * params + 4 * batch_size * widest * sum(isinstance(m, nn.Linear) for m in model.modules())) + n_records * n_features)
+    return 4 * (n_models * (4 * params
+                            + 4 * batch_size * widest * sum(isinstance(m, nn.Linear) for m in model.modules()))
+                + n_records * n_features)
 
-def models_per_chunk(model:nn.Module, n_models:int, *, batch_size:int, n_records:int, n_features:int, memory:int) -> int:
+def models_per_chunk(model:nn.Module, n_models:int, *, batch_size:int, n_records:int, n_features:int,
+                     memory:int) -> int:
     "How many models fit in `memory` bytes at once (at least one)."
     per_model = reference_memory(model, 1, batch_size=batch_size, n_records=0, n_features=0)
     return max(1, min(n_models, (memory - 4 * n_records * n_features) // max(per_model, 1)))
@@ -121,12 +136,15 @@ def _step_indices(keep:torch.Tensor, seeds:list, *, epochs:int, batch_size:int) 
     order = torch.stack([r[torch.cat(s)] for r, s in zip(rows, schedules)])  # K × (steps · B)
     return list(order.split(sizes, dim=1))
 
-def _train_stacked(model:nn.Module, data:Data, *, keep:torch.Tensor, seeds:list, epochs:int, lr:float, batch_size:int, device) -> list:
+def _train_stacked(model:nn.Module, data:Data, *, keep:torch.Tensor, seeds:list, epochs:int, lr:float, batch_size:int,
+                   device) -> list:
     "Train one chunk of reference models together; returns their state dicts (CPU)."
     copies = [reinitialized(model, seed=s).to(device) for s in seeds]
     params, buffers = stack_module_state(copies)
-    flipped = _linear_weights(model)  # stored K × in × out, so that their gradients come out contiguous (no strided copy each step)
-    params = {k: (v.detach().transpose(1, 2).contiguous() if k in flipped else v.detach()).requires_grad_() for k, v in params.items()}
+    # stored K × in × out, so that their gradients come out contiguous (no strided copy each step)
+    flipped = _linear_weights(model)
+    params = {k: (v.detach().transpose(1, 2).contiguous() if k in flipped
+                  else v.detach()).requires_grad_() for k, v in params.items()}
     base = copies[0]
     x, y = data.x.to(device), data.y.to(device)
     opt = _adam(list(params.values()), lr, device=device)  # elementwise, so the layout does not change a single update
@@ -139,13 +157,18 @@ def _train_stacked(model:nn.Module, data:Data, *, keep:torch.Tensor, seeds:list,
         loss = F.cross_entropy(logits.flatten(0, 1), y[idx].flatten(), reduction='sum') / idx.shape[1]
         opt.zero_grad(); loss.backward(); opt.step()
     params = {k: v.transpose(1, 2) if k in flipped else v for k, v in params.items()}
-    return [{k: v[i].detach().cpu().clone(memory_format=torch.contiguous_format) for k, v in {**params, **buffers}.items()} for i in range(len(seeds))]
+    state = params | buffers
+    return [{k: v[i].detach().cpu().clone(memory_format=torch.contiguous_format) for k, v in state.items()}
+            for i in range(len(seeds))]
 
 # %% ../nbs/63_membership_lira.ipynb #e17afbf4
 def _chunk_tensors(model, data, keep, seeds, epochs, lr, batch_size, device, stacked=True) -> dict:
-    "Train one chunk (stacked, or its models one at a time) and flatten their states into one dict of tensors ('<model>.<name>')."
-    states = (_train_stacked(model, data, keep=keep, seeds=seeds, epochs=epochs, lr=lr, batch_size=batch_size, device=device) if stacked else
-              [train_one_reference(model, data, keep=keep[i], epochs=epochs, lr=lr, batch_size=batch_size, seed=s, device=device).state_dict() for i, s in enumerate(seeds)])
+    """Train one chunk (stacked, or its models one at a time) and flatten their states into one dict of tensors
+    ('<model>.<name>')."""
+    states = (_train_stacked(model, data, keep=keep, seeds=seeds, epochs=epochs, lr=lr, batch_size=batch_size,
+                             device=device) if stacked else
+              [train_one_reference(model, data, keep=keep[i], epochs=epochs, lr=lr, batch_size=batch_size, seed=s,
+                                   device=device).state_dict() for i, s in enumerate(seeds)])
     return {f'{i}.{k}': v for i, st in enumerate(states) for k, v in st.items()}
 
 def _cached_chunk(path, identity) -> dict|None:
@@ -158,13 +181,15 @@ def _cached_chunk(path, identity) -> dict|None:
         return None
 
 def _run_chunks(jobs:list, backend:str, *, address, progress:bool):
-    "Train the chunks one after another here, or as Ray tasks (one CPU each, or one GPU when the chunk trains on CUDA); yields them in order."
+    """Train the chunks one after another here, or as Ray tasks (one CPU each, or one GPU when the chunk trains on
+    CUDA); yields them in order."""
     if backend == 'local':
         yield from (_chunk_tensors(*job) for job in progress_bar(jobs, enabled=progress, name='reference chunks'))
         return
     if not jobs: return
     model, data, _, _, *recipe = jobs[0]  # shared by every chunk: put into Ray's object store once
-    results = ray_map(_ray_chunk, [(keep, seeds) for _, _, keep, seeds, *_ in jobs], shared=(model, data, recipe), address=address, gpu=recipe[-2].type == 'cuda')
+    results = ray_map(_ray_chunk, [(keep, seeds) for _, _, keep, seeds, *_ in jobs], shared=(model, data, recipe),
+                      address=address, gpu=recipe[-2].type == 'cuda')
     yield from progress_bar(results, total=len(jobs), enabled=progress, name='reference chunks')
 
 def _ray_chunk(shared:tuple, keep:torch.Tensor, seeds:list) -> dict:
@@ -199,7 +224,7 @@ class References:
         return torch.stack(out)
 
 # %% ../nbs/63_membership_lira.ipynb #1eda6123
-def train_references(model:nn.Module, # the architecture: a torch classifier without BatchNorm or dropout (never changed)
+def train_references(model:nn.Module, # the architecture: a torch classifier without BatchNorm (never changed)
                      data, # the pool the references train on (`Data`, `(x, y)` or `TensorDataset`)
                      *,
                      n_models:int, # K
@@ -211,37 +236,47 @@ def train_references(model:nn.Module, # the architecture: a torch classifier wit
                      device=None, progress:bool=True,
                      backend:str='local', # 'local', or 'ray': each chunk a Ray task (needs the `ray` extra)
                      address:str|None=None, # with 'ray': the cluster's address (`None`: a local Ray instance)
-                     stacked:bool=True, # train each chunk's models together (`False`: one at a time, as models with BatchNorm or dropout must)
+                     # train each chunk's models together (`False`: one at a time, as BatchNorm needs)
+                     stacked:bool=True,
                     ) -> References:
     "Train K reference models, each on its row of the inclusion matrix, stacked in chunks that fit `memory`."
     data = as_data(data, name='reference pool')
     if stacked: check_stackable(model)
     check_count(epochs, 'epochs', low=1); check_positive(lr, 'learning rate')
     keep = inclusion_matrix(n_models, len(data), seed=seed) if keep is None else torch.as_tensor(keep, dtype=torch.bool)
-    if keep.shape != (n_models, len(data)): raise ValueError(f"the inclusion matrix must be {n_models} × {len(data)}, got {tuple(keep.shape)}")
-    if len(set(keep.sum(1).tolist())) != 1: raise ValueError("every reference model must train on as many records (their batches are stacked)")
+    if keep.shape != (n_models, len(data)):
+        raise ValueError(f"the inclusion matrix must be {n_models} × {len(data)}, got {tuple(keep.shape)}")
+    if len(set(keep.sum(1).tolist())) != 1:
+        raise ValueError("every reference model must train on as many records (their batches are stacked)")
     device = torch.device(resolve_device(device))
     seeds = [seed * 100_003 + k for k in range(n_models)]
     if backend not in ('local', 'ray'): raise ValueError(f"unknown backend {backend!r}; choose 'local' or 'ray'")
-    per = models_per_chunk(model, n_models, batch_size=batch_size, n_records=len(data), n_features=data.x[0].numel(), memory=memory)
-    ident = {'arch': repr(model), 'data': tensor_digest({'x': data.x, 'y': data.y}), 'keep': tensor_digest({'keep': keep.to(torch.uint8)}),
-             'epochs': epochs, 'lr': lr, 'batch_size': batch_size, **numerics_key(device, threads=1 if backend == 'ray' else None)}
+    per = models_per_chunk(model, n_models, batch_size=batch_size, n_records=len(data), n_features=data.x[0].numel(),
+                           memory=memory)
+    ident = {'arch': repr(model), 'data': tensor_digest({'x': data.x, 'y': data.y}),
+             'keep': tensor_digest({'keep': keep.to(torch.uint8)}),
+             'epochs': epochs, 'lr': lr, 'batch_size': batch_size,
+             **numerics_key(device, threads=1 if backend == 'ray' else None)}
     parts = [list(range(a, min(n_models, a + per))) for a in range(0, n_models, per)]
-    run = hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:12]  # another recipe or thread count: another file, not a mismatch
+    # another recipe or thread count: another file, not a mismatch
+    run = hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:12]
     paths = [Path(cache_dir)/f'references-{run}-{p[0]}-{p[-1]}.safetensors' if cache_dir else None for p in parts]
     identities = [ident | {'seeds': [seeds[k] for k in p]} for p in parts]
     chunks = [_cached_chunk(path, identity) for path, identity in zip(paths, identities)]
     todo = [i for i, c in enumerate(chunks) if c is None]
-    jobs = [(model, data, keep[parts[i]], [seeds[k] for k in parts[i]], epochs, lr, batch_size, device, stacked) for i in todo]
+    jobs = [(model, data, keep[parts[i]], [seeds[k] for k in parts[i]], epochs, lr, batch_size, device,
+             stacked) for i in todo]
     for i, chunk in zip(todo, _run_chunks(jobs, backend, address=address, progress=progress)):
         chunks[i] = chunk
         if paths[i] is not None:
             with cache_lock(paths[i]): save_verified(paths[i], chunk, identity=identities[i])
-    states = [{k.split('.', 1)[1]: v for k, v in chunk.items() if k.split('.', 1)[0] == str(i)} for chunk, p in zip(chunks, parts) for i in range(len(p))]
+    states = [{k.split('.', 1)[1]: v for k, v in chunk.items()
+               if k.split('.', 1)[0] == str(i)} for chunk, p in zip(chunks, parts) for i in range(len(p))]
     return References(model, states, keep=keep, seeds=seeds)
 
 # %% ../nbs/63_membership_lira.ipynb #7766244b
-def _normal_logpdf(x, mu, *, sigma): return -0.5 * ((x - mu) / sigma) ** 2 - torch.log(sigma) - 0.5 * math.log(2 * math.pi)
+def _normal_logpdf(x, mu, *, sigma):
+    return -0.5 * ((x - mu) / sigma) ** 2 - torch.log(sigma) - 0.5 * math.log(2 * math.pi)
 
 def lira_scores(target:torch.Tensor, # N: φ of each record under the target model
                 references:torch.Tensor, # K × N: φ under each reference model
@@ -253,13 +288,19 @@ def lira_scores(target:torch.Tensor, # N: φ of each record under the target mod
     "LiRA's membership score of each record (higher: member)."
     keep = keep.bool()
     n_in, n_out = keep.sum(0), (~keep).sum(0)
-    if (n_out < 1).any(): raise ValueError(f"{int((n_out < 1).sum())} records are in no reference model's OUT set: LiRA needs at least one OUT reference per record")
-    if online and (n_in < 1).any(): raise ValueError(f"{int((n_in < 1).sum())} records are in no reference model's IN set: online LiRA needs IN references (or use online=False)")
+    if (n_out < 1).any():
+        raise ValueError(f"{int((n_out < 1).sum())} records are in no reference model's OUT set: LiRA needs at least "
+                         "one OUT reference per record")
+    if online and (n_in < 1).any():
+        raise ValueError(f"{int((n_in < 1).sum())} records are in no reference model's IN set: online LiRA needs IN "
+                         "references (or use online=False)")
     ref = references.double()
     def moments(mask, n):
         mu = (ref * mask).sum(0) / n.clamp_min(1)
         var = (((ref - mu) ** 2) * mask).sum(0) / (n - 1).clamp_min(1)
-        if global_variance: var = torch.full_like(var, float(((ref - mu) ** 2 * mask).sum() / (mask.sum() - mask.shape[1]).clamp_min(1)))
+        if global_variance:
+            var = torch.full_like(var,
+                                  float(((ref - mu) ** 2 * mask).sum() / (mask.sum() - mask.shape[1]).clamp_min(1)))
         return mu, var.clamp_min(1e-12).sqrt()
     mu_out, sd_out = moments((~keep).double(), n_out)
     t = target.double()
@@ -275,14 +316,16 @@ def true_label_probability(logits:torch.Tensor, y:torch.Tensor) -> torch.Tensor:
 def rmia_scores(target_x:torch.Tensor, # N: the target's p_y of each record under test
                 references_x:torch.Tensor, # K × N: the references' p_y of them
                 *,
-                keep:torch.Tensor|None, # K × N inclusion (online: ignored; offline: OUT references are those not keeping the record)
+                # K × N inclusion (online: ignored; offline: OUT references are those not keeping the record)
+                keep:torch.Tensor|None,
                 target_z:torch.Tensor, # M: the target's p_y of population records
                 references_z:torch.Tensor, # K × M: the references' p_y of them (none of them trained on z)
                 online:bool=True, # average over all references (online) or over OUT ones with the correction `a`
                 a:float=0.3, # offline: the linear correction of Pr(x) from OUT references
                 gamma:float=1.0, # how much x must beat z by
                ) -> torch.Tensor:
-    "RMIA's membership score of each record: the fraction of population records whose likelihood ratio it beats by `gamma`."
+    """RMIA's membership score of each record: the fraction of population records whose likelihood ratio it beats by
+    `gamma`."""
     if target_z.numel() == 0: raise ValueError("RMIA needs population records z: got none")
     if not 0 <= a <= 1: raise ValueError(f"the offline correction a must lie in [0, 1], got {a}")
     check_positive(gamma, 'gamma')
@@ -293,7 +336,8 @@ def rmia_scores(target_x:torch.Tensor, # N: the target's p_y of each record unde
         px = 0.5 * ((1 + a) * (references_x.double() * out).sum(0) / out.sum(0) + (1 - a))
     pz = references_z.double().mean(0) if online else 0.5 * ((1 + a) * references_z.double().mean(0) + (1 - a))
     ratio_x, ratio_z = target_x.double() / px, target_z.double() / pz
-    beaten = torch.searchsorted(ratio_z.sort().values, ratio_x / gamma, right=True)  # z with ratio_z ≤ ratio_x / γ: sorted once, not N × M
+    # z with ratio_z ≤ ratio_x / γ: sorted once, not N × M
+    beaten = torch.searchsorted(ratio_z.sort().values, ratio_x / gamma, right=True)
     return beaten.double() / len(ratio_z)
 
 # %% ../nbs/63_membership_lira.ipynb #8a4908e8
@@ -318,17 +362,23 @@ class ReferenceAttackResult(Result):
 
     def rows(self) -> list:
         s = f'K={self.n_references}'
-        out = [r for a, m in self.metrics.items() for k, v in m.items() for r in metric_rows(f'membership: {a}', self.dataset, metric=k, values={'this library': v}, setting=s)]
-        out += metric_rows('membership: references', self.dataset, metric='target train accuracy', values={'target model': self.train_accuracy}, setting=s)
-        out += metric_rows('membership: references', self.dataset, metric='target test accuracy', values={'target model': self.test_accuracy}, setting=s)
-        return out + [r for k, v in self.seconds.items() for r in metric_rows('membership: references', self.dataset, metric=f'seconds ({k})', values={'this library': v}, setting=s)]
+        out = [r for a, m in self.metrics.items() for k, v in m.items()
+               for r in metric_rows(f'membership: {a}', self.dataset, metric=k, values={'this library': v}, setting=s)]
+        out += metric_rows('membership: references', self.dataset, metric='target train accuracy',
+                           values={'target model': self.train_accuracy}, setting=s)
+        out += metric_rows('membership: references', self.dataset, metric='target test accuracy',
+                           values={'target model': self.test_accuracy}, setting=s)
+        return out + [r for k, v in self.seconds.items() for r in metric_rows('membership: references', self.dataset,
+                                                                              metric=f'seconds ({k})',
+                                                                              values={'this library': v}, setting=s)]
 
     def plot(self):
         "Every attack's ROC on log–log axes."
-        return plot_roc_curves({a: (*self.roc[a], self.metrics[a]['auc']) for a in self.roc}, f'{self.dataset}: K = {self.n_references} references').figure
+        return plot_roc_curves({a: (*self.roc[a], self.metrics[a]['auc']) for a in self.roc},
+                               f'{self.dataset}: K = {self.n_references} references').figure
 
 # %% ../nbs/63_membership_lira.ipynb #refscores
-def reference_scores(logits_x:torch.Tensor, # (1 + K) × N × classes: the target's logits (or log-posteriors) of the records, then each reference's
+def reference_scores(logits_x:torch.Tensor, # (1 + K) × N × classes: logits (or log-posteriors), the target's first
                      y_x:torch.Tensor, # N labels
                      *,
                      keep:torch.Tensor, # K × N: which references trained on each record
@@ -336,22 +386,31 @@ def reference_scores(logits_x:torch.Tensor, # (1 + K) × N × classes: the targe
                      y_z:torch.Tensor, # M labels
                      online:bool=True, # also the online variants (they need references that trained on each record)
                      a:float=0.3, # offline RMIA's correction
-                     augmented:list=(), # more queries of the same records (e.g. their mirror images), each like `logits_x`: LiRA over all of them
+                     # more queries of the records (e.g. mirror images), each like `logits_x`: LiRA over all
+                     augmented:list=(),
                     ) -> dict:
     "Every likelihood-ratio attack's score of each record, and the loss threshold's: attack -> N scores."
     phi = true_label_confidence(logits_x, y_x)
     views = torch.stack([phi] + [true_label_confidence(l, y_x) for l in augmented])  # A × (1 + K) × N
     p, p_z = true_label_probability(logits_x, y_x), true_label_probability(logits_z, y_z)
     attacks = {'LiRA online': lambda: lira_scores(phi[0], phi[1:], keep=keep, online=True),
-               'LiRA online, global variance': lambda: lira_scores(phi[0], phi[1:], keep=keep, online=True, global_variance=True),
+               'LiRA online, global variance': lambda: lira_scores(phi[0], phi[1:], keep=keep, online=True,
+                                                                   global_variance=True),
                'LiRA offline': lambda: lira_scores(phi[0], phi[1:], keep=keep, online=False),
-               'LiRA offline, global variance': lambda: lira_scores(phi[0], phi[1:], keep=keep, online=False, global_variance=True),
-               'RMIA online': lambda: rmia_scores(p[0], p[1:], keep=keep, target_z=p_z[0], references_z=p_z[1:], online=True),
-               'RMIA offline': lambda: rmia_scores(p[0], p[1:], keep=keep, target_z=p_z[0], references_z=p_z[1:], online=False, a=a),
+               'LiRA offline, global variance': lambda: lira_scores(phi[0], phi[1:], keep=keep, online=False,
+                                                                    global_variance=True),
+               'RMIA online': lambda: rmia_scores(p[0], p[1:], keep=keep, target_z=p_z[0], references_z=p_z[1:],
+                                                  online=True),
+               'RMIA offline': lambda: rmia_scores(p[0], p[1:], keep=keep, target_z=p_z[0], references_z=p_z[1:],
+                                                   online=False, a=a),
                'loss threshold': lambda: phi[0]}  # the target's own confidence, monotone in its loss
     if augmented:
-        attacks[f'LiRA online, global variance, {len(views)} queries'] = lambda: augmented_lira_scores(views[:, 0], views[:, 1:].transpose(0, 1), keep=keep, online=True, global_variance=True)
-        attacks[f'LiRA offline, global variance, {len(views)} queries'] = lambda: augmented_lira_scores(views[:, 0], views[:, 1:].transpose(0, 1), keep=keep, online=False, global_variance=True)
+        attacks[f'LiRA online, global variance, {len(views)} '
+                'queries'] = lambda: augmented_lira_scores(views[:, 0], views[:, 1:].transpose(0, 1), keep=keep,
+                                                           online=True, global_variance=True)
+        attacks[f'LiRA offline, global variance, {len(views)} '
+                'queries'] = lambda: augmented_lira_scores(views[:, 0], views[:, 1:].transpose(0, 1), keep=keep,
+                                                           online=False, global_variance=True)
     return {k: score() for k, score in attacks.items() if online or 'online' not in k}
 
 def augmented_lira_scores(target:torch.Tensor, # A × N: φ of each of A queries of each record under the target
@@ -359,12 +418,14 @@ def augmented_lira_scores(target:torch.Tensor, # A × N: φ of each of A queries
                           *,
                           keep:torch.Tensor, online:bool=True, global_variance:bool=False,
                          ) -> torch.Tensor:
-    "LiRA over A queries of each record (the record, its mirror image, ...): the mean of the per-query scores, each query with its own Gaussians."
-    return torch.stack([lira_scores(target[q], references[:, q], keep=keep, online=online, global_variance=global_variance) for q in range(len(target))]).mean(0)
+    """LiRA over A queries of each record (the record, its mirror image, ...):
+    the mean of the per-query scores, each query with its own Gaussians."""
+    return torch.stack([lira_scores(target[q], references[:, q], keep=keep, online=online,
+                                    global_variance=global_variance) for q in range(len(target))]).mean(0)
 
 # %% ../nbs/63_membership_lira.ipynb #2db45487
 def run_reference_attacks(model:nn.Module, # the architecture of the target and the references (never changed)
-                          data, # the records: the first `pool` are the pool, the rest the population (`Data`, `(x, y)`, `TensorDataset`)
+                          data, # the records: the first `pool` are the pool, the rest the population
                           *,
                           pool:int, # records every model draws its half from
                           n_references:int=16, # K
@@ -373,33 +434,48 @@ def run_reference_attacks(model:nn.Module, # the architecture of the target and 
                           online:bool=True, # also the online variants (`False`: offline LiRA and RMIA only)
                           cache_dir=None, device=None, progress:bool=True,
                           augment:bool=False, # images: also LiRA over each record and its mirror image
-                          stacked:bool=True, # train the models together (`False`: one at a time; faster for convolutions on a CPU)
-                          backend:str='local', address:str|None=None, # where the models train: here, or Ray tasks (see `train_references`)
+                          # train the models together (`False`: one at a time; faster for convolutions on a CPU)
+                          stacked:bool=True,
+                          # where the models train: here, or Ray tasks (see `train_references`)
+                          backend:str='local', address:str|None=None,
                          ) -> ReferenceAttackResult:
-    "Train a target and K references on random halves of the pool; score every pool record with LiRA, RMIA and the loss threshold."
+    """Train a target and K references on random halves of the pool;
+    score every pool record with LiRA, RMIA and the loss threshold."""
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"run_reference_attacks trains torch copies of `model`, got a {type(model).__name__}; a "
+                        "scikit-learn estimator or a trained model goes to `run_lira` / `run_rmia`")
     data = as_data(data, name=name)
     check_count(n_references, 'reference models', low=2)
-    if not 2 <= pool < len(data): raise ValueError(f"the pool must leave population records for RMIA: pool={pool} of {len(data)} records")
-    if augment and data.x.dim() != 4: raise ValueError("augment=True mirrors images: these records are not N × C × H × W")
+    if not 2 <= pool < len(data):
+        raise ValueError(f"the pool must leave population records for RMIA: pool={pool} of {len(data)} records")
+    if augment and data.x.dim() != 4:
+        raise ValueError("augment=True mirrors images: these records are not N × C × H × W")
     pool_data, population = data.subset(torch.arange(pool)), data.subset(torch.arange(pool, len(data)))
     start = time.perf_counter()
     ref_keep = inclusion_matrix(n_references, pool, seed=seed)  # the references' design, balanced over records
-    target_keep = torch.zeros(pool, dtype=torch.bool)  # the target's own random half, drawn apart from it (and as large as theirs)
+    # the target's own random half, drawn apart from it (and as large as theirs)
+    target_keep = torch.zeros(pool, dtype=torch.bool)
     target_keep[torch.randperm(pool, generator=torch.Generator().manual_seed(seed + 1))[:int(ref_keep[0].sum())]] = True
-    models = train_references(model, pool_data, n_models=n_references + 1, epochs=epochs, lr=lr, batch_size=batch_size, seed=seed, keep=torch.cat([target_keep[None], ref_keep]),
-                              cache_dir=cache_dir, device=device, progress=progress, stacked=stacked, backend=backend, address=address)
+    models = train_references(model, pool_data, n_models=n_references + 1, epochs=epochs, lr=lr, batch_size=batch_size,
+                              seed=seed, keep=torch.cat([target_keep[None], ref_keep]),
+                              cache_dir=cache_dir, device=device, progress=progress, stacked=stacked, backend=backend,
+                              address=address)
     trained = time.perf_counter()
     logits_x, logits_z = models.logits(pool_data.x, device), models.logits(population.x, device)
     keep = models.keep[1:]
     member = models.keep[0]
     mirrored = [models.logits(pool_data.x.flip(-1), device)] if augment else []
-    scores = reference_scores(logits_x, pool_data.y, keep=keep, logits_z=logits_z, y_z=population.y, online=online, a=a, augmented=mirrored)
+    scores = reference_scores(logits_x, pool_data.y, keep=keep, logits_z=logits_z, y_z=population.y, online=online, a=a,
+                              augmented=mirrored)
     metrics, roc = {}, {}
     for k, v in scores.items(): metrics[k], roc[k] = membership_metrics(v, member)
     acc = lambda lg, y: float((lg.argmax(-1) == y).double().mean())
-    return ReferenceAttackResult(dataset=name, n_references=n_references, pool=pool, population=len(population), epochs=epochs,
-                                 train_accuracy=acc(logits_x[0][member], pool_data.y[member]), test_accuracy=acc(logits_z[0], population.y), metrics=metrics,
-                                 seconds={'references': trained - start, 'attacks': time.perf_counter() - trained}, roc=roc, scores=scores, references=models)
+    return ReferenceAttackResult(dataset=name, n_references=n_references, pool=pool, population=len(population),
+                                 epochs=epochs,
+                                 train_accuracy=acc(logits_x[0][member], pool_data.y[member]),
+                                 test_accuracy=acc(logits_z[0], population.y), metrics=metrics,
+                                 seconds={'references': trained - start, 'attacks': time.perf_counter() - trained},
+                                 roc=roc, scores=scores, references=models)
 
 # %% ../nbs/63_membership_lira.ipynb #anyrefcode
 def _all_class_posteriors(model, x:torch.Tensor, *, n_classes:int) -> torch.Tensor:
@@ -418,17 +494,22 @@ def reference_log_posteriors(model, # the audited model: a torch module or a sci
                              n_classes:int, epochs:int=10, lr:float=1e-3, batch_size:int=64, seed:int=0,
                              cache_dir=None, device=None, progress:bool=True,
                             ) -> list:
-    "Train K references like `model` and return their log-posteriors of each query tensor: a list of K × N × classes tensors."
+    """Train K references like `model` and return their log-posteriors of each query tensor:
+    a list of K × N × classes tensors."""
     pool = as_data(pool, name='reference pool')
     if model_kind(model) == 'torch':
-        refs = train_references(model, pool, n_models=len(keep), epochs=epochs, lr=lr, batch_size=batch_size, seed=seed, keep=keep, cache_dir=cache_dir, device=device, progress=progress,
+        refs = train_references(model, pool, n_models=len(keep), epochs=epochs, lr=lr, batch_size=batch_size, seed=seed,
+                                keep=keep, cache_dir=cache_dir, device=device, progress=progress,
                                 stacked=unstackable(model) is None)
         return [refs.logits(q, device).double().log_softmax(-1) for q in queries]
-    recipe = own_recipe(model, pool, epochs=epochs, lr=lr, batch_size=batch_size)  # a TypeError for what cannot be copied
+    # a TypeError for what cannot be copied
+    recipe = own_recipe(model, pool, epochs=epochs, lr=lr, batch_size=batch_size)
     out = [[] for _ in queries]
     for k in progress_bar(range(len(keep)), enabled=progress, name='reference models'):
-        ref = train_membership_model(recipe, pool.subset(keep[k].nonzero()[:, 0]), seed=seed * 100_003 + k, device=device)
-        for o, q in zip(out, queries): o.append(_all_class_posteriors(ref, q, n_classes=n_classes).clamp_min(1e-300).log())
+        ref = train_membership_model(recipe, pool.subset(keep[k].nonzero()[:, 0]), seed=seed * 100_003 + k,
+                                     device=device)
+        for o, q in zip(out, queries):
+            o.append(_all_class_posteriors(ref, q, n_classes=n_classes).clamp_min(1e-300).log())
     return [torch.stack(o) for o in out]
 
 # %% ../nbs/63_membership_lira.ipynb #regcode
@@ -448,7 +529,8 @@ class ReferenceConfig:
     a: float = 0.3 # offline RMIA's correction of Pr(x)
 
     def __post_init__(self):
-        check_count(self.references, 'references', low=2); check_count(self.epochs, 'epochs'); check_count(self.batch_size, 'batch_size')
+        check_count(self.references, 'references', low=2)
+        check_count(self.epochs, 'epochs'); check_count(self.batch_size, 'batch_size')
         check_positive(self.lr, 'lr')
         if not 0 <= self.a <= 1: raise ValueError(f"a must lie in [0, 1], got {self.a!r}")
 
@@ -456,38 +538,56 @@ def _answers(oracle:Oracle, x:torch.Tensor) -> torch.Tensor:
     "The target's answers for `x` as log-posteriors, 1 × N × classes."
     return answer_log_posteriors(oracle.query_vectors(x), answer_floor(oracle.policy))[None]
 
-_LAST_REFERENCES = {}  # the references' answers of the last run: LiRA and RMIA on the same records and recipe train them once
+# the references' answers of the last run: LiRA and RMIA on the same records and recipe train them once
+_LAST_REFERENCES = {}
 
-def _shared_reference_log_posteriors(model, pool:Data, *, keep:torch.Tensor, queries:list, n_classes:int, config:ReferenceConfig, seed:int, device, progress:bool) -> list:
-    "`reference_log_posteriors`, reused when the last call had the same recipe, pool, inclusion, queries, seed and device (the references depend on nothing else)."
-    recipe = repr(model) if model_kind(model) == 'torch' else f'{type(model).__name__}{sorted(model.get_params().items()) if hasattr(model, "get_params") else id(model)}'
-    key = json.dumps([recipe, tensor_digest({'x': pool.x, 'y': pool.y, 'keep': keep.to(torch.uint8), **{f'q{i}': q for i, q in enumerate(queries)}}),
+def _shared_reference_log_posteriors(model, pool:Data, *, keep:torch.Tensor, queries:list, n_classes:int,
+                                     config:ReferenceConfig, seed:int, device, progress:bool) -> list:
+    """`reference_log_posteriors`, reused when the last call had the same recipe, pool, inclusion, queries, seed and
+    device (the references depend on nothing else)."""
+    if model_kind(model) == 'torch': recipe = repr(model)
+    else:
+        params = sorted(model.get_params().items()) if hasattr(model, 'get_params') else id(model)
+        recipe = f'{type(model).__name__}{params}'
+    key = json.dumps([recipe, tensor_digest({'x': pool.x, 'y': pool.y, 'keep': keep.to(torch.uint8),
+                                             **{f'q{i}': q for i, q in enumerate(queries)}}),
                       n_classes, config.epochs, config.lr, config.batch_size, seed, numerics_key(device)], default=str)
     if key not in _LAST_REFERENCES:
         _LAST_REFERENCES.clear()
-        _LAST_REFERENCES[key] = reference_log_posteriors(model, pool, keep=keep, queries=queries, n_classes=n_classes, epochs=config.epochs, lr=config.lr, batch_size=config.batch_size,
+        _LAST_REFERENCES[key] = reference_log_posteriors(model, pool, keep=keep, queries=queries, n_classes=n_classes,
+                                                         epochs=config.epochs, lr=config.lr,
+                                                         batch_size=config.batch_size,
                                                          seed=seed, device=device, progress=progress)
     return _LAST_REFERENCES[key]
 
-def _reference_attack_scores(target, data:MembershipData, *, config:ReferenceConfig, seed:int, device, progress:bool) -> tuple:
-    "Every reference attack's scores of `data.records`, the queries made and the seconds spent: `(scores, queries, seconds)`."
-    oracle = as_oracle(target, data.population)
+def _reference_attack_scores(target, data:MembershipData, *, config:ReferenceConfig, seed:int, device,
+                             progress:bool) -> tuple:
+    """Every reference attack's scores of `data.records`, the queries made and the seconds spent:
+    `(scores, queries, seconds)`."""
+    oracle = as_oracle(target, concat([data.records, data.population], 'records under test and population'))
     asked, start = oracle.queries, time.perf_counter()
     records, population = data.records, data.population
-    if len(population) < 2 * config.references: raise ValueError(f"{config.references} reference models need at least {2 * config.references} population records, got {len(population)}")
-    half = torch.randperm(len(population), generator=torch.Generator().manual_seed(child_seed(seed, 'references', 'population halves')))
+    if len(population) < 2 * config.references:
+        raise ValueError(f"{config.references} reference models need at least {2 * config.references} population "
+                         f"records, got {len(population)}")
+    half = torch.randperm(len(population),
+                          generator=torch.Generator().manual_seed(child_seed(seed, 'references', 'population halves')))
     own, z = population.subset(half[len(half) // 2:]), population.subset(half[:len(half) // 2])
     pool = concat([records, own], 'reference pool') if config.online else own
     keep = inclusion_matrix(config.references, len(pool), seed=child_seed(seed, 'references', 'inclusion', bits=32))
     keep_x = keep[:, :len(records)] if config.online else torch.zeros(config.references, len(records), dtype=torch.bool)
     answers_x, answers_z = _answers(oracle, records.x), _answers(oracle, z.x)
     n_classes = answers_x.shape[-1]  # the model's classes, which the records may not all show
-    logp_x, logp_z = _shared_reference_log_posteriors(oracle._versions[-1], pool, keep=keep, queries=[records.x, z.x], n_classes=n_classes, config=config, seed=child_seed(seed, 'references', 'models', bits=32),
+    logp_x, logp_z = _shared_reference_log_posteriors(oracle._versions[-1], pool, keep=keep, queries=[records.x, z.x],
+                                                      n_classes=n_classes, config=config,
+                                                      seed=child_seed(seed, 'references', 'models', bits=32),
                                                       device=device, progress=progress)
     trained = time.perf_counter()
     noise, floor = torch.Generator().manual_seed(child_seed(seed, 'references', 'answers')), answer_floor(oracle.policy)
-    as_answered = lambda logp: answer_log_posteriors(oracle.policy.as_vectors(logp.exp(), noise), floor)  # the attacker knows the API's policy
-    scores = reference_scores(torch.cat([answers_x, as_answered(logp_x)]), records.y, keep=keep_x, logits_z=torch.cat([answers_z, as_answered(logp_z)]), y_z=z.y,
+    # the attacker knows the API's policy
+    as_answered = lambda logp: answer_log_posteriors(oracle.policy.as_vectors(logp.exp(), noise), floor)
+    scores = reference_scores(torch.cat([answers_x, as_answered(logp_x)]), records.y, keep=keep_x,
+                              logits_z=torch.cat([answers_z, as_answered(logp_z)]), y_z=z.y,
                               online=config.online, a=config.a)
     return scores, oracle.queries - asked, {'training': trained - start, 'scoring': time.perf_counter() - trained}
 
@@ -500,49 +600,64 @@ def run_loss_attack(target, # the model under attack, or an `Oracle` around it
                     data:MembershipData, # the records under test (the population is not needed)
                     *, config:LossConfig=LossConfig(), seed:int=0, device=None, progress:bool=True,
                    ) -> MembershipResult:
-    "The loss attack: a record is likelier a member the more confident the target is of its true label (φ, monotone in the loss)."
+    """The loss attack: a record is likelier a member the more confident the target is of its true label (φ, monotone in
+    the loss)."""
     records = data.records
     oracle = as_oracle(target, records)
     asked, start = oracle.queries, time.perf_counter()
     scores = true_label_confidence(_answers(oracle, records.x)[0], records.y)
-    return membership_result('loss', data.name, scores=scores, is_member=data.is_member, queries=oracle.queries - asked, seconds={'scoring': time.perf_counter() - start})
+    return membership_result('loss', data.name, scores=scores, is_member=data.is_member, queries=oracle.queries - asked,
+                             seconds={'scoring': time.perf_counter() - start},
+                             warnings=data.warnings(uses_population=False))
 
-def _reference_attack(name:str, target, *, data:MembershipData, config:ReferenceConfig, seed:int, device, progress:bool) -> MembershipResult:
+def _reference_attack(name:str, target, *, data:MembershipData, config:ReferenceConfig, seed:int, device,
+                      progress:bool) -> MembershipResult:
     "One attack of `reference_scores` as a `MembershipResult`."
-    scores, queries, seconds = _reference_attack_scores(target, data, config=config, seed=seed, device=device, progress=progress)
-    return membership_result(name.split(' ')[0].lower(), data.name, scores=scores[name], is_member=data.is_member, queries=queries, seconds=seconds,
-                             setting=f"K={config.references}, {name.split(' ', 1)[1]}")
+    scores, queries, seconds = _reference_attack_scores(target, data, config=config, seed=seed, device=device,
+                                                        progress=progress)
+    return membership_result(name.split(' ')[0].lower(), data.name, scores=scores[name], is_member=data.is_member,
+                             queries=queries, seconds=seconds,
+                             setting=f"K={config.references}, {name.split(' ', 1)[1]}",
+                             warnings=data.warnings(uses_population=True))
 
-@register_attack('lira', family='membership', threat=('black-box', 'reference models', 'training recipe'), config=ReferenceConfig, preset='membership',
-                 paper='Carlini, Chien, Nasr, Song, Terzis, Tramèr: Membership Inference Attacks From First Principles, S&P 2022',
+@register_attack('lira', family='membership', threat=('black-box', 'reference models', 'training recipe'),
+                 config=ReferenceConfig, preset='membership',
+                 paper='Carlini, Chien, Nasr, Song, Terzis, Tramèr: Membership Inference Attacks From First '
+                       'Principles, S&P 2022',
                  quick={'dataset': 'location', 'population': 100, 'references': 2, 'epochs': 2},
                  audit={'quick': None, 'full': [{'online': True}]})
-def run_lira(target, # the model under attack (its architecture or estimator trains the references), or an `Oracle` around it
+def run_lira(target, # the model under attack (its recipe trains the references), or an `Oracle` around it
              data:MembershipData, # the records under test, and the population the references train on
              *, config:ReferenceConfig=ReferenceConfig(), seed:int=0, device=None, progress:bool=True,
             ) -> MembershipResult:
-    "LiRA: the target's confidence on each record against Gaussians fitted to reference models that did (online) or did not train on it."
-    variant = f"LiRA {'online' if config.online else 'offline'}" + (', global variance' if config.global_variance else '')
+    """LiRA: the target's confidence on each record against Gaussians fitted to reference models that did (online) or
+    did not train on it."""
+    variant = f"LiRA {'online' if config.online else 'offline'}" + (', global variance' if config.global_variance
+                                                                    else '')
     return _reference_attack(variant, target, data=data, config=config, seed=seed, device=device, progress=progress)
 
-@register_attack('rmia', family='membership', threat=('black-box', 'reference models', 'training recipe'), config=ReferenceConfig, preset='membership',
+@register_attack('rmia', family='membership', threat=('black-box', 'reference models', 'training recipe'),
+                 config=ReferenceConfig, preset='membership',
                  paper='Zarifzadeh, Liu, Nasr, Shokri: Low-Cost High-Power Membership Inference Attacks, ICML 2024',
                  quick={'dataset': 'location', 'population': 100, 'references': 2, 'epochs': 2},
                  audit={'quick': None, 'full': [{'online': True}]})
-def run_rmia(target, # the model under attack (its architecture or estimator trains the references), or an `Oracle` around it
+def run_rmia(target, # the model under attack (its recipe trains the references), or an `Oracle` around it
              data:MembershipData, # the records under test, and the population (half trains the references, half is z)
              *, config:ReferenceConfig=ReferenceConfig(), seed:int=0, device=None, progress:bool=True,
             ) -> MembershipResult:
     "RMIA: how often each record's likelihood ratio under the target beats that of population records z."
-    return _reference_attack(f"RMIA {'online' if config.online else 'offline'}", target, data=data, config=config, seed=seed, device=device, progress=progress)
+    return _reference_attack(f"RMIA {'online' if config.online else 'offline'}", target, data=data, config=config,
+                             seed=seed, device=device, progress=progress)
 
 # %% ../nbs/63_membership_lira.ipynb #protocolcode
 @register_preset('membership pool', datasets=tuple(TARGETS))
 def membership_pool_preset(dataset:str, # a key of `membership_standalone.TARGETS`
                            *, config=None, seed:int=0, root=None, device=None, progress:bool=False,
-                           population:int=0, # records beyond the pool, for RMIA's population (0: every record the pool leaves)
+                           # records beyond the pool, for RMIA's population (0: every record the pool leaves)
+                           population:int=0,
                           ) -> tuple:
-    "`(recipe, records)`: how the target and its references train, and the records (the pool of 2 × members first, then the population)."
+    """`(recipe, records)`: how the target and its references train, and the records (the pool of 2 × members first,
+    then the population)."""
     recipe = TARGETS[dataset]
     pool = load_pool(recipe.dataset, root)
     order = torch.randperm(len(pool), generator=torch.Generator().manual_seed(seed))
@@ -561,28 +676,39 @@ class ReferenceProtocolConfig:
 
     def __post_init__(self):
         check_count(self.references, 'reference models', low=2)
-        if self.backend not in ('local', 'ray'): raise ValueError(f"backend must be 'local' or 'ray', got {self.backend!r}")
+        if self.backend not in ('local', 'ray'):
+            raise ValueError(f"backend must be 'local' or 'ray', got {self.backend!r}")
 
-@register_attack('references', family='membership', threat=('black-box', 'reference models', 'training recipe'), config=ReferenceProtocolConfig,
-                 preset='membership pool', paper='Carlini et al., S&P 2022; Zarifzadeh et al., ICML 2024 (their common protocol)',
+@register_attack('references', family='membership', threat=('black-box', 'reference models', 'training recipe'),
+                 config=ReferenceProtocolConfig,
+                 preset='membership pool',
+                 paper='Carlini et al., S&P 2022; Zarifzadeh et al., ICML 2024 (their common protocol)',
                  quick={'dataset': 'location', 'population': 50, 'references': 2},
-                 audit="the papers' protocol trains a target of its own; the audit's LiRA and RMIA attack the model given")
-def run_reference_protocol(target:MembershipTarget, # the recipe: architecture, epochs, learning rate, batch size and members
+                 audit="the papers' protocol trains a target of its own; the audit's LiRA and RMIA attack the model "
+                       "given")
+def run_reference_protocol(target:MembershipTarget, # architecture, epochs, learning rate, batch size, members
                            data:Data, # the pool (2 × `target.members` records) then the population
-                           *, config:ReferenceProtocolConfig=ReferenceProtocolConfig(), seed:int=0, device=None, progress:bool=True,
+                           *, config:ReferenceProtocolConfig=ReferenceProtocolConfig(), seed:int=0, device=None,
+                           progress:bool=True,
                           ) -> ReferenceAttackResult:
-    "LiRA, RMIA and the loss attack in the papers' protocol: a target and K references, each on a random half of the pool."
+    """LiRA, RMIA and the loss attack in the papers' protocol:
+    a target and K references, each on a random half of the pool."""
     with private_rng(seed): architecture = target.make_model()  # copied and re-initialised for each model
-    return run_reference_attacks(architecture, data, pool=2 * target.members, n_references=config.references, epochs=target.epochs, lr=target.lr, batch_size=target.batch_size, seed=seed,
-                                 name=target.dataset, online=not config.offline, device=device, progress=progress, augment=config.augment,
-                                 stacked=not config.one_at_a_time, backend=config.backend, address=config.address or None, cache_dir=config.cache or None)
+    return run_reference_attacks(architecture, data, pool=2 * target.members, n_references=config.references,
+                                 epochs=target.epochs, lr=target.lr, batch_size=target.batch_size, seed=seed,
+                                 name=target.dataset, online=not config.offline, device=device, progress=progress,
+                                 augment=config.augment,
+                                 stacked=not config.one_at_a_time, backend=config.backend,
+                                 address=config.address or None, cache_dir=config.cache or None)
 
 # %% ../nbs/63_membership_lira.ipynb #apicode
-DISCLOSURES = {'exact posteriors': Disclosure(), 'rounded to 3 decimals': Disclosure(decimals=3), 'rounded to 2 decimals': Disclosure(decimals=2),
+DISCLOSURES = {'exact posteriors': Disclosure(), 'rounded to 3 decimals': Disclosure(decimals=3),
+               'rounded to 2 decimals': Disclosure(decimals=2),
                'rounded to 1 decimal': Disclosure(decimals=1), 'top-1 label only': Disclosure(output='label')}
-THROUGH_API = ('loss threshold', 'LiRA online, global variance', 'LiRA offline, global variance', 'RMIA online', 'RMIA offline')
+THROUGH_API = ('loss threshold', 'LiRA online, global variance', 'LiRA offline, global variance', 'RMIA online',
+               'RMIA offline')
 
-def reference_attacks_through_api(result:ReferenceAttackResult, # from `run_reference_attacks`: its model 0 is the target, the others the references
+def reference_attacks_through_api(result:ReferenceAttackResult, # from `run_reference_attacks` (model 0: the target)
                                   data, # the records `run_reference_attacks` was given
                                   *, pool:int, # the pool size it was given
                                   policies:dict|None=None, # policy name -> `Disclosure` (default: `DISCLOSURES`)
@@ -591,36 +717,45 @@ def reference_attacks_through_api(result:ReferenceAttackResult, # from `run_refe
                                   seed:int=0, # seeds the noise of noisy policies
                                   device=None, # where the models compute
                                  ) -> list:
-    "The attacks again with the target behind an `Oracle` under each policy (the references' answers under the same policy): one `MembershipResult` per policy and attack."
+    """The attacks again with the target behind an `Oracle` under each policy (the references' answers under the same
+    policy): one `MembershipResult` per policy and attack."""
     data = as_data(data)
     records, population = data.subset(torch.arange(pool)), data.subset(torch.arange(pool, len(data)))
     refs = result.references
-    if refs is None: raise ValueError("the result carries no models: run `run_reference_attacks` in this session (its models are not saved in JSON)")
+    if refs is None:
+        raise ValueError("the result carries no models: run `run_reference_attacks` in this session (its models are "
+                         "not saved in JSON)")
     target, keep, member = refs.model_at(0), refs.keep[1:], refs.keep[0]
     logits_x, logits_z = refs.logits(records.x, device)[1:], refs.logits(population.x, device)[1:]
     out = []
     for name, policy in (policies or DISCLOSURES).items():
         start = time.perf_counter()
-        api = Oracle(target, tuple(records.sample_shape), policy=policy, value_range=None, device=device, seed=child_seed(seed, 'api noise', name))
+        api = Oracle(target, tuple(records.sample_shape), policy=policy, value_range=None, device=device,
+                     seed=child_seed(seed, 'api noise', name))
         floor, noise = answer_floor(policy), torch.Generator().manual_seed(child_seed(seed, 'reference answers', name))
-        as_answered = lambda target_answers, logits: torch.cat([answer_log_posteriors(target_answers.double(), floor)[None],
-                                                                 answer_log_posteriors(policy.as_vectors(logits.double().softmax(-1), noise), floor)])
+        as_answered = lambda target_answers, logits: torch.cat([
+            answer_log_posteriors(target_answers.double(), floor)[None],
+            answer_log_posteriors(policy.as_vectors(logits.double().softmax(-1), noise), floor)])
         scores = reference_scores(as_answered(api.query_vectors(records.x), logits_x), records.y, keep=keep,
-                                  logits_z=as_answered(api.query_vectors(population.x), logits_z), y_z=population.y, online=True, a=a)
+                                  logits_z=as_answered(api.query_vectors(population.x), logits_z), y_z=population.y,
+                                  online=True, a=a)
         seconds = {'scoring': time.perf_counter() - start}
-        out += [membership_result(k, result.dataset, scores=scores[k], is_member=member, queries=api.queries, seconds=seconds, setting=name) for k in attacks]
+        out += [membership_result(k, result.dataset, scores=scores[k], is_member=member, queries=api.queries,
+                                  seconds=seconds, setting=name) for k in attacks]
     return out
 
 def disclosure_table(results:list, # `MembershipResult`s of several attacks and policies
                      metrics:tuple=('auc', 'tpr@1%fpr', 'tpr@0.1%fpr'), # which metrics to show
                     ) -> str:
     "One line per attack and policy, in percent."
-    return format_table([{'attack': r.attack, 'answers': r.setting, **{k: round(100 * r.metrics[k], 2) for k in metrics}, 'queries': r.queries}
+    return format_table([{'attack': r.attack, 'answers': r.setting,
+                          **{k: round(100 * r.metrics[k], 2) for k in metrics}, 'queries': r.queries}
                          for r in sorted(results, key=lambda r: r.attack)])
 
 # %% ../nbs/63_membership_lira.ipynb #f2b86a5d
 def matmul_rate(device=None, size:int=1024) -> float:
-    "FLOP/s of a large float32 matrix product on `device`, the best of five timings: the ceiling any training loop of dense layers runs under."
+    """FLOP/s of a large float32 matrix product on `device`, the best of five timings:
+    the ceiling any training loop of dense layers runs under."""
     device = torch.device(resolve_device(device))
     a, b = torch.randn(2, size, size, generator=seeded_generator(0)).to(device)
     def five_products():
@@ -628,40 +763,55 @@ def matmul_rate(device=None, size:int=1024) -> float:
     return 5 * 2 * size ** 3 / best_time(five_products, 5, device=device)
 
 def training_flops(model:nn.Module, records:int) -> float:
-    "Floating-point operations to train the dense layers of `model` on `records` record-visits: 2·in·out forward and twice that backward."
+    """Floating-point operations to train the dense layers of `model` on `records` record-visits:
+    2·in·out forward and twice that backward."""
     return 6. * records * sum(m.in_features * m.out_features for m in model.modules() if isinstance(m, nn.Linear))
 
 @register_bench('reference-models')
 def bench_reference_models(n_models:int=16, # K
-                           epochs:int=20, # epochs of each model (half the attack's 40; fewer would let start-up costs dominate)
+                           # epochs of each model (half the attack's 40; fewer would let start-up costs dominate)
+                           epochs:int=20,
                            *,
                            pool:int=1000, # records in the pool
                            device=None, root=None,
                           ) -> list:
-    """Seconds to train K Location reference models stacked and one at a time (at the thread count that suits it best), for the Location target (1.1 M parameters) and
-    Shokri et al.'s shadow MLP (one hidden layer of 128): both times, their ratio, the FLOP floor that bounds any ratio, the
-    largest logit difference and the memory estimate."""
+    """Seconds to train K reference models stacked and one at a time (at the thread count that suits it best).
+
+    For the Location target (1.1 M parameters) and Shokri et al.'s shadow MLP (one hidden layer of 128): both times,
+    their ratio, the FLOP floor that bounds any ratio, the largest logit difference and the memory estimate."""
     from updates_leak.data import load_dataset
     from updates_leak.models import MLP, location_model
     device = torch.device(resolve_device(device))
     data = load_dataset('location', 'all', root=root).subset(torch.arange(pool))
     rate = matmul_rate(device)
     rows = []
-    for name, arch in [('Location target (446-1024-512-256-128-30)', location_model()), ('shadow MLP (446-128-30)', MLP([446, 128, 30], act=nn.Tanh))]:
-        train_references(arch, data, n_models=2, epochs=1, seed=0, device=device, progress=False)  # warm-up: first-call costs are not the method's
+    for name, arch in [('Location target (446-1024-512-256-128-30)', location_model()),
+                       ('shadow MLP (446-128-30)', MLP([446, 128, 30], act=nn.Tanh))]:
+        # warm-up: first-call costs are not the method's
+        train_references(arch, data, n_models=2, epochs=1, seed=0, device=device, progress=False)
         t0 = time.perf_counter()
         refs = train_references(arch, data, n_models=n_models, epochs=epochs, seed=0, device=device, progress=False)
         t1 = time.perf_counter()
         alone = []
-        one_at_a_time, threads = best_thread_time(lambda: alone.append([train_one_reference(arch, data, keep=refs.keep[k], epochs=epochs, seed=refs.seeds[k], device=device)
-                                                                         for k in range(n_models)]), device=device)  # the baseline at its best thread count
+        train_alone = lambda k: train_one_reference(arch, data, keep=refs.keep[k], epochs=epochs, seed=refs.seeds[k],
+                                                    device=device)
+        # the baseline at its best thread count
+        one_at_a_time, threads = best_thread_time(lambda: alone.append([train_alone(k) for k in range(n_models)]),
+                                                  device=device)
         alone = alone[-1]
-        with torch.no_grad(): gap = max(float((refs.logits(data.x[:200], device)[k] - alone[k](data.x[:200])).abs().max()) for k in range(n_models))
+        with torch.no_grad():
+            gap = max(float((refs.logits(data.x[:200],
+                                         device)[k] - alone[k](data.x[:200])).abs().max()) for k in range(n_models))
         floor = training_flops(arch, n_models * epochs * int(refs.keep[0].sum())) / rate
         common = {'model': name, 'parameters': sum(p.numel() for p in arch.parameters()), 'models': n_models}
-        rows += [common | {'method': 'one at a time', 'threads': threads, 'seconds': round(one_at_a_time, 2), 'ratio': 1.0,
-                           'FLOP floor (s)': round(floor, 2), 'largest possible ratio': round(one_at_a_time / floor, 1)},
-                 common | {'method': 'stacked (torch.func)', 'seconds': round(t1 - t0, 2), 'ratio': round(one_at_a_time / (t1 - t0), 2),
-                           'max |logit difference|': gap, 'memory estimate (MB)': round(reference_memory(arch, n_models, batch_size=64, n_records=pool, n_features=data.x.shape[1]) / 2**20, 1),
+        rows += [common | {'method': 'one at a time', 'threads': threads, 'seconds': round(one_at_a_time, 2),
+                           'ratio': 1.0,
+                           'FLOP floor (s)': round(floor, 2),
+                           'largest possible ratio': round(one_at_a_time / floor, 1)},
+                 common | {'method': 'stacked (torch.func)', 'seconds': round(t1 - t0, 2),
+                           'ratio': round(one_at_a_time / (t1 - t0), 2),
+                           'max |logit difference|': gap,
+                           'memory estimate (MB)': round(reference_memory(arch, n_models, batch_size=64, n_records=pool,
+                                                                          n_features=data.x.shape[1]) / 2**20, 1),
                            'device': str(device)}]
     return rows

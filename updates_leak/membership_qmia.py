@@ -11,9 +11,11 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .attacks import (MembershipData, MembershipResult, answer_floor, answer_log_posteriors, as_oracle, membership_result,
+from .attacks import (MembershipData, MembershipResult, answer_floor, answer_log_posteriors, as_oracle,
+                                  membership_result,
                                   register_attack)
-from .core import check_count, check_fraction, check_positive, child_seed, resolve_device, private_rng, progress as progress_bar
+from .core import (check_count, check_fraction, check_positive, child_seed, resolve_device, private_rng,
+                               progress as progress_bar)
 from .data import Data
 from .models import batch_order
 
@@ -24,13 +26,15 @@ __all__ = ['margin_scores', 'QuantileModel', 'QmiaConfig', 'fit_quantile_model',
 def margin_scores(log_posteriors:torch.Tensor, # N × classes, from `answer_log_posteriors`
                   y:torch.Tensor, # N labels
                  ) -> torch.Tensor:
-    "The margin of the true label, log p_y − max over the other classes of log p: N scores, float64 (higher: more confident)."
+    """The margin of the true label, log p_y − max over the other classes of log p:
+    N scores, float64 (higher: more confident)."""
     z = log_posteriors.double()
     others = z.scatter(1, y[:, None], float('-inf'))
     return z.gather(1, y[:, None])[:, 0] - others.max(1).values
 
 class QuantileModel(nn.Module):
-    "Predicts a non-member's score distribution for a record: a Gaussian's mean and log standard deviation from its features and label."
+    """Predicts a non-member's score distribution for a record:
+    a Gaussian's mean and log standard deviation from its features and label."""
     def __init__(self, n_features:int, # inputs per record, flattened
                  n_classes:int, # the one-hot label's width
                  *,
@@ -38,7 +42,8 @@ class QuantileModel(nn.Module):
                 ):
         super().__init__()
         self.n_classes = n_classes
-        self.net = nn.Sequential(nn.Linear(n_features + n_classes, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU(), nn.Linear(hidden, 2))
+        self.net = nn.Sequential(nn.Linear(n_features + n_classes, hidden), nn.ReLU(), nn.Linear(hidden, hidden),
+                                 nn.ReLU(), nn.Linear(hidden, 2))
 
     def forward(self, x:torch.Tensor, y:torch.Tensor) -> tuple:
         "`(mean, log_std)` of each record's score, N each."
@@ -58,7 +63,8 @@ class QmiaConfig:
 
     def __post_init__(self):
         for name in ('hidden', 'epochs', 'batch_size'): check_count(getattr(self, name), name)
-        check_positive(self.lr, 'lr'); check_positive(self.weight_decay, 'weight_decay', zero=True); check_fraction(self.held_out, 'held_out')
+        check_positive(self.lr, 'lr')
+        check_positive(self.weight_decay, 'weight_decay', zero=True); check_fraction(self.held_out, 'held_out')
 
 def _gaussian_nll(mean, log_std, *, s): return (log_std + 0.5 * ((s - mean) / log_std.exp()) ** 2).mean()
 
@@ -68,14 +74,19 @@ def fit_quantile_model(population:Data, # records known to be non-members
                        n_classes:int, # the target's classes
                         config:QmiaConfig, seed:int=0, device=None, progress:bool=True,
                       ) -> QuantileModel:
-    "A `QuantileModel` fitted to the population's scores (Gaussian negative log-likelihood, Adam), at its best held-out epoch; on the CPU, in eval mode."
+    """A `QuantileModel` fitted to the population's scores (Gaussian negative log-likelihood, Adam), at its best
+    held-out epoch; on the CPU, in eval mode."""
     device = resolve_device(device)
     n_held = max(1, int(config.held_out * len(population)))
-    if len(population) - n_held < 2: raise ValueError(f"the population must hold at least {n_held + 2} records to train a quantile model, got {len(population)}")
-    order = torch.randperm(len(population), generator=torch.Generator().manual_seed(child_seed(seed, 'qmia', 'held out')))
+    if len(population) - n_held < 2:
+        raise ValueError(f"the population must hold at least {n_held + 2} records to train a quantile model, got "
+                         f"{len(population)}")
+    order = torch.randperm(len(population),
+                           generator=torch.Generator().manual_seed(child_seed(seed, 'qmia', 'held out')))
     x, y, s = population.x.to(device), population.y.to(device), scores.float().to(device)
     fit_idx, held_idx = order[n_held:].to(device), order[:n_held].to(device)
-    with private_rng(child_seed(seed, 'qmia', 'init')): model = QuantileModel(population.x[0].numel(), n_classes, hidden=config.hidden).to(device)
+    with private_rng(child_seed(seed, 'qmia', 'init')):
+        model = QuantileModel(population.x[0].numel(), n_classes, hidden=config.hidden).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     batches = torch.Generator().manual_seed(child_seed(seed, 'qmia', 'batches'))
     best, best_state = float('inf'), None
@@ -92,7 +103,8 @@ def fit_quantile_model(population:Data, # records known to be non-members
 
 # %% ../nbs/64_membership_qmia.ipynb #80a31a6c
 @register_attack('qmia', family='membership', threat=('black-box',), config=QmiaConfig, preset='membership',
-                 paper='Bertran, Tang, Roth, Kearns, Morgenstern, Wu: Scalable Membership Inference Attacks via Quantile Regression, NeurIPS 2023',
+                 paper='Bertran, Tang, Roth, Kearns, Morgenstern, Wu: Scalable Membership Inference Attacks via '
+                       'Quantile Regression, NeurIPS 2023',
                  quick={'dataset': 'location', 'population': 200, 'epochs': 3},
                  audit={'quick': [{}], 'full': [{}]})
 def run_qmia(target, # the model under attack, or an `Oracle` around it (its disclosure policy applies)
@@ -102,13 +114,16 @@ def run_qmia(target, # the model under attack, or an `Oracle` around it (its dis
              device=None, # where the quantile model trains (`None`: where the target lives, see `resolve_device`)
              progress:bool=True, # progress over the quantile model's epochs
             ) -> MembershipResult:
-    "Quantile-regression membership inference: one model of a non-member's score, record by record, learnt from public records; no reference models."
-    if not isinstance(data, MembershipData): raise TypeError(f"qmia needs a MembershipData (members, non-members, population), got {type(data).__name__}")
+    """Quantile-regression membership inference:
+    one model of a non-member's score, record by record, learnt from public records; no reference models."""
+    if not isinstance(data, MembershipData):
+        raise TypeError(f"qmia needs a MembershipData (members, non-members, population), got {type(data).__name__}")
     oracle = as_oracle(target, data.population)
     floor, asked = answer_floor(oracle.policy), oracle.queries
     start = time.perf_counter()
     answers = oracle.query_vectors(data.population.x)
-    model = fit_quantile_model(data.population, margin_scores(answer_log_posteriors(answers, floor), data.population.y), n_classes=answers.shape[1],
+    model = fit_quantile_model(data.population, margin_scores(answer_log_posteriors(answers, floor), data.population.y),
+                               n_classes=answers.shape[1],
                                config=config, seed=seed, device=device, progress=progress)
     trained = time.perf_counter()
     records = data.records
@@ -116,4 +131,5 @@ def run_qmia(target, # the model under attack, or an `Oracle` around it (its dis
     with torch.no_grad(): mean, log_std = model(records.x, records.y)
     scores = (s - mean.double()) / log_std.double().exp()
     return membership_result('qmia', data.name, scores=scores, is_member=data.is_member, queries=oracle.queries - asked,
-                             seconds={'training': trained - start, 'scoring': time.perf_counter() - trained})
+                             seconds={'training': trained - start, 'scoring': time.perf_counter() - trained},
+                             warnings=data.warnings(uses_population=True))

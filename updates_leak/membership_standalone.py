@@ -40,7 +40,8 @@ __all__ = ['TARGETS', 'NASR_VARIANTS', 'MembershipTarget', 'load_pool', 'members
 class MembershipTarget:
     "How a stand-alone target is built and trained, and how many records each role gets."
     dataset: str # a `load_dataset` name
-    make_model: callable # () -> a fresh classifier: a torch model, or a scikit-learn estimator (trained by its own `fit`)
+    # () -> a fresh classifier: a torch model, or a scikit-learn estimator (trained by its own `fit`)
+    make_model: callable
     members: int # the target's training set size (as many non-members are drawn)
     shadow: int # the attacker's own records, for shadow models
     test: int # held-out records for the target's test accuracy
@@ -51,8 +52,10 @@ class MembershipTarget:
 TARGETS = {
     'location': MembershipTarget('location', location_model, members=1000, shadow=2000, test=1010, epochs=40),
     'cifar10': MembershipTarget('cifar10', CifarCNN, members=5000, shadow=10000, test=2000, epochs=40),
-    'purchase100': MembershipTarget('purchase100', partial(tabular_target, 600, 100), members=20000, shadow=40000, test=10000, epochs=40),
-    'texas100': MembershipTarget('texas100', partial(tabular_target, 6169, 100), members=10000, shadow=20000, test=10000, epochs=40),
+    'purchase100': MembershipTarget('purchase100', partial(tabular_target, 600, 100), members=20000, shadow=40000,
+                                    test=10000, epochs=40),
+    'texas100': MembershipTarget('texas100', partial(tabular_target, 6169, 100), members=10000, shadow=20000,
+                                 test=10000, epochs=40),
 }
 
 def load_pool(dataset:str, # a `load_dataset` name
@@ -66,7 +69,8 @@ def membership_split(n:int, # records in the pool
                      *,
                      seed:int=0, # seed of the split
                     ) -> dict:
-    "Disjoint index sets: members and non-members (each half known to the attacker, half for evaluation), shadow and test records."
+    """Disjoint index sets: members and non-members (each half known to the attacker, half for evaluation), shadow and
+    test records."""
     half = target.members // 2
     sizes = {'members_known': half, 'members_eval': target.members - half, 'nonmembers_known': half,
              'nonmembers_eval': target.members - half, 'shadow': target.shadow, 'test': target.test}
@@ -82,12 +86,14 @@ def train_membership_model(target:MembershipTarget, # the recipe
                            progress:bool=False, # progress bar over epochs
                            device:str|torch.device|None=None, # where a torch model trains (`None`: CUDA if available)
                           ):
-    "A fresh model trained with the target's recipe (torch: Adam, no regularisation, returned on the CPU, in eval mode; scikit-learn: its `fit`)."
+    """A fresh model trained with the target's recipe (torch: Adam, no regularisation, returned on the CPU, in eval
+    mode; scikit-learn: its `fit`)."""
     device = resolve_device(device)  # the model is built here: no model of the caller's to follow
     with private_rng(seed):
         model = target.make_model()
         if model_kind(model) == 'sklearn': return model.fit(data.x.flatten(1).double().numpy(), data.y.numpy())
-        fit(model, data, epochs=target.epochs, lr=target.lr, batch_size=target.batch_size, optimizer='adam', seed=seed, progress=progress, device=device)
+        fit(model, data, epochs=target.epochs, lr=target.lr, batch_size=target.batch_size, optimizer='adam', seed=seed,
+            progress=progress, device=device)
         return model.cpu().eval()
 
 def own_recipe(model, # your trained model: a torch model or a scikit-learn estimator
@@ -96,14 +102,18 @@ def own_recipe(model, # your trained model: a torch model or a scikit-learn esti
                epochs:int=40, lr:float=1e-3, batch_size:int=64, # a torch model's training (Adam)
                name:str='own model',
               ) -> MembershipTarget:
-    "A recipe that trains models like yours: fresh copies of its architecture (torch) or clones of the estimator (scikit-learn), on as many records."
+    """A recipe that trains models like yours: fresh copies of its architecture (torch) or clones of the estimator
+    (scikit-learn), on as many records."""
     if model_kind(model) == 'torch': make = partial(reinitialized, model)
     elif model_kind(model) == 'sklearn' and hasattr(model, 'get_params'):
         from sklearn.base import clone
         make = partial(clone, model)
-    else: raise TypeError("shadow models are trained copies of the target: give a torch model or a scikit-learn estimator that `clone` can copy, "
+    else:
+        raise TypeError("shadow models are trained copies of the target: give a torch model or a scikit-learn "
+                        "estimator that `clone` can copy, "
                           f"not a {type(model).__name__}")
-    return MembershipTarget(name, make, members=len(members), shadow=0, test=0, epochs=epochs, lr=lr, batch_size=batch_size)
+    return MembershipTarget(name, make, members=len(members), shadow=0, test=0, epochs=epochs, lr=lr,
+                            batch_size=batch_size)
 
 # %% ../nbs/61_membership_standalone.ipynb #presetcode
 @register_preset('membership', datasets=tuple(TARGETS))
@@ -111,26 +121,33 @@ def preset_membership_data(dataset:str, # a key of `TARGETS`
                            *, config=None, # the attack's config (the records do not depend on it)
                            seed:int=0, # seeds the split and the target
                            root=None, # data root
-                           population:int=0, # population records, drawn from outside the records under test (0: every record the members and non-members leave)
+                           population:int=0, # population records, outside those under test (0: all the others)
                            device=None, # where the target trains
                            progress:bool=False, # progress over the target's epochs
                           ) -> tuple:
-    "`(target, MembershipData)` for a preset: the target trained on its members, as many non-members, and a population from the rest of the pool."
+    """`(target, MembershipData)` for a preset:
+    the target trained on its members, as many non-members, and a population from the rest of the pool."""
     if dataset not in TARGETS: raise ValueError(f"unknown membership target {dataset!r}; choose from {sorted(TARGETS)}")
     recipe = TARGETS[dataset]
     pool = load_pool(recipe.dataset, root)
     n = recipe.members
-    order = torch.randperm(len(pool), generator=torch.Generator().manual_seed(child_seed(seed, 'membership preset', 'split')))
+    order = torch.randperm(len(pool),
+                           generator=torch.Generator().manual_seed(child_seed(seed, 'membership preset', 'split')))
     rest = order[2 * n:] if not population else order[2 * n:2 * n + population]
-    if len(rest) < 2: raise ValueError(f"{dataset}: {len(pool)} records leave no population beside {n} members and {n} non-members")
+    if len(rest) < 2:
+        raise ValueError(f"{dataset}: {len(pool)} records leave no population beside {n} members and {n} non-members")
     members = pool.subset(order[:n])
-    records = MembershipData(members=members, nonmembers=pool.subset(order[n:2 * n]), population=pool.subset(rest), name=dataset)
-    return train_membership_model(recipe, members, seed=child_seed(seed, 'membership preset', 'target', bits=32), progress=progress, device=device), records
+    records = MembershipData(members=members, nonmembers=pool.subset(order[n:2 * n]), population=pool.subset(rest),
+                             name=dataset)
+    return train_membership_model(recipe, members, seed=child_seed(seed, 'membership preset', 'target', bits=32),
+                                  progress=progress, device=device), records
 
 # %% ../nbs/61_membership_standalone.ipynb #05469059
 class ShadowModelAttack:
-    "Shokri et al.'s attack: shadow models trained like the target, one attack classifier per class on the posterior vector."
-    def __init__(self, shadow_data, # the attacker's own records (each shadow model trains on a random half): a `Data`, `(x, y)` or `TensorDataset`
+    """Shokri et al.'s attack: shadow models trained like the target, one attack classifier per class on the posterior
+    vector."""
+    def __init__(self,
+                 shadow_data, # the attacker's records (each shadow model trains on a random half)
                  target:MembershipTarget, # the recipe the shadow models copy
                  *,
                  n_shadow:int=4, # number of shadow models
@@ -154,10 +171,13 @@ class ShadowModelAttack:
             for c in np.unique(y):
                 sel = y == c
                 if m[sel].all() or not m[sel].any(): continue  # no contrast to learn: such a class scores 0.5
-                self.per_class[int(c)] = MLPClassifier((64,), solver='lbfgs', max_iter=max_iter, random_state=seed).fit(p[sel], m[sel])
+                self.per_class[int(c)] = MLPClassifier((64,), solver='lbfgs', max_iter=max_iter,
+                                                       random_state=seed).fit(p[sel], m[sel])
         if unconverged:
-            warnings.warn(f"{len(unconverged)} of the {len(self.per_class)} per-class attack classifiers stopped before lbfgs converged "
-                          f"(at max_iter={max_iter}, or where its line search could go no further); their scores are used as they stand", stacklevel=2)
+            warnings.warn(f"{len(unconverged)} of the {len(self.per_class)} per-class attack classifiers stopped "
+                          "before lbfgs converged "
+                          f"(at max_iter={max_iter}, or where its line search could go no further); their scores are "
+                          "used as they stand", stacklevel=2)
 
     def scores(self, features:dict) -> torch.Tensor:
         "Membership probability of each record, from its posteriors and label."
@@ -186,11 +206,13 @@ class MembershipAttack:
                  nonmembers, # records known not to be
                  layers:list|None=None, # gradient layers (`None`: the last weight layer)
                  black_box:bool=False, # read only the label, posteriors and loss
-                 kernels:int|None=None, # kernels of each gradient component (`None`: `membership_features.default_kernels`)
+                 # kernels of each gradient component (`None`: `membership_features.default_kernels`)
+                 kernels:int|None=None,
                  epochs:int=40, # attack-network training epochs
                  seed:int=0, # seeds the attack network
                  progress:bool=True, # progress bar
-                 device:str|torch.device|None=None, # where the features are computed and the attack network trains (`None`: the features where the model lives, the network on CUDA if available)
+                 # where the features and the attack network run (`None`: where the model lives)
+                 device:str|torch.device|None=None,
                 ):
         members, nonmembers = as_data(members, name='members'), as_data(nonmembers, name='non-members')
         check_no_shared_records(members, nonmembers)
@@ -200,7 +222,8 @@ class MembershipAttack:
         self.keys = BLACK_BOX + tuple(f'grad:{l}' for l in self.layers)
         known = concat_rows(self.features(members), self.features(nonmembers))
         is_member = torch.arange(len(members) + len(nonmembers)) < len(members)
-        self.attack, self.scaler = train_nasr_attack(known, is_member, kernels=kernels, epochs=epochs, seed=seed, device=device, progress=progress)
+        self.attack, self.scaler = train_nasr_attack(known, is_member, kernels=kernels, epochs=epochs, seed=seed,
+                                                     device=device, progress=progress)
         self.threshold = best_threshold(membership_scores(self.attack, self.scaler(known)), is_member)
 
     def features(self, data) -> dict:
@@ -224,18 +247,21 @@ def art_blackbox_scores(model:nn.Module, # the target classifier
                         attack_model_type:str='nn', # ART's attack model: 'nn', 'rf' or 'gb'
                         seed:int=0, # seeds ART's training (through NumPy and PyTorch)
                        ) -> list:
-    "IBM ART's `MembershipInferenceBlackBox` trained on the known records; its membership probabilities for each set in `records`."
+    """IBM ART's `MembershipInferenceBlackBox` trained on the known records;
+    its membership probabilities for each set in `records`."""
     try:
         from art.attacks.inference.membership_inference import MembershipInferenceBlackBox
         from art.estimators.classification import PyTorchClassifier
     except ImportError as e:
-        raise ImportError("the ART comparison needs adversarial-robustness-toolbox: pip install 'updates_leak[compare]'") from e
+        raise ImportError("the ART comparison needs adversarial-robustness-toolbox: pip install "
+                          "'updates_leak[compare]'") from e
     with private_rng(seed):
         classifier = PyTorchClassifier(model=model, loss=nn.CrossEntropyLoss(), input_shape=tuple(members.sample_shape),
                                        nb_classes=members.n_classes, clip_values=(0., 1.))
         attack = MembershipInferenceBlackBox(classifier, attack_model_type=attack_model_type)
         attack.fit(x=members.x.numpy(), y=members.y.numpy(), test_x=nonmembers.x.numpy(), test_y=nonmembers.y.numpy())
-        return [torch.from_numpy(attack.infer(d.x.numpy(), d.y.numpy(), probabilities=True).reshape(-1).astype('float64'))
+        return [torch.from_numpy(attack.infer(d.x.numpy(), d.y.numpy(),
+                                              probabilities=True).reshape(-1).astype('float64'))
                 for d in records]
 
 # %% ../nbs/61_membership_standalone.ipynb #b80159bb
@@ -262,10 +288,14 @@ class StandaloneResult(Result):
         return {a: (*self.roc[a], self.metrics[a]['auc']) for a in self.roc}
 
     def rows(self) -> list:
-        "Each attack's balanced accuracy, AUC and TPR at 0.1% and 1% FPR, and the target's accuracy on members and held-out records."
-        out = [r for a, m in self.metrics.items() for k, v in m.items() for r in metric_rows(f'membership: {a}', self.dataset, metric=k, values={ATTACK_METHOD: v})]
-        return out + metric_rows('membership', self.dataset, metric='target train accuracy', values={'target model': self.train_accuracy}) \
-                   + metric_rows('membership', self.dataset, metric='target test accuracy', values={'target model': self.test_accuracy})
+        """Each attack's balanced accuracy, AUC and TPR at 0.1% and 1% FPR, and the target's accuracy on members and
+        held-out records."""
+        out = [r for a, m in self.metrics.items() for k, v in m.items()
+               for r in metric_rows(f'membership: {a}', self.dataset, metric=k, values={ATTACK_METHOD: v})]
+        return out + metric_rows('membership', self.dataset, metric='target train accuracy',
+                                 values={'target model': self.train_accuracy}) \
+                   + metric_rows('membership', self.dataset, metric='target test accuracy',
+                                 values={'target model': self.test_accuracy})
 
     def plot(self):
         "Every attack's ROC curve on log–log axes."
@@ -284,7 +314,8 @@ def evaluate_scores(result:StandaloneResult, # where to record the attack
     fpr, tpr, _ = roc_curve(np.asarray(eval_member, dtype=bool), np.asarray(eval_scores, dtype=np.float64))
     result.roc[name] = (fpr, tpr)
 
-NASR_VARIANTS = ('white-box', 'black-box', 'unsupervised')  # the supervised attack on all features, on black-box features only, and the unsupervised one
+# the supervised attack on all features, on black-box features only, and the unsupervised one
+NASR_VARIANTS = ('white-box', 'black-box', 'unsupervised')
 
 # %% ../nbs/61_membership_standalone.ipynb #e696659c
 def _split_known(data:Data, seed:int) -> tuple:
@@ -294,16 +325,18 @@ def _split_known(data:Data, seed:int) -> tuple:
 
 @dataclass
 class StandaloneSplit:
-    "The records of a stand-alone experiment: the target's members and held-out records, the attacker's halves, and its shadow records."
+    """The records of a stand-alone experiment:
+    the target's members and held-out records, the attacker's halves, and its shadow records."""
     name: str  # what the target is called in results
     members: Data  # the target's training records
     test: Data  # records it never saw, for its test accuracy
-    parts: dict  # 'members_known', 'nonmembers_known' (the attacker trains on them), 'members_eval', 'nonmembers_eval' (it is scored on them)
+    parts: dict  # 'members_known', 'nonmembers_known' (to train on), 'members_eval', 'nonmembers_eval' (to score)
     shadow: Data|None = None  # the attacker's own records for shadow models (`None`: no shadow-model baseline)
     recipe: MembershipTarget|None = None  # how the shadow models train (`None`: no shadow-model baseline)
 
 def _preset_target(dataset:str, seed:int, *, root, progress:bool, device) -> tuple:
-    "A preset's target trained on a seeded split: `(model, StandaloneSplit)`, the shadow models trained with the target's recipe."
+    """A preset's target trained on a seeded split:
+    `(model, StandaloneSplit)`, the shadow models trained with the target's recipe."""
     if dataset not in TARGETS: raise ValueError(f"unknown membership target {dataset!r}; choose from {sorted(TARGETS)}")
     target = TARGETS[dataset]
     pool = load_pool(target.dataset, root)
@@ -311,22 +344,30 @@ def _preset_target(dataset:str, seed:int, *, root, progress:bool, device) -> tup
     data = {k: pool.subset(v) for k, v in idx.items()}
     members = pool.subset(torch.cat([idx['members_known'], idx['members_eval']]))
     parts = {k: v for k, v in data.items() if k not in ('shadow', 'test')}
-    return train_membership_model(target, members, seed=seed, progress=progress, device=device), StandaloneSplit(dataset, members, test=data['test'], parts=parts, shadow=data['shadow'], recipe=target)
+    return train_membership_model(target, members, seed=seed, progress=progress,
+                                  device=device), StandaloneSplit(dataset, members, test=data['test'], parts=parts,
+                                                                  shadow=data['shadow'], recipe=target)
 
-def _own_target(model, members, *, nonmembers, shadow, n_shadow:int, epochs:int, lr:float, name:str, seed:int) -> StandaloneSplit:
+def _own_target(model, members, *, nonmembers, shadow, n_shadow:int, epochs:int, lr:float, name:str,
+                seed:int) -> StandaloneSplit:
     "Your model's records, halved for the attacker (no shadow recipe without shadow records)."
-    if members is None or nonmembers is None: raise ValueError("attacking your own model needs its members and non-members: members=(x, y), nonmembers=(x, y)")
+    if members is None or nonmembers is None:
+        raise ValueError("attacking your own model needs its members and non-members: members=(x, y), "
+                         "nonmembers=(x, y)")
     members, nonmembers = as_data(members, name='members'), as_data(nonmembers, name='non-members')
-    if min(len(members), len(nonmembers)) < 4: raise ValueError("need at least 4 members and 4 non-members (half to train the attacks, half to score them)")
+    if min(len(members), len(nonmembers)) < 4:
+        raise ValueError("need at least 4 members and 4 non-members (half to train the attacks, half to score them)")
     data = dict(zip(('members_known', 'members_eval'), _split_known(members, seed)))
     data.update(zip(('nonmembers_known', 'nonmembers_eval'), _split_known(nonmembers, seed + 1)))
     shadow_data = None if shadow is None else as_data(shadow, name='shadow records')
-    recipe = own_recipe(model, members, epochs=epochs, lr=lr, name=name) if shadow_data is not None and n_shadow else None
+    recipe = own_recipe(model, members, epochs=epochs, lr=lr,
+                        name=name) if shadow_data is not None and n_shadow else None
     return StandaloneSplit(name, members, test=nonmembers, parts=data, shadow=shadow_data, recipe=recipe)
 
 @dataclass
 class _AttackHalves:
-    "The records the attacker knows (it trains and picks thresholds on them) and those it is scored on, members first in each."
+    """The records the attacker knows (it trains and picks thresholds on them) and those it is scored on, members first
+    in each."""
     known: Data
     evaluation: Data
     known_member: torch.Tensor  # which known records are members
@@ -337,82 +378,115 @@ class _AttackHalves:
         "The two halves of a split, each members first."
         known = concat([data['members_known'], data['nonmembers_known']], 'known records')
         evaluation = concat([data['members_eval'], data['nonmembers_eval']], 'evaluation records')
-        return cls(known, evaluation, torch.arange(len(known)) < len(data['members_known']), torch.arange(len(evaluation)) < len(data['members_eval']))
+        return cls(known, evaluation, torch.arange(len(known)) < len(data['members_known']),
+                   torch.arange(len(evaluation)) < len(data['members_eval']))
 
     def score(self, result:StandaloneResult, name:str, *, known_scores, eval_scores, threshold:float|None=None):
         "Record an attack's metrics on the evaluation half (its threshold chosen on the known half unless given)."
-        evaluate_scores(result, name, known_scores=known_scores, eval_scores=eval_scores, known_member=self.known_member, eval_member=self.eval_member, threshold=threshold)
+        evaluate_scores(result, name, known_scores=known_scores, eval_scores=eval_scores,
+                        known_member=self.known_member, eval_member=self.eval_member, threshold=threshold)
 
 # %% ../nbs/61_membership_standalone.ipynb #bc44c86d
-def _nasr_attacks(result:StandaloneResult, model:nn.Module, *, data:dict, halves:_AttackHalves, layers:list, variants:tuple,
+def _nasr_attacks(result:StandaloneResult, model:nn.Module, *, data:dict, halves:_AttackHalves, layers:list,
+                  variants:tuple,
                   kernels:int|None, attack_epochs:int, seed:int, progress:bool, device):
     "Nasr et al.'s attack networks: supervised on white-box and on black-box features, and unsupervised."
-    for variant, name, black_box in [('white-box', 'white-box (Nasr)', False), ('black-box', 'black-box (Nasr network)', True)]:
+    for variant, name, black_box in [('white-box', 'white-box (Nasr)', False),
+                                     ('black-box', 'black-box (Nasr network)', True)]:
         if variant not in variants: continue
-        attack = MembershipAttack(model, data['members_known'], nonmembers=data['nonmembers_known'], layers=layers, black_box=black_box, kernels=kernels,
+        attack = MembershipAttack(model, data['members_known'], nonmembers=data['nonmembers_known'], layers=layers,
+                                  black_box=black_box, kernels=kernels,
                                   epochs=attack_epochs, seed=seed, progress=progress, device=device)
-        halves.score(result, name, known_scores=attack.scores(halves.known), eval_scores=attack.scores(halves.evaluation))
+        halves.score(result, name, known_scores=attack.scores(halves.known),
+                     eval_scores=attack.scores(halves.evaluation))
     if 'unsupervised' in variants:
         grads = BLACK_BOX + tuple(f'grad:{l}' for l in layers)
-        features = concat_rows(*(select(membership_features(model, d, layers=layers, device=device), grads) for d in (halves.known, halves.evaluation)))
-        scores = train_unsupervised_attack(features, kernels, epochs=attack_epochs, seed=seed, progress=progress, device=device)
-        halves.score(result, 'white-box unsupervised (Nasr)', known_scores=scores[:len(halves.known)], eval_scores=scores[len(halves.known):], threshold=cluster_threshold(scores, seed))
+        features = concat_rows(*(select(membership_features(model, d, layers=layers, device=device),
+                                        grads) for d in (halves.known, halves.evaluation)))
+        scores = train_unsupervised_attack(features, kernels, epochs=attack_epochs, seed=seed, progress=progress,
+                                           device=device)
+        halves.score(result, 'white-box unsupervised (Nasr)', known_scores=scores[:len(halves.known)],
+                     eval_scores=scores[len(halves.known):], threshold=cluster_threshold(scores, seed))
 
-def _black_box_baselines(result:StandaloneResult, model, *, halves:_AttackHalves, shadow_data, recipe, n_shadow:int, seed:int, device):
+def _black_box_baselines(result:StandaloneResult, model, *, halves:_AttackHalves, shadow_data, recipe, n_shadow:int,
+                         seed:int, device):
     "Shokri et al.'s shadow models (when there are shadow records), and the loss and entropy thresholds."
-    known, evals = membership_features(model, halves.known, device=device), membership_features(model, halves.evaluation, device=device)
+    known, evals = membership_features(model, halves.known,
+                                       device=device), membership_features(model, halves.evaluation, device=device)
     if n_shadow:
         shadow = ShadowModelAttack(shadow_data, recipe, n_shadow=n_shadow, seed=seed, device=device)
-        halves.score(result, 'shadow models (Shokri)', known_scores=shadow.scores(known), eval_scores=shadow.scores(evals))
+        halves.score(result, 'shadow models (Shokri)', known_scores=shadow.scores(known),
+                     eval_scores=shadow.scores(evals))
     halves.score(result, 'loss threshold', known_scores=loss_scores(known), eval_scores=loss_scores(evals))
     halves.score(result, 'entropy threshold', known_scores=entropy_scores(known), eval_scores=entropy_scores(evals))
 
 # %% ../nbs/61_membership_standalone.ipynb #e85e2dfd
-def run_standalone(dataset:str='location', # a key of `TARGETS` (a preset: the target is trained on it), or what your model is called
+def run_standalone(dataset:str='location', # a key of `TARGETS` (a preset), or your model's name
                    layers:list|None=None, # gradient layers of the white-box attack (`None`: the last layer)
                    *,
-                   kernels:int|None=None, # kernels of each gradient component (`None`: the paper's 1,000, fewer for wide layers)
+                   # kernels of each gradient component (`None`: the paper's 1,000, fewer for wide layers)
+                   kernels:int|None=None,
                    attack_epochs:int=40, # attack-network training epochs
                    n_shadow:int=4, # shadow models for Shokri et al.'s baseline (0 skips it)
-                   variants:tuple|None=None, # which of Nasr et al.'s attack networks to train (`None`: all the model allows)
+                   # which of Nasr et al.'s attack networks to train (`None`: all the model allows)
+                   variants:tuple|None=None,
                    seed:int=0, # seeds the split, the target and the attacks
                    art:bool=False, # add IBM ART's black-box attack (needs the `compare` extra and a torch model)
                    root=None, # data root
                    progress:bool=True, # progress bars
-                   model=None, # your own trained model (torch: every attack; scikit-learn or a function: the black-box ones)
+                   # your own trained model (torch: every attack; scikit-learn or a function: the black-box ones)
+                   model=None,
                    members=None, # with `model`: its training records (`Data`, `(x, y)` or `TensorDataset`)
                    nonmembers=None, # with `model`: records from the same population it never saw
-                   shadow=None, # with `model`: the attacker's own records for the shadow models (`None`: no shadow-model baseline)
+                   # with `model`: the attacker's own records for the shadow models (`None`: no shadow-model baseline)
+                   shadow=None,
                    epochs:int=40, lr:float=1e-3, # with `model` and `shadow`: how the shadow models train (torch: Adam)
-                   device:str|torch.device|None=None, # where models and attack networks train (`None`: CUDA if available)
+                   # where models and attack networks train (`None`: CUDA if available)
+                   device:str|torch.device|None=None,
                   ) -> StandaloneResult:
-    "Train a target (or take yours); run the white-box attack, the same network on black-box features, shadow models and thresholds."
+    """Train a target (or take yours); run the white-box attack, the same network on black-box features, shadow models
+    and thresholds."""
     if variants is not None and set(variants) - set(NASR_VARIANTS):  # before any training
-        raise ValueError(f"unknown attack variants {sorted(set(variants) - set(NASR_VARIANTS))}; choose from {NASR_VARIANTS}")
+        raise ValueError(f"unknown attack variants {sorted(set(variants) - set(NASR_VARIANTS))}; choose from "
+                         f"{NASR_VARIANTS}")
     if model is None: model, split = _preset_target(dataset, seed, root=root, progress=progress, device=device)
-    else: split = _own_target(model, members, nonmembers=nonmembers, shadow=shadow, n_shadow=n_shadow, epochs=epochs, lr=lr, name=dataset, seed=seed)
-    return nasr_protocol(model, split, layers=layers, kernels=kernels, attack_epochs=attack_epochs, n_shadow=n_shadow, variants=variants,
+    else:
+        split = _own_target(model, members, nonmembers=nonmembers, shadow=shadow, n_shadow=n_shadow, epochs=epochs,
+                            lr=lr, name=dataset, seed=seed)
+    return nasr_protocol(model, split, layers=layers, kernels=kernels, attack_epochs=attack_epochs, n_shadow=n_shadow,
+                         variants=variants,
                          seed=seed, art=art, progress=progress, device=device)
 
 def nasr_protocol(model, # the target: torch for the white-box attacks, any kind for the black-box ones
                   split:StandaloneSplit, # its records and the attacker's
-                  *, layers:list|None=None, kernels:int|None=None, attack_epochs:int=40, n_shadow:int=4, variants:tuple|None=None, seed:int=0,
+                  *, layers:list|None=None, kernels:int|None=None, attack_epochs:int=40, n_shadow:int=4,
+                  variants:tuple|None=None, seed:int=0,
                   art:bool=False, progress:bool=True, device=None, # as `run_standalone` says
                  ) -> StandaloneResult:
-    "Every attack of the stand-alone protocol on one target and its split: Nasr et al.'s networks, shadow models, thresholds (and ART's)."
+    """Every attack of the stand-alone protocol on one target and its split:
+    Nasr et al.'s networks, shadow models, thresholds (and ART's)."""
     kind = model_kind(model)
     allowed = NASR_VARIANTS if kind == 'torch' else ('black-box',)
     variants = allowed if variants is None else tuple(variants)
-    if set(variants) - set(NASR_VARIANTS): raise ValueError(f"unknown attack variants {sorted(set(variants) - set(NASR_VARIANTS))}; choose from {NASR_VARIANTS}")
-    if set(variants) - set(allowed): white_box(model, f"the {' and '.join(sorted(set(variants) - set(allowed)))} attack (it reads gradients)")
+    if set(variants) - set(NASR_VARIANTS):
+        raise ValueError(f"unknown attack variants {sorted(set(variants) - set(NASR_VARIANTS))}; choose from "
+                         f"{NASR_VARIANTS}")
+    if set(variants) - set(allowed):
+        white_box(model, f"the {' and '.join(sorted(set(variants) - set(allowed)))} attack (it reads gradients)")
     n_shadow = n_shadow if split.recipe is not None and split.shadow is not None else 0
     layers = check_layers(model, weight_layers(model)[-1:] if layers is None else layers) if kind == 'torch' else []
     halves = _AttackHalves.of(split.parts)
-    result = StandaloneResult(dataset=split.name, train_accuracy=model_accuracy(model, split.members), test_accuracy=model_accuracy(model, split.test), metrics={}, seed=seed, layers=layers, model=model)
-    _nasr_attacks(result, model, data=split.parts, halves=halves, layers=layers, variants=variants, kernels=kernels, attack_epochs=attack_epochs, seed=seed, progress=progress, device=device)
-    _black_box_baselines(result, model, halves=halves, shadow_data=split.shadow, recipe=split.recipe, n_shadow=n_shadow, seed=seed, device=device)
+    result = StandaloneResult(dataset=split.name, train_accuracy=model_accuracy(model, split.members),
+                              test_accuracy=model_accuracy(model, split.test), metrics={}, seed=seed, layers=layers,
+                              model=model)
+    _nasr_attacks(result, model, data=split.parts, halves=halves, layers=layers, variants=variants, kernels=kernels,
+                  attack_epochs=attack_epochs, seed=seed, progress=progress, device=device)
+    _black_box_baselines(result, model, halves=halves, shadow_data=split.shadow, recipe=split.recipe, n_shadow=n_shadow,
+                         seed=seed, device=device)
     if art:
-        art_known, art_eval = art_blackbox_scores(white_box(model, "IBM ART's PyTorch classifier"), split.parts['members_known'], nonmembers=split.parts['nonmembers_known'],
+        art_known, art_eval = art_blackbox_scores(white_box(model, "IBM ART's PyTorch classifier"),
+                                                  split.parts['members_known'],
+                                                  nonmembers=split.parts['nonmembers_known'],
                                                   records=[halves.known, halves.evaluation], seed=seed)
         halves.score(result, 'ART MembershipInferenceBlackBox', known_scores=art_known, eval_scores=art_eval)
     return result
@@ -421,52 +495,70 @@ def nasr_protocol(model, # the target: torch for the white-box attacks, any kind
 @dataclass
 class NasrConfig:
     "Options of Nasr et al.'s attacks and the black-box baselines run beside them."
-    variants: str = ''  # comma-separated attack networks: white-box, black-box, unsupervised ('': every one the model allows)
+    # comma-separated attack networks: white-box, black-box, unsupervised ('': every one the model allows)
+    variants: str = ''
     layers: str = ''  # comma-separated gradient layers of the white-box attack ('': the last weight layer)
     kernels: int = 0  # kernels per gradient component (0: the paper's 1,000, fewer for wide layers)
     attack_epochs: int = 40  # attack-network training epochs
     shadow: int = 4  # Shokri et al.'s shadow models, trained on the population (0 skips them)
-    epochs: int = 40  # with one's own model: the shadow models' training epochs (Adam), the target's recipe as far as it is known
+    # with one's own model: the shadow models' training epochs (Adam), the target's recipe as far as it is known
+    epochs: int = 40
     lr: float = 1e-3  # ... and their learning rate
     art: bool = False  # also IBM ART's black-box attack (the `compare` extra)
 
     def __post_init__(self):
-        check_count(self.kernels, 'kernels', low=0); check_count(self.attack_epochs, 'attack_epochs'); check_count(self.shadow, 'shadow models', low=0)
+        check_count(self.kernels, 'kernels', low=0)
+        check_count(self.attack_epochs, 'attack_epochs'); check_count(self.shadow, 'shadow models', low=0)
         check_count(self.epochs, 'epochs'); check_positive(self.lr, 'lr')
         unknown = set(self.variants.split(',')) - set(NASR_VARIANTS) if self.variants else set()
-        if unknown: raise ValueError(f"unknown attack variants {sorted(unknown)}; choose from {', '.join(NASR_VARIANTS)}")
+        if unknown:
+            raise ValueError(f"unknown attack variants {sorted(unknown)}; choose from {', '.join(NASR_VARIANTS)}")
 
 @register_preset('membership split', datasets=tuple(TARGETS))
 def membership_split_preset(dataset:str, # a key of `TARGETS`
                             *, config=None, seed:int=0, root=None, device=None, progress:bool=False,
                            ) -> tuple:
-    "`(target, StandaloneSplit)`: the papers' stand-alone protocol, the target trained on its members with the preset's recipe."
+    """`(target, StandaloneSplit)`: the papers' stand-alone protocol, the target trained on its members with the
+    preset's recipe."""
+    if config is not None and config.layers and dataset in TARGETS:  # names checked before the target trains
+        check_layers(TARGETS[dataset].make_model(), config.layers.split(','))
     return _preset_target(dataset, seed, root=root, progress=progress, device=device)
 
-@register_attack('nasr', family='membership', threat=('white-box', 'training recipe'), config=NasrConfig, preset='membership split',
+@register_attack('nasr', family='membership', threat=('white-box', 'training recipe'), config=NasrConfig,
+                 preset='membership split',
                  paper='Nasr, Shokri, Houmansadr: Comprehensive Privacy Analysis of Deep Learning, S&P 2019',
                  quick={'dataset': 'location', 'kernels': 8, 'attack_epochs': 2, 'shadow': 1},
-                 audit={'quick': [{'variants': 'white-box', 'kernels': 100, 'attack_epochs': 10, 'shadow': 0}], 'full': [{'variants': 'white-box', 'shadow': 2}]})
+                 audit={'quick': [{'variants': 'white-box', 'kernels': 100, 'attack_epochs': 10, 'shadow': 0}],
+                        'full': [{'variants': 'white-box', 'shadow': 2}]})
 def run_nasr(target, # the trained model: torch for the white-box attack, any kind for the black-box ones
-             data:StandaloneSplit|MembershipData, # a preset's split, or members, non-members and a population (it trains the shadow models)
+             # a preset's split, or members, non-members and a population (it trains the shadow models)
+             data:StandaloneSplit|MembershipData,
              *, config:NasrConfig=NasrConfig(), seed:int=0, device=None, progress:bool=True,
             ) -> StandaloneResult:
-    "White-box membership inference from gradients (Nasr et al.), with the same network on outputs, shadow models and thresholds beside it."
-    trainable = model_kind(target) != 'function'  # shadow models are copies of the target: a predictions-only one has none
+    """White-box membership inference from gradients (Nasr et al.), with the same network on outputs, shadow models and
+    thresholds beside it."""
+    # shadow models are copies of the target: a predictions-only one has none
+    trainable = model_kind(target) != 'function'
     split = data if isinstance(data, StandaloneSplit) else _own_target(target, data.members, nonmembers=data.nonmembers,
-                                                                       shadow=data.population if config.shadow and trainable else None,
-                                                                       n_shadow=config.shadow, epochs=config.epochs, lr=config.lr, name=data.name, seed=seed)
-    return nasr_protocol(target, split, layers=config.layers.split(',') if config.layers else None, kernels=config.kernels or None,
-                         attack_epochs=config.attack_epochs, n_shadow=config.shadow, variants=tuple(config.variants.split(',')) if config.variants else None,
+                                                                       shadow=data.population if config.shadow
+                                                                       and trainable else None,
+                                                                       n_shadow=config.shadow, epochs=config.epochs,
+                                                                       lr=config.lr, name=data.name, seed=seed)
+    return nasr_protocol(target, split, layers=config.layers.split(',') if config.layers else None,
+                         kernels=config.kernels or None,
+                         attack_epochs=config.attack_epochs, n_shadow=config.shadow,
+                         variants=tuple(config.variants.split(',')) if config.variants else None,
                          seed=seed, art=config.art, progress=progress, device=device)
 
 # %% ../nbs/61_membership_standalone.ipynb #ownmemcode
 def own_membership_sample(records:OwnRecords, # the model's training and test records
-                          *, quick:bool=False, # at most 500 of each (default: 2,500, and a third of the test records kept for the population)
+                          *,
+                          # at most 500 of each (default: 2,500; a third of the test records is the population)
+                          quick:bool=False,
                           seed:int=0, # seeds the sample
                          ) -> tuple:
-    """`(MembershipData, the members' indices in the training records)`: as many members as test records, the test records left over as
-    the population (with fewer than 100 left over, half of the sampled test records join it)."""
+    """`(MembershipData, the members' indices in the training records)`: as many members as test records, the test
+    records left over as the population (with fewer than 100 left over, half of the sampled test records join it)."""
     train, test = records.train, records.test
     n = min(500 if quick else min(2500, len(test) * 2 // 3), len(train), len(test))
     g = torch.Generator().manual_seed(seed)
@@ -474,12 +566,14 @@ def own_membership_sample(records:OwnRecords, # the model's training and test re
     members, nonmembers, spare = train.subset(idx), test.subset(order[:n]), test.subset(order[n:])
     if len(spare) < 100:
         h = n // 2
-        spare = concat([nonmembers.subset(torch.arange(h, n)), spare]) if len(spare) else nonmembers.subset(torch.arange(h, n))
+        spare = concat([nonmembers.subset(torch.arange(h, n)),
+                        spare]) if len(spare) else nonmembers.subset(torch.arange(h, n))
         members, nonmembers, idx = members.subset(torch.arange(h)), nonmembers.subset(torch.arange(h)), idx[:h]
     return MembershipData(members=members, nonmembers=nonmembers, population=spare, name='audited model'), idx
 
 @register_own('membership', 'membership split')
-def own_membership_data(model, records:OwnRecords, *, config=None, quick:bool=False, seed:int=0, device=None, progress:bool=False, cache_dir=None) -> tuple:
+def own_membership_data(model, records:OwnRecords, *, config=None, quick:bool=False, seed:int=0, device=None,
+                        progress:bool=False, cache_dir=None) -> tuple:
     "`(model, MembershipData)` of one's own model and records, as `own_membership_sample` draws them."
     return model, own_membership_sample(records, quick=quick, seed=seed)[0]
 

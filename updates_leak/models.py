@@ -14,16 +14,18 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.utils.data import Dataset, TensorDataset
 
-from .core import private_rng, check_count, check_positive, chunks, resolve_device, keyed_uniform, progress as progress_bar, seeded_generator
+from .core import (private_rng, check_count, check_positive, chunks, resolve_device, keyed_uniform,
+                               progress as progress_bar, seeded_generator)
 from .data import Data, as_data
 
 # %% auto #0
-__all__ = ['MNIST_MEAN', 'MNIST_STD', 'Normalize', 'LogisticRegression', 'SoftmaxRegression', 'MLP', 'tabular_target',
-           'location_model', 'MnistCNN', 'stacked_conv2d', 'stacked_linear', 'to_channel_groups', 'from_channel_groups',
-           'CifarCNN', 'AutoEncoder', 'batch_order', 'take', 'classification_loss', 'reconstruction_loss',
-           'check_training', 'has_batch_norm', 'make_optimizer', 'fit', 'model_device', 'model_dtype', 'module_mode',
-           'predict_logits', 'predict_proba', 'accuracy', 'reinitialized', 'check_dp_sgd', 'loop_sample_gradients',
-           'dp_sgd_gradient', 'online_update', 'UnsafeFileError', 'save_weights', 'load_weights']
+__all__ = ['MNIST_MEAN', 'MNIST_STD', 'Normalize', 'LogisticRegression', 'SoftmaxRegression', 'check_widths', 'MLP',
+           'tabular_target', 'location_model', 'MnistCNN', 'stacked_conv2d', 'stacked_linear', 'to_channel_groups',
+           'from_channel_groups', 'CifarCNN', 'AutoEncoder', 'batch_order', 'take', 'classification_loss',
+           'reconstruction_loss', 'check_training', 'has_batch_norm', 'make_optimizer', 'fit', 'model_device',
+           'model_dtype', 'module_mode', 'predict_logits', 'predict_proba', 'accuracy', 'reinitialized', 'check_dp_sgd',
+           'loop_sample_gradients', 'dp_sgd_gradient', 'online_update', 'UnsafeFileError', 'save_weights',
+           'check_state', 'load_weights']
 
 # %% ../nbs/02_models.ipynb #f133b5de
 class Normalize(nn.Module):
@@ -51,6 +53,18 @@ class SoftmaxRegression(nn.Module):
         self.linear = nn.Linear(n_features, n_classes)
     def forward(self, x): return self.linear(x.flatten(1))
 
+def check_widths(sizes:list, # layer widths, input first, output last
+                 *,
+                 dropout:float|list=0., # dropout probabilities, one for all layers or one per hidden layer
+                ) -> list:
+    """`sizes` if it holds at least two widths, each a whole number ≥ 1, and each dropout lies in [0, 1);
+    else `ValueError`."""
+    if len(sizes) < 2: raise ValueError(f"a network needs an input and an output width, got {list(sizes)}")
+    for i, w in enumerate(sizes): check_count(w, f'layer width {i}')  # a zero-width layer trains silently to nothing
+    for p in (dropout if isinstance(dropout, (list, tuple)) else [dropout]):
+        if not 0 <= p < 1: raise ValueError(f"dropout must lie in [0, 1), got {p!r}")
+    return list(sizes)
+
 class MLP(nn.Sequential):
     "A fully connected network on the flattened input: `sizes[0]` inputs → hidden layers → `sizes[-1]` outputs."
     def __init__(self, sizes:list, # layer widths, input first, output last
@@ -59,6 +73,7 @@ class MLP(nn.Sequential):
                  dropout:float=0., # dropout after each hidden activation
                  normalize:nn.Module|None=None, # optional first layer, e.g. `Normalize`
                 ):
+        check_widths(sizes, dropout=dropout)
         layers = [normalize] if normalize is not None else []
         layers.append(nn.Flatten())
         for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
@@ -94,13 +109,17 @@ class MnistCNN(nn.Module):
         self.drop = nn.Dropout(0.5)
         self.fc2 = nn.Linear(50, n_classes)
 
-    def dropout_masks(self, keys:torch.Tensor, # K integer keys, one per copy (its update seed), on the device the masks are for
+    def dropout_masks(self,
+                      # K integer keys, one per copy (its update seed), on the device the masks are for
+                      keys:torch.Tensor,
                       step:int, # the training step: each step draws fresh masks
                       *,
                       n:int, # batch size
                      ) -> list:
-        "Explicit dropout masks of K copies for a batch of `n`, drawn in one call: K × channel masks after conv2, K × unit masks after fc1 (0 or 2)."
-        return [(keyed_uniform(keys, 2 * step + i, shape=shape) >= 0.5) * 2. for i, shape in enumerate([(n, 20, 1, 1), (n, 50)])]
+        """Explicit dropout masks of K copies for a batch of `n`, drawn in one call:
+        K × channel masks after conv2, K × unit masks after fc1 (0 or 2)."""
+        return [(keyed_uniform(keys, 2 * step + i,
+                               shape=shape) >= 0.5) * 2. for i, shape in enumerate([(n, 20, 1, 1), (n, 50)])]
 
     def forward(self, x, masks:list|None=None):
         "Logits of `x`; `masks` (from `dropout_masks`) replace the random dropout when given."
@@ -180,7 +199,8 @@ class CifarCNN(nn.Module):
         K = x.shape[0]
         h = to_channel_groups(self.normalize(x))
         h = F.max_pool2d(F.relu(stacked_conv2d(h, params['conv1.weight'], bias=params['conv1.bias'])), 2)
-        h = from_channel_groups(F.max_pool2d(F.relu(stacked_conv2d(h, params['conv2.weight'], bias=params['conv2.bias'])), 2), K)
+        h = from_channel_groups(F.max_pool2d(F.relu(stacked_conv2d(h, params['conv2.weight'],
+                                                                   bias=params['conv2.bias'])), 2), K)
         h = F.relu(stacked_linear(h, params['fc1.weight'], bias=params['fc1.bias']))
         h = F.relu(stacked_linear(h, params['fc2.weight'], bias=params['fc2.bias']))
         return stacked_linear(h, params['fc3.weight'], bias=params['fc3.bias'])
@@ -237,7 +257,8 @@ def check_training(epochs, # passes over the data
                    min_epochs:int=1, # the fewest epochs that make sense here
                   ):
     "Raise `ValueError`, naming the argument, unless the training settings are sensible numbers."
-    check_count(epochs, 'epochs', low=min_epochs); check_positive(lr, 'lr'); check_count(batch_size, 'batch_size'); check_positive(momentum, 'momentum', zero=True)
+    check_count(epochs, 'epochs', low=min_epochs)
+    check_positive(lr, 'lr'); check_count(batch_size, 'batch_size'); check_positive(momentum, 'momentum', zero=True)
 
 def has_batch_norm(model:nn.Module) -> bool:
     "Whether `model` normalises with batch statistics (any `BatchNorm` layer)."
@@ -257,7 +278,8 @@ def make_optimizer(params, # parameters to optimise
 
 # %% ../nbs/02_models.ipynb #96487430
 def fit(model:nn.Module, # the model, trained in place
-        data:Dataset, # training data yielding (x, y) pairs: a `Data`, `TensorDataset`, any map-style dataset, or an `(x, y)` pair
+        # training data yielding (x, y) pairs: a `Data`, `TensorDataset`, any map-style dataset, or an `(x, y)` pair
+        data:Dataset,
         *,
         epochs:int=1, # passes over `data`
         lr:float=1e-3, # learning rate
@@ -287,7 +309,8 @@ def fit(model:nn.Module, # the model, trained in place
     losses = []
     with private_rng(seed):  # dropout draws from a private, seeded stream
         for _ in progress_bar(range(epochs), enabled=progress, name='epoch'):
-            total, count = torch.zeros((), dtype=torch.float64, device=device), 0  # summed on the device: one sync per epoch
+            # summed on the device: one sync per epoch
+            total, count = torch.zeros((), dtype=torch.float64, device=device), 0
             for idx in batch_order(len(data), batch_size, shuffle=shuffle, generator=gen):
                 xb, yb = take(data, idx)
                 xb, yb = xb.to(device, dtype if xb.is_floating_point() else xb.dtype), yb.to(device)
@@ -304,7 +327,8 @@ def model_device(model:nn.Module) -> torch.device:
     return resolve_device(None, model)
 
 def model_dtype(model:nn.Module) -> torch.dtype:
-    "The precision `model` computes in: the dtype of its first floating-point parameter or buffer (float32 for a module with neither)."
+    """The precision `model` computes in: the dtype of its first floating-point parameter or buffer (float32 for a
+    module with neither)."""
     for t in (*model.parameters(), *model.buffers()):
         if t.is_floating_point(): return t.dtype
     return torch.float32
@@ -313,7 +337,8 @@ def model_dtype(model:nn.Module) -> torch.dtype:
 def module_mode(model:nn.Module, # the module to switch
                 training:bool=False, # the block's mode: `False` evaluates, `True` trains (dropout on)
                ):
-    "Run the block with `model` in eval (or train) mode, then give each of its submodules back the mode it had, even when the block raises."
+    """Run the block with `model` in eval (or train) mode, then give each of its submodules back the mode it had, even
+    when the block raises."""
     modes = [(m, m.training) for m in model.modules()]
     model.train(training)
     try: yield model
@@ -325,7 +350,8 @@ def predict_logits(model:nn.Module, # a classifier returning logits
                    x:torch.Tensor, # inputs
                    *,
                    batch_size:int=1024, # inputs per forward pass
-                   device:str|torch.device|None=None, # where to compute (`None`: where the model lives; elsewhere a private copy runs)
+                   # where to compute (`None`: where the model lives; elsewhere a private copy runs)
+                   device:str|torch.device|None=None,
                   ) -> torch.Tensor:
     "The logits `model(x)`, computed in eval mode, in batches, in the model's precision; returned on the CPU."
     here = model_device(model)
@@ -333,7 +359,8 @@ def predict_logits(model:nn.Module, # a classifier returning logits
     runner = model if device == here else copy.deepcopy(model).to(device)
     dtype = model_dtype(model)
     with module_mode(runner):
-        return torch.cat([runner(x[s].to(device, dtype)).cpu() for s in chunks(len(x), batch_size)]) if len(x) else runner(x.to(device, dtype)).cpu()
+        if not len(x): return runner(x.to(device, dtype)).cpu()
+        return torch.cat([runner(x[s].to(device, dtype)).cpu() for s in chunks(len(x), batch_size)])
 
 def predict_proba(model:nn.Module, # a classifier returning logits
                   x:torch.Tensor, # inputs
@@ -364,7 +391,9 @@ def reinitialized(model:nn.Module, # the architecture to copy (left unchanged)
             own = list(m.parameters(recurse=False))
             if hasattr(m, 'reset_parameters'): m.reset_parameters()
             elif hasattr(m, 'reset_running_stats'): m.reset_running_stats()
-            elif own: raise ValueError(f"cannot re-initialise {name or 'the model'} ({type(m).__name__}): it holds parameters but has no "
+            elif own:
+                raise ValueError(f"cannot re-initialise {name or 'the model'} ({type(m).__name__}): it holds "
+                                 "parameters but has no "
                                        "`reset_parameters`; pass a function that builds a fresh model instead")
     return fresh
 
@@ -374,21 +403,27 @@ def check_dp_sgd(clip_norm:float|None, # DP-SGD clipping norm C, or None
                  *,
                  model:nn.Module|None=None, # the model to be trained this way, if known
                 ):
-    "Raise `ValueError` for DP-SGD settings that mean nothing (noise without clipping, C ≤ 0, σ < 0, a model with batch norm)."
-    if clip_norm is None and noise_multiplier is not None: raise ValueError("DP-SGD noise needs a clip_norm: the noise is scaled by it")
+    """Raise `ValueError` for DP-SGD settings that mean nothing (noise without clipping, C ≤ 0, σ < 0, a model with
+    batch norm)."""
+    if clip_norm is None and noise_multiplier is not None:
+        raise ValueError("DP-SGD noise needs a clip_norm: the noise is scaled by it")
     if clip_norm is not None and not clip_norm > 0: raise ValueError(f"clip_norm must be positive, got {clip_norm}")
-    if noise_multiplier is not None and not noise_multiplier >= 0: raise ValueError(f"noise_multiplier must be ≥ 0, got {noise_multiplier}")
+    if noise_multiplier is not None and not noise_multiplier >= 0:
+        raise ValueError(f"noise_multiplier must be ≥ 0, got {noise_multiplier}")
     if clip_norm is not None and model is not None and has_batch_norm(model):
-        raise ValueError("DP-SGD clips each sample's gradient, which batch norm makes depend on the other samples of the batch: "
+        raise ValueError("DP-SGD clips each sample's gradient, which batch norm makes depend on the other samples of "
+                         "the batch: "
                          "use GroupNorm or LayerNorm instead (as opacus requires)")
 
 def loop_sample_gradients(model:nn.Module, # a classifier that returns logits
                          x:torch.Tensor, # B inputs
                          *,
                          y:torch.Tensor, # B labels
-                         masks:list|None=None, # explicit dropout masks for the batch (each B × …), if the model takes them
+                         # explicit dropout masks for the batch (each B × …), if the model takes them
+                         masks:list|None=None,
                         ) -> list:
-    "The gradient of each sample's cross-entropy with respect to every parameter, one backward pass per sample: per parameter, B × parameter shape."
+    """The gradient of each sample's cross-entropy with respect to every parameter, one backward pass per sample:
+    per parameter, B × parameter shape."""
     params = list(model.parameters())
     def one(i):
         kw = {} if masks is None else {'masks': [m[i:i+1] for m in masks]}
@@ -399,7 +434,8 @@ def dp_sgd_gradient(per_sample:list, # per parameter, B × parameter shape: each
                     clip_norm:float, # C: each sample's gradient (all parameters together) is scaled to norm ≤ C
                     *,
                     noise_multiplier:float, # σ: the noise's standard deviation is σ·C (0: clipping only)
-                    generator:torch.Generator|None=None, # the noise's random stream (CPU, so results agree across devices)
+                    # the noise's random stream (CPU, so results agree across devices)
+                    generator:torch.Generator|None=None,
                    ) -> list:
     "DP-SGD's gradient: clip each sample's gradient, sum, add N(0, σ²C²) to each coordinate, divide by B."
     B = per_sample[0].shape[0]
@@ -408,7 +444,8 @@ def dp_sgd_gradient(per_sample:list, # per parameter, B × parameter shape: each
     out = []
     for g in per_sample:
         total = torch.einsum('b,b...->...', factor, g)
-        if noise_multiplier: total = total + (noise_multiplier * clip_norm * torch.randn(g.shape[1:], generator=generator)).to(g.device)
+        if noise_multiplier:
+            total = total + (noise_multiplier * clip_norm * torch.randn(g.shape[1:], generator=generator)).to(g.device)
         out.append(total / B)
     return out
 
@@ -444,9 +481,11 @@ def online_update(model:nn.Module, # the deployed model M (left unchanged)
                 step += 1
                 x, y = x.to(device, model_dtype(updated)), y.to(device)
                 opt.zero_grad()
-                if clip_norm is None: F.cross_entropy(updated(x, **({} if masks is None else {'masks': masks})), y).backward()
+                if clip_norm is None:
+                    F.cross_entropy(updated(x, **({} if masks is None else {'masks': masks})), y).backward()
                 else:
-                    private = dp_sgd_gradient(loop_sample_gradients(updated, x, y=y, masks=masks), clip_norm, noise_multiplier=noise_multiplier or 0., generator=gen)
+                    private = dp_sgd_gradient(loop_sample_gradients(updated, x, y=y, masks=masks), clip_norm,
+                                              noise_multiplier=noise_multiplier or 0., generator=gen)
                     for p, g in zip(updated.parameters(), private): p.grad = g
                 opt.step()
     return updated.eval()
@@ -466,6 +505,22 @@ def save_weights(model:nn.Module, # the model whose `state_dict` to save
     save_file({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}, str(path))
     return path
 
+def check_state(model:nn.Module, # the architecture the weights are for
+                state:dict, # name -> tensor, as read from a file
+                *,
+                source:str, # where they come from, for the messages
+               ):
+    "`ValueError` for weights that would load wrongly: a dtype other than the architecture's, or NaN and infinities."
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise ValueError(f"{source}: holds no mapping of names to tensors")
+    own = model.state_dict()
+    for k, v in state.items():
+        if k in own and v.dtype != own[k].dtype:  # load_state_dict would cast silently
+            raise ValueError(f"{source}: {k} is {v.dtype} but the architecture's is {own[k].dtype}; save the weights "
+                             f"in {own[k].dtype} or build the architecture in {v.dtype}")
+        if v.is_floating_point() and not torch.isfinite(v).all():
+            raise ValueError(f"{source}: {k} holds {int((~torch.isfinite(v)).sum())} NaN or infinite values")
+
 def load_weights(model:nn.Module, # a model of the right architecture, loaded in place
                  path:str|Path, # `.safetensors`, or a `torch.save` file of tensors only
                 ) -> nn.Module:
@@ -474,12 +529,16 @@ def load_weights(model:nn.Module, # a model of the right architecture, loaded in
     if path.suffix == '.safetensors':
         from safetensors.torch import load_file
         try: state = load_file(str(path))
-        except Exception as e: raise ValueError(f"{path}: not a readable safetensors file ({' '.join(str(e).split()) or type(e).__name__})") from None
+        except Exception as e:
+            raise ValueError(f"{path}: not a readable safetensors file "
+                             f"({' '.join(str(e).split()) or type(e).__name__})") from None
     else:
         try: state = torch.load(path, map_location='cpu', weights_only=True)
         except pickle.UnpicklingError as e:
             raise UnsafeFileError(f"{path} holds objects other than tensors; refusing to unpickle it. "
                                   f"Save weights with `save_weights` (safetensors).") from e
-        except (EOFError, RuntimeError, OSError) as e: raise ValueError(f"{path}: not a readable weights file ({type(e).__name__}: {e or 'empty file'})") from None
+        except (EOFError, RuntimeError, OSError) as e:
+            raise ValueError(f"{path}: not a readable weights file ({type(e).__name__}: {e or 'empty file'})") from None
+    check_state(model, state, source=str(path))
     model.load_state_dict(state)
     return model

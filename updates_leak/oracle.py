@@ -19,14 +19,15 @@ from .models import model_device, model_dtype, online_update, predict_proba
 
 # %% auto #0
 __all__ = ['OUTPUT_MODES', 'MODEL_KINDS', 'QueryBudgetExceeded', 'OracleInputError', 'WhiteBoxRequired', 'model_kind',
-           'posteriors', 'model_accuracy', 'Disclosure', 'Oracle', 'white_box']
+           'posteriors', 'model_accuracy', 'answered_classes', 'check_records', 'Disclosure', 'Oracle', 'white_box']
 
 # %% ../nbs/03_oracle.ipynb #84dfc894
 class QueryBudgetExceeded(RuntimeError):
     "The oracle's query budget does not cover the requested batch (no answer was given, nothing was counted)."
 
 class OracleInputError(ValueError):
-    "A query the API would reject: wrong shape, non-numeric, NaN/infinite, or outside the valid input range or the model's domain."
+    """A query the API would reject: wrong shape, non-numeric, NaN/infinite, or outside the valid input range or the
+    model's domain."""
 
 class WhiteBoxRequired(TypeError):
     "A white-box attack was given something it cannot look inside: a scikit-learn estimator or a prediction function."
@@ -37,7 +38,8 @@ OUTPUT_MODES = ('posteriors', 'top-k', 'label', 'leaf')
 MODEL_KINDS = ('torch', 'sklearn', 'function')
 
 def model_kind(model) -> str:
-    "'torch' (an `nn.Module` returning logits), 'sklearn' (an estimator with `predict_proba` or `decision_function`) or 'function' (returns posteriors)."
+    """'torch' (an `nn.Module` returning logits), 'sklearn' (an estimator with `predict_proba` or `decision_function`)
+    or 'function' (returns posteriors)."""
     if isinstance(model, nn.Module): return 'torch'
     if hasattr(model, 'predict_proba') or hasattr(model, 'decision_function'): return 'sklearn'
     if callable(model): return 'function'
@@ -47,7 +49,8 @@ def model_kind(model) -> str:
 def _sklearn_posteriors(estimator, x:torch.Tensor) -> torch.Tensor:
     "An estimator's posteriors for `x` (flattened to N × features), float64; column i is `estimator.classes_[i]`."
     a = x.detach().cpu().double().flatten(1).numpy()
-    if hasattr(estimator, 'predict_proba'): return torch.from_numpy(np.asarray(estimator.predict_proba(a), dtype=np.float64))
+    if hasattr(estimator, 'predict_proba'):
+        return torch.from_numpy(np.asarray(estimator.predict_proba(a), dtype=np.float64))
     s = torch.from_numpy(np.asarray(estimator.decision_function(a), dtype=np.float64))
     if s.dim() == 1: return torch.stack([torch.sigmoid(-s), torch.sigmoid(s)], 1)
     return F.softmax(s, 1)
@@ -55,9 +58,11 @@ def _sklearn_posteriors(estimator, x:torch.Tensor) -> torch.Tensor:
 def _function_posteriors(fn, x:torch.Tensor) -> torch.Tensor:
     "A prediction function's answer for `x`, checked to be N × classes posteriors."
     with torch.no_grad(): out = fn(x)
-    p = as_float_tensor(out.detach().cpu() if isinstance(out, torch.Tensor) else out, "the prediction function's answer", dtype=torch.float64)
+    p = as_float_tensor(out.detach().cpu() if isinstance(out, torch.Tensor) else out,
+                        "the prediction function's answer", dtype=torch.float64)
     if p.dim() != 2 or len(p) != len(x):
-        raise ValueError(f"the prediction function must return N × classes posteriors for N = {len(x)} inputs, got shape {tuple(p.shape)}")
+        raise ValueError(f"the prediction function must return N × classes posteriors for N = {len(x)} inputs, got "
+                         f"shape {tuple(p.shape)}")
     check_finite(p, "the prediction function's answer")
     if len(p) and (p.min() < -1e-6 or (p.sum(1) - 1).abs().max() > 1e-3):
         raise ValueError("the prediction function must return posteriors (non-negative, each row summing to 1); "
@@ -83,22 +88,56 @@ def model_accuracy(model, # any kind of model (see `posteriors`)
     data = as_data(data)
     return float((posteriors(model, data.x, device=device).argmax(1) == data.y).double().mean())
 
+def answered_classes(model, # any kind of model (see `posteriors`)
+                     x:torch.Tensor, # a few inputs it takes
+                     *,
+                     device:str|torch.device|None=None, # where a torch model computes
+                    ) -> int:
+    "How many classes `model` answers with: the width of its posteriors, which records need not all show."
+    return int(posteriors(model, x[:1], device=device).shape[1])
+
+# %% ../nbs/03_oracle.ipynb #a9396c16
+def check_records(model, # any kind of model (see `posteriors`)
+                  data, # records meant for it: a `Data`, `(x, y)` or `TensorDataset`
+                  *,
+                  name:str='the records', # what they are called in the messages
+                  device:str|torch.device|None=None, # where a torch model computes
+                 ) -> int:
+    """`ValueError` unless `model` takes `data`'s inputs and answers with a class for each of its labels, said in the
+    library's words rather than a framework's; returns the number of classes the model answers with."""
+    data = as_data(data, name=name)
+    if not len(data): return 0
+    try: n_classes = answered_classes(model, data.x, device=device)
+    except ValueError: raise  # the library's own message (NaN answers, a function that returns logits)
+    except Exception as e:
+        raise ValueError(f"the model does not take {name} (inputs of shape {tuple(data.sample_shape)}): "
+                         f"{type(e).__name__}: {' '.join(str(e).split())[:200]}") from None
+    if (top := int(data.y.max())) >= n_classes:
+        raise ValueError(f"{name} have labels up to {top}, but the model answers with {n_classes} classes")
+    return n_classes
+
 # %% ../nbs/03_oracle.ipynb #c5e18c65
 class Disclosure:
-    "A disclosure policy: what an API reveals of the true posteriors (all of them, the top k, the label only), rounded or noisy."
-    def __init__(self, output:str='posteriors', # 'posteriors', 'top-k' (others zeroed), 'label' or 'leaf' (see `Oracle`)
+    """A disclosure policy: what an API reveals of the true posteriors (all of them, the top k, the label only), rounded
+    or noisy."""
+    def __init__(self,
+                 output:str='posteriors', # 'posteriors', 'top-k' (others zeroed), 'label' or 'leaf' (see `Oracle`)
                  decimals:int|None=None, # round confidences to this many decimals
                  *,
                  top_k:int|None=None, # classes revealed when `output='top-k'`
-                 noise_std:float|None=None, # std of Gaussian noise added to the posteriors (then clipped at 0 and renormalised)
+                 # std of Gaussian noise added to the posteriors (then clipped at 0 and renormalised)
+                 noise_std:float|None=None,
                 ):
         if output not in OUTPUT_MODES: raise ValueError(f"output must be one of {OUTPUT_MODES}, got {output!r}")
         if output == 'top-k' and not (top_k and top_k > 0): raise ValueError("output='top-k' needs a positive top_k")
         if decimals is not None and decimals < 0: raise ValueError(f"decimals must be non-negative, got {decimals}")
-        if noise_std is not None and not noise_std >= 0: raise ValueError(f"noise_std must be a non-negative number, got {noise_std}")
+        if noise_std is not None and not noise_std >= 0:
+            raise ValueError(f"noise_std must be a non-negative number, got {noise_std}")
         self.output, self.decimals, self.top_k, self.noise_std = output, decimals, top_k, noise_std
 
-    def __repr__(self): return f"Disclosure(output={self.output!r}, decimals={self.decimals}, top_k={self.top_k}, noise_std={self.noise_std})"
+    def __repr__(self):
+        return (f"Disclosure(output={self.output!r}, decimals={self.decimals}, top_k={self.top_k}, "
+                f"noise_std={self.noise_std})")
     def __eq__(self, other): return isinstance(other, Disclosure) and repr(self) == repr(other)
     def __hash__(self): return hash(repr(self))
 
@@ -106,13 +145,16 @@ class Disclosure:
               generator:torch.Generator|None=None, # the noise's random stream
              ) -> torch.Tensor:
         "What the API answers for `probs`: N × classes confidences, or N labels when `output='label'`."
-        if self.output == 'leaf': raise ValueError("a leaf answer names where a query ends in the model: only an `Oracle` can give it")
+        if self.output == 'leaf':
+            raise ValueError("a leaf answer names where a query ends in the model: only an `Oracle` can give it")
         if self.output == 'label': return probs.argmax(1)
         if self.noise_std:
-            noise = torch.randn(probs.shape, generator=generator, dtype=probs.dtype).to(probs.device)  # a CPU stream: the same noise on every device
+            # a CPU stream: the same noise on every device
+            noise = torch.randn(probs.shape, generator=generator, dtype=probs.dtype).to(probs.device)
             probs = (probs + self.noise_std * noise).clamp_min(0)
             total = probs.sum(1, keepdim=True)
-            probs = torch.where(total > 0, probs / total.clamp_min(1e-300), 1 / probs.shape[1])  # all clipped away: nothing is revealed
+            # all clipped away: nothing is revealed
+            probs = torch.where(total > 0, probs / total.clamp_min(1e-300), 1 / probs.shape[1])
         if self.output == 'top-k':  # ties go to the lower class, as `argmax` (and so the label API) breaks them
             keep = torch.sort(probs, dim=1, descending=True, stable=True).indices[:, :min(self.top_k, probs.shape[1])]
             probs = torch.zeros_like(probs).scatter_(1, keep, probs.gather(1, keep))
@@ -130,44 +172,57 @@ class Disclosure:
 
 # %% ../nbs/03_oracle.ipynb #47fee11e
 class Oracle:
-    "A black-box prediction API around the thing under attack: a torch classifier returning logits, a scikit-learn estimator or a function returning posteriors."
+    """A black-box prediction API around the thing under attack:
+    a torch classifier returning logits, a scikit-learn estimator or a function returning posteriors."""
     def __init__(self, model, # the provider's model (see `model_kind`); never moved or changed
-                 input_shape:tuple|None=None, # shape of one input, e.g. (1, 28, 28) (`None`: a scikit-learn estimator's `n_features_in_`)
+                 # shape of one input, e.g. (1, 28, 28) (`None`: a scikit-learn estimator's `n_features_in_`)
+                 input_shape:tuple|None=None,
                  *,
-                 output:str='posteriors', # 'posteriors', 'top-k' (others zeroed), 'label', or 'leaf' (the leaf each query ends in and its label)
+                 # 'posteriors', 'top-k' (others zeroed), 'label', or 'leaf' (the leaf each query ends in and its label)
+                 output:str='posteriors',
                  decimals:int|None=None, # round confidences to this many decimals (a countermeasure)
                  top_k:int|None=None, # classes revealed when `output='top-k'`
                  noise_std:float|None=None, # std of Gaussian noise added to posteriors (a countermeasure)
                  budget:int|None=None, # maximum number of inputs that may be queried (`None`: unlimited)
                  value_range:tuple|None=(0., 1.), # valid range of input values (`None`: any finite value)
-                 device:str|torch.device|None=None, # where a torch model runs (`None`: where it lives; elsewhere a private copy)
+                 # where a torch model runs (`None`: where it lives; elsewhere a private copy)
+                 device:str|torch.device|None=None,
                  seed:int=0, # seeds the noise
-                 policy:Disclosure|None=None, # the disclosure policy, instead of `output`, `decimals`, `top_k` and `noise_std`
-                 dtype:torch.dtype|None=None, # precision of the queries (default: the torch model's; float64 for scikit-learn; float32 for a function)
+                 # the disclosure policy, instead of `output`, `decimals`, `top_k` and `noise_std`
+                 policy:Disclosure|None=None,
+                 # query precision (default: the torch model's; float64 for scikit-learn; else float32)
+                 dtype:torch.dtype|None=None,
                  missing:bool=False, # accept NaN as a missing feature (an API that answers incomplete queries)
                 ):
         self.policy = policy if policy is not None else Disclosure(output, decimals, top_k=top_k, noise_std=noise_std)
         if budget is not None: budget = check_count(budget, 'budget', low=0)  # a fraction of a query means nothing
-        if value_range is not None and not value_range[0] < value_range[1]: raise ValueError(f"value_range must be (low, high) with low < high, got {value_range}")
+        if value_range is not None and not value_range[0] < value_range[1]:
+            raise ValueError(f"value_range must be (low, high) with low < high, got {value_range}")
         self.kind = model_kind(model)
         if self.policy.output == 'leaf' and not callable(getattr(model, 'leaves', None)):
-            raise ValueError(f"output='leaf' needs a model that names the leaf each query ends in (a `leaves(x)` method), got {type(model).__name__}")
+            raise ValueError("output='leaf' needs a model that names the leaf each query ends in (a `leaves(x)` "
+                             f"method), got {type(model).__name__}")
         self.missing = missing
-        if input_shape is None and getattr(model, 'n_features_in_', None) is not None: input_shape = (int(model.n_features_in_),)
-        if input_shape is None: raise ValueError("input_shape is needed for a torch model or a function: the shape of one input, e.g. (64,) or (1, 28, 28)")
+        if input_shape is None and getattr(model, 'n_features_in_', None) is not None:
+            input_shape = (int(model.n_features_in_),)
+        if input_shape is None:
+            raise ValueError("input_shape is needed for a torch model or a function: the shape of one input, e.g. "
+                             "(64,) or (1, 28, 28)")
         self.input_shape, self.budget, self.value_range = tuple(input_shape), budget, value_range
         if self.kind == 'torch':
             here = model_device(model)
             self.device = resolve_device(device, model)
             deployed = model if self.device == here else copy.deepcopy(model).to(self.device)
         else: self.device, deployed = torch.device('cpu'), model
-        self.dtype = dtype or {'torch': model_dtype(model) if self.kind == 'torch' else None, 'sklearn': torch.float64, 'function': torch.float32}[self.kind]
+        self.dtype = dtype or {'torch': model_dtype(model) if self.kind == 'torch' else None, 'sklearn': torch.float64,
+                               'function': torch.float32}[self.kind]
         self._versions = [deployed]
         self.noise = seeded_generator(seed)
         self.queries = 0
 
     output = property(lambda self: self.policy.output, doc="What the API reveals: 'posteriors', 'top-k' or 'label'.")
-    decimals = property(lambda self: self.policy.decimals, doc="Decimals the confidences are rounded to (`None`: exact).")
+    decimals = property(lambda self: self.policy.decimals,
+                        doc="Decimals the confidences are rounded to (`None`: exact).")
     top_k = property(lambda self: self.policy.top_k)
     noise_std = property(lambda self: self.policy.noise_std)
 
@@ -183,7 +238,8 @@ class Oracle:
 
     def __repr__(self):
         b = 'unlimited' if self.budget is None else f'{self.queries}/{self.budget}'
-        return f"Oracle({self.kind}, output={self.output!r}, decimals={self.decimals}, versions={self.n_versions}, queries={b})"
+        return (f"Oracle({self.kind}, output={self.output!r}, decimals={self.decimals}, versions={self.n_versions}, "
+                f"queries={b})")
 
 # %% ../nbs/03_oracle.ipynb #0f5bf09c
 @patch
@@ -194,13 +250,19 @@ def validate(self:Oracle, x, # a batch of queries
     except TypeError as e: raise OracleInputError(str(e)) from None
     try:
         check_shape(x, (None, *self.input_shape), name='query')
-        check_finite(torch.where(x.isnan(), 0., x) if self.missing else x, 'query')  # NaN may mark a missing feature; ±inf never passes
-    except ValueError as e: raise OracleInputError(str(e) + (" (send a single input as a batch of one)" if x.dim() == len(self.input_shape) else '')) from None
+        # NaN may mark a missing feature; ±inf never passes
+        check_finite(torch.where(x.isnan(), 0., x) if self.missing else x, 'query')
+    except ValueError as e:
+        raise OracleInputError(str(e) + (" (send a single input as a batch of one)" if x.dim() == len(self.input_shape)
+                                         else '')) from None
     given = x[~x.isnan()] if self.missing else x
-    if self.value_range is not None and len(given) and (given.min() < self.value_range[0] or given.max() > self.value_range[1]):
+    if self.value_range is not None and len(given) and (given.min() < self.value_range[0]
+                                                        or given.max() > self.value_range[1]):
         lo, hi = self.value_range
-        raise OracleInputError(f"query values must lie in [{lo}, {hi}], got [{float(given.min()):.4g}, {float(given.max()):.4g}]")
-    in_domain = getattr(self._versions[-1], 'check_query', None)  # a model may check its own input domain (e.g. category codes)
+        raise OracleInputError(f"query values must lie in [{lo}, {hi}], got [{float(given.min()):.4g}, "
+                               f"{float(given.max()):.4g}]")
+    # a model may check its own input domain (e.g. category codes)
+    in_domain = getattr(self._versions[-1], 'check_query', None)
     if in_domain is not None:
         try: in_domain(x)
         except ValueError as e: raise OracleInputError(str(e)) from None
@@ -211,7 +273,8 @@ def charge(self:Oracle, n:int, # queries about to be answered
           ):
     "Count `n` queries, or raise `QueryBudgetExceeded` (counting nothing) when the budget does not cover them."
     if self.budget is not None and self.queries + n > self.budget:
-        raise QueryBudgetExceeded(f"this batch needs {n} queries but only {self.remaining} of the budget of {self.budget} remain")
+        raise QueryBudgetExceeded(f"this batch needs {n} queries but only {self.remaining} of the budget of "
+                                  f"{self.budget} remain")
     self.queries += n
 
 @patch
@@ -222,14 +285,17 @@ def _check_version(self:Oracle, version:int):
 
 @patch
 def _true_answers(self:Oracle, x, version:int) -> torch.Tensor:
-    "The deployed version's true posteriors of a valid batch, counted against the budget (what every answer is made from)."
+    """The deployed version's true posteriors of a valid batch, counted against the budget (what every answer is made
+    from)."""
     x = self.validate(x)
     self._check_version(version)
     self.charge(len(x))
     p = posteriors(self._versions[version], x, device=self.device)
-    if not torch.isfinite(p).all():  # a model with NaN weights, or one that overflows: no answer is better than a wrong one
+    # a model with NaN weights, or one that overflows: no answer is better than a wrong one
+    if not torch.isfinite(p).all():
         self.queries -= len(x)  # the model failed, not the query: nothing is charged
-        raise ValueError(f"the model answers NaN or infinite posteriors for {int((~torch.isfinite(p)).any(1).sum())} of {len(x)} queries; "
+        raise ValueError(f"the model answers NaN or infinite posteriors for {int((~torch.isfinite(p)).any(1).sum())} "
+                         f"of {len(x)} queries; "
                          "check its weights and its inputs' scale")
     return p
 
@@ -246,7 +312,8 @@ def _leaf_answers(self:Oracle, x, version:int) -> tuple:
 def query(self:Oracle, x, # inputs, N × input_shape, values in `value_range`
            version:int=-1, # which deployed version to ask (0 = the original, -1 = the latest)
           ) -> torch.Tensor:
-    "Answer a batch of queries: posteriors (N × classes), labels (N), or `(leaf identifiers, labels)` for `output='leaf'`, per the oracle's policy."
+    """Answer a batch of queries: posteriors (N × classes), labels (N), or `(leaf identifiers, labels)` for
+    `output='leaf'`, per the oracle's policy."""
     if self.output == 'leaf': return self._leaf_answers(x, version)
     return self.policy.apply(self._true_answers(x, version), self.noise)
 
@@ -256,8 +323,10 @@ Oracle.__call__ = Oracle.query
 def query_vectors(self:Oracle, x, # inputs, N × input_shape, values in `value_range`
                   version:int=-1, # which deployed version to ask
                  ) -> torch.Tensor:
-    "`query` with every answer as an N × classes vector: a label answer becomes its one-hot vector (what an attack that reads confidences sees of a label-only API)."
-    if self.output == 'leaf': raise ValueError("an API that answers leaves has no confidence vectors; use `query`")  # refused before anything is charged
+    """`query` with every answer as an N × classes vector:
+    a label answer becomes its one-hot vector (what an attack that reads confidences sees of a label-only API)."""
+    # refused before anything is charged
+    if self.output == 'leaf': raise ValueError("an API that answers leaves has no confidence vectors; use `query`")
     return self.policy.as_vectors(self._true_answers(x, version), self.noise)
 
 # %% ../nbs/03_oracle.ipynb #c3730691
@@ -266,7 +335,8 @@ def update(self:Oracle, data, # the provider's updating set D_update: a `Data`, 
             **update_kw, # options of `online_update` (epochs, lr, momentum, batch_size, seed, ...)
            ) -> int:
     "Fine-tune the latest version on `data` and deploy it; returns the new version's index."
-    self._versions.append(online_update(white_box(self, 'An online update'), as_data(data), device=self.device, **update_kw))
+    self._versions.append(online_update(white_box(self, 'An online update'), as_data(data), device=self.device,
+                                        **update_kw))
     return self.n_versions - 1
 
 def white_box(model, # an `Oracle` or the model itself

@@ -19,7 +19,8 @@ _CSS = """body{font:14px/1.45 system-ui,sans-serif;max-width:1000px;margin:2em a
 h1{font-size:1.6em}h2{font-size:1.25em;border-bottom:1px solid #ccc;padding-bottom:.2em;margin-top:1.8em}
 table{border-collapse:collapse;margin:.6em 0;font-size:12px}td,th{border:1px solid #ddd;padding:3px 7px;text-align:left}
 th{background:#f3f3f3}.verdict{font-weight:600}.meta{color:#666;font-size:12px}img{max-width:100%}
-.skipped{color:#888}@media print{h2{page-break-before:auto}img{page-break-inside:avoid}}"""
+.skipped{color:#888}.warnings{background:#fff6e0;border:1px solid #e0b050;padding:.4em 1em;margin:1em 0}
+@media print{h2{page-break-before:auto}img{page-break-inside:avoid}}"""
 
 def _cell(v) -> str:
     if isinstance(v, float): return '—' if math.isnan(v) else f'{v:.4g}'
@@ -29,12 +30,15 @@ def _html_table(rows:list) -> str:
     if not rows: return ''
     keys = list(dict.fromkeys(k for r in rows for k in r))
     return ('<table><tr>' + ''.join(f'<th>{html.escape(k)}</th>' for k in keys) + '</tr>' +
-            ''.join('<tr>' + ''.join(f'<td>{_cell(r.get(k, ""))}</td>' for k in keys) + '</tr>' for r in rows) + '</table>')
+            ''.join('<tr>' + ''.join(f'<td>{_cell(r.get(k, ""))}</td>' for k in keys) + '</tr>' for r in rows)
+            + '</table>')
 
 def _pivot(rows:list) -> list:
     "Long-form rows as one row per (attack, setting, metric) with a column per method."
     out = {}
-    for r in rows: out.setdefault((r['attack'], r['setting'], r['metric']), {'attack': r['attack'], 'setting': r['setting'], 'metric': r['metric']})[r['method']] = r['value']
+    for r in rows:
+        out.setdefault((r['attack'], r['setting'], r['metric']), {'attack': r['attack'], 'setting': r['setting'],
+                                                                  'metric': r['metric']})[r['method']] = r['value']
     return list(out.values())
 
 def _img(png:bytes) -> str: return f'<img alt="figure" src="data:image/png;base64,{base64.b64encode(png).decode()}">'
@@ -50,31 +54,44 @@ def _exposed_html(e:dict) -> str:
             a.set_title(f'#{int(i)} y={int(lab)}\n{float(s):.2f}, loss {float(l):.1e}', fontsize=6)
         return _img(figure_png(fig))
     cols = x.flatten(1)[:, :8].tolist()
-    return _html_table([{'record': int(i), 'label': int(lab), 'exposure': float(s), 'loss': float(l), **{f'x{j}': v for j, v in enumerate(c)}}
+    return _html_table([{'record': int(i), 'label': int(lab), 'exposure': float(s), 'loss': float(l),
+                         **{f'x{j}': v for j, v in enumerate(c)}}
                         for i, lab, s, l, c in zip(index, y, score, loss, cols)])
 
 # %% ../nbs/71_report.ipynb #03cb320e
+def _warnings_html(warnings:list) -> list:
+    "The records' warnings as a box above the summary: the numbers below rest on them."
+    if not warnings: return []
+    items = ''.join(f'<li>{html.escape(w)}</li>' for w in warnings)
+    return [f"<div class='warnings'><strong>Read the numbers below with care:</strong><ul>{items}</ul></div>"]
+
 def audit_html(result:AuditResult) -> str:
     "The audit as one self-contained HTML page."
     r = result
-    parts = [f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>Privacy audit: {html.escape(r.model)}</title><style>{_CSS}</style></head><body>",
+    parts = ["<!doctype html><html lang='en'><head><meta charset='utf-8'><title>Privacy audit: "
+             f"{html.escape(r.model)}</title><style>{_CSS}</style></head><body>",
              f"<h1>Privacy audit of {html.escape(r.model)}</h1>",
-             f"<p class='meta'>{r.parameters:,} parameters · {r.n_train:,} training records (accuracy {r.train_accuracy:.1%}) · "
-             f"{r.n_test:,} test records (accuracy {r.test_accuracy:.1%}) · {r.n_classes} classes · {r.seconds:.0f} s · "
+             f"<p class='meta'>{r.parameters:,} parameters · {r.n_train:,} training records (accuracy "
+             f"{r.train_accuracy:.1%}) · "
+             f"{r.n_test:,} test records (accuracy {r.test_accuracy:.1%}) · {r.n_classes} classes · "
+             f"{r.seconds:.0f} s · "
              f"options {html.escape(json.dumps(to_json(r.options)))}</p>",
-             '<h2>Summary</h2>', _html_table(r.summary())]
+             *_warnings_html(r.all_warnings()), '<h2>Summary</h2>', _html_table(r.summary())]
     for s in r.sections:
         parts.append(f"<h2>{s.family.capitalize()}</h2>")
         if s.skipped: parts.append(f"<p class='skipped'>{html.escape(s.verdict)}</p>"); continue
-        parts.append(f"<p class='verdict'>{html.escape(s.verdict)}</p><p class='meta'>Ran: {html.escape(s.ran)} · {s.records:,} records · "
+        parts.append(f"<p class='verdict'>{html.escape(s.verdict)}</p><p class='meta'>Ran: {html.escape(s.ran)} · "
+                     f"{s.records:,} records · "
                      f"{s.queries:,} queries · {s.seconds:.1f} s</p>")
         parts += [_img(f) for f in s.figures]
         if s.exposed is not None:
-            parts.append("<p>The training records most exposed: record number in the training set, label, exposure (the fraction of test records "
+            parts.append("<p>The training records most exposed: record number in the training set, label, exposure "
+                         "(the fraction of test records "
                          "of the same class that the model fits worse) and loss:</p>")
             parts.append(_exposed_html(s.exposed))
         parts.append('<details><summary>Every number</summary>' + _html_table(_pivot(s.rows())) + '</details>')
-    parts.append("<p class='meta'>Made by updates_leak's audit. The train/test split given is the ground truth of membership.</p></body></html>")
+    parts.append("<p class='meta'>Made by updates_leak's audit. The train/test split given is the ground truth of "
+                 "membership.</p></body></html>")
     return '\n'.join(parts)
 
 # %% ../nbs/71_report.ipynb #e6800c51

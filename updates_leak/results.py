@@ -21,7 +21,8 @@ def format_table(rows:list, # one dict per row; keys are column names
     "Render dicts as an aligned plain-text table (whole numbers in full, other floats to 4 significant digits)."
     if not rows: return '(no rows)'
     cols = list(dict.fromkeys(k for r in rows for k in r))
-    fmt = lambda v: (f'{v:.0f}' if v.is_integer() and abs(v) < 1e15 else f'{v:.4g}') if isinstance(v, float) else ('' if v is None else str(v))
+    fmt = lambda v: (f'{v:.0f}' if v.is_integer() and abs(v) < 1e15
+                     else f'{v:.4g}') if isinstance(v, float) else ('' if v is None else str(v))
     cells = [[fmt(r.get(c)) for c in cols] for r in rows]
     widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(cols)]
     line = lambda vals: '  '.join(v.ljust(w) for v, w in zip(vals, widths)).rstrip()
@@ -56,7 +57,7 @@ def metric_rows(attack:str, # the attack, e.g. 'A_LI'
                 target:str, # what was attacked: a dataset or model name
                 *,
                 metric:str, # e.g. 'accuracy'
-                values:dict, # method -> value: the attack (`ATTACK_METHOD`), its baselines, 'paper'; `None` or NaN values are left out
+                values:dict, # method -> value: the attack, its baselines, 'paper'; `None` and NaN are left out
                 setting:str='', # what distinguishes this run from others on the same target, e.g. 'queries=265'
                ) -> list:
     "Long-form rows of one metric: one row per method whose value is known."
@@ -64,17 +65,22 @@ def metric_rows(attack:str, # the attack, e.g. 'A_LI'
             for m, v in values.items() if v is not None and math.isfinite(float(v))]
 
 def check_rows(rows:list) -> list:
-    "Raise `ValueError` unless every row has exactly the keys `ROW_KEYS`, strings for the labels and a finite number as `value`."
+    """Raise `ValueError` unless every row has exactly the keys `ROW_KEYS`, strings for the labels and a finite number
+    as `value`."""
     for i, r in enumerate(rows):
         if tuple(r) != ROW_KEYS: raise ValueError(f"row {i} has keys {tuple(r)}, expected {ROW_KEYS}")
-        if not all(isinstance(r[k], str) for k in ROW_KEYS[:-1]): raise ValueError(f"row {i}: the labels must be strings: {r}")
-        if not isinstance(r['value'], float) or not math.isfinite(r['value']): raise ValueError(f"row {i}: value must be a finite float: {r}")
+        if not all(isinstance(r[k], str) for k in ROW_KEYS[:-1]):
+            raise ValueError(f"row {i}: the labels must be strings: {r}")
+        if not isinstance(r['value'], float) or not math.isfinite(r['value']):
+            raise ValueError(f"row {i}: value must be a finite float: {r}")
     return rows
 
 def format_rows(rows:list, # long-form rows of one or more results
-                columns:str='method', # what becomes a column: 'method' (attack beside baselines) or 'metric' (one line per run, as papers tabulate)
+                # the columns: 'method' (attack beside baselines) or 'metric' (a line per run, as papers do)
+                columns:str='method',
                ) -> str:
-    "The rows as a table a person reads: one line per (attack, target, setting, metric) and a column per method, or the other way round."
+    """The rows as a table a person reads: one line per (attack, target, setting, metric) and a column per method, or
+    the other way round."""
     if columns not in ('method', 'metric'): raise ValueError(f"columns must be 'method' or 'metric', got {columns!r}")
     index = ('attack', 'target', 'setting', 'metric' if columns == 'method' else 'method')
     lines = {}
@@ -137,7 +143,8 @@ def to_json(v):
     raise TypeError(f"a {type(v).__name__} is not JSON-ready: mark the field with `artefact()`")
 
 class Result:
-    "The protocol every attack's result follows: `rows()` (long-form), `table()`, `to_dict()` / `from_dict()` through JSON, `plot()`."
+    """The protocol every attack's result follows:
+    `rows()` (long-form), `table()`, `to_dict()` / `from_dict()` through JSON, `plot()`."""
     def rows(self) -> list: raise NotImplementedError
     def table(self) -> str:
         "The rows as a plain-text table."

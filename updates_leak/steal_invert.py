@@ -35,12 +35,14 @@ def face_api(recogniser:nn.Module, # the provider's model
              budget:int|None=None, # queries allowed
             ) -> Oracle:
     "The provider's prediction API: flattened grey images in [0, 1] in, confidences (or labels) out, in float64."
-    return Oracle(copy.deepcopy(recogniser).double(), (split.n_pixels,), output='label' if labels_only else 'posteriors', decimals=decimals,
+    return Oracle(copy.deepcopy(recogniser).double(), (split.n_pixels,),
+                  output='label' if labels_only else 'posteriors', decimals=decimals,
                   budget=budget, value_range=(0., 1.))
 
 # %% ../nbs/40_steal_invert.ipynb #04083b18
 def min_queries(split:FaceSplit) -> int:
-    "The fewest queries that determine a softmax recogniser: (classes − 1)(d + 1) unknowns over (classes − 1) equations per query."
+    """The fewest queries that determine a softmax recogniser:
+    (classes − 1)(d + 1) unknowns over (classes − 1) equations per query."""
     return split.n_pixels + 1
 
 @torch.no_grad()
@@ -72,24 +74,35 @@ class StealInvertResult(Result):
 
     @property
     def headline(self) -> Headline:
-        "The share of faces inverted from the stolen copy that the evaluation classifier identifies, against those inverted from the target."
-        return Headline('identified (stolen copy)', self.identified_stolen, baseline=self.identified_target, baseline_name='inverted from the target')
+        """The share of faces inverted from the stolen copy that the evaluation classifier identifies, against those
+        inverted from the target."""
+        return Headline('identified (stolen copy)', self.identified_stolen, baseline=self.identified_target,
+                        baseline_name='inverted from the target')
 
     def rows(self) -> list:
         "The extraction's cost and fidelity, and how well faces come back from the target and from the stolen copy."
-        a, t, st = 'steal, then MI-FACE', f'att-faces {self.image_size}', f'{self.countermeasure}, queries={self.queries}'
-        return ([r for m, v in (('queries', self.queries), ('queries / unknown', self.queries_per_unknown), ('extraction seconds', self.extraction_seconds),
-                                ('R_test', self.r_test), ('R_unif', self.r_unif), ('max weight error', self.weight_error))
+        a, t, st = 'steal, then MI-FACE', f'att-faces {self.image_size}', (f'{self.countermeasure}, '
+                                                                           f'queries={self.queries}')
+        return ([r for m, v in (('queries', self.queries), ('queries / unknown', self.queries_per_unknown),
+                                ('extraction seconds', self.extraction_seconds),
+                                ('R_test', self.r_test), ('R_unif', self.r_unif),
+                                ('max weight error', self.weight_error))
                  for r in metric_rows(a, t, metric=m, values={ATTACK_METHOD: v}, setting=st)]
-                + metric_rows(a, t, metric='identified (classifier)', values={ATTACK_METHOD: self.identified_stolen, 'inverting the target itself': self.identified_target}, setting=st)
-                + metric_rows(a, t, metric='identified (nearest photo)', values={ATTACK_METHOD: self.nearest_stolen, 'inverting the target itself': self.nearest_target}, setting=st))
+                + metric_rows(a, t, metric='identified (classifier)',
+                              values={ATTACK_METHOD: self.identified_stolen,
+                                      'inverting the target itself': self.identified_target}, setting=st)
+                + metric_rows(a, t, metric='identified (nearest photo)',
+                              values={ATTACK_METHOD: self.nearest_stolen,
+                                      'inverting the target itself': self.nearest_target}, setting=st))
 
     def plot(self, people:list=range(10), # which people to show
             ):
         "A training photo of each person, the face inverted from the target and the face inverted from the stolen copy."
         people = list(people)
-        rows = [('training photo', self.training_photos[people]), ('from target', self.target_images[people]), ('from stolen', self.stolen_images[people])]
-        return show_images(torch.cat([r for _, r in rows]), titles=[f'{name}\n{p}' for name, _ in rows for p in people], ncols=len(people), size=1.3)
+        rows = [('training photo', self.training_photos[people]), ('from target', self.target_images[people]),
+                ('from stolen', self.stolen_images[people])]
+        return show_images(torch.cat([r for _, r in rows]), titles=[f'{name}\n{p}' for name, _ in rows for p in people],
+                           ncols=len(people), size=1.3)
 
 # %% ../nbs/40_steal_invert.ipynb #7145fd5a
 def solve_rounded_logits(x:torch.Tensor, # N×d queries
@@ -107,7 +120,9 @@ def steal_face_recogniser(api:Oracle, # the provider's API
                           budget:float=1., # queries as a multiple of `min_queries`
                           seed:int=0,
                          ) -> tuple:
-    "Steal a softmax recogniser from `api`: (stolen model, queries, seconds). Log-odds, cross-entropy or label retraining, as the API allows."
+    """Steal a softmax recogniser from `api`: (stolen model, queries, seconds).
+
+    Log-odds, cross-entropy or label retraining, as the API allows."""
     n, d, k = int(round(budget * min_queries(split))), split.n_pixels, split.n_people
     if api.output == 'label':
         start = time.perf_counter()
@@ -115,7 +130,8 @@ def steal_face_recogniser(api:Oracle, # the provider's API
         stolen = fit_on_labels(x, api(x), n_classes=k)
         return stolen, n, time.perf_counter() - start
     if api.decimals is None:
-        res = extract(api, 'softmax', n_features=d, n_classes=k, n_queries=n, method='logits', value_range=(0., 1.), seed=seed)
+        res = extract(api, 'softmax', n_features=d, n_classes=k, n_queries=n, method='logits', value_range=(0., 1.),
+                      seed=seed)
         return res.model, res.queries, res.seconds
     start = time.perf_counter()
     x = uniform_queries(n, d, seed=seed, low=0., high=1.)
@@ -142,17 +158,23 @@ def steal_and_invert(split:FaceSplit, # the faces
     held_out = split.held_out.x.flatten(1).double()
     unif = uniform_queries(n_uniform, split.n_pixels, seed=seed + 1, low=0., high=1.)
     identifier, people = FaceIdentifier(split), np.arange(split.n_people)
-    inversions = [mi_face(copy.deepcopy(m).float(), people, image_shape=split.image_shape, lr=lr) for m in (target, stolen)]  # softmax models flatten their input
+    inversions = [mi_face(copy.deepcopy(m).float(), people, image_shape=split.image_shape,
+                          lr=lr) for m in (target, stolen)]  # softmax models flatten their input
     ident = [identification(identifier, inv, labels=people) for inv in inversions]
-    countermeasure = 'labels only' if labels_only else ('none' if decimals is None else f'rounded to {decimals} decimals')
-    return StealInvertResult(countermeasure=countermeasure, image_size='×'.join(map(str, split.image_shape[1:])), queries=queries,
-                             queries_per_unknown=queries / (split.n_people * min_queries(split)), extraction_seconds=seconds,
-                             r_test=agreement(target, stolen, x=held_out).label, r_unif=agreement(target, stolen, x=unif).label,
+    countermeasure = 'labels only' if labels_only else ('none' if decimals is None
+                                                        else f'rounded to {decimals} decimals')
+    return StealInvertResult(countermeasure=countermeasure, image_size='×'.join(map(str, split.image_shape[1:])),
+                             queries=queries,
+                             queries_per_unknown=queries / (split.n_people * min_queries(split)),
+                             extraction_seconds=seconds,
+                             r_test=agreement(target, stolen, x=held_out).label,
+                             r_unif=agreement(target, stolen, x=unif).label,
                              weight_error=float('nan') if labels_only else weight_error(target, stolen),
                              identified_target=ident[0]['classifier'], identified_stolen=ident[1]['classifier'],
                              nearest_target=ident[0]['nearest photo'], nearest_stolen=ident[1]['nearest photo'],
                              target_images=inversions[0].images, stolen_images=inversions[1].images,
-                             training_photos=split.train.x[[int(torch.where(split.train.y == p)[0][0]) for p in people]])
+                             training_photos=split.train.x[[int(torch.where(split.train.y == p)[0][0])
+                                                            for p in people]])
 
 # %% ../nbs/40_steal_invert.ipynb #siregcode
 @dataclass
@@ -160,7 +182,8 @@ class StealInvertConfig:
     "Options of the steal-then-invert chain."
     budget: float = 1.  # extraction queries as a multiple of the minimum (`min_queries`)
     rounding: int|None = None  # the API rounds confidences to this many decimals (a countermeasure)
-    labels_only: bool = False  # the API answers labels only (a countermeasure; the copy is retrained on uniform queries)
+    # the API answers labels only (a countermeasure; the copy is retrained on uniform queries)
+    labels_only: bool = False
 
     def __post_init__(self):
         check_positive(self.budget, 'budget')
@@ -169,14 +192,17 @@ class StealInvertConfig:
 @register_attack('steal-invert', family='extraction', threat=('black-box',), config=StealInvertConfig, preset='faces',
                  paper='Tramèr et al., USENIX Security 2016, Section 5.3; Fredrikson et al., CCS 2015',
                  quick={'dataset': 'att-faces', 'scale': 4},
-                 audit="it steals the AT&T faces' recogniser, then inverts it: the audit's extraction and inversion sections take the two halves on the model given")
+                 audit="it steals the AT&T faces' recogniser, then inverts it: the audit's extraction and inversion "
+                       "sections take the two halves on the model given")
 def run_steal_invert(target:nn.Module, # the provider's softmax recogniser
                      data:FaceSplit, # the faces
                      *, config:StealInvertConfig=StealInvertConfig(), seed:int=0, device=None, progress:bool=False,
                     ) -> StealInvertResult:
     "Steal a face recogniser through its API, then run MI-FACE on the copy: faces from a model the attacker never saw."
-    if not isinstance(target, SoftmaxRegression): raise ValueError(f"steal-invert steals a softmax recogniser (--model softmax), got {type(target).__name__}")
-    return steal_and_invert(data, target, budget=config.budget, decimals=config.rounding, labels_only=config.labels_only, seed=seed)
+    if not isinstance(target, SoftmaxRegression):
+        raise ValueError(f"steal-invert steals a softmax recogniser (--model softmax), got {type(target).__name__}")
+    return steal_and_invert(data, target, budget=config.budget, decimals=config.rounding,
+                            labels_only=config.labels_only, seed=seed)
 
 # %% ../nbs/40_steal_invert.ipynb #2d3cc575
 def show_steal_invert(split:FaceSplit, # the faces
@@ -187,6 +213,8 @@ def show_steal_invert(split:FaceSplit, # the faces
     "Training photo, face inverted from the target, face inverted from the stolen model: one column per person."
     people = list(people)
     first = [int(torch.where(split.train.y == p)[0][0]) for p in people]
-    rows = [('training photo', split.train.x[first]), ('from target', result.target_images[people]), ('from stolen', result.stolen_images[people])]
-    return show_images(torch.cat([r for _, r in rows]), titles=[f'{name}\n{split.train.classes[p]}' for name, _ in rows for p in people],
+    rows = [('training photo', split.train.x[first]), ('from target', result.target_images[people]),
+            ('from stolen', result.stolen_images[people])]
+    return show_images(torch.cat([r for _, r in rows]),
+                       titles=[f'{name}\n{split.train.classes[p]}' for name, _ in rows for p in people],
                        ncols=len(people), size=1.3)

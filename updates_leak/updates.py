@@ -17,11 +17,14 @@ import torch.nn.functional as F
 from torch.func import functional_call, vmap
 
 from .cache import CacheDamaged, cache_lock, load_verified, save_verified
-from .core import best_thread_time, check_count, check_finite, check_positive, child_seed, chunks, resolve_device, numerics_key, private_rng, progress as progress_bar, ray_map, seeded_generator, torch_threads
+from .core import (best_thread_time, check_count, check_finite, check_positive, child_seed, chunks,
+                               resolve_device, numerics_key, private_rng, progress as progress_bar, ray_map,
+                               seeded_generator, torch_threads)
 from .data import Data, as_data, assert_disjoint, disjoint_split, load_dataset
-from .models import (CifarCNN, MnistCNN, accuracy, batch_order, check_dp_sgd, check_training, dp_sgd_gradient, fit, has_batch_norm,
+from .models import (CifarCNN, MnistCNN, accuracy, batch_order, check_dp_sgd, check_training, check_widths,
+                                 dp_sgd_gradient, fit, has_batch_norm,
                                  model_dtype, online_update, predict_proba, reinitialized)
-from .oracle import Oracle, white_box
+from .oracle import Oracle, check_records, white_box
 from .attacks import register_bench
 
 # %% auto #0
@@ -60,11 +63,13 @@ class Scale:
     probe_size: int = 100  # |D_probe|
 
     def __post_init__(self):
-        for name in ('n_train', 'target_pool', 'epochs', 'n_shadow_updates', 'n_target_updates', 'probe_size'): check_count(getattr(self, name), name)
+        for name in ('n_train', 'target_pool', 'epochs', 'n_shadow_updates', 'n_target_updates', 'probe_size'):
+            check_count(getattr(self, name), name)
         check_positive(self.lr, 'lr')
 
 SCALES = {
-    'full': Scale(n_train=10_000, target_pool=10_000, epochs=25, lr=1e-3, n_shadow_updates=10_000, n_target_updates=1_000),
+    'full': Scale(n_train=10_000, target_pool=10_000, epochs=25, lr=1e-3, n_shadow_updates=10_000,
+                  n_target_updates=1_000),
     'quick': Scale(n_train=2_000, target_pool=2_000, epochs=10, lr=1e-2, n_shadow_updates=2_000, n_target_updates=300),
 }
 def scale_name(scale:Scale) -> str:
@@ -80,7 +85,8 @@ ARCHITECTURES = {'mnist': MnistCNN, 'mnist-embedded': MnistCNN, 'fashion-mnist':
 # %% ../nbs/10_updates.ipynb #9b87eaf9
 @dataclass
 class UpdatesSetting:
-    "The data of one Updates-Leak experiment: disjoint target and shadow sides, the attacker's probing set and held-out test data."
+    """The data of one Updates-Leak experiment:
+    disjoint target and shadow sides, the attacker's probing set and held-out test data."""
     dataset: str  # a dataset name, or what the user's data is called
     scale: Scale
     target_train: Data|None  # trains the target model M (`None`: the user's own model, trained elsewhere)
@@ -99,15 +105,20 @@ def make_setting(dataset:str='mnist-embedded', # 'mnist', 'mnist-embedded', 'fas
                  seed:int=0, # seed of the split
                 ) -> UpdatesSetting:
     "Split a dataset into the Updates-Leak target side, shadow side and probing set (all disjoint)."
-    if dataset not in ARCHITECTURES: raise ValueError(f"unknown dataset {dataset!r}; choose from {sorted(ARCHITECTURES)}")
+    if dataset not in ARCHITECTURES:
+        raise ValueError(f"unknown dataset {dataset!r}; choose from {sorted(ARCHITECTURES)}")
     sc = SCALES[scale] if isinstance(scale, str) else scale
     train, test = load_dataset(dataset, 'train', root=root), load_dataset(dataset, 'test', root=root)
-    if sc.probe_size >= len(test): raise ValueError(f"a probing set of {sc.probe_size} needs more than the {len(test)} test images of {dataset} (some are held out)")
+    if sc.probe_size >= len(test):
+        raise ValueError(f"a probing set of {sc.probe_size} needs more than the {len(test)} test images of {dataset} "
+                         "(some are held out)")
     idx = disjoint_split(len(train), {'target_train': sc.n_train, 'target_pool': sc.target_pool,
                                       'shadow_train': sc.n_train, 'shadow_pool': None}, seed=seed)
     assert_disjoint(**idx)
-    return UpdatesSetting(dataset, sc, *(train.subset(idx[k]) for k in ('target_train', 'target_pool', 'shadow_train', 'shadow_pool')),
-                          probe=test.subset(range(sc.probe_size)), architecture=ARCHITECTURES[dataset], architecture_key=ARCHITECTURES[dataset].__name__,
+    return UpdatesSetting(dataset, sc, *(train.subset(idx[k]) for k in ('target_train', 'target_pool', 'shadow_train',
+                                                                        'shadow_pool')),
+                          probe=test.subset(range(sc.probe_size)), architecture=ARCHITECTURES[dataset],
+                          architecture_key=ARCHITECTURES[dataset].__name__,
                           held_out=test.subset(range(sc.probe_size, min(len(test), sc.probe_size + 5000))))
 
 TRAINER_VERSION = 2  # part of the model cache key: bump when `fit` changes how it trains
@@ -119,16 +130,21 @@ def train_model(setting:UpdatesSetting, # the experiment
                 seed:int=0, # seed of initialisation and training
                 device=None, # where to train
                 progress:bool=True, # progress bar over epochs
-                cache_dir:str|Path|None=None, # keep the trained weights here (a verified safetensors file), keyed by data, settings, device and CPU threads
+                # keep the weights here (verified safetensors), keyed by data, settings, device, threads
+                cache_dir:str|Path|None=None,
                ) -> nn.Module:
     "Train the target or the shadow model of `setting`, both the same way (or load them from `cache_dir`)."
     data = {'target': setting.target_train, 'shadow': setting.shadow_train}[side]
-    if data is None: raise ValueError("this setting has no target training data: the target is the user's own model, already trained")
+    if data is None:
+        raise ValueError("this setting has no target training data: the target is the user's own model, already "
+                         "trained")
     if cache_dir is None: return _train(setting, data, seed=seed, device=device, progress=progress)
-    key = {'arch': setting.architecture_key, 'seed': seed, 'trainer': TRAINER_VERSION, **numerics_key(device), **asdict(setting.scale)}
+    key = {'arch': setting.architecture_key, 'seed': seed, 'trainer': TRAINER_VERSION, **numerics_key(device),
+           **asdict(setting.scale)}
     h = hashlib.sha256(json.dumps(key, sort_keys=True).encode())
     _tensor_digest(h, data.x, data.y)
-    path, identity = Path(cache_dir)/f'model-{h.hexdigest()[:20]}.safetensors', {'kind': 'trained model', 'key': h.hexdigest()}
+    path, identity = Path(cache_dir)/f'model-{h.hexdigest()[:20]}.safetensors', {'kind': 'trained model',
+                                                                                 'key': h.hexdigest()}
     with cache_lock(path):  # a second process waits, then reads what the first trained
         if path.exists():
             try:
@@ -145,7 +161,8 @@ def _train(setting:UpdatesSetting, data:Data, *, seed:int, device, progress:bool
     device = resolve_device(device)  # the model is built here: no model of the caller's to follow
     with private_rng(seed):
         model = setting.architecture(n_classes=data.n_classes)
-        fit(model, data, epochs=setting.scale.epochs, lr=setting.scale.lr, momentum=0.9, batch_size=64, seed=seed, device=device, progress=progress)
+        fit(model, data, epochs=setting.scale.epochs, lr=setting.scale.lr, momentum=0.9, batch_size=64, seed=seed,
+            device=device, progress=progress)
         return model.cpu().eval()
 
 # %% ../nbs/10_updates.ipynb #94b392e8
@@ -156,9 +173,11 @@ def own_scale(n_records:int, # records available from the model's domain
               n_shadow_updates:int=2_000, # updated shadow models (the attack's training data)
               n_target_updates:int=300, # updated target models (its test data)
              ) -> Scale:
-    "A `Scale` for `n_records` of one's own data: 3/10 each for the shadow training set and the target's updating pool, 100 probes (or a tenth)."
+    """A `Scale` for `n_records` of one's own data:
+    3/10 each for the shadow training set and the target's updating pool, 100 probes (or a tenth)."""
     probe = min(100, n_records // 10)
-    if n_records < 50: raise ValueError(f"Updates-Leak on your own model needs at least 50 records from its domain, got {n_records}")
+    if n_records < 50:
+        raise ValueError(f"Updates-Leak on your own model needs at least 50 records from its domain, got {n_records}")
     return Scale(n_train=n_records * 3 // 10, target_pool=n_records * 3 // 10, epochs=epochs, lr=lr,
                  n_shadow_updates=n_shadow_updates, n_target_updates=n_target_updates, probe_size=probe)
 
@@ -168,7 +187,8 @@ def architecture_key(model:nn.Module) -> str:
     return f"{type(model).__name__}-{hashlib.sha256(layout.encode()).hexdigest()[:12]}"
 
 def _fresh_copy(model:nn.Module, n_classes:int|None=None) -> nn.Module:
-    "A freshly initialised copy of `model`, its seed drawn from the global random stream, which `train_model` seeds inside `private_rng`."
+    """A freshly initialised copy of `model`, its seed drawn from the global random stream, which `train_model` seeds
+    inside `private_rng`."""
     return reinitialized(model, seed=int(torch.randint(0, 2**31 - 1, ())))
 
 def own_setting(model:nn.Module, # the user's trained model M: the target, and the architecture of the shadow models
@@ -179,18 +199,23 @@ def own_setting(model:nn.Module, # the user's trained model M: the target, and t
                 seed:int=0, # seed of the split
                 pool=None, # the records the provider really updates on (default: drawn from `data`)
                ) -> UpdatesSetting:
-    "Split one's own data into the Updates-Leak target pool, shadow side, probing set and held-out records (all disjoint)."
+    """Split one's own data into the Updates-Leak target pool, shadow side, probing set and held-out records (all
+    disjoint)."""
     data = as_data(data, name=name)
+    check_records(model, data, name='the records')
     pool = None if pool is None else as_data(pool, name='updating pool')
     sc = scale or own_scale(len(data) if pool is None else len(data) * 10 // 7)
     if pool is not None: sc = replace(sc, target_pool=len(pool))
     n_held = min(5000, len(data) // 10)
     sizes = {'probe': sc.probe_size, 'held_out': n_held} | ({} if pool is not None else {'target_pool': sc.target_pool})
     idx = disjoint_split(len(data), sizes | {'shadow_train': sc.n_train, 'shadow_pool': None}, seed=seed)
-    if len(idx['shadow_pool']) < 1: raise ValueError(f"the scale uses all {len(data)} records and leaves none for the attacker's updating sets")
+    if len(idx['shadow_pool']) < 1:
+        raise ValueError(f"the scale uses all {len(data)} records and leaves none for the attacker's updating sets")
     part = {k: data.subset(v) for k, v in idx.items()}
-    return UpdatesSetting(name, sc, target_train=None, target_pool=part['target_pool'] if pool is None else pool, shadow_train=part['shadow_train'], shadow_pool=part['shadow_pool'], probe=part['probe'],
-                          architecture=partial(_fresh_copy, model), architecture_key=architecture_key(model), held_out=part['held_out'])
+    return UpdatesSetting(name, sc, target_train=None, target_pool=part['target_pool'] if pool is None else pool,
+                          shadow_train=part['shadow_train'], shadow_pool=part['shadow_pool'], probe=part['probe'],
+                          architecture=partial(_fresh_copy, model), architecture_key=architecture_key(model),
+                          held_out=part['held_out'])
 
 # %% ../nbs/10_updates.ipynb #80ba9a3e
 def sample_updating_sets(pool_size:int, # size of the pool to draw from
@@ -223,43 +248,53 @@ def loop_updates(model:nn.Module, # the model before the updates
                  device=None, # where to compute
                 ) -> torch.Tensor:
     "Posteriors of `probe` after each update, one deep copy at a time: K × |probe| × classes."
-    return torch.stack([predict_proba(online_update(model, pool.subset(s), seed=int(sd), device=device, **asdict(config)), probe, device=device)
+    return torch.stack([predict_proba(online_update(model, pool.subset(s), seed=int(sd), device=device,
+                                                    **asdict(config)), probe, device=device)
                         for s, sd in zip(sets, seeds)])
 
 # %% ../nbs/10_updates.ipynb #27c1a006
 def _has_implicit_dropout(model:nn.Module) -> bool:
     "Dropout that draws from the global random stream (not from explicit `dropout_masks`), with a rate above zero."
-    return any(isinstance(m, nn.modules.dropout._DropoutNd) and m.p > 0 for m in model.modules()) and not hasattr(model, 'dropout_masks')
+    return any(isinstance(m, nn.modules.dropout._DropoutNd)
+               and m.p > 0 for m in model.modules()) and not hasattr(model, 'dropout_masks')
 
 IMPLICIT_DROPOUT = ("stacked updates cannot draw the dropout masks each copy's own update would draw: give the model a "
-                    "`dropout_masks(keys, step, n)` method and a `masks=` argument (as `MnistCNN` has), or call `generate_updates`, "
+                    "`dropout_masks(keys, step, n)` method and a `masks=` argument (as `MnistCNN` has), or call "
+                    "`generate_updates`, "
                     "which updates such a model one copy at a time")
 
 def _vmap_forward(model:nn.Module):
-    "A stacked forward for any model, by `vmap` over `functional_call`: each copy has its own parameters and buffers (batch norm's statistics)."
+    """A stacked forward for any model, by `vmap` over `functional_call`:
+    each copy has its own parameters and buffers (batch norm's statistics)."""
     def forward(params, buffers, x, masks=None):
         if masks is None: return vmap(lambda p, b, xb: functional_call(model, (p, b), (xb,)))(params, buffers, x)
         return vmap(lambda p, b, xb, m: functional_call(model, (p, b), (xb,), {'masks': m}))(params, buffers, x, masks)
     return forward
 
 def _check_batches_of_one(model:nn.Module, pool:Data, *, sets:torch.Tensor, batch_size:int, device):
-    "Batch norm cannot train on a batch of one: refuse it up front, with PyTorch's reason, as the one-at-a-time update would fail."
+    """Batch norm cannot train on a batch of one:
+    refuse it up front, with PyTorch's reason, as the one-at-a-time update would fail."""
     n = sets.shape[1]
     if not has_batch_norm(model) or min(n, batch_size, n % batch_size or batch_size) > 1: return
     try: copy.deepcopy(model).to(device).train()(pool.x[sets[0, :1]].to(device))
-    except ValueError as e: raise ValueError(f"this model's batch norm cannot train on a batch of one record, which updating sets of {n} "
+    except ValueError as e:
+        raise ValueError(f"this model's batch norm cannot train on a batch of one record, which updating sets of {n} "
                                              f"with batches of {batch_size} contain ({e})") from None
 
-def _stacked_dp_gradients(forward, params:dict, *, buffers:dict, x:torch.Tensor, y:torch.Tensor, masks:list|None, config:UpdateConfig, generators:list) -> list:
-    "DP-SGD gradients of K copies on their K × B batches: every (copy, sample) pair runs as a copy of its own, so one backward pass gives all per-sample gradients."
+def _stacked_dp_gradients(forward, params:dict, *, buffers:dict, x:torch.Tensor, y:torch.Tensor, masks:list|None,
+                          config:UpdateConfig, generators:list) -> list:
+    """DP-SGD gradients of K copies on their K × B batches:
+    every (copy, sample) pair runs as a copy of its own, so one backward pass gives all per-sample gradients."""
     K, B = y.shape
     pairs = {k: v.detach().repeat_interleave(B, 0).requires_grad_() for k, v in params.items()}
     pair_buffers = {k: v.repeat_interleave(B, 0) for k, v in buffers.items()}
     pair_masks = None if masks is None else [m.reshape(K * B, 1, *m.shape[2:]) for m in masks]
     logits = forward(pairs, pair_buffers, x.reshape(K * B, 1, *x.shape[2:]), pair_masks)
-    per_sample = torch.autograd.grad(F.cross_entropy(logits.flatten(0, 1), y.flatten(), reduction='sum'), list(pairs.values()))
+    per_sample = torch.autograd.grad(F.cross_entropy(logits.flatten(0, 1), y.flatten(), reduction='sum'),
+                                     list(pairs.values()))
     per_sample = [g.view(K, B, *g.shape[1:]) for g in per_sample]
-    per_copy = [dp_sgd_gradient([g[k] for g in per_sample], config.clip_norm, noise_multiplier=config.noise_multiplier or 0., generator=generators[k]) for k in range(K)]
+    per_copy = [dp_sgd_gradient([g[k] for g in per_sample], config.clip_norm, noise_multiplier=config.noise_multiplier
+                                or 0., generator=generators[k]) for k in range(K)]
     return [torch.stack(gs) for gs in zip(*per_copy)]
 
 # %% ../nbs/10_updates.ipynb #1d3d83ed
@@ -277,29 +312,40 @@ def stacked_updates(model:nn.Module, # the model before the updates
     check_dp_sgd(config.clip_norm, config.noise_multiplier, model=model)
     device = resolve_device(device)
     _check_batches_of_one(model, pool, sets=sets, batch_size=config.batch_size, device=device)
-    base = copy.deepcopy(model).to(device).train()  # as `online_update` trains: batch norm on each copy's batch statistics
-    forward = (lambda p, b, x, m=None: base.stacked_forward(p, x, masks=m)) if hasattr(base, 'stacked_forward') else _vmap_forward(base)
+    # as `online_update` trains: batch norm on each copy's batch statistics
+    base = copy.deepcopy(model).to(device).train()
+    forward = (lambda p, b, x,
+               m=None: base.stacked_forward(p, x, masks=m)) if hasattr(base, 'stacked_forward') else _vmap_forward(base)
     K, n = sets.shape
     params = {k: v.detach().expand(K, *v.shape).clone().requires_grad_() for k, v in base.named_parameters()}
-    buffers = {k: v.detach().expand(K, *v.shape).clone() for k, v in base.named_buffers()}  # updated in place: each copy's running statistics
+    # updated in place: each copy's running statistics
+    buffers = {k: v.detach().expand(K, *v.shape).clone() for k, v in base.named_buffers()}
     dtype = model_dtype(base)
-    generators = [seeded_generator(int(s)) for s in seeds]  # each copy's batch order (and DP-SGD noise), as its own update draws them
-    mask_keys = seeds.to(device) if hasattr(base, 'dropout_masks') else None  # every copy's dropout masks, drawn in one call per step
-    x_sets, y_sets = pool.x[sets].to(device, dtype), pool.y[sets].to(device)  # the updating sets move to the device once: K × n × …
+    # each copy's batch order (and DP-SGD noise), as its own update draws them
+    generators = [seeded_generator(int(s)) for s in seeds]
+    # every copy's dropout masks, drawn in one call per step
+    mask_keys = seeds.to(device) if hasattr(base, 'dropout_masks') else None
+    # the updating sets move to the device once: K × n × …
+    x_sets, y_sets = pool.x[sets].to(device, dtype), pool.y[sets].to(device)
     copies = torch.arange(K, device=device)[:, None]
     velocity, step = None, 0
     for _ in range(config.epochs):
-        orders = torch.stack([batch_order(n, n, shuffle=True, generator=g)[0] for g in generators]).to(device)  # each copy's shuffle, as its own update draws it
+        # each copy's shuffle, as its own update draws it
+        orders = torch.stack([batch_order(n, n, shuffle=True, generator=g)[0] for g in generators]).to(device)
         for batch in orders.split(config.batch_size, 1):
             x, y = x_sets[copies, batch], y_sets[copies, batch]
             masks = None if mask_keys is None else base.dropout_masks(mask_keys, step, n=batch.shape[1])
             step += 1
             if config.clip_norm is None:
-                loss = F.cross_entropy(forward(params, buffers, x, masks).flatten(0, 1), y.flatten(), reduction='none').view(K, -1).mean(1).sum()
+                loss = F.cross_entropy(forward(params, buffers, x, masks).flatten(0, 1), y.flatten(),
+                                       reduction='none').view(K, -1).mean(1).sum()
                 grads = torch.autograd.grad(loss, list(params.values()))
-            else: grads = _stacked_dp_gradients(forward, params, buffers=buffers, x=x, y=y, masks=masks, config=config, generators=generators)
+            else:
+                grads = _stacked_dp_gradients(forward, params, buffers=buffers, x=x, y=y, masks=masks, config=config,
+                                              generators=generators)
             with torch.no_grad():
-                velocity = [g.clone() for g in grads] if velocity is None else [v.mul_(config.momentum).add_(g) for v, g in zip(velocity, grads)]
+                if velocity is None: velocity = [g.clone() for g in grads]
+                else: velocity = [v.mul_(config.momentum).add_(g) for v, g in zip(velocity, grads)]
                 for p, v in zip(params.values(), velocity): p.sub_(config.lr * v)
     with torch.no_grad():
         base.eval()  # the updated copies answer in evaluation mode, with their own running statistics
@@ -324,13 +370,15 @@ class Updates:
     def delta(self, sign:str='before-after', # 'before-after' (the authors' code) or 'after-before'
              ) -> torch.Tensor:
         "Flattened posterior differences δ: K × (|probe|·classes)."
-        if sign not in ('before-after', 'after-before'): raise ValueError(f"sign must be 'before-after' or 'after-before', got {sign!r}")
+        if sign not in ('before-after', 'after-before'):
+            raise ValueError(f"sign must be 'before-after' or 'after-before', got {sign!r}")
         d = (self.before.unsqueeze(0) - self.after).flatten(1)
         return d if sign == 'before-after' else -d
 
     def log_ratio(self, eps:float=1e-6, # floor under the posteriors before the logarithm (rounded APIs return zeros)
                  ) -> torch.Tensor:
-        "Per probe, the change of its log-posteriors centred over classes (the change of its logits, up to softmax's shift): K × (|probe|·classes)."
+        """Per probe, the change of its log-posteriors centred over classes (the change of its logits, up to softmax's
+        shift): K × (|probe|·classes)."""
         d = self.after.clamp_min(eps).log() - self.before.clamp_min(eps).log().unsqueeze(0)
         return (d - d.mean(2, keepdim=True)).flatten(1)
 
@@ -351,11 +399,16 @@ class Updates:
 _JOB = {}  # the work shared with forked worker processes
 
 def _compute_chunk(sl:slice) -> torch.Tensor:
-    "The posteriors after the updates in `sl`, computed in stacked groups (one at a time for models the stacked path cannot run exactly)."
+    """The posteriors after the updates in `sl`, computed in stacked groups (one at a time for models the stacked path
+    cannot run exactly)."""
     j = _JOB
-    if j['one_at_a_time']: return loop_updates(j['model'], j['pool'], sets=j['sets'][sl], seeds=j['seeds'][sl], probe=j['probe'], config=j['config'], device=j['device'])
-    return torch.cat([stacked_updates(j['model'], j['pool'], sets=j['sets'][g], seeds=j['seeds'][g], probe=j['probe'], config=j['config'], device=j['device'])
-                      for g in (slice(sl.start + s.start, sl.start + s.stop) for s in chunks(sl.stop - sl.start, j['group']))])
+    if j['one_at_a_time']:
+        return loop_updates(j['model'], j['pool'], sets=j['sets'][sl], seeds=j['seeds'][sl], probe=j['probe'],
+                            config=j['config'], device=j['device'])
+    return torch.cat([stacked_updates(j['model'], j['pool'], sets=j['sets'][g], seeds=j['seeds'][g], probe=j['probe'],
+                                      config=j['config'], device=j['device'])
+                      for g in (slice(sl.start + s.start,
+                                      sl.start + s.stop) for s in chunks(sl.stop - sl.start, j['group']))])
 
 def _chunk_identity(run:str, sl:slice, *, shape:tuple) -> dict:
     "What a chunk file holds: which run, which updates, what shape."
@@ -369,7 +422,8 @@ def _ray_update_chunk(job:dict, sl:slice) -> torch.Tensor:
     finally: _JOB.clear()
 
 def _run_chunk(sl:slice) -> tuple:
-    "A chunk's posteriors: computed, or read from its cache file if another process finished it first (it waits for that process's lock)."
+    """A chunk's posteriors: computed, or read from its cache file if another process finished it first (it waits for
+    that process's lock)."""
     j = _JOB
     path = j['files'].get(sl.start)
     if path is None: return sl, _compute_chunk(sl)
@@ -386,14 +440,19 @@ def _run_chunk(sl:slice) -> tuple:
 def _tensor_digest(h, *tensors):
     for t in tensors: h.update(t.detach().cpu().contiguous().numpy().tobytes())
 
-def updates_fingerprint(model:nn.Module, pool:Data, *, sets:torch.Tensor, seeds:torch.Tensor, probe:torch.Tensor, config:UpdateConfig,
-                        device='cpu', # the device type is part of the key: a cache filled on a GPU never serves a CPU run, nor the reverse
-                        threads:int|None=None, # on a CPU, the intra-op threads the chunks run at (`None`: the current count)
+def updates_fingerprint(model:nn.Module, pool:Data, *, sets:torch.Tensor, seeds:torch.Tensor, probe:torch.Tensor,
+                        config:UpdateConfig,
+                        device='cpu', # part of the key: a cache filled on a GPU never serves a CPU run, nor the reverse
+                        # on a CPU, the intra-op threads the chunks run at (`None`: the current count)
+                        threads:int|None=None,
                        ) -> str:
     "A digest of everything that determines the updates' results (the cache key)."
-    procedure = {k: v for k, v in asdict(config).items() if v is not None}  # DP-SGD off leaves the keys of earlier caches as they were
-    masks = {'dropout_masks': 'keyed_uniform'} if hasattr(model, 'dropout_masks') else {}  # the masks' stream: caches of the earlier one are not served
-    h = hashlib.sha256(json.dumps({'cls': type(model).__name__, **numerics_key(device, threads), **procedure, **masks}, sort_keys=True).encode())
+    # DP-SGD off leaves the keys of earlier caches as they were
+    procedure = {k: v for k, v in asdict(config).items() if v is not None}
+    # the masks' stream: caches of the earlier one are not served
+    masks = {'dropout_masks': 'keyed_uniform'} if hasattr(model, 'dropout_masks') else {}
+    h = hashlib.sha256(json.dumps({'cls': type(model).__name__, **numerics_key(device, threads), **procedure, **masks},
+                                  sort_keys=True).encode())
     _tensor_digest(h, *model.state_dict().values(), pool.x, pool.y, sets, seeds, probe)
     return h.hexdigest()[:20]
 
@@ -403,28 +462,35 @@ def default_workers(device) -> int:
     if resolve_device(device).type != 'cpu': return 0
     return len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else (os.cpu_count() or 1)
 
-def _chunk_file(folder:Path|None, i:int) -> Path|None: return None if folder is None else folder/f'chunk_{i:05d}.safetensors'
+def _chunk_file(folder:Path|None, i:int) -> Path|None:
+    return None if folder is None else folder/f'chunk_{i:05d}.safetensors'
 
 def check_updating_sets(pool:Data, # the data the sets index into
                         sets, # K × n pool indices
                         *,
                         probe, # probing inputs
                        ) -> tuple:
-    "`(sets, probe)` as tensors; `TypeError` or `ValueError` unless the sets are K × n integer indices into `pool` and the probe is N ≥ 1 finite inputs of its shape."
+    """`(sets, probe)` as tensors; `TypeError` or `ValueError` unless the sets are K × n integer indices into `pool` and
+    the probe is N ≥ 1 finite inputs of its shape."""
     sets = torch.as_tensor(sets)
-    if sets.is_floating_point() or sets.dtype == torch.bool: raise TypeError(f"sets must hold integer pool indices, got {sets.dtype}")
-    if sets.dim() != 2 or sets.shape[1] < 1: raise ValueError(f"sets must be K × n with n ≥ 1, got shape {tuple(sets.shape)}")
+    if sets.is_floating_point() or sets.dtype == torch.bool:
+        raise TypeError(f"sets must hold integer pool indices, got {sets.dtype}")
+    if sets.dim() != 2 or sets.shape[1] < 1:
+        raise ValueError(f"sets must be K × n with n ≥ 1, got shape {tuple(sets.shape)}")
     if sets.numel() and (int(sets.min()) < 0 or int(sets.max()) >= len(pool)):
-        raise ValueError(f"sets index the pool of {len(pool)}: every index must lie in 0..{len(pool) - 1}, got {int(sets.min())}..{int(sets.max())}")
+        raise ValueError(f"sets index the pool of {len(pool)}: every index must lie in 0..{len(pool) - 1}, got "
+                         f"{int(sets.min())}..{int(sets.max())}")
     probe = check_finite(torch.as_tensor(probe), 'probe')
     if len(probe) == 0 or probe.shape[1:] != pool.sample_shape:
-        raise ValueError(f"the probe must be N ≥ 1 inputs of the pool's shape {tuple(pool.sample_shape)}, got {tuple(probe.shape)}")
+        raise ValueError(f"the probe must be N ≥ 1 inputs of the pool's shape {tuple(pool.sample_shape)}, got "
+                         f"{tuple(probe.shape)}")
     return sets, probe
 
 def update_group(model:nn.Module, config:UpdateConfig, *, set_size:int, device:torch.device,
                  group:int|None=None, # the caller's choice (`None`: 10 on a CPU, 500 on a GPU)
                 ) -> int:
-    "Copies updated together; under DP-SGD, which keeps a gradient per (copy, sample) pair, few enough that those take about 1 GB."
+    """Copies updated together; under DP-SGD, which keeps a gradient per (copy, sample) pair, few enough that those take
+    about 1 GB."""
     group = group or (10 if device.type == 'cpu' else 500)
     if config.clip_norm is None: return group
     n_params = sum(p.numel() for p in model.parameters())
@@ -437,38 +503,50 @@ def cached_chunks(after:torch.Tensor, # K × N × C posteriors to fill
                   folder:Path|None, # the run's cache folder (`None`: no cache)
                   chunk:int, # updates per chunk
                  ) -> tuple:
-    "Fill `after` with the chunks whose verified files are in `folder`: `(slices still to compute, each chunk's file by its first update)`."
+    """Fill `after` with the chunks whose verified files are in `folder`:
+    `(slices still to compute, each chunk's file by its first update)`."""
     if folder is not None: folder.mkdir(parents=True, exist_ok=True)
     slices, files = [], {}
     for i, sl in enumerate(chunks(len(after), chunk)):
         f = files[sl.start] = _chunk_file(folder, i)
         if f is not None and f.exists():
             try:
-                after[sl] = load_verified(f, _chunk_identity(run, sl, shape=(sl.stop - sl.start, *after.shape[1:])))['after']
+                after[sl] = load_verified(f, _chunk_identity(run, sl,
+                                                             shape=(sl.stop - sl.start, *after.shape[1:])))['after']
                 continue
             except CacheDamaged as e: warnings.warn(f"{e}; recomputing it", stacklevel=3)
         slices.append(sl)
     return slices, files
 
 def _fill_on_ray(after:torch.Tensor, slices:list, *, files:dict, job:dict, address:str|None, progress:bool):
-    "Compute the chunks as Ray tasks into `after`; this process writes each to its cache file as it arrives, as a local worker would."
-    results = ray_map(_ray_update_chunk, [(sl,) for sl in slices], shared=job, address=address, gpu=job['device'].type == 'cuda')
-    for sl, out in progress_bar(zip(slices, results), total=len(slices), enabled=progress and bool(slices), name='update chunk'):
+    """Compute the chunks as Ray tasks into `after`;
+    this process writes each to its cache file as it arrives, as a local worker would."""
+    results = ray_map(_ray_update_chunk, [(sl,) for sl in slices], shared=job, address=address,
+                      gpu=job['device'].type == 'cuda')
+    for sl, out in progress_bar(zip(slices, results), total=len(slices), enabled=progress and bool(slices),
+                                name='update chunk'):
         after[sl] = out
         if files[sl.start] is not None:
-            with cache_lock(files[sl.start]): save_verified(files[sl.start], {'after': out}, identity=_chunk_identity(job['run'], sl, shape=tuple(out.shape)))
+            with cache_lock(files[sl.start]):
+                save_verified(files[sl.start], {'after': out},
+                              identity=_chunk_identity(job['run'], sl, shape=tuple(out.shape)))
 
 def _fill_locally(after:torch.Tensor, slices:list, *, files:dict, job:dict, workers:int, progress:bool):
-    "Compute the chunks into `after` in this process at `job['threads']`, or on a CPU in forked worker processes of one intra-op thread each (they write the cache)."
+    """Compute the chunks into `after` in this process at `job['threads']`, or on a CPU in forked worker processes of
+    one intra-op thread each (they write the cache)."""
     _JOB.update(job, files=files)
     try:
         with contextlib.ExitStack() as stack:
             stack.enter_context(torch_threads(job['threads']))
             if workers > 1 and len(slices) > 1 and job['device'].type == 'cpu':
-                procs = stack.enter_context(mp.get_context('fork').Pool(min(workers, len(slices)), initializer=torch.set_num_threads, initargs=(1,)))
+                procs = stack.enter_context(mp.get_context('fork').Pool(min(workers, len(slices)),
+                                                                        initializer=torch.set_num_threads,
+                                                                        initargs=(1,)))
                 results = procs.imap_unordered(_run_chunk, slices)
             else: results = map(_run_chunk, slices)
-            for sl, out in progress_bar(results, total=len(slices), enabled=progress and bool(slices), name='update chunk'): after[sl] = out
+            for sl, out in progress_bar(results, total=len(slices), enabled=progress and bool(slices),
+                                        name='update chunk'):
+                after[sl] = out
     finally: _JOB.clear()
 
 # %% ../nbs/10_updates.ipynb #6052ba38
@@ -480,12 +558,14 @@ def generate_updates(model:nn.Module, # the model before the updates (target or 
                      seed:int=0, # derives the per-update seeds
                      config:UpdateConfig=UpdateConfig(), # the update procedure
                      chunk:int=200, # updates per chunk (the unit of caching and of work per worker)
-                     group:int|None=None, # copies updated together (default 10 on a CPU, 500 on a GPU; fewer for large models under DP-SGD)
+                     # copies updated together (default 10 on a CPU, 500 on a GPU; fewer for large models under DP-SGD)
+                     group:int|None=None,
                      workers:int|None=None, # worker processes (default: one per core on a CPU; 0 = in-process)
                      cache_dir:str|Path|None=None, # where finished chunks are kept (None: no cache)
                      device=None, # where to compute
                      progress:bool=True, # progress bar over chunks
-                     backend:str='local', # 'local' (this machine: `workers` processes), or 'ray': each chunk a Ray task (the `ray` extra)
+                     # 'local' (this machine: `workers` processes), or 'ray': each chunk a Ray task (the `ray` extra)
+                     backend:str='local',
                      address:str|None=None, # with 'ray': the cluster's address (`None`: a local Ray instance)
                     ) -> Updates:
     "Run K online updates of `model` and record the probing set's posteriors before and after each."
@@ -502,12 +582,16 @@ def generate_updates(model:nn.Module, # the model before the updates (target or 
     model = copy.deepcopy(model).cpu().eval()
     one_at_a_time = _has_implicit_dropout(model)
     if one_at_a_time and len(sets) > 1:
-        warnings.warn(f"{type(model).__name__} has dropout without explicit masks, which the stacked updates cannot reproduce "
+        warnings.warn(f"{type(model).__name__} has dropout without explicit masks, which the stacked updates cannot "
+                      "reproduce "
                       "exactly: its updates run one at a time (exact, slower)", stacklevel=2)
     after = torch.empty(len(sets), len(probe), predict_proba(model, probe[:1]).shape[1])
-    threads = 1 if device.type == 'cpu' and (backend == 'ray' or workers > 1) else None  # a run laid out over workers: every chunk at one thread
-    run = updates_fingerprint(model, pool, sets=sets, seeds=seeds, probe=probe, config=config, device=device, threads=threads)
-    slices, files = cached_chunks(after, run, folder=None if cache_dir is None else Path(cache_dir)/f'updates-{run}', chunk=chunk)
+    # a run laid out over workers: every chunk at one thread
+    threads = 1 if device.type == 'cpu' and (backend == 'ray' or workers > 1) else None
+    run = updates_fingerprint(model, pool, sets=sets, seeds=seeds, probe=probe, config=config, device=device,
+                              threads=threads)
+    slices, files = cached_chunks(after, run, folder=None if cache_dir is None else Path(cache_dir)/f'updates-{run}',
+                                  chunk=chunk)
     job = dict(model=model, pool=pool, sets=sets, seeds=seeds, probe=probe, config=config, device=device, group=group,
                one_at_a_time=one_at_a_time, run=run, shape=tuple(after.shape[1:]), threads=threads)
     if backend == 'ray': _fill_on_ray(after, slices, files=files, job=job, address=address, progress=progress)
@@ -526,8 +610,10 @@ class UpdatesExperiment:
     target_accuracy: float  # accuracy of M on held-out test data
     set_size: int  # |D_update|
     held_out: Data|None = None  # the held-out test data behind `target_accuracy`
-    update: UpdateConfig = field(default_factory=UpdateConfig)  # how the provider updates (and the attacker simulates it)
-    cache_dir: Path|None = None  # where its models and updates are cached, for attacks that cache their own training (A_MSR's GAN epochs)
+    # how the provider updates (and the attacker simulates it)
+    update: UpdateConfig = field(default_factory=UpdateConfig)
+    # where its models and updates are cached, for attacks that cache their own training (A_MSR's GAN epochs)
+    cache_dir: Path|None = None
 
 _STREAM_OFFSETS = {'shadow model': 1, 'shadow sets': 10, 'shadow updates': 20, 'target sets': 30, 'target updates': 40}
 
@@ -536,19 +622,24 @@ def experiment_seed(seed:int, # the experiment's seed (the target model's own)
                     *,
                     i:int=0, # which shadow model the stream belongs to
                    ) -> int:
-    "The seed of one random stream of an Updates-Leak experiment: `seed` plus the stream's offset for the first nine shadow models, `child_seed` beyond."
-    if stream not in _STREAM_OFFSETS: raise ValueError(f"unknown stream {stream!r}; choose from {list(_STREAM_OFFSETS)}")
+    """The seed of one random stream of an Updates-Leak experiment:
+    `seed` plus the stream's offset for the first nine shadow models, `child_seed` beyond."""
+    if stream not in _STREAM_OFFSETS:
+        raise ValueError(f"unknown stream {stream!r}; choose from {list(_STREAM_OFFSETS)}")
     return seed + _STREAM_OFFSETS[stream] + i if i < 9 else child_seed(seed, 'updates experiment', stream, i)
 
 def check_compatible(shadow:Updates, target:Updates):
     "Raise `ValueError` unless shadow and target updates share the probing-set size, classes and |D_update|."
     if shadow.before.shape != target.before.shape:
-        raise ValueError(f"shadow and target updates use different probing sets: {tuple(shadow.before.shape)} vs {tuple(target.before.shape)} (probes × classes)")
+        raise ValueError(f"shadow and target updates use different probing sets: {tuple(shadow.before.shape)} vs "
+                         f"{tuple(target.before.shape)} (probes × classes)")
     if shadow.labels.shape[1] != target.labels.shape[1]:
-        raise ValueError(f"shadow and target updating sets differ in size: {shadow.labels.shape[1]} vs {target.labels.shape[1]}")
+        raise ValueError(f"shadow and target updating sets differ in size: {shadow.labels.shape[1]} vs "
+                         f"{target.labels.shape[1]}")
 
-def prepare_experiment(dataset:str|None=None, # a dataset of `ARCHITECTURES` (default 'mnist-embedded'), or what your `data` is called
-                       scale:str|Scale='quick', # 'quick', 'full' or a `Scale` (with your own model: a `Scale`, default `own_scale`)
+def prepare_experiment(dataset:str|None=None, # a key of `ARCHITECTURES` (default 'mnist-embedded') or your data's name
+                       # 'quick', 'full' or a `Scale` (with your own model: a `Scale`, default `own_scale`)
+                       scale:str|Scale='quick',
                        *,
                        set_size:int=1, # |D_update|
                        n_shadow_models:int=1, # shadow models whose updates train the attack (the paper: 1)
@@ -557,36 +648,52 @@ def prepare_experiment(dataset:str|None=None, # a dataset of `ARCHITECTURES` (de
                        root:str|Path|None=None, # data root
                        device=None, # where to compute
                        progress:bool=True, # progress bars
-                       update:UpdateConfig=UpdateConfig(), # the provider's update procedure, which the attacker knows and simulates
-                       model:nn.Module|None=None, # your own trained model as the target (its architecture for the shadow models); never changed
-                       data=None, # with `model`: records from its domain it was not trained on (`Data`, `(x, y)` or `TensorDataset`)
+                       # the provider's update procedure, which the attacker knows and simulates
+                       update:UpdateConfig=UpdateConfig(),
+                       # your own trained model as the target (its architecture for the shadow models); never changed
+                       model:nn.Module|None=None,
+                       data=None, # with `model`: records from its domain that it was not trained on
                        pool=None, # with `model`: the records the provider updates it on (default: drawn from `data`)
-                       backend:str='local', address:str|None=None, # where the updates run: this machine, or Ray tasks (see `generate_updates`)
+                       # where the updates run: this machine, or Ray tasks (see `generate_updates`)
+                       backend:str='local', address:str|None=None,
                       ) -> UpdatesExperiment:
     "Train (or take) the target, train the shadow models and generate their updates for one Updates-Leak experiment."
     if set_size < 1: raise ValueError(f"|D_update| must be at least 1, got {set_size}")
     if n_shadow_models < 1: raise ValueError(f"need at least one shadow model, got n_shadow_models={n_shadow_models}")
     if model is None:
         if data is not None or pool is not None:
-            raise ValueError("`data` and `pool` go with `model`: give them to attack your own model, or neither for a dataset preset")
+            raise ValueError("`data` and `pool` go with `model`: give them to attack your own model, or neither for a "
+                             "dataset preset")
         setting = make_setting(dataset or 'mnist-embedded', scale, root=root, seed=seed)
         target = train_model(setting, 'target', seed=seed, device=device, progress=progress, cache_dir=cache_dir)
     else:
-        if data is None: raise ValueError("attacking your own model needs records from its domain that it was not trained on: data=(x, y)")
+        if data is None:
+            raise ValueError("attacking your own model needs records from its domain that it was not trained on: "
+                             "data=(x, y)")
         setting = own_setting(white_box(model, 'Updates-Leak (its shadow models copy the architecture)'), data,
-                              scale=scale if isinstance(scale, Scale) else None, name=dataset or 'own model', seed=seed, pool=pool)
+                              scale=scale if isinstance(scale, Scale) else None, name=dataset or 'own model', seed=seed,
+                              pool=pool)
         target = model
     sc = setting.scale
     if set_size > min(len(setting.shadow_pool), len(setting.target_pool)):
-        raise ValueError(f"|D_update| = {set_size} exceeds the updating pools ({len(setting.shadow_pool)} shadow, {len(setting.target_pool)} target records)")
-    shadows = [train_model(setting, 'shadow', seed=experiment_seed(seed, 'shadow model', i=i), device=device, progress=progress, cache_dir=cache_dir) for i in range(n_shadow_models)]
+        raise ValueError(f"|D_update| = {set_size} exceeds the updating pools ({len(setting.shadow_pool)} shadow, "
+                         f"{len(setting.target_pool)} target records)")
+    shadows = [train_model(setting, 'shadow', seed=experiment_seed(seed, 'shadow model', i=i), device=device,
+                           progress=progress, cache_dir=cache_dir) for i in range(n_shadow_models)]
     per_model = -(-sc.n_shadow_updates // n_shadow_models)
-    shadow_sets = [sample_updating_sets(len(setting.shadow_pool), per_model, set_size=set_size, seed=experiment_seed(seed, 'shadow sets', i=i)) for i in range(n_shadow_models)]
-    target_sets = sample_updating_sets(len(setting.target_pool), sc.n_target_updates, set_size=set_size, seed=experiment_seed(seed, 'target sets'))
-    shadow_updates, target_updates = _experiment_updates(setting, target, shadows=shadows, shadow_sets=shadow_sets, target_sets=target_sets, update=update, seed=seed,
-                                                         cache_dir=cache_dir, device=device, progress=progress, backend=backend, address=address)
-    return UpdatesExperiment(setting, target, shadows=shadows, shadow_updates=shadow_updates, target_updates=target_updates, target_accuracy=accuracy(target, setting.held_out, device=device),
-                             set_size=set_size, held_out=setting.held_out, update=update, cache_dir=None if cache_dir is None else Path(cache_dir))
+    shadow_sets = [sample_updating_sets(len(setting.shadow_pool), per_model, set_size=set_size,
+                                        seed=experiment_seed(seed, 'shadow sets', i=i)) for i in range(n_shadow_models)]
+    target_sets = sample_updating_sets(len(setting.target_pool), sc.n_target_updates, set_size=set_size,
+                                       seed=experiment_seed(seed, 'target sets'))
+    shadow_updates, target_updates = _experiment_updates(setting, target, shadows=shadows, shadow_sets=shadow_sets,
+                                                         target_sets=target_sets, update=update, seed=seed,
+                                                         cache_dir=cache_dir, device=device, progress=progress,
+                                                         backend=backend, address=address)
+    return UpdatesExperiment(setting, target, shadows=shadows, shadow_updates=shadow_updates,
+                             target_updates=target_updates,
+                             target_accuracy=accuracy(target, setting.held_out, device=device),
+                             set_size=set_size, held_out=setting.held_out, update=update,
+                             cache_dir=None if cache_dir is None else Path(cache_dir))
 
 # %% ../nbs/10_updates.ipynb #ce2badc8
 def observe_updates(api:Oracle, # the provider's API around the model it updates
@@ -598,19 +705,27 @@ def observe_updates(api:Oracle, # the provider's API around the model it updates
                     config:UpdateConfig=UpdateConfig(), # the provider's update procedure
                     **generate_kw, # options of `generate_updates` (cache_dir, device, progress, ...)
                    ) -> Updates:
-    "What an attacker sees of K independent updates M → M′ of `api`'s model: the probing set's answers before and after each, through the API's disclosure policy (and counted against its budget)."
+    """What an attacker sees of K independent updates M → M′ of `api`'s model:
+    the probing set's answers before and after each, through the API's disclosure policy (and counted against its
+    budget)."""
     api.charge(len(probe) * (1 + len(sets)))
-    exact = generate_updates(white_box(api, 'The provider'), pool, sets=sets, probe=probe, seed=seed, config=config, **generate_kw)
-    return Updates(api.policy.as_vectors(exact.before, api.noise), api.policy.as_vectors(exact.after, api.noise), sets=exact.sets, labels=exact.labels)
+    exact = generate_updates(white_box(api, 'The provider'), pool, sets=sets, probe=probe, seed=seed, config=config,
+                             **generate_kw)
+    return Updates(api.policy.as_vectors(exact.before, api.noise), api.policy.as_vectors(exact.after, api.noise),
+                   sets=exact.sets, labels=exact.labels)
 
-def _experiment_updates(setting:UpdatesSetting, target:nn.Module, *, shadows:list, shadow_sets:list, target_sets:torch.Tensor,
+def _experiment_updates(setting:UpdatesSetting, target:nn.Module, *, shadows:list, shadow_sets:list,
+                        target_sets:torch.Tensor,
                         update:UpdateConfig, seed:int, **gen) -> tuple:
-    "The shadow models' updates (the attacker's own simulation) and the target's updates as observed through its API (one seed per model: `experiment_seed`)."
+    """The shadow models' updates (the attacker's own simulation) and the target's updates as observed through its API
+    (one seed per model: `experiment_seed`)."""
     probe = setting.probe.x
-    shadow_updates = [generate_updates(m, setting.shadow_pool, sets=s, probe=probe, seed=experiment_seed(seed, 'shadow updates', i=i), config=update, **gen)
+    shadow_updates = [generate_updates(m, setting.shadow_pool, sets=s, probe=probe,
+                                       seed=experiment_seed(seed, 'shadow updates', i=i), config=update, **gen)
                       for i, (m, s) in enumerate(zip(shadows, shadow_sets))]
     api = Oracle(target, tuple(setting.probe.sample_shape), value_range=None)
-    return shadow_updates, observe_updates(api, setting.target_pool, sets=target_sets, probe=probe, seed=experiment_seed(seed, 'target updates'), config=update, **gen)
+    return shadow_updates, observe_updates(api, setting.target_pool, sets=target_sets, probe=probe,
+                                           seed=experiment_seed(seed, 'target updates'), config=update, **gen)
 
 def rerun_updates(exp:UpdatesExperiment, # from `prepare_experiment`
                   update:UpdateConfig, # the new update procedure (e.g. DP-SGD)
@@ -621,8 +736,10 @@ def rerun_updates(exp:UpdatesExperiment, # from `prepare_experiment`
                   progress:bool=True, # progress bars
                  ) -> UpdatesExperiment:
     "`exp` with every update redone under `update`: the same models and the same updating sets."
-    shadow_updates, target_updates = _experiment_updates(exp.setting, exp.target, shadows=exp.shadows, shadow_sets=[u.sets for u in exp.shadow_updates],
-                                                         target_sets=exp.target_updates.sets, update=update, seed=seed, cache_dir=cache_dir, device=device, progress=progress)
+    shadow_updates, target_updates = _experiment_updates(exp.setting, exp.target, shadows=exp.shadows,
+                                                         shadow_sets=[u.sets for u in exp.shadow_updates],
+                                                         target_sets=exp.target_updates.sets, update=update, seed=seed,
+                                                         cache_dir=cache_dir, device=device, progress=progress)
     return replace(exp, shadow_updates=shadow_updates, target_updates=target_updates, update=update)
 
 # %% ../nbs/10_updates.ipynb #a22f82fb
@@ -641,7 +758,7 @@ class Standardize(nn.Module):
         self.mean.copy_(x.mean(0)); self.std.copy_(x.std(0).clamp_min(1e-12)); return self
     def forward(self, x): return (x - self.mean) / self.std
 
-def input_scaling(normalize:bool|str, # True or 'unit': rows to unit length; 'standardize': per-feature statistics; False: none
+def input_scaling(normalize:bool|str, # True or 'unit': rows to unit length; 'standardize': per feature; False: none
                   n_features:int) -> list:
     "The attack model's first layer, if any, for a `normalize` choice."
     if normalize is True or normalize == 'unit': return [UnitNorm(float(n_features) ** 0.5)]
@@ -657,7 +774,9 @@ class AttackMLP(nn.Sequential):
                  *,
                  normalize:bool|str=True, # see `input_scaling`
                 ):
-        if len(dropouts) != len(sizes) - 2: raise ValueError(f"need one dropout per hidden layer ({len(sizes) - 2}), got {len(dropouts)}")
+        check_widths(sizes, dropout=list(dropouts))
+        if len(dropouts) != len(sizes) - 2:
+            raise ValueError(f"need one dropout per hidden layer ({len(sizes) - 2}), got {len(dropouts)}")
         layers = input_scaling(normalize, sizes[0])
         for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
             layers.append(nn.Linear(a, b))
@@ -668,7 +787,8 @@ class AttackMLP(nn.Sequential):
 def check_delta(model:nn.Module, delta:torch.Tensor):
     "Raise `ValueError` unless `delta` is a finite K × in_features batch for the attack `model`."
     if delta.dim() != 2 or delta.shape[1] != model.in_features:
-        raise ValueError(f"this attack model reads δ of {model.in_features} values (|probe| × classes); got shape {tuple(delta.shape)}")
+        raise ValueError(f"this attack model reads δ of {model.in_features} values (|probe| × classes); got shape "
+                         f"{tuple(delta.shape)}")
     if not torch.isfinite(delta).all(): raise ValueError("δ holds NaN or infinite values")
 
 ATTACK_INPUTS = ('delta', 'log-ratio')
@@ -682,7 +802,8 @@ class DeltaAttack:
                  normalize:bool|str=True, # input scaling (see `input_scaling`)
                  sign:str='before-after', # δ convention
                  seed:int=0, # seeds the attack model
-                 inputs:str='delta', # what the attack reads: 'delta' (the paper's δ) or 'log-ratio' (`Updates.log_ratio`)
+                 # what the attack reads: 'delta' (the paper's δ) or 'log-ratio' (`Updates.log_ratio`)
+                 inputs:str='delta',
                 ):
         if inputs not in ATTACK_INPUTS: raise ValueError(f"inputs must be one of {ATTACK_INPUTS}, got {inputs!r}")
         with private_rng(seed):
@@ -695,7 +816,9 @@ class DeltaAttack:
 
     def infer(self, updates:Updates) -> torch.Tensor:
         "The attack's answer for each of the observed `updates`."
-        return self.predict(self.features(updates))
+        features = self.features(updates)
+        check_delta(self.model, features)  # updates of another probe set or model: the library's message
+        return self.predict(features)
 
 def train_attack(model:nn.Module, # an `AttackMLP`
                  delta:torch.Tensor, # K × features
@@ -708,7 +831,8 @@ def train_attack(model:nn.Module, # an `AttackMLP`
                 ) -> nn.Module:
     "Train an attack model on shadow δ with the authors' settings (Adam, lr 1e-3, weight decay 1e-5, batch 128)."
     check_delta(model, delta)
-    if isinstance(model, nn.Sequential) and isinstance(model[0], Standardize): model[0].fit(delta)  # the input layer learns the shadow δ's statistics
+    # the input layer learns the shadow δ's statistics
+    if isinstance(model, nn.Sequential) and isinstance(model[0], Standardize): model[0].fit(delta)
     fit(model, torch.utils.data.TensorDataset(delta, target), epochs=epochs, lr=1e-3, batch_size=128, optimizer='adam',
         weight_decay=1e-5, loss_fn=loss_fn, seed=seed, device=device, progress=False)
     return model.cpu().eval()
@@ -722,7 +846,8 @@ def bench_shadow_updates(n_updates:int=200, # updates per method
                          workers:int|None=None, # worker processes of the fast generator (default: one per core)
                          device=None, # where to compute
                         ) -> dict:
-    "Time `loop_updates` (at its best thread count, 1 or all) and `generate_updates` on the same updates; returns rates, their ratio and the max difference."
+    """Time `loop_updates` (at its best thread count, 1 or all) and `generate_updates` on the same updates;
+    returns rates, their ratio and the max difference."""
     import time
     device = resolve_device(device)
     setting = make_setting(dataset, 'quick', seed=seed)
@@ -730,10 +855,13 @@ def bench_shadow_updates(n_updates:int=200, # updates per method
     sets = sample_updating_sets(len(setting.shadow_pool), n_updates, set_size=set_size, seed=seed)
     probe = setting.probe.x
     t0 = time.perf_counter()
-    fast = generate_updates(model, setting.shadow_pool, sets=sets, probe=probe, seed=seed, workers=workers, device=device, progress=False)
+    fast = generate_updates(model, setting.shadow_pool, sets=sets, probe=probe, seed=seed, workers=workers,
+                            device=device, progress=False)
     t_fast = time.perf_counter() - t0
     loop = []
-    t_loop, threads = best_thread_time(lambda: loop.append(loop_updates(model, setting.shadow_pool, sets=sets, seeds=update_seeds(n_updates, seed), probe=probe, device=device)),
+    t_loop, threads = best_thread_time(lambda: loop.append(loop_updates(model, setting.shadow_pool, sets=sets,
+                                                                        seeds=update_seeds(n_updates, seed),
+                                                                        probe=probe, device=device)),
                                        device=device)  # the authors' loop at the thread count that suits it best
     slow = loop[-1]
     return {'updates': n_updates, 'set_size': set_size, 'device': str(device), 'threads': threads,
@@ -749,10 +877,13 @@ def shadow_updates_table(n_updates:int=400, # updates per method
                          workers:int|None=None, # worker processes of the fast generator (default: one per core)
                          device=None, # where to compute
                         ) -> list:
-    "`bench_shadow_updates` as a table: the authors' loop at its best thread count, then the stacked generator, with their ratio."
+    """`bench_shadow_updates` as a table: the authors' loop at its best thread count, then the stacked generator, with
+    their ratio."""
     check_count(n_updates, 'n_updates'); check_count(set_size, 'set_size')
     r = bench_shadow_updates(n_updates=n_updates, set_size=set_size, workers=workers, device=device)
     loop = f"one at a time (authors' loop at its best: {r['threads']} thread{'s' if r['threads'] > 1 else ''})"
     return [{'method': loop, 'updates/s': r['loop_updates_per_s'], 'ratio': 1.},
-            {'method': f"stacked, {r['workers']} worker processes", 'updates/s': r['fast_updates_per_s'], 'ratio': r['ratio'],
-             'max |δ difference|': r['max_abs_diff'], 'updates': r['updates'], '|D_update|': r['set_size'], 'device': r['device']}]
+            {'method': f"stacked, {r['workers']} worker processes", 'updates/s': r['fast_updates_per_s'],
+             'ratio': r['ratio'],
+             'max |δ difference|': r['max_abs_diff'], 'updates': r['updates'], '|D_update|': r['set_size'],
+             'device': r['device']}]

@@ -34,15 +34,18 @@ __all__ = ['DEFENCES', 'Defence', 'defend_updates', 'defend_experiment', 'defend
 # %% ../nbs/15_updates_defences.ipynb #4bfce06d
 @dataclass(frozen=True)
 class Defence:
-    "A disclosure policy of the provider's API (the oracle's `Disclosure`, applied to every posterior the attacker observes), or a private update procedure."
+    """A disclosure policy of the provider's API (the oracle's `Disclosure`, applied to every posterior the attacker
+    observes), or a private update procedure."""
     name: str  # how tables call it
     policy: Disclosure = field(default_factory=Disclosure)  # what the API reveals of each posterior
-    update: UpdateConfig|None = None  # the provider's update procedure when the defence changes it (DP-SGD); None: unchanged
+    # the provider's update procedure when the defence changes it (DP-SGD); None: unchanged
+    update: UpdateConfig|None = None
 
     def apply(self, probs:torch.Tensor, # … × classes true posteriors
               seed:int=0, # seeds the noise
              ) -> torch.Tensor:
-        "The answers the attacker sees instead of `probs`, same shape (a label as a one-hot vector): `Disclosure.as_vectors`."
+        """The answers the attacker sees instead of `probs`, same shape (a label as a one-hot vector):
+        `Disclosure.as_vectors`."""
         return self.policy.as_vectors(probs, seeded_generator(seed))
 
     def epsilon(self, set_size:int, # |D_update|
@@ -62,7 +65,8 @@ DEFENCES = {
     'dp-clip': Defence('DP-SGD update, C = 1, no noise', update=UpdateConfig(clip_norm=1.)),
     'dp0.1': Defence('DP-SGD update, C = 1, σ = 0.1', update=UpdateConfig(clip_norm=1., noise_multiplier=0.1)),
     'dp1': Defence('DP-SGD update, C = 1, σ = 1', update=UpdateConfig(clip_norm=1., noise_multiplier=1.)),
-    'dp1-lr0.03': Defence('DP-SGD update, C = 1, σ = 1, lr 0.03', update=UpdateConfig(lr=0.03, clip_norm=1., noise_multiplier=1.)),
+    'dp1-lr0.03': Defence('DP-SGD update, C = 1, σ = 1, lr 0.03',
+                          update=UpdateConfig(lr=0.03, clip_norm=1., noise_multiplier=1.)),
 }
 
 # %% ../nbs/15_updates_defences.ipynb #8061e99d
@@ -72,20 +76,25 @@ def defend_updates(updates:Updates, # observed updates
                    seed:int=0, # seeds the noise
                   ) -> Updates:
     "The same updates as the attacker sees them through `defence`."
-    return Updates(defence.apply(updates.before, seed), defence.apply(updates.after, seed + 1), sets=updates.sets, labels=updates.labels)
+    return Updates(defence.apply(updates.before, seed), defence.apply(updates.after, seed + 1), sets=updates.sets,
+                   labels=updates.labels)
 
 def defend_experiment(exp:UpdatesExperiment, # from `prepare_experiment`
                       defence:Defence, # the provider's defence (the attacker knows it)
                       *,
                       seed:int=0, # seeds the noise (and the redone updates)
-                      cache_dir:str|Path|None=None, # cache of finished update chunks, for a defence that redoes the updates
+                      # cache of finished update chunks, for a defence that redoes the updates
+                      cache_dir:str|Path|None=None,
                       device=None, # where to redo the updates
                       progress:bool=False, # progress bars while redoing them
                      ) -> UpdatesExperiment:
-    "`exp` as the attacker sees it behind `defence`: updates redone under the defence's update procedure (same models and sets), posteriors passed through its disclosure policy."
+    """`exp` as the attacker sees it behind `defence`:
+    updates redone under the defence's update procedure (same models and sets), posteriors passed through its disclosure
+    policy."""
     if defence.update is not None and defence.update != exp.update:
         exp = rerun_updates(exp, defence.update, seed=seed, cache_dir=cache_dir, device=device, progress=progress)
-    return replace(exp, shadow_updates=[defend_updates(u, defence, seed=seed + 2 * i) for i, u in enumerate(exp.shadow_updates)],
+    return replace(exp, shadow_updates=[defend_updates(u, defence,
+                                                       seed=seed + 2 * i) for i, u in enumerate(exp.shadow_updates)],
                    target_updates=defend_updates(exp.target_updates, defence, seed=seed + 1000))
 
 def defended_accuracy(model:torch.nn.Module, # the provider's model
@@ -106,27 +115,38 @@ def updates_preset(dataset:str, # a key of `updates.ARCHITECTURES`
                    n_shadow_models:int=5, # shadow models whose updates train the attack (the paper: 1)
                    probe_size:int=100, # |D_probe|, the first test images
                    defence:str='none', # the API's disclosure policy, known to the attacker: a key of `DEFENCES`
-                   cache:str='.cache/updates_leak', # cache of trained models, finished update chunks and GAN epochs, so that a rerun resumes ('' for none)
-                   backend:str='local', # where the shadow and target updates run: this machine ('local') or Ray tasks ('ray', the `ray` extra)
+                   # trained models, update chunks and GAN epochs, for a rerun to resume ('' for none)
+                   cache:str='.cache/updates_leak',
+                   # where the updates run: this process ('local') or Ray tasks ('ray', the `ray` extra)
+                   backend:str='local',
                    address:str='', # with backend 'ray': the cluster's address ('': a local Ray instance)
                   ) -> tuple:
-    "`(target, experiment)`: the target trained on the dataset, shadow models and their updates, seen through the defence."
+    """`(target, experiment)`: the target trained on the dataset, shadow models and their updates, seen through the
+    defence."""
     if defence not in DEFENCES: raise ValueError(f"unknown defence {defence!r}; choose from {', '.join(DEFENCES)}")
-    exp = prepare_experiment(dataset, replace(SCALES['quick' if quick else 'full'], probe_size=probe_size), set_size=getattr(config, 'set_size', 1),
-                             n_shadow_models=n_shadow_models, seed=seed, cache_dir=cache or None, root=root, device=device, progress=progress,
-                             update=DEFENCES[defence].update or UpdateConfig(), backend=backend, address=address or None)
+    exp = prepare_experiment(dataset, replace(SCALES['quick' if quick else 'full'], probe_size=probe_size),
+                             set_size=getattr(config, 'set_size', 1),
+                             n_shadow_models=n_shadow_models, seed=seed, cache_dir=cache or None, root=root,
+                             device=device, progress=progress,
+                             update=DEFENCES[defence].update or UpdateConfig(), backend=backend,
+                             address=address or None)
     exp = defend_experiment(exp, DEFENCES[defence], seed=seed)
     return exp.target, exp
 
 # %% ../nbs/15_updates_defences.ipynb #ownupdcode
 @register_own('updates')
-def own_updates_experiment(model, records:OwnRecords, *, config=None, quick:bool=False, seed:int=0, device=None, progress:bool=True, cache_dir=None) -> tuple:
-    """`(model, experiment)` of one's own torch model: two shadow models copy its architecture, and the provider's updates are simulated on the
-    test records (or on the update records given), at the audit's sizes."""
+def own_updates_experiment(model, records:OwnRecords, *, config=None, quick:bool=False, seed:int=0, device=None,
+                           progress:bool=True, cache_dir=None) -> tuple:
+    """`(model, experiment)` of one's own torch model: two shadow models copy its architecture, and the provider's
+    updates are simulated on the test records (or on the update records given), at the audit's sizes."""
     n = len(records.test) if records.update is None else len(records.test) * 10 // 7
-    if n < 50: raise NotApplicable(f"needs at least 50 test records to split between the provider and the attacker, got {len(records.test)}")
-    scale = own_scale(n, epochs=5 if quick else 20, n_shadow_updates=200 if quick else 1000, n_target_updates=50 if quick else 200)
-    exp = prepare_experiment('audited model', scale, set_size=getattr(config, 'set_size', 1), n_shadow_models=2, seed=seed, cache_dir=cache_dir,
+    if n < 50:
+        raise NotApplicable("needs at least 50 test records to split between the provider and the attacker, got "
+                            f"{len(records.test)}")
+    scale = own_scale(n, epochs=5 if quick else 20, n_shadow_updates=200 if quick else 1000,
+                      n_target_updates=50 if quick else 200)
+    exp = prepare_experiment('audited model', scale, set_size=getattr(config, 'set_size', 1), n_shadow_models=2,
+                             seed=seed, cache_dir=cache_dir,
                              device=device, progress=progress, model=model, data=records.test, pool=records.update)
     return model, exp
 
@@ -140,7 +160,8 @@ def dp_epsilon(update:UpdateConfig, # a DP-SGD update procedure (`clip_norm` and
     if update.clip_norm is None or not update.noise_multiplier: return None
     if set_size < 1: raise ValueError(f"|D_update| must be at least 1, got {set_size}")
     try: from opacus.accountants import RDPAccountant
-    except ImportError as e: raise ImportError("ε accounting needs opacus: pip install 'updates_leak[dp]' (or opacus itself)") from e
+    except ImportError as e:
+        raise ImportError("ε accounting needs opacus: pip install 'updates_leak[dp]' (or opacus itself)") from e
     accountant = RDPAccountant()
     for _ in range(update.epochs * math.ceil(set_size / update.batch_size)):
         accountant.step(noise_multiplier=update.noise_multiplier, sample_rate=min(1., update.batch_size / set_size))
@@ -152,7 +173,8 @@ def update_utility(exp:UpdatesExperiment, # the provider's model, updating sets 
                    seed:int=0, # seeds the updates
                    device=None, # where to compute
                   ) -> tuple:
-    "What the provider's updates achieve, averaged over `n` of them: (held-out accuracy of M′, drop of D_update's mean cross-entropy from M to M′)."
+    """What the provider's updates achieve, averaged over `n` of them:
+    (held-out accuracy of M′, drop of D_update's mean cross-entropy from M to M′)."""
     if exp.held_out is None: raise ValueError("the experiment carries no held-out data to measure accuracy on")
     pool, accs, drops = exp.setting.target_pool, [], []
     for i, s in enumerate(exp.target_updates.sets[:n]):
@@ -178,28 +200,39 @@ class DefenceResult(Result):
     ssr_class_mean_mse: float|None = None  # its class-mean baseline (needs the true label, so no defence touches it)
     epsilon_single: float|None = None  # DP-SGD's ε per sample of a single-sample update (None: no guarantee)
     epsilon_multi: float|None = None  # … of a multi-sample update
-    update_loss_drop: float|None = None  # how far an update lowers the mean cross-entropy of its own D_update (multi-sample): what updating achieves
+    # how far an update lowers the mean cross-entropy of its own D_update (multi-sample): what updating achieves
+    update_loss_drop: float|None = None
 
     dataset: str = ''  # the experiments' data
 
     def rows(self) -> list:
-        "Each attack behind this defence beside its baselines, and what the defence costs the provider (API accuracy, ε, the update's effect)."
+        """Each attack behind this defence beside its baselines, and what the defence costs the provider (API accuracy,
+        ε, the update's effect)."""
         ds, d = self.dataset, self.defence
-        return (metric_rows('A_LI', ds, metric='accuracy', values={ATTACK_METHOD: self.li_accuracy, 'heuristic': self.li_heuristic, 'random guess': self.random_guess}, setting=d)
-                + metric_rows('A_LDE', ds, metric='KL, summed', values={ATTACK_METHOD: self.lde_kl, 'prior': self.lde_kl_prior}, setting=d)
-                + metric_rows('A_LDE', ds, metric='most-frequent-label acc.', values={ATTACK_METHOD: self.lde_mfl_accuracy}, setting=d)
-                + metric_rows('A_SSR', ds, metric='MSE', values={ATTACK_METHOD: self.ssr_mse, 'class-mean image': self.ssr_class_mean_mse}, setting=d)
+        return (metric_rows('A_LI', ds, metric='accuracy',
+                            values={ATTACK_METHOD: self.li_accuracy, 'heuristic': self.li_heuristic,
+                                    'random guess': self.random_guess}, setting=d)
+                + metric_rows('A_LDE', ds, metric='KL, summed',
+                              values={ATTACK_METHOD: self.lde_kl, 'prior': self.lde_kl_prior}, setting=d)
+                + metric_rows('A_LDE', ds, metric='most-frequent-label acc.',
+                              values={ATTACK_METHOD: self.lde_mfl_accuracy}, setting=d)
+                + metric_rows('A_SSR', ds, metric='MSE',
+                              values={ATTACK_METHOD: self.ssr_mse, 'class-mean image': self.ssr_class_mean_mse},
+                              setting=d)
                 + metric_rows('defence', ds, metric='API accuracy', values={'provider': self.api_accuracy}, setting=d)
                 + metric_rows('defence', ds, metric='ε, |D| = 1', values={'provider': self.epsilon_single}, setting=d)
-                + metric_rows('defence', ds, metric='ε, multi-sample', values={'provider': self.epsilon_multi}, setting=d)
-                + metric_rows('defence', ds, metric='D_update loss drop', values={'provider': self.update_loss_drop}, setting=d))
+                + metric_rows('defence', ds, metric='ε, multi-sample', values={'provider': self.epsilon_multi},
+                              setting=d)
+                + metric_rows('defence', ds, metric='D_update loss drop', values={'provider': self.update_loss_drop},
+                              setting=d))
 
 def defence_table(results:list, # `DefenceResult`s
                  ) -> list:
     "One wide row per defence, as the notebook's table shows them (∞: no DP guarantee)."
     eps = lambda e: '∞' if e is None else f'{e:.3g}'
     return [{'defence': r.defence, 'ε, |D| = 1': eps(r.epsilon_single), 'ε, multi': eps(r.epsilon_multi),
-             'API accuracy': r.api_accuracy, 'A_LI acc.': r.li_accuracy, 'heuristic': r.li_heuristic, 'random guess': r.random_guess,
+             'API accuracy': r.api_accuracy, 'A_LI acc.': r.li_accuracy, 'heuristic': r.li_heuristic,
+             'random guess': r.random_guess,
              'A_LDE KL': r.lde_kl, 'prior KL': r.lde_kl_prior, 'A_LDE most-freq. acc.': r.lde_mfl_accuracy,
              **({} if r.ssr_mse is None else {'A_SSR MSE': r.ssr_mse, 'class-mean MSE': r.ssr_class_mean_mse}),
              **({} if r.update_loss_drop is None else {'D_update loss drop': r.update_loss_drop})} for r in results]
@@ -217,8 +250,10 @@ def evaluate_defences(single:UpdatesExperiment, # single-sample updates (`set_si
                      ) -> list:
     "Train and evaluate A_LI, A_LDE (and A_SSR) behind each defence; one `DefenceResult` per defence."
     if single.set_size != 1 or multi.set_size < 2:
-        raise ValueError(f"need single-sample and multi-sample experiments, got |D_update| = {single.set_size} and {multi.set_size}")
-    if single.held_out is None: raise ValueError("the single-sample experiment carries no held-out data to measure the API's accuracy on")
+        raise ValueError(f"need single-sample and multi-sample experiments, got |D_update| = {single.set_size} and "
+                         f"{multi.set_size}")
+    if single.held_out is None:
+        raise ValueError("the single-sample experiment carries no held-out data to measure the API's accuracy on")
     results, utility = [], {}  # utility: update procedure -> (accuracy of M′, loss drop), measured once per procedure
     for d in (list(DEFENCES.values()) if defences is None else defences):
         one, many = (defend_experiment(e, d, seed=seed, cache_dir=cache_dir, device=device) for e in (single, multi))
@@ -227,10 +262,14 @@ def evaluate_defences(single:UpdatesExperiment, # single-sample updates (`set_si
         ssr = evaluate_reconstruction(one, seed=seed, device=device) if reconstruction else None
         procedure = repr(many.update)
         if procedure not in utility: utility[procedure] = update_utility(many, seed=seed, device=device)
-        api = defended_accuracy(single.target, single.held_out, defence=d, seed=seed) if d.update is None else utility[procedure][0]
-        results.append(DefenceResult(defence=d.name, api_accuracy=api, li_accuracy=li.accuracy, li_heuristic=li.heuristic, random_guess=li.random_guess,
-                                     lde_kl=sum(lde.kl) / len(lde.kl), lde_kl_prior=lde.kl_prior, lde_mfl_accuracy=sum(lde.mfl_accuracy) / len(lde.mfl_accuracy),
-                                     ssr_mse=ssr.mse if ssr else None, ssr_class_mean_mse=ssr.class_mean_mse if ssr else None,
+        api = defended_accuracy(single.target, single.held_out, defence=d,
+                                seed=seed) if d.update is None else utility[procedure][0]
+        results.append(DefenceResult(defence=d.name, api_accuracy=api, li_accuracy=li.accuracy,
+                                     li_heuristic=li.heuristic, random_guess=li.random_guess,
+                                     lde_kl=sum(lde.kl) / len(lde.kl), lde_kl_prior=lde.kl_prior,
+                                     lde_mfl_accuracy=sum(lde.mfl_accuracy) / len(lde.mfl_accuracy),
+                                     ssr_mse=ssr.mse if ssr else None,
+                                     ssr_class_mean_mse=ssr.class_mean_mse if ssr else None,
                                      epsilon_single=d.epsilon(single.set_size), epsilon_multi=d.epsilon(multi.set_size),
                                      update_loss_drop=utility[procedure][1], dataset=single.setting.dataset))
     return results
@@ -242,9 +281,12 @@ def plot_defences(results:list, # `DefenceResult`s
     names = [r.defence for r in results]
     y = range(len(results))
     fig, (a, b) = plt.subplots(1, 2, figsize=(10, 0.45 * len(results) + 1.2), sharey=True)
-    a.barh(y, [r.li_accuracy for r in results], label='A_LI'); a.plot([r.li_heuristic for r in results], y, 'k|', ms=14, label='heuristic')
-    a.axvline(results[0].random_guess, color='grey', ls=':', label='random guess'); a.set_xlabel('A_LI accuracy'); a.legend(fontsize=8)
-    b.barh(y, [r.lde_kl for r in results], color='C1', label='A_LDE'); b.plot([r.lde_kl_prior for r in results], y, 'k|', ms=14, label='label prior')
+    a.barh(y, [r.li_accuracy for r in results], label='A_LI')
+    a.plot([r.li_heuristic for r in results], y, 'k|', ms=14, label='heuristic')
+    a.axvline(results[0].random_guess, color='grey', ls=':', label='random guess')
+    a.set_xlabel('A_LI accuracy'); a.legend(fontsize=8)
+    b.barh(y, [r.lde_kl for r in results], color='C1', label='A_LDE')
+    b.plot([r.lde_kl_prior for r in results], y, 'k|', ms=14, label='label prior')
     b.set_xlabel('A_LDE KL (lower is a better attack)'); b.legend(fontsize=8)
     a.set_yticks(list(y)); a.set_yticklabels(names); a.invert_yaxis()
     fig.tight_layout()

@@ -21,16 +21,26 @@ from .core import check_count
 from .updates import attack_models_for
 
 # %% auto #0
-__all__ = ['PAPER_LDE', 'kl_divergence', 'most_frequent_label_hit', 'label_prior', 'default_scaling', 'random_label_distribution',
-           'label_distribution_loss', 'LabelDistributionAttack', 'LabelDistributionResult',
+__all__ = ['PAPER_LDE', 'check_distributions', 'kl_divergence', 'most_frequent_label_hit', 'label_prior', 'default_scaling',
+           'random_label_distribution', 'label_distribution_loss', 'LabelDistributionAttack', 'LabelDistributionResult',
            'evaluate_label_distribution', 'run_label_distribution', 'LabelDistributionConfig', 'run_lde',
            'residual_ceiling', 'transfer_gap']
 
 # %% ../nbs/12_updates_lde.ipynb #7202ebab
+def check_distributions(p:torch.Tensor, # K × classes
+                        name:str, # what it is called in the message
+                       ):
+    "`ValueError` unless every row of `p` is a probability distribution (finite, non-negative, summing to 1)."
+    if not isinstance(p, torch.Tensor) or p.dim() != 2: raise ValueError(f"{name} must be a K × classes tensor")
+    if not torch.isfinite(p).all() or (p < 0).any() or ((p.sum(1) - 1).abs() > 1e-4).any():
+        raise ValueError(f"each row of {name} must be a probability distribution (finite, ≥ 0, summing to 1)")
+
 def kl_divergence(p:torch.Tensor, # K × classes true distributions
                   q:torch.Tensor, # K × classes estimates (strictly positive)
                  ) -> torch.Tensor:
     "Per-row KL(p ‖ q), summed over classes (0 · log 0 = 0)."
+    check_distributions(p, 'p'); check_distributions(q, 'q')
+    if p.shape != q.shape: raise ValueError(f"p and q differ in shape: {tuple(p.shape)} and {tuple(q.shape)}")
     return torch.where(p > 0, p * (p.clamp_min(1e-30).log() - q.clamp_min(1e-30).log()), torch.zeros_like(p)).sum(1)
 
 def most_frequent_label_hit(p:torch.Tensor, # K × classes true distributions
@@ -45,12 +55,14 @@ def label_prior(exp:UpdatesExperiment) -> torch.Tensor:
     return counts / counts.sum()
 
 def default_scaling(inputs:str) -> bool|str:
-    "A_LDE's input scaling unless told otherwise: standardised log-ratios, or δ scaled to unit length (see `input_scaling`)."
+    """A_LDE's input scaling unless told otherwise:
+    standardised log-ratios, or δ scaled to unit length (see `input_scaling`)."""
     return 'standardize' if inputs == 'log-ratio' else True
 
 def random_label_distribution(n_classes:int, set_size:int, *, seed:int=0) -> torch.Tensor:
     "The authors' baseline: counts of `set_size` uniformly random labels plus 0.1 per class, normalised."
-    counts = torch.bincount(torch.randint(0, n_classes, (set_size,), generator=seeded_generator(seed)), minlength=n_classes).float() + 0.1
+    counts = torch.bincount(torch.randint(0, n_classes, (set_size,), generator=seeded_generator(seed)),
+                            minlength=n_classes).float() + 0.1
     return counts / counts.sum()
 
 # %% ../nbs/12_updates_lde.ipynb #39894d87
@@ -64,10 +76,12 @@ class LabelDistributionAttack(DeltaAttack):
 
     def fit(self, shadow_updates:list, # `Updates` of shadow models
             epochs:int=50, *, device=None) -> LabelDistributionAttack:
-        "Train on shadow updates with the authors' loss, `KLDivLoss()`'s element-wise mean (summed KL ÷ classes ÷ batch)."
+        """Train on shadow updates with the authors' loss, `KLDivLoss()`'s element-wise mean (summed KL ÷ classes ÷
+        batch)."""
         delta = torch.cat([self.features(u) for u in shadow_updates])
         target = torch.cat([u.label_distribution() for u in shadow_updates])
-        train_attack(self.model, delta, target=target, loss_fn=label_distribution_loss, epochs=epochs, seed=self.seed, device=device)
+        train_attack(self.model, delta, target=target, loss_fn=label_distribution_loss, epochs=epochs, seed=self.seed,
+                     device=device)
         return self
 
     def predict(self, delta:torch.Tensor) -> torch.Tensor:
@@ -76,8 +90,10 @@ class LabelDistributionAttack(DeltaAttack):
         with torch.no_grad(): return F.softmax(self.model(delta), 1)
 
 # %% ../nbs/12_updates_lde.ipynb #b2fa3bbe
-PAPER_LDE = [Anchor('A_LDE', 'cifar10', metric='KL, authors (÷classes)', value=0.00376, setting='|D|=100', source='Salem et al. 2020, §4 (Figure 6)'),
-             Anchor('A_LDE', 'cifar10', metric='most-frequent-label acc.', value=0.32, setting='|D|=100', source='Salem et al. 2020, §4')]
+PAPER_LDE = [Anchor('A_LDE', 'cifar10', metric='KL, authors (÷classes)', value=0.00376, setting='|D|=100',
+                    source='Salem et al. 2020, §4 (Figure 6)'),
+             Anchor('A_LDE', 'cifar10', metric='most-frequent-label acc.', value=0.32, setting='|D|=100',
+                    source='Salem et al. 2020, §4')]
 
 @dataclass(kw_only=True)
 class LabelDistributionResult(Result):
@@ -105,19 +121,28 @@ class LabelDistributionResult(Result):
     @property
     def headline(self) -> Headline:
         "A_LDE's summed KL divergence (lower is stronger) against the attacker's label prior."
-        return Headline('KL, summed', self._mean(self.kl), baseline=self.kl_prior, baseline_name='label prior', higher_is_stronger=False)
+        return Headline('KL, summed', self._mean(self.kl), baseline=self.kl_prior, baseline_name='label prior',
+                        higher_is_stronger=False)
 
     def rows(self) -> list:
         "KL (summed, and the authors' ÷classes) and most-frequent-label accuracy: attack, baselines, paper."
         C, kl, setting = len(self.examples[0][0]), self._mean(self.kl), f'|D|={self.set_size}'
         name = 'A_LDE' + ('' if self.inputs == 'delta' else f' ({self.inputs})')
         paper = lambda m: paper_value(PAPER_LDE, 'A_LDE', target=self.dataset, metric=m, setting=setting)
-        return (metric_rows(name, self.dataset, metric='KL, summed', values={ATTACK_METHOD: kl, 'random distribution': self.kl_random, 'prior': self.kl_prior}, setting=setting)
-                + metric_rows(name, self.dataset, metric='KL, authors (÷classes)', values={ATTACK_METHOD: kl / C, 'random distribution': self.kl_random / C,
-                                                                             'prior': self.kl_prior / C, 'paper': paper('KL, authors (÷classes)')}, setting=setting)
-                + metric_rows(name, self.dataset, metric='most-frequent-label acc.', values={ATTACK_METHOD: self._mean(self.mfl_accuracy), 'random distribution': self.mfl_random,
-                                                                               'prior': self.mfl_prior, 'paper': paper('most-frequent-label acc.')}, setting=setting)
-                + metric_rows(name, self.dataset, metric='target accuracy', values={'target model': self.target_accuracy}, setting=setting))
+        return (metric_rows(name, self.dataset, metric='KL, summed',
+                            values={ATTACK_METHOD: kl, 'random distribution': self.kl_random, 'prior': self.kl_prior},
+                            setting=setting)
+                + metric_rows(name, self.dataset, metric='KL, authors (÷classes)',
+                              values={ATTACK_METHOD: kl / C, 'random distribution': self.kl_random / C,
+                                                                             'prior': self.kl_prior / C,
+                                      'paper': paper('KL, authors (÷classes)')}, setting=setting)
+                + metric_rows(name, self.dataset, metric='most-frequent-label acc.',
+                              values={ATTACK_METHOD: self._mean(self.mfl_accuracy),
+                                      'random distribution': self.mfl_random,
+                                                                               'prior': self.mfl_prior,
+                                      'paper': paper('most-frequent-label acc.')}, setting=setting)
+                + metric_rows(name, self.dataset, metric='target accuracy',
+                              values={'target model': self.target_accuracy}, setting=setting))
 
     def plot(self, n:int=4):
         "True vs estimated label distributions of `n` target updates."
@@ -128,18 +153,21 @@ class LabelDistributionResult(Result):
             ax.bar(c - 0.2, true, 0.4, label='true'); ax.bar(c + 0.2, est, 0.4, label='A_LDE')
             ax.set_xticks(c.tolist()); ax.set_xlabel('class')
         axes[0].set_ylabel('share of D_update'); axes[0].legend(fontsize=8)
-        fig.suptitle(f'A_LDE ({self.inputs}) on {self.dataset}, |D_update| = {self.set_size}', fontsize=10); fig.tight_layout()
+        fig.suptitle(f'A_LDE ({self.inputs}) on {self.dataset}, |D_update| = {self.set_size}', fontsize=10)
+        fig.tight_layout()
         return fig
 
 # %% ../nbs/12_updates_lde.ipynb #2d5c1ee6
 def evaluate_label_distribution(exp:UpdatesExperiment, # from `prepare_experiment`
                                 n_attack_models:int=3, # independently trained attack models to average
                                 *,
-                                normalize:bool|str|None=None, # input scaling (`input_scaling`; None: unit norm for δ, 'standardize' for log-ratios; False: the paper's raw δ)
+                                # `input_scaling` (None: unit norm for δ, 'standardize' for log-ratios; False: raw δ)
+                                normalize:bool|str|None=None,
                                 sign:str='before-after', # δ convention
                                 seed:int=0, # seeds the attack models and the random baseline
                                 device=None, # where to train
-                                inputs:str='delta', # what the attack reads: 'delta' (the paper's) or 'log-ratio' (`Updates.log_ratio`)
+                                # what the attack reads: 'delta' (the paper's) or 'log-ratio' (`Updates.log_ratio`)
+                                inputs:str='delta',
                                ) -> LabelDistributionResult:
     "Train A_LDE on the experiment's shadow updates and evaluate it against both baselines."
     if normalize is None: normalize = default_scaling(inputs)
@@ -150,18 +178,24 @@ def evaluate_label_distribution(exp:UpdatesExperiment, # from `prepare_experimen
     truth = t.label_distribution()
     kls, mfls = [], []
     for i in range(n_attack_models):
-        est = LabelDistributionAttack(t.delta().shape[1], C, normalize=normalize, sign=sign, seed=seed + i, inputs=inputs).fit(exp.shadow_updates, device=device).infer(t)
-        kls.append(float(kl_divergence(truth, est).mean())); mfls.append(float(most_frequent_label_hit(truth, est).float().mean()))
+        est = LabelDistributionAttack(t.delta().shape[1], C, normalize=normalize, sign=sign, seed=seed + i,
+                                      inputs=inputs).fit(exp.shadow_updates, device=device).infer(t)
+        kls.append(float(kl_divergence(truth, est).mean()))
+        mfls.append(float(most_frequent_label_hit(truth, est).float().mean()))
         if i == 0: examples = [(truth[j].tolist(), est[j].tolist()) for j in range(8)]
     rand = random_label_distribution(C, n, seed=seed).expand_as(truth)
     prior = label_prior(exp).expand_as(truth)
-    return LabelDistributionResult(dataset=exp.setting.dataset, scale=asdict(exp.setting.scale), set_size=n, n_shadow_models=len(exp.shadows), n_shadow_updates=sum(len(u) for u in exp.shadow_updates), n_target_updates=len(t),
+    return LabelDistributionResult(dataset=exp.setting.dataset, scale=asdict(exp.setting.scale), set_size=n,
+                                   n_shadow_models=len(exp.shadows),
+                                   n_shadow_updates=sum(len(u) for u in exp.shadow_updates), n_target_updates=len(t),
                                    target_accuracy=exp.target_accuracy, kl=kls, mfl_accuracy=mfls,
-                                   kl_random=float(kl_divergence(truth, rand).mean()), mfl_random=float(most_frequent_label_hit(truth, rand).float().mean()),
-                                   kl_prior=float(kl_divergence(truth, prior).mean()), mfl_prior=float(most_frequent_label_hit(truth, prior).float().mean()),
+                                   kl_random=float(kl_divergence(truth, rand).mean()),
+                                   mfl_random=float(most_frequent_label_hit(truth, rand).float().mean()),
+                                   kl_prior=float(kl_divergence(truth, prior).mean()),
+                                   mfl_prior=float(most_frequent_label_hit(truth, prior).float().mean()),
                                    examples=examples, inputs=inputs, experiment=exp)
 
-def run_label_distribution(dataset:str|None=None, # a dataset preset (default 'mnist-embedded'), or what your `data` is called
+def run_label_distribution(dataset:str|None=None, # a dataset preset (default 'mnist-embedded') or your data's name
                            scale='quick', *, set_size:int=100, n_shadow_models:int=5,
                            n_attack_models:int=3, normalize:bool|str|None=None, sign:str='before-after', seed:int=0,
                            cache_dir=None, root=None, device=None, progress:bool=True, inputs:str='delta',
@@ -171,7 +205,8 @@ def run_label_distribution(dataset:str|None=None, # a dataset preset (default 'm
     "The whole A_LDE protocol: setting, target and shadow models, multi-sample updates, attack, evaluation."
     exp = prepare_experiment(dataset, scale, set_size=set_size, n_shadow_models=n_shadow_models, seed=seed,
                              cache_dir=cache_dir, root=root, device=device, progress=progress, model=model, data=data)
-    return evaluate_label_distribution(exp, n_attack_models, normalize=normalize, sign=sign, seed=seed, device=device, inputs=inputs)
+    return evaluate_label_distribution(exp, n_attack_models, normalize=normalize, sign=sign, seed=seed, device=device,
+                                       inputs=inputs)
 
 # %% ../nbs/12_updates_lde.ipynb #lderegcode
 @dataclass
@@ -180,25 +215,35 @@ class LabelDistributionConfig:
     set_size: int = 100  # |D_update|, the records of each update
     n_attack_models: int = 0  # attack models to average (0: 10 at the paper's scale, 3 otherwise)
     raw_delta: bool = False  # feed the attack raw δ as the paper does (default: unit-norm δ)
-    inputs: str = 'delta'  # what the attack reads: 'delta' (the paper's δ) or 'log-ratio' (the change in centred log-posteriors)
+    # what the attack reads: 'delta' (the paper's δ) or 'log-ratio' (the change in centred log-posteriors)
+    inputs: str = 'delta'
     sign: str = 'before-after'  # δ convention: 'before-after' (the authors' code) or 'after-before'
 
     def __post_init__(self):
         check_count(self.set_size, 'set_size'); check_count(self.n_attack_models, 'attack models', low=0)
-        if self.inputs not in ('delta', 'log-ratio'): raise ValueError(f"inputs must be 'delta' or 'log-ratio', got {self.inputs!r}")
-        if self.sign not in ('before-after', 'after-before'): raise ValueError(f"sign must be 'before-after' or 'after-before', got {self.sign!r}")
+        if self.inputs not in ('delta', 'log-ratio'):
+            raise ValueError(f"inputs must be 'delta' or 'log-ratio', got {self.inputs!r}")
+        if self.sign not in ('before-after', 'after-before'):
+            raise ValueError(f"sign must be 'before-after' or 'after-before', got {self.sign!r}")
 
-@register_attack('lde', family='updates', threat=('black-box', 'updates', 'reference models'), config=LabelDistributionConfig, preset='updates',
+@register_attack('lde', family='updates', threat=('black-box', 'updates', 'reference models'),
+                 config=LabelDistributionConfig, preset='updates',
                  paper='Salem, Bhattacharya, Backes, Fritz, Zhang: Updates-Leak, USENIX Security 2020',
-                 quick={'dataset': 'mnist-embedded', 'quick': True, 'set_size': 5, 'n_shadow_models': 1, 'n_attack_models': 1},
-                 audit={'quick': [{'set_size': 10, 'n_attack_models': 1}], 'full': [{'set_size': 10, 'n_attack_models': 3}]})
+                 quick={'dataset': 'mnist-embedded', 'quick': True, 'set_size': 5, 'n_shadow_models': 1,
+                        'n_attack_models': 1},
+                 audit={'quick': [{'set_size': 10, 'n_attack_models': 1}],
+                        'full': [{'set_size': 10, 'n_attack_models': 3}]})
 def run_lde(target, # the provider's model (the experiment's target)
-            data:UpdatesExperiment, # updates on sets of `config.set_size` records, of the target and of the shadow models
+            # updates on sets of `config.set_size` records, of the target and of the shadow models
+            data:UpdatesExperiment,
             *, config:LabelDistributionConfig=LabelDistributionConfig(), seed:int=0, device=None, progress:bool=True,
            ) -> LabelDistributionResult:
     "A_LDE: the label distribution of the set an update trained on."
-    if data.set_size != config.set_size: raise ValueError(f"the experiment's updates are on sets of {data.set_size}, the config asks for {config.set_size}")
-    return evaluate_label_distribution(data, config.n_attack_models or attack_models_for(data.setting.scale), normalize=False if config.raw_delta else None,
+    if data.set_size != config.set_size:
+        raise ValueError(f"the experiment's updates are on sets of {data.set_size}, the config asks for "
+                         f"{config.set_size}")
+    return evaluate_label_distribution(data, config.n_attack_models or attack_models_for(data.setting.scale),
+                                       normalize=False if config.raw_delta else None,
                                        sign=config.sign, seed=seed, device=device, inputs=config.inputs)
 
 # %% ../nbs/12_updates_lde.ipynb #6c9aab3e
@@ -213,23 +258,27 @@ def residual_ceiling(model:nn.Module, # the model being updated (a classifier re
                      seed:int=0, # seeds the sets, the dropout draw and the estimator
                      device=None, # where to train the estimator
                     ) -> dict:
-    "Mean summed KL, on held-out sets, of a label-distribution estimator (linear by default) that reads each set's exact residual sum Σ(onehot(y) − p), and of the prior."
+    """Mean summed KL, on held-out sets, of a label-distribution estimator (linear by default) that reads each set's
+    exact residual sum Σ(onehot(y) − p), and of the prior."""
     if not 0 < n_test < n_sets: raise ValueError(f"need 0 < n_test < n_sets, got n_test={n_test}, n_sets={n_sets}")
     pool = as_data(pool)
     C = pool.n_classes
     dev = model_device(model)
-    with torch.no_grad(), private_rng(seed), module_mode(model, training=True):  # the residuals the update sees: dropout on
+    # the residuals the update sees: dropout on
+    with torch.no_grad(), private_rng(seed), module_mode(model, training=True):
         p = torch.cat([F.softmax(model(pool.x[s].to(dev)), 1).cpu() for s in chunks(len(pool), 1000)])
     residual = F.one_hot(pool.y, C).float() - p
     sets = sample_updating_sets(len(pool), n_sets, set_size=set_size, seed=seed)
     signal = torch.cat([residual[sets[s]].sum(1) for s in chunks(n_sets, 1000)])
     truth = F.one_hot(pool.y[sets], C).float().mean(1)
     n_train = n_sets - n_test
-    estimator = train_attack(AttackMLP([C, *hidden, C], [0.] * len(hidden), normalize='standardize'), signal[:n_train], target=truth[:n_train],
+    estimator = train_attack(AttackMLP([C, *hidden, C], [0.] * len(hidden), normalize='standardize'), signal[:n_train],
+                             target=truth[:n_train],
                              loss_fn=label_distribution_loss, epochs=epochs, seed=seed, device=device)
     with torch.no_grad(): est = F.softmax(estimator(signal[n_train:]), 1)
     prior = truth[:n_train].mean(0).expand(n_test, C)
-    return {'residual ceiling': float(kl_divergence(truth[n_train:], est).mean()), 'prior': float(kl_divergence(truth[n_train:], prior).mean())}
+    return {'residual ceiling': float(kl_divergence(truth[n_train:], est).mean()),
+            'prior': float(kl_divergence(truth[n_train:], prior).mean())}
 
 # %% ../nbs/12_updates_lde.ipynb #888556dd
 def transfer_gap(exp:UpdatesExperiment, # from `prepare_experiment`
@@ -240,7 +289,8 @@ def transfer_gap(exp:UpdatesExperiment, # from `prepare_experiment`
                  seed:int=0, # seeds the attack models and the random baseline
                  device=None, # where to train
                 ) -> dict:
-    "Mean summed KL of A_LDE on held-out updates of the shadow models it learned from and on the target's updates, for single attack models and for their averaged estimate."
+    """Mean summed KL of A_LDE on held-out updates of the shadow models it learned from and on the target's updates, for
+    single attack models and for their averaged estimate."""
     if not 0 < held_out < 1: raise ValueError(f"held_out must lie strictly between 0 and 1, got {held_out}")
     if n_attack_models < 1: raise ValueError(f"need at least one attack model, got {n_attack_models}")
     for s in exp.shadow_updates: check_compatible(s, exp.target_updates)
@@ -253,7 +303,8 @@ def transfer_gap(exp:UpdatesExperiment, # from `prepare_experiment`
     truth = {'shadow': torch.cat([u.label_distribution() for u in test]), 'target': t.label_distribution()}
     estimates = {'shadow': [], 'target': []}
     for i in range(n_attack_models):
-        attack = LabelDistributionAttack(t.delta().shape[1], C, normalize=default_scaling(inputs), seed=seed + i, inputs=inputs)
+        attack = LabelDistributionAttack(t.delta().shape[1], C, normalize=default_scaling(inputs), seed=seed + i,
+                                         inputs=inputs)
         attack.fit(train, device=device)
         estimates['shadow'].append(torch.cat([attack.infer(u) for u in test]))
         estimates['target'].append(attack.infer(t))
@@ -262,4 +313,6 @@ def transfer_gap(exp:UpdatesExperiment, # from `prepare_experiment`
     return {'held-out shadow updates': single('shadow'), 'held-out shadow, averaged': averaged('shadow'),
             'target updates': single('target'), 'target, averaged': averaged('target'),
             'prior': float(kl_divergence(truth['target'], label_prior(exp).expand_as(truth['target'])).mean()),
-            'random distribution': float(kl_divergence(truth['target'], random_label_distribution(C, exp.set_size, seed=seed).expand_as(truth['target'])).mean())}
+            'random distribution': float(kl_divergence(truth['target'],
+                                                       random_label_distribution(C, exp.set_size,
+                                                                                 seed=seed).expand_as(truth['target'])).mean())}

@@ -9,7 +9,8 @@ from dataclasses import dataclass, asdict
 import torch
 
 from .results import ATTACK_METHOD, Anchor, Result, artefact, metric_rows, paper_value
-from .updates import DeltaAttack, UpdatesExperiment, check_compatible, check_delta, prepare_experiment, train_attack
+from .updates import (DeltaAttack, UpdatesExperiment, check_compatible, check_delta, prepare_experiment,
+                                  train_attack)
 from .models import classification_loss, predict_proba
 from .attacks import Headline, register_attack
 from .core import check_count
@@ -36,10 +37,12 @@ class LabelInferenceAttack(DeltaAttack):
     def fit(self, shadow_updates:list, # `Updates` of single-sample updates of shadow models
             epochs:int=50, *, device=None) -> LabelInferenceAttack:
         "Train on shadow updates (δ → label of the one updating sample)."
-        if any(u.labels.shape[1] != 1 for u in shadow_updates): raise ValueError("A_LI trains on single-sample updates (|D_update| = 1)")
+        if any(u.labels.shape[1] != 1 for u in shadow_updates):
+            raise ValueError("A_LI trains on single-sample updates (|D_update| = 1)")
         delta = torch.cat([self.features(u) for u in shadow_updates])
         labels = torch.cat([u.labels[:, 0] for u in shadow_updates])
-        train_attack(self.model, delta, target=labels, loss_fn=classification_loss, epochs=epochs, seed=self.seed, device=device)
+        train_attack(self.model, delta, target=labels, loss_fn=classification_loss, epochs=epochs, seed=self.seed,
+                     device=device)
         return self
 
     def predict(self, delta:torch.Tensor, # K × (|probe|·classes)
@@ -74,13 +77,16 @@ class LabelInferenceResult(Result):
     def headline(self) -> Headline:
         "A_LI's accuracy against the better of the heuristic and random guessing."
         better = 'heuristic' if self.heuristic >= self.random_guess else 'random guess'
-        return Headline('accuracy', self.accuracy, baseline=max(self.heuristic, self.random_guess), baseline_name=better, paper=self.paper)
+        return Headline('accuracy', self.accuracy, baseline=max(self.heuristic, self.random_guess),
+                        baseline_name=better, paper=self.paper)
 
     def rows(self) -> list:
         "The attack's accuracy beside the heuristic, a random guess and the paper."
-        return (metric_rows('A_LI', self.dataset, metric='accuracy', values={ATTACK_METHOD: self.accuracy, 'heuristic': self.heuristic,
+        return (metric_rows('A_LI', self.dataset, metric='accuracy',
+                            values={ATTACK_METHOD: self.accuracy, 'heuristic': self.heuristic,
                                                               'random guess': self.random_guess, 'paper': self.paper})
-                + metric_rows('A_LI', self.dataset, metric='target accuracy', values={'target model': self.target_accuracy}))
+                + metric_rows('A_LI', self.dataset, metric='target accuracy',
+                              values={'target model': self.target_accuracy}))
 
     def plot(self):
         "Confusion matrix of the attack on the target updates."
@@ -110,26 +116,35 @@ def evaluate_label_inference(exp:UpdatesExperiment, # from `prepare_experiment` 
     truth = t.labels[:, 0]
     accs, confusion = [], torch.zeros(C, C)
     for i in range(n_attack_models):
-        attack = LabelInferenceAttack(t.delta().shape[1], C, normalize=normalize, sign=sign, seed=seed + i).fit(exp.shadow_updates, device=device)
+        attack = LabelInferenceAttack(t.delta().shape[1], C, normalize=normalize, sign=sign,
+                                      seed=seed + i).fit(exp.shadow_updates, device=device)
         pred = attack.infer(t)
         accs.append(float((pred == truth).float().mean()))
         confusion += torch.bincount(truth * C + pred, minlength=C * C).view(C, C).float() / n_attack_models
     sc = exp.setting.scale
     return LabelInferenceResult(dataset=exp.setting.dataset, scale=asdict(sc), n_shadow_models=len(exp.shadows),
-                                n_shadow_updates=sum(len(u) for u in exp.shadow_updates), n_target_updates=len(t), target_accuracy=exp.target_accuracy, accuracies=accs,
-                                heuristic=float((heuristic_labels(t.delta(sign), C, sign=sign) == truth).float().mean()), random_guess=1 / C,
-                                confusion=confusion.tolist(), paper=paper_value(PAPER_LI, 'A_LI', target=exp.setting.dataset.replace('-embedded', ''), metric='accuracy'), experiment=exp)
+                                n_shadow_updates=sum(len(u) for u in exp.shadow_updates), n_target_updates=len(t),
+                                target_accuracy=exp.target_accuracy, accuracies=accs,
+                                heuristic=float((heuristic_labels(t.delta(sign), C,
+                                                                  sign=sign) == truth).float().mean()),
+                                random_guess=1 / C,
+                                confusion=confusion.tolist(),
+                                paper=paper_value(PAPER_LI, 'A_LI', target=exp.setting.dataset.replace('-embedded', ''),
+                                                  metric='accuracy'), experiment=exp)
 
-def run_label_inference(dataset:str|None=None, # a dataset preset (default 'mnist-embedded'), or what your `data` is called
-                        scale='quick', # 'quick', 'full' or a `Scale` (your own model: a `Scale`, default `updates.own_scale`)
+def run_label_inference(dataset:str|None=None, # a dataset preset (default 'mnist-embedded') or your data's name
+                        # 'quick', 'full' or a `Scale` (your own model: a `Scale`, default `updates.own_scale`)
+                        scale='quick',
                         *,
-                        n_shadow_models:int=5, n_attack_models:int=3, normalize:bool=True, sign:str='before-after', seed:int=0,
+                        n_shadow_models:int=5, n_attack_models:int=3, normalize:bool=True, sign:str='before-after',
+                        seed:int=0,
                         cache_dir=None, root=None, device=None, progress:bool=True,
                         model=None, # your own trained torch model as the target (see `prepare_experiment`)
                         data=None, # with `model`: records from its domain it was not trained on
                        ) -> LabelInferenceResult:
     "The whole A_LI protocol: setting, target and shadow models, single-sample updates, attack, evaluation."
-    exp = prepare_experiment(dataset, scale, set_size=1, n_shadow_models=n_shadow_models, seed=seed, cache_dir=cache_dir,
+    exp = prepare_experiment(dataset, scale, set_size=1, n_shadow_models=n_shadow_models, seed=seed,
+                             cache_dir=cache_dir,
                              root=root, device=device, progress=progress, model=model, data=data)
     return evaluate_label_inference(exp, n_attack_models, normalize=normalize, sign=sign, seed=seed, device=device)
 
@@ -143,16 +158,23 @@ class LabelInferenceConfig:
 
     def __post_init__(self):
         check_count(self.n_attack_models, 'attack models', low=0)
-        if self.sign not in ('before-after', 'after-before'): raise ValueError(f"sign must be 'before-after' or 'after-before', got {self.sign!r}")
+        if self.sign not in ('before-after', 'after-before'):
+            raise ValueError(f"sign must be 'before-after' or 'after-before', got {self.sign!r}")
 
-@register_attack('li', family='updates', threat=('black-box', 'updates', 'reference models'), config=LabelInferenceConfig, preset='updates',
-                 paper='Salem, Bhattacharya, Backes, Fritz, Zhang: Updates-Leak, USENIX Security 2020', demo={'dataset': 'mnist-embedded', 'quick': True, 'n_attack_models': 1},
+@register_attack('li', family='updates', threat=('black-box', 'updates', 'reference models'),
+                 config=LabelInferenceConfig, preset='updates',
+                 paper='Salem, Bhattacharya, Backes, Fritz, Zhang: Updates-Leak, USENIX Security 2020',
+                 demo={'dataset': 'mnist-embedded', 'quick': True, 'n_attack_models': 1},
                  quick={'dataset': 'mnist-embedded', 'quick': True, 'n_shadow_models': 1, 'n_attack_models': 1},
                  audit={'quick': [{'n_attack_models': 1}], 'full': [{'n_attack_models': 3}]})
 def run_li(target, # the provider's model (the experiment's target)
-           data:UpdatesExperiment, # single-record updates of the target and of the shadow models (`prepare_experiment` with set_size=1)
+           # single-record updates of the target and of the shadow models (`prepare_experiment` with set_size=1)
+           data:UpdatesExperiment,
            *, config:LabelInferenceConfig=LabelInferenceConfig(), seed:int=0, device=None, progress:bool=True,
           ) -> LabelInferenceResult:
-    "A_LI: the label of the one record an update trained on, from the target's posteriors on a probing set before and after."
-    if data.set_size != 1: raise ValueError(f"A_LI reads single-record updates; this experiment's sets hold {data.set_size} records")
-    return evaluate_label_inference(data, config.n_attack_models or attack_models_for(data.setting.scale), normalize=not config.raw_delta, sign=config.sign, seed=seed, device=device)
+    """A_LI: the label of the one record an update trained on, from the target's posteriors on a probing set before and
+    after."""
+    if data.set_size != 1:
+        raise ValueError(f"A_LI reads single-record updates; this experiment's sets hold {data.set_size} records")
+    return evaluate_label_inference(data, config.n_attack_models or attack_models_for(data.setting.scale),
+                                    normalize=not config.raw_delta, sign=config.sign, seed=seed, device=device)

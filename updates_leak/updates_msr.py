@@ -17,7 +17,8 @@ from scipy.optimize import linear_sum_assignment
 from sklearn.cluster import KMeans
 from sklearn.exceptions import ConvergenceWarning
 
-from .core import best_thread_time, private_rng, best_time, check_count, resolve_device, held_warnings, numerics_key, progress as progress_bar, seeded_generator
+from .core import (best_thread_time, private_rng, best_time, check_count, resolve_device, held_warnings,
+                               numerics_key, progress as progress_bar, seeded_generator)
 from .results import ATTACK_METHOD, Result, artefact, metric_rows
 from .cache import CacheDamaged, cache_lock, load_verified, save_verified
 from .data import Data, check_range
@@ -49,13 +50,15 @@ def nearest_indices(real:torch.Tensor, # n real samples, any shape after the fir
                    ) -> torch.Tensor:
     "For each real sample, the index of its nearest generated sample (Euclidean distance): n."
     if real.shape[1:] != fake.shape[1:]:
-        raise ValueError(f"real and generated samples differ in shape: {tuple(real.shape[1:])} vs {tuple(fake.shape[1:])}")
+        raise ValueError(f"real and generated samples differ in shape: {tuple(real.shape[1:])} vs "
+                         f"{tuple(fake.shape[1:])}")
     return torch.cdist(real.flatten(1), fake.flatten(1)).argmin(1)
 
 def sets_best_match_loss(real:torch.Tensor, # S × n real samples: S updating sets
                          fake:torch.Tensor, # S × m generated samples (m ≥ 1): each set's own fakes
                         ) -> torch.Tensor:
-    "The Best-Match loss of S sets in one batched call: each set's mean squared error between its real samples and their nearest fakes, averaged over the sets."
+    """The Best-Match loss of S sets in one batched call:
+    each set's mean squared error between its real samples and their nearest fakes, averaged over the sets."""
     if real.shape[2:] != fake.shape[2:] or len(real) != len(fake):
         raise ValueError(f"real and generated sets differ in shape: {tuple(real.shape)} vs {tuple(fake.shape)}")
     real_flat, fake_flat = real.flatten(2), fake.flatten(2)
@@ -80,7 +83,8 @@ class CBMGenerator(nn.Module):
                 ):
         super().__init__()
         self.image_shape, self.noise, self.in_features = tuple(image_shape), noise, n_features
-        self.encoder = None if n_features is None else nn.Sequential(AttackMLP([n_features, 256, 128, code], [0.5, 0.5]), nn.Tanh())
+        self.encoder = None if n_features is None else nn.Sequential(AttackMLP([n_features, 256, 128, code],
+                                                                               [0.5, 0.5]), nn.Tanh())
         sizes = [noise + (0 if n_features is None else code), *hidden]
         layers = []
         for a, b in zip(sizes[:-1], sizes[1:]): layers += [nn.Linear(a, b), nn.BatchNorm1d(b), nn.ReLU()]
@@ -130,7 +134,8 @@ def generate(generator:CBMGenerator, # trained generator
 def _spread(images:torch.Tensor) -> torch.Tensor: return images.flatten(1).std(0).mean()
 
 def image_spread(images:torch.Tensor) -> float:
-    "How much a batch of images varies: each pixel's standard deviation across the batch, averaged over pixels (0 for a collapsed generator)."
+    """How much a batch of images varies: each pixel's standard deviation across the batch, averaged over pixels (0 for
+    a collapsed generator)."""
     return _spread(images).item()
 
 def train_cbm_gan(generator:CBMGenerator, # conditional (CBM-GAN) or plain generator, trained in place
@@ -147,28 +152,37 @@ def train_cbm_gan(generator:CBMGenerator, # conditional (CBM-GAN) or plain gener
                   seed:int=0, # seeds the order of the sets and the noise
                   device=None, # where to train
                   progress:bool=True, # progress bar over epochs
-                  checkpoint_dir:str|Path|None=None, # keep every epoch's networks and the resumable state in a subfolder named by the run's digest
+                  # keep every epoch's networks and the resumable state in a subfolder named by the run's digest
+                  checkpoint_dir:str|Path|None=None,
                  ) -> list:
-    "Train a GAN on updating sets: each set gets as many fakes as it has images, drawn from its own δ; returns per-epoch means of the losses and spreads."
-    if sets.dim() != 2 or len(sets) == 0: raise ValueError(f"need a K × n matrix of updating sets, got shape {tuple(sets.shape)}")
+    """Train a GAN on updating sets: each set gets as many fakes as it has images, drawn from its own δ;
+    returns per-epoch means of the losses and spreads."""
+    if sets.dim() != 2 or len(sets) == 0:
+        raise ValueError(f"need a K × n matrix of updating sets, got shape {tuple(sets.shape)}")
     if delta is not None:
         check_delta(generator, delta)
         if len(delta) != len(sets): raise ValueError(f"{len(delta)} δ for {len(sets)} updating sets")
     device, n = resolve_device(device), sets.shape[1]
     nets = {'generator': generator, 'discriminator': discriminator}
     folder = None if checkpoint_dir is None else Path(checkpoint_dir)/('gan-' + gan_run_key(
-        generator, discriminator, sets=sets, delta=delta, sets_per_step=sets_per_step, lr=lr, beta1=beta1, best_match=best_match, seed=seed, **numerics_key(device)))
-    with (contextlib.nullcontext() if folder is None else cache_lock(folder/'run')):  # one run at a time in a folder; the next resumes where it ended
-        return _train_gan(generator, discriminator, pool=pool, sets=sets, delta=delta, epochs=epochs, sets_per_step=sets_per_step, lr=lr, beta1=beta1, best_match=best_match, seed=seed, device=device, n=n, nets=nets, folder=folder,
+        generator, discriminator, sets=sets, delta=delta, sets_per_step=sets_per_step, lr=lr, beta1=beta1,
+        best_match=best_match, seed=seed, **numerics_key(device)))
+    # one run at a time in a folder; the next resumes where it ended
+    with (contextlib.nullcontext() if folder is None else cache_lock(folder/'run')):
+        return _train_gan(generator, discriminator, pool=pool, sets=sets, delta=delta, epochs=epochs,
+                          sets_per_step=sets_per_step, lr=lr, beta1=beta1, best_match=best_match, seed=seed,
+                          device=device, n=n, nets=nets, folder=folder,
                           progress=progress)
 
 # %% ../nbs/14_updates_msr.ipynb #360ca860
-def _train_gan(generator, discriminator, *, pool, sets, delta, epochs, sets_per_step, lr, beta1, best_match, seed, device, n, nets, folder, progress) -> list:
+def _train_gan(generator, discriminator, *, pool, sets, delta, epochs, sets_per_step, lr, beta1, best_match, seed,
+               device, n, nets, folder, progress) -> list:
     "`train_cbm_gan`'s loop, resuming from the run's checkpoint folder when it has one."
     saved = None if folder is None else load_gan_epoch(folder, epochs, nets=nets)
     generator.to(device).train(); discriminator.to(device).train()
     used, local_sets = sets.unique(return_inverse=True)
-    images, local_sets = to_tanh_range(pool.x[used]).to(device), local_sets.to(device)  # the sets' images move to the device once
+    # the sets' images move to the device once
+    images, local_sets = to_tanh_range(pool.x[used]).to(device), local_sets.to(device)
     delta = None if delta is None else delta.to(device)
     opt_g = torch.optim.Adam(generator.parameters(), lr=lr, betas=(beta1, 0.999))
     opt_d = torch.optim.Adam(discriminator.parameters(), lr=lr, betas=(beta1, 0.999))
@@ -176,12 +190,14 @@ def _train_gan(generator, discriminator, *, pool, sets, delta, epochs, sets_per_
     if saved is not None:
         log, start = saved['log'][:saved['epoch']], saved['epoch']
         if start < epochs:
-            opt_g.load_state_dict(saved['opt_g']); opt_d.load_state_dict(saved['opt_d']); order_gen.set_state(saved['order_rng'])
+            opt_g.load_state_dict(saved['opt_g'])
+            opt_d.load_state_dict(saved['opt_d']); order_gen.set_state(saved['order_rng'])
     epoch_iter = progress_bar(range(start, epochs), enabled=progress, name='GAN epoch')
     with private_rng(seed):  # noise and dropout draw from a private, seeded stream
         if saved is not None and start < epochs:
             torch.set_rng_state(saved['rng'])
-            if device.type == 'cuda' and saved['cuda_rng'] is not None: torch.cuda.set_rng_state(saved['cuda_rng'], device)
+            if device.type == 'cuda' and saved['cuda_rng'] is not None:
+                torch.cuda.set_rng_state(saved['cuda_rng'], device)
         for epoch in epoch_iter:
             steps = torch.randperm(len(sets), generator=order_gen).to(device).split(sets_per_step)
             sums = torch.zeros(5, device=device)  # the epoch's running sums stay on the device: one sync per epoch
@@ -195,16 +211,22 @@ def _train_gan(generator, discriminator, *, pool, sets, delta, epochs, sets_per_
                           + F.binary_cross_entropy_with_logits(discriminator(fake.detach()), zeros))
                 opt_d.zero_grad(); loss_d.backward(); opt_d.step()
                 adversarial = F.binary_cross_entropy_with_logits(discriminator(fake), ones)
-                matching = sets_best_match_loss(real_sets, fake.view_as(real_sets))  # all S sets' Best-Match steps in one call
+                # all S sets' Best-Match steps in one call
+                matching = sets_best_match_loss(real_sets, fake.view_as(real_sets))
                 loss_g = adversarial + best_match * matching if best_match else adversarial
                 opt_g.zero_grad(); loss_g.backward(); opt_g.step()
-                sums += torch.stack([loss_d.detach(), adversarial.detach(), matching.detach(), _spread(fake), _spread(real)])
-            log.append(dict(zip(('discriminator', 'adversarial', 'best_match', 'fake_spread', 'real_spread'), (sums / len(steps)).tolist())))
+                sums += torch.stack([loss_d.detach(), adversarial.detach(), matching.detach(), _spread(fake),
+                                     _spread(real)])
+            log.append(dict(zip(('discriminator', 'adversarial', 'best_match', 'fake_spread', 'real_spread'),
+                                (sums / len(steps)).tolist())))
             if log[-1]['fake_spread'] < 0.1 * log[-1]['real_spread']:
-                warnings.warn(f"epoch {epoch + 1}: the generator has collapsed (its fakes spread {log[-1]['fake_spread']:.3g} "
-                              f"against {log[-1]['real_spread']:.3g} for real images)" + ('' if folder is None else f"; earlier epochs are in {folder}"))
+                warnings.warn(f"epoch {epoch + 1}: the generator has collapsed (its fakes spread "
+                              f"{log[-1]['fake_spread']:.3g} "
+                              f"against {log[-1]['real_spread']:.3g} for real images)"
+                              + ('' if folder is None else f"; earlier epochs are in {folder}"))
             if folder is not None:
-                save_gan_epoch(folder, epoch + 1, nets=nets, state={'log': log, 'opt_g': opt_g.state_dict(), 'opt_d': opt_d.state_dict(),
+                save_gan_epoch(folder, epoch + 1, nets=nets,
+                               state={'log': log, 'opt_g': opt_g.state_dict(), 'opt_d': opt_d.state_dict(),
                                'rng': torch.get_rng_state(), 'order_rng': order_gen.get_state(),
                                'cuda_rng': torch.cuda.get_rng_state(device) if device.type == 'cuda' else None})
     generator.cpu().eval(); discriminator.cpu().eval()
@@ -219,8 +241,10 @@ def gan_run_key(generator:nn.Module, # the generator, before training
                 **settings, # the training settings that change the run (not the number of epochs)
                ) -> str:
     "A digest of everything that determines a GAN training run except its length."
-    h = hashlib.sha256(json.dumps({'generator': repr(generator), 'discriminator': repr(discriminator), **settings}, sort_keys=True).encode())
-    tensors = [*generator.state_dict().values(), *discriminator.state_dict().values(), sets, *([] if delta is None else [delta])]
+    h = hashlib.sha256(json.dumps({'generator': repr(generator), 'discriminator': repr(discriminator), **settings},
+                                  sort_keys=True).encode())
+    tensors = [*generator.state_dict().values(), *discriminator.state_dict().values(), sets,
+               *([] if delta is None else [delta])]
     for t in tensors: h.update(t.detach().cpu().contiguous().numpy().tobytes())
     return h.hexdigest()[:20]
 
@@ -233,26 +257,35 @@ def save_gan_epoch(folder:Path, # the run's checkpoint folder
                    nets:dict, # {'generator': ..., 'discriminator': ...}
                    state:dict, # what resuming needs: optimisers, random streams, the loss log
                   ):
-    "Write the networks after `epoch`, then the run's resumable state, each as a verified file (see `cache.save_verified`)."
-    save_verified(folder/f'epoch-{epoch:03d}.safetensors', {f'{name}.{k}': v for name, net in nets.items() for k, v in net.state_dict().items()},
+    """Write the networks after `epoch`, then the run's resumable state, each as a verified file (see
+    `cache.save_verified`)."""
+    save_verified(folder/f'epoch-{epoch:03d}.safetensors',
+                  {f'{name}.{k}': v for name, net in nets.items() for k, v in net.state_dict().items()},
                   identity=_epoch_identity(folder, epoch))
     buffer = io.BytesIO()
     torch.save({'epoch': epoch, **state}, buffer)
-    save_verified(folder/'state.safetensors', {'state': torch.frombuffer(bytearray(buffer.getvalue()), dtype=torch.uint8)}, identity=_state_identity(folder))
+    save_verified(folder/'state.safetensors',
+                  {'state': torch.frombuffer(bytearray(buffer.getvalue()), dtype=torch.uint8)},
+                  identity=_state_identity(folder))
 
 def _refuse(e:CacheDamaged, folder:Path):
     "A GAN checkpoint cannot be recomputed without retraining: stop, and say how to retrain."
-    raise CacheDamaged(e.path, f"{e.reason}; a GAN checkpoint cannot be recomputed without retraining: delete {folder} to train this run again") from None
+    raise CacheDamaged(e.path,
+                       f"{e.reason}; a GAN checkpoint cannot be recomputed without retraining: delete {folder} to "
+                       "train this run again") from None
 
 def load_gan_epoch(folder:Path, # the run's checkpoint folder
                    epochs:int, # epochs the caller asked for
                    *,
                    nets:dict, # {'generator': ..., 'discriminator': ...}, loaded in place
                   ) -> dict|None:
-    "Load the latest finished epoch, but not past `epochs`, into `nets`; return the saved state (`None` if nothing is saved). A damaged file is refused."
+    """Load the latest finished epoch, but not past `epochs`, into `nets`;
+    return the saved state (`None` if nothing is saved). A damaged file is refused."""
     path = folder/'state.safetensors'
     if not path.exists():
-        if (folder/'state.pt').exists(): _refuse(CacheDamaged(folder/'state.pt', "carries no digest: it was written by an older version of the library"), folder)
+        if (folder/'state.pt').exists():
+            _refuse(CacheDamaged(folder/'state.pt',
+                                 "carries no digest: it was written by an older version of the library"), folder)
         return None
     try:
         raw = load_verified(path, _state_identity(folder))['state']
@@ -277,47 +310,60 @@ def bench_cbm_gan(n_sets:int=80, # updating sets in the timed epoch
                   seed:int=0, # seeds the data and the networks
                   device=None, # where to train
                  ) -> list:
-    """Seconds of one CBM-GAN epoch on MNIST-shaped sets, projected to the paper's epoch, and batched against per-set Best-Match steps (the
-    per-set loop at its best thread count, 1 or the current one)."""
+    """Seconds of one CBM-GAN epoch on MNIST-shaped sets, projected to the paper's epoch, and batched against
+    per-set Best-Match steps (the per-set loop at its best thread count, 1 or the current one)."""
     check_count(n_sets, 'n_sets'); check_count(set_size, 'set_size'); check_count(sets_per_step, 'sets_per_step')
     device, gen = resolve_device(device), seeded_generator(seed)
-    pool = Data(torch.rand(n_sets * set_size, 1, 28, 28, generator=gen), torch.zeros(n_sets * set_size, dtype=torch.long))
+    pool = Data(torch.rand(n_sets * set_size, 1, 28, 28, generator=gen),
+                torch.zeros(n_sets * set_size, dtype=torch.long))
     sets, delta = torch.arange(n_sets * set_size).view(n_sets, set_size), torch.randn(n_sets, n_features, generator=gen)
-    with private_rng(seed): generator, discriminator = CBMGenerator((1, 28, 28), n_features, hidden=hidden), ImageDiscriminator((1, 28, 28))
-    train = lambda k: train_cbm_gan(generator, discriminator, pool=pool, sets=sets[:k], delta=delta[:k], epochs=1, sets_per_step=sets_per_step, seed=seed,
+    with private_rng(seed):
+        generator, discriminator = CBMGenerator((1, 28, 28), n_features, hidden=hidden), ImageDiscriminator((1, 28, 28))
+    train = lambda k: train_cbm_gan(generator, discriminator, pool=pool, sets=sets[:k], delta=delta[:k], epochs=1,
+                                    sets_per_step=sets_per_step, seed=seed,
                                     device=device, progress=False)
     train(min(sets_per_step, n_sets))  # warm-up on one step's sets: kernels chosen, memory allocated
     epoch = best_time(lambda: train(n_sets), 1, device=device, warmup=False)
     real = to_tanh_range(pool.x[sets[:sets_per_step]]).to(device)
     fake = (real + 0.1 * torch.randn(real.shape, generator=gen).to(device)).requires_grad_()
     batched = best_time(lambda: sets_best_match_loss(real, fake).backward(), device=device)
-    per_set, per_set_threads = best_thread_time(lambda: torch.stack([best_match_loss(r, f) for r, f in zip(real, fake)]).mean().backward(),
+    per_set_loss = lambda: torch.stack([best_match_loss(r, f) for r, f in zip(real, fake)]).mean()
+    per_set, per_set_threads = best_thread_time(lambda: per_set_loss().backward(),
                                                 device=device, repeats=3, warmup=True)
-    return [{'sets': n_sets, '|D_update|': set_size, 'width': hidden[0], 'sets per step': sets_per_step, 'seconds per epoch': epoch,
+    return [{'sets': n_sets, '|D_update|': set_size, 'width': hidden[0], 'sets per step': sets_per_step,
+             'seconds per epoch': epoch,
              'sets/s': n_sets / epoch, 'projected seconds per paper epoch': paper_sets * epoch / n_sets,
-             'Best-Match step, batched ms': 1e3 * batched, 'Best-Match step, per set ms': 1e3 * per_set, 'per set threads': per_set_threads, 'ratio': per_set / batched,
+             'Best-Match step, batched ms': 1e3 * batched, 'Best-Match step, per set ms': 1e3 * per_set,
+             'per set threads': per_set_threads, 'ratio': per_set / batched,
              'device': str(device)}]
 
 # %% ../nbs/14_updates_msr.ipynb #c93111a5
 def cluster_representatives(samples:torch.Tensor, # N generated (or real) images
                             k:int, # clusters: |D_update|
                             *,
-                            representative:str='medoid', # 'medoid': the member nearest the centre (the authors); 'centre': the mean
+                            # 'medoid': the member nearest the centre (the authors); 'centre': the mean
+                            representative:str='medoid',
                             seed:int=0, # seeds k-means
                            ) -> torch.Tensor:
     "k-means on the pixels, then one image per cluster: k images."
     if len(samples) < k: raise ValueError(f"need at least k={k} samples to form {k} clusters, got {len(samples)}")
-    if representative not in ('medoid', 'centre'): raise ValueError(f"representative must be 'medoid' or 'centre', got {representative!r}")
+    if representative not in ('medoid', 'centre'):
+        raise ValueError(f"representative must be 'medoid' or 'centre', got {representative!r}")
     flat = samples.flatten(1).numpy()
     with held_warnings(ConvergenceWarning) as collapsed:
         km = KMeans(n_clusters=k, n_init=1, random_state=seed).fit(flat)
-    if collapsed: warnings.warn(f"only {len(np.unique(km.labels_))} distinct clusters among {len(flat)} samples for k={k} (a collapsed generator "
-                             "draws the same image again and again): the empty clusters take the sample nearest their centre", stacklevel=2)
-    if representative == 'centre': return torch.as_tensor(km.cluster_centers_, dtype=samples.dtype).view(k, *samples.shape[1:])
+    if collapsed:
+        warnings.warn(f"only {len(np.unique(km.labels_))} distinct clusters among {len(flat)} samples for k={k} (a "
+                      "collapsed generator "
+                             "draws the same image again and again): the empty clusters take the sample nearest their "
+                             "centre", stacklevel=2)
+    if representative == 'centre':
+        return torch.as_tensor(km.cluster_centers_, dtype=samples.dtype).view(k, *samples.shape[1:])
     dist = ((flat - km.cluster_centers_[km.labels_]) ** 2).sum(1)
     members = [np.flatnonzero(km.labels_ == c) for c in range(k)]
-    # a collapsed generator draws fewer distinct images than k, and k-means then leaves clusters empty: those take the sample nearest their centre
-    picks = [m[dist[m].argmin()] if len(m) else ((flat - km.cluster_centers_[c]) ** 2).sum(1).argmin() for c, m in enumerate(members)]
+    # a collapsed generator draws fewer distinct images than k: an empty cluster takes the sample nearest its centre
+    picks = [m[dist[m].argmin()] if len(m)
+             else ((flat - km.cluster_centers_[c]) ** 2).sum(1).argmin() for c, m in enumerate(members)]
     return samples[torch.as_tensor(picks)]
 
 # %% ../nbs/14_updates_msr.ipynb #277eaa26
@@ -328,8 +374,10 @@ def pairwise_mse(a:torch.Tensor, b:torch.Tensor) -> torch.Tensor:
 def hungarian_match(truth:torch.Tensor, # n true images
                     candidates:torch.Tensor, # m ≥ n reconstructions
                    ) -> torch.Tensor:
-    "For each true image, the index of its candidate in the one-to-one matching of least total MSE (scipy's Hungarian solver)."
-    if len(candidates) < len(truth): raise ValueError(f"cannot match {len(truth)} images one-to-one with {len(candidates)} candidates")
+    """For each true image, the index of its candidate in the one-to-one matching of least total MSE (scipy's Hungarian
+    solver)."""
+    if len(candidates) < len(truth):
+        raise ValueError(f"cannot match {len(truth)} images one-to-one with {len(candidates)} candidates")
     rows, cols = linear_sum_assignment(pairwise_mse(truth, candidates).numpy())
     return torch.as_tensor(cols)[torch.as_tensor(rows).argsort()]
 
@@ -347,7 +395,8 @@ def label_oracle_representatives(own:Data, # the attacker's images
                                  representative:str='medoid', # see `cluster_representatives`
                                  seed:int=0, # seeds the draw and k-means
                                 ) -> torch.Tensor:
-    "An oracle that knows the set's label counts: per class c with n_c samples, n_c cluster images of the attacker's class-c images."
+    """An oracle that knows the set's label counts:
+    per class c with n_c samples, n_c cluster images of the attacker's class-c images."""
     counts, gen, reps = torch.bincount(labels, minlength=own.n_classes), seeded_generator(seed), []
     for c in torch.nonzero(counts)[:, 0].tolist():
         images = own.x[own.y == c]
@@ -359,7 +408,8 @@ def label_oracle_representatives(own:Data, # the attacker's images
 # %% ../nbs/14_updates_msr.ipynb #b07139a7
 @dataclass(kw_only=True)
 class MultiReconstructionResult(Result):
-    "A_MSR on one dataset: the matched MSE of the CBM-GAN beside its baselines (all clustered and Hungarian-matched alike)."
+    """A_MSR on one dataset: the matched MSE of the CBM-GAN beside its baselines (all clustered and Hungarian-matched
+    alike)."""
     dataset: str
     set_size: int  # |D_update|
     n_shadow_updates: int  # updating sets the GANs trained on
@@ -380,17 +430,23 @@ class MultiReconstructionResult(Result):
 
     @property
     def headline(self) -> Headline:
-        "The CBM-GAN's matched MSE (lower is stronger) against random images of the attacker's data, clustered and matched alike."
-        return Headline('matched MSE', self.mse, baseline=self.random_image_mse, baseline_name='random attacker images', higher_is_stronger=False)
+        """The CBM-GAN's matched MSE (lower is stronger) against random images of the attacker's data, clustered and
+        matched alike."""
+        return Headline('matched MSE', self.mse, baseline=self.random_image_mse, baseline_name='random attacker images',
+                        higher_is_stronger=False)
 
     def rows(self) -> list:
-        "Matched MSE of the CBM-GAN beside every baseline and oracle, and how often it beats the attacker's own nearest image."
+        """Matched MSE of the CBM-GAN beside every baseline and oracle, and how often it beats the attacker's own
+        nearest image."""
         setting = f'|D|={self.set_size}, {self.representative}'
         return (metric_rows('A_MSR', self.dataset, metric='matched MSE', values={
-                    ATTACK_METHOD: self.mse, "another update's δ": self.mismatched_delta_mse, 'plain GAN': self.plain_gan_mse,
-                    'random attacker images': self.random_image_mse, 'true label counts (oracle)': self.label_oracle_mse,
+                    ATTACK_METHOD: self.mse, "another update's δ": self.mismatched_delta_mse,
+                    'plain GAN': self.plain_gan_mse,
+                    'random attacker images': self.random_image_mse,
+                    'true label counts (oracle)': self.label_oracle_mse,
                     'nearest attacker image (oracle)': self.nearest_attacker_image_mse}, setting=setting)
-                + metric_rows('A_MSR', self.dataset, metric='closer than attacker data', values={ATTACK_METHOD: self.closer_than_attacker_data}, setting=setting))
+                + metric_rows('A_MSR', self.dataset, metric='closer than attacker data',
+                              values={ATTACK_METHOD: self.closer_than_attacker_data}, setting=setting))
 
     def plot(self, n:int=20):
         "The first evaluated updating set above, its matched reconstructions below."
@@ -398,10 +454,12 @@ class MultiReconstructionResult(Result):
 
 # %% ../nbs/14_updates_msr.ipynb #98d6419e
 def check_reconstruction_request(exp:UpdatesExperiment, n_evaluated:int):
-    "Raise `ValueError` unless `exp` holds multi-sample updates and at least two, but no more than its, target updates are asked for."
+    """Raise `ValueError` unless `exp` holds multi-sample updates and at least two, but no more than its, target updates
+    are asked for."""
     if exp.set_size < 2: raise ValueError("A_MSR reconstructs updating sets of two or more samples; use A_SSR for one")
     if not 2 <= n_evaluated <= len(exp.target_updates):
-        raise ValueError(f"n_evaluated must lie in [2, {len(exp.target_updates)}] (the mismatched-δ baseline needs two updates), got {n_evaluated}")
+        raise ValueError(f"n_evaluated must lie in [2, {len(exp.target_updates)}] (the mismatched-δ baseline needs two "
+                         f"updates), got {n_evaluated}")
 
 def train_reconstruction_gans(exp:UpdatesExperiment, # from `prepare_experiment` with set_size > 1
                               epochs:int=20, # GAN training epochs
@@ -411,23 +469,27 @@ def train_reconstruction_gans(exp:UpdatesExperiment, # from `prepare_experiment`
                               seed:int=0, # seeds both GANs
                               device=None, # where to train
                               progress:bool=True, # progress bars
-                              checkpoint_dir:str|Path|None=None, # keep both GANs' epochs here; a rerun resumes (see `train_cbm_gan`)
+                              # keep both GANs' epochs here; a rerun resumes (see `train_cbm_gan`)
+                              checkpoint_dir:str|Path|None=None,
                               plain_gan:bool=True, # also train the plain GAN baseline (`False`: `None` in its place)
                              ) -> tuple:
-    "The CBM-GAN (δ-conditioned, Best-Match loss) and the plain GAN, both trained on the shadow updates: `(cbm_gan, plain_gan)`."
+    """The CBM-GAN (δ-conditioned, Best-Match loss) and the plain GAN, both trained on the shadow updates:
+    `(cbm_gan, plain_gan)`."""
     for s in exp.shadow_updates: check_compatible(s, exp.target_updates)
     check_reconstruction_request(exp, 2)
     check_range(exp.setting.shadow_pool.x, 0, high=1, needs="A_MSR (its generator draws pixels)")
     sets, delta = torch.cat([u.sets for u in exp.shadow_updates]), torch.cat([u.delta() for u in exp.shadow_updates])
     shape, pool = tuple(exp.setting.shadow_pool.sample_shape), exp.setting.shadow_pool
-    train = dict(epochs=epochs, sets_per_step=sets_per_step, device=device, progress=progress, checkpoint_dir=checkpoint_dir)
+    train = dict(epochs=epochs, sets_per_step=sets_per_step, device=device, progress=progress,
+                 checkpoint_dir=checkpoint_dir)
     with private_rng(seed):
         cbm = CBMGenerator(shape, delta.shape[1], hidden=hidden)
         train_cbm_gan(cbm, ImageDiscriminator(shape), pool=pool, sets=sets, delta=delta, seed=seed, **train)
     if not plain_gan: return cbm, None
     with private_rng(seed + 1):
         plain = CBMGenerator(shape, None, hidden=hidden)
-        train_cbm_gan(plain, ImageDiscriminator(shape), pool=pool, sets=sets, delta=None, best_match=0., seed=seed + 1, **train)
+        train_cbm_gan(plain, ImageDiscriminator(shape), pool=pool, sets=sets, delta=None, best_match=0., seed=seed + 1,
+                      **train)
     return cbm, plain
 
 # %% ../nbs/14_updates_msr.ipynb #03838c1b
@@ -441,7 +503,8 @@ def score_reconstructions(exp:UpdatesExperiment, # the experiment the GANs were 
                           seed:int=0, # seeds the noise, k-means and the random baselines
                           device=None, # where to generate
                          ) -> tuple:
-    "Reconstruct the first `n_evaluated` target updating sets with every method; the result holds the matched reconstructions as `examples`."
+    """Reconstruct the first `n_evaluated` target updating sets with every method;
+    the result holds the matched reconstructions as `examples`."""
     check_reconstruction_request(exp, n_evaluated)
     setting, t, k = exp.setting, exp.target_updates, exp.set_size
     own, target_delta = attacker_images(setting), t.delta()
@@ -450,19 +513,25 @@ def score_reconstructions(exp:UpdatesExperiment, # the experiment the GANs were 
         truth = setting.target_pool.x[t.sets[i]]
         draw = torch.randperm(len(own), generator=seeded_generator(seed + i))[:n_generated]
         candidates = {'cbm': generate(cbm, n_generated, delta=target_delta[i], seed=seed + i, device=device),
-                      'mismatched': generate(cbm, n_generated, delta=target_delta[(i + 1) % n_evaluated], seed=seed + i, device=device),
+                      'mismatched': generate(cbm, n_generated, delta=target_delta[(i + 1) % n_evaluated], seed=seed + i,
+                                             device=device),
                       'random': own.x[draw]}
         if plain is not None: candidates['plain'] = generate(plain, n_generated, seed=seed + i, device=device)
-        reps = {m: cluster_representatives(c, k, representative=representative, seed=seed) for m, c in candidates.items()}
-        reps['labels'] = label_oracle_representatives(own, t.labels[i], n_generated=n_generated, representative=representative, seed=seed + i)
+        reps = {m: cluster_representatives(c, k, representative=representative,
+                                           seed=seed) for m, c in candidates.items()}
+        reps['labels'] = label_oracle_representatives(own, t.labels[i], n_generated=n_generated,
+                                                      representative=representative, seed=seed + i)
         for m, r in reps.items(): errors[m].append(matched_mse(truth, r))
         errors['nearest'].append(pairwise_mse(truth, own.x).min(1).values.float())
         examples.append((truth, reps['cbm'][hungarian_match(truth, reps['cbm'])]))
     err = {m: torch.cat(v) for m, v in errors.items() if v}
-    mean = {m: float(err[m].mean()) if m in err else None for m in ('cbm', 'mismatched', 'plain', 'random', 'labels', 'nearest')}
-    result = MultiReconstructionResult(dataset=setting.dataset, set_size=k, n_shadow_updates=sum(len(u) for u in exp.shadow_updates),
+    mean = {m: float(err[m].mean()) if m in err
+            else None for m in ('cbm', 'mismatched', 'plain', 'random', 'labels', 'nearest')}
+    result = MultiReconstructionResult(dataset=setting.dataset, set_size=k,
+                                       n_shadow_updates=sum(len(u) for u in exp.shadow_updates),
                                        n_evaluated=n_evaluated, n_generated=n_generated, representative=representative,
-                                       mse=mean['cbm'], mismatched_delta_mse=mean['mismatched'], plain_gan_mse=mean['plain'], random_image_mse=mean['random'],
+                                       mse=mean['cbm'], mismatched_delta_mse=mean['mismatched'],
+                                       plain_gan_mse=mean['plain'], random_image_mse=mean['random'],
                                        label_oracle_mse=mean['labels'], nearest_attacker_image_mse=mean['nearest'],
                                        closer_than_attacker_data=float((err['cbm'] < err['nearest']).float().mean()),
                                        examples=examples, cbm_gan=cbm, plain_gan=plain, experiment=exp)
@@ -475,27 +544,34 @@ def evaluate_multi_reconstruction(exp:UpdatesExperiment, # from `prepare_experim
                                   sets_per_step:int=8, # updating sets per GAN training step
                                   n_generated:int=20_000, # images generated per target update before clustering
                                   n_evaluated:int=10, # target updates to reconstruct (the authors: 10)
-                                  representative:str='medoid', # each cluster's image: 'medoid' (the authors) or 'centre'
+                                  # each cluster's image: 'medoid' (the authors) or 'centre'
+                                  representative:str='medoid',
                                   seed:int=0, # seeds the GANs, the noise, k-means and the random baselines
                                   device=None, # where to train
                                   progress:bool=True, # progress bars while training
-                                  checkpoint_dir:str|Path|None=None, # keep both GANs' epochs here; a rerun resumes (see `train_cbm_gan`)
+                                  # keep both GANs' epochs here; a rerun resumes (see `train_cbm_gan`)
+                                  checkpoint_dir:str|Path|None=None,
                                  ) -> tuple:
-    "Train both GANs on the shadow updates and score them on the target updates; the result holds both generators and the reconstructions."
+    """Train both GANs on the shadow updates and score them on the target updates;
+    the result holds both generators and the reconstructions."""
     check_reconstruction_request(exp, n_evaluated)  # before hours of training, not after
-    cbm, plain = train_reconstruction_gans(exp, epochs, hidden=hidden, sets_per_step=sets_per_step, seed=seed, device=device, progress=progress, checkpoint_dir=checkpoint_dir)
-    return score_reconstructions(exp, cbm, plain=plain, n_generated=n_generated, n_evaluated=n_evaluated, representative=representative, seed=seed, device=device)
+    cbm, plain = train_reconstruction_gans(exp, epochs, hidden=hidden, sets_per_step=sets_per_step, seed=seed,
+                                           device=device, progress=progress, checkpoint_dir=checkpoint_dir)
+    return score_reconstructions(exp, cbm, plain=plain, n_generated=n_generated, n_evaluated=n_evaluated,
+                                 representative=representative, seed=seed, device=device)
 
 # %% ../nbs/14_updates_msr.ipynb #3fa640fb
-def run_multi_reconstruction(dataset:str|None=None, # a dataset preset (default 'mnist-embedded'), or what your `data` is called
+def run_multi_reconstruction(dataset:str|None=None, # a dataset preset (default 'mnist-embedded') or your data's name
                              scale='quick', *, set_size:int=100, n_shadow_models:int=3,
                              seed:int=0, cache_dir=None, root=None, device=None, progress:bool=True,
-                             model=None, # your own trained torch model over images in [0, 1] as the target (see `prepare_experiment`)
+                             # your own torch model over images in [0, 1] as the target (see `prepare_experiment`)
+                             model=None,
                              data=None, # with `model`: images from its domain it was not trained on
                              **kwargs, # options of `evaluate_multi_reconstruction`
                             ) -> MultiReconstructionResult:
     "The whole A_MSR protocol: setting, models, multi-sample updates, both GANs, evaluation."
-    exp = prepare_experiment(dataset, scale, set_size=set_size, n_shadow_models=n_shadow_models, seed=seed, cache_dir=cache_dir,
+    exp = prepare_experiment(dataset, scale, set_size=set_size, n_shadow_models=n_shadow_models, seed=seed,
+                             cache_dir=cache_dir,
                              root=root, device=device, progress=progress, model=model, data=data)
     return evaluate_multi_reconstruction(exp, seed=seed, device=device, progress=progress, **kwargs)
 
@@ -506,33 +582,42 @@ class MultiReconstructionConfig:
     set_size: int = 100  # |D_update|, the records of each update
     gan_epochs: int = 0  # GAN training epochs (0: 20 at the paper's scale, 1 otherwise)
     gan_width: int = 0  # width of the generator's three hidden layers (0: 2048 at the paper's scale, 512 otherwise)
-    generated: int = 0  # images generated per target update before clustering (0: 20,000 at the paper's scale, 2,000 otherwise)
+    # images generated per target update before clustering (0: 20,000 at the paper's scale, 2,000 otherwise)
+    generated: int = 0
     evaluated: int = 10  # target updates to reconstruct
 
     def __post_init__(self):
         for name in ('gan_epochs', 'gan_width', 'generated'): check_count(getattr(self, name), name, low=0)
         check_count(self.set_size, 'set_size'); check_count(self.evaluated, 'evaluated', low=2)
 
-@register_attack('msr', family='updates', threat=('black-box', 'updates', 'reference models'), config=MultiReconstructionConfig, preset='updates',
+@register_attack('msr', family='updates', threat=('black-box', 'updates', 'reference models'),
+                 config=MultiReconstructionConfig, preset='updates',
                  paper='Salem, Bhattacharya, Backes, Fritz, Zhang: Updates-Leak, USENIX Security 2020',
-                 quick={'dataset': 'mnist-embedded', 'quick': True, 'set_size': 5, 'n_shadow_models': 1, 'gan_epochs': 1, 'gan_width': 32, 'generated': 50, 'evaluated': 2},
+                 quick={'dataset': 'mnist-embedded', 'quick': True, 'set_size': 5, 'n_shadow_models': 1,
+                        'gan_epochs': 1, 'gan_width': 32, 'generated': 50, 'evaluated': 2},
                  audit="its CBM-GAN trains for hours at the paper's scale: `updates-leak updates --attack msr` runs it")
 def run_msr(target, # the provider's model (the experiment's target)
             data:UpdatesExperiment, # updates on sets of `config.set_size` images in [0, 1]
-            *, config:MultiReconstructionConfig=MultiReconstructionConfig(), seed:int=0, device=None, progress:bool=True,
+            *, config:MultiReconstructionConfig=MultiReconstructionConfig(), seed:int=0, device=None,
+            progress:bool=True,
            ) -> MultiReconstructionResult:
     "A_MSR: the images of the set an update trained on, drawn by a CBM-GAN conditioned on the update."
-    if data.set_size != config.set_size: raise ValueError(f"the experiment's updates are on sets of {data.set_size}, the config asks for {config.set_size}")
+    if data.set_size != config.set_size:
+        raise ValueError(f"the experiment's updates are on sets of {data.set_size}, the config asks for "
+                         f"{config.set_size}")
     full = scale_name(data.setting.scale) == 'full'
-    return evaluate_multi_reconstruction(data, epochs=config.gan_epochs or (20 if full else 1), hidden=(config.gan_width or (2048 if full else 512),) * 3,
-                                         n_generated=config.generated or (20_000 if full else 2000), n_evaluated=config.evaluated, seed=seed,
+    return evaluate_multi_reconstruction(data, epochs=config.gan_epochs or (20 if full else 1),
+                                         hidden=(config.gan_width or (2048 if full else 512),) * 3,
+                                         n_generated=config.generated or (20_000 if full else 2000),
+                                         n_evaluated=config.evaluated, seed=seed,
                                          device=device, progress=progress, checkpoint_dir=data.cache_dir)
 
 # %% ../nbs/14_updates_msr.ipynb #136bab66
 def shadow_as_target(exp:UpdatesExperiment, # from `prepare_experiment`
                      shadow:int=-1, # the shadow model whose updates stand in for the target's
                     ) -> UpdatesExperiment:
-    "A copy of `exp` with a shadow model, its updates and the attacker's pools in the target's place, for choices made without the target."
+    """A copy of `exp` with a shadow model, its updates and the attacker's pools in the target's place, for choices made
+    without the target."""
     if not -len(exp.shadows) <= shadow < len(exp.shadows):
         raise IndexError(f"shadow must index one of the {len(exp.shadows)} shadow models, got {shadow}")
     s = exp.setting

@@ -16,7 +16,8 @@ from .core import private_rng, seeded_generator, resolve_device
 from .results import ATTACK_METHOD, Anchor, Result, artefact, metric_rows, paper_value
 from .data import Data, check_range, concat
 from .models import AutoEncoder, fit, reconstruction_loss
-from .updates import AttackMLP, Updates, UpdatesExperiment, UpdatesSetting, check_compatible, check_delta, prepare_experiment
+from .updates import (AttackMLP, Updates, UpdatesExperiment, UpdatesSetting, check_compatible, check_delta,
+                                  prepare_experiment)
 from .attacks import Headline, register_attack
 from .core import check_count
 
@@ -58,7 +59,8 @@ class SampleReconstructor(nn.Module):
 
 def sample_images(updates:Updates, pool:Data) -> torch.Tensor:
     "The one updating sample of each single-sample update, as images."
-    if updates.sets.shape[1] != 1: raise ValueError(f"A_SSR reconstructs single-sample updates, got |D_update| = {updates.sets.shape[1]}")
+    if updates.sets.shape[1] != 1:
+        raise ValueError(f"A_SSR reconstructs single-sample updates, got |D_update| = {updates.sets.shape[1]}")
     return pool.x[updates.sets[:, 0]]
 
 def mse_loss_images(model:nn.Module, delta:torch.Tensor, x:torch.Tensor) -> torch.Tensor:
@@ -100,14 +102,18 @@ class ReconstructionResult(Result):
     @property
     def headline(self) -> Headline:
         "A_SSR's reconstruction MSE (lower is stronger) against a random image of the attacker's data."
-        return Headline('MSE', self.mse, baseline=self.random_image_mse, baseline_name='random attacker image', paper=self.paper, higher_is_stronger=False)
+        return Headline('MSE', self.mse, baseline=self.random_image_mse, baseline_name='random attacker image',
+                        paper=self.paper, higher_is_stronger=False)
 
     def rows(self) -> list:
         "Reconstruction MSE of the attack beside its baselines and the paper, and how often it beats the class mean."
         attack = 'A_SSR' if self.ensemble == 1 else f'A_SSR, mean of {self.ensemble} models'
-        return (metric_rows(attack, self.dataset, metric='MSE', values={ATTACK_METHOD: self.mse, 'one model': self.single_model_mse, 'class-mean image': self.class_mean_mse,
+        return (metric_rows(attack, self.dataset, metric='MSE',
+                            values={ATTACK_METHOD: self.mse, 'one model': self.single_model_mse,
+                                    'class-mean image': self.class_mean_mse,
                                                           'random image': self.random_image_mse, 'paper': self.paper})
-                + metric_rows(attack, self.dataset, metric='closer than class mean', values={ATTACK_METHOD: self.beats_class_mean}))
+                + metric_rows(attack, self.dataset, metric='closer than class mean',
+                              values={ATTACK_METHOD: self.beats_class_mean}))
 
     def plot(self, n:int=10):
         "The true updating samples above, their reconstructions below."
@@ -125,7 +131,8 @@ def train_reconstructor(exp:UpdatesExperiment, # from `prepare_experiment` with 
                         seed:int=0, # seeds the autoencoder and the attack
                         device=None, # where to train
                        ) -> SampleReconstructor:
-    "One A_SSR attack model: an autoencoder pretrained on the attacker's images, its decoder transferred and fine-tuned on the shadow updates."
+    """One A_SSR attack model: an autoencoder pretrained on the attacker's images, its decoder transferred and
+    fine-tuned on the shadow updates."""
     device = resolve_device(device)  # the model is built here: no model of the caller's to follow
     own = attacker_images(exp.setting)
     check_range(own.x, 0, high=1, needs="A_SSR (its decoder draws pixels)")
@@ -150,40 +157,49 @@ def evaluate_reconstruction(exp:UpdatesExperiment, # from `prepare_experiment` w
                             *,
                             ae_epochs:int=20, # autoencoder training epochs
                             epochs:int=10, # attack training epochs (more overfit the shadow updates)
-                            seed:int=0, # seeds the autoencoders, the attacks (`seed`, `seed` + 1, …) and the random baseline
+                            # seeds the autoencoders, the attacks (`seed`, `seed` + 1, …) and the random baseline
+                            seed:int=0,
                             device=None, # where to train
                             ensemble:int=1, # attack models to train; the attack's answer is their mean reconstruction
                            ) -> tuple:
-    "Train A_SSR on the shadow updates and evaluate it on the target updates; the result holds the attack model and its reconstructions."
+    """Train A_SSR on the shadow updates and evaluate it on the target updates;
+    the result holds the attack model and its reconstructions."""
     if ensemble < 1: raise ValueError(f"need at least one attack model, got ensemble={ensemble}")
     for s in exp.shadow_updates: check_compatible(s, exp.target_updates)
     setting, t = exp.setting, exp.target_updates
     own = attacker_images(setting)
-    members = [train_reconstructor(exp, latent, ae_epochs=ae_epochs, epochs=epochs, seed=seed + i, device=device) for i in range(ensemble)]
+    members = [train_reconstructor(exp, latent, ae_epochs=ae_epochs, epochs=epochs, seed=seed + i,
+                                   device=device) for i in range(ensemble)]
     model = members[0] if ensemble == 1 else ReconstructorEnsemble(members)
     truth = sample_images(t, setting.target_pool)
     with torch.no_grad():
         recon = model(t.delta())
-        single = None if ensemble == 1 else sum(float(per_sample_mse(m(t.delta()), truth).mean()) for m in members) / ensemble
+        single = None if ensemble == 1 else sum(float(per_sample_mse(m(t.delta()),
+                                                                     truth).mean()) for m in members) / ensemble
     random_idx = torch.randint(len(own), (len(truth),), generator=seeded_generator(seed))
     means = class_means(own)[t.labels[:, 0]]
     attack_err, mean_err = per_sample_mse(recon, truth), per_sample_mse(means, truth)
-    result = ReconstructionResult(dataset=setting.dataset, n_shadow_updates=sum(len(u) for u in exp.shadow_updates), n_target_updates=len(t), mse=float(attack_err.mean()),
-                                  random_image_mse=float(per_sample_mse(own.x[random_idx], truth).mean()), class_mean_mse=float(mean_err.mean()),
+    result = ReconstructionResult(dataset=setting.dataset, n_shadow_updates=sum(len(u) for u in exp.shadow_updates),
+                                  n_target_updates=len(t), mse=float(attack_err.mean()),
+                                  random_image_mse=float(per_sample_mse(own.x[random_idx], truth).mean()),
+                                  class_mean_mse=float(mean_err.mean()),
                                   beats_class_mean=float((attack_err < mean_err).float().mean()),
-                                  paper=paper_value(PAPER_SSR, 'A_SSR', target=setting.dataset.replace('-embedded', ''), metric='MSE'), ensemble=ensemble, single_model_mse=single,
+                                  paper=paper_value(PAPER_SSR, 'A_SSR', target=setting.dataset.replace('-embedded', ''),
+                                                    metric='MSE'), ensemble=ensemble, single_model_mse=single,
                                   reconstructor=model, truth=truth, reconstructions=recon, experiment=exp)
     return result
 
-def run_reconstruction(dataset:str|None=None, # a dataset preset (default 'mnist-embedded'), or what your `data` is called
+def run_reconstruction(dataset:str|None=None, # a dataset preset (default 'mnist-embedded') or your data's name
                        scale='quick', *, n_shadow_models:int=5, latent:int=64, epochs:int=10,
                        seed:int=0, cache_dir=None, root=None, device=None, progress:bool=True,
                        ensemble:int=1, # attack models whose reconstructions are averaged
-                       model=None, # your own trained torch model over images in [0, 1] as the target (see `prepare_experiment`)
+                       # your own torch model over images in [0, 1] as the target (see `prepare_experiment`)
+                       model=None,
                        data=None, # with `model`: images from its domain it was not trained on
                       ) -> ReconstructionResult:
     "The whole A_SSR protocol: setting, target and shadow models, single-sample updates, attack, evaluation."
-    exp = prepare_experiment(dataset, scale, set_size=1, n_shadow_models=n_shadow_models, seed=seed, cache_dir=cache_dir,
+    exp = prepare_experiment(dataset, scale, set_size=1, n_shadow_models=n_shadow_models, seed=seed,
+                             cache_dir=cache_dir,
                              root=root, device=device, progress=progress, model=model, data=data)
     return evaluate_reconstruction(exp, latent, epochs=epochs, seed=seed, device=device, ensemble=ensemble)
 
@@ -195,16 +211,19 @@ class ReconstructionConfig:
 
     def __post_init__(self): check_count(self.ensemble, 'ensemble')
 
-@register_attack('ssr', family='updates', threat=('black-box', 'updates', 'reference models'), config=ReconstructionConfig, preset='updates',
+@register_attack('ssr', family='updates', threat=('black-box', 'updates', 'reference models'),
+                 config=ReconstructionConfig, preset='updates',
                  paper='Salem, Bhattacharya, Backes, Fritz, Zhang: Updates-Leak, USENIX Security 2020',
                  quick={'dataset': 'mnist-embedded', 'quick': True, 'n_shadow_models': 1},
-                 audit="its autoencoder and attack model train for minutes on image updates: `updates-leak updates --attack ssr` runs it")
+                 audit="its autoencoder and attack model train for minutes on image updates: `updates-leak updates "
+                       "--attack ssr` runs it")
 def run_ssr(target, # the provider's model (the experiment's target)
             data:UpdatesExperiment, # single-record updates over images in [0, 1]
             *, config:ReconstructionConfig=ReconstructionConfig(), seed:int=0, device=None, progress:bool=True,
            ) -> ReconstructionResult:
     "A_SSR: the image of the one record an update trained on."
-    if data.set_size != 1: raise ValueError(f"A_SSR reads single-record updates; this experiment's sets hold {data.set_size} records")
+    if data.set_size != 1:
+        raise ValueError(f"A_SSR reads single-record updates; this experiment's sets hold {data.set_size} records")
     return evaluate_reconstruction(data, seed=seed, device=device, ensemble=config.ensemble)
 
 # %% ../nbs/13_updates_ssr.ipynb #83e86544
