@@ -28,7 +28,7 @@ from updates_leak.models import MLP, fit, online_update
 from updates_leak.oracle import Disclosure, Oracle, OracleInputError, QueryBudgetExceeded, WhiteBoxRequired
 from updates_leak.updates import Scale, UpdateConfig, generate_updates, own_scale, prepare_experiment, sample_updating_sets
 from updates_leak.updates_lde import evaluate_label_distribution, kl_divergence, transfer_gap
-from updates_leak.updates_li import evaluate_label_inference
+from updates_leak.updates_li import LabelInferenceAttack, evaluate_label_inference
 
 X = np.random.default_rng(0).random((40, 4)).astype(np.float32)
 Y = np.arange(40) % 2
@@ -129,6 +129,7 @@ CASES = [
     ('experiment: a function as target', lambda: prepare_experiment(model=lambda x: x, data=DATA), WhiteBoxRequired, 'Updates-Leak'),
     ('experiment: set larger than the pool', lambda: prepare_experiment(model=LIN, data=DATA, scale=TINY, set_size=50, progress=False), ValueError, 'exceeds the updating pools'),
     ('A_LI: no attack model', lambda: evaluate_label_inference(updates_experiment(), n_attack_models=0), ValueError, 'at least one attack model'),
+    ('A_LI: updates of another probe set', lambda: LabelInferenceAttack(3, 2).infer(updates_experiment().target_updates), ValueError, 'reads δ of 3 values'),
     ('A_LDE: no attack model', lambda: evaluate_label_distribution(updates_experiment(), n_attack_models=0), ValueError, 'at least one attack model'),
     ('A_LDE: unknown inputs', lambda: evaluate_label_distribution(updates_experiment(), inputs='logits'), ValueError, 'inputs must be one of'),
     ('A_LDE: unknown sign', lambda: evaluate_label_distribution(updates_experiment(), sign='up'), ValueError, 'sign must be'),

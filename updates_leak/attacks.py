@@ -339,6 +339,11 @@ class MembershipData:
         return out
 
     @property
+    def queried(self) -> Data:
+        "Every record an attack may query: those under test, then the population."
+        return concat([self.records, self.population], 'records under test and population')
+
+    @property
     def records(self) -> Data:
         "The records under test, members first."
         return concat([self.members, self.nonmembers], 'records under test')

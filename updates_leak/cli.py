@@ -170,8 +170,11 @@ def report(outcome:Outcome, # what the subcommand computed
     "Print the results as one table, write them as JSON and save each result's figure; returns the paths written."
     results = outcome.results
     attack_results = all(isinstance(r, Result) for r in results)
-    print((results[0].table() if len(results) == 1 else format_rows([row for r in results for row in r.rows()]))
-          if attack_results else format_table(results))
+    table = ((results[0].table() if len(results) == 1 else format_rows([row for r in results for row in r.rows()]))
+             if attack_results else format_table(results))
+    # what makes the records a poor sample, unless the table says it already
+    warned = [f'warning: {w}' for w in dict.fromkeys(w for r in results for w in getattr(r, 'warnings', []))]
+    print('\n'.join([table, *(w for w in warned if w not in table)]))
     if out is None: return []
     if attack_results:
         payload = {'command': command_line, **outcome.extra,

@@ -40,6 +40,9 @@ def owner_data(dataset:str='fashion-mnist', # an image dataset: a key of `data.D
     if data is not None:
         train, test = (as_data(d, name=n) for d, n in zip(data, ('training data', 'test data')))
         check_range(train.x, 0, high=1, needs="Exfiltration (it hides the training records as 8-bit values)")
+        if train.sample_shape != test.sample_shape:
+            raise ValueError(f"training and test data differ in shape: {tuple(train.sample_shape)} and "
+                             f"{tuple(test.sample_shape)}")
         return train, test
     if dataset in DATASETS:
         train, test = load_dataset(dataset, 'train', root=root), load_dataset(dataset, 'test', root=root)

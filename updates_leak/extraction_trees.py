@@ -395,6 +395,9 @@ def run_tree_extraction(dataset:str='steak', # one of `TREE_TABLES` (a preset: t
         x_test, y_test = test.x.flatten(1).double().numpy(), test.y.numpy()
         if x_test.shape[1] != tree.n_features_in_:
             raise ValueError(f"the tree reads {tree.n_features_in_} features, the data has {x_test.shape[1]}")
+        if unknown := sorted(set(y_test.tolist()) - set(tree.classes_.tolist())):
+            raise ValueError(f"the test records have labels {unknown[:5]} that the tree does not answer with (its "
+                             f"classes: {tree.classes_.tolist()[:10]})")
         features = continuous_features(x_test)
     api = tree_api(tree, features, seed=seed)
     start = time.perf_counter()

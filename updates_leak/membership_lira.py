@@ -564,7 +564,7 @@ def _reference_attack_scores(target, data:MembershipData, *, config:ReferenceCon
                              progress:bool) -> tuple:
     """Every reference attack's scores of `data.records`, the queries made and the seconds spent:
     `(scores, queries, seconds)`."""
-    oracle = as_oracle(target, concat([data.records, data.population], 'records under test and population'))
+    oracle = as_oracle(target, data.queried)
     asked, start = oracle.queries, time.perf_counter()
     records, population = data.records, data.population
     if len(population) < 2 * config.references:

@@ -118,7 +118,7 @@ def run_qmia(target, # the model under attack, or an `Oracle` around it (its dis
     one model of a non-member's score, record by record, learnt from public records; no reference models."""
     if not isinstance(data, MembershipData):
         raise TypeError(f"qmia needs a MembershipData (members, non-members, population), got {type(data).__name__}")
-    oracle = as_oracle(target, data.population)
+    oracle = as_oracle(target, data.queried)
     floor, asked = answer_floor(oracle.policy), oracle.queries
     start = time.perf_counter()
     answers = oracle.query_vectors(data.population.x)
