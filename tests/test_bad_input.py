@@ -7,6 +7,7 @@ import pytest
 import torch
 import torch.nn as nn
 from sklearn.linear_model import LogisticRegression
+from sklearn.ensemble import RandomForestClassifier
 from sklearn.tree import DecisionTreeClassifier
 
 from updates_leak.cli import main
@@ -155,6 +156,7 @@ CASES = [
     ('trees: unknown variant', lambda: run_tree_extraction(variant='sideways'), ValueError, "'path-finding' or 'top-down'"),
     ('trees: own tree without data', lambda: run_tree_extraction(tree=DecisionTreeClassifier().fit(X, Y)), ValueError, 'test records'),
     ('trees: data of another width', lambda: run_tree_extraction(tree=DecisionTreeClassifier().fit(X, Y), data=(X[:, :3], Y)), ValueError, 'reads 4 features'),
+    ('trees: a random forest', lambda: run_tree_extraction(tree=RandomForestClassifier(n_estimators=2).fit(X, Y), data=(X, Y)), ValueError, 'an ensemble'),
     ('trees: incomplete query refused', lambda: tree_api(DecisionTreeClassifier().fit(X, Y), [Feature(f'x{j}') for j in range(4)], incomplete=False)(np.full((1, 4), np.nan)), ValueError, 'NaN'),
     # --- inversion ---
     ('MAP: prior not summing to 1', lambda: check_prior([0.5, 0.6], 2), ValueError, 'sum to 1'),

@@ -38,6 +38,8 @@ def test_fresh_install_has_no_dev_pins(fresh_cli):
     pip = Path(fresh_cli).parent/'pip'
     listed = subprocess.run([str(pip), 'list', '--format=freeze'], capture_output=True, text=True).stdout
     assert 'nbdev' not in listed and 'pytest' not in listed  # no dev extra
+    # no web framework: fastprogress 1.1 brings python-fasthtml, uvicorn and starlette, so the runtime stays below it
+    assert not [w for w in ('fasthtml', 'uvicorn', 'starlette', 'httpx') if w in listed.lower()], listed
     fastcore = next(l for l in listed.splitlines() if l.lower().startswith('fastcore=='))
     assert fastcore.split('==')[1].startswith('1.')  # the runtime requirement keeps fastcore 2 out
 

@@ -20,6 +20,8 @@ from updates_leak.membership_features import membership_features
 from updates_leak.exfiltration import run_exfiltration
 from updates_leak.extraction_retraining import run_retraining
 from updates_leak.extraction_trees import run_tree_extraction
+from updates_leak.inversion_faces import run_face_inversion
+from updates_leak.membership_standalone import run_standalone
 from updates_leak.membership_lira import ReferenceConfig, run_lira, run_loss_attack, run_rmia
 from updates_leak.membership_qmia import QmiaConfig, run_qmia
 from updates_leak.oracle import OracleInputError, check_records
@@ -123,6 +125,8 @@ ENTRY_POINTS = {
     'run_retraining (own target)': lambda r: run_retraining(target=NET, data=r),
     'run_tree_extraction (own tree)': lambda r: run_tree_extraction(tree=TREE, data=r),
     'run_exfiltration (own data)': lambda r: run_exfiltration('lsb', data=(r, (X, Y)), epochs=1, n_secrets=2),
+    'run_face_inversion (own recogniser)': lambda r: run_face_inversion(recogniser=NET, split=(r, (X, Y)), max_steps=2),
+    'run_standalone (own model)': lambda r: run_standalone(model=NET, members=r, nonmembers=(X[30:], Y[30:])),
     'membership_features': lambda r: membership_features(NET, r),
     'run_loss_attack': lambda r: run_loss_attack(NET, membership_data(r), progress=False),
     'run_extraction (own target)': lambda r: run_extraction('softmax', target=NET, data=r),

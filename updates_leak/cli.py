@@ -22,8 +22,9 @@ from .oracle import QueryBudgetExceeded, WhiteBoxRequired
 
 # %% auto #0
 __all__ = ['COMMANDS', 'RUN_ONLY', 'SUBCOMMANDS', 'USER_ERRORS', 'Flag', 'Command', 'subcommand', 'at_least', 'Outcome',
-           'plain_type', 'build_parser', 'merged_flags', 'split_options', 'report', 'run_registered', 'demo_spec',
-           'demo_command', 'family_flags', 'family_command', 'audit_command', 'bench_flags', 'bench_command', 'main']
+           'plain_type', 'DefaultsHelpFormatter', 'build_parser', 'merged_flags', 'split_options', 'report',
+           'run_registered', 'demo_spec', 'demo_command', 'family_flags', 'family_command', 'audit_command',
+           'bench_flags', 'bench_command', 'main']
 
 # %% ../nbs/90_cli.ipynb #b39926af
 @dataclass(frozen=True)
@@ -97,13 +98,19 @@ def _spellings(name:str) -> list:
     "A flag's spellings: `--name`, and `--na-me` for a name with underscores."
     return [f'--{name}', *([f'--{name.replace("_", "-")}'] if '_' in name else [])]
 
+class DefaultsHelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    "argparse's help with each option's default, unless its help states the default itself or there is none to show."
+    def _get_help_string(self, action):
+        if 'default' in (action.help or '') or action.default is None: return action.help
+        return super()._get_help_string(action)
+
 def build_parser(cmd:Command) -> argparse.ArgumentParser:
     """An argparse parser for `cmd`, built from its function's signature and docments, and the flags of its registered
     units."""
     docs = docments(cmd.run)
     p = argparse.ArgumentParser(prog=f'updates-leak {cmd.name}',
                                 description=cmd.run.__doc__ if not cmd.summary_text else cmd.summary_text,
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                                formatter_class=DefaultsHelpFormatter)
     for name, par in inspect.signature(cmd.run).parameters.items():
         if par.kind == par.VAR_KEYWORD: continue  # the registered units' options, added below
         help, choices = docs.get(name) or '', cmd.choices.get(name)
@@ -303,8 +310,9 @@ def audit_command(train:str, # the members: .npz (x, y), .csv (with --label) or 
                   sensitive:str=None, # a CSV column (or an .npz column index) to infer by MAP inversion
                   families:str=','.join(FAMILIES), # comma-separated sections to run
                   quick:bool=False, # small sizes: a first look in about a minute
-                  retrain_epochs:int=None, # exfiltration: epochs of the honest retrains (default: 2 quick, 10)
-                  retrain_lr:float=1e-3, # exfiltration: their learning rate (Adam)
+                  # epochs of the models trained like yours: retrains, references, shadows (default: 2 quick, else 10)
+                  retrain_epochs:int=None,
+                  retrain_lr:float=1e-3, # their learning rate (Adam)
                   seed:int=0, # seeds every section
                   out:str='updates-leak-audit', # folder for audit.html, audit.json and the summary figure
                   # finished sections, so that an interrupted audit resumes ('' for none)

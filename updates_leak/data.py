@@ -16,13 +16,13 @@ from torch.utils.data import Dataset, TensorDataset
 from .core import as_float_tensor, check_count, check_finite, data_root, seeded_generator
 
 # %% auto #0
-__all__ = ['MNIST_CLASSES', 'FASHION_CLASSES', 'DEBIAN_FASHION', 'EMBEDDED_SIZES', 'CIFAR10_CLASSES', 'PRIVACYTRUSTLAB', 'TABLES',
-           'DATASETS', 'WHOLE_DATASETS', 'Data', 'concat', 'from_uint8', 'as_data', 'check_range', 'record_ids',
-           'record_warnings', 'MissingDataError', 'read_npz', 'read_idx', 'load_mnist', 'load_fashion_mnist',
-           'make_embedded_mnist', 'load_embedded_mnist', 'RestrictedUnpickler', 'safe_unpickle', 'load_cifar10',
-           'load_cifar100', 'load_att_faces', 'load_location', 'load_purchase100', 'load_texas100', 'minmax_scale',
-           'load_sklearn', 'load_table', 'Feature', 'load_dataset', 'disjoint_split', 'assert_disjoint', 'split_data',
-           'show_images']
+__all__ = ['MNIST_CLASSES', 'FASHION_CLASSES', 'DEBIAN_FASHION', 'EMBEDDED_SIZES', 'CIFAR10_CLASSES', 'PRIVACYTRUSTLAB', 'STEAK',
+           'STEAL_ML', 'TABLES', 'DATASETS', 'WHOLE_DATASETS', 'Data', 'concat', 'from_uint8', 'as_data', 'check_range',
+           'record_ids', 'record_warnings', 'MissingDataError', 'read_npz', 'read_idx', 'load_mnist',
+           'load_fashion_mnist', 'make_embedded_mnist', 'load_embedded_mnist', 'RestrictedUnpickler', 'safe_unpickle',
+           'load_cifar10', 'load_cifar100', 'load_att_faces', 'load_location', 'load_purchase100', 'load_texas100',
+           'minmax_scale', 'load_sklearn', 'load_table', 'Feature', 'load_dataset', 'disjoint_split', 'assert_disjoint',
+           'split_data', 'show_images']
 
 # %% ../nbs/01_data.ipynb #f95ba2e4
 @dataclass
@@ -178,6 +178,7 @@ def read_npz(path:str|Path, # a NumPy `.npz` archive of arrays
             ) -> tuple:
     """The named arrays of an `.npz` archive; pickled objects are never loaded, and a damaged or foreign file is refused
     with the library's own message."""
+    if not Path(path).is_file(): raise ValueError(f"{path} does not exist")
     with open(path, 'rb') as f:
         if f.read(4) != b'PK\x03\x04': raise ValueError(f"{path}: not a readable .npz archive (it is not a zip file)")
     try:
@@ -238,8 +239,8 @@ def load_mnist(split:str='train', # 'train' (60,000) or 'test' (10,000)
     r = data_root(root)
     raw = r/'MNIST'/'raw'
     found = _first_existing('MNIST', [r/'mnist'/'mnist.npz', _idx_pair(raw, split), _idx_pair(raw, split, gz=False)],
-                            source='http://yann.lecun.com/exdb/mnist/ (IDX files into ROOT/MNIST/raw/) or the shared '
-                                   'data folder (mnist/mnist.npz)')
+                            source='http://yann.lecun.com/exdb/mnist/ (the four IDX files, into ROOT/MNIST/raw/), or '
+                                   'torchvision.datasets.MNIST(ROOT, download=True)')
     if isinstance(found, tuple): x, y = map(read_idx, found)
     else:
         x, y = read_npz(found, (f'x_{split}', f'y_{split}'))
@@ -363,8 +364,8 @@ def load_att_faces(root:str|Path|None=None, # data root (see `data_root`)
                   ) -> Data:
     "The AT&T / ORL faces: 400 images (40 people × 10), 1×112×92, labels 0..39."
     path = _first_existing('AT&T faces', [data_root(root)/'att_faces'/'att_faces.npz'],
-                           source='the shared data folder (att_faces/att_faces.npz, see its PROVENANCE.md) or '
-                                  'https://cam-orl.co.uk/facedatabase.html')
+                           source='https://cam-orl.co.uk/facedatabase.html (the 400 PGM images), saved as '
+                                  'ROOT/att_faces/att_faces.npz with `images` (400×112×92 uint8) and `labels` (0..39)')
     images, labels = read_npz(path, ('images', 'labels'))
     return from_uint8(images, labels, classes=[f's{i+1}' for i in range(40)], name='att-faces')
 
@@ -423,11 +424,14 @@ def load_sklearn(name:str, # 'digits', 'iris', 'breast-cancer' or 'wine'
                 classes=[str(c) for c in b.target_names], name=name)
 
 # %% ../nbs/01_data.ipynb #70e459cf
-TABLES = {
-    'steak': ('steak_538/steak-risk-survey.csv', dict(skiprows=[1])),
-    'gss': ('stealml/GSShappiness.csv', {}),
-    'adult': ('stealml/aws_adult.csv', dict(skipinitialspace=True)),
-    'iris-stealml': ('stealml/iris.csv', {}),
+STEAK = 'https://github.com/fivethirtyeight/data (steak-survey/steak-risk-survey.csv), saved as '
+STEAL_ML = 'https://github.com/ftramer/Steal-ML (its data folder: {}), saved as '
+TABLES = {  # name -> (path under the data root, `read_csv` options, where to get it)
+    'steak': ('steak_538/steak-risk-survey.csv', dict(skiprows=[1]), STEAK + 'ROOT/steak_538/steak-risk-survey.csv'),
+    'gss': ('stealml/GSShappiness.csv', {}, STEAL_ML.format('GSShappiness.csv') + 'ROOT/stealml/GSShappiness.csv'),
+    'adult': ('stealml/aws_adult.csv', dict(skipinitialspace=True),
+              STEAL_ML.format('aws_adult.csv') + 'ROOT/stealml/aws_adult.csv'),
+    'iris-stealml': ('stealml/iris.csv', {}, STEAL_ML.format('iris.csv') + 'ROOT/stealml/iris.csv'),
 }
 
 def load_table(name:str, # one of `TABLES`: 'steak', 'gss', 'adult', 'iris-stealml'
@@ -435,10 +439,8 @@ def load_table(name:str, # one of `TABLES`: 'steak', 'gss', 'adult', 'iris-steal
               ) -> pd.DataFrame:
     "A survey table from the data root as a `DataFrame`."
     if name not in TABLES: raise ValueError(f"unknown table {name!r}; choose from {sorted(TABLES)}")
-    rel, kw = TABLES[name]
-    path = _first_existing(name, [data_root(root)/rel],
-                           source='the shared data folder (see its PROVENANCE.md): FiveThirtyEight steak-survey, '
-                                  'ftramer/Steal-ML data')
+    rel, kw, source = TABLES[name]
+    path = _first_existing(name, [data_root(root)/rel], source=source)
     return pd.read_csv(path, **kw)
 
 # %% ../nbs/01_data.ipynb #featurecode

@@ -384,6 +384,10 @@ def run_tree_extraction(dataset:str='steak', # one of `TREE_TABLES` (a preset: t
     agreement on test and uniform inputs."""
     if variant not in ('path-finding', 'top-down'):
         raise ValueError(f"variant must be 'path-finding' or 'top-down', got {variant!r}")
+    if tree is not None and not isinstance(tree, DecisionTreeClassifier):
+        raise ValueError(f"tree extraction reads the leaves of a DecisionTreeClassifier, got a {type(tree).__name__}"
+                         "; an ensemble (a random forest, boosted trees) answers through no single tree's leaves: "
+                         "steal it from its answers with `run_extraction` or `run_retraining`")
     if tree is None:
         if data is not None: raise ValueError("`data` holds the test records of your own tree: give the tree too")
         task = task or load_tree_task(dataset, root, seed=seed)

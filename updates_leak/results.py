@@ -12,8 +12,9 @@ import numpy as np
 import torch
 
 # %% auto #0
-__all__ = ['ROW_KEYS', 'ATTACK_METHOD', 'format_table', 'write_results', 'seed_spread', 'metric_rows', 'check_rows',
-           'format_rows', 'format_spread', 'Anchor', 'paper_value', 'artefact', 'to_json', 'Result', 'figure_png']
+__all__ = ['ROW_KEYS', 'ATTACK_METHOD', 'format_table', 'write_results', 'current_umask', 'seed_spread', 'metric_rows',
+           'check_rows', 'format_rows', 'format_spread', 'Anchor', 'paper_value', 'artefact', 'to_json', 'Result',
+           'figure_png']
 
 # %% ../nbs/07_results.ipynb #e31438cc
 def format_table(rows:list, # one dict per row; keys are column names
@@ -38,8 +39,14 @@ def write_results(out:str|Path, # output folder (created)
     path = out/f'{name}.json'
     with tempfile.NamedTemporaryFile('w', dir=out, prefix=f'.{name}.', suffix='.tmp', delete=False) as f:
         f.write(json.dumps(results, indent=2, allow_nan=False))
+    os.chmod(f.name, 0o666 & ~current_umask())  # the user's usual permissions, not the temporary file's 0600
     os.replace(f.name, path)
     return path
+
+def current_umask() -> int:
+    "The process's file-creation mask (read by setting it and putting it back)."
+    mask = os.umask(0o022); os.umask(mask)
+    return mask
 
 # %% ../nbs/07_results.ipynb #9a087914
 def seed_spread(values:list, # one number measured at each seed
