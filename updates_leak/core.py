@@ -14,8 +14,8 @@ import torch
 # %% auto #0
 __all__ = ['DATA_ENV', 'resolve_device', 'set_seed', 'seeded_generator', 'child_seed', 'torch_threads', 'held_warnings',
            'numerics_key', 'private_rng', 'keyed_uniform', 'ray_map', 'data_root', 'as_float_tensor', 'check_finite',
-           'check_shape', 'check_count', 'check_positive', 'check_fraction', 'check_allocation', 'chunks', 'best_time',
-           'best_thread_time', 'progress']
+           'check_shape', 'check_count', 'check_positive', 'check_fraction', 'check_allocation', 'check_interval',
+           'chunks', 'best_time', 'best_thread_time', 'progress']
 
 # %% ../nbs/00_core.ipynb #b76b7c3c
 def resolve_device(device:str|torch.device|None=None, # an explicit choice, which always wins
@@ -259,6 +259,16 @@ def check_allocation(n_bytes:float, # what the request's arrays alone would take
     if n_bytes > total:
         raise ValueError(f"{what} needs about {n_bytes / 2**30:,.3g} GiB of memory, more than this machine's "
                          f"{total / 2**30:,.3g} GiB")
+
+def check_interval(value, # what the caller passed: `(low, high)`
+                   name:str, # the argument's name, for the message
+                  ) -> tuple:
+    "`value` as `(low, high)` floats if both are finite and low < high, else `ValueError` naming `name`."
+    try: low, high = (float(v) for v in value)
+    except (TypeError, ValueError): raise ValueError(f"{name} must be (low, high), got {value!r}") from None
+    if not (math.isfinite(low) and math.isfinite(high) and low < high):
+        raise ValueError(f"{name} must be (low, high) with low < high, got {value!r}")
+    return low, high
 
 # %% ../nbs/00_core.ipynb #e7bcf563
 def chunks(n:int, # total number of items

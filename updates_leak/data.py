@@ -4,7 +4,7 @@
 
 # %% ../nbs/01_data.ipynb #c6dab5de
 from __future__ import annotations
-import gzip, io, pickle
+import gzip, hashlib, io, pickle
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -142,10 +142,15 @@ def check_range(x:torch.Tensor, # inputs
 
 # %% ../nbs/01_data.ipynb #a6cd5b1e
 def record_ids(*parts:Data) -> list:
-    "One id tensor per part: equal ids mark records with equal inputs and labels, within and across the parts."
-    rows = torch.cat([torch.cat([p.x.flatten(1).double(), p.y[:, None].double()], 1) for p in parts])
-    ids = torch.unique(rows, dim=0, return_inverse=True)[1]
-    return list(ids.split([len(p) for p in parts]))
+    """One id tensor per part: equal ids mark records with equal inputs and labels, within and across the parts.
+    Each record is hashed (BLAKE2b of its bytes and label), so no copy of the parts is sorted or joined."""
+    seen, out = {}, []
+    for p in parts:
+        x = (p.x.flatten(1).float() + 0.).contiguous().numpy()  # + 0. makes -0.0 and 0.0 one value
+        keys = (hashlib.blake2b(row.tobytes() + label.to_bytes(8, 'little', signed=True), digest_size=16).digest()
+                for row, label in zip(x, p.y.tolist()))
+        out.append(torch.tensor([seen.setdefault(k, len(seen)) for k in keys], dtype=torch.long))
+    return out
 
 def record_warnings(data:Data, # records given to an attack or an audit
                     *,

@@ -4,7 +4,7 @@
 
 # %% ../nbs/31_inversion_faces.ipynb #feea6fb6
 from __future__ import annotations
-import copy, math, time, typing
+import copy, time, typing
 from dataclasses import dataclass
 
 import numpy as np
@@ -13,7 +13,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 from sklearn.linear_model import LogisticRegression
 
-from .core import (best_thread_time, best_time, check_count, check_finite, check_positive, resolve_device,
+from .core import (best_thread_time, best_time, check_count, check_finite, check_interval, check_positive,
+                               resolve_device,
                                private_rng)
 from .results import ATTACK_METHOD, Anchor, Result, artefact, metric_rows, paper_value
 from .data import Data, as_data, check_range, load_att_faces, show_images
@@ -190,9 +191,7 @@ def mi_face(model:nn.Module, # the recogniser, returning logits
     model = white_box(model, 'MI-FACE (it follows the gradient of the confidence)')
     lr = check_positive(mi_face_step(image_shape) if lr is None else lr, 'lr')
     check_count(max_steps, 'max_steps'); check_count(patience, 'patience')
-    if not (len(value_range) == 2 and math.isfinite(value_range[0]) and math.isfinite(value_range[1])
-            and value_range[0] < value_range[1]):  # reversed, every pixel would clip to one value
-        raise ValueError(f"value_range must be (low, high) with low < high, got {value_range}")
+    check_interval(value_range, 'value_range')  # reversed, every pixel would clip to one value
     device = resolve_device(device, model)
     labels = torch.as_tensor(labels).flatten()
     if len(labels) == 0: raise ValueError("MI-FACE needs at least one label to invert")

@@ -13,7 +13,8 @@ import torch.nn.functional as F
 
 from fastcore.basics import patch
 
-from .core import as_float_tensor, check_count, check_finite, check_shape, resolve_device, seeded_generator
+from .core import (as_float_tensor, check_count, check_finite, check_interval, check_shape, resolve_device,
+                               seeded_generator)
 from .data import as_data
 from .models import model_device, model_dtype, online_update, predict_proba
 
@@ -196,8 +197,7 @@ class Oracle:
                 ):
         self.policy = policy if policy is not None else Disclosure(output, decimals, top_k=top_k, noise_std=noise_std)
         if budget is not None: budget = check_count(budget, 'budget', low=0)  # a fraction of a query means nothing
-        if value_range is not None and not value_range[0] < value_range[1]:
-            raise ValueError(f"value_range must be (low, high) with low < high, got {value_range}")
+        if value_range is not None: check_interval(value_range, 'value_range')
         self.kind = model_kind(model)
         if self.policy.output == 'leaf' and not callable(getattr(model, 'leaves', None)):
             raise ValueError("output='leaf' needs a model that names the leaf each query ends in (a `leaves(x)` "
