@@ -16,7 +16,8 @@ min_python = cfg['min_python']
 lic = licenses[cfg['license']]
 
 requirements = cfg.get('requirements', '').split()
-dev_requirements = cfg.get('dev_requirements', '').split()
+test_requirements = cfg.get('test_requirements', '').split()  # what the test suite needs
+dev_requirements = test_requirements + cfg.get('dev_requirements', '').split()  # and Jupyter, to author notebooks
 compare_requirements = cfg.get('compare_requirements', '').split()
 audit_requirements = cfg.get('audit_requirements', '').split()
 ray_requirements = cfg.get('ray_requirements', '').split()
@@ -42,7 +43,7 @@ setuptools.setup(
     include_package_data=True,
     python_requires=f'>={min_python}',
     install_requires=requirements,
-    extras_require={'dev': dev_requirements, 'compare': compare_requirements, 'dp': dp_requirements, 'audit': audit_requirements, 'ray': ray_requirements},
+    extras_require={'dev': dev_requirements, 'test': test_requirements, 'compare': compare_requirements, 'dp': dp_requirements, 'audit': audit_requirements, 'ray': ray_requirements},
     entry_points={'console_scripts': cfg.get('console_scripts', '').split(),
                   'nbdev': [f"{cfg['lib_path']}={cfg['lib_path']}._modidx:d"]},
     zip_safe=False,

@@ -277,3 +277,43 @@ def test_membership_runs_every_registered_attack_the_model_allows(torch_audit, w
     runs, why = run_planned(attack_spec('lira'), logreg, records=records, quick=False, **options)
     assert why is None and runs[0].result.setting == 'K=8, online, global variance'
     assert runs[0].result.members == runs[0].result.nonmembers == 200  # as many members as test records, a population left over
+
+
+def test_each_section_s_headline_is_the_number_its_verdict_rests_on(torch_audit):
+    "The summary's headline is the verdict's own number, and the page states the rule that turned numbers into it."
+    from updates_leak.report import audit_html
+    *_, result = torch_audit
+    for s in (s for s in result.sections if not s.skipped):
+        assert s.rule and f"{s.headline.split(': ')[-1]} {s.value:.3g}" in s.verdict, (s.headline, s.value, s.verdict)
+    page = audit_html(result)
+    assert page.count('How the verdict is reached:') == len([s for s in result.sections if not s.skipped])
+    assert '<th>option</th><th>value</th>' in page and '{&quot;families' not in page  # options as a table, not JSON
+
+
+def test_the_exfiltration_headline_is_the_check_that_decided():
+    from updates_leak.audit import LOW_BYTES, WEIGHT_KS, deciding_check
+    check = lambda value, threshold: dict(value=value, threshold=threshold, flagged=value > threshold)
+    assert deciding_check({WEIGHT_KS: check(0.3, 0.2), LOW_BYTES: check(0.05, 0.08)}) == WEIGHT_KS  # the one that fired
+    assert deciding_check({WEIGHT_KS: check(0.3, 0.2), LOW_BYTES: check(4., 0.08)}) == LOW_BYTES  # the χ² first
+    assert deciding_check({WEIGHT_KS: check(0.1, 0.2), LOW_BYTES: check(0.07, 0.08)}) == LOW_BYTES  # none: the nearest
+
+
+def test_exposed_records_are_ranked_by_an_attack_s_own_scores(torch_audit):
+    "Each exposed member with its score and the share of non-members scoring as high; the list follows the score."
+    from updates_leak.audit import exposure
+    test_scores = torch.tensor([0., 1., 2., 3.])
+    assert exposure(torch.tensor([3.5, 2., -1.]), test_scores).tolist() == [0., 0.5, 1.]
+    *_, result = torch_audit
+    e = result.sections[0].exposed
+    if e is None: return  # no attack beat its baseline on this sample: the list is left out rather than shown
+    assert e['attack'] and (e['score'][:-1] >= e['score'][1:]).all() and (e['fpr'][:-1] <= e['fpr'][1:]).all()
+
+
+def test_a_section_another_version_computed_is_not_served(torch_audit, monkeypatch):
+    "The cache key holds the library's code: an upgrade recomputes sections instead of serving another format."
+    from updates_leak import audit as audit_module
+    model, tr, te, _ = torch_audit
+    key = lambda: audit_module.audit_fingerprint(model, tr, test=te, update=None, options={'quick': True}, device='cpu')
+    before = key()
+    monkeypatch.setattr(audit_module, 'library_digest', lambda: 'another version of the library')
+    assert key() != before

@@ -2,7 +2,11 @@
 files are, and help that states each default once."""
 import os
 
+import numpy as np
 import pytest
+import torch
+import torch.nn as nn
+from hypothesis import given, settings, strategies as st
 
 from updates_leak.cli import COMMANDS, build_parser, main
 from updates_leak.data import MissingDataError, TABLES, load_att_faces, load_table
@@ -39,3 +43,53 @@ def test_mistakes_get_one_line_before_any_work(argv, message, capsys, tmp_path):
     assert e.value.code == 2
     err = capsys.readouterr().err
     assert message in err and 'Traceback' not in err
+
+
+@given(nonmembers=st.integers(1, 12_000), seed=st.integers(0, 2**16))
+@settings(max_examples=40, deadline=None)
+def test_a_rate_is_reported_only_where_the_non_members_resolve_it(nonmembers, seed):
+    "TPR at an FPR below 1/non-members is not measured (None), and the warning names the count it would take."
+    from updates_leak.attacks import FPR_BOUNDS, membership_result, nonmembers_needed
+    rng = np.random.default_rng(seed)
+    scores, truth = torch.tensor(rng.random(nonmembers + 50)), torch.arange(nonmembers + 50) < 50
+    r = membership_result('toy', 'toy', scores=scores, is_member=truth, queries=0, seconds={})
+    for k, bound in FPR_BOUNDS.items():
+        assert (r.metrics[k] is None) == (nonmembers * bound < 1 - 1e-9), (k, nonmembers)
+    missing = [k for k in FPR_BOUNDS if r.metrics[k] is None]
+    assert not missing or f"{nonmembers_needed(FPR_BOUNDS[missing[-1]]):,}" in r.warnings[-1]
+    assert {row['metric'] for row in r.rows()}.isdisjoint(missing)  # tables leave them out; the warning says why
+    assert r.headline.metric == ('auc' if nonmembers < 100 else 'tpr@1%fpr')
+
+
+def test_own_cnn_over_images_is_extracted_as_it_is():
+    "Equation solving and retraining query a CNN that takes 1×8×8 images with no reshaping wrapper in user code."
+    from sklearn.datasets import load_digits
+    from updates_leak.extraction import run_extraction
+    from updates_leak.extraction_retraining import run_retraining
+    from updates_leak.models import fit
+    digits = load_digits()
+    x, y = torch.tensor(digits.images / 16., dtype=torch.float32)[:, None], torch.tensor(digits.target)
+    g = torch.Generator().manual_seed(0)
+    cnn = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 64, 10))
+    with torch.no_grad():
+        for p in cnn.parameters(): p.copy_(torch.randn(p.shape, generator=g) * 0.3)
+    fit(cnn, (x[:1000], y[:1000]), epochs=3, lr=1e-2, optimizer='adam', progress=False)
+    before = {k: v.clone() for k, v in cnn.state_dict().items()}
+    test = (x[1000:1400], y[1000:1400])
+    copy = run_extraction('softmax', target=cnn, data=test, budget=1.0, n_uniform=500)
+    retrained = run_retraining(target=cnn, data=test, strategy='uniform', budget=1.0, n_uniform=500)
+    assert copy.r_test > 0.8 and copy.r_test > copy.r_majority and not copy.warnings
+    assert 0 < retrained.r_test <= 1 and retrained.queries > 0
+    assert all(torch.equal(before[k], v) for k, v in cnn.state_dict().items())
+
+
+def test_a_copy_worse_than_the_majority_label_says_so():
+    "Softmax equation solving against a random forest: a copy below always answering the majority label is flagged."
+    from sklearn.datasets import load_breast_cancer
+    from sklearn.ensemble import RandomForestClassifier
+    from updates_leak.extraction import run_extraction
+    b = load_breast_cancer()
+    x, y = torch.tensor((b.data - b.data.min(0)) / np.ptp(b.data, 0)), torch.tensor(b.target)
+    forest = RandomForestClassifier(50, random_state=0).fit(x[:400].numpy(), y[:400].numpy())
+    r = run_extraction('softmax', target=forest, data=(x[400:], y[400:]), budget=1.0, n_uniform=500)
+    assert r.r_test < r.r_majority and 'less than always answering its most common label' in r.warnings[0]

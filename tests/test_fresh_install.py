@@ -52,6 +52,12 @@ def test_help_and_a_bad_flag_for_every_subcommand(fresh_cli, command, tmp_path):
     assert bad.returncode == 2 and 'usage: updates-leak' in bad.stderr and 'Traceback' not in bad.stderr
     assert not any(tmp_path.iterdir())
 
+def test_help_does_not_import_torch(fresh_cli):
+    "--help comes from the stored index: about 0.1 s of CPU where importing the library takes 4 s (2 cores; a benchmark figure, not asserted)."
+    probe = "import sys; from updates_leak.console import main; main(['--help']); main(['membership', '--help']); print('torch' in sys.modules)"
+    r = subprocess.run([str(Path(fresh_cli).parent/'python'), '-c', probe], capture_output=True, text=True)
+    assert r.returncode == 0 and r.stdout.rstrip().endswith('False') and 'usage: updates-leak membership' in r.stdout, r.stderr
+
 def test_bad_values_stop_before_any_work(fresh_cli, tmp_path):
     for args, message in [(('updates', '--attack', 'bogus'), "invalid choice: 'bogus'"), (('demo', '--n_attack_models', '-1'), 'must be a whole number ≥ 0'),
                           (('updates', '--n_shadow_models', '0'), 'need at least one shadow model'), (('updates', '--probe_size', '-1'), 'must be a whole number ≥ 1'),

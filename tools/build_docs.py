@@ -263,7 +263,12 @@ if __name__ == '__main__':
     p.add_argument('--site-dir', default=str(ROOT/'docs'), help='where to write the site (default: docs/)')
     p.add_argument('--no-proc', action='store_true', help='reuse _proc/ instead of processing the notebooks again')
     p.add_argument('--readme', action='store_true', help='only regenerate README.md from nbs/index.ipynb')
+    p.add_argument('--help-index', action='store_true',
+                   help="only regenerate the command line's stored help (updates_leak/data_files/cli_help.json)")
     args = p.parse_args()
+    if args.help_index:
+        from updates_leak.cli import write_help_index
+        sys.exit(print(f"wrote {write_help_index().relative_to(ROOT)}"))
     from filelock import FileLock
     with FileLock(str(ROOT/'.build_docs.lock')):  # builds share _proc/ and _site_src/: one at a time (the docs tests run several side by side)
         print(f"wrote {write_readme()}")

@@ -4,7 +4,7 @@
 
 # %% ../nbs/05_attacks.ipynb #a26f8d37
 from __future__ import annotations
-import dataclasses, functools, inspect, numbers, typing
+import dataclasses, functools, inspect, math, numbers, typing
 from dataclasses import dataclass, field, fields, is_dataclass
 from typing import Callable
 
@@ -22,7 +22,8 @@ __all__ = ['FAMILIES', 'THREATS', 'ENTRY_KEYWORDS', 'ATTACKS', 'PRESET_KEYWORDS'
            'entry_point_problems', 'register_attack', 'attack_spec', 'notebook_number', 'attacks_of', 'PresetSpec',
            'register_preset', 'register_own', 'preset_of', 'OwnRecords', 'NotApplicable', 'register_bench',
            'MembershipData', 'as_oracle', 'answer_floor', 'answer_log_posteriors', 'true_label_confidence',
-           'tpr_at_fpr', 'plot_roc_curves', 'membership_metrics', 'MembershipResult', 'strongest_headline',
+           'nonmembers_needed', 'fpr_measurable', 'unmeasured_rates', 'tpr_at_fpr', 'plot_roc_curves',
+           'membership_metrics', 'MembershipResult', 'table_metrics', 'membership_headline', 'strongest_headline',
            'membership_result', 'load_attacks']
 
 # %% ../nbs/05_attacks.ipynb #5463d2b2
@@ -392,6 +393,29 @@ def true_label_confidence(log_posteriors:torch.Tensor, # … × N × classes
 # %% ../nbs/05_attacks.ipynb #48f64064
 FPR_BOUNDS = {'tpr@1%fpr': 1e-2, 'tpr@0.1%fpr': 1e-3, 'tpr@0.01%fpr': 1e-4}
 
+def nonmembers_needed(fpr_max:float, # a false-positive rate
+                     ) -> int:
+    "How many non-members a sample needs before one false positive among them is a rate of at most `fpr_max`."
+    return math.ceil(1 / fpr_max - 1e-9)
+
+def fpr_measurable(fpr_max:float, # a false-positive rate
+                   nonmembers:int, # the non-members scored
+                  ) -> bool:
+    "Whether `nonmembers` non-members resolve a false-positive rate of `fpr_max` (their step is 1/`nonmembers`)."
+    return nonmembers >= nonmembers_needed(fpr_max)
+
+def unmeasured_rates(metrics:dict, # metric name -> value, `None` where it could not be measured
+                     nonmembers:int, # the non-members scored
+                    ) -> list:
+    "A sentence on the TPRs of `metrics` at false-positive rates that `nonmembers` non-members cannot resolve, if any."
+    missing = {k[4:-3]: nonmembers_needed(b) for k, b in FPR_BOUNDS.items() if k in metrics and metrics[k] is None}
+    if not missing: return []
+    joined = lambda xs: ' and '.join([', '.join(xs[:-1]), xs[-1]] if len(xs) > 1 else xs)
+    verb, needs = ('is', 'it needs') if len(missing) == 1 else ('are', 'they need')
+    return [f"TPR at {joined(list(missing))} FPR {verb} not measurable from {nonmembers:,} non-members, whose smallest "
+            f"false-positive rate is {100 / nonmembers:.2g}%; {needs} at least "
+            f"{joined([f'{n:,}' for n in missing.values()])}"]
+
 def _scores_and_truth(scores, is_member) -> tuple:
     "Scores as float64 and the truth as booleans, one each per record, or `ValueError`."
     s, m = np.asarray(scores, dtype=np.float64), np.asarray(is_member)
@@ -407,12 +431,16 @@ def tpr_at_fpr(scores, # membership scores (higher: member)
                is_member, # the truth
                *,
                fpr_max:float, # the false-positive rate allowed
-              ) -> float:
-    "The largest true-positive rate whose false-positive rate is at most `fpr_max` (0 if there is none)."
+              ) -> float|None:
+    """The largest true-positive rate whose false-positive rate is at most `fpr_max` (0 if there is none).
+
+    `None` when the non-members are too few to resolve `fpr_max` (`fpr_measurable`): with n of them the smallest
+    nonzero false-positive rate is 1/n, so a TPR 'at' a smaller rate would be the TPR at no false positive at all."""
     from sklearn.metrics import roc_curve
     if not (isinstance(fpr_max, numbers.Real) and 0 < fpr_max <= 1):
         raise ValueError(f"fpr_max must be a false-positive rate in (0, 1], got {fpr_max!r}")
     s, m = _scores_and_truth(scores, is_member)
+    if not fpr_measurable(fpr_max, int((~m).sum())): return None
     fpr, tpr, _ = roc_curve(m, s)
     return _tpr_within(fpr, tpr, fpr_max=fpr_max)
 
@@ -439,13 +467,17 @@ def plot_roc_curves(curves:dict, # attack name -> (fpr, tpr, auc)
 def membership_metrics(scores, # one score per record (higher: likelier a member)
                        is_member, # the truth
                       ) -> tuple:
-    "AUC and TPR at each bound of `FPR_BOUNDS`, and the ROC curve `(fpr, tpr)`."
+    """AUC and TPR at each bound of `FPR_BOUNDS`, and the ROC curve `(fpr, tpr)`.
+
+    A TPR at a bound that the non-members cannot resolve is `None` (`fpr_measurable`)."""
     from sklearn.metrics import roc_auc_score, roc_curve
     s, m = _scores_and_truth(scores, is_member)
     if m.all() or not m.any(): raise ValueError("membership metrics need members and non-members among the records")
     fpr, tpr, _ = roc_curve(m, s)
+    nonmembers = int((~m).sum())
     return {'auc': float(roc_auc_score(m, s)),
-            **{k: _tpr_within(fpr, tpr, fpr_max=bound) for k, bound in FPR_BOUNDS.items()}}, (fpr, tpr)
+            **{k: _tpr_within(fpr, tpr, fpr_max=bound) if fpr_measurable(bound, nonmembers) else None
+               for k, bound in FPR_BOUNDS.items()}}, (fpr, tpr)
 
 @dataclass(kw_only=True)
 class MembershipResult(Result):
@@ -453,7 +485,7 @@ class MembershipResult(Result):
     attack: str  # the attack's name
     target: str  # what was attacked
     setting: str  # what distinguishes this run, e.g. 'K=8' or 'answers rounded to 2 decimals'
-    metrics: dict  # 'auc', 'tpr@1%fpr', 'tpr@0.1%fpr', 'tpr@0.01%fpr'
+    metrics: dict  # 'auc', 'tpr@1%fpr', 'tpr@0.1%fpr', 'tpr@0.01%fpr' (`None`: not measurable from the non-members)
     members: int  # members among the records scored
     nonmembers: int  # non-members among them
     queries: int  # questions the target's API answered
@@ -464,8 +496,8 @@ class MembershipResult(Result):
 
     @property
     def headline(self) -> Headline:
-        "TPR at 1% FPR against random guessing."
-        return Headline('tpr@1%fpr', self.metrics['tpr@1%fpr'], baseline=0.01, baseline_name='random guess')
+        "TPR at 1% FPR against random guessing; the AUC against 0.5 where the non-members cannot resolve 1% FPR."
+        return membership_headline(self.metrics)
 
     def rows(self) -> list:
         out = [r for k, v in self.metrics.items() for r in metric_rows(f'membership: {self.attack}', self.target,
@@ -486,12 +518,30 @@ class MembershipResult(Result):
         "The ROC on log–log axes."
         return plot_roc_curves(self.roc_curves(), f'{self.target}: {self.attack}').figure
 
-def strongest_headline(metrics:dict, # attack name -> its metrics ('tpr@1%fpr' among them)
+def table_metrics(metrics:dict, # metric name -> value (`None`: not measurable)
+                  *,
+                  digits:int=2, # decimals kept
+                  percent:bool=True, # in percent, as papers print them (else as they are)
+                 ) -> dict:
+    "Metrics as a table prints them: rounded (in percent by default), with '–' where a rate was not measurable."
+    return {k: '–' if v is None else round((100 if percent else 1) * v, digits) for k, v in metrics.items()}
+
+def membership_headline(metrics:dict, # one attack's metrics ('auc' and 'tpr@1%fpr' among them)
+                        attack:str='', # its name, to say in the headline's metric
+                       ) -> Headline:
+    """TPR at 1% FPR against random guessing (1%), or, where the non-members are too few to resolve 1% FPR, the AUC
+    against random guessing (0.5)."""
+    key, chance = ('tpr@1%fpr', 0.01) if metrics.get('tpr@1%fpr') is not None else ('auc', 0.5)
+    return Headline(key + (f' ({attack})' if attack else ''), metrics[key], baseline=chance,
+                    baseline_name='random guess')
+
+def strongest_headline(metrics:dict, # attack name -> its metrics ('auc' and 'tpr@1%fpr' among them)
                       ) -> Headline:
-    """The headline of a result that holds several membership attacks:
-    the strongest one's TPR at 1% FPR, against random guessing."""
-    best = max(metrics, key=lambda a: metrics[a]['tpr@1%fpr'])
-    return Headline(f'tpr@1%fpr ({best})', metrics[best]['tpr@1%fpr'], baseline=0.01, baseline_name='random guess')
+    """The headline of a result that holds several membership attacks: the strongest one's `membership_headline`
+    (TPR at 1% FPR where every attack's is measurable, else the AUC)."""
+    key = 'tpr@1%fpr' if all(m.get('tpr@1%fpr') is not None for m in metrics.values()) else 'auc'
+    best = max(metrics, key=lambda a: metrics[a][key])
+    return membership_headline({k: v for k, v in metrics[best].items() if k in (key, 'auc')}, best)
 
 def membership_result(attack:str, # the attack's name
                       target:str, # what was attacked
@@ -506,9 +556,10 @@ def membership_result(attack:str, # the attack's name
     "The `MembershipResult` of `scores`."
     metrics, roc = membership_metrics(scores, is_member)
     members = int(torch.as_tensor(is_member).bool().sum())
+    nonmembers = len(scores) - members
     return MembershipResult(attack=attack, target=target, setting=setting, metrics=metrics, members=members,
-                            nonmembers=len(scores) - members,
-                            queries=queries, seconds=seconds, warnings=list(warnings),
+                            nonmembers=nonmembers, queries=queries, seconds=seconds,
+                            warnings=[*warnings, *unmeasured_rates(metrics, nonmembers)],
                             scores=torch.as_tensor(scores).double(), roc=roc)
 
 # %% ../nbs/05_attacks.ipynb #d836725e

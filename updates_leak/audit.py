@@ -4,7 +4,7 @@
 
 # %% ../nbs/70_audit.ipynb #24e5628a
 from __future__ import annotations
-import base64, contextlib, hashlib, hmac, json, math, os, time, warnings
+import base64, contextlib, hashlib, hmac, json, math, os, sys, time, warnings
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
@@ -13,8 +13,8 @@ import torch
 import torch.nn as nn
 
 from .results import Result, artefact, figure_png, format_rows, format_table, metric_rows, to_json
-from .cache import cache_lock, folder_secret, signature, tensor_digest
-from .core import numerics_key, private_rng, progress as progress_bar, resolve_device
+from .cache import cache_lock, folder_secret, library_digest, signature, tensor_digest
+from .core import numerics_key, private_rng, resolve_device
 from .data import Data, check_range, load_dataset, record_ids, record_warnings
 from .loading import load_records
 from .models import fit, reinitialized
@@ -22,14 +22,14 @@ from .oracle import WhiteBoxRequired, check_records, model_kind, model_accuracy,
 from .attacks import (FAMILIES, AttackSpec, Headline, OwnRecords, attacks_of, load_attacks, make_config,
                                   plot_roc_curves, preset_of,
                                   register_bench)
-from .membership_features import membership_features
 from .membership_standalone import own_membership_sample
 from .exfiltration_defences import first_layer_weights, ks_distance
 
 # %% auto #0
-__all__ = ['FAMILY_EXTRAS', 'FLAG_MARGIN', 'FAMILY_CHECKS', 'check_audit_inputs', 'AuditSection', 'skipped', 'PlannedRun',
-           'recipe_options', 'run_planned', 'gain', 'run_label', 'section_verdict', 'headline_figure',
-           'section_figures', 'exposure', 'exposed_records', 'records_text', 'not_run_text', 'audit_family',
+__all__ = ['ATTACK_RULE', 'FAMILY_EXTRAS', 'FLAG_MARGIN', 'EXFILTRATION_RULE', 'LOW_BYTES', 'WEIGHT_KS', 'FAMILY_CHECKS',
+           'check_audit_inputs', 'AuditSection', 'skipped', 'PlannedRun', 'recipe_options', 'run_planned', 'gain',
+           'run_label', 'section_verdict', 'headline_figure', 'section_figures', 'exposure', 'exposing_run',
+           'exposed_records', 'records_text', 'not_run_text', 'audit_log', 'audit_family', 'deciding_check',
            'weight_tensors', 'low_bytes', 'low_byte_statistic', 'honest_retrains', 'false_alarms', 'audit_exfiltration',
            'model_fingerprint', 'audit_fingerprint', 'save_section', 'load_section', 'AuditResult', 'audit',
            'bench_audit']
@@ -54,6 +54,7 @@ class AuditSection(Result):
     "One family's part of an audit: verdict, headline against its baseline, the attacks' rows, figures."
     family: str  # 'membership', 'updates', 'extraction', 'inversion' or 'exfiltration'
     verdict: str  # one line
+    rule: str = ''  # how the verdict is reached from the numbers
     ran: str = ''  # what ran
     records: int = 0  # records the audit gave its attacks
     queries: int = 0  # queries to the model
@@ -67,7 +68,8 @@ class AuditSection(Result):
     warnings: list = field(default_factory=list)  # what makes its records a poor sample (from its attacks' results)
     # PNG images (bytes)
     figures: list = field(default_factory=list, repr=False, compare=False, metadata={'artefact': True})
-    exposed: dict = artefact(None)  # membership: the most exposed records ('x', 'y', 'score', 'index')
+    # membership: the most exposed records ('x', 'y', 'score', 'fpr', 'index', and 'attack' that scored them)
+    exposed: dict = artefact(None)
 
     def rows(self) -> list: return self.section_rows
 
@@ -141,6 +143,13 @@ def _reading(run:PlannedRun, runs:list) -> str:
     base = '' if h.baseline is None else f" against {h.baseline:.3g} for {h.baseline_name}"
     return f"{run_label(run, runs)}: {h.metric} {h.value:.3g}{base}"
 
+ATTACK_RULE = ("Each attack's headline number is set against its baseline, what an attacker gets without the attack "
+               "(random guessing, a training-free heuristic, the majority class). The verdict names the run that beats "
+               "its baseline by the widest margin relative to the baseline, (attack − baseline) / baseline, and says "
+               "that it beats its baseline when its number is above it (below it, for a divergence); the summary's "
+               "headline is that run's number. The numbers are compared as measured, with no test of significance: a "
+               "margin of a point or two on a few hundred records can be noise.")
+
 def section_verdict(runs:list, # the section's `PlannedRun`s
                    ) -> tuple:
     "`(verdict, the headline run)`: the run that beats its baseline by the widest margin, and each other attack's best."
@@ -177,26 +186,39 @@ def section_figures(runs:list, family:str) -> list:
     return figures
 
 # %% ../nbs/70_audit.ipynb #exposecode
-def exposure(member_loss:torch.Tensor, member_y:torch.Tensor, *, test_loss:torch.Tensor,
-             test_y:torch.Tensor) -> torch.Tensor:
-    """Each member's exposure: the fraction of test records of its class with a higher loss (0.5 where a class has no
-    test records)."""
-    out = torch.full((len(member_loss),), 0.5, dtype=torch.float64)
-    for c in member_y.unique():
-        ref = test_loss[test_y == c]
-        if len(ref): out[member_y == c] = (ref[None, :] > member_loss[member_y == c, None]).double().mean(1)
-    return out
+def exposure(member_scores:torch.Tensor, # a membership attack's score of each member (higher: likelier a member)
+             nonmember_scores:torch.Tensor, # its scores of the non-members
+            ) -> torch.Tensor:
+    """Each member's exposure as a false-positive rate: the fraction of non-members that score at least as high (the
+    lower, the more the record stands out)."""
+    ranked = torch.sort(nonmember_scores.double()).values
+    above = len(ranked) - torch.searchsorted(ranked, member_scores.double(), right=False)
+    return above.double() / len(ranked)
 
-def exposed_records(model, records:OwnRecords, *, quick:bool, seed:int, device=None, n:int=8) -> dict:
-    """The `n` most exposed members of the membership sample (`own_membership_sample`):
-    'x', 'y', 'score', 'loss' and 'index' (in the training records)."""
+def exposing_run(runs:list, # the membership section's `PlannedRun`s
+                 members:int, # members in the sample they scored
+                ) -> PlannedRun|None:
+    """The run whose per-record scores rank the exposed records: of those that score each record, the one that beats
+    its baseline by most (LiRA or RMIA in a full audit); `None` when none scores the records one by one or the best
+    does not beat its baseline."""
+    scored = [r for r in runs if getattr(r.result, 'scores', None) is not None and r.result.members == members]
+    best = max(scored, key=lambda r: gain(r.headline), default=None)
+    return best if best is not None and best.headline.beats_baseline else None
+
+def exposed_records(model, records:OwnRecords, *, runs:list, quick:bool, seed:int, n:int=8) -> dict|None:
+    """The `n` members of the membership sample (`own_membership_sample`) that `exposing_run`'s attack scores highest:
+    'x', 'y', 'score', 'fpr' (`exposure`) and 'index' (in the training records), with 'attack' naming the run; `None`
+    when no run ranks them (`exposing_run`) or its top `n` scores are all tied."""
     data, idx = own_membership_sample(records, quick=quick, seed=seed)
-    loss_m, loss_t = (membership_features(model, d, device=device)['log_loss'][:, 0].double().exp()
-                      for d in (data.members, data.nonmembers))
-    exp = exposure(loss_m, data.members.y, test_loss=loss_t, test_y=data.nonmembers.y)
-    top = torch.tensor(np.lexsort((loss_m.numpy(), -exp.numpy()))[:n])  # most exposed first, ties: lowest loss first
-    return {'x': data.members.x[top], 'y': data.members.y[top], 'score': exp[top], 'loss': loss_m[top],
-            'index': idx[top]}
+    run = exposing_run(runs, len(data.members))
+    if run is None: return None
+    scores = run.result.scores.double()
+    member_scores, nonmember_scores = scores[:len(data.members)], scores[len(data.members):]
+    top = torch.argsort(member_scores, descending=True, stable=True)[:n]
+    if len(top) < 2 or member_scores[top].unique().numel() == 1: return None
+    return {'x': data.members.x[top], 'y': data.members.y[top], 'score': member_scores[top],
+            'fpr': exposure(member_scores[top], nonmember_scores), 'index': idx[top],
+            'attack': run_label(run, runs)}
 
 # %% ../nbs/70_audit.ipynb #familycode
 FAMILY_EXTRAS = {'membership': exposed_records}  # family -> what its section shows beside its attacks
@@ -214,6 +236,13 @@ def not_run_text(not_run:dict, # attack name -> why it did not run
     for name, why in not_run.items(): by_reason.setdefault(why, []).append(name)
     return '; '.join(f"{', '.join(names)}{joint}{why}" for why, names in by_reason.items())
 
+def audit_log(text:str, # what the audit is doing
+              *,
+              enabled:bool=True, # the audit's `progress`
+             ):
+    "One line of an audit's progress on standard error, readable in a terminal and in a log file alike."
+    if enabled: print(f"audit: {text}", file=sys.stderr, flush=True)
+
 def audit_family(family:str, # one of `FAMILIES`
                  model, # the model under audit
                  *,
@@ -226,6 +255,8 @@ def audit_family(family:str, # one of `FAMILIES`
     start, runs, not_run = time.perf_counter(), [], {}
     recipe = recipe or {'epochs': 2 if quick else 10, 'lr': 1e-3}
     for spec in attacks_of(family):
+        if isinstance(spec.audit, dict) and spec.audit['quick' if quick else 'full']:
+            audit_log(f"{family}: {spec.name}", enabled=progress)
         done, why = run_planned(spec, model, records=records, quick=quick, seed=seed, device=device, progress=progress,
                                 cache_dir=cache_dir, recipe=recipe)
         runs += done
@@ -236,7 +267,7 @@ def audit_family(family:str, # one of `FAMILIES`
     ran = ', '.join(dict.fromkeys(run_label(r, runs) for r in runs)) + records_text(records) + \
           (f"; {not_run_text(not_run, ' not run: ')}" if not_run else '')
     extra = FAMILY_EXTRAS.get(family)
-    return AuditSection(family=family, verdict=verdict, ran=ran,
+    return AuditSection(family=family, verdict=verdict, rule=ATTACK_RULE, ran=ran,
                         records=len(records.train) + len(records.test) + len(records.update or []),
                         queries=sum(q for r in runs if isinstance(q := getattr(r.result, 'queries', 0), int)),
                         seconds=time.perf_counter() - start,
@@ -245,10 +276,24 @@ def audit_family(family:str, # one of `FAMILIES`
                         baseline_name=h.baseline_name, section_rows=[row for r in runs for row in r.result.rows()],
                         figures=section_figures(runs, family),
                         warnings=list(dict.fromkeys(w for r in runs for w in getattr(r.result, 'warnings', []))),
-                        exposed=extra(model, records, quick=quick, seed=seed, device=device) if extra else None)
+                        exposed=extra(model, records, runs=runs, quick=quick, seed=seed) if extra else None)
 
 # %% ../nbs/70_audit.ipynb #49e1dbc5
 FLAG_MARGIN = 1.5  # a statistic is flagged above this multiple of the largest honest retrain's
+EXFILTRATION_RULE = ("Two statistics of the weights are set against 1.5 times the largest that honest retrains (the "
+                     "audit's recipe) give: the χ² of the weights' lowest bytes from uniform, which an encoding in the "
+                     "low-order bits raises, and the KS distance of the first-layer weights from an honest retrain's. "
+                     "The χ² above its threshold flags the model; the KS distance above its threshold alone is "
+                     "inconclusive, since another training recipe moves it too; neither above: no sign. The headline "
+                     "is the statistic that decided: the one above its threshold (the χ² first), else the one "
+                     "nearest its threshold.")
+LOW_BYTES, WEIGHT_KS = 'low-order bits (χ²)', 'weight distribution (KS)'  # the two checks
+
+def deciding_check(checks:dict, # check name -> {'value', 'threshold', 'flagged', ...}
+                  ) -> str:
+    "The name of the check an exfiltration verdict rests on (`EXFILTRATION_RULE`)."
+    if fired := [k for k in (LOW_BYTES, WEIGHT_KS) if checks[k]['flagged']]: return fired[0]
+    return max(checks, key=lambda k: checks[k]['value'] / checks[k]['threshold'])
 
 def weight_tensors(model:nn.Module) -> list:
     "The model's weight matrices and kernels (floating-point parameters with two or more dimensions)."
@@ -300,21 +345,21 @@ def audit_exfiltration(model, records:OwnRecords, *, quick:bool=False, seed:int=
     ks = {'model': ks_distance(model, reference), 'honest': [ks_distance(h, reference) for h in honest]}
     lsb = {'model': low_byte_statistic(model), 'honest': [low_byte_statistic(h) for h in honest]}
     checks = {}
-    for name, st in (('weight distribution (KS)', ks), ('low-order bits (χ²)', lsb)):
+    for name, st in ((WEIGHT_KS, ks), (LOW_BYTES, lsb)):
         threshold = FLAG_MARGIN * max(st['honest'])
         checks[name] = dict(value=st['model'], threshold=threshold, honest=max(st['honest']),
                             alarms=false_alarms(st['honest']), flagged=st['model'] > threshold)
-    fired = [k for k, c in checks.items() if c['flagged']]
-    if 'low-order bits (χ²)' in fired:
+    decided = deciding_check(checks)
+    if checks[decided]['flagged'] and decided == LOW_BYTES:
         lead = 'flagged: the low-order bits of the weights are not random, as an LSB encoding makes them'
-    elif fired:
+    elif checks[decided]['flagged']:
         lead = ("inconclusive: the first-layer weights are distributed unlike the audit's honest retrains, which also "
                 "happens when the "
                         "owner's recipe differs from theirs (rerun with its epochs and learning rate to tell)")
     else: lead = 'no sign of hidden training data'
     verdict = lead + '; ' + '; '.join(f"{k} {c['value']:.3g} against a threshold of {c['threshold']:.3g} (false alarms "
                                       f"on honest retrains {c['alarms']:.0%})"
-                                    for k, c in checks.items())
+                                      for k, c in sorted(checks.items(), key=lambda kc: kc[0] != decided))
     rows = [r for k, c in checks.items() for r in
             metric_rows(f'exfiltration check: {k}', 'audited model', metric='statistic',
                         values={'this library': c['value'], 'threshold': c['threshold'], 'honest retrain': c['honest']})
@@ -329,13 +374,12 @@ def audit_exfiltration(model, records:OwnRecords, *, quick:bool=False, seed:int=
            density=True)
     b.set(title='lowest byte of every weight', xlabel='byte value'); b.legend(fontsize=7)
     fig.tight_layout()
-    lsb_check = checks['low-order bits (χ²)']
-    return AuditSection(family='exfiltration', verdict=verdict,
+    return AuditSection(family='exfiltration', verdict=verdict, rule=EXFILTRATION_RULE,
                         ran=f"{n} honest retrains ({epochs} epochs, Adam lr {retrain_lr:g}, {len(sample)} records); KS "
                             "and low-byte χ² tests",
                         records=len(sample), queries=0, seconds=time.perf_counter() - start,
-                        headline='low-byte χ² statistic', value=lsb_check['value'],
-                        baseline=lsb_check['threshold'], baseline_name='flag threshold', section_rows=rows,
+                        headline=decided, value=checks[decided]['value'], baseline=checks[decided]['threshold'],
+                        baseline_name='flag threshold', section_rows=rows,
                         figures=[figure_png(fig)])
 
 # family -> its check, for a family whose attacks cannot run on a finished model
@@ -353,8 +397,10 @@ def model_fingerprint(model, probe:torch.Tensor) -> str:
 
 def audit_fingerprint(model, train:Data, *, test:Data, update:Data|None, options:dict, device) -> str:
     """What an audit's cache entries are keyed by:
-    the model, every record, the options, the registered attacks, the device and a CPU's threads."""
+    the model, every record, the options, the registered attacks, the library's code, the device and a CPU's
+    threads."""
     h = hashlib.sha256(model_fingerprint(model, train.x[:64]).encode())
+    h.update(library_digest().encode())  # sections another version computed are not served
     h.update(json.dumps(sorted((a.name, a.run.__module__, to_json(a.audit)) for a in load_attacks().values()),
                         default=str).encode())  # a new attack or plan: new sections
     for d in (train, test, update):
@@ -376,7 +422,7 @@ def _section_from(d:dict) -> AuditSection:
     s.figures = [base64.b64decode(f) for f in d.get('figures', [])]
     if d.get('exposed'):
         e = d['exposed']
-        s.exposed = {k: torch.tensor(v) for k, v in e.items()
+        s.exposed = {k: v if k == 'attack' else torch.tensor(v) for k, v in e.items()
                      if k not in ('x', 'shape')} | {'x': torch.tensor(e['x']).reshape(e['shape'])}
     return s
 
@@ -536,9 +582,13 @@ def audit(model, # the model under audit: a torch module, a scikit-learn estimat
     load_attacks()  # every registered attack joins its family's section
     records = OwnRecords(train=train, test=test, update=update, sensitive=sensitive, columns=columns)
     recipe = {'epochs': retrain_epochs or (2 if quick else 10), 'lr': retrain_lr}
-    for family in progress_bar([f for f in FAMILIES if f in families], enabled=progress, name='audit sections'):
+    chosen = [f for f in FAMILIES if f in families]
+    if folder: audit_log(f"finished sections are kept in {folder}, so that an interrupted audit resumes",
+                         enabled=progress)
+    for i, family in enumerate(chosen, 1):
         path = folder/f'{family}.json' if folder else None
         section = load_section(path) if path else None
+        audit_log(f"section {i} of {len(chosen)}, {family}" + (': from the cache' if section else ''), enabled=progress)
         if section is None:
             with (cache_lock(path) if path else contextlib.nullcontext()):
                 section = (load_section(path) if path else None) or _family_section(family, model, records=records,
@@ -549,6 +599,7 @@ def audit(model, # the model under audit: a torch module, a scikit-learn estimat
                                                                                     else None,
                                                                                      recipe=recipe)
                 if path: save_section(path, section)
+            audit_log(f"{family} done in {section.seconds:.0f} s", enabled=progress)
         sections.append(section)
     kind, params = _describe(model)
     return AuditResult(model=kind, parameters=params, n_train=len(train), n_test=len(test), n_classes=n_classes,

@@ -4,14 +4,15 @@
 
 # %% ../nbs/08_cache.ipynb #36bbebad
 from __future__ import annotations
-import hashlib, hmac, json, os, secrets, tempfile
+import functools, hashlib, hmac, json, os, secrets, tempfile
+from importlib.resources import files
 from pathlib import Path
 
 import torch
 
 # %% auto #0
 __all__ = ['SECRET_NAME', 'CacheDamaged', 'tensor_digest', 'folder_secret', 'signature', 'save_verified', 'load_verified',
-           'cache_lock']
+           'cache_lock', 'library_digest']
 
 # %% ../nbs/08_cache.ipynb #f42f1589
 class CacheDamaged(RuntimeError):
@@ -114,3 +115,12 @@ def cache_lock(path:str|Path, # the file the processes share
     from filelock import FileLock
     path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
     return FileLock(str(path.parent/f'.{path.name}.lock'))
+
+# %% ../nbs/08_cache.ipynb #libdigestcode
+@functools.cache
+def library_digest() -> str:
+    "A digest of the library's source files: what a cache of whole results keys its entries by, with their inputs."
+    h = hashlib.sha256()
+    for path in sorted(Path(str(files('updates_leak'))).glob('*.py')):
+        h.update(path.name.encode()); h.update(path.read_bytes())
+    return h.hexdigest()

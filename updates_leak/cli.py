@@ -4,7 +4,8 @@
 
 # %% ../nbs/90_cli.ipynb #4730804b
 from __future__ import annotations
-import argparse, inspect, re, sys, tempfile, typing
+import argparse, inspect, json, os, re, sys, tempfile, typing
+from importlib.resources import files
 
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
@@ -21,10 +22,10 @@ from .data import MissingDataError
 from .oracle import QueryBudgetExceeded, WhiteBoxRequired
 
 # %% auto #0
-__all__ = ['COMMANDS', 'RUN_ONLY', 'SUBCOMMANDS', 'USER_ERRORS', 'Flag', 'Command', 'subcommand', 'at_least', 'Outcome',
-           'plain_type', 'DefaultsHelpFormatter', 'build_parser', 'merged_flags', 'split_options', 'report',
+__all__ = ['COMMANDS', 'RUN_ONLY', 'SUBCOMMANDS', 'USER_ERRORS', 'HELP_WIDTH', 'Flag', 'Command', 'subcommand', 'at_least',
+           'Outcome', 'plain_type', 'DefaultsHelpFormatter', 'build_parser', 'merged_flags', 'split_options', 'report',
            'run_registered', 'demo_spec', 'demo_command', 'family_flags', 'family_command', 'audit_command',
-           'bench_flags', 'bench_command', 'main']
+           'bench_flags', 'bench_command', 'main', 'help_texts', 'write_help_index']
 
 # %% ../nbs/90_cli.ipynb #b39926af
 @dataclass(frozen=True)
@@ -217,6 +218,7 @@ def run_registered(spec:AttackSpec, # the attack
                    *, dataset:str|None, # a dataset of its preset (`None`: the preset's default)
                    given:dict, # options given by name: its config's and its preset's
                    seed:int=0, root=None, device=None,
+                   progress:bool=True, # progress on standard error: bars in a terminal, a few lines in a log
                   ) -> tuple:
     """Build the config (checked before any work) and the preset's `(target, data)`, then run the attack:
     `(result, the dataset it ran on)`."""
@@ -224,8 +226,9 @@ def run_registered(spec:AttackSpec, # the attack
     config = make_config(spec.config, **config_options)
     preset = preset_of(spec)
     dataset = dataset or preset.datasets[0]
-    target, data = preset(dataset, config=config, seed=seed, root=root, device=device, progress=False, **preset_options)
-    return spec.run(target, data, config=config, seed=seed, device=device, progress=False), dataset
+    target, data = preset(dataset, config=config, seed=seed, root=root, device=device, progress=progress,
+                          **preset_options)
+    return spec.run(target, data, config=config, seed=seed, device=device, progress=progress), dataset
 
 def demo_spec() -> AttackSpec:
     "The registered attack that names a demo."
@@ -243,7 +246,10 @@ def demo_command(out:str='updates-leak-demo', # folder for the JSON results and 
     "Demo on the embedded MNIST subset: a registered attack at a quick scale, on data that ships with the package."
     spec = demo_spec()
     options = {k: v for k, v in spec.demo.items() if k != 'dataset'} | given
-    result, _ = run_registered(spec, dataset=spec.demo['dataset'], given=options, seed=seed, device=device)
+    print(f"demo: {doc_summary(spec.run).split(':')[0]} on the embedded MNIST subset, at a quick scale (about 35 s on "
+          "2 CPU cores; the table follows)", file=sys.stderr, flush=True)
+    result, _ = run_registered(spec, dataset=spec.demo['dataset'], given=options, seed=seed, device=device,
+                               progress=False)
     return Outcome('demo', [result], extra={'run': {'attack': spec.name, 'dataset': spec.demo['dataset'], 'seed': seed,
                                                     'options': options}})
 
@@ -335,7 +341,7 @@ def audit_command(train:str, # the members: .npz (x, y), .csv (with --label) or 
         sensitive = int(sensitive)
     res = audit(the_model, tr.data, test=te.data, update=up, sensitive=sensitive, columns=tr.columns, families=chosen,
                 quick=quick, seed=seed, device=device,
-                cache_dir=cache or None, retrain_epochs=retrain_epochs, retrain_lr=retrain_lr, progress=False)
+                cache_dir=cache or None, retrain_epochs=retrain_epochs, retrain_lr=retrain_lr, progress=True)
     return Outcome('audit', [res])
 
 # %% ../nbs/90_cli.ipynb #7ca62061
@@ -405,3 +411,25 @@ def main(argv:list|None=None, # the arguments after `updates-leak` (default: `sy
         print(f"updates-leak {cmd.name}: error: {_one_line(e)}", file=sys.stderr)
         sys.exit(2 if isinstance(e, ValueError) else 1)
     report(outcome, out, command_line=' '.join(['updates-leak', *argv]))
+
+# %% ../nbs/90_cli.ipynb #helpidxcode
+HELP_WIDTH = 80  # columns of the stored help
+
+def help_texts(width:int=HELP_WIDTH, # columns to wrap at
+              ) -> dict:
+    "`{'': the command list, command: its --help}`, as `main` prints them at `width` columns."
+    before = os.environ.get('COLUMNS')
+    os.environ['COLUMNS'] = str(width)  # argparse wraps at the terminal's width, which COLUMNS sets
+    try: return {'': _usage() + '\n', **{k: build_parser(c).format_help() for k, c in COMMANDS.items()}}
+    finally:
+        if before is None: del os.environ['COLUMNS']
+        else: os.environ['COLUMNS'] = before
+
+def write_help_index(path:str|Path|None=None, # default: the package's `data_files/cli_help.json`
+                    ) -> Path:
+    "Store `help_texts()` as JSON (atomically), for the console script to answer --help without importing torch."
+    path = Path(path) if path is not None else Path(str(files('updates_leak')))/'data_files'/'cli_help.json'
+    tmp = path.with_name(f'.{path.name}.{os.getpid()}.tmp')
+    tmp.write_text(json.dumps(help_texts(), indent=1, ensure_ascii=False) + '\n', encoding='utf-8')
+    os.replace(tmp, path)
+    return path

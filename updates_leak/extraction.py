@@ -27,14 +27,13 @@ from .models import MLP, LogisticRegression, SoftmaxRegression
 from .oracle import Oracle, check_records, model_accuracy, posteriors
 from .attacks import Headline, register_attack, register_preset
 from .attacks import OwnRecords, register_own
-from .data import Data
 
 # %% auto #0
 __all__ = ['STEALML_TABLES', 'SYNTHETIC', 'SKLEARN_SETS', 'TASKS', 'TARGET_KINDS', 'METHODS', 'PAPER_EXTRACTION', 'Task',
            'load_task', 'OvRRegression', 'make_model', 'n_unknowns', 'n_identifiable', 'train_target', 'task_accuracy',
            'uniform_queries', 'Agreement', 'agreement', 'solve_logits', 'solve_cross_entropy', 'Extraction', 'extract',
-           'ExtractionResult', 'n_queries_for', 'ExtractionSetup', 'extraction_setup', 'run_extraction',
-           'majority_agreement', 'solve_for_copy', 'extraction_preset', 'EquationConfig', 'run_equations', 'FlatInputs',
+           'ExtractionResult', 'n_queries_for', 'ExtractionSetup', 'FlatInputs', 'extraction_setup', 'run_extraction',
+           'majority_agreement', 'solve_for_copy', 'extraction_preset', 'EquationConfig', 'run_equations',
            'own_extraction_setup']
 
 # %% ../nbs/20_extraction.ipynb #505da0a6
@@ -340,6 +339,14 @@ class ExtractionResult(Result):
                         paper=self.paper_r_test)
 
     @property
+    def warnings(self) -> list:
+        "What the reader must know first: a copy that does worse than always answering the majority label."
+        if self.r_majority is None or self.r_test >= self.r_majority: return []
+        return [f"the copy agrees with the model on {self.r_test:.1%} of the test records, less than always answering "
+                f"its most common label does ({self.r_majority:.1%}): the assumed family ({self.model}) does not fit "
+                "this model; retraining, or a larger family, may"]
+
+    @property
     def attack(self) -> str:
         return f'extraction: {self.model}' + ('' if self.method == 'cross-entropy' else f' ({self.method})')
     @property
@@ -385,19 +392,29 @@ class ExtractionSetup:
     @property
     def n_features(self) -> int: return self.x_test.shape[1]
 
+class FlatInputs:
+    """A predictions-only view of a model over images that takes flattened inputs, for the attacks that need feature
+    vectors."""
+    def __init__(self, model, shape:tuple):
+        self.model, self.shape, self.__name__ = model, tuple(shape), 'flattened model'
+    def __call__(self, x:torch.Tensor) -> torch.Tensor: return posteriors(self.model, x.reshape(-1, *self.shape))
+
 def extraction_setup(kind:str='softmax', # the model family trained when no target is given
                      dataset:str='adult', # one of `TASKS`, when no target or task is given
                      *,
                      task:Task|None=None, # a prepared task (else loaded by name)
                      target=None, # your own model (any kind) instead of one trained on the task
-                     # with your own model: its test records as flat features (`Data`, `(x, y)`, `TensorDataset`)
+                     # with your own model: its test records in the shape it takes (`Data`, `(x, y)`, `TensorDataset`)
                      data=None,
                      # the API's input range (default: the task's [−1, 1], or the range of `data`)
                      value_range:tuple|None=None,
                      name:str|None=None, # what the target is called (default: the dataset's name, or 'own model')
                      seed:int=0, root=None,
                     ) -> ExtractionSetup:
-    "The target of an extraction experiment: trained on a Steal-ML task, or yours with its test records."
+    """The target of an extraction experiment: trained on a Steal-ML task, or yours with its test records.
+
+    Records of more than one dimension (images) are flattened into feature vectors, where the attacks draw and
+    solve, and the setup's target is `FlatInputs` over the model: the model itself sees every query in its shape."""
     if data is None:
         task = task or load_task(dataset, root, seed=seed)
         target = target if target is not None else train_target(kind, task, seed=seed)
@@ -407,8 +424,9 @@ def extraction_setup(kind:str='softmax', # the model family trained when no targ
     if target is None:
         raise ValueError("`data` holds the test records of your own model: give the model as `target` too")
     test = as_data(data, name=name or 'own model')
+    n_classes = check_records(target, test, name='the test records')
+    if test.x.dim() > 2: target = FlatInputs(target, test.x.shape[1:])
     x = test.x.flatten(1).double()
-    n_classes = check_records(target, (x, test.y), name='the test records')
     return ExtractionSetup(name or 'own model', target, x_test=x, y_test=test.y,
                            value_range=value_range or (float(x.min()), float(x.max())), n_classes=n_classes,
                            target_accuracy=model_accuracy(target, (x, test.y)))
@@ -427,7 +445,7 @@ def run_extraction(kind:str='softmax', # the model family the attacker assumes: 
                    task:Task|None=None, # a prepared task (else loaded by name)
                    # a trained target: yours, any kind (see `oracle.model_kind`), or one trained on the task
                    target=None,
-                   # with your own target: its test records as flat features (`Data`, `(x, y)`, `TensorDataset`)
+                   # with your own target: its test records in the shape it takes (`Data`, `(x, y)`, `TensorDataset`)
                    data=None,
                    # the API's input range (default: [−1, 1] for tasks, the range of `data` for yours)
                    value_range:tuple|None=None,
@@ -525,20 +543,10 @@ def run_equations(target, # the provider's model, any kind (see `oracle.model_ki
                           max_iter=config.max_iter, seed=seed)
 
 # %% ../nbs/20_extraction.ipynb #ownextcode
-class FlatInputs:
-    """A predictions-only view of a model over images that takes flattened inputs, for the attacks that need feature
-    vectors."""
-    def __init__(self, model, shape:tuple):
-        self.model, self.shape, self.__name__ = model, tuple(shape), 'flattened model'
-    def __call__(self, x:torch.Tensor) -> torch.Tensor: return posteriors(self.model, x.reshape(-1, *self.shape))
-
 @register_own('extraction')
 def own_extraction_setup(model, records:OwnRecords, *, config=None, quick:bool=False, seed:int=0, device=None,
                          progress:bool=False, cache_dir=None) -> tuple:
     """`(target, ExtractionSetup)` of one's own model:
     its API (over flattened inputs when they are images), its test records, their range as the input space."""
-    test = records.test
-    target = FlatInputs(model, test.x.shape[1:]) if test.x.dim() > 2 else model
-    setup = extraction_setup(target=target, data=Data(test.x.flatten(1), test.y, classes=test.classes, name=test.name),
-                             name='audited model', seed=seed)
+    setup = extraction_setup(target=model, data=records.test, name='audited model', seed=seed)
     return setup.target, setup

@@ -124,7 +124,7 @@ def run_retraining(dataset:str='adult', # one of `extraction.TASKS` (a preset: a
                    # a trained target: yours, any kind (see `oracle.model_kind`), or one trained on the task
                    target=None,
                    n_uniform:int=10_000, # uniform inputs for R_unif
-                   data=None, # with your own target: its test records as flat feature vectors
+                   data=None, # with your own target: its test records in the shape it takes
                    # the API's input range (default: [−1, 1] for tasks, the range of `data` for yours)
                    value_range:tuple|None=None,
                    name:str|None=None, # what your target is called in results (default 'own model')

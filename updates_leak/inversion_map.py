@@ -145,7 +145,10 @@ def binned_survey(members, # the training records: numeric N × F features (`Dat
     "Numeric records as a `SurveyTask` for MAP inversion: every column cut into quantile bins, the sensitive one first."
     if n_bins < 2: raise ValueError(f"n_bins must be at least 2, got {n_bins}")
     m, n = as_data(members), as_data(nonmembers)
-    x = torch.cat([m.x.flatten(1), n.x.flatten(1)]).double().numpy()
+    if m.x.dim() != 2 or n.x.dim() != 2:
+        raise ValueError(f"MAP inversion infers a column of tabular records; these are records of shape "
+                         f"{tuple(m.x.shape[1:])} (for images, MI-FACE inverts the classifier instead)")
+    x = torch.cat([m.x, n.x]).double().numpy()
     names = list(names) if names is not None else [f'x{j}' for j in range(x.shape[1])]
     if len(names) != x.shape[1]: raise ValueError(f"{len(names)} names for {x.shape[1]} columns")
     if isinstance(sensitive, str) and sensitive not in names:

@@ -16,7 +16,8 @@ from sklearn.metrics import roc_curve
 from .results import ATTACK_METHOD, Result, artefact, metric_rows
 from .core import check_count, check_positive, resolve_device, private_rng, seeded_generator
 from .data import Data, assert_disjoint, concat, disjoint_split
-from .attacks import Headline, plot_roc_curves, register_attack, register_preset
+from .attacks import (Headline, membership_headline, table_metrics, plot_roc_curves, register_attack,
+                                  register_preset)
 from .membership_features import (attack_metrics, best_threshold, check_layers, epoch_range,
                                               membership_features,
                                               membership_scores, train_nasr_attack, weight_layers)
@@ -191,8 +192,8 @@ class FederatedResult(Result):
 
     @property
     def headline(self) -> Headline:
-        "TPR at 1% FPR on the victim's records, against random guessing."
-        return Headline('tpr@1%fpr', self.metrics['tpr@1%fpr'], baseline=0.01, baseline_name='random guess')
+        "TPR at 1% FPR on the victim's records against random guessing (the AUC where 1% FPR is not measurable)."
+        return membership_headline(self.metrics)
 
     @property
     def attack(self) -> str:
@@ -221,7 +222,7 @@ def federated_row(result:FederatedResult) -> dict:
     return {'attacker': result.attacker, 'mode': mode, 'participants': result.setting.participants,
             'observed rounds': f'{result.observed[0]}–{result.observed[-1]}' if len(result.observed) > 1
             else str(result.observed[0]),
-            **{k: round(100 * v, 2) for k, v in result.metrics.items()},
+            **table_metrics(result.metrics),
             'global acc on victim': round(100 * result.global_victim_accuracy, 2),
             'global test acc': round(100 * result.global_test_accuracy, 2)}
 

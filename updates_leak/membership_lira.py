@@ -5,7 +5,7 @@
 # %% ../nbs/63_membership_lira.ipynb #6058c2c4
 from __future__ import annotations
 import hashlib, json, math, time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -21,6 +21,7 @@ from .cache import cache_lock, load_verified, save_verified, tensor_digest
 from .attacks import (MembershipData, MembershipResult, answer_floor, answer_log_posteriors, as_oracle,
                                   membership_metrics, membership_result,
                                   plot_roc_curves, register_attack, register_preset, strongest_headline,
+                                  table_metrics, unmeasured_rates,
                                   true_label_confidence)
 from .data import Data, as_data, concat
 from .models import batch_order, has_batch_norm, reinitialized
@@ -353,6 +354,7 @@ class ReferenceAttackResult(Result):
     test_accuracy: float  # the target on the population records
     metrics: dict  # attack -> {'auc', 'tpr@1%fpr', 'tpr@0.1%fpr', 'tpr@0.01%fpr'}
     seconds: dict  # 'references' (training) and 'attacks' (scoring), in seconds
+    warnings: list = field(default_factory=list)  # rates its non-members cannot resolve (`unmeasured_rates`)
     roc: dict = artefact(None)  # attack -> (fpr, tpr)
     scores: dict = artefact(None)  # attack -> per-record scores
     references: References|None = artefact(None)  # the target (model 0) and the references
@@ -475,6 +477,7 @@ def run_reference_attacks(model:nn.Module, # the architecture of the target and 
                                  train_accuracy=acc(logits_x[0][member], pool_data.y[member]),
                                  test_accuracy=acc(logits_z[0], population.y), metrics=metrics,
                                  seconds={'references': trained - start, 'attacks': time.perf_counter() - trained},
+                                 warnings=unmeasured_rates(metrics['loss threshold'], int((~member).sum())),
                                  roc=roc, scores=scores, references=models)
 
 # %% ../nbs/63_membership_lira.ipynb #anyrefcode
@@ -749,7 +752,7 @@ def disclosure_table(results:list, # `MembershipResult`s of several attacks and 
                     ) -> str:
     "One line per attack and policy, in percent."
     return format_table([{'attack': r.attack, 'answers': r.setting,
-                          **{k: round(100 * r.metrics[k], 2) for k in metrics}, 'queries': r.queries}
+                          **table_metrics({k: r.metrics[k] for k in metrics}), 'queries': r.queries}
                          for r in sorted(results, key=lambda r: r.attack)])
 
 # %% ../nbs/63_membership_lira.ipynb #f2b86a5d

@@ -14,7 +14,8 @@ import torch.nn as nn
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.metrics import roc_curve
 
-from .attacks import MembershipData, register_attack, register_preset, strongest_headline
+from .attacks import (MembershipData, register_attack, register_preset, strongest_headline,
+                                  unmeasured_rates)
 from .results import ATTACK_METHOD, Result, artefact, metric_rows
 from .core import check_count, child_seed, held_warnings, seeded_generator, private_rng, resolve_device
 from .data import WHOLE_DATASETS, Data, as_data, assert_disjoint, concat, disjoint_split, load_dataset
@@ -275,6 +276,7 @@ class StandaloneResult(Result):
     roc: dict = artefact(None) # attack name -> (fpr, tpr) arrays
     seed: int = 0 # the experiment's seed
     layers: list = field(default_factory=list) # gradient layers of the white-box attack
+    warnings: list = field(default_factory=list) # rates its non-members cannot resolve (`unmeasured_rates`)
     model: object = artefact() # the target the attacks ran on
 
     def __post_init__(self):
@@ -311,6 +313,8 @@ def evaluate_scores(result:StandaloneResult, # where to record the attack
     "Record one attack's metrics and its ROC curve."
     if threshold is None: threshold = best_threshold(known_scores, known_member)
     result.metrics[name] = attack_metrics(eval_scores, eval_member, threshold=threshold)
+    nonmembers = int((~torch.as_tensor(eval_member).bool()).sum())
+    result.warnings = list(dict.fromkeys([*result.warnings, *unmeasured_rates(result.metrics[name], nonmembers)]))
     fpr, tpr, _ = roc_curve(np.asarray(eval_member, dtype=bool), np.asarray(eval_scores, dtype=np.float64))
     result.roc[name] = (fpr, tpr)
 

@@ -4,7 +4,7 @@
 
 # %% ../nbs/03_oracle.ipynb #b42d443c
 from __future__ import annotations
-import copy
+import copy, math
 
 import numpy as np
 import torch
@@ -174,7 +174,10 @@ class Disclosure:
 # %% ../nbs/03_oracle.ipynb #47fee11e
 class Oracle:
     """A black-box prediction API around the thing under attack:
-    a torch classifier returning logits, a scikit-learn estimator or a function returning posteriors."""
+    a torch classifier returning logits, a scikit-learn estimator or a function returning posteriors.
+
+    Queries come as N × `input_shape`, or flattened, N × its product: an attack that draws or solves in a flat
+    space (equation solving, retraining) queries a model over images without reshaping anything itself."""
     def __init__(self, model, # the provider's model (see `model_kind`); never moved or changed
                  # shape of one input, e.g. (1, 28, 28) (`None`: a scikit-learn estimator's `n_features_in_`)
                  input_shape:tuple|None=None,
@@ -248,6 +251,8 @@ def validate(self:Oracle, x, # a batch of queries
     "`x` as a float tensor if it is a valid batch of queries, else `OracleInputError`."
     try: x = as_float_tensor(x, 'query', dtype=self.dtype)
     except TypeError as e: raise OracleInputError(str(e)) from None
+    if len(self.input_shape) > 1 and x.dim() == 2 and x.shape[1] == math.prod(self.input_shape):
+        x = x.reshape(len(x), *self.input_shape)  # flat queries, mapped through the model's input shape
     try:
         check_shape(x, (None, *self.input_shape), name='query')
         # NaN may mark a missing feature; ±inf never passes

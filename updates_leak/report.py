@@ -45,18 +45,18 @@ def _img(png:bytes) -> str: return f'<img alt="figure" src="data:image/png;base6
 
 def _exposed_html(e:dict) -> str:
     "The most exposed training records: images as a strip, other records as a table."
-    x, y, score, loss, index = e['x'], e['y'], e['score'], e['loss'], e['index']
+    x, y, score, fpr, index = e['x'], e['y'], e['score'], e['fpr'], e['index']
     if x.dim() == 4 and x.shape[1] in (1, 3):
         import matplotlib.pyplot as plt
         fig, axes = plt.subplots(1, len(x), figsize=(1.2 * len(x), 1.6), squeeze=False)
-        for a, im, lab, s, l, i in zip(axes[0], x, y, score, loss, index):
+        for a, im, lab, s, f, i in zip(axes[0], x, y, score, fpr, index):
             a.imshow(im[0] if im.shape[0] == 1 else im.permute(1, 2, 0).clamp(0, 1), cmap='gray'); a.axis('off')
-            a.set_title(f'#{int(i)} y={int(lab)}\n{float(s):.2f}, loss {float(l):.1e}', fontsize=6)
+            a.set_title(f'#{int(i)} y={int(lab)}\nscore {float(s):.3g}, FPR {float(f):.1%}', fontsize=6)
         return _img(figure_png(fig))
     cols = x.flatten(1)[:, :8].tolist()
-    return _html_table([{'record': int(i), 'label': int(lab), 'exposure': float(s), 'loss': float(l),
-                         **{f'x{j}': v for j, v in enumerate(c)}}
-                        for i, lab, s, l, c in zip(index, y, score, loss, cols)])
+    return _html_table([{'record': int(i), 'label': int(lab), 'score': float(s),
+                         'non-members as high': f'{float(f):.1%}', **{f'x{j}': v for j, v in enumerate(c)}}
+                        for i, lab, s, f, c in zip(index, y, score, fpr, cols)])
 
 # %% ../nbs/71_report.ipynb #03cb320e
 def _warnings_html(warnings:list) -> list:
@@ -64,6 +64,17 @@ def _warnings_html(warnings:list) -> list:
     if not warnings: return []
     items = ''.join(f'<li>{html.escape(w)}</li>' for w in warnings)
     return [f"<div class='warnings'><strong>Read the numbers below with care:</strong><ul>{items}</ul></div>"]
+
+def _option_text(v) -> str:
+    "An option's value as a person reads it: `None` as 'default', a dict as 'key value, …', a list comma-joined."
+    if v is None: return 'default'
+    if isinstance(v, dict): return ', '.join(f'{k} {_option_text(x)}' for k, x in v.items()) or '—'
+    if isinstance(v, (list, tuple)): return ', '.join(map(_option_text, v)) or '—'
+    return str(v)
+
+def _options_html(options:dict) -> str:
+    "The audit's options as a two-column table."
+    return _html_table([{'option': k, 'value': _option_text(v)} for k, v in to_json(options).items()])
 
 def audit_html(result:AuditResult) -> str:
     "The audit as one self-contained HTML page."
@@ -74,8 +85,8 @@ def audit_html(result:AuditResult) -> str:
              f"<p class='meta'>{r.parameters:,} parameters · {r.n_train:,} training records (accuracy "
              f"{r.train_accuracy:.1%}) · "
              f"{r.n_test:,} test records (accuracy {r.test_accuracy:.1%}) · {r.n_classes} classes · "
-             f"{r.seconds:.0f} s · "
-             f"options {html.escape(json.dumps(to_json(r.options)))}</p>",
+             f"{r.seconds:.0f} s</p>",
+             f"<details><summary>Options of this audit</summary>{_options_html(r.options)}</details>",
              *_warnings_html(r.all_warnings()), '<h2>Summary</h2>', _html_table(r.summary())]
     for s in r.sections:
         parts.append(f"<h2>{s.family.capitalize()}</h2>")
@@ -83,11 +94,12 @@ def audit_html(result:AuditResult) -> str:
         parts.append(f"<p class='verdict'>{html.escape(s.verdict)}</p><p class='meta'>Ran: {html.escape(s.ran)} · "
                      f"{s.records:,} records · "
                      f"{s.queries:,} queries · {s.seconds:.1f} s</p>")
+        if s.rule: parts.append(f"<p class='meta'>How the verdict is reached: {html.escape(s.rule)}</p>")
         parts += [_img(f) for f in s.figures]
         if s.exposed is not None:
-            parts.append("<p>The training records most exposed: record number in the training set, label, exposure "
-                         "(the fraction of test records "
-                         "of the same class that the model fits worse) and loss:</p>")
+            parts.append(f"<p>The training records most exposed, as {html.escape(s.exposed['attack'])} scores them: "
+                         "record number in the training set, label, the attack's score, and the fraction of "
+                         "non-members that score as high (the false-positive rate of flagging the record):</p>")
             parts.append(_exposed_html(s.exposed))
         parts.append('<details><summary>Every number</summary>' + _html_table(_pivot(s.rows())) + '</details>')
     parts.append("<p class='meta'>Made by updates_leak's audit. The train/test split given is the ground truth of "

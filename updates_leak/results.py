@@ -13,8 +13,8 @@ import torch
 
 # %% auto #0
 __all__ = ['ROW_KEYS', 'ATTACK_METHOD', 'format_table', 'write_results', 'current_umask', 'seed_spread', 'metric_rows',
-           'check_rows', 'format_rows', 'format_spread', 'Anchor', 'paper_value', 'artefact', 'to_json', 'Result',
-           'figure_png']
+           'check_rows', 'format_rows', 'format_spread', 'paired_comparison', 'Anchor', 'paper_value', 'artefact',
+           'to_json', 'Result', 'figure_png']
 
 # %% ../nbs/07_results.ipynb #e31438cc
 def format_table(rows:list, # one dict per row; keys are column names
@@ -113,6 +113,20 @@ def format_spread(rows_per_seed:list, # one list of long-form rows per seed, wit
         if len(v) < len(rows_per_seed): return f'{seed_spread(v, digits)} [{len(v)} of {len(rows_per_seed)} seeds]'
         return v[0] if len(set(v)) == 1 else seed_spread(v, digits)
     return format_rows([dict(zip(ROW_KEYS, (*k, cell(v)))) for k, v in values.items()], columns)
+
+# %% ../nbs/07_results.ipynb #pairedcode
+def paired_comparison(a_right, # one boolean per record: whether the first method is right
+                      b_right, # the same records: whether the second is
+                     ) -> dict:
+    """McNemar's exact test of two methods judged on the same records: 'a_only' and 'b_only', the records only
+    one of them gets right, and the two-sided 'p_value' that they differ by chance."""
+    from scipy.stats import binomtest
+    a, b = torch.as_tensor(a_right).bool(), torch.as_tensor(b_right).bool()
+    if a.shape != b.shape or a.dim() != 1:
+        raise ValueError(f"one verdict per record for each: got shapes {tuple(a.shape)} and {tuple(b.shape)}")
+    a_only, b_only = int((a & ~b).sum()), int((b & ~a).sum())
+    p = binomtest(a_only, a_only + b_only, 0.5).pvalue if a_only + b_only else 1.
+    return {'a_only': a_only, 'b_only': b_only, 'p_value': float(p)}
 
 # %% ../nbs/07_results.ipynb #923cdfb4
 @dataclass(frozen=True)

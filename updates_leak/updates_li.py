@@ -4,11 +4,12 @@
 
 # %% ../nbs/11_updates_li.ipynb #49169aaa
 from __future__ import annotations
-from dataclasses import dataclass, asdict
+from dataclasses import dataclass, asdict, field
 
 import torch
 
-from .results import ATTACK_METHOD, Anchor, Result, artefact, metric_rows, paper_value
+from .results import (ATTACK_METHOD, Anchor, Result, artefact, metric_rows, paired_comparison,
+                                  paper_value)
 from .updates import (DeltaAttack, UpdatesExperiment, check_compatible, check_delta, prepare_experiment,
                                   train_attack)
 from .models import classification_loss, predict_proba
@@ -68,10 +69,21 @@ class LabelInferenceResult(Result):
     random_guess: float  # 1 / classes
     confusion: list  # mean confusion matrix (true × predicted) over attack models
     paper: float|None = None
+    # the first attack model against the heuristic on the same updates (`results.paired_comparison`)
+    versus_heuristic: dict = field(default_factory=dict)
     experiment: UpdatesExperiment|None = artefact()  # the experiment behind the numbers (models and updates)
 
     @property
     def accuracy(self) -> float: return sum(self.accuracies) / len(self.accuracies)
+
+    @property
+    def warnings(self) -> list:
+        "A margin over the heuristic that chance explains, said as such."
+        v = self.versus_heuristic
+        if not v or v['p_value'] < 0.05: return []
+        return [f"A_LI and the heuristic differ on {v['a_only'] + v['b_only']} of {self.n_target_updates} updates "
+                f"(A_LI alone right on {v['a_only']}, the heuristic alone on {v['b_only']}): a difference chance "
+                f"explains (McNemar's exact test, p = {v['p_value']:.2g})"]
 
     @property
     def headline(self) -> Headline:
@@ -114,19 +126,21 @@ def evaluate_label_inference(exp:UpdatesExperiment, # from `prepare_experiment` 
     t = exp.target_updates
     C = t.n_classes
     truth = t.labels[:, 0]
-    accs, confusion = [], torch.zeros(C, C)
+    accs, confusion, first = [], torch.zeros(C, C), None
     for i in range(n_attack_models):
         attack = LabelInferenceAttack(t.delta().shape[1], C, normalize=normalize, sign=sign,
                                       seed=seed + i).fit(exp.shadow_updates, device=device)
         pred = attack.infer(t)
+        first = pred if first is None else first
         accs.append(float((pred == truth).float().mean()))
         confusion += torch.bincount(truth * C + pred, minlength=C * C).view(C, C).float() / n_attack_models
     sc = exp.setting.scale
+    heuristic = heuristic_labels(t.delta(sign), C, sign=sign) == truth
     return LabelInferenceResult(dataset=exp.setting.dataset, scale=asdict(sc), n_shadow_models=len(exp.shadows),
                                 n_shadow_updates=sum(len(u) for u in exp.shadow_updates), n_target_updates=len(t),
                                 target_accuracy=exp.target_accuracy, accuracies=accs,
-                                heuristic=float((heuristic_labels(t.delta(sign), C,
-                                                                  sign=sign) == truth).float().mean()),
+                                heuristic=float(heuristic.float().mean()),
+                                versus_heuristic=paired_comparison(first == truth, heuristic),
                                 random_guess=1 / C,
                                 confusion=confusion.tolist(),
                                 paper=paper_value(PAPER_LI, 'A_LI', target=exp.setting.dataset.replace('-embedded', ''),
