@@ -317,3 +317,17 @@ def test_a_section_another_version_computed_is_not_served(torch_audit, monkeypat
     before = key()
     monkeypatch.setattr(audit_module, 'library_digest', lambda: 'another version of the library')
     assert key() != before
+
+
+def test_a_long_default_audit_says_so_before_it_starts(torch_audit, monkeypatch, capsys):
+    "One timed epoch of a fresh copy bounds the honest retrains' time; over the limit, the audit says so first."
+    from updates_leak import audit as audit_module
+    model, tr, te, _ = torch_audit
+    assert audit_module.retraining_floor(model, tr, epochs=10) > 0
+    monkeypatch.setattr(audit_module, 'LONG_AUDIT', 0.)
+    monkeypatch.setattr(audit_module, '_family_section', lambda family, *a, **k: audit_module.skipped(family, 'stub'))
+    for quick in (False, True):
+        audit_module.audit(model, tr, test=te, families=('exfiltration',), quick=quick, device='cpu', progress=True)
+        err = capsys.readouterr().err
+        assert ('this audit will take over' in err) != quick and 'section 1 of 1, exfiltration' in err
+        assert quick or ('--quick' in err and err.index('this audit will take') < err.index('section 1 of 1'))

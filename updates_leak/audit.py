@@ -26,13 +26,13 @@ from .membership_standalone import own_membership_sample
 from .exfiltration_defences import first_layer_weights, ks_distance
 
 # %% auto #0
-__all__ = ['ATTACK_RULE', 'FAMILY_EXTRAS', 'FLAG_MARGIN', 'EXFILTRATION_RULE', 'LOW_BYTES', 'WEIGHT_KS', 'FAMILY_CHECKS',
-           'check_audit_inputs', 'AuditSection', 'skipped', 'PlannedRun', 'recipe_options', 'run_planned', 'gain',
-           'run_label', 'section_verdict', 'headline_figure', 'section_figures', 'exposure', 'exposing_run',
-           'exposed_records', 'records_text', 'not_run_text', 'audit_log', 'audit_family', 'deciding_check',
-           'weight_tensors', 'low_bytes', 'low_byte_statistic', 'honest_retrains', 'false_alarms', 'audit_exfiltration',
-           'model_fingerprint', 'audit_fingerprint', 'save_section', 'load_section', 'AuditResult', 'audit',
-           'bench_audit']
+__all__ = ['ATTACK_RULE', 'FAMILY_EXTRAS', 'FLAG_MARGIN', 'HONEST_RETRAINS', 'EXFILTRATION_RULE', 'LOW_BYTES', 'WEIGHT_KS',
+           'FAMILY_CHECKS', 'LONG_AUDIT', 'check_audit_inputs', 'AuditSection', 'skipped', 'PlannedRun',
+           'recipe_options', 'run_planned', 'gain', 'run_label', 'section_verdict', 'headline_figure',
+           'section_figures', 'exposure', 'exposing_run', 'exposed_records', 'records_text', 'not_run_text',
+           'audit_log', 'audit_family', 'deciding_check', 'weight_tensors', 'low_bytes', 'low_byte_statistic',
+           'honest_retrains', 'false_alarms', 'audit_exfiltration', 'model_fingerprint', 'audit_fingerprint',
+           'save_section', 'load_section', 'AuditResult', 'retraining_floor', 'audit', 'bench_audit']
 
 # %% ../nbs/70_audit.ipynb #42e5dca2
 def check_audit_inputs(model, train:Data, *, test:Data, device=None) -> int:
@@ -280,6 +280,7 @@ def audit_family(family:str, # one of `FAMILIES`
 
 # %% ../nbs/70_audit.ipynb #49e1dbc5
 FLAG_MARGIN = 1.5  # a statistic is flagged above this multiple of the largest honest retrain's
+HONEST_RETRAINS = {True: (4, 2_000), False: (6, 10_000)}  # quick or not -> (retrains, most training records they use)
 EXFILTRATION_RULE = ("Two statistics of the weights are set against 1.5 times the largest that honest retrains (the "
                      "audit's recipe) give: the χ² of the weights' lowest bytes from uniform, which an encoding in the "
                      "low-order bits raises, and the KS distance of the first-layer weights from an honest retrain's. "
@@ -336,10 +337,9 @@ def audit_exfiltration(model, records:OwnRecords, *, quick:bool=False, seed:int=
         return skipped('exfiltration', 'the tests read the parameters, so they need the torch model')
     if not weight_tensors(model): return skipped('exfiltration', 'the model has no weight matrices to test')
     start = time.perf_counter()
-    n, epochs = (4, retrain_epochs or 2) if quick else (6, retrain_epochs or 10)
+    (n, most), epochs = HONEST_RETRAINS[quick], retrain_epochs or (2 if quick else 10)
     train = records.train
-    sample = train.subset(torch.randperm(len(train),
-                                         generator=torch.Generator().manual_seed(seed))[:2000 if quick else 10_000])
+    sample = train.subset(torch.randperm(len(train), generator=torch.Generator().manual_seed(seed))[:most])
     reference, *honest = honest_retrains(model, sample, n=n, epochs=epochs, lr=retrain_lr, seed=seed + 1000,
                                          device=device)
     ks = {'model': ks_distance(model, reference), 'honest': [ks_distance(h, reference) for h in honest]}
@@ -536,6 +536,24 @@ def _family_section(family:str, model, *, records:OwnRecords,  quick:bool, seed:
     check.ran += f" (its attacks: {section.verdict.removeprefix('not run: ')})" if not check.skipped else ''
     return check
 
+LONG_AUDIT = 600  # seconds: a default audit expected to take longer says so before it starts, and offers --quick
+
+def retraining_floor(model:nn.Module, # the model under audit
+                     train:Data, # its training records
+                     *,
+                     epochs:int, # the audit's recipe
+                     quick:bool=False, # the audit's size
+                     device=None, # where the retrains train
+                     probe:int=500, # records of the one timed epoch
+                    ) -> float:
+    """Seconds the exfiltration check's honest retrains alone will take (a floor for the whole audit), from one epoch of
+    a fresh copy of `model` timed on `probe` records."""
+    n, most = HONEST_RETRAINS[quick]
+    part = train.subset(torch.arange(min(probe, len(train))))
+    start = time.perf_counter()
+    fit(reinitialized(model, seed=0), part, epochs=1, lr=1e-3, optimizer='adam', device=device, progress=False)
+    return (time.perf_counter() - start) / len(part) * min(most, len(train)) * epochs * n
+
 def audit(model, # the model under audit: a torch module, a scikit-learn estimator or a function returning posteriors
           train, # its training records (the members): `Data`, `(x, y)`, `TensorDataset` or a path (see `load_records`)
           *, # every option by name
@@ -583,6 +601,14 @@ def audit(model, # the model under audit: a torch module, a scikit-learn estimat
     records = OwnRecords(train=train, test=test, update=update, sensitive=sensitive, columns=columns)
     recipe = {'epochs': retrain_epochs or (2 if quick else 10), 'lr': retrain_lr}
     chosen = [f for f in FAMILIES if f in families]
+    if (progress and not quick and 'exfiltration' in chosen and model_kind(model) == 'torch'
+            and not (folder and (folder/'exfiltration.json').exists())):
+        floor = retraining_floor(model, train, epochs=recipe['epochs'], device=device)
+        if floor > LONG_AUDIT:
+            retrains = HONEST_RETRAINS[False][0]
+            audit_log(f"this audit will take over {floor / 60:.0f} minutes on this machine: its honest retrains alone "
+                      f"train {retrains} models like yours for {recipe['epochs']} epochs (timed on one epoch); a first "
+                      "look with --quick (quick=True) trains fewer, on fewer records")
     if folder: audit_log(f"finished sections are kept in {folder}, so that an interrupted audit resumes",
                          enabled=progress)
     for i, family in enumerate(chosen, 1):
