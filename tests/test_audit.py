@@ -331,3 +331,14 @@ def test_a_long_default_audit_says_so_before_it_starts(torch_audit, monkeypatch,
         err = capsys.readouterr().err
         assert ('this audit will take over' in err) != quick and 'section 1 of 1, exfiltration' in err
         assert quick or ('--quick' in err and err.index('this audit will take') < err.index('section 1 of 1'))
+
+
+def test_every_family_s_headline_is_its_verdict_s_number(workspace):
+    "All five families at --quick on the user's torch model: each section that runs states its rule and its number."
+    model = load_model(workspace/'net.safetensors', 'usermodels:Net')
+    tr, te = load_records(workspace/'train.npz').data, load_records(workspace/'test.npz').data
+    result = audit(model, tr, test=te, quick=True, device='cpu', progress=False)
+    ran = [s for s in result.sections if not s.skipped]
+    assert {s.family for s in ran} >= {'membership', 'updates', 'extraction', 'exfiltration'}
+    for s in ran:
+        assert s.rule and f"{s.headline.split(': ')[-1]} {s.value:.3g}" in s.verdict, (s.family, s.headline, s.verdict)
