@@ -313,12 +313,19 @@ def best_thread_time(fn:typing.Callable, # the work to time, called with no argu
     return times[best], best
 
 # %% ../nbs/00_core.ipynb #a9df4262
+_LOGGED_LOOPS = [0]  # logged loops running now: only the outermost prints
+
 def _logged(items, total:int|None, *, name:str):
-    "Yield `items`, printing `name i/total` to standard error at every tenth of the way."
+    """Yield `items`, printing `name i/total` to standard error at every tenth of the way, unless it runs inside
+    another logged loop (a log reads 'model 3/8', not ten 'epoch' lines for each model)."""
     marks = {max(1, round(total * k / 10)) for k in range(1, 11)} if total else set()
-    for i, item in enumerate(items, 1):
-        yield item
-        if i in marks: print(f"{name or 'progress'} {i}/{total}", file=sys.stderr, flush=True)
+    outermost = _LOGGED_LOOPS[0] == 0
+    _LOGGED_LOOPS[0] += 1
+    try:
+        for i, item in enumerate(items, 1):
+            yield item
+            if outermost and i in marks: print(f"{name or 'progress'} {i}/{total}", file=sys.stderr, flush=True)
+    finally: _LOGGED_LOOPS[0] -= 1
 
 def progress(items, # what to iterate over
              total:int|None=None, # its length, when `len` cannot tell
