@@ -679,7 +679,8 @@ def prepare_experiment(dataset:str|None=None, # a key of `ARCHITECTURES` (defaul
         raise ValueError(f"|D_update| = {set_size} exceeds the updating pools ({len(setting.shadow_pool)} shadow, "
                          f"{len(setting.target_pool)} target records)")
     shadows = [train_model(setting, 'shadow', seed=experiment_seed(seed, 'shadow model', i=i), device=device,
-                           progress=progress, cache_dir=cache_dir) for i in range(n_shadow_models)]
+                           progress=progress, cache_dir=cache_dir)
+               for i in progress_bar(range(n_shadow_models), enabled=progress, name='shadow model')]
     per_model = -(-sc.n_shadow_updates // n_shadow_models)
     shadow_sets = [sample_updating_sets(len(setting.shadow_pool), per_model, set_size=set_size,
                                         seed=experiment_seed(seed, 'shadow sets', i=i)) for i in range(n_shadow_models)]
