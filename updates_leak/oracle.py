@@ -176,8 +176,8 @@ class Oracle:
     """A black-box prediction API around the thing under attack:
     a torch classifier returning logits, a scikit-learn estimator or a function returning posteriors.
 
-    Queries come as N × `input_shape`, or flattened, N × its product: an attack that draws or solves in a flat
-    space (equation solving, retraining) queries a model over images without reshaping anything itself."""
+    Queries come as N × `input_shape`, or flattened, N × its product: an attacker who draws queries as feature
+    vectors queries a model over images without reshaping anything itself."""
     def __init__(self, model, # the provider's model (see `model_kind`); never moved or changed
                  # shape of one input, e.g. (1, 28, 28) (`None`: a scikit-learn estimator's `n_features_in_`)
                  input_shape:tuple|None=None,
